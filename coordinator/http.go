@@ -1,0 +1,490 @@
+package coordinator
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"regexp"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/dtkhq/dtk/dsl"
+	"github.com/dtkhq/dtk/internal/api"
+	"github.com/dtkhq/dtk/internal/archive"
+	"github.com/dtkhq/dtk/plan"
+)
+
+// Limits on request bodies.
+const (
+	maxJSONBody   = 4 << 20
+	maxModuleBody = 2 << 30
+	maxWait       = 10 * time.Minute
+	defaultWait   = 5 * time.Minute
+)
+
+// IndexHeader carries the state index a blocking query answered at.
+const IndexHeader = "X-Dtk-Index"
+
+func badRequest(format string, args ...any) *api.APIError {
+	return &api.APIError{Code: http.StatusBadRequest, Message: fmt.Sprintf(format, args...)}
+}
+
+var nameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_.-]{0,62}$`)
+
+func checkName(kind, n string) error {
+	if !nameRE.MatchString(n) {
+		return badRequest("invalid %s name %q: use lowercase letters, digits, '.', '_' and '-', starting with a letter or digit", kind, n)
+	}
+	return nil
+}
+
+type handlerFunc func(w http.ResponseWriter, r *http.Request) error
+
+// Handler is the API: every route behind one stack (recovery, logging,
+// leader forwarding of writes, JSON errors), the one place where
+// authentication will be added.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	route := func(pattern string, h handlerFunc) {
+		mux.Handle(pattern, s.wrap(h))
+	}
+	route("GET /v1/status", s.getStatus)
+	route("POST /v1/modules", s.pushModule)
+	route("GET /v1/modules", s.listModules)
+	route("GET /v1/modules/{name}/{version}", s.getModule)
+	route("GET /v1/blobs/{digest}", s.getBlob)
+	route("POST /v1/services", s.stageService)
+	route("GET /v1/services", s.listServices)
+	route("GET /v1/services/{name}", s.getService)
+	route("GET /v1/services/{name}/plan", s.previewPlan)
+	route("POST /v1/services/{name}/inputs", s.setInputs)
+	route("POST /v1/services/{name}/deploy", s.deployService)
+	route("DELETE /v1/services/{name}", s.deleteService)
+	route("GET /v1/nodes", s.listNodes)
+	route("PUT /v1/nodes/{name}", s.registerNode)
+	route("GET /v1/nodes/{name}/plan", s.nodePlan)
+	route("POST /v1/nodes/{name}/reports", s.nodeReports)
+	route("/", func(w http.ResponseWriter, r *http.Request) error {
+		return &api.APIError{Code: http.StatusNotFound, Message: fmt.Sprintf("no such endpoint: %s %s", r.Method, r.URL.Path)}
+	})
+	return s.middleware(mux)
+}
+
+// middleware recovers panics, forwards writes to the leader and logs.
+func (s *Server) middleware(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		defer func() {
+			if v := recover(); v != nil {
+				s.log.Error("panic in handler", "path", r.URL.Path, "panic", v, "stack", string(debug.Stack()))
+				writeError(w, &api.APIError{Code: http.StatusInternalServerError, Message: "internal error"})
+			}
+		}()
+		if r.Method != http.MethodGet && r.Method != http.MethodHead && s.raft.State() != raftLeader {
+			if s.forward(w, r) {
+				return
+			}
+		}
+		next.ServeHTTP(w, r)
+		if !strings.HasSuffix(r.URL.Path, "/plan") || r.URL.Query().Get("index") == "" {
+			s.log.Debug("request", "method", r.Method, "path", r.URL.Path, "took", time.Since(start))
+		}
+	})
+}
+
+// forward proxies a write to the leader's HTTP address (learned from the
+// gossip tags). It returns false when no leader is known, leaving the
+// request to fail with ErrNotLeader.
+func (s *Server) forward(w http.ResponseWriter, r *http.Request) bool {
+	leaderRaft, _ := s.raft.LeaderWithID()
+	s.mu.Lock()
+	g := s.gossip
+	s.mu.Unlock()
+	if leaderRaft == "" || g == nil {
+		return false
+	}
+	for _, p := range g.Coordinators() {
+		if p.RaftAddr == string(leaderRaft) {
+			target := &url.URL{Scheme: "http", Host: p.HTTPAddr}
+			proxy := httputil.NewSingleHostReverseProxy(target)
+			proxy.ErrorHandler = func(w http.ResponseWriter, r *http.Request, err error) {
+				writeError(w, &api.APIError{Code: http.StatusServiceUnavailable, Message: "forward to leader: " + err.Error()})
+			}
+			proxy.ServeHTTP(w, r)
+			return true
+		}
+	}
+	return false
+}
+
+func (s *Server) wrap(h handlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := h(w, r); err != nil {
+			writeError(w, toAPIError(err))
+		}
+	})
+}
+
+func toAPIError(err error) *api.APIError {
+	var ae *api.APIError
+	var viol plan.Violations
+	var derr *dsl.Error
+	var mbe *http.MaxBytesError
+	switch {
+	case errors.As(err, &ae):
+		return ae
+	case errors.As(err, &viol):
+		return &api.APIError{Code: http.StatusUnprocessableEntity, Message: "plan has violations:\n" + viol.Error(), Details: []plan.Violation(viol)}
+	case errors.As(err, &derr):
+		return &api.APIError{Code: http.StatusBadRequest, Message: "module is invalid:\n" + derr.Error(), Details: derr.Diagnostics()}
+	case errors.As(err, &mbe):
+		return &api.APIError{Code: http.StatusRequestEntityTooLarge, Message: fmt.Sprintf("request body larger than %d bytes", mbe.Limit)}
+	case errors.Is(err, ErrNotFound):
+		return &api.APIError{Code: http.StatusNotFound, Message: err.Error()}
+	case errors.Is(err, ErrConflict):
+		return &api.APIError{Code: http.StatusConflict, Message: err.Error()}
+	case errors.Is(err, ErrInvalid), errors.Is(err, ErrBadDigest):
+		return &api.APIError{Code: http.StatusBadRequest, Message: err.Error()}
+	case errors.Is(err, ErrNotLeader):
+		return &api.APIError{Code: http.StatusServiceUnavailable, Message: err.Error() + "; retry in a moment"}
+	default:
+		return &api.APIError{Code: http.StatusInternalServerError, Message: err.Error()}
+	}
+}
+
+func writeError(w http.ResponseWriter, e *api.APIError) {
+	if e.Code == 0 {
+		e.Code = http.StatusInternalServerError
+	}
+	writeJSON(w, e.Code, e)
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) error {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+// decode reads a JSON body strictly: unknown fields and trailing data are
+// errors.
+func decode(w http.ResponseWriter, r *http.Request, v any) error {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxJSONBody))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return err
+		}
+		return badRequest("malformed request body: %v", err)
+	}
+	if dec.More() {
+		return badRequest("malformed request body: trailing data after the JSON object")
+	}
+	return nil
+}
+
+// blockingParams reads ?index=N&wait=D.
+func blockingParams(r *http.Request) (index uint64, wait time.Duration, err error) {
+	q := r.URL.Query()
+	if v := q.Get("index"); v != "" {
+		if index, err = strconv.ParseUint(v, 10, 64); err != nil {
+			return 0, 0, badRequest("index must be a non-negative integer, got %q", v)
+		}
+	}
+	wait = defaultWait
+	if v := q.Get("wait"); v != "" {
+		if wait, err = time.ParseDuration(v); err != nil || wait < 0 {
+			return 0, 0, badRequest("wait must be a duration such as 30s, got %q", v)
+		}
+	}
+	return index, min(wait, maxWait), nil
+}
+
+// --- status ---
+
+func (s *Server) getStatus(w http.ResponseWriter, r *http.Request) error {
+	addr, id := s.raft.LeaderWithID()
+	_ = addr
+	return writeJSON(w, http.StatusOK, api.StatusResponse{
+		Name: s.cfg.Name, Version: s.cfg.Version, Leader: string(id),
+		IsLeader: s.raft.State() == raftLeader, Index: s.State().Index(), RaftAddr: s.raftAddr,
+	})
+}
+
+// --- modules ---
+
+func (s *Server) pushModule(w http.ResponseWriter, r *http.Request) error {
+	body := http.MaxBytesReader(w, r.Body, maxModuleBody)
+	digest, size, err := s.blobs.Put(body, r.Header.Get("X-Dtk-Digest"))
+	if err != nil {
+		return err
+	}
+	mod, err := s.loadModule(digest)
+	if err != nil {
+		return err
+	}
+	mod.Digest, mod.Size = digest, size
+	resp, err := s.apply(PutModuleType, PutModuleCmd{Module: *mod})
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, resp)
+}
+
+// loadModule unpacks a stored archive into a scratch folder and parses it.
+func (s *Server) loadModule(digest string) (*plan.Module, error) {
+	f, err := s.blobs.Open(digest)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	dir, err := os.MkdirTemp(s.cfg.DataDir, "module-*")
+	if err != nil {
+		return nil, fmt.Errorf("scratch folder: %w", err)
+	}
+	defer os.RemoveAll(dir)
+	if err := archive.Unpack(f, dir); err != nil {
+		return nil, badRequest("module archive: %v", err)
+	}
+	return dsl.Load(dir)
+}
+
+func (s *Server) listModules(w http.ResponseWriter, r *http.Request) error {
+	return writeJSON(w, http.StatusOK, s.State().Modules())
+}
+
+func (s *Server) getModule(w http.ResponseWriter, r *http.Request) error {
+	name, version := r.PathValue("name"), r.PathValue("version")
+	var m *plan.Module
+	if version == "latest" {
+		m = s.State().LatestModule(name)
+	} else {
+		m = s.State().Module(name, version)
+	}
+	if m == nil {
+		return fmt.Errorf("%w: module %s@%s", ErrNotFound, name, version)
+	}
+	return writeJSON(w, http.StatusOK, m)
+}
+
+func (s *Server) getBlob(w http.ResponseWriter, r *http.Request) error {
+	f, err := s.blobs.Open(r.PathValue("digest"))
+	if errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("%w: blob %s", ErrNotFound, r.PathValue("digest"))
+	}
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	w.Header().Set("Content-Type", "application/octet-stream")
+	_, err = io.Copy(w, f)
+	if err != nil {
+		s.log.Warn("send blob", "err", err)
+	}
+	return nil
+}
+
+// --- services ---
+
+func (s *Server) stageService(w http.ResponseWriter, r *http.Request) error {
+	var req api.StageRequest
+	if err := decode(w, r, &req); err != nil {
+		return err
+	}
+	if err := checkName("service", req.Name); err != nil {
+		return err
+	}
+	modRef, tmpl, ok := strings.Cut(req.Template, "/")
+	if !ok || modRef == "" || tmpl == "" {
+		return badRequest("template must be MODULE/TEMPLATE or MODULE@VERSION/TEMPLATE, got %q", req.Template)
+	}
+	modName, version, _ := strings.Cut(modRef, "@")
+	var mod *plan.Module
+	if version == "" {
+		mod = s.State().LatestModule(modName)
+	} else {
+		mod = s.State().Module(modName, version)
+	}
+	if mod == nil {
+		return fmt.Errorf("%w: module %s is not pushed (dtkctl module list shows what is)", ErrNotFound, modRef)
+	}
+	resp, err := s.apply(StageServiceType, StageServiceCmd{
+		Name: req.Name, Module: mod.Name, Version: mod.Version, Template: tmpl,
+		Parent: req.Parent, Inputs: req.Inputs, Time: time.Now().UnixMilli(),
+	})
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, resp)
+}
+
+func (s *Server) listServices(w http.ResponseWriter, r *http.Request) error {
+	out := []api.ServiceSummary{}
+	for _, svc := range s.State().Services() {
+		out = append(out, api.ServiceSummary{Name: svc.Name, State: svc.State, Generation: svc.Generation, Module: svc.Module, Version: svc.Version, Template: svc.Template, Parent: svc.Parent})
+	}
+	return writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) getService(w http.ResponseWriter, r *http.Request) error {
+	name := r.PathValue("name")
+	index, wait, err := blockingParams(r)
+	if err != nil {
+		return err
+	}
+	if r.URL.Query().Has("index") {
+		done := make(chan struct{})
+		t := time.AfterFunc(wait, func() { close(done) })
+		defer t.Stop()
+		ctxDone := r.Context().Done()
+		go func() {
+			select {
+			case <-ctxDone:
+				t.Stop()
+				select {
+				case <-done:
+				default:
+					close(done)
+				}
+			case <-done:
+			}
+		}()
+		s.State().WaitService(done, name, index)
+	}
+	st := s.State().Status(name)
+	if st == nil {
+		w.Header().Set(IndexHeader, strconv.FormatUint(s.State().Index(), 10))
+		return fmt.Errorf("%w: service %q", ErrNotFound, name)
+	}
+	w.Header().Set(IndexHeader, strconv.FormatUint(st.Index, 10))
+	return writeJSON(w, http.StatusOK, st)
+}
+
+func (s *Server) previewPlan(w http.ResponseWriter, r *http.Request) error {
+	st := s.State()
+	svc := st.Service(r.PathValue("name"))
+	if svc == nil {
+		return fmt.Errorf("%w: service %q", ErrNotFound, r.PathValue("name"))
+	}
+	p, viol := plan.Compile(plan.CompileInput{
+		Service: svc, Module: st.Module(svc.Module, svc.Version), Nodes: st.Nodes(), Generation: svc.Generation + 1,
+	})
+	if viol == nil {
+		viol = plan.Violations{}
+	}
+	return writeJSON(w, http.StatusOK, api.PlanPreview{Plan: p, Violations: viol})
+}
+
+func (s *Server) setInputs(w http.ResponseWriter, r *http.Request) error {
+	var req api.InputsRequest
+	if err := decode(w, r, &req); err != nil {
+		return err
+	}
+	resp, err := s.apply(SetInputsType, SetInputsCmd{Name: r.PathValue("name"), Inputs: req.Inputs})
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, resp)
+}
+
+func (s *Server) deployService(w http.ResponseWriter, r *http.Request) error {
+	resp, err := s.apply(DeployServiceType, DeployServiceCmd{Name: r.PathValue("name")})
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, resp)
+}
+
+func (s *Server) deleteService(w http.ResponseWriter, r *http.Request) error {
+	resp, err := s.apply(DeleteServiceType, DeleteServiceCmd{Name: r.PathValue("name")})
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, resp)
+}
+
+// --- nodes ---
+
+func (s *Server) listNodes(w http.ResponseWriter, r *http.Request) error {
+	return writeJSON(w, http.StatusOK, s.State().Nodes())
+}
+
+func (s *Server) registerNode(w http.ResponseWriter, r *http.Request) error {
+	var n plan.Node
+	if err := decode(w, r, &n); err != nil {
+		return err
+	}
+	if n.Name == "" {
+		n.Name = r.PathValue("name")
+	}
+	if n.Name != r.PathValue("name") {
+		return badRequest("node name %q in body differs from %q in path", n.Name, r.PathValue("name"))
+	}
+	if err := checkName("node", n.Name); err != nil {
+		return err
+	}
+	resp, err := s.apply(RegisterNodeType, RegisterNodeCmd{Node: n, Time: time.Now().UnixMilli()})
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, resp)
+}
+
+// nodePlan is the agents' blocking query: it answers as soon as the node's
+// slice index passes ?index, or when ?wait runs out.
+func (s *Server) nodePlan(w http.ResponseWriter, r *http.Request) error {
+	name := r.PathValue("name")
+	index, wait, err := blockingParams(r)
+	if err != nil {
+		return err
+	}
+	if s.State().Node(name) == nil {
+		return fmt.Errorf("%w: node %q is not registered", ErrNotFound, name)
+	}
+	done := make(chan struct{})
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		t := time.NewTimer(wait)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-r.Context().Done():
+		case <-stop:
+			return
+		}
+		close(done)
+	}()
+	sl := s.State().WaitSlice(done, name, index)
+	w.Header().Set(IndexHeader, strconv.FormatUint(sl.Index, 10))
+	return writeJSON(w, http.StatusOK, sl)
+}
+
+func (s *Server) nodeReports(w http.ResponseWriter, r *http.Request) error {
+	var req api.ReportsRequest
+	if err := decode(w, r, &req); err != nil {
+		return err
+	}
+	name := r.PathValue("name")
+	for i := range req.Reports {
+		if req.Reports[i].Node != name {
+			return badRequest("report %d is for node %q, not %q", i, req.Reports[i].Node, name)
+		}
+	}
+	resp, err := s.apply(ReportsType, ReportsCmd{Reports: req.Reports, Time: time.Now().UnixMilli()})
+	if err != nil {
+		return err
+	}
+	n, _ := resp.(int)
+	return writeJSON(w, http.StatusOK, api.ReportsResponse{Applied: n, Index: s.State().Index()})
+}

@@ -1,0 +1,258 @@
+package coordinator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
+	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+
+	"github.com/dtkhq/dtk/internal/gossip"
+)
+
+// Config configures a coordinator.
+type Config struct {
+	// Name is this coordinator's node name and Raft server ID.
+	Name    string
+	DataDir string
+	// HTTPAddr and RaftAddr are host:port to listen on; port 0 picks one.
+	HTTPAddr string
+	RaftAddr string
+	// BootstrapExpect is the number of coordinators that form the cluster;
+	// with 1 the coordinator bootstraps itself.
+	BootstrapExpect int
+	Version         string
+	Logger          *slog.Logger
+	// Fast shortens Raft timers (tests and dev clusters).
+	Fast bool
+}
+
+// Server is one coordinator: Raft, the FSM, the blob store and the HTTP API.
+type Server struct {
+	cfg   Config
+	log   *slog.Logger
+	fsm   *FSM
+	blobs *BlobStore
+
+	raft      *raft.Raft
+	transport *raft.NetworkTransport
+	boltStore *raftboltdb.BoltStore
+	raftAddr  string
+
+	httpLn  net.Listener
+	httpSrv *http.Server
+
+	mu     sync.Mutex
+	gossip *gossip.Member
+
+	shutdownOnce sync.Once
+}
+
+// ErrNotLeader is returned for a write on a coordinator that cannot reach
+// a leader.
+var ErrNotLeader = errors.New("no cluster leader")
+
+// New creates a coordinator; nothing listens until Start.
+func New(cfg Config) (*Server, error) {
+	if cfg.Name == "" {
+		return nil, errors.New("coordinator: name is required")
+	}
+	if cfg.DataDir == "" {
+		return nil, errors.New("coordinator: data dir is required")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.BootstrapExpect == 0 {
+		cfg.BootstrapExpect = 1
+	}
+	return &Server{cfg: cfg, log: cfg.Logger.With("component", "coordinator")}, nil
+}
+
+// Start opens the stores, starts Raft (bootstrapping a new single-server
+// cluster when BootstrapExpect is 1) and starts serving HTTP.
+func (s *Server) Start() error {
+	if err := os.MkdirAll(filepath.Join(s.cfg.DataDir, "raft"), 0o700); err != nil {
+		return fmt.Errorf("coordinator data dir: %w", err)
+	}
+	blobs, err := NewBlobStore(filepath.Join(s.cfg.DataDir, "blobs"))
+	if err != nil {
+		return err
+	}
+	s.blobs = blobs
+	s.fsm = NewFSM(s.cfg.Logger)
+	if err := s.startRaft(); err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", s.cfg.HTTPAddr)
+	if err != nil {
+		s.shutdownRaft()
+		return fmt.Errorf("listen http on %s: %w", s.cfg.HTTPAddr, err)
+	}
+	s.httpLn = ln
+	s.httpSrv = &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		if err := s.httpSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.log.Error("http server", "err", err)
+		}
+	}()
+	s.log.Info("coordinator started", "http", s.HTTPAddr(), "raft", s.raftAddr)
+	return nil
+}
+
+func (s *Server) startRaft() error {
+	rc := raft.DefaultConfig()
+	rc.LocalID = raft.ServerID(s.cfg.Name)
+	rc.Logger = hclog.New(&hclog.LoggerOptions{Name: "raft", Level: hclog.Warn, Output: os.Stderr})
+	rc.SnapshotThreshold = 4096
+	if s.cfg.Fast {
+		rc.HeartbeatTimeout = 200 * time.Millisecond
+		rc.ElectionTimeout = 200 * time.Millisecond
+		rc.LeaderLeaseTimeout = 100 * time.Millisecond
+		rc.CommitTimeout = 5 * time.Millisecond
+	}
+	dir := filepath.Join(s.cfg.DataDir, "raft")
+	store, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(dir, "raft.db")})
+	if err != nil {
+		return fmt.Errorf("open raft store: %w", err)
+	}
+	snaps, err := raft.NewFileSnapshotStoreWithLogger(dir, 2, rc.Logger)
+	if err != nil {
+		store.Close()
+		return fmt.Errorf("open snapshot store: %w", err)
+	}
+	addr, err := net.ResolveTCPAddr("tcp", s.cfg.RaftAddr)
+	if err != nil {
+		store.Close()
+		return fmt.Errorf("raft address %q: %w", s.cfg.RaftAddr, err)
+	}
+	trans, err := raft.NewTCPTransportWithLogger(s.cfg.RaftAddr, addr, 3, 10*time.Second, rc.Logger)
+	if err != nil {
+		store.Close()
+		return fmt.Errorf("raft transport on %s: %w", s.cfg.RaftAddr, err)
+	}
+	s.raftAddr = string(trans.LocalAddr())
+	r, err := raft.NewRaft(rc, s.fsm, store, store, snaps, trans)
+	if err != nil {
+		trans.Close()
+		store.Close()
+		return fmt.Errorf("start raft: %w", err)
+	}
+	s.raft, s.transport, s.boltStore = r, trans, store
+	has, err := raft.HasExistingState(store, store, snaps)
+	if err != nil {
+		return fmt.Errorf("raft state: %w", err)
+	}
+	if !has && s.cfg.BootstrapExpect == 1 {
+		f := r.BootstrapCluster(raft.Configuration{Servers: []raft.Server{{
+			ID: rc.LocalID, Address: trans.LocalAddr(),
+		}}})
+		if err := f.Error(); err != nil && !errors.Is(err, raft.ErrCantBootstrap) {
+			return fmt.Errorf("bootstrap raft: %w", err)
+		}
+	}
+	return nil
+}
+
+// SetGossip attaches the serf member through which the coordinator
+// advertises itself and finds its peers.
+func (s *Server) SetGossip(m *gossip.Member) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.gossip = m
+}
+
+// Tags are the serf tags this coordinator advertises.
+func (s *Server) Tags() map[string]string {
+	return map[string]string{
+		gossip.TagRole: gossip.RoleCoordinator, gossip.TagHTTP: s.HTTPAddr(),
+		gossip.TagRaft: s.raftAddr, gossip.TagVersion: s.cfg.Version,
+	}
+}
+
+// HTTPAddr is the address the API listens on.
+func (s *Server) HTTPAddr() string {
+	if s.httpLn == nil {
+		return s.cfg.HTTPAddr
+	}
+	return s.httpLn.Addr().String()
+}
+
+// State is the coordinator's local view of the replicated state.
+func (s *Server) State() *State { return s.fsm.State() }
+
+// Raft exposes the Raft instance (tests, operator endpoints).
+func (s *Server) Raft() *raft.Raft { return s.raft }
+
+// WaitLeader blocks until this cluster has a leader or ctx ends.
+func (s *Server) WaitLeader(ctx context.Context) error {
+	for {
+		if addr, _ := s.raft.LeaderWithID(); addr != "" {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("no raft leader: %w", ctx.Err())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// apply commits a command and returns the FSM's response. Raft failures
+// (no leader, timeout) come back as errors wrapping ErrNotLeader or the Raft
+// error; a command the FSM refused comes back as its error.
+func (s *Server) apply(t MessageType, cmd any) (any, error) {
+	b, err := Encode(t, cmd)
+	if err != nil {
+		return nil, err
+	}
+	f := s.raft.Apply(b, 10*time.Second)
+	if err := f.Error(); err != nil {
+		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) {
+			return nil, fmt.Errorf("%w: %v", ErrNotLeader, err)
+		}
+		return nil, fmt.Errorf("raft apply: %w", err)
+	}
+	if err, ok := f.Response().(error); ok {
+		return nil, err
+	}
+	return f.Response(), nil
+}
+
+// Shutdown stops serving and stops Raft. Safe to call more than once.
+func (s *Server) Shutdown(ctx context.Context) error {
+	var err error
+	s.shutdownOnce.Do(func() {
+		// HTTP first, so that no request applies to a stopping Raft.
+		if s.httpSrv != nil {
+			if e := s.httpSrv.Shutdown(ctx); e != nil {
+				s.httpSrv.Close()
+			}
+		}
+		err = s.shutdownRaft()
+	})
+	return err
+}
+
+func (s *Server) shutdownRaft() error {
+	if s.raft == nil {
+		return nil
+	}
+	err := s.raft.Shutdown().Error()
+	s.transport.Close()
+	if e := s.boltStore.Close(); err == nil {
+		err = e
+	}
+	return err
+}
+
+const raftLeader = raft.Leader

@@ -1,0 +1,325 @@
+package coordinator
+
+import (
+	"sort"
+	"sync"
+
+	"github.com/dtkhq/dtk/internal/api"
+	"github.com/dtkhq/dtk/plan"
+)
+
+// State is the coordinator's replicated state: what the FSM builds from the
+// Raft log. All mutation happens in the FSM's Apply (one goroutine); readers
+// take the read lock and must not modify what they get.
+type State struct {
+	mu    sync.RWMutex
+	data  stateData
+	watch *watchSet
+}
+
+// stateData is the serialized form of State (snapshots).
+type stateData struct {
+	Index    uint64                   `json:"index"`
+	Nodes    map[string]*plan.Node    `json:"nodes"`
+	Modules  map[string]*plan.Module  `json:"modules"` // by name@version
+	Services map[string]*plan.Service `json:"services"`
+	// Reports holds the latest report per step ID.
+	Reports map[string]*plan.Report `json:"reports"`
+	// NodeSeq is the highest report sequence applied per node, so that a
+	// resent report is applied once.
+	NodeSeq map[string]uint64 `json:"node_seq"`
+	// SliceIndex is the Raft index at which each node's slice last changed.
+	SliceIndex map[string]uint64 `json:"slice_index"`
+}
+
+func newStateData() stateData {
+	return stateData{
+		Nodes:      map[string]*plan.Node{},
+		Modules:    map[string]*plan.Module{},
+		Services:   map[string]*plan.Service{},
+		Reports:    map[string]*plan.Report{},
+		NodeSeq:    map[string]uint64{},
+		SliceIndex: map[string]uint64{},
+	}
+}
+
+// NewState returns an empty state.
+func NewState() *State {
+	return &State{data: newStateData(), watch: newWatchSet()}
+}
+
+// Watch keys.
+func nodeKey(name string) string    { return "node/" + name }
+func serviceKey(name string) string { return "service/" + name }
+
+const anyKey = "*"
+
+// Index is the Raft index of the last applied entry.
+func (s *State) Index() uint64 {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.data.Index
+}
+
+// Node returns a registered node or nil.
+func (s *State) Node(name string) *plan.Node {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.data.Nodes[name]
+}
+
+// Nodes returns every node sorted by name.
+func (s *State) Nodes() []*plan.Node {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return sortedValues(s.data.Nodes)
+}
+
+// Module returns name@version or nil.
+func (s *State) Module(name, version string) *plan.Module {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.data.Modules[name+"@"+version]
+}
+
+// LatestModule returns the highest version of a module by semver, or nil.
+func (s *State) LatestModule(name string) *plan.Module {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	var best *plan.Module
+	for _, m := range s.data.Modules {
+		if m.Name == name && (best == nil || plan.CompareVersions(m.Version, best.Version) > 0) {
+			best = m
+		}
+	}
+	return best
+}
+
+// Modules returns every module sorted by name then version.
+func (s *State) Modules() []*plan.Module {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	out := make([]*plan.Module, 0, len(s.data.Modules))
+	for _, m := range s.data.Modules {
+		out = append(out, m)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Name != out[j].Name {
+			return out[i].Name < out[j].Name
+		}
+		return plan.CompareVersions(out[i].Version, out[j].Version) < 0
+	})
+	return out
+}
+
+// Service returns a service or nil.
+func (s *State) Service(name string) *plan.Service {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.data.Services[name]
+}
+
+// Services returns every service sorted by name.
+func (s *State) Services() []*plan.Service {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return sortedValues(s.data.Services)
+}
+
+// Slice returns a node's part of every service's plan and the index at which
+// it last changed.
+func (s *State) Slice(node string) *plan.Slice {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.sliceLocked(node)
+}
+
+func (s *State) sliceLocked(node string) *plan.Slice {
+	sl := &plan.Slice{Node: node, Index: s.data.SliceIndex[node], Steps: []*plan.Step{}}
+	for _, svc := range sortedValues(s.data.Services) {
+		if svc.Plan == nil {
+			continue
+		}
+		for _, np := range svc.Plan.Nodes {
+			if np.Agent == node {
+				sl.Steps = append(sl.Steps, np.Steps...)
+			}
+		}
+	}
+	return sl
+}
+
+// WaitSlice blocks until the node's slice index passes index or done is
+// closed, and returns the slice.
+func (s *State) WaitSlice(done <-chan struct{}, node string, index uint64) *plan.Slice {
+	for {
+		s.mu.RLock()
+		ch := s.watch.wait(nodeKey(node))
+		if s.data.SliceIndex[node] > index {
+			sl := s.sliceLocked(node)
+			s.mu.RUnlock()
+			return sl
+		}
+		s.mu.RUnlock()
+		select {
+		case <-ch:
+		case <-done:
+			return s.Slice(node)
+		}
+	}
+}
+
+// WaitService blocks until the service's modify index passes index (or the
+// service disappears) or done is closed.
+func (s *State) WaitService(done <-chan struct{}, name string, index uint64) {
+	for {
+		s.mu.RLock()
+		ch := s.watch.wait(serviceKey(name))
+		svc := s.data.Services[name]
+		if svc == nil || svc.ModifyIndex > index {
+			s.mu.RUnlock()
+			return
+		}
+		s.mu.RUnlock()
+		select {
+		case <-ch:
+		case <-done:
+			return
+		}
+	}
+}
+
+// Status derives a service's status from its plan and the latest reports.
+func (s *State) Status(name string) *api.ServiceStatus {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	svc := s.data.Services[name]
+	if svc == nil {
+		return nil
+	}
+	return s.statusLocked(svc)
+}
+
+func (s *State) statusLocked(svc *plan.Service) *api.ServiceStatus {
+	st := &api.ServiceStatus{
+		Name: svc.Name, Module: svc.Module, Version: svc.Version, Template: svc.Template,
+		Parent: svc.Parent, State: svc.State, Generation: svc.Generation,
+		Inputs: svc.Inputs, Index: svc.ModifyIndex, Nodes: []api.NodeStatus{},
+	}
+	if svc.Plan == nil {
+		return st
+	}
+	for _, np := range svc.Plan.Nodes {
+		ns := api.NodeStatus{Name: np.Agent, TemplateNode: np.Name, Status: "unknown", Steps: []api.StepStatus{}}
+		if n := s.data.Nodes[np.Agent]; n != nil {
+			ns.Status = n.Status
+		}
+		for _, step := range np.Steps {
+			ns.Steps = append(ns.Steps, stepStatus(step, s.data.Reports[step.ID]))
+		}
+		st.Nodes = append(st.Nodes, ns)
+	}
+	return st
+}
+
+func stepStatus(step *plan.Step, r *plan.Report) api.StepStatus {
+	ss := api.StepStatus{
+		ID: step.ID, Component: step.Component, Instance: step.Instance,
+		Action: step.Action, State: plan.StepPending,
+	}
+	if r != nil && r.Digest == step.Digest && r.Generation >= step.Generation {
+		ss.State = r.State
+		ss.ExitCode = r.ExitCode
+		ss.DurationMs = r.DurationMs
+		ss.Output = r.Output
+		ss.Error = r.Error
+		ss.Generation = r.Generation
+	}
+	return ss
+}
+
+// deriveState computes a deployed service's state from its step states.
+func deriveState(base string, st *api.ServiceStatus) string {
+	if base != plan.StateDeploying && base != plan.StateDeleting &&
+		base != plan.StateConverged && base != plan.StateFailed {
+		return base
+	}
+	failed, done := false, true
+	for _, n := range st.Nodes {
+		for _, s := range n.Steps {
+			switch s.State {
+			case plan.StepFailed:
+				failed = true
+			case plan.StepOK, plan.StepSkipped:
+			default:
+				done = false
+			}
+		}
+	}
+	switch {
+	case failed:
+		return plan.StateFailed
+	case done && base == plan.StateDeleting:
+		return plan.StateDeleting // the FSM removes the service
+	case done:
+		return plan.StateConverged
+	case base == plan.StateDeleting:
+		return plan.StateDeleting
+	default:
+		return plan.StateDeploying
+	}
+}
+
+func sortedValues[T any](m map[string]*T) []*T {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	out := make([]*T, len(keys))
+	for i, k := range keys {
+		out[i] = m[k]
+	}
+	return out
+}
+
+// watchSet hands out channels that are closed when a key changes.
+type watchSet struct {
+	mu sync.Mutex
+	ch map[string]chan struct{}
+}
+
+func newWatchSet() *watchSet { return &watchSet{ch: map[string]chan struct{}{}} }
+
+func (w *watchSet) wait(key string) <-chan struct{} {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	c, ok := w.ch[key]
+	if !ok {
+		c = make(chan struct{})
+		w.ch[key] = c
+	}
+	return c
+}
+
+func (w *watchSet) notify(keys ...string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, k := range keys {
+		if c, ok := w.ch[k]; ok {
+			close(c)
+			delete(w.ch, k)
+		}
+	}
+}
+
+func (w *watchSet) notifyAll() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for k, c := range w.ch {
+		close(c)
+		delete(w.ch, k)
+	}
+}
+
+func sortStrings(s []string) { sort.Strings(s) }

@@ -1,0 +1,638 @@
+package dsl
+
+import (
+	"bytes"
+	"fmt"
+	"math"
+	"os"
+	"path"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/ext/typeexpr"
+	"github.com/hashicorp/hcl/v2/hclsyntax"
+	"github.com/zclconf/go-cty/cty"
+	"github.com/zclconf/go-cty/cty/convert"
+	ctyjson "github.com/zclconf/go-cty/cty/json"
+
+	"github.com/dtkhq/dtk/plan"
+)
+
+var (
+	// nameRE is the form of module, component, template, node and instance
+	// names.
+	nameRE = regexp.MustCompile(`^[a-z][a-z0-9_-]*$`)
+	// attrNameRE is the form of component attribute and template input
+	// names: no dash, so that they can be referenced (input.NAME) and passed
+	// to scripts as environment variables.
+	attrNameRE = regexp.MustCompile(`^[a-z][a-z0-9_]*$`)
+	// versionRE is MAJOR.MINOR.PATCH with an optional -prerelease.
+	versionRE = regexp.MustCompile(`^(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)(-[0-9A-Za-z-]+(\.[0-9A-Za-z-]+)*)?$`)
+)
+
+// actionKinds are the runners an action may name.
+var actionKinds = []string{"bash"}
+
+// actionNames are the action blocks of a component.
+var actionNames = []string{"create", "delete"}
+
+var (
+	rootSchema = &hcl.BodySchema{
+		Blocks: []hcl.BlockHeaderSchema{
+			{Type: "module"},
+			{Type: "component", LabelNames: []string{"name"}},
+			{Type: "template", LabelNames: []string{"name"}},
+		},
+	}
+	moduleSchema = &hcl.BodySchema{
+		Attributes: []hcl.AttributeSchema{
+			{Name: "name", Required: true},
+			{Name: "version", Required: true},
+			{Name: "description"},
+		},
+	}
+	componentSchema = &hcl.BodySchema{
+		Attributes: []hcl.AttributeSchema{
+			{Name: "description"},
+		},
+		Blocks: []hcl.BlockHeaderSchema{
+			{Type: "attribute", LabelNames: []string{"name"}},
+			{Type: "create"},
+			{Type: "delete"},
+		},
+	}
+	attributeSchema = &hcl.BodySchema{
+		Attributes: []hcl.AttributeSchema{
+			{Name: "type", Required: true},
+			{Name: "default"},
+			{Name: "required"},
+			{Name: "description"},
+		},
+	}
+	inputSchema = &hcl.BodySchema{
+		Attributes: []hcl.AttributeSchema{
+			{Name: "type", Required: true},
+			{Name: "default"},
+			{Name: "description"},
+		},
+	}
+	actionSchema = &hcl.BodySchema{
+		Attributes: []hcl.AttributeSchema{
+			{Name: "script"},
+			{Name: "inline"},
+			{Name: "kind"},
+			{Name: "timeout"},
+		},
+	}
+	templateSchema = &hcl.BodySchema{
+		Attributes: []hcl.AttributeSchema{
+			{Name: "description"},
+		},
+		Blocks: []hcl.BlockHeaderSchema{
+			{Type: "input", LabelNames: []string{"name"}},
+			{Type: "node", LabelNames: []string{"name"}},
+		},
+	}
+	nodeSchema = &hcl.BodySchema{
+		Attributes: []hcl.AttributeSchema{
+			{Name: "labels"},
+		},
+		Blocks: []hcl.BlockHeaderSchema{
+			{Type: "component", LabelNames: []string{"type", "name"}},
+		},
+	}
+)
+
+// loader accumulates the state and diagnostics of one Load.
+type loader struct {
+	dir   string
+	srcs  map[string][]byte // .hcl file name → content
+	files map[string]string // Module.Files
+	diags hcl.Diagnostics
+
+	components map[string]*plan.Component
+}
+
+func (l *loader) errorf(rng hcl.Range, summary, detail string, args ...any) {
+	if len(args) > 0 {
+		detail = fmt.Sprintf(detail, args...)
+	}
+	l.diags = append(l.diags, &hcl.Diagnostic{
+		Severity: hcl.DiagError,
+		Summary:  summary,
+		Detail:   detail,
+		Subject:  rng.Ptr(),
+	})
+}
+
+func (l *loader) add(diags hcl.Diagnostics) {
+	l.diags = append(l.diags, diags...)
+}
+
+func posOf(p hcl.Pos, file string) plan.Pos {
+	return plan.Pos{File: file, Line: p.Line, Column: p.Column}
+}
+
+func startPos(rng hcl.Range) plan.Pos { return posOf(rng.Start, rng.Filename) }
+
+// blockPos is where a block is reported: the start of its type keyword.
+func blockPos(b *hcl.Block) plan.Pos { return startPos(b.DefRange) }
+
+// startRange is the empty range at the start of rng.
+func startRange(rng hcl.Range) hcl.Range {
+	return hcl.Range{Filename: rng.Filename, Start: rng.Start, End: rng.Start}
+}
+
+// decode decodes and checks all files' bodies into a Module.
+func (l *loader) decode(bodies []*hclsyntax.Body) *plan.Module {
+	m := &plan.Module{
+		Components: map[string]*plan.Component{},
+		Templates:  map[string]*plan.Template{},
+	}
+	var modules, components, templates []*hcl.Block
+	for _, body := range bodies {
+		content, diags := body.Content(rootSchema)
+		l.add(diags)
+		for _, b := range content.Blocks {
+			switch b.Type {
+			case "module":
+				modules = append(modules, b)
+			case "component":
+				components = append(components, b)
+			case "template":
+				templates = append(templates, b)
+			}
+		}
+	}
+
+	switch len(modules) {
+	case 0:
+		l.diags = append(l.diags, &hcl.Diagnostic{
+			Severity: hcl.DiagError,
+			Summary:  "missing module block",
+			Detail:   `a module needs exactly one module block, e.g. module { name = "hello" version = "1.0.0" }`,
+		})
+	default:
+		for _, b := range modules[1:] {
+			l.errorf(startRange(b.DefRange), "duplicate module block",
+				"first declared at %s; a module has exactly one module block", blockPos(modules[0]))
+		}
+		l.decodeModule(modules[0], m)
+	}
+
+	// Components first: templates may use components declared in any file.
+	first := map[string]*hcl.Block{}
+	for _, b := range components {
+		name := b.Labels[0]
+		if prev, ok := first[name]; ok {
+			l.errorf(startRange(b.DefRange), fmt.Sprintf("duplicate component %q", name),
+				"first declared at %s", blockPos(prev))
+			continue
+		}
+		first[name] = b
+		l.checkName(b.LabelRanges[0], "component", name, nameRE)
+		c := l.decodeComponent(b)
+		m.Components[name] = c
+		l.components[name] = c
+	}
+
+	first = map[string]*hcl.Block{}
+	for _, b := range templates {
+		name := b.Labels[0]
+		if prev, ok := first[name]; ok {
+			l.errorf(startRange(b.DefRange), fmt.Sprintf("duplicate template %q", name),
+				"first declared at %s", blockPos(prev))
+			continue
+		}
+		first[name] = b
+		l.checkName(b.LabelRanges[0], "template", name, nameRE)
+		m.Templates[name] = l.decodeTemplate(b)
+	}
+	return m
+}
+
+// checkName reports a name that does not match re.
+func (l *loader) checkName(rng hcl.Range, what, name string, re *regexp.Regexp) {
+	if re.MatchString(name) {
+		return
+	}
+	l.errorf(startRange(rng), fmt.Sprintf("invalid %s name %q", what, name),
+		"%s names start with a lowercase letter followed by lowercase letters, digits%s",
+		what, map[bool]string{true: ", underscores and dashes", false: " and underscores"}[re == nameRE])
+}
+
+func (l *loader) decodeModule(b *hcl.Block, m *plan.Module) {
+	content, diags := b.Body.Content(moduleSchema)
+	l.add(diags)
+	if a := content.Attributes["name"]; a != nil {
+		if s, ok := l.stringValue(a); ok {
+			m.Name = s
+			if !nameRE.MatchString(s) {
+				l.errorf(startRange(a.Expr.Range()), fmt.Sprintf("invalid module name %q", s),
+					"module names start with a lowercase letter followed by lowercase letters, digits, underscores and dashes")
+			}
+		}
+	}
+	if a := content.Attributes["version"]; a != nil {
+		if s, ok := l.stringValue(a); ok {
+			m.Version = s
+			if !versionRE.MatchString(s) {
+				l.errorf(startRange(a.Expr.Range()), fmt.Sprintf("invalid module version %q", s),
+					`a version is MAJOR.MINOR.PATCH with an optional -prerelease suffix, e.g. "1.0.0" or "1.1.0-rc.1"`)
+			}
+		}
+	}
+	if a := content.Attributes["description"]; a != nil {
+		m.Description, _ = l.stringValue(a)
+	}
+}
+
+// constValue evaluates a's expression with no variables nor functions.
+func (l *loader) constValue(a *hcl.Attribute) (cty.Value, bool) {
+	v, diags := a.Expr.Value(nil)
+	l.add(diags)
+	if diags.HasErrors() {
+		return cty.NilVal, false
+	}
+	return v, true
+}
+
+// stringValue evaluates a's expression as a constant string (null is "").
+func (l *loader) stringValue(a *hcl.Attribute) (string, bool) {
+	v, ok := l.constValue(a)
+	if !ok {
+		return "", false
+	}
+	v, err := convert.Convert(v, cty.String)
+	if err != nil {
+		l.errorf(a.Expr.Range(), "Incorrect attribute value type",
+			"Inappropriate value for attribute %q: %s.", a.Name, err)
+		return "", false
+	}
+	if v.IsNull() {
+		return "", true
+	}
+	return v.AsString(), true
+}
+
+// boolValue evaluates a's expression as a constant bool (null is false).
+func (l *loader) boolValue(a *hcl.Attribute) (bool, bool) {
+	v, ok := l.constValue(a)
+	if !ok {
+		return false, false
+	}
+	v, err := convert.Convert(v, cty.Bool)
+	if err != nil {
+		l.errorf(a.Expr.Range(), "Incorrect attribute value type",
+			"Inappropriate value for attribute %q: %s.", a.Name, err)
+		return false, false
+	}
+	if v.IsNull() {
+		return false, true
+	}
+	return v.True(), true
+}
+
+func (l *loader) decodeComponent(b *hcl.Block) *plan.Component {
+	c := &plan.Component{
+		Name:       b.Labels[0],
+		Attributes: []*plan.Attribute{},
+		Actions:    map[string]*plan.Action{},
+		Pos:        blockPos(b),
+	}
+	content, diags := b.Body.Content(componentSchema)
+	l.add(diags)
+	if a := content.Attributes["description"]; a != nil {
+		c.Description, _ = l.stringValue(a)
+	}
+	actions := map[string]*hcl.Block{}
+	for _, ab := range content.Blocks {
+		switch ab.Type {
+		case "attribute":
+			name := ab.Labels[0]
+			if prev := c.Attribute(name); prev != nil {
+				l.errorf(startRange(ab.DefRange), fmt.Sprintf("duplicate attribute %q", name),
+					"first declared at %s", prev.Pos)
+				continue
+			}
+			c.Attributes = append(c.Attributes, l.decodeAttribute(ab, "attribute", attributeSchema))
+		case "create", "delete":
+			if prev, ok := actions[ab.Type]; ok {
+				l.errorf(startRange(ab.DefRange), fmt.Sprintf("duplicate %s block", ab.Type),
+					"first declared at %s; a component has at most one %s action", blockPos(prev), ab.Type)
+				continue
+			}
+			actions[ab.Type] = ab
+			if act := l.decodeAction(ab); act != nil {
+				c.Actions[ab.Type] = act
+			}
+		}
+	}
+	if actions["create"] == nil {
+		l.errorf(startRange(b.DefRange), fmt.Sprintf("component %q has no create block", c.Name),
+			"a component needs a create action: create { script = \"...\" } or create { inline = \"...\" }")
+	}
+	return c
+}
+
+// decodeAttribute decodes a component's attribute block or a template's
+// input block (what is "attribute" or "input").
+func (l *loader) decodeAttribute(b *hcl.Block, what string, schema *hcl.BodySchema) *plan.Attribute {
+	name := b.Labels[0]
+	attr := &plan.Attribute{Name: name, Pos: blockPos(b)}
+	l.checkName(b.LabelRanges[0], what, name, attrNameRE)
+	content, diags := b.Body.Content(schema)
+	l.add(diags)
+	if a := content.Attributes["description"]; a != nil {
+		attr.Description, _ = l.stringValue(a)
+	}
+	ty := cty.NilType
+	if a := content.Attributes["type"]; a != nil {
+		t, diags := typeexpr.TypeConstraint(a.Expr)
+		l.add(diags)
+		if !diags.HasErrors() {
+			ty = t
+			attr.Type = typeexpr.TypeString(t)
+		}
+	}
+	if a := content.Attributes["required"]; a != nil {
+		attr.Required, _ = l.boolValue(a)
+	}
+	if a := content.Attributes["default"]; a != nil {
+		if attr.Required {
+			l.errorf(startRange(a.NameRange), fmt.Sprintf("%s %q is both required and has a default", what, name),
+				"remove either required = true or the default")
+		}
+		v, ok := l.constValue(a)
+		if ok && ty != cty.NilType && !v.IsNull() {
+			cv, err := convert.Convert(v, ty)
+			if err != nil {
+				l.errorf(startRange(a.Expr.Range()), fmt.Sprintf("invalid default for %s %q", what, name),
+					"the default is not a valid %s: %s", attr.Type, err)
+			} else if js, err := ctyjson.Marshal(cv, ty); err != nil {
+				l.errorf(startRange(a.Expr.Range()), fmt.Sprintf("invalid default for %s %q", what, name),
+					"cannot encode the default: %s", err)
+			} else {
+				attr.Default = js
+			}
+		}
+	}
+	return attr
+}
+
+func (l *loader) decodeAction(b *hcl.Block) *plan.Action {
+	act := &plan.Action{Kind: "bash", Pos: blockPos(b)}
+	content, diags := b.Body.Content(actionSchema)
+	l.add(diags)
+	ok := !diags.HasErrors()
+
+	script, inline := content.Attributes["script"], content.Attributes["inline"]
+	switch {
+	case script != nil && inline != nil:
+		l.errorf(startRange(b.DefRange), fmt.Sprintf("%s block sets both script and inline", b.Type),
+			"set exactly one of script (a file in the module folder) or inline (script text)")
+		ok = false
+	case script == nil && inline == nil:
+		l.errorf(startRange(b.DefRange), fmt.Sprintf("%s block sets neither script nor inline", b.Type),
+			"set exactly one of script (a file in the module folder) or inline (script text)")
+		ok = false
+	case script != nil:
+		s, good := l.stringValue(script)
+		if good {
+			s, good = l.checkScript(script, s)
+		}
+		act.Script = s
+		ok = ok && good
+	case inline != nil:
+		s, good := l.stringValue(inline)
+		if good && strings.TrimSpace(s) == "" {
+			l.errorf(startRange(inline.Expr.Range()), "empty inline script", "inline holds the script text to run")
+			good = false
+		}
+		act.Inline = s
+		ok = ok && good
+	}
+	if a := content.Attributes["kind"]; a != nil {
+		if s, good := l.stringValue(a); good {
+			if !contains(actionKinds, s) {
+				l.errorf(startRange(a.Expr.Range()), fmt.Sprintf("unknown action kind %q", s),
+					"allowed kinds: %s", quoteList(actionKinds))
+				ok = false
+			} else {
+				act.Kind = s
+			}
+		} else {
+			ok = false
+		}
+	}
+	if a := content.Attributes["timeout"]; a != nil {
+		if s, good := l.stringValue(a); good {
+			d, err := time.ParseDuration(s)
+			switch {
+			case err != nil:
+				l.errorf(startRange(a.Expr.Range()), fmt.Sprintf("invalid timeout %q", s),
+					`a timeout is a duration such as "90s", "2m" or "1h30m"`)
+				ok = false
+			case d <= 0:
+				l.errorf(startRange(a.Expr.Range()), fmt.Sprintf("invalid timeout %q", s),
+					"a timeout must be positive")
+				ok = false
+			default:
+				act.TimeoutSeconds = int(math.Ceil(d.Seconds()))
+			}
+		} else {
+			ok = false
+		}
+	}
+	if !ok {
+		return nil
+	}
+	return act
+}
+
+// checkScript checks that script path s names a regular file inside the
+// module folder, and returns it cleaned (as a key of Module.Files).
+func (l *loader) checkScript(a *hcl.Attribute, s string) (string, bool) {
+	rng := startRange(a.Expr.Range())
+	if s == "" {
+		l.errorf(rng, "empty script path", "script is a path relative to the module folder, e.g. \"scripts/create.sh\"")
+		return s, false
+	}
+	if path.IsAbs(s) || filepath.IsAbs(s) {
+		l.errorf(rng, fmt.Sprintf("script path %q is absolute", s),
+			"script is a path relative to the module folder, e.g. \"scripts/create.sh\"")
+		return s, false
+	}
+	clean := path.Clean(s)
+	if clean == ".." || strings.HasPrefix(clean, "../") {
+		l.errorf(rng, fmt.Sprintf("script path %q escapes the module folder", s),
+			"script is a path relative to the module folder and must stay inside it")
+		return s, false
+	}
+	if _, ok := l.files[clean]; ok {
+		return clean, true
+	}
+	for _, part := range strings.Split(path.Dir(clean), "/") {
+		if strings.HasPrefix(part, ".") && part != "." {
+			l.errorf(rng, fmt.Sprintf("script %q is in a hidden directory", s),
+				"dot-directories are not part of a module")
+			return s, false
+		}
+	}
+	if _, err := os.Lstat(filepath.Join(l.dir, filepath.FromSlash(clean))); err != nil {
+		l.errorf(rng, fmt.Sprintf("script file %q not found", s),
+			"no such file in the module folder")
+	} else {
+		l.errorf(rng, fmt.Sprintf("script %q is not a regular file", s),
+			"script must name a regular file (not a directory or symlink) in the module folder")
+	}
+	return s, false
+}
+
+func (l *loader) decodeTemplate(b *hcl.Block) *plan.Template {
+	t := &plan.Template{Name: b.Labels[0], Nodes: []*plan.TemplateNode{}, Pos: blockPos(b)}
+	content, diags := b.Body.Content(templateSchema)
+	l.add(diags)
+	if a := content.Attributes["description"]; a != nil {
+		t.Description, _ = l.stringValue(a)
+	}
+	var nodeBlocks []*hcl.Block
+	nodes := map[string]*hcl.Block{}
+	for _, ib := range content.Blocks {
+		switch ib.Type {
+		case "input":
+			name := ib.Labels[0]
+			if prev := t.Input(name); prev != nil {
+				l.errorf(startRange(ib.DefRange), fmt.Sprintf("duplicate input %q", name),
+					"first declared at %s", prev.Pos)
+				continue
+			}
+			t.Inputs = append(t.Inputs, l.decodeAttribute(ib, "input", inputSchema))
+		case "node":
+			name := ib.Labels[0]
+			if prev, ok := nodes[name]; ok {
+				l.errorf(startRange(ib.DefRange), fmt.Sprintf("duplicate node %q", name),
+					"first declared at %s", blockPos(prev))
+				continue
+			}
+			nodes[name] = ib
+			nodeBlocks = append(nodeBlocks, ib)
+		}
+	}
+	if len(nodeBlocks) == 0 {
+		l.errorf(startRange(b.DefRange), fmt.Sprintf("template %q has no node blocks", t.Name),
+			"a template places components on at least one node: node \"NAME\" { ... }")
+	}
+	// Node names are all known before any instance is checked, so that
+	// node.X may refer to a node declared further down.
+	for _, nb := range nodeBlocks {
+		t.Nodes = append(t.Nodes, l.decodeNode(nb, t, nodes))
+	}
+	return t
+}
+
+func (l *loader) decodeNode(b *hcl.Block, t *plan.Template, nodes map[string]*hcl.Block) *plan.TemplateNode {
+	n := &plan.TemplateNode{Name: b.Labels[0], Components: []*plan.Instance{}, Pos: blockPos(b)}
+	l.checkName(b.LabelRanges[0], "node", n.Name, nameRE)
+	content, diags := b.Body.Content(nodeSchema)
+	l.add(diags)
+	if a := content.Attributes["labels"]; a != nil {
+		if v, ok := l.constValue(a); ok {
+			mv, err := convert.Convert(v, cty.Map(cty.String))
+			switch {
+			case err != nil:
+				l.errorf(startRange(a.Expr.Range()), "invalid labels",
+					"labels must be a map of strings, e.g. { role = \"web\" }: %s", err)
+			case mv.IsNull():
+			default:
+				for k, e := range mv.AsValueMap() {
+					if e.IsNull() {
+						l.errorf(startRange(a.Expr.Range()), "invalid labels",
+							"label %q has a null value", k)
+						continue
+					}
+					if n.Labels == nil {
+						n.Labels = map[string]string{}
+					}
+					n.Labels[k] = e.AsString()
+				}
+			}
+		}
+	}
+	first := map[string]*plan.Instance{}
+	for _, cb := range content.Blocks {
+		inst := l.decodeInstance(cb, t, nodes)
+		if prev, ok := first[inst.Name]; ok {
+			l.errorf(startRange(cb.DefRange), fmt.Sprintf("duplicate component instance %q", inst.Name),
+				"first declared at %s; instance names are unique within a node", prev.Pos)
+			continue
+		}
+		first[inst.Name] = inst
+		n.Components = append(n.Components, inst)
+	}
+	return n
+}
+
+func (l *loader) decodeInstance(b *hcl.Block, t *plan.Template, nodes map[string]*hcl.Block) *plan.Instance {
+	typ, name := b.Labels[0], b.Labels[1]
+	inst := &plan.Instance{Name: name, Component: typ, Pos: blockPos(b)}
+	l.checkName(b.LabelRanges[1], "instance", name, nameRE)
+	c := l.components[typ]
+	if c == nil {
+		l.errorf(startRange(b.DefRange), fmt.Sprintf("unknown component %q", typ),
+			"%s", hint(typ, keys(l.components), "the module declares no components", "declared components: %s"))
+	}
+	attrs, diags := b.Body.JustAttributes()
+	l.add(diags)
+	for _, a := range sortedAttrs(attrs) {
+		if c != nil && c.Attribute(a.Name) == nil {
+			names := make([]string, len(c.Attributes))
+			for i, ca := range c.Attributes {
+				names[i] = ca.Name
+			}
+			l.errorf(startRange(a.NameRange), fmt.Sprintf("unsupported attribute %q", a.Name),
+				"%s", hint(a.Name, names,
+					fmt.Sprintf("component %q has no attributes", typ),
+					fmt.Sprintf("component %q has attributes %%s", typ)))
+		}
+		l.checkRefs(a.Expr, t, nodes)
+		if inst.Attributes == nil {
+			inst.Attributes = map[string]plan.Expr{}
+		}
+		inst.Attributes[a.Name] = l.exprSource(a.Expr)
+	}
+	if c != nil && !diags.HasErrors() {
+		for _, ca := range c.Attributes {
+			if ca.Required && attrs[ca.Name] == nil {
+				l.errorf(startRange(b.DefRange), fmt.Sprintf("missing required attribute %q", ca.Name),
+					"component %q requires %q (declared at %s)", typ, ca.Name, ca.Pos)
+			}
+		}
+	}
+	return inst
+}
+
+// exprSource returns the source text of expr, exactly as written, and where
+// it starts.
+//
+// An expression that ends with a heredoc's closing marker does not include
+// the newline that terminates the marker, without which the text does not
+// parse on its own: that newline is kept.
+func (l *loader) exprSource(expr hcl.Expression) plan.Expr {
+	rng := expr.Range()
+	src := l.srcs[rng.Filename]
+	text := src[rng.Start.Byte:rng.End.Byte]
+	if _, diags := hclsyntax.ParseExpression(text, rng.Filename, rng.Start); diags.HasErrors() {
+		rest := src[rng.End.Byte:]
+		switch {
+		case bytes.HasPrefix(rest, []byte("\n")):
+			text = src[rng.Start.Byte : rng.End.Byte+1]
+		case bytes.HasPrefix(rest, []byte("\r\n")):
+			text = src[rng.Start.Byte : rng.End.Byte+2]
+		}
+	}
+	return plan.Expr{Source: string(text), Pos: startPos(rng)}
+}

@@ -1,0 +1,75 @@
+// Package dsl loads dtk modules: a folder of HCL files (plus the scripts and
+// other assets they use) becomes a checked plan.Module.
+//
+// Every *.hcl file at the top of the folder is read, in name order; the
+// declarations may be spread over several files. Positions in the result and
+// in diagnostics name files relative to the folder. Load reports every
+// problem it finds as an *Error.
+//
+// # Language
+//
+// A module has exactly one module block, any number of components (reusable
+// units: typed attributes plus the actions that create and delete them) and
+// any number of templates (arrangements of component instances on nodes):
+//
+//	module {
+//	  name        = "hello"        # required, [a-z][a-z0-9_-]*
+//	  version     = "1.0.0"        # required, MAJOR.MINOR.PATCH[-prerelease]
+//	  description = "A greeting"
+//	}
+//
+//	component "file" {
+//	  description = "A file with content"
+//	  attribute "path" {
+//	    type     = string          # required: an HCL type expression
+//	    required = true            # a value must be given
+//	  }
+//	  attribute "content" {
+//	    type    = string
+//	    default = "hi"             # a constant, converted to the type
+//	  }
+//	  attribute "mode" { type = string } # optional: null when not given
+//	  create {                     # required
+//	    script  = "scripts/create.sh" # a file in the module folder
+//	    timeout = "2m"             # optional Go duration
+//	  }
+//	  delete {                     # optional; inline is the script text
+//	    inline = <<-EOT
+//	      rm -f "$path"
+//	    EOT
+//	  }
+//	}
+//
+//	template "site" {
+//	  input "greeting" {
+//	    type    = string
+//	    default = "hello"
+//	  }
+//	  input "port" { type = number } # no default: the operator must set it
+//	  node "web" {
+//	    labels = { role = "web" }  # the agent to choose; any agent if empty
+//	    component "file" "index" { # component type, instance name
+//	      path    = "/tmp/index.html"
+//	      content = "${input.greeting} from ${self.hostname}"
+//	    }
+//	  }
+//	  node "db" {
+//	    component "file" "conf" {
+//	      path    = "/tmp/db.conf"
+//	      content = "peer=${node.web.address}"
+//	    }
+//	  }
+//	}
+//
+// Actions run with bash (kind = "bash", the default and only kind); each sets
+// exactly one of script (a regular file inside the module folder, given
+// relative to it) or inline. Component attribute and template input names
+// are [a-z][a-z0-9_]*; component, template, node and instance names are
+// [a-z][a-z0-9_-]*.
+//
+// Instance attribute values are HCL expressions, kept as source text for the
+// compiler to evaluate once the service's inputs and the chosen agents are
+// known. Load only checks what they refer to: input.NAME (an input of the
+// template), self.FACT (the facts of the instance's own node) and
+// node.NAME.FACT (NAME a node of the template), where FACT is one of Facts.
+package dsl

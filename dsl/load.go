@@ -1,0 +1,127 @@
+package dsl
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/hclsyntax"
+
+	"github.com/dtkhq/dtk/plan"
+)
+
+// Load parses and checks the module folder dir.
+//
+// It reads every *.hcl file at the top level of dir (in name order), decodes
+// the module, component and template blocks and checks them. It fills
+// Module.Files with the sha256 digest of every regular file under dir
+// (dot-directories excluded). Digest and Size are left for the archiver.
+//
+// Problems in the module's source are returned as an *Error holding every
+// diagnostic found. A folder that cannot be read is reported as a plain
+// error.
+func Load(dir string) (*plan.Module, error) {
+	info, err := os.Stat(dir)
+	if err != nil {
+		return nil, fmt.Errorf("module folder: %w", err)
+	}
+	if !info.IsDir() {
+		return nil, fmt.Errorf("module folder %s: not a directory", dir)
+	}
+
+	files, err := hashFiles(dir)
+	if err != nil {
+		return nil, fmt.Errorf("module folder %s: %w", dir, err)
+	}
+
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("module folder %s: %w", dir, err)
+	}
+	var names []string
+	for _, e := range entries {
+		if e.Type().IsRegular() && strings.HasSuffix(e.Name(), ".hcl") {
+			names = append(names, e.Name())
+		}
+	}
+	if len(names) == 0 {
+		return nil, &Error{diags: []Diagnostic{{
+			Summary: "no .hcl files in module folder",
+			Detail:  fmt.Sprintf("%s holds no *.hcl file; a module needs at least a module block", dir),
+		}}}
+	}
+	sort.Strings(names)
+
+	l := &loader{
+		dir:        dir,
+		srcs:       map[string][]byte{},
+		files:      files,
+		components: map[string]*plan.Component{},
+	}
+	var bodies []*hclsyntax.Body
+	var parseDiags hcl.Diagnostics
+	for _, name := range names {
+		src, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			return nil, fmt.Errorf("module folder %s: %w", dir, err)
+		}
+		l.srcs[name] = src
+		f, diags := hclsyntax.ParseConfig(src, name, hcl.InitialPos)
+		parseDiags = append(parseDiags, diags...)
+		if f != nil {
+			if body, ok := f.Body.(*hclsyntax.Body); ok {
+				bodies = append(bodies, body)
+			}
+		}
+	}
+	// Decoding a file that does not parse mostly yields noise: report the
+	// syntax errors alone.
+	if parseDiags.HasErrors() {
+		return nil, newError(parseDiags, l.srcs)
+	}
+
+	m := l.decode(bodies)
+	if e := newError(l.diags, l.srcs); e != nil {
+		return nil, e
+	}
+	m.Files = files
+	return m, nil
+}
+
+// hashFiles maps every regular file under dir (skipping dot-directories) to
+// "sha256:<hex>" of its content.
+func hashFiles(dir string) (map[string]string, error) {
+	files := map[string]string{}
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			if p != dir && strings.HasPrefix(d.Name(), ".") {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if !d.Type().IsRegular() {
+			return nil
+		}
+		rel, err := filepath.Rel(dir, p)
+		if err != nil {
+			return err
+		}
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		sum := sha256.Sum256(data)
+		files[filepath.ToSlash(rel)] = "sha256:" + hex.EncodeToString(sum[:])
+		return nil
+	})
+	return files, err
+}

@@ -1,0 +1,4 @@
+module {
+  name    = "Bad Name"
+  version = "1.0"
+}

@@ -1,0 +1,3 @@
+component "c" {
+  create { inline = "true" }
+}

@@ -1,0 +1,8 @@
+module {
+  name    = "m"
+  version = "1.0.0"
+}
+
+component "c" {
+  create { inline = "true"
+}

@@ -1,0 +1,4 @@
+module {
+  name    = "m"
+  version = "1.0.0"
+}

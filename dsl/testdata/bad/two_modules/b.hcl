@@ -1,0 +1,8 @@
+component "c" {
+  create { inline = "true" }
+}
+
+module {
+  name    = "other"
+  version = "1.0.0"
+}

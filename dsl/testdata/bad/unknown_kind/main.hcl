@@ -1,0 +1,11 @@
+module {
+  name    = "m"
+  version = "1.0.0"
+}
+
+component "c" {
+  create {
+    inline = "print(1)"
+    kind   = "python"
+  }
+}

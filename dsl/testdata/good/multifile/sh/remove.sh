@@ -1,0 +1,1 @@
+apt-get remove -y "$name"

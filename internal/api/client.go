@@ -1,0 +1,247 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/dtkhq/dtk/plan"
+)
+
+// IndexHeader carries the state index a blocking query answered at.
+const IndexHeader = "X-Dtk-Index"
+
+// Client talks to coordinators. Addrs is asked for the current coordinator
+// addresses on every call (the agent learns them from gossip); a call that
+// cannot connect moves on to the next address for the following call.
+type Client struct {
+	Addrs func() []string
+	HTTP  *http.Client
+
+	mu  sync.Mutex
+	cur int
+}
+
+// NewClient returns a client for fixed addresses (host:port or URLs).
+func NewClient(addrs ...string) *Client {
+	return &Client{Addrs: func() []string { return addrs }, HTTP: &http.Client{}, cur: rand.N(len(addrs) + 1)}
+}
+
+// ErrNoCoordinator means no coordinator address is known.
+var ErrNoCoordinator = errors.New("no coordinator known")
+
+func (c *Client) base() (string, error) {
+	addrs := c.Addrs()
+	if len(addrs) == 0 {
+		return "", ErrNoCoordinator
+	}
+	c.mu.Lock()
+	a := addrs[c.cur%len(addrs)]
+	c.mu.Unlock()
+	if !strings.Contains(a, "://") {
+		a = "http://" + a
+	}
+	return strings.TrimRight(a, "/"), nil
+}
+
+// Rotate makes the next call use the next coordinator.
+func (c *Client) Rotate() {
+	c.mu.Lock()
+	c.cur++
+	c.mu.Unlock()
+}
+
+// Do sends a request and decodes a JSON answer into out (when not nil). A
+// non-2xx answer comes back as *APIError.
+func (c *Client) Do(ctx context.Context, method, path string, body io.Reader, out any) (http.Header, error) {
+	resp, err := c.send(ctx, method, path, body, "application/json")
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if out != nil {
+		if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+			return resp.Header, fmt.Errorf("%s %s: decode answer: %w", method, path, err)
+		}
+	}
+	return resp.Header, nil
+}
+
+func (c *Client) send(ctx context.Context, method, path string, body io.Reader, ctype string) (*http.Response, error) {
+	base, err := c.base()
+	if err != nil {
+		return nil, err
+	}
+	req, err := http.NewRequestWithContext(ctx, method, base+path, body)
+	if err != nil {
+		return nil, err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", ctype)
+	}
+	resp, err := c.HTTP.Do(req)
+	if err != nil {
+		c.Rotate()
+		return nil, fmt.Errorf("cannot reach coordinator at %s: %w", base, unwrapURL(err))
+	}
+	if resp.StatusCode/100 != 2 {
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+		var ae APIError
+		if json.Unmarshal(b, &ae) != nil || ae.Message == "" {
+			ae = APIError{Message: strings.TrimSpace(string(b))}
+		}
+		ae.Code = resp.StatusCode
+		if resp.StatusCode == http.StatusServiceUnavailable {
+			c.Rotate()
+		}
+		return nil, &ae
+	}
+	return resp, nil
+}
+
+func unwrapURL(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err
+	}
+	return err
+}
+
+func jsonBody(v any) io.Reader {
+	b, _ := json.Marshal(v)
+	return bytes.NewReader(b)
+}
+
+// Status is GET /v1/status.
+func (c *Client) Status(ctx context.Context) (*StatusResponse, error) {
+	var out StatusResponse
+	_, err := c.Do(ctx, "GET", "/v1/status", nil, &out)
+	return &out, err
+}
+
+// PushModule uploads a module archive.
+func (c *Client) PushModule(ctx context.Context, archive []byte, digest string) (*plan.Module, error) {
+	resp, err := c.send(ctx, "POST", "/v1/modules", bytes.NewReader(archive), "application/gzip")
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	var m plan.Module
+	if err := json.NewDecoder(resp.Body).Decode(&m); err != nil {
+		return nil, fmt.Errorf("push module: decode answer: %w", err)
+	}
+	return &m, nil
+}
+
+// Modules lists pushed modules.
+func (c *Client) Modules(ctx context.Context) ([]*plan.Module, error) {
+	var out []*plan.Module
+	_, err := c.Do(ctx, "GET", "/v1/modules", nil, &out)
+	return out, err
+}
+
+// Blob downloads a blob.
+func (c *Client) Blob(ctx context.Context, digest string) (io.ReadCloser, error) {
+	resp, err := c.send(ctx, "GET", "/v1/blobs/"+url.PathEscape(digest), nil, "")
+	if err != nil {
+		return nil, err
+	}
+	return resp.Body, nil
+}
+
+// Stage stages a service.
+func (c *Client) Stage(ctx context.Context, req StageRequest) (*plan.Service, error) {
+	var out plan.Service
+	_, err := c.Do(ctx, "POST", "/v1/services", jsonBody(req), &out)
+	return &out, err
+}
+
+// Services lists services.
+func (c *Client) Services(ctx context.Context) ([]ServiceSummary, error) {
+	var out []ServiceSummary
+	_, err := c.Do(ctx, "GET", "/v1/services", nil, &out)
+	return out, err
+}
+
+// ServiceStatus reads a service's status; with wait > 0 it blocks until the
+// service changes past index.
+func (c *Client) ServiceStatus(ctx context.Context, name string, index uint64, wait time.Duration) (*ServiceStatus, uint64, error) {
+	path := "/v1/services/" + url.PathEscape(name)
+	if wait > 0 {
+		path += "?index=" + strconv.FormatUint(index, 10) + "&wait=" + wait.String()
+	}
+	var out ServiceStatus
+	h, err := c.Do(ctx, "GET", path, nil, &out)
+	if err != nil {
+		return nil, 0, err
+	}
+	idx, _ := strconv.ParseUint(h.Get(IndexHeader), 10, 64)
+	return &out, idx, nil
+}
+
+// Plan previews a service's next plan.
+func (c *Client) Plan(ctx context.Context, name string) (*PlanPreview, error) {
+	var out PlanPreview
+	_, err := c.Do(ctx, "GET", "/v1/services/"+url.PathEscape(name)+"/plan", nil, &out)
+	return &out, err
+}
+
+// SetInputs changes a service's inputs.
+func (c *Client) SetInputs(ctx context.Context, name string, inputs map[string]string) (*plan.Service, error) {
+	var out plan.Service
+	_, err := c.Do(ctx, "POST", "/v1/services/"+url.PathEscape(name)+"/inputs", jsonBody(InputsRequest{Inputs: inputs}), &out)
+	return &out, err
+}
+
+// Deploy compiles and publishes a service's plan.
+func (c *Client) Deploy(ctx context.Context, name string) (*plan.Service, error) {
+	var out plan.Service
+	_, err := c.Do(ctx, "POST", "/v1/services/"+url.PathEscape(name)+"/deploy", nil, &out)
+	return &out, err
+}
+
+// Delete starts deleting a service.
+func (c *Client) Delete(ctx context.Context, name string) (*plan.Service, error) {
+	var out plan.Service
+	_, err := c.Do(ctx, "DELETE", "/v1/services/"+url.PathEscape(name), nil, &out)
+	return &out, err
+}
+
+// Nodes lists registered nodes.
+func (c *Client) Nodes(ctx context.Context) ([]*plan.Node, error) {
+	var out []*plan.Node
+	_, err := c.Do(ctx, "GET", "/v1/nodes", nil, &out)
+	return out, err
+}
+
+// RegisterNode registers (or updates) a node.
+func (c *Client) RegisterNode(ctx context.Context, n *plan.Node) error {
+	_, err := c.Do(ctx, "PUT", "/v1/nodes/"+url.PathEscape(n.Name), jsonBody(n), nil)
+	return err
+}
+
+// NodePlan is the agent's blocking query for its slice.
+func (c *Client) NodePlan(ctx context.Context, node string, index uint64, wait time.Duration) (*plan.Slice, error) {
+	var out plan.Slice
+	path := fmt.Sprintf("/v1/nodes/%s/plan?index=%d&wait=%s", url.PathEscape(node), index, wait)
+	_, err := c.Do(ctx, "GET", path, nil, &out)
+	return &out, err
+}
+
+// Reports sends step reports; a nil error means they are committed.
+func (c *Client) Reports(ctx context.Context, node string, reports []plan.Report) (*ReportsResponse, error) {
+	var out ReportsResponse
+	_, err := c.Do(ctx, "POST", "/v1/nodes/"+url.PathEscape(node)+"/reports", jsonBody(ReportsRequest{Reports: reports}), &out)
+	return &out, err
+}

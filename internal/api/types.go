@@ -1,0 +1,104 @@
+// Package api holds the coordinator's HTTP API types and a client for
+// them, shared by dtkctl, the agent and the coordinator.
+package api
+
+import "github.com/dtkhq/dtk/plan"
+
+func (e *APIError) Error() string { return e.Message }
+
+// APIError is the body of every error response.
+type APIError struct {
+	Code    int    `json:"code"`
+	Message string `json:"error"`
+	// Details holds structured context: DSL diagnostics, plan violations.
+	Details any `json:"details,omitempty"`
+}
+
+// StatusResponse is GET /v1/status.
+type StatusResponse struct {
+	Name     string `json:"name"`
+	Version  string `json:"version"`
+	Leader   string `json:"leader"`
+	IsLeader bool   `json:"is_leader"`
+	Index    uint64 `json:"index"`
+	RaftAddr string `json:"raft_addr"`
+}
+
+// StageRequest is POST /v1/services.
+type StageRequest struct {
+	Name string `json:"name"`
+	// Template is MODULE/TEMPLATE or MODULE@VERSION/TEMPLATE.
+	Template string            `json:"template"`
+	Parent   string            `json:"parent,omitempty"`
+	Inputs   map[string]string `json:"inputs,omitempty"`
+}
+
+// ServiceSummary is one row of GET /v1/services.
+type ServiceSummary struct {
+	Name       string `json:"name"`
+	State      string `json:"state"`
+	Generation uint64 `json:"generation"`
+	Module     string `json:"module"`
+	Version    string `json:"version"`
+	Template   string `json:"template"`
+	Parent     string `json:"parent,omitempty"`
+}
+
+// PlanPreview is GET /v1/services/{name}/plan.
+type PlanPreview struct {
+	Plan       *plan.Plan       `json:"plan,omitempty"`
+	Violations []plan.Violation `json:"violations"`
+}
+
+// InputsRequest is POST /v1/services/{name}/inputs.
+type InputsRequest struct {
+	Inputs map[string]string `json:"inputs"`
+}
+
+// ReportsRequest is POST /v1/nodes/{name}/reports.
+type ReportsRequest struct {
+	Reports []plan.Report `json:"reports"`
+}
+
+// ReportsResponse acknowledges committed reports.
+type ReportsResponse struct {
+	Applied int    `json:"applied"`
+	Index   uint64 `json:"index"`
+}
+
+// ServiceStatus is what `dtkctl service status --json` prints.
+type ServiceStatus struct {
+	Name       string            `json:"name"`
+	State      string            `json:"state"`
+	Generation uint64            `json:"generation"`
+	Module     string            `json:"module"`
+	Version    string            `json:"version"`
+	Template   string            `json:"template"`
+	Parent     string            `json:"parent,omitempty"`
+	Inputs     map[string]string `json:"inputs,omitempty"`
+	Index      uint64            `json:"index"`
+	Nodes      []NodeStatus      `json:"nodes"`
+}
+
+// NodeStatus is one agent's part of a service status.
+type NodeStatus struct {
+	// Name is the agent's name; TemplateNode the template's node block.
+	Name         string       `json:"name"`
+	TemplateNode string       `json:"template_node"`
+	Status       string       `json:"status"`
+	Steps        []StepStatus `json:"steps"`
+}
+
+// StepStatus is one step's state in the current generation.
+type StepStatus struct {
+	ID         string `json:"id"`
+	Component  string `json:"component"`
+	Instance   string `json:"instance"`
+	Action     string `json:"action"`
+	State      string `json:"state"`
+	ExitCode   int    `json:"exit_code"`
+	DurationMs int64  `json:"duration_ms"`
+	Generation uint64 `json:"generation,omitempty"`
+	Output     string `json:"output,omitempty"`
+	Error      string `json:"error,omitempty"`
+}

@@ -1,0 +1,145 @@
+// Package archive packs a module folder into a canonical tar.gz (sorted
+// entries, no timestamps or owners, so the same folder always gives the same
+// bytes and the same digest) and unpacks one safely.
+package archive
+
+import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"sort"
+	"strings"
+)
+
+// MaxUnpacked bounds the bytes an archive may expand to.
+const MaxUnpacked = 4 << 30
+
+// Digest is "sha256:<hex>" of b.
+func Digest(b []byte) string {
+	sum := sha256.Sum256(b)
+	return "sha256:" + hex.EncodeToString(sum[:])
+}
+
+// Pack returns the canonical tar.gz of dir. Dot-folders (.git) are skipped.
+func Pack(dir string) ([]byte, error) {
+	var files []string
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && p != dir && strings.HasPrefix(d.Name(), ".") {
+			return filepath.SkipDir
+		}
+		if d.Type().IsRegular() {
+			files = append(files, p)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("pack %s: %w", dir, err)
+	}
+	sort.Strings(files)
+	var buf bytes.Buffer
+	gz, _ := gzip.NewWriterLevel(&buf, gzip.BestSpeed)
+	tw := tar.NewWriter(gz)
+	for _, p := range files {
+		rel, _ := filepath.Rel(dir, p)
+		info, err := os.Stat(p)
+		if err != nil {
+			return nil, fmt.Errorf("pack: %w", err)
+		}
+		mode := int64(0o644)
+		if info.Mode()&0o111 != 0 {
+			mode = 0o755
+		}
+		hdr := &tar.Header{Name: filepath.ToSlash(rel), Mode: mode, Size: info.Size(), Typeflag: tar.TypeReg, Format: tar.FormatPAX}
+		if err := tw.WriteHeader(hdr); err != nil {
+			return nil, fmt.Errorf("pack: %w", err)
+		}
+		f, err := os.Open(p)
+		if err != nil {
+			return nil, fmt.Errorf("pack: %w", err)
+		}
+		_, err = io.Copy(tw, f)
+		f.Close()
+		if err != nil {
+			return nil, fmt.Errorf("pack %s: %w", rel, err)
+		}
+	}
+	if err := tw.Close(); err != nil {
+		return nil, err
+	}
+	if err := gz.Close(); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+// ErrUnsafe is returned for an entry that would land outside the target.
+var ErrUnsafe = errors.New("unsafe archive entry")
+
+// Unpack expands a tar.gz into dir (which it creates). Only regular files
+// and folders are accepted; paths must stay inside dir.
+func Unpack(r io.Reader, dir string) error {
+	gz, err := gzip.NewReader(r)
+	if err != nil {
+		return fmt.Errorf("unpack: not a gzip archive: %w", err)
+	}
+	tr := tar.NewReader(gz)
+	var total int64
+	for {
+		hdr, err := tr.Next()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("unpack: %w", err)
+		}
+		name := path.Clean(hdr.Name)
+		if name == "." || path.IsAbs(name) || name == ".." || strings.HasPrefix(name, "../") {
+			return fmt.Errorf("%w: %q", ErrUnsafe, hdr.Name)
+		}
+		target := filepath.Join(dir, filepath.FromSlash(name))
+		switch hdr.Typeflag {
+		case tar.TypeDir:
+			if err := os.MkdirAll(target, 0o755); err != nil {
+				return err
+			}
+			continue
+		case tar.TypeReg:
+		default:
+			return fmt.Errorf("%w: %q is not a regular file", ErrUnsafe, hdr.Name)
+		}
+		total += hdr.Size
+		if total > MaxUnpacked {
+			return fmt.Errorf("unpack: archive expands beyond %d bytes", int64(MaxUnpacked))
+		}
+		if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
+			return err
+		}
+		mode := os.FileMode(0o644)
+		if hdr.Mode&0o111 != 0 {
+			mode = 0o755
+		}
+		f, err := os.OpenFile(target, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, mode)
+		if err != nil {
+			return err
+		}
+		_, err = io.Copy(f, io.LimitReader(tr, hdr.Size))
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return fmt.Errorf("unpack %s: %w", name, err)
+		}
+	}
+}

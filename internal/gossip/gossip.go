@@ -1,0 +1,212 @@
+// Package gossip is dtk's membership layer: one serf pool shared by
+// coordinators and agents. Members advertise what they are in tags; Parse
+// reads them back.
+package gossip
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/serf/serf"
+)
+
+// Tag names.
+const (
+	TagRole    = "role"
+	TagHTTP    = "http"
+	TagRaft    = "raft"
+	TagVersion = "version"
+	TagDC      = "dc"
+)
+
+// Roles.
+const (
+	RoleAgent       = "agent"
+	RoleCoordinator = "coordinator"
+)
+
+// Config configures a pool member.
+type Config struct {
+	Name string
+	// BindAddr is host:port for gossip (TCP and UDP).
+	BindAddr string
+	Tags     map[string]string
+	// SnapshotPath lets a restarted member rejoin the peers it knew.
+	SnapshotPath string
+	// Join lists addresses to join; tried in the background until one
+	// answers or the context ends.
+	Join   []string
+	Logger *slog.Logger
+	// Fast shortens failure detection for tests and dev clusters.
+	Fast bool
+}
+
+// Member is this process's membership in the pool.
+type Member struct {
+	serf   *serf.Serf
+	events chan serf.Event
+	log    *slog.Logger
+
+	mu       sync.Mutex
+	handlers []func(serf.Event)
+	cancel   context.CancelFunc
+	done     chan struct{}
+}
+
+// Peer is a parsed pool member.
+type Peer struct {
+	Name     string
+	Role     string
+	HTTPAddr string
+	RaftAddr string
+	Version  string
+	DC       string
+	Status   string // alive, leaving, left, failed
+	Addr     string // gossip address
+}
+
+// Parse reads a serf member's tags.
+func Parse(m serf.Member) Peer {
+	return Peer{
+		Name: m.Name, Role: m.Tags[TagRole], HTTPAddr: m.Tags[TagHTTP], RaftAddr: m.Tags[TagRaft],
+		Version: m.Tags[TagVersion], DC: m.Tags[TagDC], Status: m.Status.String(),
+		Addr: net.JoinHostPort(m.Addr.String(), strconv.Itoa(int(m.Port))),
+	}
+}
+
+// Start creates the serf member and begins joining cfg.Join in the
+// background.
+func Start(ctx context.Context, cfg Config) (*Member, error) {
+	host, portStr, err := net.SplitHostPort(cfg.BindAddr)
+	if err != nil {
+		return nil, fmt.Errorf("gossip address %q: %w", cfg.BindAddr, err)
+	}
+	port, err := strconv.Atoi(portStr)
+	if err != nil {
+		return nil, fmt.Errorf("gossip address %q: bad port", cfg.BindAddr)
+	}
+	sc := serf.DefaultConfig()
+	sc.NodeName = cfg.Name
+	sc.Tags = cfg.Tags
+	sc.MemberlistConfig = memberlistConfig(cfg.Fast)
+	sc.MemberlistConfig.BindAddr = host
+	sc.MemberlistConfig.BindPort = port
+	sc.MemberlistConfig.AdvertiseAddr = host
+	sc.MemberlistConfig.AdvertisePort = port
+	sc.MemberlistConfig.LogOutput = io.Discard
+	sc.LogOutput = io.Discard
+	sc.Logger = log.New(io.Discard, "", 0)
+	sc.MemberlistConfig.Logger = nil
+	sc.SnapshotPath = cfg.SnapshotPath
+	sc.RejoinAfterLeave = true
+	if cfg.Fast {
+		sc.ReapInterval = time.Second
+		sc.ReconnectInterval = time.Second
+		sc.TombstoneTimeout = time.Minute
+	}
+	events := make(chan serf.Event, 256)
+	sc.EventCh = events
+	s, err := serf.Create(sc)
+	if err != nil {
+		return nil, fmt.Errorf("start gossip on %s: %w", cfg.BindAddr, err)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	m := &Member{serf: s, events: events, log: cfg.Logger, cancel: cancel, done: make(chan struct{})}
+	go m.loop(ctx)
+	if len(cfg.Join) > 0 {
+		go m.retryJoin(ctx, cfg.Join)
+	}
+	return m, nil
+}
+
+// OnEvent registers a handler called for every membership event.
+func (m *Member) OnEvent(h func(serf.Event)) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.handlers = append(m.handlers, h)
+}
+
+func (m *Member) loop(ctx context.Context) {
+	defer close(m.done)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case e := <-m.events:
+			m.mu.Lock()
+			hs := append([]func(serf.Event){}, m.handlers...)
+			m.mu.Unlock()
+			for _, h := range hs {
+				h(e)
+			}
+		}
+	}
+}
+
+// retryJoin joins addrs, retrying with jittered backoff until one answers.
+func (m *Member) retryJoin(ctx context.Context, addrs []string) {
+	wait := 200 * time.Millisecond
+	for {
+		n, err := m.serf.Join(addrs, true)
+		if n > 0 {
+			m.log.Info("joined gossip pool", "via", addrs, "contacted", n)
+			return
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		m.log.Warn("join failed, retrying", "addrs", addrs, "err", err, "in", wait)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait + rand.N(wait/2)):
+		}
+		wait = min(wait*2, 10*time.Second)
+	}
+}
+
+// Join joins addrs once.
+func (m *Member) Join(addrs []string) (int, error) { return m.serf.Join(addrs, true) }
+
+// Peers returns every known member.
+func (m *Member) Peers() []Peer {
+	var out []Peer
+	for _, mem := range m.serf.Members() {
+		out = append(out, Parse(mem))
+	}
+	return out
+}
+
+// Coordinators returns the alive coordinators.
+func (m *Member) Coordinators() []Peer {
+	var out []Peer
+	for _, mem := range m.serf.Members() {
+		p := Parse(mem)
+		if p.Role == RoleCoordinator && mem.Status == serf.StatusAlive && p.HTTPAddr != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// Serf exposes the underlying serf instance.
+func (m *Member) Serf() *serf.Serf { return m.serf }
+
+// Leave leaves the pool gracefully, so that others see "left", not "failed".
+func (m *Member) Leave() error { return m.serf.Leave() }
+
+// Shutdown stops the member. It is safe to call more than once.
+func (m *Member) Shutdown() error {
+	m.cancel()
+	err := m.serf.Shutdown()
+	<-m.done
+	return err
+}

@@ -1,0 +1,269 @@
+package plan
+
+import (
+	"encoding/json"
+	"fmt"
+)
+
+// Pos is a position in a module's source: file (relative to the module
+// folder), 1-based line and column.
+type Pos struct {
+	File   string `json:"file"`
+	Line   int    `json:"line"`
+	Column int    `json:"column"`
+}
+
+func (p Pos) String() string {
+	if p.File == "" {
+		return ""
+	}
+	return fmt.Sprintf("%s:%d:%d", p.File, p.Line, p.Column)
+}
+
+// Module is a parsed, checked module: what a pushed module folder declares.
+// The folder's bytes live in the coordinator's blob store under Digest; the
+// Module itself travels through the Raft log.
+type Module struct {
+	Name        string `json:"name"`
+	Version     string `json:"version"`
+	Description string `json:"description,omitempty"`
+	// Digest is "sha256:<hex>" of the module archive (see internal/archive).
+	Digest string `json:"digest,omitempty"`
+	// Size is the archive's length in bytes.
+	Size int64 `json:"size,omitempty"`
+	// Files maps every file in the module folder (slash-separated path
+	// relative to the folder) to "sha256:<hex>" of its content, so that a
+	// step's digest changes only when the asset it runs changes.
+	Files      map[string]string     `json:"files,omitempty"`
+	Components map[string]*Component `json:"components"`
+	Templates  map[string]*Template  `json:"templates"`
+}
+
+// Ref is "name@version".
+func (m *Module) Ref() string { return m.Name + "@" + m.Version }
+
+// Component is a reusable unit: typed attributes and the actions that
+// converge (create) and undo (delete) it.
+type Component struct {
+	Name        string       `json:"name"`
+	Description string       `json:"description,omitempty"`
+	Attributes  []*Attribute `json:"attributes"`
+	// Actions by name: "create", "delete".
+	Actions map[string]*Action `json:"actions"`
+	Pos     Pos                `json:"pos"`
+}
+
+// Attribute looks an attribute up by name.
+func (c *Component) Attribute(name string) *Attribute {
+	for _, a := range c.Attributes {
+		if a.Name == name {
+			return a
+		}
+	}
+	return nil
+}
+
+// Attribute is a typed input of a component, or an input of a template.
+type Attribute struct {
+	Name        string `json:"name"`
+	Description string `json:"description,omitempty"`
+	// Type is an HCL type expression in canonical form: "string",
+	// "number", "bool", "list(string)", "map(number)", "any", ...
+	Type string `json:"type"`
+	// Default is the default value as JSON (cty JSON encoding of Type);
+	// nil when the attribute has no default.
+	Default  json.RawMessage `json:"default,omitempty"`
+	Required bool            `json:"required,omitempty"`
+	Pos      Pos             `json:"pos"`
+}
+
+// Action is one wrapped asset run.
+type Action struct {
+	// Kind names the runner: "bash".
+	Kind string `json:"kind"`
+	// Script is a path inside the module folder; Inline is script text.
+	// Exactly one is set.
+	Script string `json:"script,omitempty"`
+	Inline string `json:"inline,omitempty"`
+	// TimeoutSeconds bounds one run; 0 means the agent's default.
+	TimeoutSeconds int `json:"timeout_seconds,omitempty"`
+	Pos            Pos `json:"pos"`
+}
+
+// Template is a deployable arrangement of component instances on nodes.
+type Template struct {
+	Name        string          `json:"name"`
+	Description string          `json:"description,omitempty"`
+	Inputs      []*Attribute    `json:"inputs,omitempty"`
+	Nodes       []*TemplateNode `json:"nodes"`
+	Pos         Pos             `json:"pos"`
+}
+
+// Input looks a template input up by name.
+func (t *Template) Input(name string) *Attribute {
+	for _, a := range t.Inputs {
+		if a.Name == name {
+			return a
+		}
+	}
+	return nil
+}
+
+// TemplateNode selects exactly one agent by labels and places component
+// instances on it.
+type TemplateNode struct {
+	Name string `json:"name"`
+	// Labels an agent must all carry to be chosen for this node.
+	Labels     map[string]string `json:"labels,omitempty"`
+	Components []*Instance       `json:"components"`
+	Pos        Pos               `json:"pos"`
+}
+
+// Instance is a component placed on a template node. Attribute values are
+// HCL expressions kept as source text; the compiler evaluates them against
+// the service's inputs and the chosen nodes' facts.
+type Instance struct {
+	Name       string          `json:"name"`
+	Component  string          `json:"component"`
+	Attributes map[string]Expr `json:"attributes,omitempty"`
+	Pos        Pos             `json:"pos"`
+}
+
+// Expr is an HCL expression's source text and where it starts.
+type Expr struct {
+	Source string `json:"source"`
+	Pos    Pos    `json:"pos"`
+}
+
+// Service states.
+const (
+	StateStaged    = "staged"
+	StateDeploying = "deploying"
+	StateConverged = "converged"
+	StateFailed    = "failed"
+	StateDeleting  = "deleting"
+)
+
+// Service is a staged template: a name, input values and (once deployed) its
+// compiled plan.
+type Service struct {
+	Name     string `json:"name"`
+	Module   string `json:"module"`
+	Version  string `json:"version"`
+	Template string `json:"template"`
+	Parent   string `json:"parent,omitempty"`
+	// Inputs are the operator's values as typed on the command line; the
+	// compiler converts them to each input's declared type.
+	Inputs map[string]string `json:"inputs,omitempty"`
+	// State is staged, deploying, deleting; converged and failed are
+	// derived from reports (see Status).
+	State      string `json:"state"`
+	Generation uint64 `json:"generation"`
+	// Plan is the desired state of the current generation; nil until the
+	// first deploy.
+	Plan        *Plan  `json:"plan,omitempty"`
+	CreatedAt   int64  `json:"created_at_ms"`
+	CreateIndex uint64 `json:"create_index"`
+	ModifyIndex uint64 `json:"modify_index"`
+}
+
+// Plan is a service's compiled desired state for one generation.
+type Plan struct {
+	Service    string      `json:"service"`
+	Generation uint64      `json:"generation"`
+	Nodes      []*NodePlan `json:"nodes"`
+}
+
+// NodePlan is the part of a plan that one agent runs.
+type NodePlan struct {
+	// Name is the template node's name; Agent is the chosen agent's name.
+	Name  string  `json:"name"`
+	Agent string  `json:"agent"`
+	Steps []*Step `json:"steps"`
+}
+
+// Step is one action of one component instance on one node, with everything
+// resolved: the unit the agent converges and reports on.
+type Step struct {
+	// ID is "service/node/instance/action": stable across generations.
+	ID         string `json:"id"`
+	Service    string `json:"service"`
+	Node       string `json:"node"`
+	Instance   string `json:"instance"`
+	Component  string `json:"component"`
+	Action     string `json:"action"`
+	Generation uint64 `json:"generation"`
+	// Module and its archive digest, fetched by the agent to run Run.
+	Module       string `json:"module"`
+	ModuleDigest string `json:"module_digest"`
+	Run          Action `json:"run"`
+	// Undo is the component's delete action, kept by the agent so that a
+	// step that disappears from a later plan can be undone.
+	Undo       *Action                    `json:"undo,omitempty"`
+	Attributes map[string]json.RawMessage `json:"attributes,omitempty"`
+	// Digest covers the action, the digest of the asset it runs and the
+	// resolved attributes: an unchanged digest means nothing to do.
+	Digest string `json:"digest"`
+}
+
+// Slice is one agent's part of every service's plan, as the agent pulls it.
+type Slice struct {
+	Node  string  `json:"node"`
+	Index uint64  `json:"index"`
+	Steps []*Step `json:"steps"`
+}
+
+// Step states, as reported by agents and shown in status.
+const (
+	StepPending = "pending"
+	StepRunning = "running"
+	StepOK      = "ok"
+	StepSkipped = "skipped"
+	StepFailed  = "failed"
+)
+
+// Report is an agent's account of one step run (or skip).
+type Report struct {
+	// ID is unique per run (agent name + sequence) so that a resend is
+	// recognized and applied once.
+	ID         string `json:"id"`
+	Node       string `json:"node"`
+	Service    string `json:"service"`
+	StepID     string `json:"step_id"`
+	Action     string `json:"action"`
+	Generation uint64 `json:"generation"`
+	Digest     string `json:"digest"`
+	State      string `json:"state"`
+	ExitCode   int    `json:"exit_code"`
+	DurationMs int64  `json:"duration_ms"`
+	// Output is the tail of the run's combined stdout and stderr.
+	Output     string `json:"output,omitempty"`
+	Error      string `json:"error,omitempty"`
+	StartedAt  int64  `json:"started_at_ms,omitempty"`
+	FinishedAt int64  `json:"finished_at_ms,omitempty"`
+}
+
+// Node is a registered agent.
+type Node struct {
+	Name   string            `json:"name"`
+	Labels map[string]string `json:"labels,omitempty"`
+	Facts  Facts             `json:"facts"`
+	// Status is "up" or "down".
+	Status       string `json:"status"`
+	RegisteredAt int64  `json:"registered_at_ms"`
+	LastSeen     int64  `json:"last_seen_ms"`
+	CreateIndex  uint64 `json:"create_index"`
+	ModifyIndex  uint64 `json:"modify_index"`
+}
+
+// Facts are what an agent discovers about its machine.
+type Facts struct {
+	Hostname     string   `json:"hostname"`
+	OS           string   `json:"os"`
+	Arch         string   `json:"arch"`
+	Address      string   `json:"address"`
+	Addresses    []string `json:"addresses,omitempty"`
+	CPUs         int      `json:"cpus"`
+	MemoryBytes  uint64   `json:"memory_bytes"`
+	AgentVersion string   `json:"agent_version"`
+}
