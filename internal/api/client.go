@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -244,4 +245,15 @@ func (c *Client) Reports(ctx context.Context, node string, reports []plan.Report
 	var out ReportsResponse
 	_, err := c.Do(ctx, "POST", "/v1/nodes/"+url.PathEscape(node)+"/reports", jsonBody(ReportsRequest{Reports: reports}), &out)
 	return &out, err
+}
+
+// DefaultHTTPClient is tuned for long-polls: no overall timeout (the wait
+// parameter bounds a call), a dial timeout so a dead coordinator is left
+// quickly.
+func DefaultHTTPClient() *http.Client {
+	return &http.Client{Transport: &http.Transport{
+		DialContext:         (&net.Dialer{Timeout: 2 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		MaxIdleConnsPerHost: 4,
+		IdleConnTimeout:     90 * time.Second,
+	}}
 }

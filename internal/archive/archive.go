@@ -105,6 +105,9 @@ func Unpack(r io.Reader, dir string) error {
 			return fmt.Errorf("unpack: %w", err)
 		}
 		name := path.Clean(hdr.Name)
+		if name == "." && hdr.Typeflag == tar.TypeDir {
+			continue
+		}
 		if name == "." || path.IsAbs(name) || name == ".." || strings.HasPrefix(name, "../") {
 			return fmt.Errorf("%w: %q", ErrUnsafe, hdr.Name)
 		}

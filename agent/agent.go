@@ -1,0 +1,279 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/dtkhq/dtk/internal/api"
+	"github.com/dtkhq/dtk/plan"
+)
+
+// Config configures an agent.
+type Config struct {
+	Name    string
+	DataDir string
+	Labels  map[string]string
+	// Address is the agent's advertised address (templates see it as
+	// node.X.address).
+	Address string
+	Version string
+	// Client reaches the coordinators.
+	Client *api.Client
+	Logger *slog.Logger
+	// PollWait is how long one plan long-poll may wait (jitter is added).
+	PollWait time.Duration
+	// ReconcileInterval is how often the cached slice is converged again
+	// (retrying failed steps) when no new plan arrives.
+	ReconcileInterval time.Duration
+	// DefaultTimeout bounds an action that sets no timeout.
+	DefaultTimeout time.Duration
+}
+
+// Agent pulls its node's plan slice and converges it.
+type Agent struct {
+	cfg       Config
+	log       *slog.Logger
+	client    *api.Client
+	statePath string
+
+	mu    sync.Mutex // guards state
+	state *localState
+
+	flush  chan struct{}
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	// converged is signalled after every converge (tests).
+	convergedMu sync.Mutex
+	converges   uint64
+}
+
+// New prepares an agent: it creates the data dir and loads local state but
+// starts nothing.
+func New(cfg Config) (*Agent, error) {
+	if cfg.Name == "" {
+		return nil, errors.New("agent: name is required")
+	}
+	if cfg.Client == nil {
+		return nil, errors.New("agent: a coordinator client is required")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.PollWait <= 0 {
+		cfg.PollWait = 5 * time.Minute
+	}
+	if cfg.ReconcileInterval <= 0 {
+		cfg.ReconcileInterval = 10 * time.Minute
+	}
+	for _, d := range []string{cfg.DataDir, filepath.Join(cfg.DataDir, "modules"), filepath.Join(cfg.DataDir, "steps")} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return nil, fmt.Errorf("agent data dir: %w", err)
+		}
+	}
+	a := &Agent{
+		cfg: cfg, log: cfg.Logger.With("component", "agent", "node", cfg.Name),
+		client: cfg.Client, statePath: filepath.Join(cfg.DataDir, "agent-state.json"),
+		flush: make(chan struct{}, 1),
+	}
+	st, err := loadState(a.statePath)
+	if err != nil {
+		return nil, err
+	}
+	a.state = st
+	return a, nil
+}
+
+// Start runs the pull loop and the report sender until Shutdown.
+func (a *Agent) Start(ctx context.Context) {
+	ctx, a.cancel = context.WithCancel(ctx)
+	a.wg.Add(2)
+	go func() { defer a.wg.Done(); a.pullLoop(ctx) }()
+	go func() { defer a.wg.Done(); a.sendLoop(ctx) }()
+}
+
+// Shutdown stops the loops; a running step is cancelled (its process group
+// killed) and reported as such on the next start. Safe to call twice.
+func (a *Agent) Shutdown() {
+	if a.cancel != nil {
+		a.cancel()
+	}
+	a.wg.Wait()
+}
+
+// Converges counts completed converge passes.
+func (a *Agent) Converges() uint64 {
+	a.convergedMu.Lock()
+	defer a.convergedMu.Unlock()
+	return a.converges
+}
+
+func (a *Agent) node() *plan.Node {
+	return &plan.Node{Name: a.cfg.Name, Labels: a.cfg.Labels, Facts: Facts(a.cfg.Address, a.cfg.Version)}
+}
+
+// register announces the node until a coordinator accepts it.
+func (a *Agent) register(ctx context.Context) error {
+	b := newBackoff()
+	for {
+		err := a.client.RegisterNode(ctx, a.node())
+		if err == nil {
+			a.log.Info("registered")
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		a.log.Warn("register failed, retrying", "err", err)
+		if !b.wait(ctx) {
+			return ctx.Err()
+		}
+	}
+}
+
+func (a *Agent) pullLoop(ctx context.Context) {
+	a.mu.Lock()
+	cached := a.state.Slice
+	a.mu.Unlock()
+	// Work from the cached slice first: coordinators may be unreachable.
+	var index uint64
+	if cached != nil {
+		a.converge(ctx, cached)
+		index = cached.Index
+	}
+	if a.register(ctx) != nil {
+		return
+	}
+	b := newBackoff()
+	lastConverge := time.Now()
+	for ctx.Err() == nil {
+		wait := a.cfg.PollWait + rand.N(a.cfg.PollWait/16+1)
+		if until := time.Until(lastConverge.Add(a.cfg.ReconcileInterval)); until < wait {
+			wait = max(until, 0)
+		}
+		sl, err := a.client.NodePlan(ctx, a.cfg.Name, index, wait)
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			var ae *api.APIError
+			if errors.As(err, &ae) && ae.Code == http.StatusNotFound {
+				// The coordinators lost us (a restore): register again.
+				if a.register(ctx) != nil {
+					return
+				}
+				continue
+			}
+			a.log.Warn("plan poll failed", "err", err)
+			if time.Since(lastConverge) >= a.cfg.ReconcileInterval {
+				a.mu.Lock()
+				cached = a.state.Slice
+				a.mu.Unlock()
+				if cached != nil {
+					a.converge(ctx, cached)
+				}
+				lastConverge = time.Now()
+			}
+			if !b.wait(ctx) {
+				return
+			}
+			continue
+		}
+		b.reset()
+		if sl.Index != index || time.Since(lastConverge) >= a.cfg.ReconcileInterval {
+			a.mu.Lock()
+			a.state.Slice = sl
+			err := a.state.save(a.statePath)
+			a.mu.Unlock()
+			if err != nil {
+				a.log.Error("save state", "err", err)
+			}
+			a.converge(ctx, sl)
+			lastConverge = time.Now()
+		}
+		index = sl.Index
+	}
+}
+
+// enqueue adds a report to the durable queue and wakes the sender.
+func (a *Agent) enqueue(r plan.Report) {
+	a.mu.Lock()
+	a.state.Seq++
+	r.ID = fmt.Sprintf("%s:%d", a.cfg.Name, a.state.Seq)
+	r.Node = a.cfg.Name
+	a.state.Queue = append(a.state.Queue, r)
+	err := a.state.save(a.statePath)
+	a.mu.Unlock()
+	if err != nil {
+		a.log.Error("save report queue", "err", err)
+	}
+	select {
+	case a.flush <- struct{}{}:
+	default:
+	}
+}
+
+// sendLoop sends queued reports in batches; a report leaves the queue only
+// once a coordinator has acknowledged (committed) it.
+func (a *Agent) sendLoop(ctx context.Context) {
+	b := newBackoff()
+	for {
+		a.mu.Lock()
+		n := min(len(a.state.Queue), 256)
+		batch := append([]plan.Report(nil), a.state.Queue[:n]...)
+		a.mu.Unlock()
+		if n == 0 {
+			select {
+			case <-ctx.Done():
+				return
+			case <-a.flush:
+				continue
+			}
+		}
+		_, err := a.client.Reports(ctx, a.cfg.Name, batch)
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			a.log.Warn("send reports failed, will retry", "err", err, "queued", n)
+			if !b.wait(ctx) {
+				return
+			}
+			continue
+		}
+		b.reset()
+		a.mu.Lock()
+		a.state.Queue = a.state.Queue[n:]
+		err = a.state.save(a.statePath)
+		a.mu.Unlock()
+		if err != nil {
+			a.log.Error("save report queue", "err", err)
+		}
+	}
+}
+
+// backoff is a jittered exponential wait between retries.
+type backoff struct{ d time.Duration }
+
+func newBackoff() *backoff { return &backoff{d: 100 * time.Millisecond} }
+
+func (b *backoff) reset() { b.d = 100 * time.Millisecond }
+
+func (b *backoff) wait(ctx context.Context) bool {
+	d := b.d/2 + rand.N(b.d/2+1)
+	b.d = min(b.d*2, 5*time.Second)
+	select {
+	case <-ctx.Done():
+		return false
+	case <-time.After(d):
+		return true
+	}
+}

@@ -1,0 +1,223 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/dtkhq/dtk/actions"
+	"github.com/dtkhq/dtk/internal/archive"
+	"github.com/dtkhq/dtk/plan"
+)
+
+// converge brings the node to its slice: undo steps that left the plan
+// (newest first), then run every step whose digest differs from its last
+// success, in order. A failed step stops the rest of its service's steps on
+// this node. Unchanged steps spawn no process.
+func (a *Agent) converge(ctx context.Context, sl *plan.Slice) {
+	defer func() {
+		a.convergedMu.Lock()
+		a.converges++
+		a.convergedMu.Unlock()
+	}()
+	a.undoRemoved(ctx, sl)
+	failed := map[string]bool{}
+	for _, st := range sl.Steps {
+		if ctx.Err() != nil {
+			return
+		}
+		if failed[st.Service] {
+			continue
+		}
+		if !a.runStep(ctx, st) {
+			failed[st.Service] = true
+		}
+	}
+}
+
+// undoRemoved runs the delete action of every create step that succeeded
+// here but is no longer in the slice (and is not being deleted explicitly).
+func (a *Agent) undoRemoved(ctx context.Context, sl *plan.Slice) {
+	present := map[string]bool{}
+	explicit := map[string]bool{}
+	for _, st := range sl.Steps {
+		present[st.ID] = true
+		if st.Action == "delete" {
+			explicit[plan.StepID(st.Service, st.Node, st.Instance, "create")] = true
+		}
+	}
+	a.mu.Lock()
+	var gone []string
+	for id, rec := range a.state.Steps {
+		if !present[id] && !(explicit[id] && rec.Action == "create") {
+			gone = append(gone, id)
+		}
+	}
+	sort.Slice(gone, func(i, j int) bool { return a.state.Steps[gone[i]].Order > a.state.Steps[gone[j]].Order })
+	recs := make([]*stepRecord, len(gone))
+	for i, id := range gone {
+		recs[i] = a.state.Steps[id]
+	}
+	a.mu.Unlock()
+	for i, id := range gone {
+		if ctx.Err() != nil {
+			return
+		}
+		rec := recs[i]
+		if rec.Action != "create" || rec.Undo == nil {
+			a.forget(id)
+			continue
+		}
+		st := &plan.Step{
+			ID: plan.StepID(rec.Service, rec.Node, rec.Instance, "delete"), Service: rec.Service,
+			Node: rec.Node, Instance: rec.Instance, Action: "delete", ModuleDigest: rec.ModuleDigest,
+			Run: *rec.Undo, Attributes: rec.Attributes,
+		}
+		res := a.execute(ctx, st)
+		a.log.Info("undid removed step", "step", id, "state", res.State, "exit", res.ExitCode)
+		if res.State != actions.Failed {
+			a.forget(id)
+		}
+	}
+}
+
+func (a *Agent) forget(id string) {
+	a.mu.Lock()
+	delete(a.state.Steps, id)
+	if err := a.state.save(a.statePath); err != nil {
+		a.log.Error("save state", "err", err)
+	}
+	a.mu.Unlock()
+}
+
+// runStep converges one step and reports it. It returns false when the
+// step failed.
+func (a *Agent) runStep(ctx context.Context, st *plan.Step) bool {
+	a.mu.Lock()
+	rec := a.state.Steps[st.ID]
+	a.mu.Unlock()
+	if rec != nil && rec.Digest == st.Digest {
+		a.mu.Lock()
+		stale := rec.ReportedGeneration < st.Generation
+		rec.ReportedGeneration = max(rec.ReportedGeneration, st.Generation)
+		a.mu.Unlock()
+		if stale { // enqueue saves the record too
+			a.enqueue(plan.Report{
+				Service: st.Service, StepID: st.ID, Action: st.Action, Generation: st.Generation,
+				Digest: st.Digest, State: plan.StepSkipped,
+			})
+		}
+		return true
+	}
+	a.enqueue(plan.Report{
+		Service: st.Service, StepID: st.ID, Action: st.Action, Generation: st.Generation,
+		Digest: st.Digest, State: plan.StepRunning, StartedAt: time.Now().UnixMilli(),
+	})
+	started := time.Now()
+	res := a.execute(ctx, st)
+	rep := plan.Report{
+		Service: st.Service, StepID: st.ID, Action: st.Action, Generation: st.Generation,
+		Digest: st.Digest, State: plan.StepOK, ExitCode: res.ExitCode,
+		DurationMs: res.Duration.Milliseconds(), Output: res.Output,
+		StartedAt: started.UnixMilli(), FinishedAt: time.Now().UnixMilli(),
+	}
+	if res.Err != nil {
+		rep.Error = res.Err.Error()
+	}
+	ok := res.State != actions.Failed
+	if !ok {
+		rep.State = plan.StepFailed
+		a.log.Warn("step failed", "step", st.ID, "exit", res.ExitCode, "err", res.Err)
+	} else {
+		a.log.Info("step done", "step", st.ID, "took", res.Duration.Round(time.Millisecond))
+	}
+	a.mu.Lock()
+	a.state.Seq++ // also orders records
+	order := a.state.Seq
+	if ok {
+		if st.Action == "delete" {
+			delete(a.state.Steps, plan.StepID(st.Service, st.Node, st.Instance, "create"))
+		}
+		a.state.Steps[st.ID] = &stepRecord{
+			Digest: st.Digest, ReportedGeneration: st.Generation, Service: st.Service, Node: st.Node,
+			Instance: st.Instance, Action: st.Action, ModuleDigest: st.ModuleDigest, Undo: st.Undo,
+			Attributes: st.Attributes, Order: order,
+		}
+	} else {
+		delete(a.state.Steps, st.ID)
+	}
+	a.mu.Unlock()
+	a.enqueue(rep)
+	return ok
+}
+
+// execute fetches the step's module and runs its action.
+func (a *Agent) execute(ctx context.Context, st *plan.Step) actions.Result {
+	dir, err := a.moduleDir(ctx, st.ModuleDigest)
+	if err != nil {
+		return actions.Result{State: actions.Failed, ExitCode: -1, Err: err}
+	}
+	runner, err := actions.Lookup(st.Run.Kind)
+	if err != nil {
+		return actions.Result{State: actions.Failed, ExitCode: -1, Err: err}
+	}
+	return runner.Run(ctx, actions.Request{
+		Action: st.Run, ModuleDir: dir, Attributes: st.Attributes, Service: st.Service,
+		Node: a.cfg.Name, StepID: st.ID, DefaultTimeout: a.cfg.DefaultTimeout, DataDir: a.cfg.DataDir,
+		ScratchDir: filepath.Join(a.cfg.DataDir, "steps", strings.ReplaceAll(st.ID, "/", "_")),
+	})
+}
+
+// moduleDir returns the unpacked module for a digest, downloading and
+// verifying it the first time.
+func (a *Agent) moduleDir(ctx context.Context, digest string) (string, error) {
+	hexd, ok := strings.CutPrefix(digest, "sha256:")
+	if !ok || len(hexd) != 64 || strings.ContainsAny(hexd, "/.") {
+		return "", fmt.Errorf("bad module digest %q", digest)
+	}
+	dir := filepath.Join(a.cfg.DataDir, "modules", hexd)
+	if _, err := os.Stat(dir); err == nil {
+		return dir, nil
+	}
+	body, err := a.client.Blob(ctx, digest)
+	if err != nil {
+		return "", fmt.Errorf("fetch module %s: %w", digest, err)
+	}
+	defer body.Close()
+	tmp, err := os.CreateTemp(filepath.Join(a.cfg.DataDir, "modules"), ".download-*")
+	if err != nil {
+		return "", err
+	}
+	defer os.Remove(tmp.Name())
+	defer tmp.Close()
+	if _, err := tmp.ReadFrom(body); err != nil {
+		return "", fmt.Errorf("fetch module %s: %w", digest, err)
+	}
+	if _, err := tmp.Seek(0, 0); err != nil {
+		return "", err
+	}
+	b, err := os.ReadFile(tmp.Name())
+	if err != nil {
+		return "", err
+	}
+	if got := archive.Digest(b); got != digest {
+		return "", fmt.Errorf("fetch module: content is %s, expected %s", got, digest)
+	}
+	stage, err := os.MkdirTemp(filepath.Join(a.cfg.DataDir, "modules"), ".unpack-*")
+	if err != nil {
+		return "", err
+	}
+	if err := archive.Unpack(tmp, stage); err != nil {
+		os.RemoveAll(stage)
+		return "", fmt.Errorf("unpack module %s: %w", digest, err)
+	}
+	if err := os.Rename(stage, dir); err != nil {
+		os.RemoveAll(stage)
+		return "", err
+	}
+	return dir, nil
+}

@@ -1,0 +1,185 @@
+// Package daemon wires one dtk-agent process: its gossip membership, an
+// optional coordinator and the agent, started and stopped in the right
+// order. cmd/dtk-agent only parses flags and calls it.
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"sort"
+	"time"
+
+	"github.com/dtkhq/dtk/agent"
+	"github.com/dtkhq/dtk/coordinator"
+	"github.com/dtkhq/dtk/internal/api"
+	"github.com/dtkhq/dtk/internal/gossip"
+)
+
+// Default addresses and ports.
+const (
+	DefaultHTTPPort = 7070
+	DefaultSerfPort = 7946
+	DefaultRaftPort = 7947
+)
+
+// Config is everything `dtk-agent run` takes.
+type Config struct {
+	Name            string
+	DataDir         string
+	Coordinator     bool
+	BootstrapExpect int
+	// NoAgent runs a coordinator that does not also act as a node.
+	NoAgent  bool
+	Join     []string
+	Labels   map[string]string
+	HTTPAddr string
+	SerfAddr string
+	RaftAddr string
+	Version  string
+	Logger   *slog.Logger
+	// Fast shortens Raft and gossip timers (tests and dev clusters).
+	Fast              bool
+	PollWait          time.Duration
+	ReconcileInterval time.Duration
+}
+
+// Daemon is a running dtk-agent process.
+type Daemon struct {
+	cfg    Config
+	log    *slog.Logger
+	gossip *gossip.Member
+	coord  *coordinator.Server
+	agent  *agent.Agent
+}
+
+// Start starts the coordinator (if asked), the gossip member and the agent.
+func Start(ctx context.Context, cfg Config) (*Daemon, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Name == "" {
+		h, _ := os.Hostname()
+		cfg.Name = h
+	}
+	if cfg.SerfAddr == "" {
+		cfg.SerfAddr = fmt.Sprintf("127.0.0.1:%d", DefaultSerfPort)
+	}
+	host, _, err := net.SplitHostPort(cfg.SerfAddr)
+	if err != nil {
+		return nil, fmt.Errorf("--serf-addr %q: %w", cfg.SerfAddr, err)
+	}
+	if cfg.HTTPAddr == "" {
+		cfg.HTTPAddr = net.JoinHostPort(host, fmt.Sprint(DefaultHTTPPort))
+	}
+	if cfg.RaftAddr == "" {
+		cfg.RaftAddr = net.JoinHostPort(host, fmt.Sprint(DefaultRaftPort))
+	}
+	if !cfg.Coordinator && len(cfg.Join) == 0 && !hasSnapshot(cfg.DataDir) {
+		return nil, errors.New("an agent needs --join ADDR (the gossip address of any coordinator or agent) the first time it starts")
+	}
+	d := &Daemon{cfg: cfg, log: cfg.Logger}
+	tags := map[string]string{gossip.TagRole: gossip.RoleAgent, gossip.TagVersion: cfg.Version}
+	if cfg.Coordinator {
+		c, err := coordinator.New(coordinator.Config{
+			Name: cfg.Name, DataDir: filepath.Join(cfg.DataDir, "coordinator"), HTTPAddr: cfg.HTTPAddr,
+			RaftAddr: cfg.RaftAddr, BootstrapExpect: cfg.BootstrapExpect, Version: cfg.Version,
+			Logger: cfg.Logger, Fast: cfg.Fast,
+		})
+		if err != nil {
+			return nil, err
+		}
+		if err := c.Start(); err != nil {
+			return nil, err
+		}
+		d.coord = c
+		tags = c.Tags()
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		d.Shutdown(ctx)
+		return nil, fmt.Errorf("data dir: %w", err)
+	}
+	g, err := gossip.Start(ctx, gossip.Config{
+		Name: cfg.Name, BindAddr: cfg.SerfAddr, Tags: tags, Join: cfg.Join, Logger: cfg.Logger,
+		SnapshotPath: filepath.Join(cfg.DataDir, "serf.snapshot"), Fast: cfg.Fast,
+	})
+	if err != nil {
+		d.Shutdown(ctx)
+		return nil, err
+	}
+	d.gossip = g
+	if d.coord != nil {
+		d.coord.SetGossip(g)
+	}
+	if cfg.Coordinator && cfg.NoAgent {
+		return d, nil
+	}
+	client := &api.Client{Addrs: d.coordinatorAddrs, HTTP: api.DefaultHTTPClient()}
+	a, err := agent.New(agent.Config{
+		Name: cfg.Name, DataDir: filepath.Join(cfg.DataDir, "agent"), Labels: cfg.Labels,
+		Address: host, Version: cfg.Version, Client: client, Logger: cfg.Logger,
+		PollWait: cfg.PollWait, ReconcileInterval: cfg.ReconcileInterval,
+	})
+	if err != nil {
+		d.Shutdown(ctx)
+		return nil, err
+	}
+	a.Start(ctx)
+	d.agent = a
+	return d, nil
+}
+
+func hasSnapshot(dataDir string) bool {
+	fi, err := os.Stat(filepath.Join(dataDir, "serf.snapshot"))
+	return err == nil && fi.Size() > 0
+}
+
+// coordinatorAddrs lists coordinator HTTP addresses from gossip, this
+// process's own coordinator first.
+func (d *Daemon) coordinatorAddrs() []string {
+	var out []string
+	if d.coord != nil {
+		out = append(out, d.coord.HTTPAddr())
+	}
+	var others []string
+	for _, p := range d.gossip.Coordinators() {
+		if d.coord == nil || p.HTTPAddr != d.coord.HTTPAddr() {
+			others = append(others, p.HTTPAddr)
+		}
+	}
+	sort.Strings(others)
+	return append(out, others...)
+}
+
+// Coordinator is the process's coordinator, or nil.
+func (d *Daemon) Coordinator() *coordinator.Server { return d.coord }
+
+// Agent is the process's agent, or nil.
+func (d *Daemon) Agent() *agent.Agent { return d.agent }
+
+// Gossip is the process's pool membership.
+func (d *Daemon) Gossip() *gossip.Member { return d.gossip }
+
+// Shutdown stops everything in reverse order of start: the agent first (its
+// running step is cancelled), then the process leaves the gossip pool (so
+// that peers see it left rather than failed), then the coordinator stops.
+func (d *Daemon) Shutdown(ctx context.Context) {
+	if d.agent != nil {
+		d.agent.Shutdown()
+	}
+	if d.gossip != nil {
+		if err := d.gossip.Leave(); err != nil {
+			d.log.Warn("leave gossip pool", "err", err)
+		}
+		d.gossip.Shutdown()
+	}
+	if d.coord != nil {
+		if err := d.coord.Shutdown(ctx); err != nil {
+			d.log.Warn("coordinator shutdown", "err", err)
+		}
+	}
+}
