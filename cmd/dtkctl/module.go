@@ -1,0 +1,94 @@
+package main
+
+import (
+	"context"
+	"os"
+	"sort"
+	"strings"
+
+	"github.com/dtkhq/dtk/internal/api"
+	"github.com/dtkhq/dtk/internal/archive"
+	"github.com/dtkhq/dtk/plan"
+)
+
+// ModuleCmd is `dtkctl module`.
+type ModuleCmd struct {
+	Push ModulePushCmd `cmd:"" help:"Pack a module folder and push it to the cluster."`
+	List ModuleListCmd `cmd:"" help:"List pushed modules."`
+}
+
+// ModulePushCmd is `dtkctl module push DIR`.
+type ModulePushCmd struct {
+	Dir string `arg:"" help:"Module folder." placeholder:"DIR"`
+}
+
+// Validate checks DIR before anything is packed.
+func (c *ModulePushCmd) Validate() error {
+	fi, err := os.Stat(c.Dir)
+	switch {
+	case os.IsNotExist(err):
+		return usagef("module folder %q does not exist", c.Dir)
+	case err != nil:
+		return usagef("module folder: %v", err)
+	case !fi.IsDir():
+		return usagef("%q is not a folder: give the module's folder", c.Dir)
+	}
+	return nil
+}
+
+// Run packs and pushes.
+func (c *ModulePushCmd) Run(ctx context.Context, cl *api.Client, out *Output) error {
+	b, err := archive.Pack(c.Dir)
+	if err != nil {
+		return err
+	}
+	digest := archive.Digest(b)
+	m, err := cl.PushModule(ctx, b, digest)
+	if err != nil {
+		return err
+	}
+	if m.Digest != "" {
+		digest = m.Digest
+	}
+	out.Printf("pushed %s (%s…, %s, %s)\n", m.Ref(), digest[:min(len(digest), len("sha256:")+8)],
+		plural(len(m.Components), "component"), plural(len(m.Templates), "template"))
+	return nil
+}
+
+// ModuleListCmd is `dtkctl module list`.
+type ModuleListCmd struct {
+	JSON bool `help:"Print JSON."`
+}
+
+// Run lists modules.
+func (c *ModuleListCmd) Run(ctx context.Context, cl *api.Client, out *Output) error {
+	mods, err := cl.Modules(ctx)
+	if err != nil {
+		return err
+	}
+	if c.JSON {
+		if mods == nil {
+			mods = []*plan.Module{}
+		}
+		return out.JSON(mods)
+	}
+	rows := make([][]string, 0, len(mods))
+	for _, m := range mods {
+		rows = append(rows, []string{m.Name, m.Version, orDash(shortDigest(m.Digest)),
+			orDash(strings.Join(sortedKeys(m.Templates), ",")), orDash(strings.Join(sortedKeys(m.Components), ","))})
+	}
+	out.Table([]string{"NAME", "VERSION", "DIGEST", "TEMPLATES", "COMPONENTS"}, rows)
+	if len(mods) == 0 {
+		out.Notef("no modules yet: push one with \"dtkctl module push DIR\"\n")
+	}
+	return nil
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}

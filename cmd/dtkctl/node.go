@@ -1,0 +1,51 @@
+package main
+
+import (
+	"context"
+	"strings"
+
+	"github.com/dtkhq/dtk/internal/api"
+	"github.com/dtkhq/dtk/plan"
+)
+
+// NodeCmd is `dtkctl node`.
+type NodeCmd struct {
+	List NodeListCmd `cmd:"" help:"List registered nodes."`
+}
+
+// NodeListCmd is `dtkctl node list`.
+type NodeListCmd struct {
+	JSON bool `help:"Print JSON."`
+}
+
+// Run lists nodes.
+func (c *NodeListCmd) Run(ctx context.Context, cl *api.Client, out *Output) error {
+	nodes, err := cl.Nodes(ctx)
+	if err != nil {
+		return err
+	}
+	if c.JSON {
+		if nodes == nil {
+			nodes = []*plan.Node{}
+		}
+		return out.JSON(nodes)
+	}
+	rows := make([][]string, 0, len(nodes))
+	for _, n := range nodes {
+		labels := make([]string, 0, len(n.Labels))
+		for _, k := range sortedKeys(n.Labels) {
+			labels = append(labels, k+"="+n.Labels[k])
+		}
+		osArch := "-"
+		if n.Facts.OS != "" || n.Facts.Arch != "" {
+			osArch = n.Facts.OS + "/" + n.Facts.Arch
+		}
+		rows = append(rows, []string{n.Name, orDash(n.Status), orDash(n.Facts.Address),
+			orDash(strings.Join(labels, ",")), osArch, orDash(n.Facts.AgentVersion)})
+	}
+	out.Table([]string{"NAME", "STATUS", "ADDRESS", "LABELS", "OS/ARCH", "VERSION"}, rows)
+	if len(nodes) == 0 {
+		out.Notef("no nodes yet: start dtk-agent on a machine, or run \"dtk-agent dev\"\n")
+	}
+	return nil
+}
