@@ -24,24 +24,35 @@ func (a *Agent) converge(ctx context.Context, sl *plan.Slice) {
 		a.converges++
 		a.convergedMu.Unlock()
 	}()
-	a.undoRemoved(ctx, sl)
+	undone := a.undoRemoved(ctx, sl)
 	failed := map[string]bool{}
+	var ran, skipped, nfailed, blocked int
 	for _, st := range sl.Steps {
 		if ctx.Err() != nil {
 			return
 		}
 		if failed[st.Service] {
+			blocked++
 			continue
 		}
-		if !a.runStep(ctx, st) {
+		did, ok := a.runStep(ctx, st)
+		switch {
+		case !ok:
 			failed[st.Service] = true
+			nfailed++
+		case did:
+			ran++
+		default:
+			skipped++
 		}
 	}
+	a.log.Info("converged", "index", sl.Index, "ran", ran, "unchanged", skipped,
+		"failed", nfailed, "blocked", blocked, "undone", undone)
 }
 
 // undoRemoved runs the delete action of every create step that succeeded
 // here but is no longer in the slice (and is not being deleted explicitly).
-func (a *Agent) undoRemoved(ctx context.Context, sl *plan.Slice) {
+func (a *Agent) undoRemoved(ctx context.Context, sl *plan.Slice) (undone int) {
 	present := map[string]bool{}
 	explicit := map[string]bool{}
 	for _, st := range sl.Steps {
@@ -65,7 +76,7 @@ func (a *Agent) undoRemoved(ctx context.Context, sl *plan.Slice) {
 	a.mu.Unlock()
 	for i, id := range gone {
 		if ctx.Err() != nil {
-			return
+			return undone
 		}
 		rec := recs[i]
 		if rec.Action != "create" || rec.Undo == nil {
@@ -78,11 +89,13 @@ func (a *Agent) undoRemoved(ctx context.Context, sl *plan.Slice) {
 			Run: *rec.Undo, Attributes: rec.Attributes,
 		}
 		res := a.execute(ctx, st)
+		undone++
 		a.log.Info("undid removed step", "step", id, "state", res.State, "exit", res.ExitCode)
 		if res.State != actions.Failed {
 			a.forget(id)
 		}
 	}
+	return undone
 }
 
 func (a *Agent) forget(id string) {
@@ -94,9 +107,9 @@ func (a *Agent) forget(id string) {
 	a.mu.Unlock()
 }
 
-// runStep converges one step and reports it. It returns false when the
-// step failed.
-func (a *Agent) runStep(ctx context.Context, st *plan.Step) bool {
+// runStep converges one step and reports it. It says whether it ran a
+// process and whether the step is in its desired state.
+func (a *Agent) runStep(ctx context.Context, st *plan.Step) (ran, ok bool) {
 	a.mu.Lock()
 	rec := a.state.Steps[st.ID]
 	a.mu.Unlock()
@@ -111,7 +124,7 @@ func (a *Agent) runStep(ctx context.Context, st *plan.Step) bool {
 				Digest: st.Digest, State: plan.StepSkipped,
 			})
 		}
-		return true
+		return false, true
 	}
 	a.enqueue(plan.Report{
 		Service: st.Service, StepID: st.ID, Action: st.Action, Generation: st.Generation,
@@ -128,7 +141,7 @@ func (a *Agent) runStep(ctx context.Context, st *plan.Step) bool {
 	if res.Err != nil {
 		rep.Error = res.Err.Error()
 	}
-	ok := res.State != actions.Failed
+	ok = res.State != actions.Failed
 	if !ok {
 		rep.State = plan.StepFailed
 		a.log.Warn("step failed", "step", st.ID, "exit", res.ExitCode, "err", res.Err)
@@ -152,7 +165,7 @@ func (a *Agent) runStep(ctx context.Context, st *plan.Step) bool {
 	}
 	a.mu.Unlock()
 	a.enqueue(rep)
-	return ok
+	return true, ok
 }
 
 // execute fetches the step's module and runs its action.

@@ -135,7 +135,11 @@ func (s *Server) startRaft() error {
 		store.Close()
 		return fmt.Errorf("raft address %q: %w", s.cfg.RaftAddr, err)
 	}
-	trans, err := raft.NewTCPTransportWithLogger(s.cfg.RaftAddr, addr, 3, 10*time.Second, rc.Logger)
+	var advertise net.Addr = addr
+	if addr.Port == 0 {
+		advertise = nil // let the transport advertise the port it got
+	}
+	trans, err := raft.NewTCPTransportWithLogger(s.cfg.RaftAddr, advertise, 3, 10*time.Second, rc.Logger)
 	if err != nil {
 		store.Close()
 		return fmt.Errorf("raft transport on %s: %w", s.cfg.RaftAddr, err)

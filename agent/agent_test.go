@@ -1,0 +1,212 @@
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/dtkhq/dtk/internal/api"
+	"github.com/dtkhq/dtk/internal/archive"
+	"github.com/dtkhq/dtk/plan"
+)
+
+// fakeCoordinator serves one node's slice, a module blob, and records
+// reports. It is a unit-test fake of the coordinator's agent-facing API.
+type fakeCoordinator struct {
+	mu        sync.Mutex
+	slice     *plan.Slice
+	changed   chan struct{}
+	reports   []plan.Report
+	rejecting bool
+	blob      []byte
+	digest    string
+}
+
+func newFake(t *testing.T, moduleDir string) (*fakeCoordinator, *httptest.Server) {
+	blob, err := archive.Pack(moduleDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &fakeCoordinator{slice: &plan.Slice{Node: "n1", Index: 1}, changed: make(chan struct{}), blob: blob, digest: archive.Digest(blob)}
+	mux := http.NewServeMux()
+	mux.HandleFunc("PUT /v1/nodes/n1", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("{}")) })
+	mux.HandleFunc("GET /v1/nodes/n1/plan", func(w http.ResponseWriter, r *http.Request) {
+		f.mu.Lock()
+		sl, ch := f.slice, f.changed
+		f.mu.Unlock()
+		if r.URL.Query().Get("index") == jsonNum(sl.Index) {
+			select {
+			case <-ch:
+			case <-r.Context().Done():
+				return
+			case <-time.After(2 * time.Second):
+			}
+			f.mu.Lock()
+			sl = f.slice
+			f.mu.Unlock()
+		}
+		json.NewEncoder(w).Encode(sl)
+	})
+	mux.HandleFunc("POST /v1/nodes/n1/reports", func(w http.ResponseWriter, r *http.Request) {
+		var req api.ReportsRequest
+		json.NewDecoder(r.Body).Decode(&req)
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		if f.rejecting {
+			w.WriteHeader(503)
+			w.Write([]byte(`{"code":503,"error":"no cluster leader"}`))
+			return
+		}
+		f.reports = append(f.reports, req.Reports...)
+		w.Write([]byte(`{"applied":1}`))
+	})
+	mux.HandleFunc("GET /v1/blobs/{digest}", func(w http.ResponseWriter, r *http.Request) { w.Write(f.blob) })
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	return f, srv
+}
+
+func jsonNum(n uint64) string { b, _ := json.Marshal(n); return string(b) }
+
+func (f *fakeCoordinator) publish(steps ...*plan.Step) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.slice = &plan.Slice{Node: "n1", Index: f.slice.Index + 1, Steps: steps}
+	close(f.changed)
+	f.changed = make(chan struct{})
+}
+
+func (f *fakeCoordinator) final(stepID string) []plan.Report {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []plan.Report
+	for _, r := range f.reports {
+		if r.StepID == stepID && r.State != plan.StepRunning {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// step builds a create step whose script appends a line to a file, so runs
+// can be counted.
+func (f *fakeCoordinator) step(instance, msg string, gen uint64) *plan.Step {
+	st := &plan.Step{
+		ID: plan.StepID("s", "n", instance, "create"), Service: "s", Node: "n", Instance: instance,
+		Component: "c", Action: "create", Generation: gen, ModuleDigest: f.digest,
+		Run:        plan.Action{Kind: "bash", Script: "run.sh"},
+		Undo:       &plan.Action{Kind: "bash", Inline: `echo "undo $msg" >> "$DTK_DATA_DIR/runs"`},
+		Attributes: map[string]json.RawMessage{"msg": json.RawMessage(`"` + msg + `"`)},
+	}
+	st.Digest = plan.StepDigest(st, nil)
+	return st
+}
+
+func testModuleDir(t *testing.T) string {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "run.sh"), []byte(`echo "run $msg" >> "$DTK_DATA_DIR/runs"; [[ "$msg" != fail ]]`), 0o755)
+	return dir
+}
+
+func startAgent(t *testing.T, srv *httptest.Server, dataDir string) *Agent {
+	a, err := New(Config{Name: "n1", DataDir: dataDir, Client: api.NewClient(srv.URL), PollWait: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.Start(context.Background())
+	return a
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func runs(t *testing.T, dataDir string) []string {
+	b, _ := os.ReadFile(filepath.Join(dataDir, "runs"))
+	return strings.Fields(strings.ReplaceAll(string(b), " ", "_"))
+}
+
+func TestAgent_Converge_SkipsUnchangedUndoesRemoved(t *testing.T) {
+	f, srv := newFake(t, testModuleDir(t))
+	data := t.TempDir()
+	a := startAgent(t, srv, data)
+	defer a.Shutdown()
+
+	f.publish(f.step("one", "a", 1), f.step("two", "b", 1))
+	waitFor(t, "both steps reported ok", func() bool { return len(f.final("s/n/two/create")) == 1 })
+	if got := strings.Join(runs(t, data), ","); got != "run_a,run_b" {
+		t.Fatalf("runs = %s", got)
+	}
+	// Generation 2 changes one, keeps two: two is reported skipped, not run.
+	f.publish(f.step("one", "c", 2), f.step("two", "b", 2))
+	waitFor(t, "two reported for gen 2", func() bool { return len(f.final("s/n/two/create")) == 2 })
+	if r := f.final("s/n/two/create")[1]; r.State != plan.StepSkipped || r.Generation != 2 {
+		t.Fatalf("unchanged step report = %+v", r)
+	}
+	// Generation 3 drops one: its delete action runs.
+	f.publish(f.step("two", "b", 3))
+	waitFor(t, "undo of one", func() bool { return len(runs(t, data)) == 4 })
+	if got := strings.Join(runs(t, data), ","); got != "run_a,run_b,run_c,undo_c" {
+		t.Fatalf("runs = %s", got)
+	}
+}
+
+func TestAgent_FailedStep_StopsServiceAndReportsExitCode(t *testing.T) {
+	f, srv := newFake(t, testModuleDir(t))
+	data := t.TempDir()
+	a := startAgent(t, srv, data)
+	defer a.Shutdown()
+	f.publish(f.step("one", "fail", 1), f.step("two", "b", 1))
+	waitFor(t, "failure report", func() bool { return len(f.final("s/n/one/create")) == 1 })
+	r := f.final("s/n/one/create")[0]
+	if r.State != plan.StepFailed || r.ExitCode != 1 {
+		t.Fatalf("report = %+v", r)
+	}
+	a.Shutdown()
+	if got := strings.Join(runs(t, data), ","); got != "run_fail" {
+		t.Fatalf("a step after a failed one ran: %s", got)
+	}
+}
+
+func TestAgent_Reports_KeptOnDiskUntilAcknowledged(t *testing.T) {
+	f, srv := newFake(t, testModuleDir(t))
+	f.rejecting = true
+	data := t.TempDir()
+	a := startAgent(t, srv, data)
+	f.publish(f.step("one", "a", 1))
+	waitFor(t, "step ran", func() bool { return len(runs(t, data)) == 1 })
+	waitFor(t, "final report queued", func() bool {
+		st, err := loadState(filepath.Join(data, "agent-state.json"))
+		return err == nil && len(st.Queue) == 2 // running + ok
+	})
+	a.Shutdown()
+
+	// A restarted agent sends the queued reports and does not re-run the step.
+	f.mu.Lock()
+	f.rejecting = false
+	f.mu.Unlock()
+	a2 := startAgent(t, srv, data)
+	defer a2.Shutdown()
+	waitFor(t, "queued report delivered", func() bool { return len(f.final("s/n/one/create")) == 1 })
+	if r := f.final("s/n/one/create")[0]; r.State != plan.StepOK || !strings.HasPrefix(r.ID, "n1:") {
+		t.Fatalf("delivered report = %+v", r)
+	}
+	waitFor(t, "restarted agent converged", func() bool { return a2.Converges() >= 1 })
+	if n := len(runs(t, data)); n != 1 {
+		t.Fatalf("step ran %d times, want once", n)
+	}
+}

@@ -1,0 +1,419 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/dtkhq/dtk/internal/api"
+	"github.com/dtkhq/dtk/plan"
+)
+
+// ServiceCmd is `dtkctl service`.
+type ServiceCmd struct {
+	Stage  ServiceStageCmd  `cmd:"" help:"Stage a template as a service (does not deploy it)."`
+	Set    ServiceSetCmd    `cmd:"" help:"Change a staged service's inputs (KEY= unsets one)."`
+	Plan   ServicePlanCmd   `cmd:"" help:"Preview the steps the next deploy would run on each node."`
+	Deploy ServiceDeployCmd `cmd:"" help:"Compile and publish a service's plan to its nodes."`
+	Status ServiceStatusCmd `cmd:"" help:"Show a service's state and the state of each step."`
+	List   ServiceListCmd   `cmd:"" help:"List services."`
+	Delete ServiceDeleteCmd `cmd:"" help:"Run a service's delete steps and remove it."`
+}
+
+// parseInputs turns KEY=VALUE arguments into a map; the last value of a
+// key repeated wins. VALUE may be empty and may contain "=" and ",".
+func parseInputs(flag string, kvs []string) (map[string]string, error) {
+	if len(kvs) == 0 {
+		return nil, nil
+	}
+	m := make(map[string]string, len(kvs))
+	for _, kv := range kvs {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || strings.TrimSpace(k) == "" {
+			return nil, usagef("%s %q: expected KEY=VALUE", flag, kv)
+		}
+		m[k] = v
+	}
+	return m, nil
+}
+
+// ServiceStageCmd is `dtkctl service stage NAME --template MODULE/TEMPLATE`.
+type ServiceStageCmd struct {
+	Name     string   `arg:"" help:"Service name."`
+	Template string   `required:"" placeholder:"MODULE/TEMPLATE" help:"Template to stage: MODULE/TEMPLATE or MODULE@VERSION/TEMPLATE."`
+	Parent   string   `placeholder:"SERVICE" help:"Service to deploy with respect to (its environment)."`
+	Set      []string `placeholder:"KEY=VALUE" sep:"none" help:"Set an input; repeatable."`
+}
+
+// Validate checks --set before anything is sent.
+func (c *ServiceStageCmd) Validate() error {
+	_, err := parseInputs("--set", c.Set)
+	return err
+}
+
+// Run stages the service.
+func (c *ServiceStageCmd) Run(ctx context.Context, cl *api.Client, out *Output) error {
+	inputs, err := parseInputs("--set", c.Set)
+	if err != nil {
+		return err
+	}
+	svc, err := cl.Stage(ctx, api.StageRequest{Name: c.Name, Template: c.Template, Parent: c.Parent, Inputs: inputs})
+	if err != nil {
+		return err
+	}
+	parent := ""
+	if svc.Parent != "" {
+		parent = " with respect to " + svc.Parent
+	}
+	out.Printf("staged %s (%s@%s/%s%s)\n", svc.Name, svc.Module, svc.Version, svc.Template, parent)
+	out.Notef("next: \"dtkctl service plan %s\", then \"dtkctl service deploy %s --wait\"\n", svc.Name, svc.Name)
+	return nil
+}
+
+// ServiceSetCmd is `dtkctl service set NAME KEY=VALUE...`.
+type ServiceSetCmd struct {
+	Name   string   `arg:"" help:"Service name."`
+	Inputs []string `arg:"" name:"key=value" sep:"none" help:"Inputs to set; KEY= unsets KEY."`
+}
+
+// Validate checks the KEY=VALUE arguments.
+func (c *ServiceSetCmd) Validate() error {
+	_, err := parseInputs("input", c.Inputs)
+	return err
+}
+
+// Run changes the inputs.
+func (c *ServiceSetCmd) Run(ctx context.Context, cl *api.Client, out *Output) error {
+	inputs, err := parseInputs("input", c.Inputs)
+	if err != nil {
+		return err
+	}
+	svc, err := cl.SetInputs(ctx, c.Name, inputs)
+	if err != nil {
+		return err
+	}
+	var changed []string
+	for _, k := range sortedKeys(inputs) {
+		if inputs[k] == "" {
+			changed = append(changed, k+" unset")
+		} else {
+			changed = append(changed, k+"="+inputs[k])
+		}
+	}
+	out.Printf("updated %s: %s\n", svc.Name, strings.Join(changed, ", "))
+	out.Notef("not deployed yet: run \"dtkctl service deploy %s --wait\"\n", svc.Name)
+	return nil
+}
+
+// ServicePlanCmd is `dtkctl service plan NAME`.
+type ServicePlanCmd struct {
+	Name string `arg:"" help:"Service name."`
+	JSON bool   `help:"Print JSON."`
+}
+
+// Run previews the plan; violations make it fail (exit 1): the plan cannot
+// be deployed.
+func (c *ServicePlanCmd) Run(ctx context.Context, cl *api.Client, out *Output) error {
+	pv, err := cl.Plan(ctx, c.Name)
+	if err != nil {
+		return err
+	}
+	if c.JSON {
+		if pv.Violations == nil {
+			pv.Violations = []plan.Violation{}
+		}
+		if err := out.JSON(pv); err != nil {
+			return err
+		}
+	} else {
+		printPlan(out, c.Name, pv)
+	}
+	if n := len(pv.Violations); n > 0 {
+		return failf("%s cannot be deployed: the plan has %s", c.Name, plural(n, "violation"))
+	}
+	return nil
+}
+
+func printPlan(out *Output, name string, pv *api.PlanPreview) {
+	if pv.Plan != nil {
+		out.Printf("plan for %s, generation %d:\n", name, pv.Plan.Generation)
+		for _, np := range pv.Plan.Nodes {
+			out.Printf("\nnode %s → %s\n", np.Name, orDash(np.Agent))
+			if len(np.Steps) == 0 {
+				out.Printf("  no steps\n")
+				continue
+			}
+			rows := make([][]string, 0, len(np.Steps))
+			for _, s := range np.Steps {
+				rows = append(rows, []string{s.Instance, s.Component, s.Action, shortDigest(s.Digest)})
+			}
+			printTable(out.Out, "  ", []string{"INSTANCE", "COMPONENT", "ACTION", "DIGEST"}, rows)
+		}
+	} else if len(pv.Violations) == 0 {
+		out.Printf("plan for %s: no steps\n", name)
+	}
+	if len(pv.Violations) > 0 {
+		if pv.Plan != nil {
+			out.Printf("\n")
+		}
+		out.Printf("violations:\n")
+		for _, v := range pv.Violations {
+			out.Printf("  %s\n", strings.ReplaceAll(v.String(), "\n", "\n  "))
+		}
+	}
+}
+
+// ServiceDeployCmd is `dtkctl service deploy NAME`.
+type ServiceDeployCmd struct {
+	Name    string        `arg:"" help:"Service name."`
+	Wait    bool          `help:"Wait until the deploy converges (exit 0) or fails (exit 1), showing progress."`
+	Timeout time.Duration `default:"10m" help:"How long --wait waits (0: no limit)."`
+}
+
+// Run deploys and, with --wait, follows the deploy to its end.
+func (c *ServiceDeployCmd) Run(ctx context.Context, cl *api.Client, out *Output) error {
+	svc, err := cl.Deploy(ctx, c.Name)
+	if err != nil {
+		return err // a 422 lists the violations
+	}
+	gen := svc.Generation
+	out.Printf("deploying %s generation %d (%s)\n", svc.Name, gen, planSize(svc.Plan))
+	if !c.Wait {
+		out.Notef("follow with \"dtkctl service status %s\"\n", svc.Name)
+		return nil
+	}
+	last, _, err := watch(ctx, cl, out, svc.Name, gen, false, c.Timeout)
+	if last != nil {
+		out.Printf("\n")
+		stepTable(out.Out, last, gen)
+	}
+	if err != nil {
+		return err
+	}
+	if last.State == plan.StateFailed {
+		return failf("deploy of %s failed at generation %d: %s", svc.Name, gen, failedCount(last, gen))
+	}
+	out.Printf("%s converged at generation %d\n", svc.Name, gen)
+	return nil
+}
+
+func planSize(p *plan.Plan) string {
+	if p == nil {
+		return "no steps"
+	}
+	steps := 0
+	for _, np := range p.Nodes {
+		steps += len(np.Steps)
+	}
+	return plural(steps, "step") + " on " + plural(len(p.Nodes), "node")
+}
+
+func failedCount(st *api.ServiceStatus, gen uint64) string {
+	n := 0
+	for _, ns := range st.Nodes {
+		for _, s := range ns.Steps {
+			if stepState(s, gen) == plan.StepFailed {
+				n++
+			}
+		}
+	}
+	return plural(n, "step") + " failed"
+}
+
+// watchWait bounds one blocking status query.
+const watchWait = 30 * time.Second
+
+// watch follows a service with blocking status queries until, at generation
+// gen or later, it converges or fails or (deleting) disappears. It shows
+// progress as it goes and returns the last status seen and whether the
+// service is gone. A status from an older generation (a follower behind) is
+// skipped. Connection failures and 5xx answers are retried a few times.
+func watch(ctx context.Context, cl *api.Client, out *Output, name string, gen uint64, deleting bool, timeout time.Duration) (last *api.ServiceStatus, gone bool, err error) {
+	wctx := ctx
+	if timeout > 0 {
+		var cancel context.CancelFunc
+		wctx, cancel = context.WithTimeout(ctx, timeout)
+		defer cancel()
+	}
+	p := out.progress(gen)
+	var index uint64
+	failures := 0
+	for {
+		st, idx, err := cl.ServiceStatus(wctx, name, index, watchWait)
+		if err != nil {
+			var ae *api.APIError
+			switch {
+			case deleting && errors.As(err, &ae) && ae.Code == http.StatusNotFound:
+				return last, true, nil
+			case ctx.Err() != nil:
+				return last, false, ctx.Err()
+			case wctx.Err() != nil:
+				what := "converge"
+				if deleting {
+					what = "be deleted"
+				}
+				state := "unknown"
+				if last != nil {
+					state = last.State
+				}
+				return last, false, failf("timed out after %s waiting for %s to %s (state %s); it carries on: follow with \"dtkctl service status %s\"",
+					timeout, name, what, state, name)
+			case transient(err) && failures < maxRetries:
+				failures++
+				backoff(wctx, failures) // a cancellation shows in the next query
+				continue
+			default:
+				return last, false, err
+			}
+		}
+		failures = 0
+		if idx < index {
+			index = 0 // the index went backwards (a new leader): start over
+		} else {
+			index = idx
+		}
+		if st.Generation < gen {
+			continue
+		}
+		last = st
+		p.update(st)
+		switch {
+		case st.State == plan.StateFailed:
+			return last, false, nil
+		case st.State == plan.StateConverged && !deleting:
+			return last, false, nil
+		}
+	}
+}
+
+const maxRetries = 5
+
+// transient says a failed query is worth retrying: no answer, or a 5xx.
+func transient(err error) bool {
+	var ae *api.APIError
+	if errors.As(err, &ae) {
+		return ae.Code >= 500
+	}
+	return !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded)
+}
+
+// backoff waits 250ms, 500ms, 1s, ... (capped at 4s) or until ctx ends.
+func backoff(ctx context.Context, attempt int) {
+	t := time.NewTimer(min(250*time.Millisecond<<(attempt-1), 4*time.Second))
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
+}
+
+// ServiceStatusCmd is `dtkctl service status NAME`.
+type ServiceStatusCmd struct {
+	Name string `arg:"" help:"Service name."`
+	JSON bool   `help:"Print JSON (the shape is stable: state, generation, nodes[].steps[])."`
+}
+
+// Run shows the status.
+func (c *ServiceStatusCmd) Run(ctx context.Context, cl *api.Client, out *Output) error {
+	st, _, err := cl.ServiceStatus(ctx, c.Name, 0, 0)
+	if err != nil {
+		return err
+	}
+	if st.Nodes == nil {
+		st.Nodes = []api.NodeStatus{}
+	}
+	if c.JSON {
+		return out.JSON(st)
+	}
+	out.Printf("service:    %s\n", st.Name)
+	out.Printf("state:      %s\n", st.State)
+	out.Printf("generation: %d\n", st.Generation)
+	out.Printf("template:   %s@%s/%s\n", st.Module, st.Version, st.Template)
+	out.Printf("parent:     %s\n", orDash(st.Parent))
+	if len(st.Inputs) > 0 {
+		var kvs []string
+		for _, k := range sortedKeys(st.Inputs) {
+			kvs = append(kvs, k+"="+st.Inputs[k])
+		}
+		out.Printf("inputs:     %s\n", strings.Join(kvs, ", "))
+	}
+	if st.Generation == 0 && len(st.Nodes) == 0 {
+		out.Printf("\nnot deployed yet\n")
+		return nil
+	}
+	out.Printf("\n")
+	stepTable(out.Out, st, st.Generation)
+	return nil
+}
+
+// ServiceListCmd is `dtkctl service list`.
+type ServiceListCmd struct {
+	JSON bool `help:"Print JSON."`
+}
+
+// Run lists services.
+func (c *ServiceListCmd) Run(ctx context.Context, cl *api.Client, out *Output) error {
+	svcs, err := cl.Services(ctx)
+	if err != nil {
+		return err
+	}
+	if c.JSON {
+		if svcs == nil {
+			svcs = []api.ServiceSummary{}
+		}
+		return out.JSON(svcs)
+	}
+	rows := make([][]string, 0, len(svcs))
+	for _, s := range svcs {
+		rows = append(rows, []string{s.Name, s.State, fmt.Sprint(s.Generation),
+			fmt.Sprintf("%s@%s/%s", s.Module, s.Version, s.Template), orDash(s.Parent)})
+	}
+	out.Table([]string{"NAME", "STATE", "GEN", "TEMPLATE", "PARENT"}, rows)
+	if len(svcs) == 0 {
+		out.Notef("no services yet: stage one with \"dtkctl service stage NAME --template MODULE/TEMPLATE\"\n")
+	}
+	return nil
+}
+
+// ServiceDeleteCmd is `dtkctl service delete NAME`.
+type ServiceDeleteCmd struct {
+	Name    string        `arg:"" help:"Service name."`
+	Wait    bool          `help:"Wait until the service is gone (exit 0) or a delete step fails (exit 1), showing progress."`
+	Timeout time.Duration `default:"10m" help:"How long --wait waits (0: no limit)."`
+}
+
+// Run starts the delete and, with --wait, follows it to its end.
+func (c *ServiceDeleteCmd) Run(ctx context.Context, cl *api.Client, out *Output) error {
+	svc, err := cl.Delete(ctx, c.Name)
+	if err != nil {
+		return err
+	}
+	gen := svc.Generation
+	if svc.State != plan.StateDeleting {
+		// Nothing to undo: the coordinator removed the service at once.
+		out.Printf("deleted %s\n", c.Name)
+		return nil
+	}
+	out.Printf("deleting %s generation %d (%s)\n", c.Name, gen, planSize(svc.Plan))
+	if !c.Wait {
+		out.Notef("follow with \"dtkctl service status %s\"\n", c.Name)
+		return nil
+	}
+	last, gone, err := watch(ctx, cl, out, c.Name, gen, true, c.Timeout)
+	if last != nil && !gone { // a finished delete's last status is stale
+		out.Printf("\n")
+		stepTable(out.Out, last, gen)
+	}
+	if err != nil {
+		return err
+	}
+	if !gone {
+		return failf("delete of %s failed at generation %d: %s; fix it and run \"dtkctl service delete %s\" again",
+			c.Name, gen, failedCount(last, gen), c.Name)
+	}
+	out.Printf("deleted %s\n", c.Name)
+	return nil
+}
