@@ -147,7 +147,7 @@ func stepTable(w io.Writer, st *api.ServiceStatus, gen uint64) {
 			if state == plan.StepOK || state == plan.StepFailed {
 				exit = fmt.Sprint(s.ExitCode)
 			}
-			if state == plan.StepOK || state == plan.StepFailed || state == plan.StepSkipped {
+			if state == plan.StepOK || state == plan.StepFailed || state == plan.StepSkipped && s.DurationMs > 0 {
 				dur = fmtDuration(s.DurationMs)
 			}
 			inst := instance(s)
@@ -226,7 +226,12 @@ func (p *progress) update(st *api.ServiceStatus) {
 
 func stateDetail(s api.StepStatus, state string) string {
 	switch state {
-	case plan.StepOK, plan.StepSkipped:
+	case plan.StepSkipped:
+		if s.DurationMs == 0 {
+			return state
+		}
+		return fmt.Sprintf("%s (%s)", state, fmtDuration(s.DurationMs))
+	case plan.StepOK:
 		return fmt.Sprintf("%s (%s)", state, fmtDuration(s.DurationMs))
 	case plan.StepFailed:
 		return fmt.Sprintf("failed (exit %d, %s)", s.ExitCode, fmtDuration(s.DurationMs))
