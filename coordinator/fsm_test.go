@@ -101,7 +101,6 @@ func (h *fsmHarness) report(node, step string, seq int, state string) {
 	}}})
 }
 
-
 func TestFSM_RegisterNode_UpdatesAndKeepsCreateIndex(t *testing.T) {
 	h := newHarness(t)
 	h.mustApply(RegisterNodeType, RegisterNodeCmd{Node: plan.Node{Name: "n1"}, Time: 10})
