@@ -49,6 +49,10 @@ type Agent struct {
 
 	flush  chan struct{}
 	cancel context.CancelFunc
+
+	pollMu     sync.Mutex
+	pollCancel context.CancelFunc
+	pollAddr   string
 	wg     sync.WaitGroup
 
 	// converged is signalled after every converge (tests).
@@ -159,10 +163,19 @@ func (a *Agent) pullLoop(ctx context.Context) {
 		if until := time.Until(lastConverge.Add(a.cfg.ReconcileInterval)); until < wait {
 			wait = max(until, 0)
 		}
-		sl, err := a.client.NodePlan(ctx, a.cfg.Name, index, wait)
+		pctx, addr := a.beginPoll(ctx)
+		sl, err := a.client.NodePlan(pctx, a.cfg.Name, index, wait)
+		abandoned := pctx.Err() != nil && ctx.Err() == nil
+		a.endPoll()
 		if err != nil {
 			if ctx.Err() != nil {
 				return
+			}
+			if abandoned {
+				// Its coordinator left the pool: go to another one now.
+				a.log.Info("coordinator gone, moving on", "from", addr)
+				a.client.Rotate()
+				continue
 			}
 			var ae *api.APIError
 			if errors.As(err, &ae) && ae.Code == http.StatusNotFound {
@@ -188,6 +201,13 @@ func (a *Agent) pullLoop(ctx context.Context) {
 			continue
 		}
 		b.reset()
+		if sl.Index < index {
+			// A coordinator that lags behind what this agent has seen
+			// (a follower catching up): never go backwards.
+			a.log.Debug("ignoring an older slice", "index", sl.Index, "have", index)
+			a.client.Rotate()
+			continue
+		}
 		if sl.Index != index || time.Since(lastConverge) >= a.cfg.ReconcileInterval {
 			a.mu.Lock()
 			a.state.Slice = sl
@@ -201,6 +221,43 @@ func (a *Agent) pullLoop(ctx context.Context) {
 		}
 		index = sl.Index
 	}
+}
+
+// beginPoll makes a context for one long-poll that CoordinatorsChanged can
+// cancel when the coordinator it goes to leaves the pool.
+func (a *Agent) beginPoll(ctx context.Context) (context.Context, string) {
+	pctx, cancel := context.WithCancel(ctx)
+	addr := a.client.Current()
+	a.pollMu.Lock()
+	a.pollCancel, a.pollAddr = cancel, addr
+	a.pollMu.Unlock()
+	return pctx, addr
+}
+
+func (a *Agent) endPoll() {
+	a.pollMu.Lock()
+	if a.pollCancel != nil {
+		a.pollCancel()
+	}
+	a.pollCancel, a.pollAddr = nil, ""
+	a.pollMu.Unlock()
+}
+
+// CoordinatorsChanged is called on gossip events: a long-poll to a
+// coordinator that is no longer alive is abandoned at once instead of
+// waiting for TCP to notice.
+func (a *Agent) CoordinatorsChanged() {
+	a.pollMu.Lock()
+	defer a.pollMu.Unlock()
+	if a.pollCancel == nil || a.pollAddr == "" {
+		return
+	}
+	for _, addr := range a.client.Addrs() {
+		if "http://"+addr == a.pollAddr || addr == a.pollAddr {
+			return
+		}
+	}
+	a.pollCancel()
 }
 
 // enqueue adds a report to the durable queue and wakes the sender.

@@ -2,6 +2,9 @@ package agent
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"io"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -196,41 +199,62 @@ func (a *Agent) moduleDir(ctx context.Context, digest string) (string, error) {
 	if _, err := os.Stat(dir); err == nil {
 		return dir, nil
 	}
+	// Coordinators come and go (a failover): try them all, with backoff,
+	// before calling it a failure.
+	b := newBackoff()
+	deadline := time.Now().Add(moduleFetchPatience)
+	for {
+		err := a.fetchModule(ctx, digest, dir)
+		if err == nil {
+			return dir, nil
+		}
+		if ctx.Err() != nil || time.Now().After(deadline) {
+			return "", err
+		}
+		a.log.Warn("module download failed, retrying", "digest", digest, "err", err)
+		if !b.wait(ctx) {
+			return "", err
+		}
+	}
+}
+
+// moduleFetchPatience is how long a step waits for its module to download.
+const moduleFetchPatience = time.Minute
+
+func (a *Agent) fetchModule(ctx context.Context, digest, dir string) error {
 	body, err := a.client.Blob(ctx, digest)
 	if err != nil {
-		return "", fmt.Errorf("fetch module %s: %w", digest, err)
+		return fmt.Errorf("fetch module %s: %w", digest, err)
 	}
 	defer body.Close()
 	tmp, err := os.CreateTemp(filepath.Join(a.cfg.DataDir, "modules"), ".download-*")
 	if err != nil {
-		return "", err
+		return err
 	}
 	defer os.Remove(tmp.Name())
 	defer tmp.Close()
-	if _, err := tmp.ReadFrom(body); err != nil {
-		return "", fmt.Errorf("fetch module %s: %w", digest, err)
+	h := sha256.New()
+	if _, err := io.Copy(io.MultiWriter(tmp, h), body); err != nil {
+		a.client.Rotate()
+		return fmt.Errorf("fetch module %s: %w", digest, err)
+	}
+	if got := "sha256:" + hex.EncodeToString(h.Sum(nil)); got != digest {
+		return fmt.Errorf("fetch module: content is %s, expected %s", got, digest)
 	}
 	if _, err := tmp.Seek(0, 0); err != nil {
-		return "", err
-	}
-	b, err := os.ReadFile(tmp.Name())
-	if err != nil {
-		return "", err
-	}
-	if got := archive.Digest(b); got != digest {
-		return "", fmt.Errorf("fetch module: content is %s, expected %s", got, digest)
+		return err
 	}
 	stage, err := os.MkdirTemp(filepath.Join(a.cfg.DataDir, "modules"), ".unpack-*")
 	if err != nil {
-		return "", err
+		return err
 	}
 	if err := archive.Unpack(tmp, stage); err != nil {
 		os.RemoveAll(stage)
-		return "", fmt.Errorf("unpack module %s: %w", digest, err)
+		return fmt.Errorf("unpack module %s: %w", digest, err)
 	}
 	if err := os.Rename(stage, dir); err != nil {
 		os.RemoveAll(stage)
-		return "", err
+		return err
 	}
-	return dir, nil
+	return nil
 }

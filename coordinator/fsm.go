@@ -27,6 +27,8 @@ const (
 	DeployServiceType
 	DeleteServiceType
 	ReportsType
+	NodeStatusType
+	ResliceType
 )
 
 // IgnoreUnknownFlag marks a command that an older coordinator which does not
@@ -78,6 +80,23 @@ type ReportsCmd struct {
 	Reports []plan.Report `json:"reports"`
 	Time    int64         `json:"time_ms"`
 }
+
+// NodeStatusCmd marks nodes up or down (from gossip health).
+type NodeStatusCmd struct {
+	Updates []NodeStatusUpdate `json:"updates"`
+	Time    int64              `json:"time_ms"`
+}
+
+// NodeStatusUpdate is one node's new status.
+type NodeStatusUpdate struct {
+	Name   string `json:"name"`
+	Status string `json:"status"`
+}
+
+// ResliceCmd moves every node's slice index to the entry's index, so that
+// agents pull again after a snapshot restore (whose indexes are older than
+// what agents have seen).
+type ResliceCmd struct{}
 
 // Errors an FSM command returns (as its response, not as a Raft failure).
 var (
@@ -156,6 +175,15 @@ func (f *FSM) Apply(l *raft.Log) any {
 		var c ReportsCmd
 		mustDecode(buf, &c, t)
 		resp, keys = s.applyReports(l.Index, &c)
+	case NodeStatusType:
+		var c NodeStatusCmd
+		mustDecode(buf, &c, t)
+		resp, keys = s.nodeStatus(l.Index, &c)
+	case ResliceType:
+		for name := range s.data.Nodes {
+			s.data.SliceIndex[name] = l.Index
+			keys = append(keys, nodeKey(name))
+		}
 	default:
 		if !ignoreUnknown {
 			panic(fmt.Sprintf("fsm: unknown command type %d at index %d", t, l.Index))
@@ -191,6 +219,35 @@ func (s *State) registerNode(idx uint64, c *RegisterNodeCmd) (any, []string) {
 		s.data.SliceIndex[n.Name] = idx
 	}
 	return &n, []string{nodeKey(n.Name)}
+}
+
+func (s *State) nodeStatus(idx uint64, c *NodeStatusCmd) (any, []string) {
+	var keys []string
+	for _, u := range c.Updates {
+		n := s.data.Nodes[u.Name]
+		if n == nil || n.Status == u.Status {
+			continue
+		}
+		n.Status = u.Status
+		n.ModifyIndex = idx
+		if u.Status == "up" {
+			n.LastSeen = c.Time
+		}
+		keys = append(keys, nodeKey(u.Name))
+		// Services on this node show the change in their status.
+		for _, svc := range s.data.Services {
+			if svc.Plan == nil {
+				continue
+			}
+			for _, np := range svc.Plan.Nodes {
+				if np.Agent == u.Name {
+					svc.ModifyIndex = idx
+					keys = append(keys, serviceKey(svc.Name))
+				}
+			}
+		}
+	}
+	return len(keys), keys
 }
 
 func (s *State) putModule(idx uint64, c *PutModuleCmd) (any, []string) {

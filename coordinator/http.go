@@ -1,6 +1,7 @@
 package coordinator
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -72,6 +73,12 @@ func (s *Server) Handler() http.Handler {
 	route("PUT /v1/nodes/{name}", s.registerNode)
 	route("GET /v1/nodes/{name}/plan", s.nodePlan)
 	route("POST /v1/nodes/{name}/reports", s.nodeReports)
+	route("POST /v1/agent/leave", s.agentLeave)
+	route("GET /v1/operator/members", s.operatorMembers)
+	route("GET /v1/operator/raft", s.operatorRaft)
+	route("DELETE /v1/operator/raft/peers/{id}", s.operatorRemovePeer)
+	route("GET /v1/operator/snapshot", s.operatorSnapshotSave)
+	route("PUT /v1/operator/snapshot", s.operatorSnapshotRestore)
 	route("/", func(w http.ResponseWriter, r *http.Request) error {
 		return &api.APIError{Code: http.StatusNotFound, Message: fmt.Sprintf("no such endpoint: %s %s", r.Method, r.URL.Path)}
 	})
@@ -88,7 +95,7 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 				writeError(w, &api.APIError{Code: http.StatusInternalServerError, Message: "internal error"})
 			}
 		}()
-		if r.Method != http.MethodGet && r.Method != http.MethodHead && s.raft.State() != raftLeader {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead && !strings.HasPrefix(r.URL.Path, "/v1/agent/") && s.raft.State() != raftLeader && s.getPeers() != nil {
 			if s.forward(w, r) {
 				return
 			}
@@ -100,29 +107,82 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 	})
 }
 
-// forward proxies a write to the leader's HTTP address (learned from the
-// gossip tags). It returns false when no leader is known, leaving the
-// request to fail with ErrNotLeader.
+// forwardWait bounds how long a write waits for a leader during an
+// election before it is refused with 503.
+const forwardWait = 10 * time.Second
+
+var forwardClient = api.DefaultHTTPClient()
+
+// forward sends a write to the leader (found through the gossip tags) and
+// copies the answer back. While there is no reachable leader (an election
+// after the leader died) it retries until forwardWait passes; if this
+// coordinator becomes the leader meanwhile, it returns false so the
+// request is served here. Large bodies (module pushes) are streamed once,
+// without retries.
 func (s *Server) forward(w http.ResponseWriter, r *http.Request) bool {
-	leaderRaft, _ := s.raft.LeaderWithID()
-	s.mu.Lock()
-	g := s.gossip
-	s.mu.Unlock()
-	if leaderRaft == "" || g == nil {
-		return false
-	}
-	for _, p := range g.Coordinators() {
-		if p.RaftAddr == string(leaderRaft) {
-			target := &url.URL{Scheme: "http", Host: p.HTTPAddr}
-			proxy := httputil.NewSingleHostReverseProxy(target)
-			proxy.ErrorHandler = func(w http.ResponseWriter, r *http.Request, err error) {
-				writeError(w, &api.APIError{Code: http.StatusServiceUnavailable, Message: "forward to leader: " + err.Error()})
-			}
-			proxy.ServeHTTP(w, r)
+	var body []byte
+	retry := r.ContentLength >= 0 && r.ContentLength <= maxJSONBody
+	if retry {
+		b, err := io.ReadAll(io.LimitReader(r.Body, maxJSONBody+1))
+		if err != nil {
+			writeError(w, badRequest("read request body: %v", err))
 			return true
 		}
+		body = b
+		r.Body = io.NopCloser(bytes.NewReader(body))
 	}
-	return false
+	deadline := time.Now().Add(forwardWait)
+	for {
+		if s.raft.State() == raftLeader {
+			return false
+		}
+		leader := s.leaderHTTP()
+		if leader != "" {
+			if !retry {
+				proxy := httputil.NewSingleHostReverseProxy(&url.URL{Scheme: "http", Host: leader})
+				proxy.ErrorHandler = func(w http.ResponseWriter, r *http.Request, err error) {
+					writeError(w, &api.APIError{Code: http.StatusServiceUnavailable, Message: "forward to leader: " + err.Error()})
+				}
+				proxy.ServeHTTP(w, r)
+				return true
+			}
+			req, _ := http.NewRequestWithContext(r.Context(), r.Method, "http://"+leader+r.URL.RequestURI(), bytes.NewReader(body))
+			req.Header = r.Header.Clone()
+			resp, err := forwardClient.Do(req)
+			if err == nil {
+				defer resp.Body.Close()
+				for k, v := range resp.Header {
+					w.Header()[k] = v
+				}
+				w.WriteHeader(resp.StatusCode)
+				io.Copy(w, resp.Body)
+				return true
+			}
+			s.log.Debug("forward to leader failed, retrying", "leader", leader, "err", err)
+		}
+		if time.Now().After(deadline) || r.Context().Err() != nil {
+			writeError(w, &api.APIError{Code: http.StatusServiceUnavailable, Message: "no reachable cluster leader; retry in a moment"})
+			return true
+		}
+		select {
+		case <-r.Context().Done():
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// leaderHTTP is the leader's HTTP address, or "" when unknown.
+func (s *Server) leaderHTTP() string {
+	leaderRaft, _ := s.raft.LeaderWithID()
+	if leaderRaft == "" {
+		return ""
+	}
+	for _, p := range s.coordinators() {
+		if p.RaftAddr == string(leaderRaft) {
+			return p.HTTPAddr
+		}
+	}
+	return ""
 }
 
 func (s *Server) wrap(h handlerFunc) http.Handler {
@@ -213,11 +273,15 @@ func blockingParams(r *http.Request) (index uint64, wait time.Duration, err erro
 // --- status ---
 
 func (s *Server) getStatus(w http.ResponseWriter, r *http.Request) error {
-	addr, id := s.raft.LeaderWithID()
-	_ = addr
+	_, id := s.raft.LeaderWithID()
+	configured := false
+	if f := s.raft.GetConfiguration(); f.Error() == nil {
+		configured = len(f.Configuration().Servers) > 0
+	}
 	return writeJSON(w, http.StatusOK, api.StatusResponse{
 		Name: s.cfg.Name, Version: s.cfg.Version, Leader: string(id),
 		IsLeader: s.raft.State() == raftLeader, Index: s.State().Index(), RaftAddr: s.raftAddr,
+		RaftConfigured: configured,
 	})
 }
 
@@ -234,6 +298,11 @@ func (s *Server) pushModule(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	mod.Digest, mod.Size = digest, size
+	// Every live coordinator holds the blob before the module is recorded,
+	// so an acknowledged push survives losing the coordinator that took it.
+	if err := s.replicateBlob(r.Context(), digest); err != nil {
+		return &api.APIError{Code: http.StatusServiceUnavailable, Message: err.Error() + "; push again when the coordinators are reachable"}
+	}
 	resp, err := s.apply(PutModuleType, PutModuleCmd{Module: *mod})
 	if err != nil {
 		return err
@@ -278,7 +347,19 @@ func (s *Server) getModule(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) getBlob(w http.ResponseWriter, r *http.Request) error {
-	f, err := s.blobs.Open(r.PathValue("digest"))
+	digest := r.PathValue("digest")
+	q := r.URL.Query()
+	if q.Get("local") == "" {
+		// Read through: a blob pushed through another coordinator is
+		// fetched from it (and verified) on first use.
+		if err := s.ensureBlob(r.Context(), digest); err != nil {
+			return err
+		}
+	}
+	if q.Get("ensure") != "" {
+		return writeJSON(w, http.StatusOK, map[string]string{"digest": digest})
+	}
+	f, err := s.blobs.Open(digest)
 	if errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("%w: blob %s", ErrNotFound, r.PathValue("digest"))
 	}
@@ -398,6 +479,13 @@ func (s *Server) setInputs(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) deployService(w http.ResponseWriter, r *http.Request) error {
+	if svc := s.State().Service(r.PathValue("name")); svc != nil {
+		if m := s.State().Module(svc.Module, svc.Version); m != nil && m.Digest != "" {
+			if err := s.replicateBlob(r.Context(), m.Digest); err != nil {
+				return &api.APIError{Code: http.StatusServiceUnavailable, Message: err.Error() + "; retry when the coordinators are reachable"}
+			}
+		}
+	}
 	resp, err := s.apply(DeployServiceType, DeployServiceCmd{Name: r.PathValue("name")})
 	if err != nil {
 		return err
@@ -481,10 +569,9 @@ func (s *Server) nodeReports(w http.ResponseWriter, r *http.Request) error {
 			return badRequest("report %d is for node %q, not %q", i, req.Reports[i].Node, name)
 		}
 	}
-	resp, err := s.apply(ReportsType, ReportsCmd{Reports: req.Reports, Time: time.Now().UnixMilli()})
+	n, index, err := s.batcher.submit(r.Context(), req.Reports)
 	if err != nil {
 		return err
 	}
-	n, _ := resp.(int)
-	return writeJSON(w, http.StatusOK, api.ReportsResponse{Applied: n, Index: s.State().Index()})
+	return writeJSON(w, http.StatusOK, api.ReportsResponse{Applied: n, Index: index})
 }

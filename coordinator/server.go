@@ -32,8 +32,20 @@ type Config struct {
 	BootstrapExpect int
 	Version         string
 	Logger          *slog.Logger
-	// Fast shortens Raft timers (tests and dev clusters).
+	// Fast shortens Raft timers (tests and dev clusters). Shipped defaults
+	// are the Raft library's (heartbeat and election about 1 s).
 	Fast bool
+	// RaftTransport and RaftInMemory replace the TCP transport and the
+	// bolt stores: the in-process test harness uses them.
+	RaftTransport raft.Transport
+	RaftInMemory  bool
+}
+
+// Peers is how a coordinator sees the other coordinators: the gossip pool
+// in production, a fixed list in the in-process harness.
+type Peers interface {
+	// Peers lists every member of the pool: coordinators and agents.
+	Peers() []gossip.Peer
 }
 
 // Server is one coordinator: Raft, the FSM, the blob store and the HTTP API.
@@ -44,17 +56,23 @@ type Server struct {
 	blobs *BlobStore
 
 	raft      *raft.Raft
-	transport *raft.NetworkTransport
-	boltStore *raftboltdb.BoltStore
+	transport raft.Transport
+	closers   []func() error
 	raftAddr  string
+	batcher   *reportBatcher
 
 	httpLn  net.Listener
 	httpSrv *http.Server
 
-	mu     sync.Mutex
-	gossip *gossip.Member
+	mu         sync.Mutex
+	leaveFunc  func()
+	peers      Peers
+	bootstrapd bool
+	stop       chan struct{}
+	wg         sync.WaitGroup
 
 	shutdownOnce sync.Once
+	kick         chan struct{}
 }
 
 // ErrNotLeader is returned for a write on a coordinator that cannot reach
@@ -75,7 +93,7 @@ func New(cfg Config) (*Server, error) {
 	if cfg.BootstrapExpect == 0 {
 		cfg.BootstrapExpect = 1
 	}
-	return &Server{cfg: cfg, log: cfg.Logger.With("component", "coordinator")}, nil
+	return &Server{cfg: cfg, log: cfg.Logger.With("component", "coordinator"), stop: make(chan struct{}), kick: make(chan struct{}, 1)}, nil
 }
 
 // Start opens the stores, starts Raft (bootstrapping a new single-server
@@ -93,6 +111,10 @@ func (s *Server) Start() error {
 	if err := s.startRaft(); err != nil {
 		return err
 	}
+	s.batcher = newReportBatcher(s)
+	s.wg.Add(2)
+	go func() { defer s.wg.Done(); s.batcher.run(s.stop) }()
+	go func() { defer s.wg.Done(); s.maintain() }()
 	ln, err := net.Listen("tcp", s.cfg.HTTPAddr)
 	if err != nil {
 		s.shutdownRaft()
@@ -121,58 +143,102 @@ func (s *Server) startRaft() error {
 		rc.CommitTimeout = 5 * time.Millisecond
 	}
 	dir := filepath.Join(s.cfg.DataDir, "raft")
-	store, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(dir, "raft.db")})
-	if err != nil {
-		return fmt.Errorf("open raft store: %w", err)
+	var (
+		logs   raft.LogStore
+		stable raft.StableStore
+		snaps  raft.SnapshotStore
+	)
+	if s.cfg.RaftInMemory {
+		mem := raft.NewInmemStore()
+		logs, stable, snaps = mem, mem, raft.NewInmemSnapshotStore()
+	} else {
+		store, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(dir, "raft.db")})
+		if err != nil {
+			return fmt.Errorf("open raft store: %w", err)
+		}
+		s.closers = append(s.closers, store.Close)
+		fsnaps, err := raft.NewFileSnapshotStoreWithLogger(dir, 2, rc.Logger)
+		if err != nil {
+			s.closeAll()
+			return fmt.Errorf("open snapshot store: %w", err)
+		}
+		logs, stable, snaps = store, store, fsnaps
 	}
-	snaps, err := raft.NewFileSnapshotStoreWithLogger(dir, 2, rc.Logger)
-	if err != nil {
-		store.Close()
-		return fmt.Errorf("open snapshot store: %w", err)
-	}
-	addr, err := net.ResolveTCPAddr("tcp", s.cfg.RaftAddr)
-	if err != nil {
-		store.Close()
-		return fmt.Errorf("raft address %q: %w", s.cfg.RaftAddr, err)
-	}
-	var advertise net.Addr = addr
-	if addr.Port == 0 {
-		advertise = nil // let the transport advertise the port it got
-	}
-	trans, err := raft.NewTCPTransportWithLogger(s.cfg.RaftAddr, advertise, 3, 10*time.Second, rc.Logger)
-	if err != nil {
-		store.Close()
-		return fmt.Errorf("raft transport on %s: %w", s.cfg.RaftAddr, err)
+	trans := s.cfg.RaftTransport
+	if trans == nil {
+		addr, err := net.ResolveTCPAddr("tcp", s.cfg.RaftAddr)
+		if err != nil {
+			s.closeAll()
+			return fmt.Errorf("raft address %q: %w", s.cfg.RaftAddr, err)
+		}
+		var advertise net.Addr = addr
+		if addr.Port == 0 {
+			advertise = nil // let the transport advertise the port it got
+		}
+		tcp, err := raft.NewTCPTransportWithLogger(s.cfg.RaftAddr, advertise, 3, 10*time.Second, rc.Logger)
+		if err != nil {
+			s.closeAll()
+			return fmt.Errorf("raft transport on %s: %w", s.cfg.RaftAddr, err)
+		}
+		s.closers = append(s.closers, tcp.Close)
+		trans = tcp
 	}
 	s.raftAddr = string(trans.LocalAddr())
-	r, err := raft.NewRaft(rc, s.fsm, store, store, snaps, trans)
+	r, err := raft.NewRaft(rc, s.fsm, logs, stable, snaps, trans)
 	if err != nil {
-		trans.Close()
-		store.Close()
+		s.closeAll()
 		return fmt.Errorf("start raft: %w", err)
 	}
-	s.raft, s.transport, s.boltStore = r, trans, store
-	has, err := raft.HasExistingState(store, store, snaps)
+	s.raft, s.transport = r, trans
+	has, err := raft.HasExistingState(logs, stable, snaps)
 	if err != nil {
 		return fmt.Errorf("raft state: %w", err)
 	}
-	if !has && s.cfg.BootstrapExpect == 1 {
-		f := r.BootstrapCluster(raft.Configuration{Servers: []raft.Server{{
-			ID: rc.LocalID, Address: trans.LocalAddr(),
-		}}})
-		if err := f.Error(); err != nil && !errors.Is(err, raft.ErrCantBootstrap) {
-			return fmt.Errorf("bootstrap raft: %w", err)
+	if has {
+		s.bootstrapd = true
+	} else if s.cfg.BootstrapExpect == 1 {
+		if err := s.bootstrap([]raft.Server{{ID: rc.LocalID, Address: trans.LocalAddr()}}); err != nil {
+			return err
 		}
 	}
 	return nil
 }
 
-// SetGossip attaches the serf member through which the coordinator
-// advertises itself and finds its peers.
-func (s *Server) SetGossip(m *gossip.Member) {
+// bootstrap forms a new cluster with the given voters. Every coordinator
+// that sees the same set bootstraps the same configuration, which Raft
+// accepts: there is no double bootstrap.
+func (s *Server) bootstrap(servers []raft.Server) error {
+	f := s.raft.BootstrapCluster(raft.Configuration{Servers: servers})
+	if err := f.Error(); err != nil && !errors.Is(err, raft.ErrCantBootstrap) {
+		return fmt.Errorf("bootstrap raft: %w", err)
+	}
+	s.bootstrapd = true
+	s.log.Info("bootstrapped raft cluster", "voters", len(servers))
+	return nil
+}
+
+func (s *Server) closeAll() {
+	for i := len(s.closers) - 1; i >= 0; i-- {
+		s.closers[i]()
+	}
+	s.closers = nil
+}
+
+// SetPeers attaches the view of the other coordinators (the gossip pool)
+// and starts the cluster maintenance loop: bootstrap once BootstrapExpect
+// coordinators are seen, and on the leader, adding new coordinators and
+// marking nodes up or down.
+func (s *Server) SetPeers(p Peers) {
+	s.mu.Lock()
+	s.peers = p
+	s.mu.Unlock()
+	s.Notify()
+}
+
+func (s *Server) getPeers() Peers {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.gossip = m
+	return s.peers
 }
 
 // Tags are the serf tags this coordinator advertises.
@@ -242,6 +308,8 @@ func (s *Server) Shutdown(ctx context.Context) error {
 				s.httpSrv.Close()
 			}
 		}
+		close(s.stop)
+		s.wg.Wait()
 		err = s.shutdownRaft()
 	})
 	return err
@@ -252,11 +320,27 @@ func (s *Server) shutdownRaft() error {
 		return nil
 	}
 	err := s.raft.Shutdown().Error()
-	s.transport.Close()
-	if e := s.boltStore.Close(); err == nil {
-		err = e
-	}
+	s.closeAll()
 	return err
 }
 
 const raftLeader = raft.Leader
+
+// SetLeaveFunc sets what a graceful leave request (POST /v1/agent/leave)
+// calls: the daemon hands over leadership, leaves the pool and stops.
+func (s *Server) SetLeaveFunc(f func()) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.leaveFunc = f
+}
+
+// TransferLeadership hands leadership to another voter if this coordinator
+// leads, and waits until it no longer does.
+func (s *Server) TransferLeadership() {
+	if s.raft.State() != raft.Leader {
+		return
+	}
+	if err := s.raft.LeadershipTransfer().Error(); err != nil {
+		s.log.Warn("leadership transfer", "err", err)
+	}
+}

@@ -42,9 +42,10 @@ type CLI struct {
 	Addr    string           `help:"Coordinator address (host:port or URL). Defaults to $$DTK_ADDR, else ${default_addr}." default:"${addr}" placeholder:"HOST:PORT"`
 	Version kong.VersionFlag `help:"Print the version and exit."`
 
-	Module  ModuleCmd  `cmd:"" help:"Push and list modules."`
-	Service ServiceCmd `cmd:"" help:"Stage, plan, deploy, inspect and delete services."`
-	Node    NodeCmd    `cmd:"" help:"List the nodes running dtk-agent."`
+	Module   ModuleCmd   `cmd:"" help:"Push and list modules."`
+	Service  ServiceCmd  `cmd:"" help:"Stage, plan, deploy, inspect and delete services."`
+	Node     NodeCmd     `cmd:"" help:"List the nodes running dtk-agent."`
+	Operator OperatorCmd `cmd:"" help:"Cluster operations: members, raft peers, snapshots."`
 }
 
 func main() {

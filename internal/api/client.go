@@ -38,6 +38,22 @@ func NewClient(addrs ...string) *Client {
 	return &Client{Addrs: func() []string { return addrs }, HTTP: &http.Client{}, cur: rand.N(len(addrs) + 1)}
 }
 
+// NewDynamicClient returns a client whose addresses come from addrs (the
+// gossip pool), starting at a random one so that agents spread over the
+// coordinators.
+func NewDynamicClient(addrs func() []string) *Client {
+	return &Client{Addrs: addrs, HTTP: DefaultHTTPClient(), cur: rand.N(1 << 16)}
+}
+
+// Current is the address the next call goes to ("" when none is known).
+func (c *Client) Current() string {
+	b, err := c.base()
+	if err != nil {
+		return ""
+	}
+	return b
+}
+
 // ErrNoCoordinator means no coordinator address is known.
 var ErrNoCoordinator = errors.New("no coordinator known")
 
@@ -256,4 +272,53 @@ func DefaultHTTPClient() *http.Client {
 		MaxIdleConnsPerHost: 4,
 		IdleConnTimeout:     90 * time.Second,
 	}}
+}
+
+// Members lists the gossip pool.
+func (c *Client) Members(ctx context.Context) ([]Member, error) {
+	var out []Member
+	_, err := c.Do(ctx, "GET", "/v1/operator/members", nil, &out)
+	return out, err
+}
+
+// RaftPeers describes the Raft configuration.
+func (c *Client) RaftPeers(ctx context.Context) (*RaftPeers, error) {
+	var out RaftPeers
+	_, err := c.Do(ctx, "GET", "/v1/operator/raft", nil, &out)
+	return &out, err
+}
+
+// RemovePeer removes a coordinator from the Raft configuration.
+func (c *Client) RemovePeer(ctx context.Context, id string) error {
+	_, err := c.Do(ctx, "DELETE", "/v1/operator/raft/peers/"+url.PathEscape(id), nil, nil)
+	return err
+}
+
+// SnapshotSave streams a snapshot of the cluster (state and blobs) to w.
+func (c *Client) SnapshotSave(ctx context.Context, w io.Writer) (int64, error) {
+	resp, err := c.send(ctx, "GET", "/v1/operator/snapshot", nil, "")
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	return io.Copy(w, resp.Body)
+}
+
+// SnapshotRestore replaces the cluster's state with a saved snapshot.
+func (c *Client) SnapshotRestore(ctx context.Context, r io.Reader) (map[string]any, error) {
+	resp, err := c.send(ctx, "PUT", "/v1/operator/snapshot", r, "application/gzip")
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	var out map[string]any
+	err = json.NewDecoder(resp.Body).Decode(&out)
+	return out, err
+}
+
+// Leave asks the coordinator at this client's address to leave the cluster
+// gracefully and stop.
+func (c *Client) Leave(ctx context.Context) error {
+	_, err := c.Do(ctx, "POST", "/v1/agent/leave", nil, nil)
+	return err
 }

@@ -22,6 +22,8 @@ type StatusResponse struct {
 	IsLeader bool   `json:"is_leader"`
 	Index    uint64 `json:"index"`
 	RaftAddr string `json:"raft_addr"`
+	// RaftConfigured says this coordinator is part of a formed cluster.
+	RaftConfigured bool `json:"raft_configured"`
 }
 
 // StageRequest is POST /v1/services.
@@ -101,4 +103,32 @@ type StepStatus struct {
 	Generation uint64 `json:"generation,omitempty"`
 	Output     string `json:"output,omitempty"`
 	Error      string `json:"error,omitempty"`
+}
+
+// Member is one gossip pool member (GET /v1/operator/members).
+type Member struct {
+	Name     string `json:"name"`
+	Addr     string `json:"addr"`
+	Role     string `json:"role"`
+	Status   string `json:"status"`
+	HTTPAddr string `json:"http_addr,omitempty"`
+	RaftAddr string `json:"raft_addr,omitempty"`
+	Version  string `json:"version,omitempty"`
+	DC       string `json:"dc,omitempty"`
+}
+
+// RaftPeers is GET /v1/operator/raft.
+type RaftPeers struct {
+	Leader       string       `json:"leader"`
+	LastIndex    uint64       `json:"last_index"`
+	AppliedIndex uint64       `json:"applied_index"`
+	Servers      []RaftServer `json:"servers"`
+}
+
+// RaftServer is one member of the Raft configuration.
+type RaftServer struct {
+	ID      string `json:"id"`
+	Address string `json:"address"`
+	Voter   bool   `json:"voter"`
+	Leader  bool   `json:"leader"`
 }

@@ -12,7 +12,11 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"sync"
+	"sync/atomic"
 	"time"
+
+	"github.com/hashicorp/serf/serf"
 
 	"github.com/dtkhq/dtk/agent"
 	"github.com/dtkhq/dtk/coordinator"
@@ -54,7 +58,13 @@ type Daemon struct {
 	log    *slog.Logger
 	gossip *gossip.Member
 	coord  *coordinator.Server
-	agent  *agent.Agent
+
+	mu    sync.Mutex
+	agent *agent.Agent
+
+	leaving  atomic.Bool
+	done     chan struct{}
+	doneOnce sync.Once
 }
 
 // Start starts the coordinator (if asked), the gossip member and the agent.
@@ -79,10 +89,10 @@ func Start(ctx context.Context, cfg Config) (*Daemon, error) {
 	if cfg.RaftAddr == "" {
 		cfg.RaftAddr = net.JoinHostPort(host, fmt.Sprint(DefaultRaftPort))
 	}
-	if !cfg.Coordinator && len(cfg.Join) == 0 && !hasSnapshot(cfg.DataDir) {
+	if !cfg.Coordinator && len(cfg.Join) == 0 && !gossip.HasKnownPeers(peersFile(cfg.DataDir)) {
 		return nil, errors.New("an agent needs --join ADDR (the gossip address of any coordinator or agent) the first time it starts")
 	}
-	d := &Daemon{cfg: cfg, log: cfg.Logger}
+	d := &Daemon{cfg: cfg, log: cfg.Logger, done: make(chan struct{})}
 	tags := map[string]string{gossip.TagRole: gossip.RoleAgent, gossip.TagVersion: cfg.Version}
 	if cfg.Coordinator {
 		c, err := coordinator.New(coordinator.Config{
@@ -105,7 +115,8 @@ func Start(ctx context.Context, cfg Config) (*Daemon, error) {
 	}
 	g, err := gossip.Start(ctx, gossip.Config{
 		Name: cfg.Name, BindAddr: cfg.SerfAddr, Tags: tags, Join: cfg.Join, Logger: cfg.Logger,
-		SnapshotPath: filepath.Join(cfg.DataDir, "serf.snapshot"), Fast: cfg.Fast,
+		SnapshotPath: filepath.Join(cfg.DataDir, "serf.snapshot"), PeersFile: peersFile(cfg.DataDir),
+		Fast: cfg.Fast,
 	})
 	if err != nil {
 		d.Shutdown(ctx)
@@ -113,12 +124,21 @@ func Start(ctx context.Context, cfg Config) (*Daemon, error) {
 	}
 	d.gossip = g
 	if d.coord != nil {
-		d.coord.SetGossip(g)
+		d.coord.SetPeers(g)
+		d.coord.SetLeaveFunc(d.leave)
 	}
+	g.OnEvent(func(serf.Event) {
+		if d.coord != nil {
+			d.coord.Notify()
+		}
+		if a := d.Agent(); a != nil {
+			a.CoordinatorsChanged()
+		}
+	})
 	if cfg.Coordinator && cfg.NoAgent {
 		return d, nil
 	}
-	client := &api.Client{Addrs: d.coordinatorAddrs, HTTP: api.DefaultHTTPClient()}
+	client := api.NewDynamicClient(d.coordinatorAddrs)
 	a, err := agent.New(agent.Config{
 		Name: cfg.Name, DataDir: filepath.Join(cfg.DataDir, "agent"), Labels: cfg.Labels,
 		Address: host, Version: cfg.Version, Client: client, Logger: cfg.Logger,
@@ -128,15 +148,31 @@ func Start(ctx context.Context, cfg Config) (*Daemon, error) {
 		d.Shutdown(ctx)
 		return nil, err
 	}
-	a.Start(ctx)
+	d.mu.Lock()
 	d.agent = a
+	d.mu.Unlock()
+	a.Start(ctx)
 	return d, nil
 }
 
-func hasSnapshot(dataDir string) bool {
-	fi, err := os.Stat(filepath.Join(dataDir, "serf.snapshot"))
-	return err == nil && fi.Size() > 0
+// Done is closed when the daemon asked to stop itself (a graceful leave).
+func (d *Daemon) Done() <-chan struct{} { return d.done }
+
+// leave is a coordinator's graceful exit: hand leadership over, leave the
+// pool (the leader then removes this coordinator from the Raft
+// configuration), and ask the process to stop.
+func (d *Daemon) leave() {
+	d.leaving.Store(true)
+	if d.coord != nil {
+		d.coord.TransferLeadership()
+	}
+	if err := d.gossip.Leave(); err != nil {
+		d.log.Warn("leave gossip pool", "err", err)
+	}
+	d.doneOnce.Do(func() { close(d.done) })
 }
+
+func peersFile(dataDir string) string { return filepath.Join(dataDir, "known-peers.json") }
 
 // coordinatorAddrs lists coordinator HTTP addresses from gossip, this
 // process's own coordinator first.
@@ -159,21 +195,31 @@ func (d *Daemon) coordinatorAddrs() []string {
 func (d *Daemon) Coordinator() *coordinator.Server { return d.coord }
 
 // Agent is the process's agent, or nil.
-func (d *Daemon) Agent() *agent.Agent { return d.agent }
+func (d *Daemon) Agent() *agent.Agent {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.agent
+}
 
 // Gossip is the process's pool membership.
 func (d *Daemon) Gossip() *gossip.Member { return d.gossip }
 
 // Shutdown stops everything in reverse order of start: the agent first (its
-// running step is cancelled), then the process leaves the gossip pool (so
-// that peers see it left rather than failed), then the coordinator stops.
+// running step is cancelled), then the gossip membership, then the
+// coordinator. A plain agent leaves the pool (peers see "left", not
+// "failed"); a coordinator does not, because a stopped coordinator is
+// expected back and must stay in the Raft configuration (stopping all
+// coordinators and starting them again keeps the cluster). A coordinator
+// leaves for good with `dtk-agent leave`.
 func (d *Daemon) Shutdown(ctx context.Context) {
-	if d.agent != nil {
-		d.agent.Shutdown()
+	if a := d.Agent(); a != nil {
+		a.Shutdown()
 	}
 	if d.gossip != nil {
-		if err := d.gossip.Leave(); err != nil {
-			d.log.Warn("leave gossip pool", "err", err)
+		if d.coord == nil && !d.leaving.Load() {
+			if err := d.gossip.Leave(); err != nil {
+				d.log.Warn("leave gossip pool", "err", err)
+			}
 		}
 		d.gossip.Shutdown()
 	}

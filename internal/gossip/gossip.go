@@ -5,12 +5,15 @@ package gossip
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log"
 	"log/slog"
 	"math/rand/v2"
 	"net"
+	"os"
+	"sort"
 	"strconv"
 	"sync"
 	"time"
@@ -41,6 +44,11 @@ type Config struct {
 	Tags     map[string]string
 	// SnapshotPath lets a restarted member rejoin the peers it knew.
 	SnapshotPath string
+	// PeersFile keeps the addresses of known members, written on every
+	// membership change (serf's snapshot buffers its writes and can lose
+	// recent joins on a crash); with no Join given, a restarted member
+	// joins them.
+	PeersFile string
 	// Join lists addresses to join; tried in the background until one
 	// answers or the context ends.
 	Join   []string
@@ -54,6 +62,8 @@ type Member struct {
 	serf   *serf.Serf
 	events chan serf.Event
 	log    *slog.Logger
+
+	peersFile string
 
 	mu       sync.Mutex
 	handlers []func(serf.Event)
@@ -120,9 +130,14 @@ func Start(ctx context.Context, cfg Config) (*Member, error) {
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	m := &Member{serf: s, events: events, log: cfg.Logger, cancel: cancel, done: make(chan struct{})}
+	m.peersFile = cfg.PeersFile
 	go m.loop(ctx)
-	if len(cfg.Join) > 0 {
-		go m.retryJoin(ctx, cfg.Join)
+	join := cfg.Join
+	if len(join) == 0 {
+		join = loadPeers(cfg.PeersFile, cfg.BindAddr)
+	}
+	if len(join) > 0 {
+		go m.retryJoin(ctx, join)
 	}
 	return m, nil
 }
@@ -141,6 +156,9 @@ func (m *Member) loop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case e := <-m.events:
+			if _, ok := e.(serf.MemberEvent); ok {
+				m.savePeers()
+			}
 			m.mu.Lock()
 			hs := append([]func(serf.Event){}, m.handlers...)
 			m.mu.Unlock()
@@ -210,3 +228,55 @@ func (m *Member) Shutdown() error {
 	<-m.done
 	return err
 }
+
+// savePeers writes the gossip addresses of alive members, atomically.
+func (m *Member) savePeers() {
+	if m.peersFile == "" {
+		return
+	}
+	var addrs []string
+	for _, p := range m.Peers() {
+		if p.Status == "alive" && p.Name != m.serf.LocalMember().Name {
+			addrs = append(addrs, p.Addr)
+		}
+	}
+	if len(addrs) == 0 {
+		return // keep the last known peers rather than forget them
+	}
+	sort.Strings(addrs)
+	b, _ := json.Marshal(addrs)
+	tmp := m.peersFile + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+		m.log.Warn("save known peers", "err", err)
+		return
+	}
+	if err := os.Rename(tmp, m.peersFile); err != nil {
+		m.log.Warn("save known peers", "err", err)
+	}
+}
+
+// loadPeers reads the known peers file, leaving out this member's own
+// address.
+func loadPeers(path, self string) []string {
+	if path == "" {
+		return nil
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil
+	}
+	var addrs []string
+	if json.Unmarshal(b, &addrs) != nil {
+		return nil
+	}
+	out := addrs[:0]
+	for _, a := range addrs {
+		if a != self {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// HasKnownPeers reports whether a peers file lists anyone to rejoin.
+func HasKnownPeers(path string) bool { return len(loadPeers(path, "")) > 0 }

@@ -1,0 +1,216 @@
+package coordinator
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"sort"
+	"time"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/dtkhq/dtk/internal/gossip"
+)
+
+// catchUpSlack is how far (in log entries) behind the leader a new
+// coordinator may be when it is promoted from non-voter to voter.
+const catchUpSlack = 64
+
+// Notify wakes the maintenance loop (after a gossip event).
+func (s *Server) Notify() {
+	select {
+	case s.kick <- struct{}{}:
+	default:
+	}
+}
+
+// coordinators lists the alive coordinators in the pool.
+func (s *Server) coordinators() []gossip.Peer {
+	p := s.getPeers()
+	if p == nil {
+		return nil
+	}
+	var out []gossip.Peer
+	for _, m := range p.Peers() {
+		if m.Role == gossip.RoleCoordinator && m.Status == "alive" && m.RaftAddr != "" {
+			out = append(out, m)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// maintain runs until shutdown: it bootstraps the cluster once enough
+// coordinators are seen and, on the leader, reconciles the Raft
+// configuration and node health with the gossip pool.
+func (s *Server) maintain() {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-s.kick:
+		case <-t.C:
+		}
+		if s.getPeers() == nil {
+			continue
+		}
+		if !s.bootstrapd {
+			s.tryBootstrap()
+		}
+		if s.raft.State() == raft.Leader {
+			s.reconcileCoordinators()
+			s.reconcileNodes()
+		}
+		s.syncBlobs()
+	}
+}
+
+// tryBootstrap forms the cluster when BootstrapExpect coordinators (this one
+// included) are alive and none of them is already part of a cluster, in
+// which case the leader adds this one instead.
+func (s *Server) tryBootstrap() {
+	peers := s.coordinators()
+	if len(peers) < s.cfg.BootstrapExpect {
+		return
+	}
+	for _, p := range peers {
+		if p.Name == s.cfg.Name {
+			continue
+		}
+		st, err := peerStatus(p.HTTPAddr)
+		if err != nil {
+			s.log.Debug("bootstrap: peer not ready", "peer", p.Name, "err", err)
+			return
+		}
+		if st.RaftConfigured {
+			s.log.Info("cluster already formed; waiting for the leader to add this coordinator", "peer", p.Name)
+			s.bootstrapd = true
+			return
+		}
+	}
+	servers := make([]raft.Server, 0, len(peers))
+	for _, p := range peers {
+		servers = append(servers, raft.Server{ID: raft.ServerID(p.Name), Address: raft.ServerAddress(p.RaftAddr)})
+	}
+	if err := s.bootstrap(servers); err != nil {
+		s.log.Error("bootstrap", "err", err)
+	}
+}
+
+// reconcileCoordinators adds new coordinators as non-voters, promotes them
+// to voters once they have caught up, and removes those that left the pool
+// gracefully. Failed ones stay: they are expected back, or removed by an
+// operator (remove-peer).
+func (s *Server) reconcileCoordinators() {
+	f := s.raft.GetConfiguration()
+	if f.Error() != nil {
+		return
+	}
+	inConfig := map[raft.ServerID]raft.Server{}
+	for _, srv := range f.Configuration().Servers {
+		inConfig[srv.ID] = srv
+	}
+	all := s.getPeers().Peers()
+	for _, p := range all {
+		if p.Role != gossip.RoleCoordinator || p.RaftAddr == "" {
+			continue
+		}
+		id := raft.ServerID(p.Name)
+		srv, member := inConfig[id]
+		switch p.Status {
+		case "alive":
+			if !member {
+				s.log.Info("adding coordinator as non-voter", "name", p.Name, "raft", p.RaftAddr)
+				if err := s.raft.AddNonvoter(id, raft.ServerAddress(p.RaftAddr), 0, 5*time.Second).Error(); err != nil {
+					s.log.Warn("add non-voter", "name", p.Name, "err", err)
+				}
+				continue
+			}
+			if srv.Suffrage == raft.Nonvoter && s.caughtUp(p) {
+				s.log.Info("promoting coordinator to voter", "name", p.Name)
+				if err := s.raft.AddVoter(id, srv.Address, 0, 5*time.Second).Error(); err != nil {
+					s.log.Warn("promote", "name", p.Name, "err", err)
+				}
+			}
+		case "left":
+			if member && id != raft.ServerID(s.cfg.Name) {
+				s.log.Info("removing coordinator that left", "name", p.Name)
+				if err := s.raft.RemoveServer(id, 0, 5*time.Second).Error(); err != nil {
+					s.log.Warn("remove server", "name", p.Name, "err", err)
+				}
+			}
+		}
+	}
+}
+
+func (s *Server) caughtUp(p gossip.Peer) bool {
+	st, err := peerStatus(p.HTTPAddr)
+	if err != nil {
+		return false
+	}
+	return st.Index+catchUpSlack >= s.State().Index()
+}
+
+// reconcileNodes marks registered nodes up or down from their gossip
+// status, so that a dead node shows within seconds, and a returning one
+// comes back up.
+func (s *Server) reconcileNodes() {
+	alive := map[string]bool{}
+	for _, p := range s.getPeers().Peers() {
+		if p.Status == "alive" {
+			alive[p.Name] = true
+		}
+	}
+	var updates []NodeStatusUpdate
+	for _, n := range s.State().Nodes() {
+		want := "down"
+		if alive[n.Name] {
+			want = "up"
+		}
+		if n.Status != want {
+			updates = append(updates, NodeStatusUpdate{Name: n.Name, Status: want})
+		}
+	}
+	if len(updates) == 0 {
+		return
+	}
+	if _, err := s.apply(NodeStatusType, NodeStatusCmd{Updates: updates, Time: time.Now().UnixMilli()}); err != nil {
+		s.log.Warn("node status", "err", err)
+		return
+	}
+	for _, u := range updates {
+		s.log.Info("node "+u.Status, "node", u.Name)
+	}
+}
+
+// statusClient asks peers for their status.
+var statusClient = &http.Client{Timeout: time.Second}
+
+func peerStatus(httpAddr string) (*statusView, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", "http://"+httpAddr+"/v1/status", nil)
+	resp, err := statusClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("status %d", resp.StatusCode)
+	}
+	var st statusView
+	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+		return nil, err
+	}
+	return &st, nil
+}
+
+// statusView is the part of a peer's /v1/status the cluster logic reads.
+type statusView struct {
+	Index          uint64 `json:"index"`
+	RaftConfigured bool   `json:"raft_configured"`
+}
+
