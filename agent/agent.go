@@ -53,7 +53,7 @@ type Agent struct {
 	pollMu     sync.Mutex
 	pollCancel context.CancelFunc
 	pollAddr   string
-	wg     sync.WaitGroup
+	wg         sync.WaitGroup
 
 	// converged is signalled after every converge (tests).
 	convergedMu sync.Mutex

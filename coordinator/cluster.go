@@ -213,4 +213,3 @@ type statusView struct {
 	Index          uint64 `json:"index"`
 	RaftConfigured bool   `json:"raft_configured"`
 }
-
