@@ -113,14 +113,15 @@ func TestE2E_Cluster_FailoverRestartOutage(t *testing.T) {
 
 	// Agents join through another agent or a coordinator: any member will do.
 	agentDirs := map[string]string{}
+	var agents []*proc
 	for i, w := range []string{"w1", "w2", "w3"} {
 		join := c.ips["c2"]
 		if i > 0 {
 			join = c.ips["w1"]
 		}
 		agentDirs[w] = filepath.Join(c.root, w)
-		startAgent(t, w, "--data-dir", agentDirs[w], "--serf-addr", c.ips[w]+":7946",
-			"--join", join+":7946", "--label", "role=worker")
+		agents = append(agents, startAgent(t, w, "--data-dir", agentDirs[w], "--serf-addr", c.ips[w]+":7946",
+			"--join", join+":7946", "--label", "role=worker"))
 	}
 	waitFor(t, 30*time.Second, "three agents up", func() bool {
 		out, _, code := ctl(t, c.addr("c3"), "node", "list", "--json")
@@ -182,6 +183,7 @@ func TestE2E_Cluster_FailoverRestartOutage(t *testing.T) {
 		st, ok := statusOn(t, c.addr("c2"), "f")
 		return ok && st.State == "converged" && st.Generation == 1
 	})
+	var st status
 
 	// Deploy generation 2, then take every coordinator down while the agents
 	// work on it: they finish from their cached slice, keep their reports on
@@ -220,4 +222,42 @@ func TestE2E_Cluster_FailoverRestartOutage(t *testing.T) {
 			t.Fatalf("%s runs = %q, want each step once per generation", w, runs)
 		}
 	}
+
+	// A node that dies shows as down within seconds, in node list and in
+	// service status; it is not forgotten and comes back up on return.
+	agents[2].stop(syscall.SIGKILL)
+	died := time.Now()
+	waitFor(t, 30*time.Second, "w3 down", func() bool {
+		out, _, _ := ctl(t, c.addr("c1"), "node", "list", "--json")
+		return nodeStatus(out, "w3") == "down"
+	})
+	t.Logf("w3 shown down %s after kill -9", time.Since(died).Round(time.Millisecond))
+	st, _ = statusOn(t, c.addr("c1"), "f")
+	for _, n := range st.Nodes {
+		if n.Name == "w3" && n.Status != "down" {
+			t.Fatalf("service status shows w3 %q, want down", n.Status)
+		}
+	}
+	startAgent(t, "w3", "--data-dir", agentDirs["w3"], "--serf-addr", c.ips["w3"]+":7946", "--label", "role=worker")
+	waitFor(t, 30*time.Second, "w3 up again", func() bool {
+		out, _, _ := ctl(t, c.addr("c2"), "node", "list", "--json")
+		return nodeStatus(out, "w3") == "up"
+	})
+}
+
+// nodeStatus reads one node's status from `node list --json`.
+func nodeStatus(out, name string) string {
+	var nodes []struct {
+		Name   string `json:"name"`
+		Status string `json:"status"`
+	}
+	if json.Unmarshal([]byte(out), &nodes) != nil {
+		return ""
+	}
+	for _, n := range nodes {
+		if n.Name == name {
+			return n.Status
+		}
+	}
+	return ""
 }

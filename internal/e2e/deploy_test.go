@@ -16,8 +16,9 @@ type status struct {
 	State      string `json:"state"`
 	Generation uint64 `json:"generation"`
 	Nodes      []struct {
-		Name  string `json:"name"`
-		Steps []struct {
+		Name   string `json:"name"`
+		Status string `json:"status"`
+		Steps  []struct {
 			Component  string `json:"component"`
 			Instance   string `json:"instance"`
 			Action     string `json:"action"`
