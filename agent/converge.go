@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -35,6 +36,14 @@ func (a *Agent) converge(ctx context.Context, sl *plan.Slice) {
 			return
 		}
 		if failed[st.Service] {
+			blocked++
+			continue
+		}
+		if len(st.Waiting) > 0 {
+			// It needs an output or a step of another node: the
+			// coordinator republishes it when that arrives. What comes
+			// after it in its service waits too.
+			failed[st.Service] = true
 			blocked++
 			continue
 		}
@@ -144,6 +153,13 @@ func (a *Agent) runStep(ctx context.Context, st *plan.Step) (ran, ok bool) {
 	if res.Err != nil {
 		rep.Error = res.Err.Error()
 	}
+	if res.State != actions.Failed {
+		outs, err := declaredOutputs(st, res.Outputs)
+		if err != nil {
+			res.State, rep.Error = actions.Failed, err.Error()
+		}
+		rep.Outputs = outs
+	}
 	ok = res.State != actions.Failed
 	if !ok {
 		rep.State = plan.StepFailed
@@ -182,7 +198,8 @@ func (a *Agent) execute(ctx context.Context, st *plan.Step) actions.Result {
 		return actions.Result{State: actions.Failed, ExitCode: -1, Err: err}
 	}
 	return runner.Run(ctx, actions.Request{
-		Action: st.Run, ModuleDir: dir, Attributes: st.Attributes, Service: st.Service,
+		Action: st.Run, ActionName: st.Action, Sensitive: st.Sensitive,
+		ModuleDir: dir, Attributes: st.Attributes, Service: st.Service,
 		Node: a.cfg.Name, StepID: st.ID, DefaultTimeout: a.cfg.DefaultTimeout, DataDir: a.cfg.DataDir,
 		ScratchDir: filepath.Join(a.cfg.DataDir, "steps", strings.ReplaceAll(st.ID, "/", "_")),
 	})
@@ -257,4 +274,33 @@ func (a *Agent) fetchModule(ctx context.Context, digest, dir string) error {
 		return err
 	}
 	return nil
+}
+
+// declaredOutputs turns what an asset set into the step's outputs: every
+// declared output must be set (an error otherwise); JSON objects and lists
+// stay JSON, anything else is a string.
+func declaredOutputs(st *plan.Step, got map[string]string) (map[string]json.RawMessage, error) {
+	if len(st.Outputs) == 0 {
+		return nil, nil
+	}
+	out := map[string]json.RawMessage{}
+	var missing []string
+	for _, name := range st.Outputs {
+		v, ok := got[name]
+		if !ok {
+			missing = append(missing, name)
+			continue
+		}
+		t := strings.TrimSpace(v)
+		if (strings.HasPrefix(t, "{") || strings.HasPrefix(t, "[")) && json.Valid([]byte(t)) {
+			out[name] = json.RawMessage(t)
+			continue
+		}
+		b, _ := json.Marshal(v)
+		out[name] = b
+	}
+	if len(missing) > 0 {
+		return out, fmt.Errorf("declared outputs not set: %s (write NAME=VALUE lines to $DTK_OUTPUTS)", strings.Join(missing, ", "))
+	}
+	return out, nil
 }

@@ -2,6 +2,7 @@ package coordinator
 
 import (
 	"encoding/json"
+	"slices"
 	"errors"
 	"fmt"
 	"io"
@@ -55,7 +56,10 @@ type StageServiceCmd struct {
 	Template string            `json:"template"`
 	Parent   string            `json:"parent,omitempty"`
 	Inputs   map[string]string `json:"inputs,omitempty"`
-	Time     int64             `json:"time_ms"`
+	// Lock pins required modules (name → version), resolved by the
+	// leader from the pushed versions.
+	Lock map[string]string `json:"lock,omitempty"`
+	Time int64             `json:"time_ms"`
 }
 
 // SetInputsCmd changes a service's operator inputs; an empty value unsets.
@@ -70,9 +74,13 @@ type DeployServiceCmd struct {
 }
 
 // DeleteServiceCmd publishes a service's delete steps (or removes a service
-// that has nothing to undo).
+// that has nothing to undo). Node and Component limit it to part of the
+// service; Recursive deletes its children first, leaves first.
 type DeleteServiceCmd struct {
-	Name string `json:"name"`
+	Name      string `json:"name"`
+	Node      string `json:"node,omitempty"`
+	Component string `json:"component,omitempty"`
+	Recursive bool   `json:"recursive,omitempty"`
 }
 
 // ReportsCmd applies a batch of step reports.
@@ -287,6 +295,7 @@ func (s *State) stageService(idx uint64, c *StageServiceCmd) (any, []string) {
 		}
 	}
 	svc.Module, svc.Version, svc.Template, svc.Parent = c.Module, c.Version, c.Template, c.Parent
+	svc.Lock = c.Lock
 	if svc.Inputs == nil {
 		svc.Inputs = map[string]string{}
 	}
@@ -337,20 +346,87 @@ func (s *State) deployService(idx uint64, c *DeployServiceCmd) (any, []string) {
 		return fmt.Errorf("%w: service %q is being deleted", ErrConflict, c.Name), nil
 	}
 	gen := svc.Generation + 1
-	p, viol := plan.Compile(plan.CompileInput{
-		Service:    svc,
-		Module:     s.data.Modules[svc.Module+"@"+svc.Version],
-		Nodes:      sortedValues(s.data.Nodes),
-		Generation: gen,
-	})
+	p, viol := s.compile(svc, gen)
 	if viol != nil {
 		return viol, nil
 	}
-	keys := s.setPlan(idx, svc, p)
+	keys := s.setPlan(idx, svc, withRemovals(svc.Plan, p, gen))
 	svc.Generation = gen
 	svc.State = plan.StateDeploying
 	s.refreshState(svc)
 	return svc, keys
+}
+
+// compile runs the compiler on the current state.
+func (s *State) compile(svc *plan.Service, gen uint64) (*plan.Plan, plan.Violations) {
+	in := plan.CompileInput{
+		Service:    svc,
+		Module:     s.data.Modules[svc.Module+"@"+svc.Version],
+		Modules:    s.data.Modules,
+		Nodes:      sortedValues(s.data.Nodes),
+		Generation: gen,
+		Previous:   svc.Plan,
+		Outputs:    s.data.Outputs,
+		Done:       map[string]string{},
+	}
+	for id, r := range s.data.Reports {
+		if r.Action == "create" && (r.State == plan.StepOK || r.State == plan.StepSkipped) {
+			in.Done[id] = r.Digest
+		}
+	}
+	seen := map[string]bool{svc.Name: true}
+	for p := svc.Parent; p != "" && !seen[p]; {
+		seen[p] = true
+		a := s.data.Services[p]
+		if a == nil {
+			break
+		}
+		in.Ancestors = append(in.Ancestors, plan.Ancestor{Service: a, Module: s.data.Modules[a.Module+"@"+a.Version]})
+		p = a.Parent
+	}
+	return plan.Compile(in)
+}
+
+// withRemovals adds to a new plan the delete steps of create steps that
+// the previous plan had and the new one has not (a component taken out of
+// the template): their delete actions run, and show in status.
+func withRemovals(prev, next *plan.Plan, gen uint64) *plan.Plan {
+	if prev == nil {
+		return next
+	}
+	have := map[string]bool{}
+	for _, np := range next.Nodes {
+		for _, st := range np.Steps {
+			have[st.ID] = true
+		}
+	}
+	for _, np := range prev.Nodes {
+		var undo []*plan.Step
+		for i := len(np.Steps) - 1; i >= 0; i-- {
+			st := np.Steps[i]
+			if st.Action != "create" || have[st.ID] {
+				continue
+			}
+			if d := plan.UndoStep(st, gen); d != nil {
+				undo = append(undo, d)
+			}
+		}
+		if len(undo) == 0 {
+			continue
+		}
+		var target *plan.NodePlan
+		for _, n := range next.Nodes {
+			if n.Agent == np.Agent {
+				target = n
+			}
+		}
+		if target == nil {
+			target = &plan.NodePlan{Name: np.Name, Agent: np.Agent}
+			next.Nodes = append(next.Nodes, target)
+		}
+		target.Steps = append(target.Steps, undo...)
+	}
+	return next
 }
 
 func (s *State) deleteService(idx uint64, c *DeleteServiceCmd) (any, []string) {
@@ -358,27 +434,145 @@ func (s *State) deleteService(idx uint64, c *DeleteServiceCmd) (any, []string) {
 	if svc == nil {
 		return fmt.Errorf("%w: service %q", ErrNotFound, c.Name), nil
 	}
+	if c.Node != "" || c.Component != "" {
+		return s.deletePart(idx, svc, c)
+	}
+	children := s.children(c.Name)
+	if len(children) > 0 && !c.Recursive {
+		return fmt.Errorf("%w: service %q has child services (%s); delete them first, or use --recursive", ErrConflict, c.Name, strings.Join(children, ", ")), nil
+	}
+	var keys []string
+	resp := s.deleteTree(idx, svc, &keys)
+	return resp, keys
+}
+
+// children lists the services staged with respect to name.
+func (s *State) children(name string) []string {
+	var out []string
 	for _, other := range s.data.Services {
-		if other.Parent == c.Name {
-			return fmt.Errorf("%w: service %q has child services (%s); delete them first", ErrConflict, c.Name, other.Name), nil
+		if other.Parent == name {
+			out = append(out, other.Name)
 		}
 	}
+	sortStrings(out)
+	return out
+}
+
+// deleteTree deletes a service after its children, leaves first: a service
+// with children is marked, and its own delete starts when the last child
+// is gone.
+func (s *State) deleteTree(idx uint64, svc *plan.Service, keys *[]string) any {
+	children := s.children(svc.Name)
+	if len(children) > 0 {
+		svc.DeleteRecursive = true
+		svc.State = plan.StateDeleting
+		svc.ModifyIndex = idx
+		*keys = append(*keys, serviceKey(svc.Name))
+		for _, ch := range children {
+			s.deleteTree(idx, s.data.Services[ch], keys)
+		}
+		return svc
+	}
+	return s.startDelete(idx, svc, keys)
+}
+
+// startDelete publishes a service's delete steps, or removes it at once
+// when it has nothing to undo.
+func (s *State) startDelete(idx uint64, svc *plan.Service, keys *[]string) any {
+	svc.DeleteRecursive = false
 	if svc.Plan == nil {
-		return s.removeService(idx, svc), []string{serviceKey(c.Name)}
+		return s.removeService(idx, svc, keys)
 	}
 	gen := svc.Generation + 1
-	dp := plan.DeletePlan(svc.Plan, gen)
-	if svc.State == plan.StateDeleting {
+	var dp *plan.Plan
+	if svc.State == plan.StateDeleting && isDeletePlan(svc.Plan) {
 		// Deleting again (after a failed delete step): re-run the same
 		// delete steps under a new generation.
 		dp = redoDelete(svc.Plan, gen)
+	} else {
+		dp = plan.DeletePlan(svc.Plan, gen)
 	}
-	keys := s.setPlan(idx, svc, dp)
+	*keys = append(*keys, s.setPlan(idx, svc, dp)...)
 	svc.Generation = gen
 	svc.State = plan.StateDeleting
 	if planEmpty(dp) {
-		return s.removeService(idx, svc), keys
+		return s.removeService(idx, svc, keys)
 	}
+	return svc
+}
+
+func isDeletePlan(p *plan.Plan) bool {
+	for _, np := range p.Nodes {
+		for _, st := range np.Steps {
+			if st.Action != "delete" {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// deletePart undoes part of a deployed service: the instances on one
+// template node (--node) and/or of one name (--component). Later deploys
+// leave the part out.
+func (s *State) deletePart(idx uint64, svc *plan.Service, c *DeleteServiceCmd) (any, []string) {
+	if svc.Plan == nil {
+		return fmt.Errorf("%w: service %q is not deployed", ErrConflict, svc.Name), nil
+	}
+	if svc.State == plan.StateDeleting {
+		return fmt.Errorf("%w: service %q is being deleted", ErrConflict, svc.Name), nil
+	}
+	gen := svc.Generation + 1
+	next := &plan.Plan{Service: svc.Name, Generation: gen, Inputs: svc.Plan.Inputs, Exports: svc.Plan.Exports}
+	matched := 0
+	removed := map[string]bool{}
+	for _, np := range svc.Plan.Nodes {
+		base := np.Name
+		if i := strings.IndexByte(base, '['); i >= 0 {
+			base = base[:i]
+		}
+		nodeMatch := c.Node == "" || c.Node == base || c.Node == np.Name || c.Node == np.Agent
+		selected := func(st *plan.Step) bool {
+			return st.Action == "create" && nodeMatch && (c.Component == "" || c.Component == st.Instance)
+		}
+		dn := &plan.NodePlan{Name: np.Name, Agent: np.Agent, Steps: []*plan.Step{}}
+		for _, st := range np.Steps {
+			if !selected(st) {
+				cp := *st
+				cp.Generation = gen
+				dn.Steps = append(dn.Steps, &cp)
+			}
+		}
+		for i := len(np.Steps) - 1; i >= 0; i-- {
+			st := np.Steps[i]
+			if !selected(st) {
+				continue
+			}
+			matched++
+			if c.Component == "" {
+				removed[base] = true
+			} else {
+				removed[base+"/"+st.Instance] = true
+			}
+			if d := plan.UndoStep(st, gen); d != nil {
+				dn.Steps = append(dn.Steps, d)
+			}
+		}
+		next.Nodes = append(next.Nodes, dn)
+	}
+	if matched == 0 {
+		return fmt.Errorf("%w: nothing in service %q matches node %q component %q", ErrNotFound, svc.Name, c.Node, c.Component), nil
+	}
+	for k := range removed {
+		if !slices.Contains(svc.Removed, k) {
+			svc.Removed = append(svc.Removed, k)
+		}
+	}
+	sortStrings(svc.Removed)
+	keys := s.setPlan(idx, svc, next)
+	svc.Generation = gen
+	svc.State = plan.StateDeploying
+	s.refreshState(svc)
 	return svc, keys
 }
 
@@ -426,24 +620,37 @@ func (s *State) setPlan(idx uint64, svc *plan.Service, p *plan.Plan) []string {
 	return append(keys, serviceKey(svc.Name))
 }
 
-func (s *State) removeService(idx uint64, svc *plan.Service) *plan.Service {
+func (s *State) removeService(idx uint64, svc *plan.Service, keys *[]string) *plan.Service {
 	if svc.Plan != nil {
 		for _, np := range svc.Plan.Nodes {
 			s.data.SliceIndex[np.Agent] = idx
-			s.watch.notify(nodeKey(np.Agent))
-			for _, st := range np.Steps {
-				delete(s.data.Reports, st.ID)
-				delete(s.data.Reports, plan.StepID(st.Service, st.Node, st.Instance, "create"))
-			}
+			*keys = append(*keys, nodeKey(np.Agent))
+		}
+	}
+	prefix := svc.Name + "/"
+	for id := range s.data.Reports {
+		if strings.HasPrefix(id, prefix) {
+			delete(s.data.Reports, id)
+		}
+	}
+	for id := range s.data.Outputs {
+		if strings.HasPrefix(id, prefix) {
+			delete(s.data.Outputs, id)
 		}
 	}
 	delete(s.data.Services, svc.Name)
 	svc.ModifyIndex = idx
+	*keys = append(*keys, serviceKey(svc.Name))
+	// A parent deleted recursively goes once its last child is gone.
+	if p := s.data.Services[svc.Parent]; p != nil && p.DeleteRecursive && len(s.children(p.Name)) == 0 {
+		s.startDelete(idx, p, keys)
+	}
 	return svc
 }
 
 func (s *State) applyReports(idx uint64, c *ReportsCmd) (any, []string) {
 	touched := map[string]bool{}
+	recompile := map[string]bool{}
 	applied := 0
 	for i := range c.Reports {
 		r := c.Reports[i]
@@ -464,21 +671,155 @@ func (s *State) applyReports(idx uint64, c *ReportsCmd) (any, []string) {
 		if old := s.data.Reports[r.StepID]; old != nil && old.Generation > r.Generation {
 			continue
 		}
+		if r.State == plan.StepOK && r.Action == "create" && r.Outputs != nil {
+			if !sameOutputs(s.data.Outputs[r.StepID], r.Outputs) {
+				recompile[r.Service] = true
+				for _, ch := range s.descendants(r.Service) {
+					recompile[ch] = true
+				}
+			}
+			s.data.Outputs[r.StepID] = r.Outputs
+		}
+		if (r.State == plan.StepOK || r.State == plan.StepSkipped) && r.Action == "create" {
+			// Someone may wait for this step to converge.
+			for name, other := range s.data.Services {
+				if hasWaiting(other.Plan) {
+					recompile[name] = true
+				}
+			}
+		}
 		s.data.Reports[r.StepID] = &r
 		touched[r.Service] = true
 		applied++
 	}
 	var keys []string
-	for name := range touched {
+	for _, name := range sortedKeys(recompile) {
 		svc := s.data.Services[name]
+		if svc == nil || svc.Plan == nil || svc.State == plan.StateDeleting {
+			continue
+		}
+		// Same generation: what the operator asked for has not changed,
+		// but an output it depends on has arrived or changed.
+		p, viol := s.compile(svc, svc.Generation)
+		if viol != nil {
+			continue
+		}
+		p = withRemovals(svc.Plan, p, svc.Generation)
+		if samePlan(p, svc.Plan) {
+			continue
+		}
+		keys = append(keys, s.setPlan(idx, svc, p)...)
+		touched[name] = true
+	}
+	for _, name := range sortedKeys(touched) {
+		svc := s.data.Services[name]
+		if svc == nil {
+			continue
+		}
 		svc.ModifyIndex = idx
 		keys = append(keys, serviceKey(name))
 		s.refreshState(svc)
-		if svc.State == plan.StateDeleting && s.deleteDone(svc) {
-			s.removeService(idx, svc)
+		switch {
+		case svc.State == plan.StateDeleting:
+			if !svc.DeleteRecursive && isDeletePlan(svc.Plan) && s.deleteDone(svc) {
+				s.removeService(idx, svc, &keys)
+			}
+		default:
+			keys = append(keys, s.dropFinishedDeletes(idx, svc)...)
 		}
 	}
 	return applied, keys
+}
+
+// descendants lists every service below name.
+func (s *State) descendants(name string) []string {
+	var out []string
+	for _, ch := range s.children(name) {
+		out = append(out, ch)
+		out = append(out, s.descendants(ch)...)
+	}
+	return out
+}
+
+// dropFinishedDeletes removes from a live service's plan the delete steps
+// (of removed components) that have succeeded.
+func (s *State) dropFinishedDeletes(idx uint64, svc *plan.Service) []string {
+	if svc.Plan == nil {
+		return nil
+	}
+	changed := false
+	var nodes []*plan.NodePlan
+	for _, np := range svc.Plan.Nodes {
+		steps := []*plan.Step{}
+		for _, st := range np.Steps {
+			r := s.data.Reports[st.ID]
+			if st.Action == "delete" && r != nil && r.Digest == st.Digest && r.State == plan.StepOK {
+				changed = true
+				delete(s.data.Reports, st.ID)
+				create := plan.StepID(st.Service, st.Node, st.Instance, "create")
+				delete(s.data.Reports, create)
+				delete(s.data.Outputs, create)
+				continue
+			}
+			steps = append(steps, st)
+		}
+		if len(steps) == 0 && len(np.Steps) > 0 {
+			changed = true
+			continue // the node has nothing left of this service
+		}
+		cp := *np
+		cp.Steps = steps
+		nodes = append(nodes, &cp)
+	}
+	if !changed {
+		return nil
+	}
+	p := *svc.Plan
+	p.Nodes = nodes
+	keys := s.setPlan(idx, svc, &p)
+	s.refreshState(svc)
+	return keys
+}
+
+func hasWaiting(p *plan.Plan) bool {
+	if p == nil {
+		return false
+	}
+	for _, np := range p.Nodes {
+		for _, st := range np.Steps {
+			if len(st.Waiting) > 0 {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func sameOutputs(a, b map[string]json.RawMessage) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if string(b[k]) != string(v) {
+			return false
+		}
+	}
+	return true
+}
+
+func samePlan(a, b *plan.Plan) bool {
+	x, _ := json.Marshal(a)
+	y, _ := json.Marshal(b)
+	return string(x) == string(y)
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sortStrings(keys)
+	return keys
 }
 
 // refreshState sets a deploying, converged or failed service's state from

@@ -68,6 +68,7 @@ func (s *Server) Handler() http.Handler {
 	route("GET /v1/services/{name}/plan", s.previewPlan)
 	route("POST /v1/services/{name}/inputs", s.setInputs)
 	route("POST /v1/services/{name}/deploy", s.deployService)
+	route("POST /v1/services/{name}/upgrade", s.upgradeService)
 	route("DELETE /v1/services/{name}", s.deleteService)
 	route("GET /v1/nodes", s.listNodes)
 	route("PUT /v1/nodes/{name}", s.registerNode)
@@ -399,9 +400,76 @@ func (s *Server) stageService(w http.ResponseWriter, r *http.Request) error {
 	if mod == nil {
 		return fmt.Errorf("%w: module %s is not pushed (dtkctl module list shows what is)", ErrNotFound, modRef)
 	}
+	lock, err := s.resolveLock(mod)
+	if err != nil {
+		return err
+	}
 	resp, err := s.apply(StageServiceType, StageServiceCmd{
 		Name: req.Name, Module: mod.Name, Version: mod.Version, Template: tmpl,
-		Parent: req.Parent, Inputs: req.Inputs, Time: time.Now().UnixMilli(),
+		Parent: req.Parent, Inputs: req.Inputs, Lock: lock, Time: time.Now().UnixMilli(),
+	})
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, resp)
+}
+
+// resolveLock picks, for every module a module requires, the highest
+// pushed version that meets the constraint.
+func (s *Server) resolveLock(mod *plan.Module) (map[string]string, error) {
+	if len(mod.Requires) == 0 {
+		return nil, nil
+	}
+	lock := map[string]string{}
+	for _, req := range mod.Requires {
+		var best string
+		for _, m := range s.State().Modules() {
+			if m.Name != req.Name {
+				continue
+			}
+			ok, err := plan.MatchConstraint(m.Version, req.Version)
+			if err != nil {
+				return nil, badRequest("module %s requires %s %q: %v", mod.Ref(), req.Name, req.Version, err)
+			}
+			if ok && (best == "" || plan.CompareVersions(m.Version, best) > 0) {
+				best = m.Version
+			}
+		}
+		if best == "" {
+			return nil, fmt.Errorf("%w: module %s requires %s %s, and no pushed version matches (dtkctl module push it first)", ErrNotFound, mod.Ref(), req.Name, req.Version)
+		}
+		lock[req.Name] = best
+	}
+	return lock, nil
+}
+
+// upgradeService moves a service to another version of its module (the
+// highest pushed one when none is named); deploy then re-runs what changed.
+func (s *Server) upgradeService(w http.ResponseWriter, r *http.Request) error {
+	var req api.UpgradeRequest
+	if err := decode(w, r, &req); err != nil {
+		return err
+	}
+	svc := s.State().Service(r.PathValue("name"))
+	if svc == nil {
+		return fmt.Errorf("%w: service %q", ErrNotFound, r.PathValue("name"))
+	}
+	var mod *plan.Module
+	if req.Version == "" {
+		mod = s.State().LatestModule(svc.Module)
+	} else {
+		mod = s.State().Module(svc.Module, req.Version)
+	}
+	if mod == nil {
+		return fmt.Errorf("%w: module %s@%s is not pushed", ErrNotFound, svc.Module, req.Version)
+	}
+	lock, err := s.resolveLock(mod)
+	if err != nil {
+		return err
+	}
+	resp, err := s.apply(StageServiceType, StageServiceCmd{
+		Name: svc.Name, Module: mod.Name, Version: mod.Version, Template: svc.Template,
+		Parent: svc.Parent, Lock: lock, Time: time.Now().UnixMilli(),
 	})
 	if err != nil {
 		return err
@@ -452,18 +520,11 @@ func (s *Server) getService(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) previewPlan(w http.ResponseWriter, r *http.Request) error {
-	st := s.State()
-	svc := st.Service(r.PathValue("name"))
-	if svc == nil {
+	pv := s.State().Preview(r.PathValue("name"))
+	if pv == nil {
 		return fmt.Errorf("%w: service %q", ErrNotFound, r.PathValue("name"))
 	}
-	p, viol := plan.Compile(plan.CompileInput{
-		Service: svc, Module: st.Module(svc.Module, svc.Version), Nodes: st.Nodes(), Generation: svc.Generation + 1,
-	})
-	if viol == nil {
-		viol = plan.Violations{}
-	}
-	return writeJSON(w, http.StatusOK, api.PlanPreview{Plan: p, Violations: viol})
+	return writeJSON(w, http.StatusOK, pv)
 }
 
 func (s *Server) setInputs(w http.ResponseWriter, r *http.Request) error {
@@ -494,7 +555,11 @@ func (s *Server) deployService(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) deleteService(w http.ResponseWriter, r *http.Request) error {
-	resp, err := s.apply(DeleteServiceType, DeleteServiceCmd{Name: r.PathValue("name")})
+	q := r.URL.Query()
+	recursive := q.Get("recursive") == "true" || q.Get("recursive") == "1"
+	resp, err := s.apply(DeleteServiceType, DeleteServiceCmd{
+		Name: r.PathValue("name"), Node: q.Get("node"), Component: q.Get("component"), Recursive: recursive,
+	})
 	if err != nil {
 		return err
 	}

@@ -1,6 +1,7 @@
 package coordinator
 
 import (
+	"encoding/json"
 	"sort"
 	"sync"
 
@@ -30,6 +31,8 @@ type stateData struct {
 	NodeSeq map[string]uint64 `json:"node_seq"`
 	// SliceIndex is the Raft index at which each node's slice last changed.
 	SliceIndex map[string]uint64 `json:"slice_index"`
+	// Outputs holds the outputs last reported per create step ID.
+	Outputs map[string]map[string]json.RawMessage `json:"outputs"`
 }
 
 func newStateData() stateData {
@@ -40,6 +43,7 @@ func newStateData() stateData {
 		Reports:    map[string]*plan.Report{},
 		NodeSeq:    map[string]uint64{},
 		SliceIndex: map[string]uint64{},
+		Outputs:    map[string]map[string]json.RawMessage{},
 	}
 }
 
@@ -189,6 +193,30 @@ func (s *State) WaitService(done <-chan struct{}, name string, index uint64) {
 	}
 }
 
+// Preview compiles a service's next plan without changing anything and
+// compares it with the current one. Sensitive values are redacted.
+func (s *State) Preview(name string) *api.PlanPreview {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	svc := s.data.Services[name]
+	if svc == nil {
+		return nil
+	}
+	pv := &api.PlanPreview{Service: name, Generation: svc.Generation + 1, Nodes: []plan.NodeDiff{}, Inputs: []*plan.Value{}, Violations: []plan.Violation{}}
+	p, viol := s.compile(svc, svc.Generation+1)
+	if viol != nil {
+		pv.Violations = viol
+		return pv
+	}
+	p = plan.RedactPlan(withRemovals(svc.Plan, p, svc.Generation+1))
+	pv.Nodes = plan.Diff(svc.Plan, p)
+	pv.Inputs, pv.Exports = p.Inputs, p.Exports
+	if pv.Inputs == nil {
+		pv.Inputs = []*plan.Value{}
+	}
+	return pv
+}
+
 // Status derives a service's status from its plan and the latest reports.
 func (s *State) Status(name string) *api.ServiceStatus {
 	s.mu.RLock()
@@ -225,7 +253,7 @@ func (s *State) statusLocked(svc *plan.Service) *api.ServiceStatus {
 func stepStatus(step *plan.Step, r *plan.Report) api.StepStatus {
 	ss := api.StepStatus{
 		ID: step.ID, Component: step.Component, Instance: step.Instance,
-		Action: step.Action, State: plan.StepPending,
+		Action: step.Action, State: plan.StepPending, DependsOn: step.DependsOn, Waiting: step.Waiting,
 	}
 	if r != nil && r.Digest == step.Digest && r.Generation >= step.Generation {
 		ss.State = r.State

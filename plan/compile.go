@@ -41,31 +41,82 @@ func (vs Violations) Error() string {
 	return strings.Join(msgs, "\n")
 }
 
-// CompileInput is everything the compiler reads. It must come from one
-// consistent view of the state: the compiler is called inside the FSM.
-type CompileInput struct {
-	Service    *Service
-	Module     *Module
-	Nodes      []*Node // registered nodes, any order
-	Generation uint64
+// Ancestor is one service above the compiled one (its environment, the
+// environment's environment, ...), with its module.
+type Ancestor struct {
+	Service *Service
+	Module  *Module
 }
 
-// Compile resolves a service's template against its inputs and the
-// registered nodes and returns the plan of the given generation, or every
-// violation found. It is deterministic: the same input gives the same plan.
+// CompileInput is everything the compiler reads. It must come from one
+// consistent view of the state: the compiler runs inside the FSM.
+type CompileInput struct {
+	Service *Service
+	Module  *Module
+	// Modules holds every pushed module by "name@version"; required
+	// modules are found here through the service's lock.
+	Modules map[string]*Module
+	// Ancestors, nearest first.
+	Ancestors []Ancestor
+	// Nodes are the registered nodes, any order.
+	Nodes      []*Node
+	Generation uint64
+	// Previous is the current plan: agents keep their template nodes
+	// while they still qualify, so a redeploy does not move work around.
+	Previous *Plan
+	// Outputs holds the outputs reported per create step ID, and Done the
+	// digest each create step last converged at.
+	Outputs map[string]map[string]json.RawMessage
+	Done    map[string]string
+}
+
+// Compile resolves a service's template against its inputs, its ancestors
+// and the registered nodes, and returns the plan of the given generation or
+// every violation found. It is deterministic and does no I/O.
 func Compile(in CompileInput) (*Plan, Violations) {
 	c := &compiler{in: in}
 	return c.compile()
 }
 
 type compiler struct {
-	in   CompileInput
-	errs Violations
+	in        CompileInput
+	errs      Violations
+	inputs    map[string]cty.Value
+	inputSrc  map[string]string
+	facts     map[string]cty.Value // by agent name
+	placed    []*placement
+	byName    map[string][]*placement // template node name → placements
+	tmpl      *Template
+	parentSvc string
+}
+
+// placement is one agent chosen for a template node.
+type placement struct {
+	tnode *TemplateNode
+	agent *Node
+	key   string // "web", or "web[agent-3]" for a node_group member
+	items []*item
+}
+
+// item is one component instance to compile on one placement.
+type item struct {
+	p      *placement
+	inst   *Instance
+	comp   *Component
+	mod    *Module
+	name   string    // instance name in step IDs (injected: "ENV.INST")
+	inject *Ancestor // set for injected instances
+	deps   []*item
+	step   *Step
+	attrs  cty.Value // resolved attribute object
+	outs   cty.Value // outputs object (unknown where not reported)
 }
 
 func (c *compiler) violate(pos *Pos, format string, args ...any) {
 	c.errs = append(c.errs, Violation{Message: fmt.Sprintf(format, args...), Pos: pos})
 }
+
+func posPtr(p Pos) *Pos { return &p }
 
 func (c *compiler) compile() (*Plan, Violations) {
 	svc, mod := c.in.Service, c.in.Module
@@ -73,180 +124,764 @@ func (c *compiler) compile() (*Plan, Violations) {
 		c.violate(nil, "module %s@%s is not pushed", svc.Module, svc.Version)
 		return nil, c.errs
 	}
-	tmpl := mod.Templates[svc.Template]
-	if tmpl == nil {
+	c.tmpl = mod.Templates[svc.Template]
+	if c.tmpl == nil {
 		c.violate(nil, "module %s has no template %q", mod.Ref(), svc.Template)
 		return nil, c.errs
 	}
-	inputs := c.inputs(tmpl)
-	chosen := c.placeNodes(tmpl)
+	c.facts = map[string]cty.Value{}
+	for _, n := range c.in.Nodes {
+		c.facts[n.Name] = FactsValue(n)
+	}
+	c.resolveInputs()
+	c.place()
 	if len(c.errs) > 0 {
 		return nil, c.errs
 	}
-	nodeVals := map[string]cty.Value{}
-	for _, tn := range tmpl.Nodes {
-		nodeVals[tn.Name] = FactsValue(chosen[tn.Name])
+	c.collectItems()
+	order := c.order()
+	if len(c.errs) > 0 {
+		return nil, c.errs
+	}
+	for _, it := range order {
+		c.evaluate(it)
 	}
 	p := &Plan{Service: svc.Name, Generation: c.in.Generation}
-	for _, tn := range tmpl.Nodes {
-		agent := chosen[tn.Name]
-		ctx := &hcl.EvalContext{
-			Variables: map[string]cty.Value{
-				"input": cty.ObjectVal(inputs),
-				"node":  cty.ObjectVal(nodeVals),
-				"self":  nodeVals[tn.Name],
-			},
-			Functions: Functions(),
-		}
-		np := &NodePlan{Name: tn.Name, Agent: agent.Name}
-		for _, inst := range tn.Components {
-			if st := c.step(tn, inst, ctx); st != nil {
-				np.Steps = append(np.Steps, st)
+	for _, pl := range c.placed {
+		np := &NodePlan{Name: pl.key, Agent: pl.agent.Name, Steps: []*Step{}}
+		for _, it := range order {
+			if it.p == pl && it.step != nil {
+				np.Steps = append(np.Steps, it.step)
 			}
 		}
 		p.Nodes = append(p.Nodes, np)
 	}
+	for _, in := range c.tmpl.Inputs {
+		if v, ok := c.inputs[in.Name]; ok {
+			p.Inputs = append(p.Inputs, &Value{Name: in.Name, Value: ctyJSON(v), Source: c.inputSrc[in.Name], Sensitive: in.Sensitive})
+		}
+	}
+	p.Exports = c.exports()
 	if len(c.errs) > 0 {
 		return nil, c.errs
 	}
 	return p, nil
 }
 
-// inputs resolves every template input: the operator's value, else the
-// default, else a violation.
-func (c *compiler) inputs(tmpl *Template) map[string]cty.Value {
-	out := map[string]cty.Value{}
+// resolveInputs gives every template input a value: the operator's, else
+// the nearest ancestor's export of that name, else the default.
+func (c *compiler) resolveInputs() {
+	c.inputs, c.inputSrc = map[string]cty.Value{}, map[string]string{}
+	names := make([]string, 0, len(c.in.Service.Inputs))
 	for name := range c.in.Service.Inputs {
-		if tmpl.Input(name) == nil {
-			c.violate(nil, "template %s has no input %q", tmpl.Name, name)
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		if c.tmpl.Input(name) == nil {
+			c.violate(nil, "template %s has no input %q", c.tmpl.Name, name)
 		}
 	}
-	for _, in := range tmpl.Inputs {
-		pos := in.Pos
+	for _, in := range c.tmpl.Inputs {
 		ty, err := ParseType(in.Type)
 		if err != nil {
-			c.violate(&pos, "input %s: %v", in.Name, err)
+			c.violate(posPtr(in.Pos), "input %s: %v", in.Name, err)
 			continue
 		}
-		if raw, ok := c.in.Service.Inputs[in.Name]; ok {
-			v, err := ParseOperatorValue(raw, ty)
-			if err != nil {
+		var v cty.Value
+		switch raw, ok := c.in.Service.Inputs[in.Name]; {
+		case ok:
+			if v, err = ParseOperatorValue(raw, ty); err != nil {
 				c.violate(nil, "input %s: %v", in.Name, err)
 				continue
 			}
-			out[in.Name] = v
-			continue
-		}
-		if in.Default != nil {
-			v, err := ctyjson.Unmarshal(in.Default, ty)
-			if err != nil {
-				c.violate(&pos, "input %s: bad default: %v", in.Name, err)
+			c.inputSrc[in.Name] = "operator"
+		default:
+			if ev, from, found := c.ancestorExport(in.Name); found {
+				if ev == nil {
+					c.violate(posPtr(in.Pos), "input %q: the export of %s is not known yet (it waits for an output)", in.Name, from)
+					continue
+				}
+				if v, err = convert.Convert(*ev, ty); err != nil {
+					c.violate(posPtr(in.Pos), "input %q: the export of %s is %s, want %s", in.Name, from, typeexpr.TypeString(ev.Type()), in.Type)
+					continue
+				}
+				c.inputSrc[in.Name] = "export of " + from
+			} else if in.Default != nil {
+				if v, err = ctyjson.Unmarshal(in.Default, ty); err != nil {
+					c.violate(posPtr(in.Pos), "input %s: bad default: %v", in.Name, err)
+					continue
+				}
+				c.inputSrc[in.Name] = "default"
+			} else {
+				c.violate(posPtr(in.Pos), "input %q is required: set it with --set %s=VALUE, or stage the service under an environment that exports it", in.Name, in.Name)
 				continue
 			}
-			out[in.Name] = v
+		}
+		if c.validate(in, v, in.Name) {
+			c.inputs[in.Name] = v
+		}
+	}
+}
+
+// ancestorExport finds the nearest ancestor's export of a name. A found
+// export whose value is not known yet comes back as nil.
+func (c *compiler) ancestorExport(name string) (*cty.Value, string, bool) {
+	for _, a := range c.in.Ancestors {
+		if a.Service.Plan == nil {
 			continue
 		}
-		c.violate(&pos, "input %q is required: set it with --set %s=VALUE", in.Name, in.Name)
+		for _, e := range a.Service.Plan.Exports {
+			if e.Name != name {
+				continue
+			}
+			if e.Value == nil {
+				return nil, a.Service.Name, true
+			}
+			v, err := jsonToCty(e.Value)
+			if err != nil {
+				return nil, a.Service.Name, true
+			}
+			return &v, a.Service.Name, true
+		}
+	}
+	return nil, "", false
+}
+
+// validate checks a value against an attribute's validation conditions.
+func (c *compiler) validate(a *Attribute, v cty.Value, what string) bool {
+	ok := true
+	for _, val := range a.Validations {
+		ctx := &hcl.EvalContext{Variables: map[string]cty.Value{"value": v}, Functions: Functions()}
+		res, err := evalExpr(val.Condition, ctx)
+		if err != nil {
+			c.violate(posPtr(val.Condition.Pos), "%s: validation: %v", what, err)
+			ok = false
+			continue
+		}
+		if !res.IsWhollyKnown() {
+			continue
+		}
+		if res.IsNull() || res.Type() != cty.Bool {
+			c.violate(posPtr(val.Condition.Pos), "%s: validation condition must be true or false", what)
+			ok = false
+			continue
+		}
+		if res.False() {
+			c.violate(posPtr(val.Pos), "%s: %s", what, val.ErrorMessage)
+			ok = false
+		}
+	}
+	return ok
+}
+
+// pool is the agents the service may use: its parent's agents, or every
+// registered node for a root service.
+func (c *compiler) pool() []*Node {
+	nodes := append([]*Node(nil), c.in.Nodes...)
+	sort.Slice(nodes, func(i, j int) bool { return nodes[i].Name < nodes[j].Name })
+	if c.in.Service.Parent == "" {
+		return nodes
+	}
+	if len(c.in.Ancestors) == 0 || c.in.Ancestors[0].Service.Plan == nil {
+		c.violate(nil, "parent service %q is not deployed: deploy it first", c.in.Service.Parent)
+		return nil
+	}
+	c.parentSvc = c.in.Ancestors[0].Service.Name
+	inParent := map[string]bool{}
+	for _, np := range c.in.Ancestors[0].Service.Plan.Nodes {
+		inParent[np.Agent] = true
+	}
+	var out []*Node
+	for _, n := range nodes {
+		if inParent[n.Name] {
+			out = append(out, n)
+		}
 	}
 	return out
 }
 
-// placeNodes chooses one registered agent for every template node: the
-// first, by name, that carries all the node's labels and is not claimed by
-// another node of the same template.
-func (c *compiler) placeNodes(tmpl *Template) map[string]*Node {
-	nodes := append([]*Node(nil), c.in.Nodes...)
-	sort.Slice(nodes, func(i, j int) bool { return nodes[i].Name < nodes[j].Name })
-	claimed := map[string]string{}
-	chosen := map[string]*Node{}
-	for _, tn := range tmpl.Nodes {
-		var pick *Node
-		for _, n := range nodes {
-			if _, taken := claimed[n.Name]; taken || !MatchLabels(n.Labels, tn.Labels) {
-				continue
-			}
-			pick = n
-			break
+func (c *compiler) removed(key string) bool {
+	for _, r := range c.in.Service.Removed {
+		if r == key {
+			return true
 		}
-		if pick == nil {
-			pos := tn.Pos
-			c.violate(&pos, "node %q: no free agent matches labels %s", tn.Name, FormatLabels(tn.Labels))
-			continue
-		}
-		claimed[pick.Name] = tn.Name
-		chosen[tn.Name] = pick
 	}
-	return chosen
+	return false
 }
 
-func (c *compiler) step(tn *TemplateNode, inst *Instance, ctx *hcl.EvalContext) *Step {
-	comp := c.in.Module.Components[inst.Component]
-	ipos := inst.Pos
+// place chooses agents: node blocks first (each exactly one agent, kept
+// from the previous plan while it still qualifies, else the first free
+// match by name), then node groups (Count agents, or all that match).
+func (c *compiler) place() {
+	pool := c.pool()
+	claimed := map[string]string{}
+	prev := map[string][]string{} // template node → agents in the previous plan
+	if c.in.Previous != nil {
+		for _, np := range c.in.Previous.Nodes {
+			base := np.Name
+			if i := strings.IndexByte(base, '['); i >= 0 {
+				base = base[:i]
+			}
+			prev[base] = append(prev[base], np.Agent)
+		}
+	}
+	matches := func(tn *TemplateNode) []*Node {
+		var out []*Node
+		for _, n := range pool {
+			if MatchLabels(n.Labels, tn.Labels) && matchFacts(n, tn.Facts) {
+				out = append(out, n)
+			}
+		}
+		return out
+	}
+	preferred := func(tn *TemplateNode, cands []*Node) []*Node {
+		want := map[string]bool{}
+		for _, a := range prev[tn.Name] {
+			want[a] = true
+		}
+		sorted := append([]*Node(nil), cands...)
+		sort.SliceStable(sorted, func(i, j int) bool { return want[sorted[i].Name] && !want[sorted[j].Name] })
+		return sorted
+	}
+	c.byName = map[string][]*placement{}
+	add := func(tn *TemplateNode, n *Node, key string) {
+		claimed[n.Name] = tn.Name
+		pl := &placement{tnode: tn, agent: n, key: key}
+		c.placed = append(c.placed, pl)
+		c.byName[tn.Name] = append(c.byName[tn.Name], pl)
+	}
+	where := ""
+	if c.in.Service.Parent != "" {
+		where = fmt.Sprintf(" among the nodes of %s", c.in.Service.Parent)
+	}
+	for _, group := range []bool{false, true} {
+		for _, tn := range c.tmpl.Nodes {
+			if tn.Group != group || c.removed(tn.Name) {
+				continue
+			}
+			cands := preferred(tn, matches(tn))
+			var free []*Node
+			var takenBy []string
+			for _, n := range cands {
+				if owner, taken := claimed[n.Name]; taken {
+					takenBy = append(takenBy, fmt.Sprintf("%s by node %s", n.Name, owner))
+				} else {
+					free = append(free, n)
+				}
+			}
+			sel := selector(tn)
+			switch {
+			case len(cands) == 0:
+				c.violate(posPtr(tn.Pos), "node %q: no agent matches %s%s", tn.Name, sel, where)
+			case !tn.Group && len(free) == 0:
+				c.violate(posPtr(tn.Pos), "node %q: every agent matching %s is claimed by another node (%s)", tn.Name, sel, strings.Join(takenBy, ", "))
+			case !tn.Group:
+				add(tn, free[0], tn.Name)
+			case tn.Count > 0 && len(free) < tn.Count:
+				c.violate(posPtr(tn.Pos), "node_group %q: wants %d agents matching %s, %d are free%s", tn.Name, tn.Count, sel, len(free), where)
+			default:
+				n := len(free)
+				if tn.Count > 0 {
+					n = tn.Count
+				}
+				if n == 0 {
+					c.violate(posPtr(tn.Pos), "node_group %q: every agent matching %s is claimed by another node (%s)", tn.Name, sel, strings.Join(takenBy, ", "))
+				}
+				members := free[:n]
+				sort.Slice(members, func(i, j int) bool { return members[i].Name < members[j].Name })
+				for _, m := range members {
+					add(tn, m, tn.Name+"["+m.Name+"]")
+				}
+			}
+		}
+	}
+}
+
+func selector(tn *TemplateNode) string {
+	s := "labels " + FormatLabels(tn.Labels)
+	if len(tn.Facts) > 0 {
+		s += " and facts " + FormatLabels(tn.Facts)
+	}
+	return s
+}
+
+func matchFacts(n *Node, want map[string]string) bool {
+	if len(want) == 0 {
+		return true
+	}
+	f := FactsValue(n)
+	for k, v := range want {
+		if !f.Type().HasAttribute(k) {
+			return false
+		}
+		got := f.GetAttr(k)
+		if got.Type() == cty.Number {
+			got, _ = convert.Convert(got, cty.String)
+		}
+		if got.Type() != cty.String || got.AsString() != v {
+			return false
+		}
+	}
+	return true
+}
+
+// collectItems lists what each placement runs: components injected by
+// ancestors (farthest ancestor first), then its own.
+func (c *compiler) collectItems() {
+	for _, pl := range c.placed {
+		for i := len(c.in.Ancestors) - 1; i >= 0; i-- {
+			a := c.in.Ancestors[i]
+			if a.Module == nil {
+				continue
+			}
+			at := a.Module.Templates[a.Service.Template]
+			if at == nil {
+				continue
+			}
+			for _, inst := range at.Injects {
+				anc := a
+				comp, mod := c.component(a.Module, a.Service, inst)
+				if comp == nil {
+					continue
+				}
+				pl.items = append(pl.items, &item{p: pl, inst: inst, comp: comp, mod: mod, name: a.Service.Name + "." + inst.Name, inject: &anc})
+			}
+		}
+		for _, inst := range pl.tnode.Components {
+			if c.removed(pl.tnode.Name + "/" + inst.Name) {
+				continue
+			}
+			comp, mod := c.component(c.in.Module, c.in.Service, inst)
+			if comp == nil {
+				continue
+			}
+			pl.items = append(pl.items, &item{p: pl, inst: inst, comp: comp, mod: mod, name: inst.Name})
+		}
+	}
+}
+
+// component finds an instance's component in its module or in a required
+// module pinned by the service's lock.
+func (c *compiler) component(mod *Module, svc *Service, inst *Instance) (*Component, *Module) {
+	if inst.Module != "" && inst.Module != mod.Name {
+		version := svc.Lock[inst.Module]
+		req := c.in.Modules[inst.Module+"@"+version]
+		if version == "" || req == nil {
+			c.violate(posPtr(inst.Pos), "%s: module %q is not resolved: push a version that matches the module's requires block and stage the service again", inst.Name, inst.Module)
+			return nil, nil
+		}
+		mod = req
+	}
+	comp := mod.Components[inst.Component]
 	if comp == nil {
-		c.violate(&ipos, "unknown component %q", inst.Component)
+		c.violate(posPtr(inst.Pos), "%s: module %s has no component %q", inst.Name, mod.Ref(), inst.Component)
+		return nil, nil
+	}
+	return comp, mod
+}
+
+// order links every item to what it depends on (explicit depends_on and
+// references in its expressions) and returns all items in an order that
+// respects those links; a cycle is a violation.
+func (c *compiler) order() []*item {
+	var all []*item
+	for _, pl := range c.placed {
+		all = append(all, pl.items...)
+	}
+	find := func(pl *placement, name string) *item {
+		for _, it := range pl.items {
+			if it.name == name {
+				return it
+			}
+		}
 		return nil
 	}
-	attrs := map[string]json.RawMessage{}
-	for _, a := range comp.Attributes {
-		ty, err := ParseType(a.Type)
-		if err != nil {
-			pos := a.Pos
-			c.violate(&pos, "attribute %s: %v", a.Name, err)
+	for _, it := range all {
+		seen := map[*item]bool{}
+		link := func(d *item) {
+			if d != nil && d != it && !seen[d] {
+				seen[d] = true
+				it.deps = append(it.deps, d)
+			}
+		}
+		linkNode := func(node, inst string, pos Pos) {
+			targets := c.byName[node]
+			if len(targets) == 0 {
+				if !c.removed(node) {
+					c.violate(posPtr(pos), "%s: unknown node %q", it.name, node)
+				}
+				return
+			}
+			for _, pl := range targets {
+				d := find(pl, inst)
+				if d == nil {
+					if !c.removed(node + "/" + inst) {
+						c.violate(posPtr(pos), "%s: node %s has no component %q", it.name, node, inst)
+					}
+					return
+				}
+				link(d)
+			}
+		}
+		if it.inject == nil {
+			for _, dep := range it.inst.DependsOn {
+				if node, inst, ok := strings.Cut(dep, "/"); ok {
+					linkNode(node, inst, it.inst.Pos)
+				} else if d := find(it.p, dep); d != nil {
+					link(d)
+				} else if !c.removed(it.p.tnode.Name + "/" + dep) {
+					c.violate(posPtr(it.inst.Pos), "%s: depends_on names unknown component %q", it.name, dep)
+				}
+			}
+			for _, name := range sortedKeys(it.inst.Attributes) {
+				e := it.inst.Attributes[name]
+				for _, ref := range refs(e) {
+					switch {
+					case ref.node == "":
+						if d := find(it.p, ref.inst); d != nil {
+							link(d)
+						} else {
+							c.violate(posPtr(e.Pos), "%s.%s: unknown component %q on this node", it.name, name, ref.inst)
+						}
+					default:
+						linkNode(ref.node, ref.inst, e.Pos)
+					}
+				}
+			}
+		}
+	}
+	// Kahn's algorithm, stable in declaration order.
+	indeg := map[*item]int{}
+	users := map[*item][]*item{}
+	for _, it := range all {
+		indeg[it] += 0
+		for _, d := range it.deps {
+			indeg[it]++
+			users[d] = append(users[d], it)
+		}
+	}
+	var out []*item
+	done := map[*item]bool{}
+	for len(out) < len(all) {
+		progressed := false
+		for _, it := range all {
+			if done[it] || indeg[it] > 0 {
+				continue
+			}
+			done[it] = true
+			out = append(out, it)
+			for _, u := range users[it] {
+				indeg[u]--
+			}
+			progressed = true
+			break
+		}
+		if !progressed {
+			c.violate(nil, "dependency cycle: %s", cycle(all, done))
+			return nil
+		}
+	}
+	return out
+}
+
+// cycle describes one dependency cycle among the items not yet ordered.
+func cycle(all []*item, done map[*item]bool) string {
+	var start *item
+	for _, it := range all {
+		if !done[it] {
+			start = it
+			break
+		}
+	}
+	path := []*item{start}
+	at := map[*item]int{start: 0}
+	cur := start
+	for {
+		var next *item
+		for _, d := range cur.deps {
+			if !done[d] {
+				next = d
+				break
+			}
+		}
+		if next == nil {
+			break
+		}
+		if i, ok := at[next]; ok {
+			names := []string{}
+			for _, it := range path[i:] {
+				names = append(names, it.p.key+"/"+it.name)
+			}
+			return strings.Join(append(names, next.p.key+"/"+next.name), " → ")
+		}
+		at[next] = len(path)
+		path = append(path, next)
+		cur = next
+	}
+	return start.p.key + "/" + start.name
+}
+
+// ref is a reference from an expression to another component instance.
+type ref struct{ node, inst string }
+
+// refs lists the component instances an expression reads: component.X,
+// output.X (same node), node.N.component.X, node.N.output.X.
+func refs(e Expr) []ref {
+	x, diags := hclsyntax.ParseExpression([]byte(e.Source), e.Pos.File, hcl.Pos{Line: e.Pos.Line, Column: e.Pos.Column})
+	if diags.HasErrors() {
+		return nil
+	}
+	var out []ref
+	for _, tr := range x.Variables() {
+		parts := traversalNames(tr)
+		switch {
+		case len(parts) >= 2 && (parts[0] == "component" || parts[0] == "output"):
+			out = append(out, ref{inst: parts[1]})
+		case len(parts) >= 4 && parts[0] == "node" && (parts[2] == "component" || parts[2] == "output"):
+			out = append(out, ref{node: parts[1], inst: parts[3]})
+		}
+	}
+	return out
+}
+
+func traversalNames(tr hcl.Traversal) []string {
+	var out []string
+	for _, step := range tr {
+		switch s := step.(type) {
+		case hcl.TraverseRoot:
+			out = append(out, s.Name)
+		case hcl.TraverseAttr:
+			out = append(out, s.Name)
+		case hcl.TraverseIndex:
+			if s.Key.Type() == cty.String {
+				out = append(out, s.Key.AsString())
+			} else {
+				return out
+			}
+		default:
+			return out
+		}
+	}
+	return out
+}
+
+// nodeVar is the `node` variable: every node block's facts with its
+// components' attributes and outputs; a node group is a list of its
+// members' facts.
+func (c *compiler) nodeVar() cty.Value {
+	m := map[string]cty.Value{}
+	for _, tn := range c.tmpl.Nodes {
+		pls := c.byName[tn.Name]
+		if len(pls) == 0 {
 			continue
 		}
+		if tn.Group {
+			members := make([]cty.Value, len(pls))
+			for i, pl := range pls {
+				members[i] = c.facts[pl.agent.Name]
+			}
+			m[tn.Name] = cty.TupleVal(members)
+			continue
+		}
+		m[tn.Name] = c.placementVar(pls[0])
+	}
+	return cty.ObjectVal(m)
+}
+
+// placementVar is a node's facts plus `component` and `output` objects of
+// the instances evaluated so far.
+func (c *compiler) placementVar(pl *placement) cty.Value {
+	attrs := c.facts[pl.agent.Name].AsValueMap()
+	comps, outs := map[string]cty.Value{}, map[string]cty.Value{}
+	for _, it := range pl.items {
+		if it.attrs != cty.NilVal {
+			comps[it.name] = it.attrs
+			outs[it.name] = it.outs
+		}
+	}
+	attrs["component"] = cty.ObjectVal(comps)
+	attrs["output"] = cty.ObjectVal(outs)
+	return cty.ObjectVal(attrs)
+}
+
+// evaluate resolves one item's attributes and builds its step.
+func (c *compiler) evaluate(it *item) {
+	svc := c.in.Service
+	pl := it.p
+	self := c.placementVar(pl)
+	vars := map[string]cty.Value{"self": c.facts[pl.agent.Name]}
+	if it.inject != nil {
+		vars["export"] = exportsVar(it.inject.Service.Plan)
+	} else {
+		vars["input"] = cty.ObjectVal(c.inputs)
+		vars["node"] = c.nodeVar()
+		vars["component"] = self.GetAttr("component")
+		vars["output"] = self.GetAttr("output")
+	}
+	ctx := &hcl.EvalContext{Variables: vars, Functions: Functions()}
+	attrs := map[string]json.RawMessage{}
+	sources := map[string]string{}
+	values := map[string]cty.Value{}
+	var waiting, sensitive []string
+	for _, a := range it.comp.Attributes {
+		ty, err := ParseType(a.Type)
+		if err != nil {
+			c.violate(posPtr(a.Pos), "attribute %s: %v", a.Name, err)
+			continue
+		}
+		if a.Sensitive {
+			sensitive = append(sensitive, a.Name)
+		}
 		var v cty.Value
-		if e, ok := inst.Attributes[a.Name]; ok {
-			epos := e.Pos
-			v, err = evalExpr(e, ctx)
-			if err != nil {
-				c.violate(&epos, "%s.%s: %v", inst.Name, a.Name, err)
+		if e, ok := it.inst.Attributes[a.Name]; ok {
+			if v, err = evalExpr(e, ctx); err != nil {
+				c.violate(posPtr(e.Pos), "%s.%s: %v", it.name, a.Name, err)
+				continue
+			}
+			sources[a.Name] = c.source(e, it)
+			if !v.IsWhollyKnown() {
+				waiting = append(waiting, fmt.Sprintf("%s (%s)", a.Name, sources[a.Name]))
+				values[a.Name] = cty.UnknownVal(ty)
 				continue
 			}
 			if v, err = convert.Convert(v, ty); err != nil {
-				c.violate(&epos, "%s.%s: want %s: %v", inst.Name, a.Name, a.Type, err)
+				c.violate(posPtr(e.Pos), "%s.%s: want %s: %v", it.name, a.Name, a.Type, err)
 				continue
 			}
 		} else if a.Default != nil {
 			if v, err = ctyjson.Unmarshal(a.Default, ty); err != nil {
-				pos := a.Pos
-				c.violate(&pos, "attribute %s: bad default: %v", a.Name, err)
+				c.violate(posPtr(a.Pos), "attribute %s: bad default: %v", a.Name, err)
 				continue
 			}
+			sources[a.Name] = "default"
 		} else if a.Required {
-			c.violate(&ipos, "%s: attribute %q is required", inst.Name, a.Name)
+			c.violate(posPtr(it.inst.Pos), "%s: attribute %q is required", it.name, a.Name)
 			continue
 		} else {
 			v = cty.NullVal(ty)
+			sources[a.Name] = "unset"
 		}
-		raw, err := ctyjson.Marshal(v, v.Type())
-		if err != nil {
-			c.violate(&ipos, "%s.%s: %v", inst.Name, a.Name, err)
+		if !c.validate(a, v, it.name+"."+a.Name) {
 			continue
 		}
-		attrs[a.Name] = raw
+		values[a.Name] = v
+		attrs[a.Name] = ctyJSON(v)
 	}
-	create := comp.Actions["create"]
+	it.attrs = cty.ObjectVal(values)
+	create := it.comp.Actions["create"]
 	if create == nil {
-		pos := comp.Pos
-		c.violate(&pos, "component %s has no create action", comp.Name)
-		return nil
+		c.violate(posPtr(it.comp.Pos), "component %s has no create action", it.comp.Name)
+		return
 	}
 	st := &Step{
-		ID:           StepID(c.in.Service.Name, tn.Name, inst.Name, "create"),
-		Service:      c.in.Service.Name,
-		Node:         tn.Name,
-		Instance:     inst.Name,
-		Component:    comp.Name,
-		Action:       "create",
-		Generation:   c.in.Generation,
-		Module:       c.in.Module.Ref(),
-		ModuleDigest: c.in.Module.Digest,
-		Run:          *create,
-		Undo:         comp.Actions["delete"],
-		Attributes:   attrs,
+		ID:      StepID(svc.Name, pl.key, it.name, "create"),
+		Service: svc.Name, Node: pl.key, Instance: it.name, Component: it.comp.Name, Action: "create",
+		Generation: c.in.Generation, Module: it.mod.Ref(), ModuleDigest: it.mod.Digest,
+		Run: *create, Undo: it.comp.Actions["delete"], Check: it.comp.Check,
+		Attributes: attrs, Sources: sources, Sensitive: sensitive,
 	}
-	st.Digest = StepDigest(st, c.in.Module.Files)
-	return st
+	for _, o := range it.comp.Outputs {
+		st.Outputs = append(st.Outputs, o.Name)
+	}
+	outs := map[string]cty.Value{}
+	reported := c.in.Outputs[st.ID]
+	for _, o := range it.comp.Outputs {
+		if raw, ok := reported[o.Name]; ok {
+			if v, err := jsonToCty(raw); err == nil {
+				outs[o.Name] = v
+				continue
+			}
+		}
+		outs[o.Name] = cty.DynamicVal
+	}
+	it.outs = cty.ObjectVal(outs)
+	for _, d := range it.deps {
+		if d.step == nil {
+			continue
+		}
+		st.DependsOn = append(st.DependsOn, d.step.ID)
+		if d.p != it.p && len(d.step.Waiting) == 0 && c.in.Done[d.step.ID] != d.step.Digest {
+			waiting = append(waiting, d.p.key+"/"+d.name+" to converge")
+		}
+	}
+	st.Waiting = waiting
+	st.Digest = StepDigest(st, it.mod.Files)
+	it.step = st
+}
+
+// source names where an expression's value comes from.
+func (c *compiler) source(e Expr, it *item) string {
+	x, diags := hclsyntax.ParseExpression([]byte(e.Source), e.Pos.File, hcl.Pos{Line: e.Pos.Line, Column: e.Pos.Column})
+	if diags.HasErrors() {
+		return "template"
+	}
+	set := map[string]bool{}
+	for _, tr := range x.Variables() {
+		parts := traversalNames(tr)
+		switch {
+		case len(parts) >= 2 && parts[0] == "input":
+			set["input "+parts[1]+" ("+c.inputSrc[parts[1]]+")"] = true
+		case len(parts) >= 2 && parts[0] == "export" && it.inject != nil:
+			set["export "+parts[1]+" of "+it.inject.Service.Name] = true
+		case len(parts) >= 1 && parts[0] == "self":
+			set["fact of "+it.p.agent.Name] = true
+		case len(parts) >= 2 && (parts[0] == "component" || parts[0] == "output"):
+			set[parts[0]+" of "+it.p.key+"/"+parts[1]] = true
+		case len(parts) >= 4 && parts[0] == "node" && (parts[2] == "component" || parts[2] == "output"):
+			set[parts[2]+" of "+parts[1]+"/"+parts[3]] = true
+		case len(parts) >= 2 && parts[0] == "node":
+			set["fact of node "+parts[1]] = true
+		}
+	}
+	if len(set) == 0 {
+		return "template"
+	}
+	return strings.Join(sortedKeys(set), ", ")
+}
+
+// exports evaluates the template's exports; one that needs an output not
+// reported yet has no value.
+func (c *compiler) exports() []*Value {
+	if len(c.tmpl.Exports) == 0 {
+		return nil
+	}
+	ctx := &hcl.EvalContext{Variables: map[string]cty.Value{
+		"input": cty.ObjectVal(c.inputs), "node": c.nodeVar(),
+	}, Functions: Functions()}
+	var out []*Value
+	for _, e := range c.tmpl.Exports {
+		v, err := evalExpr(e.Value, ctx)
+		if err != nil {
+			c.violate(posPtr(e.Value.Pos), "export %s: %v", e.Name, err)
+			continue
+		}
+		ev := &Value{Name: e.Name, Source: "export", Sensitive: e.Sensitive}
+		if v.IsWhollyKnown() {
+			ev.Value = ctyJSONTyped(v)
+		} else {
+			ev.Source = "waiting for an output"
+		}
+		out = append(out, ev)
+	}
+	return out
+}
+
+// exportsVar is an ancestor's exports as the `export` variable.
+func exportsVar(p *Plan) cty.Value {
+	m := map[string]cty.Value{}
+	if p != nil {
+		for _, e := range p.Exports {
+			if e.Value == nil {
+				m[e.Name] = cty.DynamicVal
+				continue
+			}
+			if v, err := jsonToCty(e.Value); err == nil {
+				m[e.Name] = v
+			}
+		}
+	}
+	return cty.ObjectVal(m)
 }
 
 func evalExpr(e Expr, ctx *hcl.EvalContext) (cty.Value, error) {
@@ -277,6 +912,28 @@ func diagError(diags hcl.Diagnostics) error {
 	return fmt.Errorf("%s", strings.Join(msgs, "; "))
 }
 
+// ctyJSON encodes a known value as plain JSON.
+func ctyJSON(v cty.Value) json.RawMessage {
+	b, err := ctyjson.Marshal(v, v.Type())
+	if err != nil {
+		return json.RawMessage("null")
+	}
+	return b
+}
+
+// ctyJSONTyped encodes a value as plain JSON too; its type is implied again
+// when it is read (jsonToCty).
+func ctyJSONTyped(v cty.Value) json.RawMessage { return ctyJSON(v) }
+
+// jsonToCty reads plain JSON into a value of the type JSON implies.
+func jsonToCty(raw json.RawMessage) (cty.Value, error) {
+	ty, err := ctyjson.ImpliedType(raw)
+	if err != nil {
+		return cty.NilVal, err
+	}
+	return ctyjson.Unmarshal(raw, ty)
+}
+
 // ParseType parses a canonical HCL type expression ("list(string)").
 func ParseType(s string) (cty.Type, error) {
 	if s == "" {
@@ -300,23 +957,24 @@ func ParseOperatorValue(raw string, ty cty.Type) (cty.Value, error) {
 	if ty == cty.String {
 		return cty.StringVal(raw), nil
 	}
+	bad := fmt.Errorf("%q is not a valid %s", raw, typeexpr.TypeString(ty))
 	x, diags := hclsyntax.ParseExpression([]byte(raw), "value", hcl.InitialPos)
 	if diags.HasErrors() {
 		if ty == cty.DynamicPseudoType {
 			return cty.StringVal(raw), nil
 		}
-		return cty.NilVal, fmt.Errorf("%q is not a valid %s", raw, typeexpr.TypeString(ty))
+		return cty.NilVal, bad
 	}
 	v, diags := x.Value(nil)
 	if diags.HasErrors() {
 		if ty == cty.DynamicPseudoType {
 			return cty.StringVal(raw), nil
 		}
-		return cty.NilVal, fmt.Errorf("%q is not a valid %s", raw, typeexpr.TypeString(ty))
+		return cty.NilVal, bad
 	}
 	out, err := convert.Convert(v, ty)
 	if err != nil {
-		return cty.NilVal, fmt.Errorf("%q is not a valid %s", raw, typeexpr.TypeString(ty))
+		return cty.NilVal, bad
 	}
 	return out, nil
 }
@@ -356,11 +1014,7 @@ func MatchLabels(have, want map[string]string) bool {
 
 // FormatLabels prints labels as {k=v, ...} in key order.
 func FormatLabels(l map[string]string) string {
-	keys := make([]string, 0, len(l))
-	for k := range l {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
+	keys := sortedKeys(l)
 	parts := make([]string, len(keys))
 	for i, k := range keys {
 		parts[i] = k + "=" + l[k]
@@ -368,49 +1022,94 @@ func FormatLabels(l map[string]string) string {
 	return "{" + strings.Join(parts, ", ") + "}"
 }
 
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
 // StepID names a step stably across generations.
 func StepID(service, node, instance, action string) string {
 	return service + "/" + node + "/" + instance + "/" + action
 }
 
-// StepDigest covers what decides whether a step must run again: its action,
-// the digest of the asset the action runs (not of the whole module, so that
-// editing one script re-runs only the steps that use it) and its resolved
-// attributes.
+// StepDigest covers what decides whether a step must run again: its action
+// (every setting), the digests of the module files the action reads (not
+// of the whole module, so that editing one script re-runs only the steps
+// that use it), its resolved attributes, and whether it still waits.
 func StepDigest(st *Step, files map[string]string) string {
 	h := sha256.New()
 	enc := json.NewEncoder(h)
 	_ = enc.Encode(struct {
-		Action string
-		Run    Action
-		Asset  string
-		Attrs  map[string]json.RawMessage
-	}{st.Action, Action{Kind: st.Run.Kind, Script: st.Run.Script, Inline: st.Run.Inline, TimeoutSeconds: st.Run.TimeoutSeconds}, files[st.Run.Script], st.Attributes})
+		Action  string
+		Run     Action
+		Assets  map[string]string
+		Attrs   map[string]json.RawMessage
+		Waiting []string
+	}{st.Action, runIdentity(st.Run), assetDigests(st.Run, st.Attributes, files), st.Attributes, st.Waiting})
 	return "sha256:" + hex.EncodeToString(h.Sum(nil))
+}
+
+// runIdentity is an action without its source position, which moves when
+// unrelated lines of a file change.
+func runIdentity(a Action) Action {
+	a.Pos = Pos{}
+	return a
+}
+
+// assetDigests picks the digests of the module files an action reads: the
+// files it names, and every file under the folders it names.
+func assetDigests(a Action, attrs map[string]json.RawMessage, files map[string]string) map[string]string {
+	out := attributeFiles(attrs, files)
+	for _, p := range a.Assets() {
+		p = strings.TrimPrefix(p, "./")
+		if d, ok := files[p]; ok {
+			out[p] = d
+			continue
+		}
+		prefix := strings.TrimSuffix(p, "/") + "/"
+		for f, d := range files {
+			if strings.HasPrefix(f, prefix) {
+				out[f] = d
+			}
+		}
+	}
+	return out
 }
 
 // DeletePlan turns a deployed plan into the steps that undo it: every
 // instance's delete action, in reverse order on each node. Instances whose
-// component has no delete action are left out.
+// component has no delete action are left out. With keep set, only the
+// steps for which keep returns false are undone.
 func DeletePlan(p *Plan, generation uint64) *Plan {
 	out := &Plan{Service: p.Service, Generation: generation}
 	for _, np := range p.Nodes {
-		dn := &NodePlan{Name: np.Name, Agent: np.Agent}
+		dn := &NodePlan{Name: np.Name, Agent: np.Agent, Steps: []*Step{}}
 		for i := len(np.Steps) - 1; i >= 0; i-- {
-			st := np.Steps[i]
-			if st.Undo == nil {
-				continue
+			if d := UndoStep(np.Steps[i], generation); d != nil {
+				dn.Steps = append(dn.Steps, d)
 			}
-			d := *st
-			d.ID = StepID(st.Service, st.Node, st.Instance, "delete")
-			d.Action = "delete"
-			d.Generation = generation
-			d.Run = *st.Undo
-			d.Undo = nil
-			d.Digest = StepDigest(&d, nil) + "/" + fmt.Sprint(generation)
-			dn.Steps = append(dn.Steps, &d)
 		}
 		out.Nodes = append(out.Nodes, dn)
 	}
 	return out
+}
+
+// UndoStep is the delete step of a create step, or nil when its component
+// has no delete action.
+func UndoStep(st *Step, generation uint64) *Step {
+	if st.Undo == nil {
+		return nil
+	}
+	d := *st
+	d.ID = StepID(st.Service, st.Node, st.Instance, "delete")
+	d.Action = "delete"
+	d.Generation = generation
+	d.Run = *st.Undo
+	d.Undo, d.Check, d.Waiting, d.DependsOn, d.Outputs = nil, nil, nil, nil, nil
+	d.Digest = StepDigest(&d, nil) + "/" + fmt.Sprint(generation)
+	return &d
 }

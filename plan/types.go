@@ -34,9 +34,20 @@ type Module struct {
 	// Files maps every file in the module folder (slash-separated path
 	// relative to the folder) to "sha256:<hex>" of its content, so that a
 	// step's digest changes only when the asset it runs changes.
-	Files      map[string]string     `json:"files,omitempty"`
+	Files map[string]string `json:"files,omitempty"`
+	// Requires lists the other modules whose components this module's
+	// templates use ("component \"base.file\" \"x\"").
+	Requires   []*Require            `json:"requires,omitempty"`
 	Components map[string]*Component `json:"components"`
 	Templates  map[string]*Template  `json:"templates"`
+}
+
+// Require is a dependency on another module by name and version
+// constraint ("~> 1.2", ">= 1.0.0, < 2.0.0", "1.4.2").
+type Require struct {
+	Name    string `json:"name"`
+	Version string `json:"version"`
+	Pos     Pos    `json:"pos"`
 }
 
 // Ref is "name@version".
@@ -48,9 +59,23 @@ type Component struct {
 	Name        string       `json:"name"`
 	Description string       `json:"description,omitempty"`
 	Attributes  []*Attribute `json:"attributes"`
-	// Actions by name: "create", "delete".
+	// Outputs are values the create action sets at run time.
+	Outputs []*Output `json:"outputs,omitempty"`
+	// Actions by name: "create", "delete", and custom ones ("restart").
 	Actions map[string]*Action `json:"actions"`
-	Pos     Pos                `json:"pos"`
+	// Check, when set, says whether the component is still in its desired
+	// state (exit 0: yes).
+	Check *Action `json:"check,omitempty"`
+	Pos   Pos     `json:"pos"`
+}
+
+// Output is a value a component's create action sets at run time, which
+// other components (on any node) may consume.
+type Output struct {
+	Name        string `json:"name"`
+	Description string `json:"description,omitempty"`
+	Sensitive   bool   `json:"sensitive,omitempty"`
+	Pos         Pos    `json:"pos"`
 }
 
 // Attribute looks an attribute up by name.
@@ -74,17 +99,52 @@ type Attribute struct {
 	// nil when the attribute has no default.
 	Default  json.RawMessage `json:"default,omitempty"`
 	Required bool            `json:"required,omitempty"`
-	Pos      Pos             `json:"pos"`
+	// Sensitive values reach the asset but are never printed, logged or
+	// shown in plans and reports.
+	Sensitive   bool          `json:"sensitive,omitempty"`
+	Validations []*Validation `json:"validations,omitempty"`
+	Pos         Pos           `json:"pos"`
 }
 
-// Action is one wrapped asset run.
+// Validation is a condition an attribute's or input's value must meet. The
+// condition sees the value as `value`.
+type Validation struct {
+	Condition    Expr   `json:"condition"`
+	ErrorMessage string `json:"error_message"`
+	Pos          Pos    `json:"pos"`
+}
+
+// Action is one wrapped asset run. Which fields are set depends on Kind
+// (see docs/actions.md); paths "inside the module" are slash-separated,
+// relative to the module folder and cleaned (keys of Module.Files, or of
+// folders holding such keys).
 type Action struct {
-	// Kind names the runner: "bash".
+	// Kind names the runner: "bash", "exec", "puppet", "ansible" or
+	// "container".
 	Kind string `json:"kind"`
-	// Script is a path inside the module folder; Inline is script text.
-	// Exactly one is set.
+	// bash: Script is a path inside the module folder; Inline is script
+	// text. Exactly one is set.
 	Script string `json:"script,omitempty"`
 	Inline string `json:"inline,omitempty"`
+	// exec: Program is a file inside the module (written with a slash:
+	// "bin/tool", "./tool.py"), an absolute path, or a command name looked
+	// up on PATH; Args are its static arguments.
+	Program string   `json:"program,omitempty"`
+	Args    []string `json:"args,omitempty"`
+	// puppet: Manifest is a .pp file inside the module, or Class a class
+	// name ("web" or "mymod::web"); exactly one is set. ModulePath is a
+	// folder inside the module holding Puppet modules ("modules" when that
+	// folder exists and the action names none).
+	Manifest   string `json:"manifest,omitempty"`
+	Class      string `json:"class,omitempty"`
+	ModulePath string `json:"modulepath,omitempty"`
+	// ansible: Playbook is a playbook file inside the module, or Role the
+	// name of a role under the module's roles/ folder; exactly one is set.
+	Playbook string `json:"playbook,omitempty"`
+	Role     string `json:"role,omitempty"`
+	// container: Engine is "podman" or "docker"; empty means whichever is
+	// installed, podman first. The container's settings are attributes.
+	Engine string `json:"engine,omitempty"`
 	// TimeoutSeconds bounds one run; 0 means the agent's default.
 	TimeoutSeconds int `json:"timeout_seconds,omitempty"`
 	Pos            Pos `json:"pos"`
@@ -96,7 +156,24 @@ type Template struct {
 	Description string          `json:"description,omitempty"`
 	Inputs      []*Attribute    `json:"inputs,omitempty"`
 	Nodes       []*TemplateNode `json:"nodes"`
-	Pos         Pos             `json:"pos"`
+	// Exports are values offered to services staged with respect to this
+	// one: a child's unset input takes the nearest ancestor's export of the
+	// same name.
+	Exports []*Export `json:"exports,omitempty"`
+	// Injects are component instances added to every node of every service
+	// staged (at any depth) with respect to this one. Their expressions see
+	// `export` (this template's exports) and `self` (the child's node).
+	Injects []*Instance `json:"injects,omitempty"`
+	Pos     Pos         `json:"pos"`
+}
+
+// Export is a named value offered to child services.
+type Export struct {
+	Name        string `json:"name"`
+	Description string `json:"description,omitempty"`
+	Value       Expr   `json:"value"`
+	Sensitive   bool   `json:"sensitive,omitempty"`
+	Pos         Pos    `json:"pos"`
 }
 
 // Input looks a template input up by name.
@@ -109,12 +186,18 @@ func (t *Template) Input(name string) *Attribute {
 	return nil
 }
 
-// TemplateNode selects exactly one agent by labels and places component
-// instances on it.
+// TemplateNode is a `node` block (exactly one agent) or a `node_group`
+// block (Group: Count agents, or every matching agent when Count is 0),
+// selecting by labels and facts, with the component instances placed on
+// each selected agent.
 type TemplateNode struct {
-	Name string `json:"name"`
+	Name  string `json:"name"`
+	Group bool   `json:"group,omitempty"`
+	Count int    `json:"count,omitempty"`
 	// Labels an agent must all carry to be chosen for this node.
-	Labels     map[string]string `json:"labels,omitempty"`
+	Labels map[string]string `json:"labels,omitempty"`
+	// Facts an agent's facts must equal (os, arch, hostname, ...).
+	Facts      map[string]string `json:"facts,omitempty"`
 	Components []*Instance       `json:"components"`
 	Pos        Pos               `json:"pos"`
 }
@@ -123,10 +206,16 @@ type TemplateNode struct {
 // HCL expressions kept as source text; the compiler evaluates them against
 // the service's inputs and the chosen nodes' facts.
 type Instance struct {
-	Name       string          `json:"name"`
-	Component  string          `json:"component"`
+	Name      string `json:"name"`
+	Component string `json:"component"`
+	// Module names the required module the component comes from ("" for
+	// this module): `component "base.file" "x"`.
+	Module     string          `json:"module,omitempty"`
 	Attributes map[string]Expr `json:"attributes,omitempty"`
-	Pos        Pos             `json:"pos"`
+	// DependsOn names instances that must converge first: "INST" on the
+	// same node, "NODE/INST" on another node.
+	DependsOn []string `json:"depends_on,omitempty"`
+	Pos       Pos      `json:"pos"`
 }
 
 // Expr is an HCL expression's source text and where it starts.
@@ -155,6 +244,14 @@ type Service struct {
 	// Inputs are the operator's values as typed on the command line; the
 	// compiler converts them to each input's declared type.
 	Inputs map[string]string `json:"inputs,omitempty"`
+	// Lock pins the version of every required module (name → version),
+	// resolved when the service is staged or upgraded.
+	Lock map[string]string `json:"lock,omitempty"`
+	// Removed lists what a partial delete took away and later deploys
+	// leave out: "NODE" (a whole node) or "NODE/INST".
+	Removed []string `json:"removed,omitempty"`
+	// DeleteRecursive: delete this service once its children are gone.
+	DeleteRecursive bool `json:"delete_recursive,omitempty"`
 	// State is staged, deploying, deleting; converged and failed are
 	// derived from reports (see Status).
 	State      string `json:"state"`
@@ -172,6 +269,19 @@ type Plan struct {
 	Service    string      `json:"service"`
 	Generation uint64      `json:"generation"`
 	Nodes      []*NodePlan `json:"nodes"`
+	// Inputs are the resolved template inputs with their provenance.
+	Inputs []*Value `json:"inputs,omitempty"`
+	// Exports are the values this service offers to its children.
+	Exports []*Value `json:"exports,omitempty"`
+}
+
+// Value is a resolved value and where it came from: "operator", "default",
+// "export of SERVICE", "output of NODE/INST", "template".
+type Value struct {
+	Name      string          `json:"name"`
+	Value     json.RawMessage `json:"value,omitempty"`
+	Source    string          `json:"source"`
+	Sensitive bool            `json:"sensitive,omitempty"`
 }
 
 // NodePlan is the part of a plan that one agent runs.
@@ -201,6 +311,20 @@ type Step struct {
 	// step that disappears from a later plan can be undone.
 	Undo       *Action                    `json:"undo,omitempty"`
 	Attributes map[string]json.RawMessage `json:"attributes,omitempty"`
+	// Sources says where each attribute's value came from.
+	Sources map[string]string `json:"sources,omitempty"`
+	// Sensitive names attributes never to show.
+	Sensitive []string `json:"sensitive,omitempty"`
+	// Outputs the action must set; Check tells drift.
+	Outputs []string `json:"outputs,omitempty"`
+	Check   *Action  `json:"check,omitempty"`
+	// DependsOn lists steps (any node) that converge before this one.
+	DependsOn []string `json:"depends_on,omitempty"`
+	// Waiting says why the step cannot run yet (an output of another node
+	// not yet reported, a dependency not yet converged); the agent leaves
+	// a waiting step, and those after it in its service, pending. The
+	// coordinator recompiles when what it waits for arrives.
+	Waiting []string `json:"waiting,omitempty"`
 	// Digest covers the action, the digest of the asset it runs and the
 	// resolved attributes: an unchanged digest means nothing to do.
 	Digest string `json:"digest"`
@@ -237,10 +361,12 @@ type Report struct {
 	ExitCode   int    `json:"exit_code"`
 	DurationMs int64  `json:"duration_ms"`
 	// Output is the tail of the run's combined stdout and stderr.
-	Output     string `json:"output,omitempty"`
-	Error      string `json:"error,omitempty"`
-	StartedAt  int64  `json:"started_at_ms,omitempty"`
-	FinishedAt int64  `json:"finished_at_ms,omitempty"`
+	Output string `json:"output,omitempty"`
+	Error  string `json:"error,omitempty"`
+	// Outputs are the values the action set (create steps).
+	Outputs    map[string]json.RawMessage `json:"outputs,omitempty"`
+	StartedAt  int64                      `json:"started_at_ms,omitempty"`
+	FinishedAt int64                      `json:"finished_at_ms,omitempty"`
 }
 
 // Node is a registered agent.

@@ -39,13 +39,13 @@ const (
 
 // CLI is the command tree.
 type CLI struct {
-	Addr    string           `help:"Coordinator address (host:port or URL). Defaults to $$DTK_ADDR, else ${default_addr}." default:"${addr}" placeholder:"HOST:PORT"`
-	Version kong.VersionFlag `help:"Print the version and exit."`
+	Addr string `help:"Coordinator address (host:port or URL). Defaults to $$DTK_ADDR, else ${default_addr}." default:"${addr}" placeholder:"HOST:PORT"`
 
 	Module   ModuleCmd   `cmd:"" help:"Push and list modules."`
 	Service  ServiceCmd  `cmd:"" help:"Stage, plan, deploy, inspect and delete services."`
 	Node     NodeCmd     `cmd:"" help:"List the nodes running dtk-agent."`
 	Operator OperatorCmd `cmd:"" help:"Cluster operations: members, raft peers, snapshots."`
+	Version  VersionCmd  `cmd:"" help:"Print dtkctl's version."`
 }
 
 func main() {
@@ -168,4 +168,13 @@ func exitCode(ctx context.Context, stderr io.Writer, err error) int {
 		fmt.Fprintf(stderr, "error: %v\n", err)
 		return exitFailed
 	}
+}
+
+// VersionCmd is `dtkctl version`.
+type VersionCmd struct{}
+
+// Run prints the version.
+func (VersionCmd) Run(out *Output) error {
+	out.Printf("dtkctl %s\n", version)
+	return nil
 }

@@ -141,10 +141,10 @@ func TestRun_UsageErrors_Exit2(t *testing.T) {
 }
 
 func TestRun_HelpAndVersion_Exit0(t *testing.T) {
-	r := runCLI(t, "127.0.0.1:1", "--version")
+	r := runCLI(t, "127.0.0.1:1", "version")
 	r.check(t, exitOK)
-	if r.stdout != "dev\n" {
-		t.Errorf("--version printed %q", r.stdout)
+	if r.stdout != "dtkctl dev\n" {
+		t.Errorf("version printed %q", r.stdout)
 	}
 	r = runCLI(t, "127.0.0.1:1", "service", "deploy", "--help")
 	r.check(t, exitOK)
@@ -471,14 +471,33 @@ func TestServicePlan_ViolationsExit1(t *testing.T) {
 	f := newFake(t)
 	f.handle("GET /v1/services/{name}/plan", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, 200, api.PlanPreview{
-			Plan: &plan.Plan{Generation: 2, Nodes: []*plan.NodePlan{{Name: "web", Agent: "agent-1",
-				Steps: []*plan.Step{{Instance: "index", Component: "page", Action: "create", Digest: "sha256:feedfacecafe0000"}}}}},
+			Service: "web", Generation: 2,
 			Violations: []plan.Violation{{Message: `input "port" is not set`, Pos: &plan.Pos{File: "web.hcl", Line: 4, Column: 3}}},
 		})
 	})
 	r := runCLI(t, f.addr(), "service", "plan", "web")
 	r.check(t, exitFailed)
-	for _, want := range []string{"node web → agent-1\n", "index     page       create  feedfacecafe\n", "  web.hcl:4:3: input \"port\" is not set\n"} {
+	if !strings.Contains(r.stdout, "  web.hcl:4:3: input \"port\" is not set\n") {
+		t.Errorf("stdout lacks the violation:\n%s", r.stdout)
+	}
+}
+
+func TestServicePlan_DiffWithProvenance(t *testing.T) {
+	f := newFake(t)
+	f.handle("GET /v1/services/{name}/plan", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, 200, api.PlanPreview{
+			Service: "web", Generation: 2,
+			Nodes: []plan.NodeDiff{{Name: "web", Agent: "agent-1", Steps: []plan.StepDiff{
+				{Instance: "index", Component: "page", Action: "create", Change: plan.ChangeChange, Changed: []string{"message"},
+					Attributes: []*plan.Value{{Name: "message", Value: []byte(`"Bonjour"`), Source: "input greeting (operator)"}}},
+				{Instance: "site", Component: "http_server", Action: "create", Change: plan.ChangeUnchanged},
+			}}},
+			Inputs: []*plan.Value{{Name: "greeting", Value: []byte(`"Bonjour"`), Source: "operator"}},
+		})
+	})
+	r := runCLI(t, f.addr(), "service", "plan", "web")
+	r.check(t, exitOK)
+	for _, want := range []string{"~ index (page) create", `message  =  "Bonjour"  ← input greeting (operator)  changed`, "= site (http_server) create", "0 to add, 1 to change, 0 to remove, 1 unchanged"} {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("stdout lacks %q:\n%s", want, r.stdout)
 		}

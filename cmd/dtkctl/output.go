@@ -56,7 +56,9 @@ func (o *Output) Table(header []string, rows [][]string) {
 
 func printTable(w io.Writer, indent string, header []string, rows [][]string) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, indent+strings.Join(header, "\t"))
+	if header != nil {
+		fmt.Fprintln(tw, indent+strings.Join(header, "\t"))
+	}
 	for _, r := range rows {
 		fmt.Fprintln(tw, indent+strings.Join(r, "\t"))
 	}

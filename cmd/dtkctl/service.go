@@ -14,13 +14,15 @@ import (
 
 // ServiceCmd is `dtkctl service`.
 type ServiceCmd struct {
-	Stage  ServiceStageCmd  `cmd:"" help:"Stage a template as a service (does not deploy it)."`
-	Set    ServiceSetCmd    `cmd:"" help:"Change a staged service's inputs (KEY= unsets one)."`
-	Plan   ServicePlanCmd   `cmd:"" help:"Preview the steps the next deploy would run on each node."`
-	Deploy ServiceDeployCmd `cmd:"" help:"Compile and publish a service's plan to its nodes."`
-	Status ServiceStatusCmd `cmd:"" help:"Show a service's state and the state of each step."`
-	List   ServiceListCmd   `cmd:"" help:"List services."`
-	Delete ServiceDeleteCmd `cmd:"" help:"Run a service's delete steps and remove it."`
+	Stage   ServiceStageCmd   `cmd:"" help:"Stage a template as a service (does not deploy it)."`
+	Set     ServiceSetCmd     `cmd:"" help:"Change a staged service's inputs (KEY= unsets one)."`
+	Plan    ServicePlanCmd    `cmd:"" help:"Preview the steps the next deploy would run on each node."`
+	Deploy  ServiceDeployCmd  `cmd:"" help:"Compile and publish a service's plan to its nodes."`
+	Status  ServiceStatusCmd  `cmd:"" help:"Show a service's state and the state of each step."`
+	List    ServiceListCmd    `cmd:"" help:"List services."`
+	Delete  ServiceDeleteCmd  `cmd:"" help:"Run a service's delete steps and remove it (or part of it)."`
+	Upgrade ServiceUpgradeCmd `cmd:"" help:"Move a service to another version of its module (then deploy)."`
+	Graph   ServiceGraphCmd   `cmd:"" help:"Draw the environment tree and component dependencies (DOT or Mermaid)."`
 }
 
 // parseInputs turns KEY=VALUE arguments into a map; the last value of a
@@ -137,33 +139,86 @@ func (c *ServicePlanCmd) Run(ctx context.Context, cl *api.Client, out *Output) e
 	return nil
 }
 
+var changeMark = map[string]string{
+	plan.ChangeAdd: "+", plan.ChangeChange: "~", plan.ChangeRemove: "-", plan.ChangeUnchanged: "=",
+}
+
 func printPlan(out *Output, name string, pv *api.PlanPreview) {
-	if pv.Plan != nil {
-		out.Printf("plan for %s, generation %d:\n", name, pv.Plan.Generation)
-		for _, np := range pv.Plan.Nodes {
-			out.Printf("\nnode %s → %s\n", np.Name, orDash(np.Agent))
-			if len(np.Steps) == 0 {
-				out.Printf("  no steps\n")
-				continue
-			}
-			rows := make([][]string, 0, len(np.Steps))
-			for _, s := range np.Steps {
-				rows = append(rows, []string{s.Instance, s.Component, s.Action, shortDigest(s.Digest)})
-			}
-			printTable(out.Out, "  ", []string{"INSTANCE", "COMPONENT", "ACTION", "DIGEST"}, rows)
-		}
-	} else if len(pv.Violations) == 0 {
-		out.Printf("plan for %s: no steps\n", name)
-	}
 	if len(pv.Violations) > 0 {
-		if pv.Plan != nil {
-			out.Printf("\n")
-		}
-		out.Printf("violations:\n")
+		out.Printf("%s cannot be deployed as staged:\n", name)
 		for _, v := range pv.Violations {
 			out.Printf("  %s\n", strings.ReplaceAll(v.String(), "\n", "\n  "))
 		}
+		return
 	}
+	out.Printf("plan for %s, generation %d:\n", name, pv.Generation)
+	counts := map[string]int{}
+	for _, nd := range pv.Nodes {
+		out.Printf("\nnode %s → %s\n", nd.Name, orDash(nd.Agent))
+		if len(nd.Steps) == 0 {
+			out.Printf("  no steps\n")
+		}
+		for _, st := range nd.Steps {
+			counts[st.Change]++
+			line := fmt.Sprintf("  %s %s (%s) %s", changeMark[st.Change], st.Instance, st.Component, st.Action)
+			if st.AssetOnly {
+				line += "  [asset changed]"
+			}
+			if len(st.Waiting) > 0 {
+				line += "  [waits for " + strings.Join(st.Waiting, "; ") + "]"
+			}
+			out.Printf("%s\n", line)
+			if st.Change != plan.ChangeAdd && st.Change != plan.ChangeChange {
+				continue
+			}
+			changed := map[string]bool{}
+			for _, c := range st.Changed {
+				changed[c] = true
+			}
+			rows := make([][]string, 0, len(st.Attributes))
+			for _, a := range st.Attributes {
+				val := string(a.Value)
+				if a.Value == nil {
+					val = "(known after apply)"
+				}
+				mark := ""
+				if changed[a.Name] {
+					mark = "changed"
+				}
+				rows = append(rows, []string{a.Name, "=", truncate(val, 60), "← " + a.Source, mark})
+			}
+			printTable(out.Out, "      ", nil, rows)
+		}
+	}
+	if len(pv.Inputs) > 0 {
+		out.Printf("\ninputs:\n")
+		rows := make([][]string, 0, len(pv.Inputs))
+		for _, in := range pv.Inputs {
+			rows = append(rows, []string{in.Name, "=", truncate(string(in.Value), 60), "← " + in.Source})
+		}
+		printTable(out.Out, "  ", nil, rows)
+	}
+	if len(pv.Exports) > 0 {
+		out.Printf("\nexports (offered to services staged under %s):\n", name)
+		rows := make([][]string, 0, len(pv.Exports))
+		for _, e := range pv.Exports {
+			v := string(e.Value)
+			if e.Value == nil {
+				v = "(known after apply)"
+			}
+			rows = append(rows, []string{e.Name, "=", truncate(v, 60)})
+		}
+		printTable(out.Out, "  ", nil, rows)
+	}
+	out.Printf("\n%d to add, %d to change, %d to remove, %d unchanged\n",
+		counts[plan.ChangeAdd], counts[plan.ChangeChange], counts[plan.ChangeRemove], counts[plan.ChangeUnchanged])
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n-1] + "…"
 }
 
 // ServiceDeployCmd is `dtkctl service deploy NAME`.
@@ -380,18 +435,36 @@ func (c *ServiceListCmd) Run(ctx context.Context, cl *api.Client, out *Output) e
 
 // ServiceDeleteCmd is `dtkctl service delete NAME`.
 type ServiceDeleteCmd struct {
-	Name    string        `arg:"" help:"Service name."`
-	Wait    bool          `help:"Wait until the service is gone (exit 0) or a delete step fails (exit 1), showing progress."`
-	Timeout time.Duration `default:"10m" help:"How long --wait waits (0: no limit)."`
+	Name      string        `arg:"" help:"Service name."`
+	Node      string        `placeholder:"NODE" help:"Delete only what runs on this template node (the rest stays)."`
+	Component string        `placeholder:"INSTANCE" help:"Delete only this component instance (the rest stays)."`
+	Recursive bool          `help:"Also delete the services staged with respect to this one, leaves first."`
+	Wait      bool          `help:"Wait until the service is gone (exit 0) or a delete step fails (exit 1), showing progress."`
+	Timeout   time.Duration `default:"10m" help:"How long --wait waits (0: no limit)."`
 }
 
 // Run starts the delete and, with --wait, follows it to its end.
 func (c *ServiceDeleteCmd) Run(ctx context.Context, cl *api.Client, out *Output) error {
-	svc, err := cl.Delete(ctx, c.Name)
+	svc, err := cl.Delete(ctx, c.Name, api.DeleteOptions{Node: c.Node, Component: c.Component, Recursive: c.Recursive})
 	if err != nil {
 		return err
 	}
 	gen := svc.Generation
+	if c.Node != "" || c.Component != "" {
+		out.Printf("removing part of %s (generation %d)\n", c.Name, gen)
+		if !c.Wait {
+			return nil
+		}
+		last, _, err := watch(ctx, cl, out, svc.Name, gen, false, c.Timeout)
+		if err != nil {
+			return err
+		}
+		if last.State == plan.StateFailed {
+			return failf("partial delete of %s failed: %s", svc.Name, failedCount(last, gen))
+		}
+		out.Printf("removed; the rest of %s is unchanged\n", c.Name)
+		return nil
+	}
 	if svc.State != plan.StateDeleting {
 		// Nothing to undo: the coordinator removed the service at once.
 		out.Printf("deleted %s\n", c.Name)
@@ -415,5 +488,22 @@ func (c *ServiceDeleteCmd) Run(ctx context.Context, cl *api.Client, out *Output)
 			c.Name, gen, failedCount(last, gen), c.Name)
 	}
 	out.Printf("deleted %s\n", c.Name)
+	return nil
+}
+
+// ServiceUpgradeCmd is `dtkctl service upgrade NAME [--version V]`.
+type ServiceUpgradeCmd struct {
+	Name    string `arg:"" help:"Service name."`
+	Version string `placeholder:"VERSION" help:"Module version (default: the highest pushed)."`
+}
+
+// Run moves the service to another module version.
+func (c *ServiceUpgradeCmd) Run(ctx context.Context, cl *api.Client, out *Output) error {
+	svc, err := cl.Upgrade(ctx, c.Name, c.Version)
+	if err != nil {
+		return err
+	}
+	out.Printf("%s now uses %s@%s/%s\n", svc.Name, svc.Module, svc.Version, svc.Template)
+	out.Notef("see what changes with \"dtkctl service plan %s\", then deploy it\n", svc.Name)
 	return nil
 }

@@ -228,10 +228,38 @@ func (c *Client) Deploy(ctx context.Context, name string) (*plan.Service, error)
 	return &out, err
 }
 
-// Delete starts deleting a service.
-func (c *Client) Delete(ctx context.Context, name string) (*plan.Service, error) {
+// DeleteOptions limit a delete to part of a service, or extend it to the
+// service's children.
+type DeleteOptions struct {
+	Node, Component string
+	Recursive       bool
+}
+
+// Delete starts deleting a service (or part of it).
+func (c *Client) Delete(ctx context.Context, name string, opts DeleteOptions) (*plan.Service, error) {
+	q := url.Values{}
+	if opts.Node != "" {
+		q.Set("node", opts.Node)
+	}
+	if opts.Component != "" {
+		q.Set("component", opts.Component)
+	}
+	if opts.Recursive {
+		q.Set("recursive", "true")
+	}
+	path := "/v1/services/" + url.PathEscape(name)
+	if len(q) > 0 {
+		path += "?" + q.Encode()
+	}
 	var out plan.Service
-	_, err := c.Do(ctx, "DELETE", "/v1/services/"+url.PathEscape(name), nil, &out)
+	_, err := c.Do(ctx, "DELETE", path, nil, &out)
+	return &out, err
+}
+
+// Upgrade moves a service to another module version ("" for the latest).
+func (c *Client) Upgrade(ctx context.Context, name, version string) (*plan.Service, error) {
+	var out plan.Service
+	_, err := c.Do(ctx, "POST", "/v1/services/"+url.PathEscape(name)+"/upgrade", jsonBody(UpgradeRequest{Version: version}), &out)
 	return &out, err
 }
 

@@ -46,10 +46,20 @@ type ServiceSummary struct {
 	Parent     string `json:"parent,omitempty"`
 }
 
-// PlanPreview is GET /v1/services/{name}/plan.
+// PlanPreview is GET /v1/services/{name}/plan: what the next deploy would
+// do, per node, with every value's source; or every violation.
 type PlanPreview struct {
-	Plan       *plan.Plan       `json:"plan,omitempty"`
+	Service    string           `json:"service"`
+	Generation uint64           `json:"generation"`
+	Nodes      []plan.NodeDiff  `json:"nodes"`
+	Inputs     []*plan.Value    `json:"inputs"`
+	Exports    []*plan.Value    `json:"exports,omitempty"`
 	Violations []plan.Violation `json:"violations"`
+}
+
+// UpgradeRequest is POST /v1/services/{name}/upgrade.
+type UpgradeRequest struct {
+	Version string `json:"version"`
 }
 
 // InputsRequest is POST /v1/services/{name}/inputs.
@@ -103,6 +113,9 @@ type StepStatus struct {
 	Generation uint64 `json:"generation,omitempty"`
 	Output     string `json:"output,omitempty"`
 	Error      string `json:"error,omitempty"`
+	// DependsOn and Waiting come from the plan (graph, progress).
+	DependsOn []string `json:"depends_on,omitempty"`
+	Waiting   []string `json:"waiting,omitempty"`
 }
 
 // Member is one gossip pool member (GET /v1/operator/members).
