@@ -2,11 +2,11 @@ package coordinator
 
 import (
 	"encoding/json"
-	"slices"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"strconv"
 	"strings"
 
