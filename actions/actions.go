@@ -2,7 +2,12 @@
 // registered under its name; the agent looks the runner up by a step's
 // action kind. Runners own process control (process groups, timeouts,
 // cancellation), output capture and the contract by which attributes reach
-// an asset (environment variables and a JSON file).
+// an asset (environment variables and a JSON file) and outputs come back.
+//
+// The kinds are bash (bash.go), exec (exec.go), puppet (puppet.go),
+// ansible (ansible.go) and container (container.go). Adding a kind is one
+// file whose init calls Register, plus its action-block settings in the
+// DSL. docs/actions.md is the contract between the agent and an asset.
 package actions
 
 import (
@@ -10,6 +15,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -32,13 +38,43 @@ type Request struct {
 	ScratchDir string
 	// DefaultTimeout applies when the action sets none.
 	DefaultTimeout time.Duration
+	// ActionName is the action's name in its component: "create",
+	// "delete" or a custom action. Empty means the last segment of StepID
+	// (see Name).
+	ActionName string
+	// DryRun asks the runner to predict what a run would do and change
+	// nothing. Runners that can predict (puppet --noop, ansible --check,
+	// container) report OK or Changed as the prediction; the others (bash,
+	// exec) report Changed with CannotPredict set.
+	DryRun bool
+	// Sensitive names attributes whose values must not be shown: they are
+	// redacted to "(sensitive)" in Output, Err and the output log, and
+	// reach the asset only through the environment or files in ScratchDir,
+	// never through its command line.
+	Sensitive []string
+}
+
+// Name is the action's name: ActionName, else the last segment of StepID
+// ("service/node/instance/action").
+func (r Request) Name() string {
+	if r.ActionName != "" {
+		return r.ActionName
+	}
+	if i := strings.LastIndexByte(r.StepID, '/'); i >= 0 {
+		return r.StepID[i+1:]
+	}
+	return r.StepID
 }
 
 // Result states.
 const (
-	OK      = "ok"
+	// OK: the run succeeded and changed nothing (or, on a dry run, would
+	// change nothing).
+	OK = "ok"
+	// Changed: the run succeeded and changed something (or would).
 	Changed = "changed"
-	Failed  = "failed"
+	// Failed: the run failed; ExitCode and Err say how.
+	Failed = "failed"
 )
 
 // Result is what a run did.
@@ -51,6 +87,14 @@ type Result struct {
 	// Err explains a failure that is not just a non-zero exit (timeout,
 	// cancellation, a missing script).
 	Err error
+	// Outputs are the values the asset set (see docs/actions.md), strings
+	// as is and other JSON values as their JSON text. They are not
+	// redacted: an asset that outputs a secret hands it on deliberately.
+	Outputs map[string]string
+	// CannotPredict is set on a dry run by a runner that cannot tell
+	// whether the run would change anything (bash, exec): State is then
+	// Changed, read as "would run", never as "no change".
+	CannotPredict bool
 }
 
 // Runner runs one kind of asset.

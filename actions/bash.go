@@ -2,18 +2,18 @@ package actions
 
 import (
 	"context"
+	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
-	"strings"
 )
 
 // Bash runs a script from the module folder, or inline text, with
 // `bash -euo pipefail`: an unset variable, a failing command or a failing
-// pipeline stage fails the step.
+// pipeline stage fails the step. Exit 0 is Changed unless the script
+// writes _changed=false to $DTK_OUTPUTS. A dry run does not run the
+// script: it reports Changed with CannotPredict.
 type Bash struct{}
 
-var _ Runner = Bash{}
+var _ Runner = (*Bash)(nil)
 
 func init() { Register(Bash{}) }
 
@@ -22,25 +22,28 @@ func (Bash) Kind() string { return "bash" }
 
 // Run runs the script.
 func (Bash) Run(ctx context.Context, req Request) Result {
-	attrFile, err := writeAttributes(req)
+	s, err := newSession(ctx, req)
 	if err != nil {
-		return Result{State: Failed, ExitCode: -1, Err: fmt.Errorf("attributes file: %w", err)}
+		return fail("bash: %w", err)
 	}
 	args := []string{"-euo", "pipefail"}
+	shown := "inline script"
 	switch {
 	case req.Action.Script != "":
-		p := filepath.Join(req.ModuleDir, filepath.FromSlash(req.Action.Script))
-		if rel, err := filepath.Rel(req.ModuleDir, p); err != nil || strings.HasPrefix(rel, "..") {
-			return Result{State: Failed, ExitCode: -1, Err: fmt.Errorf("script %q is outside the module", req.Action.Script)}
-		}
-		if _, err := os.Stat(p); err != nil {
-			return Result{State: Failed, ExitCode: -1, Err: fmt.Errorf("script %q: %w", req.Action.Script, err)}
+		p, err := moduleFile(req, "script", req.Action.Script)
+		if err != nil {
+			return s.failed(err)
 		}
 		args = append(args, p)
+		shown = req.Action.Script
 	case req.Action.Inline != "":
 		args = append(args, "-c", req.Action.Inline, "dtk-inline")
 	default:
-		return Result{State: Failed, ExitCode: -1, Err: fmt.Errorf("bash action has neither script nor inline text")}
+		return s.failed(errors.New("bash action has neither script nor inline text"))
 	}
-	return runProcess(ctx, req, Env(req, attrFile), "bash", args...)
+	if req.DryRun {
+		fmt.Fprintf(s.out, "would run: bash -euo pipefail %s\n", shown)
+		return s.finish(Result{State: Changed, CannotPredict: true})
+	}
+	return s.runAsset(command{name: "bash", args: args})
 }

@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -22,12 +23,34 @@ const TailBytes = 4096
 // DefaultTimeout bounds a run when neither the action nor the agent says.
 const DefaultTimeout = 30 * time.Minute
 
+// Files in a step's scratch folder.
+const (
+	// AttributesFile holds the attributes as one JSON object.
+	AttributesFile = "attributes.json"
+	// OutputsFile is where an asset writes its outputs ($DTK_OUTPUTS).
+	OutputsFile = "outputs"
+	// LogFile holds the whole (redacted) output of the last run;
+	// DryRunLogFile that of the last dry run.
+	LogFile       = "output.log"
+	DryRunLogFile = "dry-run.log"
+)
+
+// Errors a Result may carry in Err, checked with errors.Is.
+var (
+	// ErrTimeout: the run took longer than its timeout; its whole process
+	// group was killed.
+	ErrTimeout = errors.New("timed out")
+	// ErrCancelled: the run's context was cancelled; its whole process
+	// group was killed.
+	ErrCancelled = errors.New("cancelled")
+)
+
 var envName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 
 // Env builds the environment of an asset: the agent's own, every
 // attribute under its own name (strings as is, other values as JSON), and
-// DTK_* variables naming the module folder, service, node, step, scratch
-// folder and the attributes file.
+// DTK_* variables naming the module folder, data folder, service, node,
+// step, scratch folder, the attributes file and the outputs file.
 func Env(req Request, attrFile string) []string {
 	env := os.Environ()
 	for k, raw := range req.Attributes {
@@ -44,6 +67,7 @@ func Env(req Request, attrFile string) []string {
 		"DTK_STEP="+req.StepID,
 		"DTK_SCRATCH="+req.ScratchDir,
 		"DTK_ATTRIBUTES="+attrFile,
+		"DTK_OUTPUTS="+outputsPath(req),
 	)
 }
 
@@ -65,64 +89,265 @@ func writeAttributes(req Request) (string, error) {
 	if err := os.MkdirAll(req.ScratchDir, 0o700); err != nil {
 		return "", err
 	}
-	p := filepath.Join(req.ScratchDir, "attributes.json")
-	b, err := json.MarshalIndent(req.Attributes, "", "  ")
+	p := filepath.Join(req.ScratchDir, AttributesFile)
+	attrs := req.Attributes
+	if attrs == nil {
+		attrs = map[string]json.RawMessage{}
+	}
+	b, err := json.MarshalIndent(attrs, "", "  ")
 	if err != nil {
 		return "", err
 	}
 	return p, os.WriteFile(p, b, 0o600)
 }
 
-// runProcess runs cmd in its own process group with a timeout, keeping the
-// whole output in ScratchDir/output.log and its tail in the result. On
-// timeout or cancellation the whole group is killed.
-func runProcess(ctx context.Context, req Request, env []string, name string, args ...string) Result {
-	timeout := req.DefaultTimeout
-	if req.Action.TimeoutSeconds > 0 {
-		timeout = time.Duration(req.Action.TimeoutSeconds) * time.Second
-	}
-	if timeout <= 0 {
-		timeout = DefaultTimeout
-	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
+func outputsPath(req Request) string { return filepath.Join(req.ScratchDir, OutputsFile) }
 
-	logf, err := os.Create(filepath.Join(req.ScratchDir, "output.log"))
-	if err != nil {
-		return Result{State: Failed, ExitCode: -1, Err: fmt.Errorf("output log: %w", err)}
+// timeoutOf is the action's timeout, else the request's default, else
+// DefaultTimeout.
+func timeoutOf(req Request) time.Duration {
+	switch {
+	case req.Action.TimeoutSeconds > 0:
+		return time.Duration(req.Action.TimeoutSeconds) * time.Second
+	case req.DefaultTimeout > 0:
+		return req.DefaultTimeout
 	}
-	defer logf.Close()
-	cmd := exec.CommandContext(ctx, name, args...)
-	cmd.Env = env
-	tail := &tailBuffer{max: TailBytes}
-	out := io.MultiWriter(logf, tail)
+	return DefaultTimeout
+}
+
+// session is one Run: a deadline shared by every process the runner
+// starts, and their combined output, redacted, kept whole in the scratch
+// folder and as a tail for the report.
+type session struct {
+	req     Request
+	ctx     context.Context
+	cancel  context.CancelFunc
+	timeout time.Duration
+	start   time.Time
+	log     *os.File
+	tail    *tailBuffer
+	out     *redactor
+	secrets []string
+}
+
+// newSession starts a run: it creates the scratch folder and the log and
+// starts the timeout clock.
+func newSession(ctx context.Context, req Request) (*session, error) {
+	s := &session{req: req, timeout: timeoutOf(req), start: time.Now(), tail: &tailBuffer{max: TailBytes}}
+	if req.ScratchDir == "" {
+		return nil, errors.New("no scratch folder")
+	}
+	if err := os.MkdirAll(req.ScratchDir, 0o700); err != nil {
+		return nil, fmt.Errorf("scratch folder: %w", err)
+	}
+	name := LogFile
+	if req.DryRun {
+		name = DryRunLogFile
+	}
+	logf, err := os.OpenFile(filepath.Join(req.ScratchDir, name), os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("output log: %w", err)
+	}
+	s.log = logf
+	s.secrets = sensitiveValues(req)
+	s.out = newRedactor(io.MultiWriter(logf, s.tail), s.secrets)
+	s.ctx, s.cancel = context.WithTimeout(ctx, s.timeout)
+	return s, nil
+}
+
+// fail is the result of a run that could not start a session.
+func fail(format string, args ...any) Result {
+	return Result{State: Failed, ExitCode: -1, Err: fmt.Errorf(format, args...)}
+}
+
+// notef writes a line of the runner's own into the output, prefixed with
+// "dtk: ".
+func (s *session) notef(format string, args ...any) {
+	fmt.Fprintf(s.out, "dtk: "+format+"\n", args...)
+}
+
+// finish completes res: the duration, the output tail and a redacted Err.
+// It releases the session.
+func (s *session) finish(res Result) Result {
+	s.cancel()
+	_ = s.out.Flush()
+	_ = s.log.Close()
+	if s.req.DryRun {
+		res.Outputs = nil // nothing ran to set them
+	}
+	res.Duration = time.Since(s.start)
+	res.Output = s.tail.String()
+	if res.Err != nil {
+		if msg := redact(res.Err.Error(), s.secrets); msg != res.Err.Error() {
+			res.Err = errors.New(msg)
+		}
+		if res.State == "" {
+			res.State = Failed
+		}
+	}
+	if res.State == Failed && res.ExitCode == 0 {
+		res.ExitCode = -1
+	}
+	return res
+}
+
+// failed finishes the session as a failure with err.
+func (s *session) failed(err error) Result {
+	return s.finish(Result{State: Failed, ExitCode: -1, Err: err})
+}
+
+// command is one process to run.
+type command struct {
+	name string
+	args []string
+	// env is the whole environment; nil means the agent's own.
+	env []string
+	// dir is the working folder; empty means the module folder.
+	dir string
+	// stdout, when set, receives stdout instead of the output log.
+	stdout io.Writer
+	// stderr, when set, receives stderr instead of the output log.
+	stderr io.Writer
+	// tee, when set, also receives the (unredacted) output.
+	tee io.Writer
+}
+
+// run runs c in its own process group, its output going to the session's
+// output. It returns the exit code; err is set only when c did not run to
+// an exit of its own: it could not start, timed out or was cancelled (in
+// the last two cases its whole process group has been killed).
+func (s *session) run(c command) (int, error) {
+	if err := s.ctx.Err(); err != nil {
+		return -1, s.ctxErr()
+	}
+	cmd := exec.CommandContext(s.ctx, c.name, c.args...)
+	cmd.Env = c.env
+	if cmd.Env == nil {
+		cmd.Env = os.Environ()
+	}
+	cmd.Dir = c.dir
+	if cmd.Dir == "" {
+		cmd.Dir = s.req.ModuleDir
+	}
+	var out io.Writer = s.out
+	if c.tee != nil {
+		out = io.MultiWriter(s.out, c.tee)
+	}
 	cmd.Stdout, cmd.Stderr = out, out
-	cmd.Dir = req.ModuleDir
+	if c.stdout != nil {
+		cmd.Stdout = c.stdout
+	}
+	if c.stderr != nil {
+		cmd.Stderr = c.stderr
+	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.Cancel = func() error {
 		// Kill the whole group: scripts start children.
 		return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 	}
+	// A child left running in the background may hold the output pipe
+	// open: stop waiting for it this long after the process exits.
 	cmd.WaitDelay = 5 * time.Second
-	start := time.Now()
-	err = cmd.Run()
-	res := Result{Duration: time.Since(start), Output: tail.String()}
+	err := cmd.Run()
 	switch {
 	case err == nil:
-		res.State = Changed
-	case ctx.Err() == context.DeadlineExceeded:
-		res.State, res.ExitCode, res.Err = Failed, -1, fmt.Errorf("timed out after %s", timeout)
-	case ctx.Err() != nil:
-		res.State, res.ExitCode, res.Err = Failed, -1, errors.New("cancelled")
-	default:
-		var ee *exec.ExitError
-		if errors.As(err, &ee) {
-			res.State, res.ExitCode = Failed, ee.ExitCode()
-		} else {
-			res.State, res.ExitCode, res.Err = Failed, -1, err
-		}
+		return 0, nil
+	case s.ctx.Err() != nil:
+		return -1, s.ctxErr()
 	}
-	return res
+	var ee *exec.ExitError
+	switch {
+	case errors.As(err, &ee):
+		return ee.ExitCode(), nil
+	case errors.Is(err, exec.ErrWaitDelay):
+		s.notef("a background process of %s kept its output open; not waiting for it", c.name)
+		return cmd.ProcessState.ExitCode(), nil
+	}
+	return -1, fmt.Errorf("run %s: %w", c.name, err)
+}
+
+// output runs c and returns its stdout, which does not go to the log.
+func (s *session) output(c command) ([]byte, int, error) {
+	var buf bytes.Buffer
+	c.stdout = &buf
+	code, err := s.run(c)
+	return buf.Bytes(), code, err
+}
+
+func (s *session) ctxErr() error {
+	if errors.Is(s.ctx.Err(), context.DeadlineExceeded) {
+		return fmt.Errorf("%w after %s: killed its process group", ErrTimeout, s.timeout)
+	}
+	return fmt.Errorf("%w: killed its process group", ErrCancelled)
+}
+
+// resetOutputs empties the outputs file so that an asset can append to it
+// and stale outputs of an earlier run do not linger.
+func (s *session) resetOutputs() error {
+	if err := os.WriteFile(outputsPath(s.req), nil, 0o600); err != nil {
+		return fmt.Errorf("outputs file: %w", err)
+	}
+	return nil
+}
+
+// readOutputs parses the outputs file (absent is empty). changed is the
+// asset's reserved _changed key, nil when it did not set it.
+func (s *session) readOutputs() (outputs map[string]string, changed *bool, err error) {
+	b, err := os.ReadFile(outputsPath(s.req))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil, nil
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("outputs file: %w", err)
+	}
+	outputs, changed, err = parseOutputs(b)
+	if err != nil {
+		return nil, nil, fmt.Errorf("outputs file %s: %w", outputsPath(s.req), err)
+	}
+	return outputs, changed, nil
+}
+
+// runAsset runs a bash or exec asset: attributes in, outputs back, exit 0
+// is Changed unless the asset wrote _changed=false.
+func (s *session) runAsset(c command) Result {
+	attrFile, err := writeAttributes(s.req)
+	if err != nil {
+		return s.failed(fmt.Errorf("attributes file: %w", err))
+	}
+	if err := s.resetOutputs(); err != nil {
+		return s.failed(err)
+	}
+	c.env = Env(s.req, attrFile)
+	code, err := s.run(c)
+	if err != nil {
+		return s.finish(Result{State: Failed, ExitCode: -1, Err: err})
+	}
+	if code != 0 {
+		return s.finish(Result{State: Failed, ExitCode: code})
+	}
+	outputs, changed, err := s.readOutputs()
+	if err != nil {
+		return s.failed(err)
+	}
+	state := Changed
+	if changed != nil && !*changed {
+		state = OK
+	}
+	return s.finish(Result{State: state, Outputs: outputs})
+}
+
+// moduleFile resolves rel, a slash-separated path inside the module
+// folder, and checks that it exists.
+func moduleFile(req Request, what, rel string) (string, error) {
+	clean := filepath.Clean(filepath.FromSlash(rel))
+	if filepath.IsAbs(clean) || clean == ".." || strings.HasPrefix(clean, ".."+string(filepath.Separator)) {
+		return "", fmt.Errorf("%s %q is outside the module", what, rel)
+	}
+	p := filepath.Join(req.ModuleDir, clean)
+	if _, err := os.Stat(p); err != nil {
+		return "", fmt.Errorf("%s %q: %w", what, rel, err)
+	}
+	return p, nil
 }
 
 // tailBuffer keeps the last max bytes written to it.

@@ -3,13 +3,7 @@ package dsl
 import (
 	"bytes"
 	"fmt"
-	"math"
-	"os"
-	"path"
-	"path/filepath"
 	"regexp"
-	"strings"
-	"time"
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/ext/typeexpr"
@@ -32,9 +26,6 @@ var (
 	// versionRE is MAJOR.MINOR.PATCH with an optional -prerelease.
 	versionRE = regexp.MustCompile(`^(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)(-[0-9A-Za-z-]+(\.[0-9A-Za-z-]+)*)?$`)
 )
-
-// actionKinds are the runners an action may name.
-var actionKinds = []string{"bash"}
 
 // actionNames are the action blocks of a component.
 var actionNames = []string{"create", "delete"}
@@ -77,14 +68,6 @@ var (
 			{Name: "type", Required: true},
 			{Name: "default"},
 			{Name: "description"},
-		},
-	}
-	actionSchema = &hcl.BodySchema{
-		Attributes: []hcl.AttributeSchema{
-			{Name: "script"},
-			{Name: "inline"},
-			{Name: "kind"},
-			{Name: "timeout"},
 		},
 	}
 	templateSchema = &hcl.BodySchema{
@@ -331,6 +314,7 @@ func (l *loader) decodeComponent(b *hcl.Block) *plan.Component {
 			}
 		}
 	}
+	l.checkContainerAttributes(c)
 	if actions["create"] == nil {
 		l.errorf(startRange(b.DefRange), fmt.Sprintf("component %q has no create block", c.Name),
 			"a component needs a create action: create { script = \"...\" } or create { inline = \"...\" }")
@@ -381,115 +365,6 @@ func (l *loader) decodeAttribute(b *hcl.Block, what string, schema *hcl.BodySche
 		}
 	}
 	return attr
-}
-
-func (l *loader) decodeAction(b *hcl.Block) *plan.Action {
-	act := &plan.Action{Kind: "bash", Pos: blockPos(b)}
-	content, diags := b.Body.Content(actionSchema)
-	l.add(diags)
-	ok := !diags.HasErrors()
-
-	script, inline := content.Attributes["script"], content.Attributes["inline"]
-	switch {
-	case script != nil && inline != nil:
-		l.errorf(startRange(b.DefRange), fmt.Sprintf("%s block sets both script and inline", b.Type),
-			"set exactly one of script (a file in the module folder) or inline (script text)")
-		ok = false
-	case script == nil && inline == nil:
-		l.errorf(startRange(b.DefRange), fmt.Sprintf("%s block sets neither script nor inline", b.Type),
-			"set exactly one of script (a file in the module folder) or inline (script text)")
-		ok = false
-	case script != nil:
-		s, good := l.stringValue(script)
-		if good {
-			s, good = l.checkScript(script, s)
-		}
-		act.Script = s
-		ok = ok && good
-	case inline != nil:
-		s, good := l.stringValue(inline)
-		if good && strings.TrimSpace(s) == "" {
-			l.errorf(startRange(inline.Expr.Range()), "empty inline script", "inline holds the script text to run")
-			good = false
-		}
-		act.Inline = s
-		ok = ok && good
-	}
-	if a := content.Attributes["kind"]; a != nil {
-		if s, good := l.stringValue(a); good {
-			if !contains(actionKinds, s) {
-				l.errorf(startRange(a.Expr.Range()), fmt.Sprintf("unknown action kind %q", s),
-					"allowed kinds: %s", quoteList(actionKinds))
-				ok = false
-			} else {
-				act.Kind = s
-			}
-		} else {
-			ok = false
-		}
-	}
-	if a := content.Attributes["timeout"]; a != nil {
-		if s, good := l.stringValue(a); good {
-			d, err := time.ParseDuration(s)
-			switch {
-			case err != nil:
-				l.errorf(startRange(a.Expr.Range()), fmt.Sprintf("invalid timeout %q", s),
-					`a timeout is a duration such as "90s", "2m" or "1h30m"`)
-				ok = false
-			case d <= 0:
-				l.errorf(startRange(a.Expr.Range()), fmt.Sprintf("invalid timeout %q", s),
-					"a timeout must be positive")
-				ok = false
-			default:
-				act.TimeoutSeconds = int(math.Ceil(d.Seconds()))
-			}
-		} else {
-			ok = false
-		}
-	}
-	if !ok {
-		return nil
-	}
-	return act
-}
-
-// checkScript checks that script path s names a regular file inside the
-// module folder, and returns it cleaned (as a key of Module.Files).
-func (l *loader) checkScript(a *hcl.Attribute, s string) (string, bool) {
-	rng := startRange(a.Expr.Range())
-	if s == "" {
-		l.errorf(rng, "empty script path", "script is a path relative to the module folder, e.g. \"scripts/create.sh\"")
-		return s, false
-	}
-	if path.IsAbs(s) || filepath.IsAbs(s) {
-		l.errorf(rng, fmt.Sprintf("script path %q is absolute", s),
-			"script is a path relative to the module folder, e.g. \"scripts/create.sh\"")
-		return s, false
-	}
-	clean := path.Clean(s)
-	if clean == ".." || strings.HasPrefix(clean, "../") {
-		l.errorf(rng, fmt.Sprintf("script path %q escapes the module folder", s),
-			"script is a path relative to the module folder and must stay inside it")
-		return s, false
-	}
-	if _, ok := l.files[clean]; ok {
-		return clean, true
-	}
-	for _, part := range strings.Split(path.Dir(clean), "/") {
-		if strings.HasPrefix(part, ".") && part != "." {
-			l.errorf(rng, fmt.Sprintf("script %q is in a hidden directory", s),
-				"dot-directories are not part of a module")
-			return s, false
-		}
-	}
-	if _, err := os.Lstat(filepath.Join(l.dir, filepath.FromSlash(clean))); err != nil {
-		l.errorf(rng, fmt.Sprintf("script file %q not found", s),
-			"no such file in the module folder")
-	} else {
-		l.errorf(rng, fmt.Sprintf("script %q is not a regular file", s),
-			"script must name a regular file (not a directory or symlink) in the module folder")
-	}
-	return s, false
 }
 
 func (l *loader) decodeTemplate(b *hcl.Block) *plan.Template {

@@ -61,11 +61,22 @@
 //	  }
 //	}
 //
-// Actions run with bash (kind = "bash", the default and only kind); each sets
-// exactly one of script (a regular file inside the module folder, given
-// relative to it) or inline. Component attribute and template input names
-// are [a-z][a-z0-9_]*; component, template, node and instance names are
-// [a-z][a-z0-9_-]*.
+// An action's kind names the runner (docs/actions.md has the contract and
+// an example of each). Each kind takes its own settings, plus timeout:
+//
+//   - "bash", the default: script (a file) or inline (script text);
+//   - "exec": program ("bin/tool", "./tool.py", an absolute path, or a
+//     command on PATH such as "python3") and args (a list of strings);
+//   - "puppet": manifest (a .pp file) or class ("mymod::web"), and
+//     modulepath (default "modules" when that folder exists);
+//   - "ansible": playbook (a file) or role (a folder under roles/);
+//   - "container": engine ("podman" or "docker"); the container's settings
+//     are the component's attributes (image, env, ports, ...).
+//
+// Paths are relative to the module folder and must name files (or, for
+// modulepath and role, folders) inside it. Component attribute and
+// template input names are [a-z][a-z0-9_]*; component, template, node and
+// instance names are [a-z][a-z0-9_-]*.
 //
 // Instance attribute values are HCL expressions, kept as source text for the
 // compiler to evaluate once the service's inputs and the chosen agents are

@@ -18,8 +18,16 @@ func (a *Action) Assets() []string {
 	add(a.Program)
 	add(a.Manifest)
 	add(a.Playbook)
+	if a.Playbook != "" {
+		// A playbook reads the module's roles and collections too.
+		add("roles")
+		add("collections")
+	}
 	if a.Role != "" {
 		add("roles/" + a.Role)
+	}
+	for _, arg := range a.Args {
+		add(arg) // an argument naming a module file makes it an asset
 	}
 	switch {
 	case a.ModulePath != "":

@@ -202,7 +202,7 @@ func TestE2E_BadInput(t *testing.T) {
 	// No node matches: deploy refuses with the violation, exit 2.
 	mustCtl(t, addr, "service", "stage", "lonely", "--template", "hello/site")
 	_, errOut, code = ctl(t, addr, "service", "deploy", "lonely")
-	if code != 2 || !strings.Contains(errOut, "no free agent matches labels {role=db}") {
+	if code != 2 || !strings.Contains(errOut, "no agent matches labels {role=db}") {
 		t.Fatalf("deploy without nodes: exit %d\n%s", code, errOut)
 	}
 	// A malformed API request gets a JSON 400.

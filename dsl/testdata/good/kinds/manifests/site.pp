@@ -1,0 +1,1 @@
+file { $facts['dtk_attributes']['path']: content => 'x' }
