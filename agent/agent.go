@@ -50,6 +50,10 @@ type Agent struct {
 	flush  chan struct{}
 	cancel context.CancelFunc
 
+	// convergeMu makes converges (and one-off operations) run one at a
+	// time on this node.
+	convergeMu sync.Mutex
+
 	pollMu     sync.Mutex
 	pollCancel context.CancelFunc
 	pollAddr   string
@@ -150,18 +154,31 @@ func (a *Agent) pullLoop(ctx context.Context) {
 	// Work from the cached slice first: coordinators may be unreachable.
 	var index uint64
 	if cached != nil {
-		a.converge(ctx, cached)
+		a.converge(ctx, cached, false)
 		index = cached.Index
 	}
 	if a.register(ctx) != nil {
 		return
 	}
 	b := newBackoff()
-	lastConverge := time.Now()
+	nextReconcile := a.nextReconcile()
+	// reconcile converges the cached slice again and runs drift checks.
+	reconcile := func() {
+		a.mu.Lock()
+		cached := a.state.Slice
+		a.mu.Unlock()
+		if cached != nil {
+			a.converge(ctx, cached, true)
+		}
+		nextReconcile = a.nextReconcile()
+	}
 	for ctx.Err() == nil {
+		if !time.Now().Before(nextReconcile) {
+			reconcile()
+		}
 		wait := a.cfg.PollWait + rand.N(a.cfg.PollWait/16+1)
-		if until := time.Until(lastConverge.Add(a.cfg.ReconcileInterval)); until < wait {
-			wait = max(until, 0)
+		if until := time.Until(nextReconcile); until < wait {
+			wait = max(until, time.Millisecond)
 		}
 		pctx, addr := a.beginPoll(ctx)
 		sl, err := a.client.NodePlan(pctx, a.cfg.Name, index, wait)
@@ -186,15 +203,6 @@ func (a *Agent) pullLoop(ctx context.Context) {
 				continue
 			}
 			a.log.Warn("plan poll failed", "err", err)
-			if time.Since(lastConverge) >= a.cfg.ReconcileInterval {
-				a.mu.Lock()
-				cached = a.state.Slice
-				a.mu.Unlock()
-				if cached != nil {
-					a.converge(ctx, cached)
-				}
-				lastConverge = time.Now()
-			}
 			if !b.wait(ctx) {
 				return
 			}
@@ -208,7 +216,7 @@ func (a *Agent) pullLoop(ctx context.Context) {
 			a.client.Rotate()
 			continue
 		}
-		if sl.Index != index || time.Since(lastConverge) >= a.cfg.ReconcileInterval {
+		if sl.Index != index {
 			a.mu.Lock()
 			a.state.Slice = sl
 			err := a.state.save(a.statePath)
@@ -216,11 +224,18 @@ func (a *Agent) pullLoop(ctx context.Context) {
 			if err != nil {
 				a.log.Error("save state", "err", err)
 			}
-			a.converge(ctx, sl)
-			lastConverge = time.Now()
+			a.converge(ctx, sl, false)
 		}
 		index = sl.Index
 	}
+}
+
+// nextReconcile is when the cached slice is converged again with drift
+// checks: the reconcile interval, jittered by ±10% so that a fleet does
+// not check in lockstep.
+func (a *Agent) nextReconcile() time.Time {
+	iv := a.cfg.ReconcileInterval
+	return time.Now().Add(iv - iv/10 + rand.N(iv/5+1))
 }
 
 // beginPoll makes a context for one long-poll that CoordinatorsChanged can

@@ -21,8 +21,12 @@ import (
 // converge brings the node to its slice: undo steps that left the plan
 // (newest first), then run every step whose digest differs from its last
 // success, in order. A failed step stops the rest of its service's steps on
-// this node. Unchanged steps spawn no process.
-func (a *Agent) converge(ctx context.Context, sl *plan.Slice) {
+// this node. Unchanged steps spawn no process, except that with checks set
+// (the reconcile interval) an unchanged step's check runs, and a failed
+// check re-runs its create action, reported as drift repaired.
+func (a *Agent) converge(ctx context.Context, sl *plan.Slice, checks bool) {
+	a.convergeMu.Lock()
+	defer a.convergeMu.Unlock()
 	defer func() {
 		a.convergedMu.Lock()
 		a.converges++
@@ -47,7 +51,7 @@ func (a *Agent) converge(ctx context.Context, sl *plan.Slice) {
 			blocked++
 			continue
 		}
-		did, ok := a.runStep(ctx, st)
+		did, ok := a.runStep(ctx, st, checks)
 		switch {
 		case !ok:
 			failed[st.Service] = true
@@ -121,11 +125,15 @@ func (a *Agent) forget(id string) {
 
 // runStep converges one step and reports it. It says whether it ran a
 // process and whether the step is in its desired state.
-func (a *Agent) runStep(ctx context.Context, st *plan.Step) (ran, ok bool) {
+func (a *Agent) runStep(ctx context.Context, st *plan.Step, checks bool) (ran, ok bool) {
 	a.mu.Lock()
 	rec := a.state.Steps[st.ID]
 	a.mu.Unlock()
-	if rec != nil && rec.Digest == st.Digest {
+	drift := false
+	if rec != nil && rec.Digest == st.Digest && checks && st.Check != nil && st.Action == "create" {
+		drift = a.drifted(ctx, st)
+	}
+	if rec != nil && rec.Digest == st.Digest && !drift {
 		a.mu.Lock()
 		stale := rec.ReportedGeneration < st.Generation
 		rec.ReportedGeneration = max(rec.ReportedGeneration, st.Generation)
@@ -145,8 +153,8 @@ func (a *Agent) runStep(ctx context.Context, st *plan.Step) (ran, ok bool) {
 	started := time.Now()
 	res := a.execute(ctx, st)
 	rep := plan.Report{
-		Service: st.Service, StepID: st.ID, Action: st.Action, Generation: st.Generation,
-		Digest: st.Digest, State: plan.StepOK, ExitCode: res.ExitCode,
+		Service: st.Service, StepID: st.ID, Action: st.Action, Generation: st.Generation, Drift: drift,
+		Digest: st.Digest, State: plan.StepOK, ExitCode: res.ExitCode, Changed: res.State == actions.Changed,
 		DurationMs: res.Duration.Milliseconds(), Output: res.Output,
 		StartedAt: started.UnixMilli(), FinishedAt: time.Now().UnixMilli(),
 	}
@@ -185,6 +193,23 @@ func (a *Agent) runStep(ctx context.Context, st *plan.Step) (ran, ok bool) {
 	a.mu.Unlock()
 	a.enqueue(rep)
 	return true, ok
+}
+
+// drifted runs a step's check: a failing check means the component is no
+// longer in its desired state.
+func (a *Agent) drifted(ctx context.Context, st *plan.Step) bool {
+	chk := *st
+	chk.Run = *st.Check
+	chk.Action = "check"
+	res := a.execute(ctx, &chk)
+	if ctx.Err() != nil {
+		return false
+	}
+	if res.State == actions.Failed {
+		a.log.Warn("drift detected, repairing", "step", st.ID, "exit", res.ExitCode)
+		return true
+	}
+	return false
 }
 
 // execute fetches the step's module and runs its action.

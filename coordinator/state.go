@@ -262,6 +262,7 @@ func stepStatus(step *plan.Step, r *plan.Report) api.StepStatus {
 		ss.Output = r.Output
 		ss.Error = r.Error
 		ss.Generation = r.Generation
+		ss.Changed, ss.Drift, ss.FinishedAt = r.Changed, r.Drift, r.FinishedAt
 	}
 	return ss
 }

@@ -35,6 +35,11 @@ type Module struct {
 	// relative to the folder) to "sha256:<hex>" of its content, so that a
 	// step's digest changes only when the asset it runs changes.
 	Files map[string]string `json:"files,omitempty"`
+	// Texts holds the content of every file under the module's
+	// templates/ folder (key: slash-separated path relative to the module
+	// folder, "templates/nginx.conf"), for templatefile() to render at
+	// compile time without reading the archive.
+	Texts map[string]string `json:"texts,omitempty"`
 	// Requires lists the other modules whose components this module's
 	// templates use ("component \"base.file\" \"x\"").
 	Requires   []*Require            `json:"requires,omitempty"`
@@ -363,6 +368,12 @@ type Report struct {
 	// Output is the tail of the run's combined stdout and stderr.
 	Output string `json:"output,omitempty"`
 	Error  string `json:"error,omitempty"`
+	// Changed says the run changed something (runners that can tell:
+	// puppet, ansible, container; bash and exec always change unless the
+	// asset says otherwise). Drift says the run repaired drift: the step's
+	// check failed although its plan had not changed.
+	Changed bool `json:"changed,omitempty"`
+	Drift   bool `json:"drift,omitempty"`
 	// Outputs are the values the action set (create steps).
 	Outputs    map[string]json.RawMessage `json:"outputs,omitempty"`
 	StartedAt  int64                      `json:"started_at_ms,omitempty"`

@@ -157,7 +157,14 @@ func stepTable(w io.Writer, st *api.ServiceStatus, gen uint64) {
 			if s.Component != "" && s.Component != inst {
 				step += " (" + s.Component + ")"
 			}
-			rows = append(rows, []string{n.Name, step, s.Action, state, exit, dur})
+			shown := state
+			switch {
+			case state == plan.StepOK && s.Drift:
+				shown = "ok (drift repaired)"
+			case state == plan.StepPending && len(s.Waiting) > 0:
+				shown = "waiting: " + strings.Join(s.Waiting, "; ")
+			}
+			rows = append(rows, []string{n.Name, step, s.Action, shown, exit, dur})
 			if state == plan.StepFailed {
 				failed = append(failed, failure{n.Name + " " + stepLabel(n, s), s})
 			}

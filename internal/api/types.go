@@ -113,6 +113,11 @@ type StepStatus struct {
 	Generation uint64 `json:"generation,omitempty"`
 	Output     string `json:"output,omitempty"`
 	Error      string `json:"error,omitempty"`
+	// Changed: the last run changed something; Drift: it repaired drift
+	// (the step's check had failed); FinishedAt is when (ms since epoch).
+	Changed    bool  `json:"changed,omitempty"`
+	Drift      bool  `json:"drift_repaired,omitempty"`
+	FinishedAt int64 `json:"finished_at_ms,omitempty"`
 	// DependsOn and Waiting come from the plan (graph, progress).
 	DependsOn []string `json:"depends_on,omitempty"`
 	Waiting   []string `json:"waiting,omitempty"`
