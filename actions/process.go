@@ -144,6 +144,7 @@ func newSession(ctx context.Context, req Request) (*session, error) {
 	if req.DryRun {
 		name = DryRunLogFile
 	}
+	rotateLogs(filepath.Join(req.ScratchDir, name), keptLogs)
 	logf, err := os.OpenFile(filepath.Join(req.ScratchDir, name), os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("output log: %w", err)
@@ -153,6 +154,22 @@ func newSession(ctx context.Context, req Request) (*session, error) {
 	s.out = newRedactor(io.MultiWriter(logf, s.tail), s.secrets)
 	s.ctx, s.cancel = context.WithTimeout(ctx, s.timeout)
 	return s, nil
+}
+
+// keptLogs is how many past runs' logs a step keeps beside the current one
+// (output.log.1 is the previous run).
+const keptLogs = 3
+
+// rotateLogs shifts path to path.1, path.1 to path.2, ..., dropping the
+// oldest.
+func rotateLogs(path string, keep int) {
+	for i := keep; i >= 1; i-- {
+		from := path
+		if i > 1 {
+			from = fmt.Sprintf("%s.%d", path, i-1)
+		}
+		_ = os.Rename(from, fmt.Sprintf("%s.%d", path, i))
+	}
 }
 
 // fail is the result of a run that could not start a session.

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/dtkhq/dtk/actions"
 	"github.com/dtkhq/dtk/internal/api"
 	"github.com/dtkhq/dtk/plan"
 )
@@ -35,6 +36,10 @@ type Config struct {
 	ReconcileInterval time.Duration
 	// DefaultTimeout bounds an action that sets no timeout.
 	DefaultTimeout time.Duration
+	// Runner finds the runner for an action kind; nil means
+	// actions.Lookup. Benchmarks set it to run the real agent with a
+	// no-op runner.
+	Runner func(kind string) (actions.Runner, error)
 }
 
 // Agent pulls its node's plan slice and converges it.
@@ -53,6 +58,7 @@ type Agent struct {
 	// convergeMu makes converges (and one-off operations) run one at a
 	// time on this node.
 	convergeMu sync.Mutex
+	running    running
 
 	pollMu     sync.Mutex
 	pollCancel context.CancelFunc
@@ -103,9 +109,10 @@ func New(cfg Config) (*Agent, error) {
 // Start runs the pull loop and the report sender until Shutdown.
 func (a *Agent) Start(ctx context.Context) {
 	ctx, a.cancel = context.WithCancel(ctx)
-	a.wg.Add(2)
+	a.wg.Add(3)
 	go func() { defer a.wg.Done(); a.pullLoop(ctx) }()
 	go func() { defer a.wg.Done(); a.sendLoop(ctx) }()
+	go func() { defer a.wg.Done(); a.opsLoop(ctx) }()
 }
 
 // Shutdown stops the loops; a running step is cancelled (its process group

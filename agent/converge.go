@@ -27,6 +27,7 @@ import (
 func (a *Agent) converge(ctx context.Context, sl *plan.Slice, checks bool) {
 	a.convergeMu.Lock()
 	defer a.convergeMu.Unlock()
+	a.running.reset()
 	defer func() {
 		a.convergedMu.Lock()
 		a.converges++
@@ -39,7 +40,7 @@ func (a *Agent) converge(ctx context.Context, sl *plan.Slice, checks bool) {
 		if ctx.Err() != nil {
 			return
 		}
-		if failed[st.Service] {
+		if failed[st.Service] || a.running.isCancelled(st.Service) || a.running.wasStopped(st.ID, st.Digest) {
 			blocked++
 			continue
 		}
@@ -169,6 +170,9 @@ func (a *Agent) runStep(ctx context.Context, st *plan.Step, checks bool) (ran, o
 		rep.Outputs = outs
 	}
 	ok = res.State != actions.Failed
+	if !ok && a.running.isCancelled(st.Service) && ctx.Err() == nil {
+		a.running.markStopped(st.ID, st.Digest)
+	}
 	if !ok {
 		rep.State = plan.StepFailed
 		a.log.Warn("step failed", "step", st.ID, "exit", res.ExitCode, "err", res.Err)
@@ -214,19 +218,30 @@ func (a *Agent) drifted(ctx context.Context, st *plan.Step) bool {
 
 // execute fetches the step's module and runs its action.
 func (a *Agent) execute(ctx context.Context, st *plan.Step) actions.Result {
+	ctx, done := a.running.start(ctx, st.Service)
+	defer done()
+	return a.executeWith(ctx, st, false)
+}
+
+// executeWith runs a step's action, for real or as a dry run.
+func (a *Agent) executeWith(ctx context.Context, st *plan.Step, dryRun bool) actions.Result {
 	dir, err := a.moduleDir(ctx, st.ModuleDigest)
 	if err != nil {
 		return actions.Result{State: actions.Failed, ExitCode: -1, Err: err}
 	}
-	runner, err := actions.Lookup(st.Run.Kind)
+	lookup := a.cfg.Runner
+	if lookup == nil {
+		lookup = actions.Lookup
+	}
+	runner, err := lookup(st.Run.Kind)
 	if err != nil {
 		return actions.Result{State: actions.Failed, ExitCode: -1, Err: err}
 	}
 	return runner.Run(ctx, actions.Request{
-		Action: st.Run, ActionName: st.Action, Sensitive: st.Sensitive,
+		Action: st.Run, ActionName: st.Action, Sensitive: st.Sensitive, DryRun: dryRun,
 		ModuleDir: dir, Attributes: st.Attributes, Service: st.Service,
 		Node: a.cfg.Name, StepID: st.ID, DefaultTimeout: a.cfg.DefaultTimeout, DataDir: a.cfg.DataDir,
-		ScratchDir: filepath.Join(a.cfg.DataDir, "steps", strings.ReplaceAll(st.ID, "/", "_")),
+		ScratchDir: filepath.Join(a.cfg.DataDir, "steps", scratchName(st)),
 	})
 }
 
@@ -328,4 +343,14 @@ func declaredOutputs(st *plan.Step, got map[string]string) (map[string]json.RawM
 		return out, fmt.Errorf("declared outputs not set: %s (write NAME=VALUE lines to $DTK_OUTPUTS)", strings.Join(missing, ", "))
 	}
 	return out, nil
+}
+
+// scratchName is a step's private folder name: its ID, plus the action
+// when the action is not the ID's own (a create step's check).
+func scratchName(st *plan.Step) string {
+	name := strings.ReplaceAll(st.ID, "/", "_")
+	if !strings.HasSuffix(st.ID, "/"+st.Action) {
+		name += "_" + st.Action
+	}
+	return name
 }

@@ -30,6 +30,8 @@ const (
 	ReportsType
 	NodeStatusType
 	ResliceType
+	CreateOpType
+	OpResultsType
 )
 
 // IgnoreUnknownFlag marks a command that an older coordinator which does not
@@ -105,6 +107,22 @@ type NodeStatusUpdate struct {
 // agents pull again after a snapshot restore (whose indexes are older than
 // what agents have seen).
 type ResliceCmd struct{}
+
+// CreateOpCmd records a one-off operation for nodes to pick up.
+type CreateOpCmd struct {
+	Op plan.Op `json:"op"`
+}
+
+// OpResultsCmd records an agent's results for an operation.
+type OpResultsCmd struct {
+	ID      string        `json:"id"`
+	Node    string        `json:"node"`
+	Reports []plan.Report `json:"reports"`
+	Final   bool          `json:"final"`
+}
+
+// maxOps is how many operations the state keeps (oldest dropped first).
+const maxOps = 200
 
 // Errors an FSM command returns (as its response, not as a Raft failure).
 var (
@@ -187,6 +205,14 @@ func (f *FSM) Apply(l *raft.Log) any {
 		var c NodeStatusCmd
 		mustDecode(buf, &c, t)
 		resp, keys = s.nodeStatus(l.Index, &c)
+	case CreateOpType:
+		var c CreateOpCmd
+		mustDecode(buf, &c, t)
+		resp, keys = s.createOp(l.Index, &c)
+	case OpResultsType:
+		var c OpResultsCmd
+		mustDecode(buf, &c, t)
+		resp, keys = s.opResults(l.Index, &c)
 	case ResliceType:
 		for name := range s.data.Nodes {
 			s.data.SliceIndex[name] = l.Index
@@ -256,6 +282,47 @@ func (s *State) nodeStatus(idx uint64, c *NodeStatusCmd) (any, []string) {
 		}
 	}
 	return len(keys), keys
+}
+
+func (s *State) createOp(idx uint64, c *CreateOpCmd) (any, []string) {
+	op := c.Op
+	op.Index = idx
+	s.data.Ops[op.ID] = &op
+	keys := []string{opKey(op.ID)}
+	for node := range op.Steps {
+		s.data.OpsIndex[node] = idx
+		keys = append(keys, nodeOpsKey(node))
+	}
+	// Keep the most recent ops only: drop the oldest (by creation, then ID).
+	for len(s.data.Ops) > maxOps {
+		var oldest *plan.Op
+		for _, o := range s.data.Ops {
+			if oldest == nil || o.Created < oldest.Created || (o.Created == oldest.Created && o.ID < oldest.ID) {
+				oldest = o
+			}
+		}
+		delete(s.data.Ops, oldest.ID)
+	}
+	return &op, keys
+}
+
+func (s *State) opResults(idx uint64, c *OpResultsCmd) (any, []string) {
+	op := s.data.Ops[c.ID]
+	if op == nil {
+		return fmt.Errorf("%w: operation %q (it may have expired)", ErrNotFound, c.ID), nil
+	}
+	if slices.Contains(op.Done, c.Node) {
+		return op, nil // a resend
+	}
+	op.Results = append(op.Results, c.Reports...)
+	keys := []string{opKey(op.ID)}
+	if c.Final {
+		op.Done = append(op.Done, c.Node)
+		s.data.OpsIndex[c.Node] = idx
+		keys = append(keys, nodeOpsKey(c.Node))
+	}
+	op.Index = idx
+	return op, keys
 }
 
 func (s *State) putModule(idx uint64, c *PutModuleCmd) (any, []string) {

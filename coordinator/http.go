@@ -69,6 +69,12 @@ func (s *Server) Handler() http.Handler {
 	route("POST /v1/services/{name}/inputs", s.setInputs)
 	route("POST /v1/services/{name}/deploy", s.deployService)
 	route("POST /v1/services/{name}/upgrade", s.upgradeService)
+	route("POST /v1/services/{name}/dry-run", s.startOp(plan.OpDryRun))
+	route("POST /v1/services/{name}/exec", s.startOp(plan.OpExec))
+	route("POST /v1/services/{name}/cancel", s.startOp(plan.OpCancel))
+	route("GET /v1/ops/{id}", s.getOp)
+	route("GET /v1/nodes/{name}/ops", s.nodeOps)
+	route("POST /v1/nodes/{name}/ops/{id}/results", s.opResults)
 	route("DELETE /v1/services/{name}", s.deleteService)
 	route("GET /v1/nodes", s.listNodes)
 	route("PUT /v1/nodes/{name}", s.registerNode)
@@ -282,7 +288,7 @@ func (s *Server) getStatus(w http.ResponseWriter, r *http.Request) error {
 	return writeJSON(w, http.StatusOK, api.StatusResponse{
 		Name: s.cfg.Name, Version: s.cfg.Version, Leader: string(id),
 		IsLeader: s.raft.State() == raftLeader, Index: s.State().Index(), RaftAddr: s.raftAddr,
-		RaftConfigured: configured,
+		RaftConfigured: configured, PlanPolls: s.planPolls.Load(),
 	})
 }
 
@@ -604,6 +610,8 @@ func (s *Server) nodePlan(w http.ResponseWriter, r *http.Request) error {
 	if s.State().Node(name) == nil {
 		return fmt.Errorf("%w: node %q is not registered", ErrNotFound, name)
 	}
+	s.planPolls.Add(1)
+	defer s.planPolls.Add(-1)
 	done := make(chan struct{})
 	stop := make(chan struct{})
 	defer close(stop)

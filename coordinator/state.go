@@ -2,6 +2,7 @@ package coordinator
 
 import (
 	"encoding/json"
+	"slices"
 	"sort"
 	"sync"
 
@@ -33,6 +34,10 @@ type stateData struct {
 	SliceIndex map[string]uint64 `json:"slice_index"`
 	// Outputs holds the outputs last reported per create step ID.
 	Outputs map[string]map[string]json.RawMessage `json:"outputs"`
+	// Ops are the recent one-off operations (dry runs, exec, cancel).
+	Ops map[string]*plan.Op `json:"ops"`
+	// OpsIndex is the Raft index at which each node's ops last changed.
+	OpsIndex map[string]uint64 `json:"ops_index"`
 }
 
 func newStateData() stateData {
@@ -44,6 +49,8 @@ func newStateData() stateData {
 		NodeSeq:    map[string]uint64{},
 		SliceIndex: map[string]uint64{},
 		Outputs:    map[string]map[string]json.RawMessage{},
+		Ops:        map[string]*plan.Op{},
+		OpsIndex:   map[string]uint64{},
 	}
 }
 
@@ -189,6 +196,64 @@ func (s *State) WaitService(done <-chan struct{}, name string, index uint64) {
 		case <-ch:
 		case <-done:
 			return
+		}
+	}
+}
+
+func opKey(id string) string        { return "op/" + id }
+func nodeOpsKey(node string) string { return "ops/" + node }
+
+// Op returns an operation or nil.
+func (s *State) Op(id string) *plan.Op {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.data.Ops[id]
+}
+
+// WaitOp blocks until the op changes past index (or done is closed).
+func (s *State) WaitOp(done <-chan struct{}, id string, index uint64) *plan.Op {
+	for {
+		s.mu.RLock()
+		ch := s.watch.wait(opKey(id))
+		op := s.data.Ops[id]
+		if op == nil || op.Index > index {
+			s.mu.RUnlock()
+			return op
+		}
+		s.mu.RUnlock()
+		select {
+		case <-ch:
+		case <-done:
+			return s.Op(id)
+		}
+	}
+}
+
+// NodeOps is what an agent pulls besides its slice: the ops with steps for
+// it that it has not finished, and the index they are at.
+func (s *State) NodeOps(done <-chan struct{}, node string, index uint64) ([]*plan.Op, uint64) {
+	for {
+		s.mu.RLock()
+		ch := s.watch.wait(nodeOpsKey(node))
+		if idx := s.data.OpsIndex[node]; idx > index || done == nil {
+			var out []*plan.Op
+			for _, id := range sortedKeys(s.data.Ops) {
+				op := s.data.Ops[id]
+				steps, ok := op.Steps[node]
+				if !ok || slices.Contains(op.Done, node) {
+					continue
+				}
+				out = append(out, &plan.Op{ID: op.ID, Kind: op.Kind, Service: op.Service, Action: op.Action,
+					Created: op.Created, Steps: map[string][]*plan.Step{node: steps}})
+			}
+			s.mu.RUnlock()
+			return out, idx
+		}
+		s.mu.RUnlock()
+		select {
+		case <-ch:
+		case <-done:
+			done = nil
 		}
 	}
 }

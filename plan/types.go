@@ -374,6 +374,8 @@ type Report struct {
 	// check failed although its plan had not changed.
 	Changed bool `json:"changed,omitempty"`
 	Drift   bool `json:"drift,omitempty"`
+	// Prediction is a dry run's answer for the step.
+	Prediction string `json:"prediction,omitempty"`
 	// Outputs are the values the action set (create steps).
 	Outputs    map[string]json.RawMessage `json:"outputs,omitempty"`
 	StartedAt  int64                      `json:"started_at_ms,omitempty"`
@@ -404,3 +406,36 @@ type Facts struct {
 	MemoryBytes  uint64   `json:"memory_bytes"`
 	AgentVersion string   `json:"agent_version"`
 }
+
+// Operation kinds.
+const (
+	OpDryRun = "dry-run"
+	OpExec   = "exec"
+	OpCancel = "cancel"
+)
+
+// Op is a one-off request to a service's nodes, outside the plan: predict
+// what a deploy would do (dry-run), run a custom action (exec), or stop the
+// steps running now (cancel).
+type Op struct {
+	ID      string `json:"id"`
+	Kind    string `json:"kind"`
+	Service string `json:"service"`
+	Action  string `json:"action,omitempty"`
+	Created int64  `json:"created_ms"`
+	// Steps per agent: what that agent runs (or predicts) for the op.
+	Steps map[string][]*Step `json:"steps"`
+	// Results are the agents' reports, in arrival order.
+	Results []Report `json:"results,omitempty"`
+	// Done lists the agents that finished the op.
+	Done  []string `json:"done,omitempty"`
+	Index uint64   `json:"index"`
+}
+
+// Predictions a dry run reports per step (Report.Prediction).
+const (
+	PredictNoChange      = "no change"
+	PredictChange        = "would change"
+	PredictCannot        = "cannot predict (would run)"
+	PredictUnchangedPlan = "unchanged (not run)"
+)

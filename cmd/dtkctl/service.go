@@ -22,6 +22,9 @@ type ServiceCmd struct {
 	List    ServiceListCmd    `cmd:"" help:"List services."`
 	Delete  ServiceDeleteCmd  `cmd:"" help:"Run a service's delete steps and remove it (or part of it)."`
 	Upgrade ServiceUpgradeCmd `cmd:"" help:"Move a service to another version of its module (then deploy)."`
+	Exec    ServiceExecCmd    `cmd:"" help:"Run a custom action (restart, backup, ...) on the nodes that carry it."`
+	Cancel  ServiceCancelCmd  `cmd:"" help:"Stop the service's running steps (their whole process groups)."`
+	Logs    ServiceLogsCmd    `cmd:"" help:"Show the output of the service's steps."`
 	Graph   ServiceGraphCmd   `cmd:"" help:"Draw the environment tree and component dependencies (DOT or Mermaid)."`
 }
 
@@ -225,11 +228,15 @@ func truncate(s string, n int) string {
 type ServiceDeployCmd struct {
 	Name    string        `arg:"" help:"Service name."`
 	Wait    bool          `help:"Wait until the deploy converges (exit 0) or fails (exit 1), showing progress."`
+	DryRun  bool          `name:"dry-run" help:"Change nothing: ask the nodes to predict what the deploy would do."`
 	Timeout time.Duration `default:"10m" help:"How long --wait waits (0: no limit)."`
 }
 
 // Run deploys and, with --wait, follows the deploy to its end.
 func (c *ServiceDeployCmd) Run(ctx context.Context, cl *api.Client, out *Output) error {
+	if c.DryRun {
+		return dryRun(ctx, cl, out, c.Name, c.Timeout)
+	}
 	svc, err := cl.Deploy(ctx, c.Name)
 	if err != nil {
 		return err // a 422 lists the violations

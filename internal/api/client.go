@@ -350,3 +350,40 @@ func (c *Client) Leave(ctx context.Context) error {
 	_, err := c.Do(ctx, "POST", "/v1/agent/leave", nil, nil)
 	return err
 }
+
+// StartOp starts a dry run, an exec (req names the action) or a cancel.
+func (c *Client) StartOp(ctx context.Context, service, kind string, req *OpRequest) (*plan.Op, error) {
+	var body io.Reader
+	if req != nil {
+		body = jsonBody(req)
+	}
+	var out plan.Op
+	_, err := c.Do(ctx, "POST", "/v1/services/"+url.PathEscape(service)+"/"+kind, body, &out)
+	return &out, err
+}
+
+// Op reads an operation; with wait > 0 it blocks until it changes past
+// index.
+func (c *Client) Op(ctx context.Context, id string, index uint64, wait time.Duration) (*plan.Op, error) {
+	path := "/v1/ops/" + url.PathEscape(id)
+	if wait > 0 {
+		path += fmt.Sprintf("?index=%d&wait=%s", index, wait)
+	}
+	var out plan.Op
+	_, err := c.Do(ctx, "GET", path, nil, &out)
+	return &out, err
+}
+
+// NodeOps is the agent's blocking query for its operations.
+func (c *Client) NodeOps(ctx context.Context, node string, index uint64, wait time.Duration) (*NodeOps, error) {
+	var out NodeOps
+	_, err := c.Do(ctx, "GET", fmt.Sprintf("/v1/nodes/%s/ops?index=%d&wait=%s", url.PathEscape(node), index, wait), nil, &out)
+	return &out, err
+}
+
+// OpResults sends an agent's results for an operation.
+func (c *Client) OpResults(ctx context.Context, node, id string, reports []plan.Report, final bool) error {
+	_, err := c.Do(ctx, "POST", "/v1/nodes/"+url.PathEscape(node)+"/ops/"+url.PathEscape(id)+"/results",
+		jsonBody(OpResultsRequest{Reports: reports, Final: final}), nil)
+	return err
+}

@@ -24,6 +24,9 @@ type StatusResponse struct {
 	RaftAddr string `json:"raft_addr"`
 	// RaftConfigured says this coordinator is part of a formed cluster.
 	RaftConfigured bool `json:"raft_configured"`
+	// PlanPolls is the number of agents' plan long-polls this
+	// coordinator is serving now.
+	PlanPolls int64 `json:"plan_polls"`
 }
 
 // StageRequest is POST /v1/services.
@@ -149,4 +152,26 @@ type RaftServer struct {
 	Address string `json:"address"`
 	Voter   bool   `json:"voter"`
 	Leader  bool   `json:"leader"`
+}
+
+// OpRequest is the body of POST /v1/services/{name}/exec (dry-run and
+// cancel take none).
+type OpRequest struct {
+	Action    string            `json:"action,omitempty"`
+	Node      string            `json:"node,omitempty"`
+	Component string            `json:"component,omitempty"`
+	Params    map[string]string `json:"params,omitempty"`
+}
+
+// NodeOps is GET /v1/nodes/{name}/ops: the operations an agent has to do.
+type NodeOps struct {
+	Index uint64     `json:"index"`
+	Ops   []*plan.Op `json:"ops"`
+}
+
+// OpResultsRequest is POST /v1/nodes/{name}/ops/{id}/results.
+type OpResultsRequest struct {
+	Reports []plan.Report `json:"reports"`
+	// Final says the agent is done with the op.
+	Final bool `json:"final"`
 }

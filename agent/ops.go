@@ -1,0 +1,235 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/dtkhq/dtk/actions"
+	"github.com/dtkhq/dtk/internal/api"
+	"github.com/dtkhq/dtk/plan"
+)
+
+// running tracks the step executing now, so that a cancel operation can
+// stop it (its whole process group is killed by the runner).
+type running struct {
+	mu      sync.Mutex
+	service string
+	cancel  context.CancelFunc
+	// cancelled services skip their remaining steps in this converge.
+	cancelled map[string]bool
+	// stopped remembers steps cancelled by an operator (ID → digest): they
+	// are not retried until their plan changes.
+	stopped map[string]string
+}
+
+func (r *running) markStopped(id, digest string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.stopped == nil {
+		r.stopped = map[string]string{}
+	}
+	r.stopped[id] = digest
+}
+
+func (r *running) wasStopped(id, digest string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.stopped[id] == digest && digest != ""
+}
+
+func (r *running) start(ctx context.Context, service string) (context.Context, func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	r.mu.Lock()
+	r.service, r.cancel = service, cancel
+	r.mu.Unlock()
+	return ctx, func() {
+		r.mu.Lock()
+		r.service, r.cancel = "", nil
+		r.mu.Unlock()
+		cancel()
+	}
+}
+
+// stop cancels the running step if it belongs to service, and reports
+// whether one was running.
+func (r *running) stop(service string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.cancelled == nil {
+		r.cancelled = map[string]bool{}
+	}
+	r.cancelled[service] = true
+	if r.cancel != nil && r.service == service {
+		r.cancel()
+		return true
+	}
+	return false
+}
+
+func (r *running) isCancelled(service string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.cancelled[service]
+}
+
+func (r *running) reset() {
+	r.mu.Lock()
+	r.cancelled = nil
+	r.mu.Unlock()
+}
+
+// opsLoop long-polls the node's one-off operations and carries them out:
+// cancel at once (it must reach a running converge), dry runs and execs one
+// at a time with converges.
+func (a *Agent) opsLoop(ctx context.Context) {
+	var index uint64
+	seen := map[string]bool{}
+	b := newBackoff()
+	for ctx.Err() == nil {
+		res, err := a.client.NodeOps(ctx, a.cfg.Name, index, a.cfg.PollWait)
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			var ae *api.APIError
+			if !errors.As(err, &ae) || ae.Code != http.StatusNotFound {
+				a.log.Debug("ops poll failed", "err", err)
+			}
+			if !b.wait(ctx) {
+				return
+			}
+			continue
+		}
+		b.reset()
+		if res.Index < index {
+			a.client.Rotate()
+			continue
+		}
+		index = res.Index
+		for _, op := range res.Ops {
+			if seen[op.ID] {
+				continue
+			}
+			seen[op.ID] = true
+			if op.Kind == plan.OpCancel {
+				a.cancelOp(ctx, op)
+				continue
+			}
+			go a.runOp(ctx, op)
+		}
+	}
+}
+
+func (a *Agent) cancelOp(ctx context.Context, op *plan.Op) {
+	stopped := a.running.stop(op.Service)
+	msg := "nothing was running"
+	if stopped {
+		msg = "stopped the running step"
+	}
+	a.log.Info("cancel", "service", op.Service, "result", msg)
+	a.sendOpResults(ctx, op, []plan.Report{{Node: a.cfg.Name, Service: op.Service, State: plan.StepOK, Output: msg}})
+}
+
+// runOp runs a dry run or an exec, between converges.
+func (a *Agent) runOp(ctx context.Context, op *plan.Op) {
+	a.convergeMu.Lock()
+	defer a.convergeMu.Unlock()
+	var reports []plan.Report
+	for _, st := range op.Steps[a.cfg.Name] {
+		if ctx.Err() != nil {
+			return
+		}
+		var r plan.Report
+		if op.Kind == plan.OpDryRun {
+			r = a.predict(ctx, st)
+		} else {
+			r = a.execOp(ctx, st)
+		}
+		r.Node, r.Service, r.StepID, r.Action = a.cfg.Name, st.Service, st.ID, st.Action
+		reports = append(reports, r)
+		// Results go out as they come, for live output.
+		a.sendOpResults(ctx, op, []plan.Report{r}, false)
+	}
+	a.sendOpResults(ctx, op, nil, true)
+	_ = reports
+}
+
+// predict answers a dry run for one step without changing anything.
+func (a *Agent) predict(ctx context.Context, st *plan.Step) plan.Report {
+	if len(st.Waiting) > 0 {
+		return plan.Report{State: plan.StepPending, Prediction: "waits for " + strings.Join(st.Waiting, "; ")}
+	}
+	a.mu.Lock()
+	rec := a.state.Steps[st.ID]
+	a.mu.Unlock()
+	if st.Action == "create" && rec != nil && rec.Digest == st.Digest {
+		return plan.Report{State: plan.StepOK, Prediction: plan.PredictUnchangedPlan}
+	}
+	res := a.executeWith(ctx, st, true)
+	r := plan.Report{State: plan.StepOK, ExitCode: res.ExitCode, DurationMs: res.Duration.Milliseconds(), Output: res.Output}
+	switch {
+	case res.State == actions.Failed:
+		r.State = plan.StepFailed
+		if res.Err != nil {
+			r.Error = res.Err.Error()
+		}
+		r.Prediction = "would fail"
+	case res.CannotPredict && st.Check != nil:
+		// bash and exec cannot predict; the component's check can tell
+		// whether the new desired state already holds.
+		chk := *st
+		chk.Run, chk.Action = *st.Check, "check"
+		if c := a.executeWith(ctx, &chk, false); c.State != actions.Failed {
+			r.Prediction = plan.PredictNoChange
+		} else {
+			r.Prediction = plan.PredictChange
+		}
+	case res.CannotPredict:
+		r.Prediction = plan.PredictCannot
+	case res.State == actions.Changed:
+		r.Prediction = plan.PredictChange
+	default:
+		r.Prediction = plan.PredictNoChange
+	}
+	return r
+}
+
+// execOp runs a custom action for real.
+func (a *Agent) execOp(ctx context.Context, st *plan.Step) plan.Report {
+	started := time.Now()
+	res := a.executeWith(ctx, st, false)
+	r := plan.Report{State: plan.StepOK, ExitCode: res.ExitCode, DurationMs: res.Duration.Milliseconds(),
+		Output: res.Output, StartedAt: started.UnixMilli(), FinishedAt: time.Now().UnixMilli(), Changed: res.State == actions.Changed}
+	if res.State == actions.Failed {
+		r.State = plan.StepFailed
+	}
+	if res.Err != nil {
+		r.Error = res.Err.Error()
+	}
+	return r
+}
+
+// sendOpResults delivers results, retrying while the coordinators are
+// reachable at all (results of a one-off operation are not kept on disk).
+func (a *Agent) sendOpResults(ctx context.Context, op *plan.Op, reports []plan.Report, final ...bool) {
+	fin := len(final) == 0 || final[0]
+	b := newBackoff()
+	for i := 0; i < 20 && ctx.Err() == nil; i++ {
+		err := a.client.OpResults(ctx, a.cfg.Name, op.ID, reports, fin)
+		if err == nil {
+			return
+		}
+		var ae *api.APIError
+		if errors.As(err, &ae) && ae.Code/100 == 4 {
+			a.log.Warn("op results refused", "op", op.ID, "err", err)
+			return
+		}
+		if !b.wait(ctx) {
+			return
+		}
+	}
+}

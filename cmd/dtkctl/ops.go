@@ -1,0 +1,195 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/dtkhq/dtk/internal/api"
+	"github.com/dtkhq/dtk/plan"
+)
+
+// followOp waits for every agent of an operation to finish, calling show
+// for each result as it arrives.
+func followOp(ctx context.Context, cl *api.Client, op *plan.Op, timeout time.Duration, show func(plan.Report)) (*plan.Op, error) {
+	if timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, timeout)
+		defer cancel()
+	}
+	shown := 0
+	for {
+		for ; shown < len(op.Results); shown++ {
+			show(op.Results[shown])
+		}
+		if len(op.Done) >= len(op.Steps) {
+			return op, nil
+		}
+		next, err := cl.Op(ctx, op.ID, op.Index, 30*time.Second)
+		if err != nil {
+			if ctx.Err() != nil {
+				return op, failf("timed out waiting for %s; %d of %d nodes answered", op.Kind, len(op.Done), len(op.Steps))
+			}
+			return op, err
+		}
+		op = next
+	}
+}
+
+func stepName(r plan.Report) string {
+	parts := strings.SplitN(r.StepID, "/", 4)
+	if len(parts) == 4 {
+		return parts[1] + "/" + parts[2]
+	}
+	return r.StepID
+}
+
+func dryRun(ctx context.Context, cl *api.Client, out *Output, name string, timeout time.Duration) error {
+	op, err := cl.StartOp(ctx, name, plan.OpDryRun, nil)
+	if err != nil {
+		return err
+	}
+	out.Printf("dry run of %s on %s (nothing changes)\n", name, plural(len(op.Steps), "node"))
+	var rows [][]string
+	op, err = followOp(ctx, cl, op, timeout, func(r plan.Report) {
+		rows = append(rows, []string{r.Node, stepName(r), r.Action, r.Prediction})
+	})
+	printTable(out.Out, "", []string{"NODE", "STEP", "ACTION", "PREDICTION"}, rows)
+	if err != nil {
+		return err
+	}
+	counts := map[string]int{}
+	for _, r := range op.Results {
+		counts[r.Prediction]++
+	}
+	out.Printf("%d would change, %d no change, %d unchanged in the plan, %d cannot predict\n",
+		counts[plan.PredictChange], counts[plan.PredictNoChange], counts[plan.PredictUnchangedPlan], counts[plan.PredictCannot])
+	if counts["would fail"] > 0 {
+		return failf("%d steps would fail", counts["would fail"])
+	}
+	return nil
+}
+
+// ServiceExecCmd is `dtkctl service exec NAME ACTION`.
+type ServiceExecCmd struct {
+	Name      string        `arg:"" help:"Service name."`
+	Action    string        `arg:"" help:"Custom action to run (as declared in the component)."`
+	Node      string        `placeholder:"NODE" help:"Only on this template node."`
+	Component string        `placeholder:"INSTANCE" help:"Only on this component instance."`
+	Param     []string      `placeholder:"KEY=VALUE" sep:"none" help:"Parameter for the action; repeatable."`
+	Timeout   time.Duration `default:"30m" help:"How long to wait for the nodes."`
+}
+
+// Run starts the action and shows each node's output as it arrives.
+func (c *ServiceExecCmd) Run(ctx context.Context, cl *api.Client, out *Output) error {
+	params, err := parseInputs("--param", c.Param)
+	if err != nil {
+		return err
+	}
+	op, err := cl.StartOp(ctx, c.Name, plan.OpExec, &api.OpRequest{Action: c.Action, Node: c.Node, Component: c.Component, Params: params})
+	if err != nil {
+		return err
+	}
+	out.Printf("running %s on %s\n", c.Action, plural(len(op.Steps), "node"))
+	failed := 0
+	_, err = followOp(ctx, cl, op, c.Timeout, func(r plan.Report) {
+		out.Printf("\n== %s %s: %s (exit %d, %s)\n", r.Node, stepName(r), r.State, r.ExitCode, fmtDuration(r.DurationMs))
+		if r.Output != "" {
+			out.Printf("%s", indent(r.Output))
+		}
+		if r.Error != "" {
+			out.Printf("  error: %s\n", r.Error)
+		}
+		if r.State == plan.StepFailed {
+			failed++
+		}
+	})
+	if err != nil {
+		return err
+	}
+	if failed > 0 {
+		return failf("%s failed on %d of the steps", c.Action, failed)
+	}
+	return nil
+}
+
+func indent(s string) string {
+	s = strings.TrimRight(s, "\n")
+	return "  " + strings.ReplaceAll(s, "\n", "\n  ") + "\n"
+}
+
+// ServiceCancelCmd is `dtkctl service cancel NAME`.
+type ServiceCancelCmd struct {
+	Name string `arg:"" help:"Service name."`
+}
+
+// Run asks every node of the service to stop its running step.
+func (c *ServiceCancelCmd) Run(ctx context.Context, cl *api.Client, out *Output) error {
+	op, err := cl.StartOp(ctx, c.Name, plan.OpCancel, nil)
+	if err != nil {
+		return err
+	}
+	_, err = followOp(ctx, cl, op, time.Minute, func(r plan.Report) {
+		out.Printf("%s: %s\n", r.Node, r.Output)
+	})
+	return err
+}
+
+// ServiceLogsCmd is `dtkctl service logs NAME`.
+type ServiceLogsCmd struct {
+	Name   string `arg:"" help:"Service name."`
+	Node   string `placeholder:"NODE" help:"Only steps on this node (agent or template node name)."`
+	Step   string `placeholder:"INSTANCE" help:"Only this component instance."`
+	Follow bool   `short:"f" help:"Keep printing output as steps run."`
+}
+
+// Run prints each step's latest output (the tail agents report; the full,
+// rotated log stays on the agent in its data dir under steps/).
+func (c *ServiceLogsCmd) Run(ctx context.Context, cl *api.Client, out *Output) error {
+	seen := map[string]string{}
+	var index uint64
+	for {
+		wait := time.Duration(0)
+		if c.Follow && index > 0 {
+			wait = 5 * time.Minute
+		}
+		st, idx, err := cl.ServiceStatus(ctx, c.Name, index, wait)
+		if err != nil {
+			if c.Follow && ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+		for _, n := range st.Nodes {
+			if c.Node != "" && c.Node != n.Name && c.Node != n.TemplateNode {
+				continue
+			}
+			for _, s := range n.Steps {
+				if c.Step != "" && c.Step != s.Instance {
+					continue
+				}
+				key := fmt.Sprint(s.State, s.FinishedAt, s.Generation)
+				if seen[s.ID] == key || (s.Output == "" && s.Error == "" && s.State != plan.StepRunning) {
+					continue
+				}
+				seen[s.ID] = key
+				out.Printf("== %s %s/%s %s: %s", n.Name, n.TemplateNode, s.Instance, s.Action, s.State)
+				if s.State != plan.StepRunning {
+					out.Printf(" (exit %d, %s)", s.ExitCode, fmtDuration(s.DurationMs))
+				}
+				out.Printf("\n")
+				if s.Output != "" {
+					out.Printf("%s", indent(s.Output))
+				}
+				if s.Error != "" {
+					out.Printf("  error: %s\n", s.Error)
+				}
+			}
+		}
+		if !c.Follow {
+			return nil
+		}
+		index = idx
+	}
+}

@@ -1,0 +1,209 @@
+package coordinator
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/dtkhq/dtk/internal/api"
+	"github.com/dtkhq/dtk/plan"
+)
+
+func newOpID() string {
+	b := make([]byte, 8)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// opSteps builds an operation's steps per agent from the state.
+func (s *State) opSteps(svcName string, req *api.OpRequest, kind string) (map[string][]*plan.Step, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	svc := s.data.Services[svcName]
+	if svc == nil {
+		return nil, fmt.Errorf("%w: service %q", ErrNotFound, svcName)
+	}
+	out := map[string][]*plan.Step{}
+	switch kind {
+	case plan.OpDryRun:
+		p, viol := s.compile(svc, svc.Generation+1)
+		if viol != nil {
+			return nil, viol
+		}
+		for _, np := range p.Nodes {
+			out[np.Agent] = append(out[np.Agent], np.Steps...)
+		}
+	case plan.OpCancel:
+		if svc.Plan == nil {
+			return nil, fmt.Errorf("%w: service %q is not deployed", ErrConflict, svcName)
+		}
+		for _, np := range svc.Plan.Nodes {
+			out[np.Agent] = []*plan.Step{}
+		}
+	case plan.OpExec:
+		if svc.Plan == nil {
+			return nil, fmt.Errorf("%w: service %q is not deployed", ErrConflict, svcName)
+		}
+		for _, np := range svc.Plan.Nodes {
+			if req.Node != "" && req.Node != np.Name && req.Node != np.Agent && req.Node != baseNode(np.Name) {
+				continue
+			}
+			for _, st := range np.Steps {
+				if st.Action != "create" || (req.Component != "" && req.Component != st.Instance) {
+					continue
+				}
+				comp := s.componentOf(svc, st)
+				if comp == nil || comp.Actions[req.Action] == nil {
+					continue
+				}
+				x := *st
+				x.ID = plan.StepID(st.Service, st.Node, st.Instance, req.Action)
+				x.Action = req.Action
+				x.Run = *comp.Actions[req.Action]
+				x.Attributes = withParams(st.Attributes, req.Params)
+				x.Undo, x.Check, x.Waiting, x.DependsOn, x.Outputs = nil, nil, nil, nil, nil
+				out[np.Agent] = append(out[np.Agent], &x)
+			}
+		}
+		if len(out) == 0 {
+			return nil, fmt.Errorf("%w: no component of service %q has an action %q%s", ErrNotFound, svcName, req.Action, where(req))
+		}
+	}
+	return out, nil
+}
+
+func where(req *api.OpRequest) string {
+	s := ""
+	if req.Node != "" {
+		s += " on node " + req.Node
+	}
+	if req.Component != "" {
+		s += " named " + req.Component
+	}
+	return s
+}
+
+func baseNode(name string) string {
+	for i := 0; i < len(name); i++ {
+		if name[i] == '[' {
+			return name[:i]
+		}
+	}
+	return name
+}
+
+// componentOf finds the component a step was compiled from.
+func (s *State) componentOf(svc *plan.Service, st *plan.Step) *plan.Component {
+	m := s.data.Modules[st.Module]
+	if m == nil {
+		return nil
+	}
+	return m.Components[st.Component]
+}
+
+// withParams adds an exec's parameters to a step's attributes (as strings).
+func withParams(attrs map[string]jsonRaw, params map[string]string) map[string]jsonRaw {
+	out := make(map[string]jsonRaw, len(attrs)+len(params))
+	for k, v := range attrs {
+		out[k] = v
+	}
+	for k, v := range params {
+		out[k] = jsonString(v)
+	}
+	return out
+}
+
+// startOp handles POST /v1/services/{name}/{dry-run,exec,cancel}.
+func (s *Server) startOp(kind string) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		var req api.OpRequest
+		if kind == plan.OpExec {
+			if err := decode(w, r, &req); err != nil {
+				return err
+			}
+			if req.Action == "" || req.Action == "create" || req.Action == "delete" {
+				return badRequest("exec needs a custom action name (not create or delete), got %q", req.Action)
+			}
+		}
+		steps, err := s.State().opSteps(r.PathValue("name"), &req, kind)
+		if err != nil {
+			return err
+		}
+		op := plan.Op{ID: newOpID(), Kind: kind, Service: r.PathValue("name"), Action: req.Action,
+			Created: time.Now().UnixMilli(), Steps: steps}
+		resp, err := s.apply(CreateOpType, CreateOpCmd{Op: op})
+		if err != nil {
+			return err
+		}
+		return writeJSON(w, http.StatusOK, resp)
+	}
+}
+
+func (s *Server) getOp(w http.ResponseWriter, r *http.Request) error {
+	index, wait, err := blockingParams(r)
+	if err != nil {
+		return err
+	}
+	id := r.PathValue("id")
+	var op *plan.Op
+	if r.URL.Query().Has("index") {
+		done, stop := waitDone(r, wait)
+		defer stop()
+		op = s.State().WaitOp(done, id, index)
+	} else {
+		op = s.State().Op(id)
+	}
+	if op == nil {
+		return fmt.Errorf("%w: operation %q", ErrNotFound, id)
+	}
+	w.Header().Set(IndexHeader, strconv.FormatUint(op.Index, 10))
+	return writeJSON(w, http.StatusOK, op)
+}
+
+func (s *Server) nodeOps(w http.ResponseWriter, r *http.Request) error {
+	index, wait, err := blockingParams(r)
+	if err != nil {
+		return err
+	}
+	done, stop := waitDone(r, wait)
+	defer stop()
+	ops, idx := s.State().NodeOps(done, r.PathValue("name"), index)
+	if ops == nil {
+		ops = []*plan.Op{}
+	}
+	w.Header().Set(IndexHeader, strconv.FormatUint(idx, 10))
+	return writeJSON(w, http.StatusOK, api.NodeOps{Index: idx, Ops: ops})
+}
+
+func (s *Server) opResults(w http.ResponseWriter, r *http.Request) error {
+	var req api.OpResultsRequest
+	if err := decode(w, r, &req); err != nil {
+		return err
+	}
+	_, err := s.apply(OpResultsType, OpResultsCmd{ID: r.PathValue("id"), Node: r.PathValue("name"), Reports: req.Reports, Final: req.Final})
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, map[string]string{"ok": "recorded"})
+}
+
+// waitDone closes its channel after wait or when the client goes away.
+func waitDone(r *http.Request, wait time.Duration) (<-chan struct{}, func()) {
+	done := make(chan struct{})
+	stop := make(chan struct{})
+	go func() {
+		t := time.NewTimer(wait)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-r.Context().Done():
+		case <-stop:
+			return
+		}
+		close(done)
+	}()
+	return done, func() { close(stop) }
+}
