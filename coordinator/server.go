@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -73,6 +74,10 @@ type Server struct {
 
 	shutdownOnce sync.Once
 	kick         chan struct{}
+
+	// planPolls counts plan long-polls being served (GET /v1/status
+	// shows it; make bench watches agents move after a failover).
+	planPolls atomic.Int64
 }
 
 // ErrNotLeader is returned for a write on a coordinator that cannot reach
