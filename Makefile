@@ -34,3 +34,24 @@ demo: build
 
 clean:
 	rm -rf $(BIN)
+
+# Release artifacts in dist/: static binaries for every ARCH, a .deb and an
+# .rpm per ARCH (nfpm as a Go library, see packaging/), and for `dist` one
+# self-contained bundle per ARCH plus dist/SHA256SUMS. Offline once the Go
+# module cache holds nfpm.
+DIST    := dist
+ARCHES  := amd64 arm64
+PACKAGE := $(GO) run ./packaging/cmd/dtk-package
+
+.PHONY: packages dist dist-binaries
+
+packages: dist-binaries
+	$(PACKAGE) packages --version '$(VERSION)' --bin-dir '$(DIST)/build/linux-{arch}' --out $(DIST) $(foreach a,$(ARCHES),--arch $(a))
+
+dist: dist-binaries
+	$(PACKAGE) dist --version '$(VERSION)' --bin-dir '$(DIST)/build/linux-{arch}' --out $(DIST) $(foreach a,$(ARCHES),--arch $(a))
+
+dist-binaries:
+	rm -f $(DIST)/*.deb $(DIST)/*.rpm $(DIST)/*.tar.gz $(DIST)/SHA256SUMS
+	$(foreach a,$(ARCHES),GOOS=linux GOARCH=$(a) $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(DIST)/build/linux-$(a)/dtk-agent ./cmd/dtk-agent && \
+	  GOOS=linux GOARCH=$(a) $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(DIST)/build/linux-$(a)/dtkctl ./cmd/dtkctl && ) true

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/dtkhq/dtk/actions"
@@ -52,13 +53,20 @@ type Agent struct {
 	mu    sync.Mutex // guards state
 	state *localState
 
-	flush  chan struct{}
-	cancel context.CancelFunc
+	flush      chan struct{}
+	reregister chan struct{}
+	cancel     context.CancelFunc
+
+	reconcileInterval atomic.Int64
 
 	// convergeMu makes converges (and one-off operations) run one at a
 	// time on this node.
 	convergeMu sync.Mutex
 	running    running
+	// skipped holds the "skipped" reports of the converge pass under
+	// way; they are queued together, with one state save (guarded by
+	// convergeMu).
+	skipped []plan.Report
 
 	pollMu     sync.Mutex
 	pollCancel context.CancelFunc
@@ -96,8 +104,9 @@ func New(cfg Config) (*Agent, error) {
 	a := &Agent{
 		cfg: cfg, log: cfg.Logger.With("component", "agent", "node", cfg.Name),
 		client: cfg.Client, statePath: filepath.Join(cfg.DataDir, "agent-state.json"),
-		flush: make(chan struct{}, 1),
+		flush: make(chan struct{}, 1), reregister: make(chan struct{}, 1),
 	}
+	a.reconcileInterval.Store(int64(cfg.ReconcileInterval))
 	st, err := loadState(a.statePath)
 	if err != nil {
 		return nil, err
@@ -109,7 +118,20 @@ func New(cfg Config) (*Agent, error) {
 // Start runs the pull loop and the report sender until Shutdown.
 func (a *Agent) Start(ctx context.Context) {
 	ctx, a.cancel = context.WithCancel(ctx)
-	a.wg.Add(3)
+	a.wg.Add(4)
+	go func() {
+		defer a.wg.Done()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-a.reregister:
+				if err := a.register(ctx); err != nil {
+					return
+				}
+			}
+		}
+	}()
 	go func() { defer a.wg.Done(); a.pullLoop(ctx) }()
 	go func() { defer a.wg.Done(); a.sendLoop(ctx) }()
 	go func() { defer a.wg.Done(); a.opsLoop(ctx) }()
@@ -132,7 +154,30 @@ func (a *Agent) Converges() uint64 {
 }
 
 func (a *Agent) node() *plan.Node {
-	return &plan.Node{Name: a.cfg.Name, Labels: a.cfg.Labels, Facts: Facts(a.cfg.Address, a.cfg.Version)}
+	a.mu.Lock()
+	labels := a.cfg.Labels
+	a.mu.Unlock()
+	return &plan.Node{Name: a.cfg.Name, Labels: labels, Facts: Facts(a.cfg.Address, a.cfg.Version)}
+}
+
+// SetLabels changes the node's labels at run time (a configuration
+// reload) and registers the node again so that coordinators see them.
+func (a *Agent) SetLabels(labels map[string]string) {
+	a.mu.Lock()
+	a.cfg.Labels = labels
+	a.mu.Unlock()
+	select {
+	case a.reregister <- struct{}{}:
+	default:
+	}
+}
+
+// SetReconcileInterval changes how often the cached plan is converged
+// again with drift checks; it applies from the next reconcile.
+func (a *Agent) SetReconcileInterval(d time.Duration) {
+	if d > 0 {
+		a.reconcileInterval.Store(int64(d))
+	}
 }
 
 // register announces the node until a coordinator accepts it.
@@ -241,7 +286,7 @@ func (a *Agent) pullLoop(ctx context.Context) {
 // checks: the reconcile interval, jittered by ±10% so that a fleet does
 // not check in lockstep.
 func (a *Agent) nextReconcile() time.Time {
-	iv := a.cfg.ReconcileInterval
+	iv := time.Duration(a.reconcileInterval.Load())
 	return time.Now().Add(iv - iv/10 + rand.N(iv/5+1))
 }
 

@@ -33,6 +33,7 @@ func (a *Agent) converge(ctx context.Context, sl *plan.Slice, checks bool) {
 		a.converges++
 		a.convergedMu.Unlock()
 	}()
+	defer a.queueSkipped()
 	undone := a.undoRemoved(ctx, sl)
 	failed := map[string]bool{}
 	var ran, skipped, nfailed, blocked int
@@ -137,16 +138,16 @@ func (a *Agent) runStep(ctx context.Context, st *plan.Step, checks bool) (ran, o
 	if rec != nil && rec.Digest == st.Digest && !drift {
 		a.mu.Lock()
 		stale := rec.ReportedGeneration < st.Generation
-		rec.ReportedGeneration = max(rec.ReportedGeneration, st.Generation)
 		a.mu.Unlock()
-		if stale { // enqueue saves the record too
-			a.enqueue(plan.Report{
+		if stale { // queueSkipped updates and saves the record
+			a.skipped = append(a.skipped, plan.Report{
 				Service: st.Service, StepID: st.ID, Action: st.Action, Generation: st.Generation,
 				Digest: st.Digest, State: plan.StepSkipped,
 			})
 		}
 		return false, true
 	}
+	a.queueSkipped() // reports stay in step order
 	a.enqueue(plan.Report{
 		Service: st.Service, StepID: st.ID, Action: st.Action, Generation: st.Generation,
 		Digest: st.Digest, State: plan.StepRunning, StartedAt: time.Now().UnixMilli(),
@@ -197,6 +198,37 @@ func (a *Agent) runStep(ctx context.Context, st *plan.Step, checks bool) (ran, o
 	a.mu.Unlock()
 	a.enqueue(rep)
 	return true, ok
+}
+
+// queueSkipped queues the pass's "skipped" reports with one state save
+// instead of one per step: an unchanged redeploy of 100 steps went from
+// 100 fsyncs (about 0.5 s here) to one. A crash before the save loses
+// nothing: the saved slice still has the new generation and the saved
+// records the old one, so the next pass reports them again.
+func (a *Agent) queueSkipped() {
+	if len(a.skipped) == 0 {
+		return
+	}
+	a.mu.Lock()
+	for _, r := range a.skipped {
+		if rec := a.state.Steps[r.StepID]; rec != nil {
+			rec.ReportedGeneration = max(rec.ReportedGeneration, r.Generation)
+		}
+		a.state.Seq++
+		r.ID = fmt.Sprintf("%s:%d", a.cfg.Name, a.state.Seq)
+		r.Node = a.cfg.Name
+		a.state.Queue = append(a.state.Queue, r)
+	}
+	err := a.state.save(a.statePath)
+	a.mu.Unlock()
+	a.skipped = nil
+	if err != nil {
+		a.log.Error("save report queue", "err", err)
+	}
+	select {
+	case a.flush <- struct{}{}:
+	default:
+	}
 }
 
 // drifted runs a step's check: a failing check means the component is no

@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/agext/levenshtein"
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/ext/typeexpr"
 	"github.com/hashicorp/hcl/v2/hclsyntax"
@@ -107,6 +108,10 @@ type item struct {
 	name   string    // instance name in step IDs (injected: "ENV.INST")
 	inject *Ancestor // set for injected instances
 	deps   []*item
+	// explicit marks deps named in depends_on: a step waits for those to
+	// converge; a dep only referenced for an output is waited on only
+	// while the output is unknown.
+	explicit map[*item]bool
 	step   *Step
 	attrs  cty.Value // resolved attribute object
 	outs   cty.Value // outputs object (unknown where not reported)
@@ -133,15 +138,20 @@ func (c *compiler) compile() (*Plan, Violations) {
 	for _, n := range c.in.Nodes {
 		c.facts[n.Name] = FactsValue(n)
 	}
+	// An input in violation reads as unknown, so that the rest of the
+	// service is still checked (every violation at once) without
+	// violations that follow from it; a node that cannot be placed stops
+	// here, as whatever refers to it would be in violation too.
 	c.resolveInputs()
+	before := len(c.errs)
 	c.place()
-	if len(c.errs) > 0 {
+	if len(c.errs) > before {
 		return nil, c.errs
 	}
 	c.collectItems()
 	order := c.order()
-	if len(c.errs) > 0 {
-		return nil, c.errs
+	if order == nil && len(c.errs) > before {
+		return nil, c.errs // a cycle
 	}
 	for _, it := range order {
 		c.evaluate(it)
@@ -158,7 +168,7 @@ func (c *compiler) compile() (*Plan, Violations) {
 	}
 	for _, in := range c.tmpl.Inputs {
 		if v, ok := c.inputs[in.Name]; ok {
-			p.Inputs = append(p.Inputs, &Value{Name: in.Name, Value: ctyJSON(v), Source: c.inputSrc[in.Name], Sensitive: in.Sensitive})
+			p.Inputs = append(p.Inputs, &Value{Name: in.Name, Value: ctyJSON(v), Source: c.inputSrc[in.Name], Sensitive: in.Sensitive || v.ContainsMarked()})
 		}
 	}
 	p.Exports = c.exports()
@@ -179,10 +189,15 @@ func (c *compiler) resolveInputs() {
 	sort.Strings(names)
 	for _, name := range names {
 		if c.tmpl.Input(name) == nil {
-			c.violate(nil, "template %s has no input %q", c.tmpl.Name, name)
+			known := make([]string, len(c.tmpl.Inputs))
+			for i, in := range c.tmpl.Inputs {
+				known[i] = in.Name
+			}
+			c.violate(nil, "template %s has no input %q%s", c.tmpl.Name, name, didYouMean(name, known))
 		}
 	}
 	for _, in := range c.tmpl.Inputs {
+		c.inputs[in.Name] = cty.DynamicVal // until resolved
 		ty, err := ParseType(in.Type)
 		if err != nil {
 			c.violate(posPtr(in.Pos), "input %s: %v", in.Name, err)
@@ -218,6 +233,9 @@ func (c *compiler) resolveInputs() {
 				continue
 			}
 		}
+		if in.Sensitive {
+			v = v.Mark(sensitiveMark)
+		}
 		if c.validate(in, v, in.Name) {
 			c.inputs[in.Name] = v
 		}
@@ -242,6 +260,9 @@ func (c *compiler) ancestorExport(name string) (*cty.Value, string, bool) {
 			if err != nil {
 				return nil, a.Service.Name, true
 			}
+			if e.Sensitive {
+				v = v.Mark(sensitiveMark)
+			}
 			return &v, a.Service.Name, true
 		}
 	}
@@ -259,6 +280,7 @@ func (c *compiler) validate(a *Attribute, v cty.Value, what string) bool {
 			ok = false
 			continue
 		}
+		res, _ = res.UnmarkDeep()
 		if !res.IsWhollyKnown() {
 			continue
 		}
@@ -316,14 +338,14 @@ func (c *compiler) removed(key string) bool {
 func (c *compiler) place() {
 	pool := c.pool()
 	claimed := map[string]string{}
-	prev := map[string][]string{} // template node → agents in the previous plan
+	heldBy := map[string]string{} // agent → template node in the previous plan
 	if c.in.Previous != nil {
 		for _, np := range c.in.Previous.Nodes {
 			base := np.Name
 			if i := strings.IndexByte(base, '['); i >= 0 {
 				base = base[:i]
 			}
-			prev[base] = append(prev[base], np.Agent)
+			heldBy[np.Agent] = base
 		}
 	}
 	matches := func(tn *TemplateNode) []*Node {
@@ -335,13 +357,21 @@ func (c *compiler) place() {
 		}
 		return out
 	}
+	// An agent that held this template node before comes first; one that
+	// held another template node comes last, so that a new node does not
+	// take the agent of a node further down the template.
 	preferred := func(tn *TemplateNode, cands []*Node) []*Node {
-		want := map[string]bool{}
-		for _, a := range prev[tn.Name] {
-			want[a] = true
+		rank := func(n *Node) int {
+			switch heldBy[n.Name] {
+			case tn.Name:
+				return 0
+			case "":
+				return 1
+			}
+			return 2
 		}
 		sorted := append([]*Node(nil), cands...)
-		sort.SliceStable(sorted, func(i, j int) bool { return want[sorted[i].Name] && !want[sorted[j].Name] })
+		sort.SliceStable(sorted, func(i, j int) bool { return rank(sorted[i]) < rank(sorted[j]) })
 		return sorted
 	}
 	c.byName = map[string][]*placement{}
@@ -373,7 +403,7 @@ func (c *compiler) place() {
 			sel := selector(tn)
 			switch {
 			case len(cands) == 0:
-				c.violate(posPtr(tn.Pos), "node %q: no agent matches %s%s", tn.Name, sel, where)
+				c.violate(posPtr(tn.Pos), "%s %q: no agent matches %s%s", map[bool]string{false: "node", true: "node_group"}[tn.Group], tn.Name, sel, where)
 			case !tn.Group && len(free) == 0:
 				c.violate(posPtr(tn.Pos), "node %q: every agent matching %s is claimed by another node (%s)", tn.Name, sel, strings.Join(takenBy, ", "))
 			case !tn.Group:
@@ -526,12 +556,19 @@ func (c *compiler) order() []*item {
 		}
 		if it.inject == nil {
 			for _, dep := range it.inst.DependsOn {
+				before := len(it.deps)
 				if node, inst, ok := strings.Cut(dep, "/"); ok {
 					linkNode(node, inst, it.inst.Pos)
 				} else if d := find(it.p, dep); d != nil {
 					link(d)
 				} else if !c.removed(it.p.tnode.Name + "/" + dep) {
 					c.violate(posPtr(it.inst.Pos), "%s: depends_on names unknown component %q", it.name, dep)
+				}
+				for _, d := range it.deps[before:] {
+					if it.explicit == nil {
+						it.explicit = map[*item]bool{}
+					}
+					it.explicit[d] = true
 				}
 			}
 			for _, name := range sortedKeys(it.inst.Attributes) {
@@ -547,6 +584,16 @@ func (c *compiler) order() []*item {
 					default:
 						linkNode(ref.node, ref.inst, e.Pos)
 					}
+				}
+			}
+		} else {
+			// An injected instance may depend on the other instances its
+			// template injects, which sit on the same node.
+			for _, dep := range it.inst.DependsOn {
+				if d := find(it.p, it.inject.Service.Name+"."+dep); d != nil {
+					link(d)
+				} else {
+					c.violate(posPtr(it.inst.Pos), "%s: depends_on names unknown injected component %q", it.name, dep)
 				}
 			}
 		}
@@ -711,19 +758,31 @@ func (c *compiler) evaluate(it *item) {
 	pl := it.p
 	self := c.placementVar(pl)
 	vars := map[string]cty.Value{"self": c.facts[pl.agent.Name]}
+	// templatefile reads the files of the module the expression is
+	// written in: the ancestor's for an injected instance, not the
+	// (possibly required) module of the component.
+	exprMod := c.in.Module
 	if it.inject != nil {
 		vars["export"] = exportsVar(it.inject.Service.Plan)
+		exprMod = it.inject.Module
 	} else {
 		vars["input"] = cty.ObjectVal(c.inputs)
 		vars["node"] = c.nodeVar()
 		vars["component"] = self.GetAttr("component")
 		vars["output"] = self.GetAttr("output")
 	}
-	ctx := &hcl.EvalContext{Variables: vars, Functions: Functions()}
+	ctx := &hcl.EvalContext{Variables: vars, Functions: FunctionsFor(exprMod)}
 	attrs := map[string]json.RawMessage{}
 	sources := map[string]string{}
 	values := map[string]cty.Value{}
 	var waiting, sensitive []string
+	// The DSL checks attribute names against components of the same
+	// module only; a required module's component is known here.
+	for _, name := range sortedKeys(it.inst.Attributes) {
+		if it.comp.Attribute(name) == nil {
+			c.violate(posPtr(it.inst.Attributes[name].Pos), "%s: component %s of %s has no attribute %q", it.name, it.comp.Name, it.mod.Ref(), name)
+		}
+	}
 	for _, a := range it.comp.Attributes {
 		ty, err := ParseType(a.Type)
 		if err != nil {
@@ -740,9 +799,14 @@ func (c *compiler) evaluate(it *item) {
 				continue
 			}
 			sources[a.Name] = c.source(e, it)
+			// A value computed from a sensitive one is sensitive too.
+			if !a.Sensitive && v.ContainsMarked() {
+				sensitive = append(sensitive, a.Name)
+			}
 			if !v.IsWhollyKnown() {
 				waiting = append(waiting, fmt.Sprintf("%s (%s)", a.Name, sources[a.Name]))
-				values[a.Name] = cty.UnknownVal(ty)
+				_, marks := v.UnmarkDeep()
+				values[a.Name] = cty.UnknownVal(ty).WithMarks(marks)
 				continue
 			}
 			if v, err = convert.Convert(v, ty); err != nil {
@@ -759,11 +823,17 @@ func (c *compiler) evaluate(it *item) {
 			c.violate(posPtr(it.inst.Pos), "%s: attribute %q is required", it.name, a.Name)
 			continue
 		} else {
-			v = cty.NullVal(ty)
+			// Validations apply to values that are set.
 			sources[a.Name] = "unset"
+			values[a.Name] = cty.NullVal(ty)
+			attrs[a.Name] = ctyJSON(cty.NullVal(ty))
+			continue
 		}
 		if !c.validate(a, v, it.name+"."+a.Name) {
 			continue
+		}
+		if a.Sensitive {
+			v = v.Mark(sensitiveMark)
 		}
 		values[a.Name] = v
 		attrs[a.Name] = ctyJSON(v)
@@ -789,6 +859,9 @@ func (c *compiler) evaluate(it *item) {
 	for _, o := range it.comp.Outputs {
 		if raw, ok := reported[o.Name]; ok {
 			if v, err := jsonToCty(raw); err == nil {
+				if o.Sensitive {
+					v = v.Mark(sensitiveMark)
+				}
 				outs[o.Name] = v
 				continue
 			}
@@ -801,7 +874,7 @@ func (c *compiler) evaluate(it *item) {
 			continue
 		}
 		st.DependsOn = append(st.DependsOn, d.step.ID)
-		if d.p != it.p && len(d.step.Waiting) == 0 && c.in.Done[d.step.ID] != d.step.Digest {
+		if d.p != it.p && it.explicit[d] && c.in.Done[d.step.ID] != d.step.Digest {
 			waiting = append(waiting, d.p.key+"/"+d.name+" to converge")
 		}
 	}
@@ -848,7 +921,7 @@ func (c *compiler) exports() []*Value {
 	}
 	ctx := &hcl.EvalContext{Variables: map[string]cty.Value{
 		"input": cty.ObjectVal(c.inputs), "node": c.nodeVar(),
-	}, Functions: Functions()}
+	}, Functions: FunctionsFor(c.in.Module)}
 	var out []*Value
 	for _, e := range c.tmpl.Exports {
 		v, err := evalExpr(e.Value, ctx)
@@ -856,7 +929,7 @@ func (c *compiler) exports() []*Value {
 			c.violate(posPtr(e.Value.Pos), "export %s: %v", e.Name, err)
 			continue
 		}
-		ev := &Value{Name: e.Name, Source: "export", Sensitive: e.Sensitive}
+		ev := &Value{Name: e.Name, Source: "export", Sensitive: e.Sensitive || v.ContainsMarked()}
 		if v.IsWhollyKnown() {
 			ev.Value = ctyJSONTyped(v)
 		} else {
@@ -877,6 +950,9 @@ func exportsVar(p *Plan) cty.Value {
 				continue
 			}
 			if v, err := jsonToCty(e.Value); err == nil {
+				if e.Sensitive {
+					v = v.Mark(sensitiveMark)
+				}
 				m[e.Name] = v
 			}
 		}
@@ -912,8 +988,16 @@ func diagError(diags hcl.Diagnostics) error {
 	return fmt.Errorf("%s", strings.Join(msgs, "; "))
 }
 
+// sensitiveMark marks the values of sensitive inputs, attributes, outputs
+// and exports, so that what is computed from them is known to be
+// sensitive too.
+type sensitiveMarkType struct{}
+
+var sensitiveMark = sensitiveMarkType{}
+
 // ctyJSON encodes a known value as plain JSON.
 func ctyJSON(v cty.Value) json.RawMessage {
+	v, _ = v.UnmarkDeep()
 	b, err := ctyjson.Marshal(v, v.Type())
 	if err != nil {
 		return json.RawMessage("null")
@@ -1029,6 +1113,21 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	sort.Strings(keys)
 	return keys
+}
+
+// didYouMean is ` (did you mean "X"?)` for the name of names closest to
+// given, if one is close enough.
+func didYouMean(given string, names []string) string {
+	best, bestDist := "", 3
+	for _, n := range names {
+		if d := levenshtein.Distance(given, n, nil); d < bestDist {
+			best, bestDist = n, d
+		}
+	}
+	if best == "" {
+		return ""
+	}
+	return fmt.Sprintf(" (did you mean %q?)", best)
 }
 
 // StepID names a step stably across generations.

@@ -1,0 +1,168 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/dtkhq/dtk/internal/config"
+)
+
+// agentBin is dtk-agent built once for the tests that need a process.
+var agentBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "dtk-agent-test-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	agentBin = filepath.Join(dir, "dtk-agent")
+	cmd := exec.Command("go", "build", "-ldflags", "-X main.version=test", "-o", agentBin, ".")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "build dtk-agent: %v\n%s", err, b)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+func runMain(args ...string) (code int, stdout, stderr string) {
+	var o, e bytes.Buffer
+	code = run(args, &o, &e)
+	return code, o.String(), e.String()
+}
+
+func writeFile(t *testing.T, name, text string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestConfigCheck_OK(t *testing.T) {
+	p := writeFile(t, "agent.hcl", "name = \"web-1\"\nlabels = { role = \"web\" }\n")
+	code, out, errOut := runMain("config", "check", p)
+	if code != 0 || out != "ok\n" {
+		t.Fatalf("exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+}
+
+func TestConfigCheck_PrintsEveryErrorAndExits2(t *testing.T) {
+	p := writeFile(t, "agent.hcl", "nmae = \"web-1\"\nserf_addr = \"10.0.0.5\"\nlog_level = \"loud\"\n")
+	code, out, _ := runMain("config", "check", p)
+	if code != 2 {
+		t.Errorf("exit %d, want 2", code)
+	}
+	for _, want := range []string{
+		p + `:1:1: Unsupported argument`, `Did you mean "name"?`,
+		p + `:2:13: serf_addr: "10.0.0.5" is not host:port`,
+		p + `:3:13: log_level: "loud" is not a log level`,
+		"3 error(s) in " + p,
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+func TestConfigCheck_PackagedDefaultIsValid(t *testing.T) {
+	code, out, errOut := runMain("config", "check", "../../packaging/agent.hcl")
+	if code != 0 || out != "ok\n" {
+		t.Fatalf("exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+}
+
+func TestRun_InvalidConfigurationExits2WithPositions(t *testing.T) {
+	p := writeFile(t, "agent.hcl", "bootstrap_expect = 3\npoll_wait = \"soon\"\n")
+	// --serf-addr is bad too, and named as the flag.
+	code, _, errOut := runMain("run", "--config", p, "--serf-addr", "localhost:7946")
+	if code != 2 {
+		t.Errorf("exit %d, want 2", code)
+	}
+	for _, want := range []string{
+		p + ":1:20: bootstrap_expect: only a coordinator uses this",
+		p + `:2:13: poll_wait: "soon" is not a duration`,
+		`--serf-addr: "localhost:7946" must be an IP address`,
+	} {
+		if !strings.Contains(errOut, want) {
+			t.Errorf("stderr lacks %q:\n%s", want, errOut)
+		}
+	}
+}
+
+func TestRun_FlagFixesFile(t *testing.T) {
+	// The file's coordinator-only field is fine once --coordinator is
+	// given: flags are merged before validation.
+	p := writeFile(t, "agent.hcl", "bootstrap_expect = 3\nserf_addr = \"127.0.0.1:7946\"\n")
+	cfg, err := config.Resolve(p, parseOverrides(t, "run", "--coordinator"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !cfg.Coordinator || cfg.BootstrapExpect != 3 || cfg.Where(config.FieldCoordinator) != "--coordinator" {
+		t.Errorf("got %+v", cfg)
+	}
+}
+
+// parseOverrides parses a command line as main does and returns the
+// overrides of its run flags.
+func parseOverrides(t *testing.T, args ...string) config.Overrides {
+	t.Helper()
+	var c cli
+	p, err := newParser(&c, io.Discard, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kctx, err := p.Parse(args)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &c.Run.runFlags
+	if strings.HasPrefix(kctx.Command(), "service install") {
+		f = &c.Service.Install.runFlags
+	}
+	return f.overrides(flagsSet(kctx), globals{LogLevel: c.LogLevel})
+}
+
+// What `service install` writes into the unit parses back to the same
+// flags.
+func TestOverrides_ArgsRoundTrip(t *testing.T) {
+	args := []string{
+		"service", "install", "--coordinator", "--no-agent", "--bootstrap-expect", "3", "--join", "10.0.0.1:7946",
+		"--join", "10.0.0.2:7946", "--label", "role=web", "--label", "env=prod", "--name", "c1",
+		"--data-dir", "/srv/dtk", "--http-addr", "10.0.0.5:7070", "--serf-addr", "10.0.0.5:7946",
+		"--raft-addr", "10.0.0.5:7947", "--poll-wait", "90s", "--reconcile", "2m", "--log-level", "debug",
+	}
+	o := parseOverrides(t, args...)
+	back := parseOverrides(t, append([]string{"run"}, o.Args()...)...)
+	if !reflect.DeepEqual(o, back) {
+		t.Errorf("round trip changed the flags:\n%q\n%+v\n%+v", o.Args(), o, back)
+	}
+	if len(o.Args()) != len(args)-2 {
+		t.Errorf("Args() = %q", o.Args())
+	}
+	// Nothing given, nothing written: defaults stay defaults.
+	if a := parseOverrides(t, "run").Args(); len(a) != 0 {
+		t.Errorf("no flags gave %q", a)
+	}
+	if a := parseOverrides(t, "run", "--no-coordinator").Args(); !reflect.DeepEqual(a, []string{"--coordinator=false"}) {
+		t.Errorf("--no-coordinator gave %q", a)
+	}
+}
+
+func TestVersion(t *testing.T) {
+	out, err := exec.Command(agentBin, "version").Output()
+	if err != nil || !strings.HasPrefix(string(out), "dtk-agent test (") {
+		t.Fatalf("%v: %s", err, out)
+	}
+}

@@ -1,0 +1,182 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/dtkhq/dtk/internal/config"
+	"github.com/dtkhq/dtk/internal/daemon"
+)
+
+// runFlags are the flags of `run`, shared with `service install`. Every one
+// is also a field of the configuration file (internal/config); a flag given
+// on the command line wins over the file.
+type runFlags struct {
+	Config            string            `help:"Configuration file (HCL); default: ${config_path} when it exists." type:"path"`
+	Coordinator       bool              `help:"Also run a coordinator (Raft member, HTTP API)." negatable:""`
+	NoAgent           bool              `help:"With --coordinator: do not act as a node."`
+	BootstrapExpect   int               `help:"Number of coordinators that form the cluster." default:"${bootstrap_expect}"`
+	Join              []string          `help:"Gossip address (host:port) of any member to join; repeatable."`
+	Name              string            `help:"Node name (default: hostname)."`
+	DataDir           string            `help:"State folder." default:"${data_dir}" type:"path"`
+	Label             map[string]string `help:"Node label k=v; repeatable."`
+	HTTPAddr          string            `help:"Coordinator API address (default: serf host, port 7070)."`
+	SerfAddr          string            `help:"Gossip address." default:"${serf_addr}"`
+	RaftAddr          string            `help:"Coordinator Raft address (default: serf host, port 7947)."`
+	PollWait          time.Duration     `help:"Longest plan long-poll." default:"${poll_wait}"`
+	ReconcileInterval time.Duration     `help:"How often the cached plan is converged again (retrying failures)." default:"${reconcile_interval}" aliases:"reconcile"`
+}
+
+// overrides are the flags given on the command line.
+func (f *runFlags) overrides(s set, g globals) config.Overrides {
+	var o config.Overrides
+	if s["name"] {
+		o.Name = &f.Name
+	}
+	if s["data-dir"] {
+		o.DataDir = &f.DataDir
+	}
+	if s["coordinator"] {
+		o.Coordinator = &f.Coordinator
+	}
+	if s["no-agent"] {
+		o.NoAgent = &f.NoAgent
+	}
+	if s["bootstrap-expect"] {
+		o.BootstrapExpect = &f.BootstrapExpect
+	}
+	if s["join"] {
+		o.Join = &f.Join
+	}
+	if s["label"] {
+		o.Labels = &f.Label
+	}
+	if s["http-addr"] {
+		o.HTTPAddr = &f.HTTPAddr
+	}
+	if s["serf-addr"] {
+		o.SerfAddr = &f.SerfAddr
+	}
+	if s["raft-addr"] {
+		o.RaftAddr = &f.RaftAddr
+	}
+	if s["poll-wait"] {
+		o.PollWait = &f.PollWait
+	}
+	if s["reconcile-interval"] {
+		o.ReconcileInterval = &f.ReconcileInterval
+	}
+	if s["log-level"] {
+		o.LogLevel = &g.LogLevel
+	}
+	return o
+}
+
+type runCmd struct {
+	runFlags `embed:""`
+}
+
+func (r *runCmd) Run(ctx context.Context, log *slog.Logger, level *slog.LevelVar, s set, g globals) error {
+	o := r.overrides(s, g)
+	cfg, err := config.Resolve(r.Config, o)
+	if err != nil {
+		return err
+	}
+	level.Set(cfg.Level())
+	// From here on SIGHUP reloads (a reload asked for during start-up waits
+	// for it) instead of killing the process.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	d, err := daemon.Start(ctx, daemonConfig(cfg, log))
+	if err != nil {
+		return err
+	}
+	log.Info("dtk-agent running", "version", version, "coordinator", cfg.Coordinator, "config", cfg.File)
+	for running := true; running; {
+		select {
+		case <-ctx.Done():
+			running = false
+		case <-d.Done():
+			running = false
+		case <-hup:
+			cfg = reload(cfg, r.Config, o, d, level, log)
+		}
+	}
+	log.Info("shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer cancel()
+	d.Shutdown(sctx)
+	return nil
+}
+
+func daemonConfig(c *config.Config, log *slog.Logger) daemon.Config {
+	return daemon.Config{
+		Name: c.Name, DataDir: c.DataDir, Coordinator: c.Coordinator, NoAgent: c.NoAgent,
+		BootstrapExpect: c.BootstrapExpect, Join: c.Join, Labels: c.Labels, HTTPAddr: c.HTTPAddr,
+		SerfAddr: c.SerfAddr, RaftAddr: c.RaftAddr, Version: version, Logger: log,
+		PollWait: c.PollWait, ReconcileInterval: c.ReconcileInterval,
+	}
+}
+
+// reload re-reads the configuration file on SIGHUP, flags still winning,
+// and applies what can change at run time. An invalid file changes
+// nothing. It returns the configuration now in effect.
+func reload(cur *config.Config, path string, o config.Overrides, d *daemon.Daemon, level *slog.LevelVar, log *slog.Logger) *config.Config {
+	log = log.With("component", "reload")
+	next, err := config.Resolve(path, o)
+	if err != nil {
+		var errs config.Errors
+		if errors.As(err, &errs) {
+			for _, e := range errs {
+				log.Error("invalid configuration", "err", e.Error())
+			}
+		} else {
+			log.Error("invalid configuration", "err", err)
+		}
+		log.Error("configuration not reloaded: keeping the running one", "errors", len(errs))
+		return cur
+	}
+	changes := config.Diff(cur, next)
+	if len(changes) == 0 {
+		log.Info("configuration unchanged", "config", next.File)
+		return cur
+	}
+	applied := cur.Clone()
+	applied.File = next.File
+	for _, ch := range changes {
+		if !ch.Runtime {
+			log.Warn("changed, takes effect after a restart", "field", ch.Field, "where", next.Where(ch.Field))
+		}
+	}
+	if cur.LogLevel != next.LogLevel {
+		// Say so at whichever of the two levels is more verbose.
+		if next.Level() < cur.Level() {
+			level.Set(next.Level())
+			log.Info("log level changed", "level", next.LogLevel)
+		} else {
+			log.Info("log level changed", "level", next.LogLevel)
+			level.Set(next.Level())
+		}
+		applied.LogLevel = next.LogLevel
+	}
+	// Record only what the daemon took, so that a later SIGHUP tries the
+	// rest again.
+	if err := d.SetLabels(next.Labels); err != nil {
+		log.Warn("not applied", "field", config.FieldLabels, "err", err)
+	} else {
+		applied.Labels = next.Labels
+	}
+	if err := d.SetReconcileInterval(next.ReconcileInterval); err != nil {
+		log.Warn("not applied", "field", config.FieldReconcileInterval, "err", err)
+	} else {
+		applied.ReconcileInterval = next.ReconcileInterval
+	}
+	log.Info("configuration reloaded", "config", next.File, "changes", len(changes))
+	return applied
+}

@@ -1,0 +1,115 @@
+package main
+
+import (
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// `dtk-agent service install` writes /etc/systemd/system/dtk-agent.service
+// (kardianos/service fixes that path). To exercise exactly that without
+// touching the machine, the commands run inside a private mount namespace
+// (unshare --mount --propagation private) where a tmpfs covers
+// /etc/systemd/system: whatever happens there vanishes with the namespace.
+// No systemd runs as PID 1 on these machines, so start/stop cannot really
+// happen: a fake systemctl on PATH records the calls instead, and the unit
+// is checked with `systemd-analyze verify`, which needs no running systemd.
+func TestService_InstallVerifyUninstall_SystemPath(t *testing.T) {
+	requireTool(t, "unshare", "util-linux")
+	requireTool(t, "systemd-analyze", "systemd")
+	if os.Geteuid() != 0 {
+		t.Skip("needs root for a mount namespace")
+	}
+	if err := exec.Command("unshare", "--mount", "--propagation", "private", "true").Run(); err != nil {
+		// A missing capability (a container without CAP_SYS_ADMIN), not a
+		// missing tool: internal/svcinstall's tests still cover the unit.
+		t.Skipf("no mount namespace here (%v): the system-path test needs one", err)
+	}
+	const unit = "/etc/systemd/system/dtk-agent.service"
+	if _, err := os.Stat(unit); err == nil {
+		t.Skip(unit + " exists on this machine: not testing beside a real install")
+	}
+
+	dir := t.TempDir()
+	fake := filepath.Join(dir, "fakebin")
+	os.MkdirAll(fake, 0o755)
+	calls := filepath.Join(dir, "calls")
+	os.WriteFile(filepath.Join(fake, "systemctl"), []byte("#!/bin/sh\necho \"$@\" >> "+calls+"\n"), 0o755)
+	cfg := writeFile(t, "agent.hcl", "serf_addr = \"10.0.0.5:7946\"\nlabels = { env = \"prod\" }\n")
+	out := filepath.Join(dir, "unit")
+
+	script := `set -e
+mount -t tmpfs tmpfs /etc/systemd/system
+export PATH="$FAKE:$PATH"
+svc() { "$BIN" service --init linux-systemd "$@"; }
+svc install --config "$CFG" --coordinator --bootstrap-expect 3 --join 10.0.0.1:7946 --name c1
+cp ` + unit + ` "$OUT"
+if svc install --config "$CFG" 2>"$OUT.again"; then echo "second install succeeded"; exit 1; fi
+svc start
+svc stop
+svc uninstall
+test ! -e ` + unit + `
+echo uninstalled
+`
+	cmd := exec.Command("unshare", "--mount", "--propagation", "private", "sh", "-c", script)
+	cmd.Env = append(os.Environ(), "BIN="+agentBin, "FAKE="+fake, "CFG="+cfg, "OUT="+out)
+	b, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(b), "uninstalled") {
+		t.Fatalf("%v\n%s", err, b)
+	}
+	if !strings.Contains(string(b), "installed the dtk-agent service (/etc/systemd/system/dtk-agent.service)") {
+		t.Errorf("install output:\n%s", b)
+	}
+	if _, err := os.Stat(unit); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("%s appeared outside the namespace", unit)
+	}
+
+	text, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantExec := "ExecStart=" + agentBin + " run --config " + cfg +
+		" --name c1 --coordinator --bootstrap-expect 3 --join 10.0.0.1:7946\n"
+	for _, want := range []string{wantExec, "Restart=on-failure\n", "KillSignal=SIGTERM\n", "ExecReload=/bin/kill -HUP $MAINPID\n"} {
+		if !strings.Contains(string(text), want) {
+			t.Errorf("unit lacks %q:\n%s", want, text)
+		}
+	}
+	// verify wants the unit under its own name.
+	named := filepath.Join(dir, "dtk-agent.service")
+	os.Rename(out, named)
+	if v, err := exec.Command("systemd-analyze", "verify", "--man=no", named).CombinedOutput(); err != nil || len(strings.TrimSpace(string(v))) > 0 {
+		t.Errorf("systemd-analyze verify: %v\n%s", err, v)
+	}
+
+	again, _ := os.ReadFile(out + ".again")
+	if !strings.Contains(string(again), "already installed") {
+		t.Errorf("second install said: %s", again)
+	}
+	c, _ := os.ReadFile(calls)
+	want := "enable dtk-agent.service\ndaemon-reload\nstart dtk-agent.service\nstop dtk-agent.service\nstop dtk-agent.service\ndisable dtk-agent.service\ndaemon-reload\n"
+	if string(c) != want {
+		t.Errorf("systemctl calls:\n%s\nwant:\n%s", c, want)
+	}
+}
+
+func TestService_InstallRefusesInvalidConfiguration(t *testing.T) {
+	cfg := writeFile(t, "agent.hcl", "bootstrap_expect = 3\n")
+	code, _, errOut := runMain("service", "--init", "linux-systemd", "install", "--config", cfg)
+	if code != 2 || !strings.Contains(errOut, cfg+":1:20: bootstrap_expect: only a coordinator uses this") {
+		t.Errorf("exit %d:\n%s", code, errOut)
+	}
+}
+
+func requireTool(t *testing.T, name, pkg string) {
+	t.Helper()
+	if _, err := exec.LookPath(name); err != nil {
+		if os.Getenv("DTK_REQUIRE_TOOLS") != "" {
+			t.Fatalf("%s not found (apt-get install %s) and DTK_REQUIRE_TOOLS is set", name, pkg)
+		}
+		t.Skipf("%s not found (apt-get install %s)", name, pkg)
+	}
+}

@@ -1,0 +1,213 @@
+// Package config reads, merges and validates the configuration of
+// `dtk-agent run`: defaults, then an HCL file (/etc/dtk/agent.hcl unless
+// --config names another), then the flags given on the command line, which
+// win. Every value remembers where it was set, so that an error names the
+// field and its position (file:line:col, or the flag).
+//
+// The file is flat: one attribute per `run` flag.
+//
+//	name      = "web-1"
+//	serf_addr = "10.0.0.5:7946"
+//	join      = ["10.0.0.1:7946", "10.0.0.2:7946"]
+//	labels    = { role = "web", env = "prod" }
+//
+// Only labels, log_level and reconcile_interval change at run time (SIGHUP);
+// Diff tells the caller which changes need a restart.
+package config
+
+import (
+	"log/slog"
+	"maps"
+	"slices"
+	"time"
+
+	"github.com/hashicorp/hcl/v2"
+)
+
+// DefaultPath is read by `dtk-agent run` when --config is not given and
+// the file exists.
+const DefaultPath = "/etc/dtk/agent.hcl"
+
+// Field names, as written in the file.
+const (
+	FieldName              = "name"
+	FieldDataDir           = "data_dir"
+	FieldCoordinator       = "coordinator"
+	FieldNoAgent           = "no_agent"
+	FieldBootstrapExpect   = "bootstrap_expect"
+	FieldJoin              = "join"
+	FieldLabels            = "labels"
+	FieldHTTPAddr          = "http_addr"
+	FieldSerfAddr          = "serf_addr"
+	FieldRaftAddr          = "raft_addr"
+	FieldPollWait          = "poll_wait"
+	FieldReconcileInterval = "reconcile_interval"
+	FieldLogLevel          = "log_level"
+)
+
+// field describes one configuration field: its file name, the `run` flag
+// that sets it, whether it can change at run time and whether it only
+// means something on a coordinator.
+type field struct {
+	name            string
+	flag            string
+	runtime         bool
+	coordinatorOnly bool
+}
+
+// fields lists every field in the order the documentation and `service
+// install` use.
+var fields = []field{
+	{name: FieldName, flag: "--name"},
+	{name: FieldDataDir, flag: "--data-dir"},
+	{name: FieldCoordinator, flag: "--coordinator"},
+	{name: FieldNoAgent, flag: "--no-agent", coordinatorOnly: true},
+	{name: FieldBootstrapExpect, flag: "--bootstrap-expect", coordinatorOnly: true},
+	{name: FieldJoin, flag: "--join"},
+	{name: FieldLabels, flag: "--label", runtime: true},
+	{name: FieldHTTPAddr, flag: "--http-addr", coordinatorOnly: true},
+	{name: FieldSerfAddr, flag: "--serf-addr"},
+	{name: FieldRaftAddr, flag: "--raft-addr", coordinatorOnly: true},
+	{name: FieldPollWait, flag: "--poll-wait"},
+	{name: FieldReconcileInterval, flag: "--reconcile-interval", runtime: true},
+	{name: FieldLogLevel, flag: "--log-level", runtime: true},
+}
+
+func lookupField(name string) field {
+	for _, f := range fields {
+		if f.name == name {
+			return f
+		}
+	}
+	panic("config: unknown field " + name)
+}
+
+// Fields lists the field names in documentation order.
+func Fields() []string {
+	out := make([]string, len(fields))
+	for i, f := range fields {
+		out[i] = f.name
+	}
+	return out
+}
+
+// Flag is the `run` flag that sets field.
+func Flag(fieldName string) string { return lookupField(fieldName).flag }
+
+// Runtime reports whether field can change without a restart.
+func Runtime(fieldName string) bool { return lookupField(fieldName).runtime }
+
+// Log levels a configuration accepts.
+var logLevels = map[string]slog.Level{
+	"debug": slog.LevelDebug, "info": slog.LevelInfo, "warn": slog.LevelWarn, "error": slog.LevelError,
+}
+
+// Config is the merged configuration of one `dtk-agent run`.
+type Config struct {
+	Name              string // empty: the hostname
+	DataDir           string
+	Coordinator       bool
+	NoAgent           bool
+	BootstrapExpect   int
+	Join              []string
+	Labels            map[string]string
+	HTTPAddr          string // empty: the serf host, port 7070
+	SerfAddr          string
+	RaftAddr          string // empty: the serf host, port 7947
+	PollWait          time.Duration
+	ReconcileInterval time.Duration
+	LogLevel          string
+
+	// File is the configuration file the values were read from, if any.
+	File string
+
+	origins map[string]origin
+	src     []byte // the file's text, for error excerpts
+}
+
+// Default is the configuration without file or flags.
+func Default() *Config {
+	return &Config{
+		DataDir:           "/var/lib/dtk",
+		BootstrapExpect:   1,
+		SerfAddr:          "127.0.0.1:7946",
+		PollWait:          5 * time.Minute,
+		ReconcileInterval: 10 * time.Minute,
+		LogLevel:          "info",
+		origins:           map[string]origin{},
+	}
+}
+
+// Level is LogLevel as a slog level (info when it is not valid).
+func (c *Config) Level() slog.Level { return ParseLevel(c.LogLevel) }
+
+// ParseLevel maps debug, info, warn and error to slog levels (anything
+// else to info).
+func ParseLevel(s string) slog.Level {
+	if l, ok := logLevels[s]; ok {
+		return l
+	}
+	return slog.LevelInfo
+}
+
+// IsSet reports whether field was set by the file or a flag (not a default).
+func (c *Config) IsSet(fieldName string) bool {
+	return c.origins[fieldName].kind != fromDefault
+}
+
+// Where says where field was set: "FILE:LINE:COL", "--flag" or "default".
+func (c *Config) Where(fieldName string) string {
+	return c.origins[fieldName].where(fieldName)
+}
+
+// Clone is a deep copy.
+func (c *Config) Clone() *Config {
+	n := *c
+	n.Join = slices.Clone(c.Join)
+	n.Labels = maps.Clone(c.Labels)
+	n.origins = maps.Clone(c.origins)
+	return &n
+}
+
+type originKind int
+
+const (
+	fromDefault originKind = iota
+	fromFile
+	fromFlag
+)
+
+// origin is where a field got its value; for the file, also where each
+// list element or map key is, so that errors point at the bad one.
+type origin struct {
+	kind  originKind
+	rng   hcl.Range
+	elems []hcl.Range
+	keys  map[string]hcl.Range
+}
+
+func (o origin) where(fieldName string) string {
+	switch o.kind {
+	case fromFile:
+		return pos(o.rng)
+	case fromFlag:
+		return lookupField(fieldName).flag
+	}
+	return "default"
+}
+
+// elem is the range of list element i (or of the whole value).
+func (o origin) elem(i int) hcl.Range {
+	if i < len(o.elems) {
+		return o.elems[i]
+	}
+	return o.rng
+}
+
+// key is the range of map key k (or of the whole value).
+func (o origin) key(k string) hcl.Range {
+	if r, ok := o.keys[k]; ok {
+		return r
+	}
+	return o.rng
+}

@@ -1,0 +1,214 @@
+package config
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestParse_Full(t *testing.T) {
+	src := `
+name               = "web-1"
+data_dir           = "/srv/dtk"
+coordinator        = true
+no_agent           = false
+bootstrap_expect   = 3
+join               = ["10.0.0.1:7946", "10.0.0.2:7946"]
+labels             = { role = "web", "env" = "prod" }
+http_addr          = "10.0.0.5:7070"
+serf_addr          = "10.0.0.5:7946"
+raft_addr          = "10.0.0.5:7947"
+poll_wait          = "2m"
+reconcile_interval = "30s"
+log_level          = "debug"
+`
+	c, err := Check([]byte(src), "agent.hcl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := &Config{
+		Name: "web-1", DataDir: "/srv/dtk", Coordinator: true, BootstrapExpect: 3,
+		Join: []string{"10.0.0.1:7946", "10.0.0.2:7946"}, Labels: map[string]string{"role": "web", "env": "prod"},
+		HTTPAddr: "10.0.0.5:7070", SerfAddr: "10.0.0.5:7946", RaftAddr: "10.0.0.5:7947",
+		PollWait: 2 * time.Minute, ReconcileInterval: 30 * time.Second, LogLevel: "debug", File: "agent.hcl",
+	}
+	got := c.Clone()
+	got.origins, got.src = nil, nil
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("got  %+v\nwant %+v", got, want)
+	}
+	if w := c.Where(FieldSerfAddr); w != "agent.hcl:10:22" {
+		t.Errorf("Where(serf_addr) = %q", w)
+	}
+	if c.IsSet(FieldNoAgent) != true || Default().IsSet(FieldName) {
+		t.Error("IsSet wrong")
+	}
+}
+
+func TestParse_EmptyFileIsDefaults(t *testing.T) {
+	c, err := Check([]byte("# nothing\n"), "agent.hcl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := Default()
+	if len(Diff(d, c)) != 0 {
+		t.Errorf("empty file differs from defaults: %v", Diff(d, c))
+	}
+	if err := Default().Validate(); err != nil {
+		t.Errorf("defaults do not validate: %v", err)
+	}
+}
+
+// Every bad configuration gets its own error, naming the field and where
+// it is (file:line:col of the value, the key or the element at fault).
+func TestParse_BadConfigurations(t *testing.T) {
+	cases := []struct {
+		name, src string
+		want      []string // substrings of the one error expected, in order
+	}{
+		{"syntax", `name = "a`, []string{"agent.hcl:1:", "Unterminated template string"}},
+		{"unknown field with suggestion", `nmae = "a"`, []string{"agent.hcl:1:1: ", `Unsupported argument`, `Did you mean "name"?`}},
+		{"unknown field far from any", `colour = "blue"`, []string{"agent.hcl:1:1: ", `An argument named "colour" is not expected here`}},
+		{"block instead of map", "labels {\n  role = \"web\"\n}", []string{"agent.hcl:1:1: ", `Unsupported block type`, `use the equals sign`}},
+		{"duplicate field", "name = \"a\"\nname = \"b\"", []string{"agent.hcl:2:1: ", "Attribute redefined"}},
+		{"reference", `name = hostname`, []string{"agent.hcl:1:8: ", "Variables not allowed"}},
+		{"bad name", `name = "Web_1"`, []string{"agent.hcl:1:8: name: ", `"Web_1" is not a valid node name`}},
+		{"empty name", `name = ""`, []string{"agent.hcl:1:8: name: ", "leave it out to use the hostname"}},
+		{"name not string", `name = ["a"]`, []string{"agent.hcl:1:8: name: must be a string, got a list"}},
+		{"relative data dir", `data_dir = "var/lib/dtk"`, []string{"agent.hcl:1:12: data_dir: ", "absolute path"}},
+		{"coordinator not bool", `coordinator = "yes"`, []string{"agent.hcl:1:15: coordinator: must be true or false, got a string"}},
+		{"bootstrap_expect zero", "coordinator = true\nbootstrap_expect = 0", []string{"agent.hcl:2:20: bootstrap_expect: must be at least 1"}},
+		{"bootstrap_expect fraction", "coordinator = true\nbootstrap_expect = 2.5", []string{"agent.hcl:2:20: bootstrap_expect: must be a whole number, got 2.5"}},
+		{"bootstrap_expect string", "coordinator = true\nbootstrap_expect = \"three\"", []string{"agent.hcl:2:20: bootstrap_expect: must be a whole number, got a string"}},
+		{"bootstrap_expect without coordinator", `bootstrap_expect = 3`, []string{"agent.hcl:1:20: bootstrap_expect: only a coordinator uses this", "coordinator = true"}},
+		{"no_agent without coordinator", `no_agent = true`, []string{"agent.hcl:1:12: no_agent: only a coordinator uses this"}},
+		{"http_addr without coordinator", `http_addr = "10.0.0.5:7070"`, []string{"agent.hcl:1:13: http_addr: only a coordinator uses this"}},
+		{"raft_addr without coordinator", `raft_addr = "10.0.0.5:7947"`, []string{"agent.hcl:1:13: raft_addr: only a coordinator uses this"}},
+		{"join not a list", `join = "10.0.0.1:7946"`, []string{"agent.hcl:1:8: join: must be a list"}},
+		{"join element without port", `join = ["10.0.0.1:7946", "10.0.0.2"]`, []string{"agent.hcl:1:26: join: ", `"10.0.0.2" is not host:port (missing port in address)`}},
+		{"join element port 0", `join = ["10.0.0.1:0"]`, []string{"agent.hcl:1:9: join: ", "needs a port"}},
+		{"join element not string", `join = [true]`, []string{"agent.hcl:1:9: join: element 1 must be a \"host:port\" string, got a bool"}},
+		{"labels not a map", `labels = ["role"]`, []string{"agent.hcl:1:10: labels: must be a map of strings"}},
+		{"label key invalid", `labels = { role = "web", "9lives" = "x" }`, []string{"agent.hcl:1:26: labels: ", `label key "9lives" is not valid`}},
+		{"label value not string", `labels = { role = ["web"] }`, []string{"agent.hcl:1:19: labels: ", `label "role" must be a string, got a list`}},
+		{"label value control char", `labels = { role = "a\nb" }`, []string{"agent.hcl:1:12: labels: ", "control character"}},
+		{"serf_addr host name", `serf_addr = "node1:7946"`, []string{"agent.hcl:1:13: serf_addr: ", "must be an IP address"}},
+		{"serf_addr unspecified", `serf_addr = "0.0.0.0:7946"`, []string{"agent.hcl:1:13: serf_addr: ", "cannot use 0.0.0.0"}},
+		{"serf_addr no port", `serf_addr = "10.0.0.5"`, []string{"agent.hcl:1:13: serf_addr: ", "is not host:port"}},
+		{"serf_addr bad port", `serf_addr = "10.0.0.5:http"`, []string{"agent.hcl:1:13: serf_addr: ", `bad port "http"`}},
+		{"http_addr no host", "coordinator = true\nhttp_addr = \":7070\"", []string{"agent.hcl:2:13: http_addr: ", "has no host"}},
+		{"raft_addr bad", "coordinator = true\nraft_addr = \"10.0.0.5:99999\"", []string{"agent.hcl:2:13: raft_addr: ", "bad port"}},
+		{"poll_wait not a duration", `poll_wait = "5 minutes"`, []string{"agent.hcl:1:13: poll_wait: ", `"5 minutes" is not a duration`}},
+		{"poll_wait number", `poll_wait = 300`, []string{"agent.hcl:1:13: poll_wait: must be a duration in quotes"}},
+		{"poll_wait too long", `poll_wait = "1h"`, []string{"agent.hcl:1:13: poll_wait: ", "use at most 10m0s"}},
+		{"reconcile_interval too short", `reconcile_interval = "10ms"`, []string{"agent.hcl:1:22: reconcile_interval: ", "too short"}},
+		{"log_level", `log_level = "verbose"`, []string{"agent.hcl:1:13: log_level: ", `"verbose" is not a log level`}},
+	}
+	seen := map[string]string{}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Check([]byte(tc.src), "agent.hcl")
+			var errs Errors
+			if !errors.As(err, &errs) {
+				t.Fatalf("want Errors, got %v", err)
+			}
+			if len(errs) != 1 {
+				t.Fatalf("want one error, got %d:\n%s", len(errs), errs)
+			}
+			msg := errs[0].Error()
+			rest := msg
+			for _, w := range tc.want {
+				i := strings.Index(rest, w)
+				if i < 0 {
+					t.Fatalf("error %q\ndoes not contain %q (in order)", msg, w)
+				}
+				rest = rest[i+len(w):]
+			}
+			if !strings.Contains(errs.Verbose(), "^") {
+				t.Errorf("no source excerpt in\n%s", errs.Verbose())
+			}
+			if prev, dup := seen[msg]; dup {
+				t.Errorf("same error as case %q: %s", prev, msg)
+			}
+			seen[msg] = tc.name
+		})
+	}
+}
+
+func TestParse_ReportsEveryError(t *testing.T) {
+	src := "nmae = \"x\"\nserf_addr = \"nope\"\nlog_level = \"loud\"\nlabels = { \"-x\" = \"y\" }\n"
+	_, err := Check([]byte(src), "agent.hcl")
+	var errs Errors
+	if !errors.As(err, &errs) {
+		t.Fatalf("want Errors, got %v", err)
+	}
+	// The unknown field stops nothing: the known ones are still checked.
+	var lines []string
+	for _, e := range errs {
+		lines = append(lines, strings.SplitN(e.Where, ":", 3)[1])
+	}
+	if got := strings.Join(lines, ","); got != "1,2,3,4" {
+		t.Errorf("errors on lines %s, want 1,2,3,4:\n%s", got, errs)
+	}
+}
+
+func TestLoad_MissingFile(t *testing.T) {
+	_, err := Load(filepath.Join(t.TempDir(), "agent.hcl"))
+	if err == nil || !strings.Contains(err.Error(), "no such file") {
+		t.Fatalf("got %v", err)
+	}
+}
+
+func TestConfig_Apply_FlagsOverrideFile(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "agent.hcl")
+	os.WriteFile(p, []byte("name = \"a\"\njoin = [\"10.0.0.1:7946\"]\nlabels = { role = \"web\" }\n"), 0o644)
+	c, err := Load(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	name, labels := "b", map[string]string{"env": "prod"}
+	c.Apply(Overrides{Name: &name, Labels: &labels})
+	if c.Name != "b" || !reflect.DeepEqual(c.Labels, labels) || c.Join[0] != "10.0.0.1:7946" {
+		t.Errorf("merge wrong: %+v", c)
+	}
+	if c.Where(FieldName) != "--name" || c.Where(FieldJoin) != p+":2:8" {
+		t.Errorf("origins wrong: %s %s", c.Where(FieldName), c.Where(FieldJoin))
+	}
+	// A bad flag is named as the flag.
+	bad := "10.0.0.1"
+	c.Apply(Overrides{SerfAddr: &bad})
+	err = c.Validate()
+	if err == nil || !strings.HasPrefix(err.Error(), `--serf-addr: "10.0.0.1" is not host:port`) {
+		t.Errorf("got %v", err)
+	}
+}
+
+func TestOverrides_Args(t *testing.T) {
+	yes, no := true, false
+	n, d := 3, 90*time.Second
+	j := []string{"10.0.0.1:7946", "10.0.0.2:7946"}
+	l := map[string]string{"role": "web", "env": "prod"}
+	got := Overrides{Coordinator: &yes, NoAgent: &no, BootstrapExpect: &n, Join: &j, Labels: &l, PollWait: &d}.Args()
+	want := []string{"--coordinator", "--no-agent=false", "--bootstrap-expect", "3", "--join", "10.0.0.1:7946",
+		"--join", "10.0.0.2:7946", "--label", "env=prod", "--label", "role=web", "--poll-wait", "1m30s"}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("got  %q\nwant %q", got, want)
+	}
+}
+
+func TestDiff(t *testing.T) {
+	a := Default()
+	b := a.Clone()
+	b.Labels = map[string]string{"role": "db"}
+	b.SerfAddr = "10.0.0.9:7946"
+	b.LogLevel = "debug"
+	got := Diff(a, b)
+	want := []Change{{FieldLabels, true}, {FieldSerfAddr, false}, {FieldLogLevel, true}}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("got %v, want %v", got, want)
+	}
+}

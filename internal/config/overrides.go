@@ -1,0 +1,198 @@
+package config
+
+import (
+	"maps"
+	"reflect"
+	"slices"
+	"sort"
+	"strconv"
+	"time"
+)
+
+// Overrides are the fields given on the command line; nil means "not
+// given". A flag replaces the file's value as a whole: --join replaces the
+// file's join list and --label its labels map.
+type Overrides struct {
+	Name              *string
+	DataDir           *string
+	Coordinator       *bool
+	NoAgent           *bool
+	BootstrapExpect   *int
+	Join              *[]string
+	Labels            *map[string]string
+	HTTPAddr          *string
+	SerfAddr          *string
+	RaftAddr          *string
+	PollWait          *time.Duration
+	ReconcileInterval *time.Duration
+	LogLevel          *string
+}
+
+// Apply sets every given field on c and records that a flag set it.
+func (c *Config) Apply(o Overrides) {
+	set := func(name string) { c.origins[name] = origin{kind: fromFlag} }
+	if o.Name != nil {
+		c.Name = *o.Name
+		set(FieldName)
+	}
+	if o.DataDir != nil {
+		c.DataDir = *o.DataDir
+		set(FieldDataDir)
+	}
+	if o.Coordinator != nil {
+		c.Coordinator = *o.Coordinator
+		set(FieldCoordinator)
+	}
+	if o.NoAgent != nil {
+		c.NoAgent = *o.NoAgent
+		set(FieldNoAgent)
+	}
+	if o.BootstrapExpect != nil {
+		c.BootstrapExpect = *o.BootstrapExpect
+		set(FieldBootstrapExpect)
+	}
+	if o.Join != nil {
+		c.Join = slices.Clone(*o.Join)
+		set(FieldJoin)
+	}
+	if o.Labels != nil {
+		c.Labels = maps.Clone(*o.Labels)
+		set(FieldLabels)
+	}
+	if o.HTTPAddr != nil {
+		c.HTTPAddr = *o.HTTPAddr
+		set(FieldHTTPAddr)
+	}
+	if o.SerfAddr != nil {
+		c.SerfAddr = *o.SerfAddr
+		set(FieldSerfAddr)
+	}
+	if o.RaftAddr != nil {
+		c.RaftAddr = *o.RaftAddr
+		set(FieldRaftAddr)
+	}
+	if o.PollWait != nil {
+		c.PollWait = *o.PollWait
+		set(FieldPollWait)
+	}
+	if o.ReconcileInterval != nil {
+		c.ReconcileInterval = *o.ReconcileInterval
+		set(FieldReconcileInterval)
+	}
+	if o.LogLevel != nil {
+		c.LogLevel = *o.LogLevel
+		set(FieldLogLevel)
+	}
+}
+
+// Args renders the overrides as `dtk-agent run` flags, in documentation
+// order, so that a service manager can run the same command later.
+func (o Overrides) Args() []string {
+	var out []string
+	str := func(field string, v *string) {
+		if v != nil {
+			out = append(out, Flag(field), *v)
+		}
+	}
+	boolean := func(field string, v *bool) {
+		switch {
+		case v == nil:
+		case *v:
+			out = append(out, Flag(field))
+		default:
+			out = append(out, Flag(field)+"=false")
+		}
+	}
+	dur := func(field string, v *time.Duration) {
+		if v != nil {
+			out = append(out, Flag(field), v.String())
+		}
+	}
+	str(FieldName, o.Name)
+	str(FieldDataDir, o.DataDir)
+	boolean(FieldCoordinator, o.Coordinator)
+	boolean(FieldNoAgent, o.NoAgent)
+	if o.BootstrapExpect != nil {
+		out = append(out, Flag(FieldBootstrapExpect), strconv.Itoa(*o.BootstrapExpect))
+	}
+	if o.Join != nil {
+		for _, j := range *o.Join {
+			out = append(out, Flag(FieldJoin), j)
+		}
+	}
+	if o.Labels != nil {
+		keys := make([]string, 0, len(*o.Labels))
+		for k := range *o.Labels {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			out = append(out, Flag(FieldLabels), k+"="+(*o.Labels)[k])
+		}
+	}
+	str(FieldHTTPAddr, o.HTTPAddr)
+	str(FieldSerfAddr, o.SerfAddr)
+	str(FieldRaftAddr, o.RaftAddr)
+	dur(FieldPollWait, o.PollWait)
+	dur(FieldReconcileInterval, o.ReconcileInterval)
+	str(FieldLogLevel, o.LogLevel)
+	return out
+}
+
+// Change is one field that differs between two configurations.
+type Change struct {
+	Field string
+	// Runtime is true when the change applies without a restart.
+	Runtime bool
+}
+
+// Diff lists the fields that differ from old to next, in documentation
+// order.
+func Diff(old, next *Config) []Change {
+	var out []Change
+	for _, f := range fields {
+		if !reflect.DeepEqual(fieldValue(old, f.name), fieldValue(next, f.name)) {
+			out = append(out, Change{Field: f.name, Runtime: f.runtime})
+		}
+	}
+	return out
+}
+
+// fieldValue is a field's value, with nil and empty lists and maps equal.
+func fieldValue(c *Config, name string) any {
+	switch name {
+	case FieldName:
+		return c.Name
+	case FieldDataDir:
+		return c.DataDir
+	case FieldCoordinator:
+		return c.Coordinator
+	case FieldNoAgent:
+		return c.NoAgent
+	case FieldBootstrapExpect:
+		return c.BootstrapExpect
+	case FieldJoin:
+		if len(c.Join) == 0 {
+			return []string(nil)
+		}
+		return c.Join
+	case FieldLabels:
+		if len(c.Labels) == 0 {
+			return map[string]string(nil)
+		}
+		return c.Labels
+	case FieldHTTPAddr:
+		return c.HTTPAddr
+	case FieldSerfAddr:
+		return c.SerfAddr
+	case FieldRaftAddr:
+		return c.RaftAddr
+	case FieldPollWait:
+		return c.PollWait
+	case FieldReconcileInterval:
+		return c.ReconcileInterval
+	case FieldLogLevel:
+		return c.LogLevel
+	}
+	panic("config: unknown field " + name)
+}

@@ -1,0 +1,151 @@
+package config
+
+import (
+	"fmt"
+	"net"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+)
+
+var (
+	// nameRE is what coordinators accept as a node name.
+	nameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_.-]{0,62}$`)
+	// labelKeyRE keeps label keys usable in templates (labels = { k = "v" })
+	// and on the command line (--label k=v).
+	labelKeyRE = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_.-]{0,62}$`)
+)
+
+// Limits on durations.
+const (
+	minPollWait = time.Second
+	// maxPollWait is the longest wait coordinators honour.
+	maxPollWait       = 10 * time.Minute
+	minReconcile      = time.Second
+	maxLabelValueSize = 255
+)
+
+// Validate checks every field and every combination, and returns all the
+// problems (an Errors) or nil.
+func (c *Config) Validate() error {
+	var errs Errors
+	add := func(e *Error) {
+		if e != nil {
+			errs = append(errs, e)
+		}
+	}
+	if c.IsSet(FieldName) {
+		switch {
+		case c.Name == "":
+			add(c.fieldError(FieldName, nil, "must not be empty: leave it out to use the hostname"))
+		case !nameRE.MatchString(c.Name):
+			add(c.fieldError(FieldName, nil, "%q is not a valid node name: use at most 63 lowercase letters, digits, '.', '_' and '-', starting with a letter or digit", c.Name))
+		}
+	}
+	switch {
+	case c.DataDir == "":
+		add(c.fieldError(FieldDataDir, nil, "must not be empty"))
+	case !filepath.IsAbs(c.DataDir):
+		add(c.fieldError(FieldDataDir, nil, "must be an absolute path, got %q", c.DataDir))
+	}
+	if c.BootstrapExpect < 1 {
+		add(c.fieldError(FieldBootstrapExpect, nil, "must be at least 1, got %d (the number of coordinators that form the cluster: 1, 3 or 5)", c.BootstrapExpect))
+	}
+	if !c.Coordinator {
+		for _, f := range fields {
+			if f.coordinatorOnly && c.IsSet(f.name) && (f.name != FieldNoAgent || c.NoAgent) {
+				add(c.fieldError(f.name, nil, "only a coordinator uses this: set coordinator = true (--coordinator) or remove it"))
+			}
+		}
+	}
+	o := c.origins[FieldJoin]
+	for i, j := range c.Join {
+		if msg := checkHostPort(j, false, true); msg != "" {
+			r := o.elem(i)
+			add(c.fieldError(FieldJoin, &r, "%q %s", j, msg))
+		}
+	}
+	o = c.origins[FieldLabels]
+	keys := make([]string, 0, len(c.Labels))
+	for k := range c.Labels {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		v := c.Labels[k]
+		r := o.key(k)
+		switch {
+		case !labelKeyRE.MatchString(k):
+			add(c.fieldError(FieldLabels, &r, "label key %q is not valid: use at most 63 letters, digits, '.', '_' and '-', starting with a letter", k))
+		case len(v) > maxLabelValueSize:
+			add(c.fieldError(FieldLabels, &r, "label %q: the value is longer than %d bytes", k, maxLabelValueSize))
+		case strings.ContainsFunc(v, unicode.IsControl):
+			add(c.fieldError(FieldLabels, &r, "label %q: the value contains a control character", k))
+		}
+	}
+	if msg := checkHostPort(c.SerfAddr, true, false); msg != "" {
+		add(c.fieldError(FieldSerfAddr, nil, "%q %s", c.SerfAddr, msg))
+	}
+	for _, f := range []struct {
+		name string
+		v    string
+	}{{FieldHTTPAddr, c.HTTPAddr}, {FieldRaftAddr, c.RaftAddr}} {
+		if f.v == "" && !c.IsSet(f.name) {
+			continue // derived from serf_addr
+		}
+		if msg := checkHostPort(f.v, false, false); msg != "" {
+			add(c.fieldError(f.name, nil, "%q %s", f.v, msg))
+		}
+	}
+	switch {
+	case c.PollWait < minPollWait:
+		add(c.fieldError(FieldPollWait, nil, "%s is too short: use at least %s", c.PollWait, minPollWait))
+	case c.PollWait > maxPollWait:
+		add(c.fieldError(FieldPollWait, nil, "%s is longer than coordinators wait (%s): use at most %s", c.PollWait, maxPollWait, maxPollWait))
+	}
+	if c.ReconcileInterval < minReconcile {
+		add(c.fieldError(FieldReconcileInterval, nil, "%s is too short: use at least %s", c.ReconcileInterval, minReconcile))
+	}
+	if _, ok := logLevels[c.LogLevel]; !ok {
+		add(c.fieldError(FieldLogLevel, nil, "%q is not a log level: use debug, info, warn or error", c.LogLevel))
+	}
+	sortErrors(errs)
+	return errs.orNil()
+}
+
+// checkHostPort says what is wrong with a host:port address, or "". ipOnly
+// requires an IP address (gossip binds to it); portNeeded rejects port 0.
+// An unspecified host (0.0.0.0, ::) is rejected everywhere because the
+// address is also what peers are told to use.
+func checkHostPort(addr string, ipOnly, portNeeded bool) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		msg := err.Error()
+		if ae, ok := err.(*net.AddrError); ok {
+			msg = ae.Err
+		}
+		return fmt.Sprintf("is not host:port (%s), e.g. \"10.0.0.5:7946\"", msg)
+	}
+	if host == "" {
+		return "has no host: give this node's address, e.g. \"10.0.0.5" + ":" + port + "\""
+	}
+	p, err := strconv.Atoi(port)
+	if err != nil || p < 0 || p > 65535 {
+		return fmt.Sprintf("has a bad port %q: use a number from 1 to 65535", port)
+	}
+	if portNeeded && p == 0 {
+		return "needs a port: use a number from 1 to 65535"
+	}
+	ip := net.ParseIP(host)
+	if ipOnly && ip == nil {
+		return "must be an IP address, not a host name (gossip binds to it and tells peers to use it)"
+	}
+	if ip != nil && ip.IsUnspecified() {
+		return fmt.Sprintf("cannot use %s: peers are told this address, so give one they can reach, e.g. \"10.0.0.5:%s\"", host, port)
+	}
+	return ""
+}

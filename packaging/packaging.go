@@ -1,0 +1,255 @@
+// Package packaging builds what dtk ships: .deb and .rpm packages (with
+// nfpm, as a Go library: no fpm, no Ruby) and the self-contained bundle for
+// air-gapped sites. The files that go into them live beside this one:
+//
+//	dtk-agent.service  the systemd unit (equal to what `dtk-agent service
+//	                   install` writes for the packaged paths)
+//	agent.hcl          the default /etc/dtk/agent.hcl
+//	scripts/           maintainer scripts, shared by deb and rpm
+//	install.sh         the bundle's offline installer
+//
+// `make packages` and `make dist` run cmd/dtk-package, which calls this.
+package packaging
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/goreleaser/nfpm/v2"
+	"github.com/goreleaser/nfpm/v2/deb"
+	"github.com/goreleaser/nfpm/v2/files"
+	"github.com/goreleaser/nfpm/v2/rpm"
+)
+
+// Arches are the Linux architectures dtk ships for (Go names).
+var Arches = []string{"amd64", "arm64"}
+
+// Package metadata.
+const (
+	PackageName = "dtk"
+	Homepage    = "https://github.com/dtkhq/dtk"
+	Description = "dtk deployment system: the agent and coordinator daemon (dtk-agent) and the operator CLI (dtkctl)"
+	// DefaultMaintainer is used when Options.Maintainer is empty.
+	DefaultMaintainer = "dtk maintainers <maintainers@dtk.invalid>"
+)
+
+// Installed paths.
+const (
+	AgentPath  = "/usr/bin/dtk-agent"
+	CtlPath    = "/usr/bin/dtkctl"
+	ConfigPath = "/etc/dtk/agent.hcl"
+	DataDir    = "/var/lib/dtk"
+	// UnitPathDeb and UnitPathRPM follow each family's convention
+	// (/lib/systemd/system on Debian, %{_unitdir} on RHEL).
+	UnitPathDeb = "/lib/systemd/system/dtk-agent.service"
+	UnitPathRPM = "/usr/lib/systemd/system/dtk-agent.service"
+	DocDir      = "/usr/share/doc/dtk"
+)
+
+// Options says what to build.
+type Options struct {
+	// Version is the version as `git describe` prints it (the Makefile's
+	// VERSION); packages get PackageVersion(Version).
+	Version string
+	Arch    string // amd64 or arm64
+	// BinDir holds dtk-agent and dtkctl built for Arch.
+	BinDir string
+	// RepoDir is the repository root (packaging/, docs/, examples/,
+	// README.md).
+	RepoDir string
+	OutDir  string
+	// MTime stamps every file (reproducible builds); zero: now.
+	MTime      time.Time
+	Maintainer string
+}
+
+var (
+	tagRE      = regexp.MustCompile(`^v?([0-9]+\.[0-9]+\.[0-9]+)(?:-(.+))?$`)
+	describeRE = regexp.MustCompile(`^(.*)-([0-9]+)-g([0-9a-f]{4,40})$`)
+	hashRE     = regexp.MustCompile(`^[0-9a-f]{4,40}$`)
+	unsafeRE   = regexp.MustCompile(`[^0-9A-Za-z.]+`)
+)
+
+// PackageVersion maps a `git describe --tags --always --dirty` version to
+// one that dpkg and rpm both accept and order correctly:
+//
+//	v1.2.3                     1.2.3
+//	v1.2.3-rc.1                1.2.3~rc.1        (before 1.2.3)
+//	v1.2.3-4-gabc1234-dirty    1.2.3+git4.abc1234.dirty
+//	abc1234 (no tag yet)       0.0.0~gitabc1234
+//	dev                        0.0.0~dev
+func PackageVersion(v string) string {
+	v = strings.TrimSpace(v)
+	dirty := strings.HasSuffix(v, "-dirty")
+	v = strings.TrimSuffix(v, "-dirty")
+	var commits, hash string
+	if m := describeRE.FindStringSubmatch(v); m != nil {
+		v, commits, hash = m[1], m[2], m[3]
+	}
+	var out string
+	switch m := tagRE.FindStringSubmatch(v); {
+	case m != nil:
+		out = m[1]
+		if m[2] != "" {
+			out += "~" + clean(m[2])
+		}
+		if hash != "" {
+			out += "+git" + commits + "." + hash
+		}
+	case hashRE.MatchString(v):
+		out = "0.0.0~git" + v
+	case v == "":
+		out = "0.0.0~dev"
+	default:
+		out = "0.0.0~" + clean(v)
+	}
+	if dirty {
+		if strings.Contains(out, "+") || strings.Contains(out, "~") {
+			out += ".dirty"
+		} else {
+			out += "+dirty"
+		}
+	}
+	return out
+}
+
+func clean(s string) string {
+	return strings.Trim(unsafeRE.ReplaceAllString(s, "."), ".")
+}
+
+// info is the nfpm description of the package for one arch and format.
+func (o Options) info(format string) *nfpm.Info {
+	src := func(p string) string { return filepath.Join(o.RepoDir, p) }
+	bin := func(name string) string { return filepath.Join(o.BinDir, name) }
+	mode := func(m os.FileMode) *files.ContentFileInfo { return &files.ContentFileInfo{Mode: m} }
+	unit := UnitPathDeb
+	if format == "rpm" {
+		unit = UnitPathRPM
+	}
+	maintainer := o.Maintainer
+	if maintainer == "" {
+		maintainer = DefaultMaintainer
+	}
+	info := &nfpm.Info{
+		Name:          PackageName,
+		Arch:          o.Arch,
+		Platform:      "linux",
+		Version:       PackageVersion(o.Version),
+		VersionSchema: "none",
+		Section:       "admin",
+		Priority:      "optional",
+		Maintainer:    maintainer,
+		Description:   Description,
+		Homepage:      Homepage,
+		MTime:         o.MTime,
+		Overridables: nfpm.Overridables{
+			Contents: files.Contents{
+				{Source: bin("dtk-agent"), Destination: AgentPath, FileInfo: mode(0o755)},
+				{Source: bin("dtkctl"), Destination: CtlPath, FileInfo: mode(0o755)},
+				{Source: src("packaging/dtk-agent.service"), Destination: unit, FileInfo: mode(0o644)},
+				{Destination: "/etc/dtk", Type: files.TypeDir, FileInfo: mode(0o755)},
+				{
+					Source: src("packaging/agent.hcl"), Destination: ConfigPath, Type: files.TypeConfigNoReplace,
+					FileInfo: &files.ContentFileInfo{Mode: 0o640, Owner: "root", Group: "dtk"},
+				},
+				{
+					Destination: DataDir, Type: files.TypeDir,
+					FileInfo: &files.ContentFileInfo{Mode: 0o750, Owner: "dtk", Group: "dtk"},
+				},
+				{Source: src("README.md"), Destination: DocDir + "/README.md", FileInfo: mode(0o644)},
+				{Source: src("docs/*.md"), Destination: DocDir, FileInfo: mode(0o644)},
+			},
+			Scripts: nfpm.Scripts{
+				PreInstall:  src("packaging/scripts/preinstall.sh"),
+				PostInstall: src("packaging/scripts/postinstall.sh"),
+				PreRemove:   src("packaging/scripts/preremove.sh"),
+				PostRemove:  src("packaging/scripts/postremove.sh"),
+			},
+			RPM: nfpm.RPM{Group: "System Environment/Daemons", Summary: "dtk agent, coordinator and CLI"},
+		},
+	}
+	return nfpm.WithDefaults(info)
+}
+
+// Packages builds the .deb and the .rpm for o.Arch into o.OutDir and
+// returns their paths.
+func Packages(o Options) ([]string, error) {
+	if err := os.MkdirAll(o.OutDir, 0o755); err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, format := range []string{"deb", "rpm"} {
+		var pkg nfpm.Packager = deb.Default
+		if format == "rpm" {
+			pkg = rpm.DefaultRPM
+		}
+		info := o.info(format)
+		target := filepath.Join(o.OutDir, pkg.ConventionalFileName(info))
+		info.Target = target
+		if err := writeFile(target, func(w io.Writer) error { return pkg.Package(info, w) }); err != nil {
+			return nil, fmt.Errorf("build %s for %s: %w", format, o.Arch, err)
+		}
+		out = append(out, target)
+	}
+	return out, nil
+}
+
+// writeFile writes path through a temporary file, so that a failed build
+// leaves nothing half written.
+func writeFile(path string, write func(io.Writer) error) error {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name())
+	if err := write(f); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Chmod(0o644); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(f.Name(), path)
+}
+
+// WriteSums writes dir/SHA256SUMS for the named files of dir (paths
+// relative to dir, slash-separated), in the format `sha256sum --check`
+// reads.
+func WriteSums(dir string, names []string) error {
+	names = append([]string(nil), names...)
+	sort.Strings(names)
+	var b strings.Builder
+	for _, n := range names {
+		sum, err := fileSHA256(filepath.Join(dir, filepath.FromSlash(n)))
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(&b, "%s  %s\n", sum, n)
+	}
+	return os.WriteFile(filepath.Join(dir, "SHA256SUMS"), []byte(b.String()), 0o644)
+}
+
+func fileSHA256(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
