@@ -7,7 +7,7 @@ BIN     := bin
 
 export CGO_ENABLED = 0
 
-.PHONY: all build test test-short lint fmt demo bench clean
+.PHONY: all build test test-short lint fmt demo bench clean cli-docs
 
 all: build
 
@@ -31,6 +31,9 @@ fmt:
 
 demo: build
 	./scripts/demo.sh
+
+cli-docs: build
+	./scripts/cli-docs.sh
 
 clean:
 	rm -rf $(BIN)

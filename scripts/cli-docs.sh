@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Regenerates docs/cli.md from the binaries' own --help, so the reference
+# cannot drift from the code. Run after changing a command: make cli-docs.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BIN=${BIN:-bin}
+out=docs/cli.md
+
+section() { # binary, command words...
+  local bin=$1; shift
+  printf '\n### `%s %s`\n\n```text\n' "$(basename "$bin")" "$*"
+  "$bin" "$@" --help 2>&1 | sed -e 's/[[:space:]]*$//'
+  printf '```\n'
+}
+
+{
+  cat <<'HEAD'
+# CLI reference
+
+Generated from the binaries' `--help` by `make cli-docs` (scripts/cli-docs.sh); do not edit by hand.
+
+Exit codes (both binaries): **0** success; **1** the operation ran and failed (a failed deploy, an unreachable
+coordinator); **2** bad usage or bad input (unknown flag, invalid module, unknown service, a plan with violations on
+deploy). `dtkctl` reaches a coordinator at `--addr`, else `$DTK_ADDR`, else `127.0.0.1:7070` (the address of
+`dtk-agent dev`). Every read command takes `--json`.
+
+## dtk-agent
+HEAD
+  for cmd in "run" "dev" "version" "config check" "service install" "service uninstall" "service start" \
+             "service stop" "service restart" "service status"; do
+    section "$BIN/dtk-agent" $cmd
+  done
+  printf '\n## dtkctl\n'
+  for cmd in "module push" "module list" "service stage" "service set" "service plan" "service deploy" \
+             "service status" "service list" "service logs" "service exec" "service cancel" "service upgrade" \
+             "service delete" "service graph" "node list" "bundle export" "bundle import" \
+             "operator members" "operator raft peers" "operator raft remove-peer" "operator snapshot save" \
+             "operator snapshot restore" "operator leave" "version"; do
+    section "$BIN/dtkctl" $cmd
+  done
+} > "$out"
+echo "wrote $out"
