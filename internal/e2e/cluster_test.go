@@ -123,7 +123,7 @@ func TestE2E_Cluster_FailoverRestartOutage(t *testing.T) {
 		agents = append(agents, startAgent(t, w, "--data-dir", agentDirs[w], "--serf-addr", c.ips[w]+":7946",
 			"--join", join+":7946", "--label", "role=worker"))
 	}
-	waitFor(t, 30*time.Second, "three agents up", func() bool {
+	waitFor(t, 90*time.Second, "three agents up", func() bool {
 		out, _, code := ctl(t, c.addr("c3"), "node", "list", "--json")
 		return code == 0 && strings.Count(out, `"status": "up"`) == 3
 	})
@@ -227,7 +227,7 @@ func TestE2E_Cluster_FailoverRestartOutage(t *testing.T) {
 	// service status; it is not forgotten and comes back up on return.
 	agents[2].stop(syscall.SIGKILL)
 	died := time.Now()
-	waitFor(t, 30*time.Second, "w3 down", func() bool {
+	waitFor(t, 60*time.Second, "w3 down", func() bool {
 		out, _, _ := ctl(t, c.addr("c1"), "node", "list", "--json")
 		return nodeStatus(out, "w3") == "down"
 	})
@@ -239,7 +239,7 @@ func TestE2E_Cluster_FailoverRestartOutage(t *testing.T) {
 		}
 	}
 	startAgent(t, "w3", "--data-dir", agentDirs["w3"], "--serf-addr", c.ips["w3"]+":7946", "--label", "role=worker")
-	waitFor(t, 30*time.Second, "w3 up again", func() bool {
+	waitFor(t, 60*time.Second, "w3 up again", func() bool {
 		out, _, _ := ctl(t, c.addr("c2"), "node", "list", "--json")
 		return nodeStatus(out, "w3") == "up"
 	})

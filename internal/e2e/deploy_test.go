@@ -88,7 +88,7 @@ func TestE2E_DeployChangeRestartDelete(t *testing.T) {
 	t.Cleanup(func() { killHTTPServer(webDir) })
 
 	waitLeader(t, addr)
-	waitFor(t, 30*time.Second, "two nodes registered", func() bool {
+	waitFor(t, 60*time.Second, "two nodes registered", func() bool {
 		out, _, code := ctl(t, addr, "node", "list", "--json")
 		return code == 0 && strings.Count(out, `"status": "up"`) == 2
 	})

@@ -140,7 +140,7 @@ func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool)
 // waitLeader waits until the coordinator at addr knows a Raft leader.
 func waitLeader(t *testing.T, addr string) {
 	t.Helper()
-	waitFor(t, 30*time.Second, "a raft leader at "+addr, func() bool {
+	waitFor(t, 60*time.Second, "a raft leader at "+addr, func() bool {
 		resp, err := http.Get("http://" + addr + "/v1/status")
 		if err != nil {
 			return false
