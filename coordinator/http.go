@@ -324,6 +324,11 @@ func (s *Server) loadModule(digest string) (*plan.Module, error) {
 		return nil, err
 	}
 	defer f.Close()
+	return s.parseModule(f)
+}
+
+// parseModule unpacks a module archive into a scratch folder and parses it.
+func (s *Server) parseModule(f io.Reader) (*plan.Module, error) {
 	dir, err := os.MkdirTemp(s.cfg.DataDir, "module-*")
 	if err != nil {
 		return nil, fmt.Errorf("scratch folder: %w", err)
@@ -498,22 +503,8 @@ func (s *Server) getService(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	if r.URL.Query().Has("index") {
-		done := make(chan struct{})
-		t := time.AfterFunc(wait, func() { close(done) })
-		defer t.Stop()
-		ctxDone := r.Context().Done()
-		go func() {
-			select {
-			case <-ctxDone:
-				t.Stop()
-				select {
-				case <-done:
-				default:
-					close(done)
-				}
-			case <-done:
-			}
-		}()
+		done, stop := waitDone(r, wait)
+		defer stop()
 		s.State().WaitService(done, name, index)
 	}
 	st := s.State().Status(name)
@@ -612,20 +603,8 @@ func (s *Server) nodePlan(w http.ResponseWriter, r *http.Request) error {
 	}
 	s.planPolls.Add(1)
 	defer s.planPolls.Add(-1)
-	done := make(chan struct{})
-	stop := make(chan struct{})
-	defer close(stop)
-	go func() {
-		t := time.NewTimer(wait)
-		defer t.Stop()
-		select {
-		case <-t.C:
-		case <-r.Context().Done():
-		case <-stop:
-			return
-		}
-		close(done)
-	}()
+	done, stop := waitDone(r, wait)
+	defer stop()
 	sl := s.State().WaitSlice(done, name, index)
 	w.Header().Set(IndexHeader, strconv.FormatUint(sl.Index, 10))
 	return writeJSON(w, http.StatusOK, sl)
