@@ -8,56 +8,10 @@ import (
 	"github.com/agext/levenshtein"
 	"github.com/hashicorp/hcl/v2"
 	"github.com/zclconf/go-cty/cty"
-
-	"github.com/dtkhq/dtk/plan"
 )
 
 // Facts are what self.FACT and node.NAME.FACT may name.
 var Facts = []string{"name", "address", "hostname", "os", "arch", "cpus", "memory_bytes", "labels"}
-
-// roots are the variables an instance attribute value may refer to.
-var roots = []string{"input", "self", "node"}
-
-// checkRefs checks the variables an attribute value expression refers to:
-// input.NAME (a declared input of t), self.FACT and node.NAME.FACT (NAME a
-// node of t). It does not evaluate anything.
-func (l *loader) checkRefs(expr hcl.Expression, t *plan.Template, nodes map[string]*hcl.Block) {
-	for _, tr := range expr.Variables() {
-		rng := startRange(tr.SourceRange())
-		root := tr.RootName()
-		switch root {
-		case "input":
-			name, ok := stepName(tr, 1)
-			if !ok || t.Input(name) != nil {
-				continue
-			}
-			names := make([]string, len(t.Inputs))
-			for i, in := range t.Inputs {
-				names[i] = in.Name
-			}
-			l.errorf(rng, fmt.Sprintf("unknown input %q", name), "%s", hint(name, names,
-				fmt.Sprintf("template %q declares no inputs", t.Name),
-				fmt.Sprintf("template %q declares inputs %%s", t.Name)))
-		case "self":
-			l.checkFact(tr, 1, rng)
-		case "node":
-			name, ok := stepName(tr, 1)
-			if !ok {
-				continue
-			}
-			if nodes[name] == nil {
-				l.errorf(rng, fmt.Sprintf("unknown node %q", name), "%s", hint(name, keys(nodes),
-					"",
-					fmt.Sprintf("template %q declares nodes %%s", t.Name)))
-				continue
-			}
-			l.checkFact(tr, 2, rng)
-		default:
-			l.errorf(rng, fmt.Sprintf("unknown variable %q", root), "%s", hint(root, roots, "",
-				"expressions may refer to input.NAME, self.FACT and node.NAME.FACT"))
-		}
-	}
-}
 
 // checkFact checks that step i of tr, if present, names a node fact.
 func (l *loader) checkFact(tr hcl.Traversal, i int, rng hcl.Range) {
@@ -152,6 +106,22 @@ func sortedAttrs(attrs hcl.Attributes) []*hcl.Attribute {
 		return out[i].Range.Start.Byte < out[j].Range.Start.Byte
 	})
 	return out
+}
+
+// diagSummary is the error diagnostics' summaries and details, joined.
+func diagSummary(diags hcl.Diagnostics) string {
+	var msgs []string
+	for _, d := range diags {
+		if d.Severity != hcl.DiagError {
+			continue
+		}
+		m := d.Summary
+		if d.Detail != "" {
+			m += ": " + d.Detail
+		}
+		msgs = append(msgs, m)
+	}
+	return strings.Join(msgs, "; ")
 }
 
 func abs(n int) int {

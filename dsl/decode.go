@@ -44,6 +44,9 @@ var (
 			{Name: "version", Required: true},
 			{Name: "description"},
 		},
+		Blocks: []hcl.BlockHeaderSchema{
+			{Type: "requires", LabelNames: []string{"module"}},
+		},
 	}
 	componentSchema = &hcl.BodySchema{
 		Attributes: []hcl.AttributeSchema{
@@ -51,8 +54,11 @@ var (
 		},
 		Blocks: []hcl.BlockHeaderSchema{
 			{Type: "attribute", LabelNames: []string{"name"}},
+			{Type: "output", LabelNames: []string{"name"}},
 			{Type: "create"},
 			{Type: "delete"},
+			{Type: "check"},
+			{Type: "action", LabelNames: []string{"name"}},
 		},
 	}
 	attributeSchema = &hcl.BodySchema{
@@ -61,6 +67,10 @@ var (
 			{Name: "default"},
 			{Name: "required"},
 			{Name: "description"},
+			{Name: "sensitive"},
+		},
+		Blocks: []hcl.BlockHeaderSchema{
+			{Type: "validation"},
 		},
 	}
 	inputSchema = &hcl.BodySchema{
@@ -68,6 +78,10 @@ var (
 			{Name: "type", Required: true},
 			{Name: "default"},
 			{Name: "description"},
+			{Name: "sensitive"},
+		},
+		Blocks: []hcl.BlockHeaderSchema{
+			{Type: "validation"},
 		},
 	}
 	templateSchema = &hcl.BodySchema{
@@ -77,14 +91,52 @@ var (
 		Blocks: []hcl.BlockHeaderSchema{
 			{Type: "input", LabelNames: []string{"name"}},
 			{Type: "node", LabelNames: []string{"name"}},
+			{Type: "node_group", LabelNames: []string{"name"}},
+			{Type: "export", LabelNames: []string{"name"}},
+			{Type: "inject", LabelNames: []string{"type", "name"}},
 		},
 	}
 	nodeSchema = &hcl.BodySchema{
 		Attributes: []hcl.AttributeSchema{
 			{Name: "labels"},
+			{Name: "facts"},
 		},
 		Blocks: []hcl.BlockHeaderSchema{
 			{Type: "component", LabelNames: []string{"type", "name"}},
+		},
+	}
+	nodeGroupSchema = &hcl.BodySchema{
+		Attributes: []hcl.AttributeSchema{
+			{Name: "labels"},
+			{Name: "facts"},
+			{Name: "count"},
+		},
+		Blocks: []hcl.BlockHeaderSchema{
+			{Type: "component", LabelNames: []string{"type", "name"}},
+		},
+	}
+	requireSchema = &hcl.BodySchema{
+		Attributes: []hcl.AttributeSchema{
+			{Name: "version", Required: true},
+		},
+	}
+	outputSchema = &hcl.BodySchema{
+		Attributes: []hcl.AttributeSchema{
+			{Name: "description"},
+			{Name: "sensitive"},
+		},
+	}
+	validationSchema = &hcl.BodySchema{
+		Attributes: []hcl.AttributeSchema{
+			{Name: "condition", Required: true},
+			{Name: "error_message", Required: true},
+		},
+	}
+	exportSchema = &hcl.BodySchema{
+		Attributes: []hcl.AttributeSchema{
+			{Name: "value", Required: true},
+			{Name: "description"},
+			{Name: "sensitive"},
 		},
 	}
 )
@@ -97,6 +149,13 @@ type loader struct {
 	diags hcl.Diagnostics
 
 	components map[string]*plan.Component
+	// mod is the module being decoded (its name and requires are known
+	// before any template is decoded).
+	mod *plan.Module
+	// texts holds the files under templates/ (Module.Texts), and
+	// templates those of them parsed as templates (nil: with errors).
+	texts     map[string]string
+	templates map[string]hclsyntax.Expression
 }
 
 func (l *loader) errorf(rng hcl.Range, summary, detail string, args ...any) {
@@ -135,6 +194,7 @@ func (l *loader) decode(bodies []*hclsyntax.Body) *plan.Module {
 		Components: map[string]*plan.Component{},
 		Templates:  map[string]*plan.Template{},
 	}
+	l.mod = m
 	var modules, components, templates []*hcl.Block
 	for _, body := range bodies {
 		content, diags := body.Content(rootSchema)
@@ -231,6 +291,7 @@ func (l *loader) decodeModule(b *hcl.Block, m *plan.Module) {
 	if a := content.Attributes["description"]; a != nil {
 		m.Description, _ = l.stringValue(a)
 	}
+	l.decodeRequires(content.Blocks, m)
 }
 
 // constValue evaluates a's expression with no variables nor functions.
@@ -312,6 +373,18 @@ func (l *loader) decodeComponent(b *hcl.Block) *plan.Component {
 			if act := l.decodeAction(ab); act != nil {
 				c.Actions[ab.Type] = act
 			}
+		case "output":
+			l.decodeOutput(ab, c)
+		case "check":
+			if prev, ok := actions["check"]; ok {
+				l.errorf(startRange(ab.DefRange), "duplicate check block",
+					"first declared at %s; a component has at most one check", blockPos(prev))
+				continue
+			}
+			actions["check"] = ab
+			c.Check = l.decodeAction(ab)
+		case "action":
+			l.decodeCustomAction(ab, c, actions)
 		}
 	}
 	l.checkContainerAttributes(c)
@@ -328,6 +401,10 @@ func (l *loader) decodeAttribute(b *hcl.Block, what string, schema *hcl.BodySche
 	name := b.Labels[0]
 	attr := &plan.Attribute{Name: name, Pos: blockPos(b)}
 	l.checkName(b.LabelRanges[0], what, name, attrNameRE)
+	if what == "attribute" && contains(reservedAttributes, name) {
+		l.errorf(startRange(b.LabelRanges[0]), fmt.Sprintf("attribute name %q is reserved", name),
+			"an instance block uses %s for itself; choose another name", name)
+	}
 	content, diags := b.Body.Content(schema)
 	l.add(diags)
 	if a := content.Attributes["description"]; a != nil {
@@ -364,130 +441,18 @@ func (l *loader) decodeAttribute(b *hcl.Block, what string, schema *hcl.BodySche
 			}
 		}
 	}
+	if a := content.Attributes["sensitive"]; a != nil {
+		attr.Sensitive, _ = l.boolValue(a)
+	}
+	var vals []*validation
+	for _, vb := range content.Blocks {
+		if v := l.decodeValidation(vb); v != nil {
+			vals = append(vals, v)
+			attr.Validations = append(attr.Validations, v.Validation)
+		}
+	}
+	l.checkDefaultValid(attr, what, vals)
 	return attr
-}
-
-func (l *loader) decodeTemplate(b *hcl.Block) *plan.Template {
-	t := &plan.Template{Name: b.Labels[0], Nodes: []*plan.TemplateNode{}, Pos: blockPos(b)}
-	content, diags := b.Body.Content(templateSchema)
-	l.add(diags)
-	if a := content.Attributes["description"]; a != nil {
-		t.Description, _ = l.stringValue(a)
-	}
-	var nodeBlocks []*hcl.Block
-	nodes := map[string]*hcl.Block{}
-	for _, ib := range content.Blocks {
-		switch ib.Type {
-		case "input":
-			name := ib.Labels[0]
-			if prev := t.Input(name); prev != nil {
-				l.errorf(startRange(ib.DefRange), fmt.Sprintf("duplicate input %q", name),
-					"first declared at %s", prev.Pos)
-				continue
-			}
-			t.Inputs = append(t.Inputs, l.decodeAttribute(ib, "input", inputSchema))
-		case "node":
-			name := ib.Labels[0]
-			if prev, ok := nodes[name]; ok {
-				l.errorf(startRange(ib.DefRange), fmt.Sprintf("duplicate node %q", name),
-					"first declared at %s", blockPos(prev))
-				continue
-			}
-			nodes[name] = ib
-			nodeBlocks = append(nodeBlocks, ib)
-		}
-	}
-	if len(nodeBlocks) == 0 {
-		l.errorf(startRange(b.DefRange), fmt.Sprintf("template %q has no node blocks", t.Name),
-			"a template places components on at least one node: node \"NAME\" { ... }")
-	}
-	// Node names are all known before any instance is checked, so that
-	// node.X may refer to a node declared further down.
-	for _, nb := range nodeBlocks {
-		t.Nodes = append(t.Nodes, l.decodeNode(nb, t, nodes))
-	}
-	return t
-}
-
-func (l *loader) decodeNode(b *hcl.Block, t *plan.Template, nodes map[string]*hcl.Block) *plan.TemplateNode {
-	n := &plan.TemplateNode{Name: b.Labels[0], Components: []*plan.Instance{}, Pos: blockPos(b)}
-	l.checkName(b.LabelRanges[0], "node", n.Name, nameRE)
-	content, diags := b.Body.Content(nodeSchema)
-	l.add(diags)
-	if a := content.Attributes["labels"]; a != nil {
-		if v, ok := l.constValue(a); ok {
-			mv, err := convert.Convert(v, cty.Map(cty.String))
-			switch {
-			case err != nil:
-				l.errorf(startRange(a.Expr.Range()), "invalid labels",
-					"labels must be a map of strings, e.g. { role = \"web\" }: %s", err)
-			case mv.IsNull():
-			default:
-				for k, e := range mv.AsValueMap() {
-					if e.IsNull() {
-						l.errorf(startRange(a.Expr.Range()), "invalid labels",
-							"label %q has a null value", k)
-						continue
-					}
-					if n.Labels == nil {
-						n.Labels = map[string]string{}
-					}
-					n.Labels[k] = e.AsString()
-				}
-			}
-		}
-	}
-	first := map[string]*plan.Instance{}
-	for _, cb := range content.Blocks {
-		inst := l.decodeInstance(cb, t, nodes)
-		if prev, ok := first[inst.Name]; ok {
-			l.errorf(startRange(cb.DefRange), fmt.Sprintf("duplicate component instance %q", inst.Name),
-				"first declared at %s; instance names are unique within a node", prev.Pos)
-			continue
-		}
-		first[inst.Name] = inst
-		n.Components = append(n.Components, inst)
-	}
-	return n
-}
-
-func (l *loader) decodeInstance(b *hcl.Block, t *plan.Template, nodes map[string]*hcl.Block) *plan.Instance {
-	typ, name := b.Labels[0], b.Labels[1]
-	inst := &plan.Instance{Name: name, Component: typ, Pos: blockPos(b)}
-	l.checkName(b.LabelRanges[1], "instance", name, nameRE)
-	c := l.components[typ]
-	if c == nil {
-		l.errorf(startRange(b.DefRange), fmt.Sprintf("unknown component %q", typ),
-			"%s", hint(typ, keys(l.components), "the module declares no components", "declared components: %s"))
-	}
-	attrs, diags := b.Body.JustAttributes()
-	l.add(diags)
-	for _, a := range sortedAttrs(attrs) {
-		if c != nil && c.Attribute(a.Name) == nil {
-			names := make([]string, len(c.Attributes))
-			for i, ca := range c.Attributes {
-				names[i] = ca.Name
-			}
-			l.errorf(startRange(a.NameRange), fmt.Sprintf("unsupported attribute %q", a.Name),
-				"%s", hint(a.Name, names,
-					fmt.Sprintf("component %q has no attributes", typ),
-					fmt.Sprintf("component %q has attributes %%s", typ)))
-		}
-		l.checkRefs(a.Expr, t, nodes)
-		if inst.Attributes == nil {
-			inst.Attributes = map[string]plan.Expr{}
-		}
-		inst.Attributes[a.Name] = l.exprSource(a.Expr)
-	}
-	if c != nil && !diags.HasErrors() {
-		for _, ca := range c.Attributes {
-			if ca.Required && attrs[ca.Name] == nil {
-				l.errorf(startRange(b.DefRange), fmt.Sprintf("missing required attribute %q", ca.Name),
-					"component %q requires %q (declared at %s)", typ, ca.Name, ca.Pos)
-			}
-		}
-	}
-	return inst
 }
 
 // exprSource returns the source text of expr, exactly as written, and where

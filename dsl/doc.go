@@ -82,5 +82,17 @@
 // compiler to evaluate once the service's inputs and the chosen agents are
 // known. Load only checks what they refer to: input.NAME (an input of the
 // template), self.FACT (the facts of the instance's own node) and
-// node.NAME.FACT (NAME a node of the template), where FACT is one of Facts.
+// node.NAME.FACT (NAME a node of the template), where FACT is one of Facts;
+// component.INST.ATTR and output.INST.NAME (an instance on the same node),
+// node.NAME.component.INST.ATTR and node.NAME.output.INST.NAME; node.GROUP
+// (a node_group: a list of facts); export.NAME in inject blocks; value in
+// validation conditions; and the functions they call (templatefile's file
+// must be under templates/).
+//
+// The language also has required modules (module { requires ... }),
+// component outputs, check and custom actions, sensitive values,
+// validations, node_group blocks, depends_on, and the export and inject
+// blocks through which a template customizes the services staged with
+// respect to it. docs/dsl.md is the reference of the whole language, with
+// an example of every construct.
 package dsl

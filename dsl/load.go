@@ -21,7 +21,9 @@ import (
 // It reads every *.hcl file at the top level of dir (in name order), decodes
 // the module, component and template blocks and checks them. It fills
 // Module.Files with the sha256 digest of every regular file under dir
-// (dot-directories excluded). Digest and Size are left for the archiver.
+// (dot-directories excluded), and Module.Texts with the content of every
+// file under dir/templates (see FunctionsFor in package plan). Digest and
+// Size are left for the archiver.
 //
 // Problems in the module's source are returned as an *Error holding every
 // diagnostic found. A folder that cannot be read is reported as a plain
@@ -63,6 +65,10 @@ func Load(dir string) (*plan.Module, error) {
 		srcs:       map[string][]byte{},
 		files:      files,
 		components: map[string]*plan.Component{},
+		templates:  map[string]hclsyntax.Expression{},
+	}
+	if err := l.loadTexts(); err != nil {
+		return nil, fmt.Errorf("module folder %s: %w", dir, err)
 	}
 	var bodies []*hclsyntax.Body
 	var parseDiags hcl.Diagnostics
@@ -91,6 +97,7 @@ func Load(dir string) (*plan.Module, error) {
 		return nil, e
 	}
 	m.Files = files
+	m.Texts = l.texts
 	return m, nil
 }
 

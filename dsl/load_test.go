@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -101,31 +102,60 @@ func TestBad(t *testing.T) {
 	}
 }
 
-// checkExprs checks that every instance attribute's source text parses on
-// its own as an expression and sits at its recorded position.
+// checkExprs checks that every expression's source text (instance and
+// inject attributes, export values, validation conditions) parses on its
+// own as an expression and sits at its recorded position.
 func checkExprs(t *testing.T, dir string, m *plan.Module) {
 	t.Helper()
-	for _, tpl := range m.Templates {
-		for _, n := range tpl.Nodes {
-			for _, inst := range n.Components {
-				for name, e := range inst.Attributes {
-					_, diags := hclsyntax.ParseExpression([]byte(e.Source), e.Pos.File,
-						hcl.Pos{Line: e.Pos.Line, Column: e.Pos.Column})
-					if diags.HasErrors() {
-						t.Errorf("%s.%s.%s: source %q does not parse: %v", tpl.Name, n.Name, name, e.Source, diags)
-					}
-					src, err := os.ReadFile(filepath.Join(dir, e.Pos.File))
-					if err != nil {
-						t.Fatal(err)
-					}
-					lines := strings.Split(string(src), "\n")
-					if line := lines[e.Pos.Line-1]; !strings.HasPrefix(line[e.Pos.Column-1:], strings.SplitN(e.Source, "\n", 2)[0]) {
-						t.Errorf("%s.%s.%s: source %q is not at %s: %q", tpl.Name, n.Name, name, e.Source, e.Pos, line)
-					}
-				}
+	for what, e := range moduleExprs(m) {
+		_, diags := hclsyntax.ParseExpression([]byte(e.Source), e.Pos.File,
+			hcl.Pos{Line: e.Pos.Line, Column: e.Pos.Column})
+		if diags.HasErrors() {
+			t.Errorf("%s: source %q does not parse: %v", what, e.Source, diags)
+		}
+		src, err := os.ReadFile(filepath.Join(dir, e.Pos.File))
+		if err != nil {
+			t.Fatal(err)
+		}
+		lines := strings.Split(string(src), "\n")
+		if line := lines[e.Pos.Line-1]; !strings.HasPrefix(line[e.Pos.Column-1:], strings.SplitN(e.Source, "\n", 2)[0]) {
+			t.Errorf("%s: source %q is not at %s: %q", what, e.Source, e.Pos, line)
+		}
+	}
+}
+
+// moduleExprs lists every expression of a module by a name for messages.
+func moduleExprs(m *plan.Module) map[string]plan.Expr {
+	out := map[string]plan.Expr{}
+	validations := func(prefix string, attrs []*plan.Attribute) {
+		for _, a := range attrs {
+			for i, v := range a.Validations {
+				out[fmt.Sprintf("%s.%s.validation[%d]", prefix, a.Name, i)] = v.Condition
 			}
 		}
 	}
+	for _, c := range m.Components {
+		validations(c.Name, c.Attributes)
+	}
+	for _, tpl := range m.Templates {
+		validations(tpl.Name, tpl.Inputs)
+		for _, n := range tpl.Nodes {
+			for _, inst := range n.Components {
+				for name, e := range inst.Attributes {
+					out[tpl.Name+"."+n.Name+"."+inst.Name+"."+name] = e
+				}
+			}
+		}
+		for _, inst := range tpl.Injects {
+			for name, e := range inst.Attributes {
+				out[tpl.Name+".inject."+inst.Name+"."+name] = e
+			}
+		}
+		for _, e := range tpl.Exports {
+			out[tpl.Name+".export."+e.Name] = e.Value
+		}
+	}
+	return out
 }
 
 // checkDefaults checks that every attribute's type is in canonical form and
