@@ -49,6 +49,7 @@ run curl -fsS "http://127.0.0.2:$PORT/index.html"
 
 step "Changing one input and redeploying: only the steps that use it run"
 run "$BIN/dtkctl" service set demo greeting=Bonjour
+run "$BIN/dtkctl" service plan demo
 run "$BIN/dtkctl" service deploy demo --wait
 run curl -fsS "http://127.0.0.2:$PORT/index.html"
 
