@@ -32,6 +32,7 @@ const (
 	ResliceType
 	CreateOpType
 	OpResultsType
+	PutModulesType // PutModulesCmd: a bundle import, all or nothing
 )
 
 // IgnoreUnknownFlag marks a command that an older coordinator which does not
@@ -213,6 +214,10 @@ func (f *FSM) Apply(l *raft.Log) any {
 		var c OpResultsCmd
 		mustDecode(buf, &c, t)
 		resp, keys = s.opResults(l.Index, &c)
+	case PutModulesType:
+		var c PutModulesCmd
+		mustDecode(buf, &c, t)
+		resp, keys = s.putModules(l.Index, &c)
 	case ResliceType:
 		for name := range s.data.Nodes {
 			s.data.SliceIndex[name] = l.Index

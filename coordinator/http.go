@@ -62,6 +62,7 @@ func (s *Server) Handler() http.Handler {
 	route("GET /v1/modules", s.listModules)
 	route("GET /v1/modules/{name}/{version}", s.getModule)
 	route("GET /v1/blobs/{digest}", s.getBlob)
+	route("POST /v1/bundles", s.importBundle)
 	route("POST /v1/services", s.stageService)
 	route("GET /v1/services", s.listServices)
 	route("GET /v1/services/{name}", s.getService)

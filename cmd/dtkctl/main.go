@@ -45,6 +45,7 @@ type CLI struct {
 	Service  ServiceCmd  `cmd:"" help:"Stage, plan, deploy, inspect and delete services."`
 	Node     NodeCmd     `cmd:"" help:"List the nodes running dtk-agent."`
 	Operator OperatorCmd `cmd:"" help:"Cluster operations: members, raft peers, snapshots."`
+	Bundle   BundleCmd   `cmd:"" help:"Move modules between clusters (and across an air gap) as one file."`
 	Version  VersionCmd  `cmd:"" help:"Print dtkctl's version."`
 }
 
