@@ -33,7 +33,7 @@ HEAD
   printf '\n## dtkctl\n'
   for cmd in "module push" "module list" "service stage" "service set" "service plan" "service deploy" \
              "service status" "service list" "service logs" "service exec" "service cancel" "service upgrade" \
-             "service delete" "service graph" "node list" "bundle export" "bundle import" \
+             "service delete" "service graph" "node list" "bundle export" "bundle import" "bundle inspect" \
              "operator members" "operator raft peers" "operator raft remove-peer" "operator snapshot save" \
              "operator snapshot restore" "operator leave" "version"; do
     section "$BIN/dtkctl" $cmd
