@@ -135,6 +135,12 @@ func (a *Agent) runStep(ctx context.Context, st *plan.Step, checks bool) (ran, o
 	if rec != nil && rec.Digest == st.Digest && checks && st.Check != nil && st.Action == "create" {
 		drift = a.drifted(ctx, st)
 	}
+	a.mu.Lock()
+	failedBefore := a.state.Failed[st.ID] == failKey(st)
+	a.mu.Unlock()
+	if failedBefore && !drift {
+		return false, false // not retried until the plan changes
+	}
 	if rec != nil && rec.Digest == st.Digest && !drift {
 		a.mu.Lock()
 		stale := rec.ReportedGeneration < st.Generation
@@ -192,8 +198,10 @@ func (a *Agent) runStep(ctx context.Context, st *plan.Step, checks bool) (ran, o
 			Instance: st.Instance, Action: st.Action, ModuleDigest: st.ModuleDigest, Undo: st.Undo,
 			Attributes: st.Attributes, Order: order,
 		}
+		delete(a.state.Failed, st.ID)
 	} else {
 		delete(a.state.Steps, st.ID)
+		a.state.Failed[st.ID] = failKey(st)
 	}
 	a.mu.Unlock()
 	a.enqueue(rep)
@@ -386,3 +394,7 @@ func scratchName(st *plan.Step) string {
 	}
 	return name
 }
+
+// failKey identifies a failed run: the same step at the same digest and
+// generation is not retried.
+func failKey(st *plan.Step) string { return fmt.Sprintf("%s#%d", st.Digest, st.Generation) }

@@ -21,6 +21,10 @@ type localState struct {
 	Queue []plan.Report `json:"queue,omitempty"`
 	// Seq numbers reports; it only grows.
 	Seq uint64 `json:"seq"`
+	// Failed remembers steps whose last run failed (ID → digest#generation):
+	// they are not retried until their plan changes or the service is
+	// deployed again (a new generation).
+	Failed map[string]string `json:"failed,omitempty"`
 }
 
 // stepRecord is the memory of a step's last success.
@@ -41,7 +45,7 @@ type stepRecord struct {
 }
 
 func loadState(path string) (*localState, error) {
-	st := &localState{Steps: map[string]*stepRecord{}}
+	st := &localState{Steps: map[string]*stepRecord{}, Failed: map[string]string{}}
 	b, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return st, nil
@@ -54,6 +58,9 @@ func loadState(path string) (*localState, error) {
 	}
 	if st.Steps == nil {
 		st.Steps = map[string]*stepRecord{}
+	}
+	if st.Failed == nil {
+		st.Failed = map[string]string{}
 	}
 	return st, nil
 }

@@ -62,8 +62,10 @@ func (s *Server) maintain() {
 		}
 		if s.raft.State() == raft.Leader {
 			s.reconcileCoordinators()
+			s.recordCoordinators()
 			s.reconcileNodes()
 		}
+		s.rejoinCoordinators()
 		s.syncBlobs()
 	}
 }
@@ -212,4 +214,54 @@ func peerStatus(httpAddr string) (*statusView, error) {
 type statusView struct {
 	Index          uint64 `json:"index"`
 	RaftConfigured bool   `json:"raft_configured"`
+}
+
+// recordCoordinators keeps the replicated coordinator directory up to date
+// with what gossip says about each live coordinator.
+func (s *Server) recordCoordinators() {
+	known := map[string]CoordinatorInfo{}
+	for _, ci := range s.State().CoordinatorDirectory() {
+		known[ci.Name] = *ci
+	}
+	var changed []CoordinatorInfo
+	for _, p := range s.coordinators() {
+		ci := CoordinatorInfo{Name: p.Name, HTTPAddr: p.HTTPAddr, RaftAddr: p.RaftAddr, SerfAddr: p.Addr}
+		if known[p.Name] != ci {
+			changed = append(changed, ci)
+		}
+	}
+	if len(changed) == 0 {
+		return
+	}
+	if _, err := s.apply(CoordinatorsType, CoordinatorsCmd{Coordinators: changed}); err != nil {
+		s.log.Warn("record coordinators", "err", err)
+	}
+}
+
+// rejoinCoordinators contacts, through gossip, every coordinator of the
+// directory that gossip does not show alive: after every coordinator
+// restarted, one whose known peers were only agents finds the others again.
+func (s *Server) rejoinCoordinators() {
+	if time.Since(s.lastRejoin) < 5*time.Second {
+		return
+	}
+	alive := map[string]bool{}
+	for _, p := range s.coordinators() {
+		alive[p.Name] = true
+	}
+	var addrs []string
+	for _, ci := range s.State().CoordinatorDirectory() {
+		if ci.Name != s.cfg.Name && !alive[ci.Name] && ci.SerfAddr != "" {
+			addrs = append(addrs, ci.SerfAddr)
+		}
+	}
+	if len(addrs) == 0 {
+		return
+	}
+	s.lastRejoin = time.Now()
+	if n, err := s.getPeers().Join(addrs); n > 0 {
+		s.log.Info("rejoined coordinators missing from gossip", "contacted", n)
+	} else if err != nil {
+		s.log.Debug("rejoin coordinators", "err", err)
+	}
 }

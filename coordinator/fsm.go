@@ -33,6 +33,7 @@ const (
 	CreateOpType
 	OpResultsType
 	PutModulesType // PutModulesCmd: a bundle import, all or nothing
+	CoordinatorsType
 )
 
 // IgnoreUnknownFlag marks a command that an older coordinator which does not
@@ -122,6 +123,11 @@ type OpResultsCmd struct {
 	Final   bool          `json:"final"`
 }
 
+// CoordinatorsCmd records how to reach coordinators (upsert by name).
+type CoordinatorsCmd struct {
+	Coordinators []CoordinatorInfo `json:"coordinators"`
+}
+
 // maxOps is how many operations the state keeps (oldest dropped first).
 const maxOps = 200
 
@@ -206,6 +212,16 @@ func (f *FSM) Apply(l *raft.Log) any {
 		var c NodeStatusCmd
 		mustDecode(buf, &c, t)
 		resp, keys = s.nodeStatus(l.Index, &c)
+	case CoordinatorsType:
+		var c CoordinatorsCmd
+		mustDecode(buf, &c, t)
+		for i := range c.Coordinators {
+			ci := c.Coordinators[i]
+			if s.data.Coordinators == nil {
+				s.data.Coordinators = map[string]*CoordinatorInfo{}
+			}
+			s.data.Coordinators[ci.Name] = &ci
+		}
 	case CreateOpType:
 		var c CreateOpCmd
 		mustDecode(buf, &c, t)

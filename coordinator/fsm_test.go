@@ -327,3 +327,26 @@ type memSink struct{ bytes.Buffer }
 func (m *memSink) ID() string    { return "mem" }
 func (m *memSink) Cancel() error { return nil }
 func (m *memSink) Close() error  { return nil }
+
+func TestFSM_Coordinators_DirectoryUpsertsAndSurvivesSnapshot(t *testing.T) {
+	h := newHarness(t)
+	h.mustApply(CoordinatorsType, CoordinatorsCmd{Coordinators: []CoordinatorInfo{
+		{Name: "c1", HTTPAddr: "127.0.0.1:7070", RaftAddr: "127.0.0.1:7947", SerfAddr: "127.0.0.1:7946"},
+		{Name: "c2", HTTPAddr: "127.0.0.2:7070", RaftAddr: "127.0.0.2:7947", SerfAddr: "127.0.0.2:7946"},
+	}})
+	h.mustApply(CoordinatorsType, CoordinatorsCmd{Coordinators: []CoordinatorInfo{{Name: "c2", HTTPAddr: "127.0.0.9:7070"}}})
+	dir := h.fsm.State().CoordinatorDirectory()
+	if len(dir) != 2 || dir[1].HTTPAddr != "127.0.0.9:7070" || dir[0].SerfAddr != "127.0.0.1:7946" {
+		t.Fatalf("directory = %+v %+v", dir[0], dir[1])
+	}
+	snap, _ := h.fsm.Snapshot()
+	sink := &memSink{}
+	snap.Persist(sink)
+	fresh := NewFSM(slog.New(slog.DiscardHandler))
+	if err := fresh.Restore(io.NopCloser(bytes.NewReader(sink.Bytes()))); err != nil {
+		t.Fatal(err)
+	}
+	if len(fresh.State().CoordinatorDirectory()) != 2 {
+		t.Fatal("directory lost in a snapshot")
+	}
+}

@@ -39,6 +39,8 @@ func (f *fakePeers) Peers() []gossip.Peer {
 	return append([]gossip.Peer(nil), f.peers...)
 }
 
+func (f *fakePeers) Join(addrs []string) (int, error) { return 0, nil }
+
 func (f *fakePeers) setStatus(name, status string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -190,6 +190,13 @@ func (s *Server) leaderHTTP() string {
 			return p.HTTPAddr
 		}
 	}
+	// Gossip may not show the leader yet (everyone just restarted): the
+	// replicated directory knows it.
+	for _, ci := range s.State().CoordinatorDirectory() {
+		if ci.RaftAddr == string(leaderRaft) {
+			return ci.HTTPAddr
+		}
+	}
 	return ""
 }
 

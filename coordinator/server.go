@@ -47,6 +47,8 @@ type Config struct {
 type Peers interface {
 	// Peers lists every member of the pool: coordinators and agents.
 	Peers() []gossip.Peer
+	// Join contacts members at these gossip addresses.
+	Join(addrs []string) (int, error)
 }
 
 // Server is one coordinator: Raft, the FSM, the blob store and the HTTP API.
@@ -74,6 +76,7 @@ type Server struct {
 
 	shutdownOnce sync.Once
 	kick         chan struct{}
+	lastRejoin   time.Time // maintain goroutine only
 
 	// planPolls counts plan long-polls being served (GET /v1/status
 	// shows it; make bench watches agents move after a failover).

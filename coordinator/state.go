@@ -34,6 +34,9 @@ type stateData struct {
 	SliceIndex map[string]uint64 `json:"slice_index"`
 	// Outputs holds the outputs last reported per create step ID.
 	Outputs map[string]map[string]json.RawMessage `json:"outputs"`
+	// Coordinators is the directory of coordinators (by name), so that a
+	// coordinator that lost the gossip pool still finds its peers.
+	Coordinators map[string]*CoordinatorInfo `json:"coordinators"`
 	// Ops are the recent one-off operations (dry runs, exec, cancel).
 	Ops map[string]*plan.Op `json:"ops"`
 	// OpsIndex is the Raft index at which each node's ops last changed.
@@ -42,15 +45,16 @@ type stateData struct {
 
 func newStateData() stateData {
 	return stateData{
-		Nodes:      map[string]*plan.Node{},
-		Modules:    map[string]*plan.Module{},
-		Services:   map[string]*plan.Service{},
-		Reports:    map[string]*plan.Report{},
-		NodeSeq:    map[string]uint64{},
-		SliceIndex: map[string]uint64{},
-		Outputs:    map[string]map[string]json.RawMessage{},
-		Ops:        map[string]*plan.Op{},
-		OpsIndex:   map[string]uint64{},
+		Nodes:        map[string]*plan.Node{},
+		Modules:      map[string]*plan.Module{},
+		Services:     map[string]*plan.Service{},
+		Reports:      map[string]*plan.Report{},
+		NodeSeq:      map[string]uint64{},
+		SliceIndex:   map[string]uint64{},
+		Outputs:      map[string]map[string]json.RawMessage{},
+		Ops:          map[string]*plan.Op{},
+		Coordinators: map[string]*CoordinatorInfo{},
+		OpsIndex:     map[string]uint64{},
 	}
 }
 
@@ -256,6 +260,21 @@ func (s *State) NodeOps(done <-chan struct{}, node string, index uint64) ([]*pla
 			done = nil
 		}
 	}
+}
+
+// CoordinatorInfo is how to reach a coordinator.
+type CoordinatorInfo struct {
+	Name     string `json:"name"`
+	HTTPAddr string `json:"http_addr"`
+	RaftAddr string `json:"raft_addr"`
+	SerfAddr string `json:"serf_addr"`
+}
+
+// CoordinatorDirectory lists the known coordinators.
+func (s *State) CoordinatorDirectory() []*CoordinatorInfo {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return sortedValues(s.data.Coordinators)
 }
 
 // Preview compiles a service's next plan without changing anything and
