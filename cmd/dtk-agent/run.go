@@ -29,7 +29,7 @@ type runFlags struct {
 	SerfAddr          string            `help:"Gossip address." default:"${serf_addr}"`
 	RaftAddr          string            `help:"Coordinator Raft address (default: serf host, port 7947)."`
 	PollWait          time.Duration     `help:"Longest plan long-poll." default:"${poll_wait}"`
-	ReconcileInterval time.Duration     `help:"How often the cached plan is converged again (retrying failures)." default:"${reconcile_interval}" aliases:"reconcile"`
+	ReconcileInterval time.Duration     `help:"How often the cached plan is converged again, running checks to repair drift." default:"${reconcile_interval}" aliases:"reconcile"`
 }
 
 // overrides are the flags given on the command line.
