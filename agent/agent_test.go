@@ -210,3 +210,24 @@ func TestAgent_Reports_KeptOnDiskUntilAcknowledged(t *testing.T) {
 		t.Fatalf("step ran %d times, want once", n)
 	}
 }
+
+func TestAgent_Retries_FailedRunTriedAgainUntilItSucceeds(t *testing.T) {
+	dir := t.TempDir()
+	// Fails twice, then succeeds: a counter file under the data dir.
+	os.WriteFile(filepath.Join(dir, "run.sh"), []byte(`n=$(cat "$DTK_DATA_DIR/count" 2>/dev/null || echo 0); echo $((n+1)) > "$DTK_DATA_DIR/count"; echo "run $msg" >> "$DTK_DATA_DIR/runs"; [ "$n" -ge 2 ]`), 0o755)
+	f, srv := newFake(t, dir)
+	data := t.TempDir()
+	a := startAgent(t, srv, data)
+	defer a.Shutdown()
+	st := f.step("one", "a", 1)
+	st.Run.Retries, st.Run.RetryDelaySeconds = 3, 1
+	st.Digest = plan.StepDigest(st, nil)
+	f.publish(st)
+	waitFor(t, "final report", func() bool { return len(f.final("s/n/one/create")) == 1 })
+	if r := f.final("s/n/one/create")[0]; r.State != plan.StepOK {
+		t.Fatalf("report = %+v", r)
+	}
+	if n := len(runs(t, data)); n != 3 {
+		t.Fatalf("ran %d times, want 3 (two failures, then success)", n)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -160,6 +161,20 @@ func (a *Agent) runStep(ctx context.Context, st *plan.Step, checks bool) (ran, o
 	})
 	started := time.Now()
 	res := a.execute(ctx, st)
+	// Retries, where the action asks for them, with a doubling delay.
+	for try := 1; res.State == actions.Failed && try <= st.Run.Retries && ctx.Err() == nil &&
+		!a.running.isCancelled(st.Service) && !errors.Is(res.Err, actions.ErrCancelled); try++ {
+		delay := retryDelay(st.Run, try)
+		a.log.Warn("step failed, retrying", "step", st.ID, "exit", res.ExitCode, "retry", try, "of", st.Run.Retries, "in", delay)
+		select {
+		case <-ctx.Done():
+		case <-time.After(delay):
+		}
+		res = a.execute(ctx, st)
+		if res.State == actions.Failed && try == st.Run.Retries && res.Err == nil {
+			res.Err = fmt.Errorf("exit code %d after %d retries", res.ExitCode, try)
+		}
+	}
 	rep := plan.Report{
 		Service: st.Service, StepID: st.ID, Action: st.Action, Generation: st.Generation, Drift: drift,
 		Digest: st.Digest, State: plan.StepOK, ExitCode: res.ExitCode, Changed: res.State == actions.Changed,
@@ -398,3 +413,16 @@ func scratchName(st *plan.Step) string {
 // failKey identifies a failed run: the same step at the same digest and
 // generation is not retried.
 func failKey(st *plan.Step) string { return fmt.Sprintf("%s#%d", st.Digest, st.Generation) }
+
+// retryDelay is the wait before retry number try (1-based): the action's
+// delay (default 5s), doubled for each retry after the first, at most 5m.
+func retryDelay(a plan.Action, try int) time.Duration {
+	d := 5 * time.Second
+	if a.RetryDelaySeconds > 0 {
+		d = time.Duration(a.RetryDelaySeconds) * time.Second
+	}
+	for i := 1; i < try && d < 5*time.Minute; i++ {
+		d *= 2
+	}
+	return min(d, 5*time.Minute)
+}

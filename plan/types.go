@@ -152,7 +152,12 @@ type Action struct {
 	Engine string `json:"engine,omitempty"`
 	// TimeoutSeconds bounds one run; 0 means the agent's default.
 	TimeoutSeconds int `json:"timeout_seconds,omitempty"`
-	Pos            Pos `json:"pos"`
+	// Retries is how many times a failed run is tried again, waiting
+	// RetryDelaySeconds (default 5) before the first retry and twice as long
+	// before each next one.
+	Retries           int `json:"retries,omitempty"`
+	RetryDelaySeconds int `json:"retry_delay_seconds,omitempty"`
+	Pos               Pos `json:"pos"`
 }
 
 // Template is a deployable arrangement of component instances on nodes.
