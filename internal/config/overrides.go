@@ -31,57 +31,32 @@ type Overrides struct {
 // Apply sets every given field on c and records that a flag set it.
 func (c *Config) Apply(o Overrides) {
 	set := func(name string) { c.origins[name] = origin{kind: fromFlag} }
-	if o.Name != nil {
-		c.Name = *o.Name
-		set(FieldName)
-	}
-	if o.DataDir != nil {
-		c.DataDir = *o.DataDir
-		set(FieldDataDir)
-	}
-	if o.Coordinator != nil {
-		c.Coordinator = *o.Coordinator
-		set(FieldCoordinator)
-	}
-	if o.NoAgent != nil {
-		c.NoAgent = *o.NoAgent
-		set(FieldNoAgent)
-	}
-	if o.BootstrapExpect != nil {
-		c.BootstrapExpect = *o.BootstrapExpect
-		set(FieldBootstrapExpect)
-	}
+	override(&c.Name, o.Name, FieldName, set)
+	override(&c.DataDir, o.DataDir, FieldDataDir, set)
+	override(&c.Coordinator, o.Coordinator, FieldCoordinator, set)
+	override(&c.NoAgent, o.NoAgent, FieldNoAgent, set)
+	override(&c.BootstrapExpect, o.BootstrapExpect, FieldBootstrapExpect, set)
 	if o.Join != nil {
-		c.Join = slices.Clone(*o.Join)
-		set(FieldJoin)
+		join := slices.Clone(*o.Join)
+		override(&c.Join, &join, FieldJoin, set)
 	}
 	if o.Labels != nil {
-		c.Labels = maps.Clone(*o.Labels)
-		set(FieldLabels)
+		labels := maps.Clone(*o.Labels)
+		override(&c.Labels, &labels, FieldLabels, set)
 	}
-	if o.HTTPAddr != nil {
-		c.HTTPAddr = *o.HTTPAddr
-		set(FieldHTTPAddr)
-	}
-	if o.SerfAddr != nil {
-		c.SerfAddr = *o.SerfAddr
-		set(FieldSerfAddr)
-	}
-	if o.RaftAddr != nil {
-		c.RaftAddr = *o.RaftAddr
-		set(FieldRaftAddr)
-	}
-	if o.PollWait != nil {
-		c.PollWait = *o.PollWait
-		set(FieldPollWait)
-	}
-	if o.ReconcileInterval != nil {
-		c.ReconcileInterval = *o.ReconcileInterval
-		set(FieldReconcileInterval)
-	}
-	if o.LogLevel != nil {
-		c.LogLevel = *o.LogLevel
-		set(FieldLogLevel)
+	override(&c.HTTPAddr, o.HTTPAddr, FieldHTTPAddr, set)
+	override(&c.SerfAddr, o.SerfAddr, FieldSerfAddr, set)
+	override(&c.RaftAddr, o.RaftAddr, FieldRaftAddr, set)
+	override(&c.PollWait, o.PollWait, FieldPollWait, set)
+	override(&c.ReconcileInterval, o.ReconcileInterval, FieldReconcileInterval, set)
+	override(&c.LogLevel, o.LogLevel, FieldLogLevel, set)
+}
+
+// override sets *dst from v when the flag was given, and records it.
+func override[T any](dst *T, v *T, field string, set func(string)) {
+	if v != nil {
+		*dst = *v
+		set(field)
 	}
 }
 
