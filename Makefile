@@ -38,6 +38,17 @@ cli-docs: build
 clean:
 	rm -rf $(BIN)
 
+# Benchmarks (docs/performance.md): dtk on this machine next to puppet apply
+# and ansible-playbook; writes bench/results/<date>.md and .json. `bench`
+# takes about 25 minutes (a 10-minute idle period overlaps the rest),
+# `bench-quick` about 5. BENCHFLAGS adds dtkbench flags.
+.PHONY: bench-quick
+bench: build
+	$(GO) run ./bench/cmd/dtkbench -bin $(BIN) -out bench/results $(BENCHFLAGS)
+
+bench-quick: build
+	$(GO) run ./bench/cmd/dtkbench -quick -idle 1m -bin $(BIN) -out bench/results $(BENCHFLAGS)
+
 # Release artifacts in dist/: static binaries for every ARCH, a .deb and an
 # .rpm per ARCH (nfpm as a Go library, see packaging/), and for `dist` one
 # self-contained bundle per ARCH plus dist/SHA256SUMS. Offline once the Go

@@ -1,0 +1,381 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"log"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/dtkhq/dtk/internal/api"
+	"github.com/dtkhq/dtk/plan"
+)
+
+// PropagationResult is figure 1 for one fleet size.
+type PropagationResult struct {
+	Agents  int    `json:"agents"`
+	Runs    int    `json:"runs"`
+	Warmups int    `json:"warmups"`
+	Runner  string `json:"runner"`
+	// DeployCall is the deploy API call (compile + Raft commit + apply on
+	// the leader, forwarded when sent to a follower).
+	DeployCall Summary `json:"deploy_call"`
+	// Received: from the deploy call's return to each agent holding the
+	// new slice (answer read and decoded), pooled over agents and runs.
+	Received Summary `json:"received"`
+	// ReceivedFromSend: the same from the moment the deploy call was sent.
+	ReceivedFromSend Summary `json:"received_from_send"`
+	// Started: from the deploy call's return to the agent starting the
+	// new step (slice saved to its state file, converge begun).
+	Started Summary `json:"started"`
+	// LastAgent: per run, from the deploy call's return to the last agent
+	// holding the slice.
+	LastAgent Summary `json:"last_agent"`
+	// Early counts samples where an agent held the slice before the
+	// deploy call returned (followers apply as the leader answers);
+	// they enter the sample as negative values.
+	Early int `json:"early"`
+}
+
+// FleetResult is figure 2 for one fleet size and runner.
+type FleetResult struct {
+	Agents int    `json:"agents"`
+	Runner string `json:"runner"`
+	Runs   int    `json:"runs"`
+	// Converged: from sending the deploy call to the service status
+	// saying converged (every step report committed), seen by polling
+	// GET /v1/services every 20 ms.
+	Converged Summary `json:"converged"`
+}
+
+// CoordFootprint is coordinator memory with a fleet connected.
+type CoordFootprint struct {
+	Agents    int       `json:"agents"`
+	PlanPolls int64     `json:"plan_polls"`
+	RSSMiB    []float64 `json:"rss_mib"`
+	PeakMiB   []float64 `json:"peak_rss_mib"`
+	Leader    string    `json:"leader"`
+	// BenchRSSMiB is this process's RSS: the simulated agents.
+	BenchRSSMiB float64 `json:"bench_process_rss_mib"`
+}
+
+// WritePathResult is figure 6.
+type WritePathResult struct {
+	Clients         int     `json:"clients"`
+	ReportsPerReq   int     `json:"reports_per_request"`
+	Seconds         float64 `json:"seconds"`
+	Reports         int64   `json:"reports"`
+	ReportsPerSec   float64 `json:"reports_per_sec"`
+	Latency         Summary `json:"latency"`
+	RaftEntries     uint64  `json:"raft_entries"`
+	ReportsPerEntry float64 `json:"reports_per_entry"`
+	Errors          int64   `json:"errors"`
+}
+
+// FleetConfig configures figures 1, 2, 4 (coordinator part) and 6.
+type FleetConfig struct {
+	Cluster  *Cluster
+	AgentDir string
+	WorkDir  string
+	Sizes    []int
+	// BashSizes are sizes also deployed with the real bash runner.
+	BashSizes      []int
+	Runs, Warmups  int
+	WritePathSize  int
+	WritePathDur   time.Duration
+	RegisterPerSec int
+	Log            *log.Logger
+}
+
+// FleetResults gathers what RunFleet measured.
+type FleetResults struct {
+	Propagation []PropagationResult `json:"propagation"`
+	Fleet       []FleetResult       `json:"fleet_deploy"`
+	Coord       []CoordFootprint    `json:"coordinator_footprint"`
+	WritePath   *WritePathResult    `json:"write_path,omitempty"`
+	Notes       []string            `json:"notes,omitempty"`
+}
+
+// RunFleet runs figures 1, 2 and 6 on a 3-coordinator cluster with
+// simulated agents, growing the fleet through cfg.Sizes.
+func RunFleet(cfg FleetConfig) (*FleetResults, error) {
+	res := &FleetResults{}
+	cl := cfg.Cluster.Client()
+	modDir := filepath.Join(cfg.WorkDir, "benchfleet")
+	if err := FleetModule(modDir, cfg.Sizes); err != nil {
+		return res, err
+	}
+	if _, err := PushModule(cl, modDir); err != nil {
+		return res, err
+	}
+	fleet, err := NewSimFleet(cfg.AgentDir, cfg.Cluster.Addrs(), func(i int) map[string]string {
+		return map[string]string{"bench_id": fmt.Sprintf("%05d", i)}
+	})
+	if err != nil {
+		return res, err
+	}
+	defer fleet.Stop()
+	for _, n := range cfg.Sizes {
+		cfg.Log.Printf("fleet: starting %d simulated agents", n)
+		t := time.Now()
+		if err := fleet.Grow(n, time.Duration(n)*20*time.Millisecond+60*time.Second); err != nil {
+			return res, err
+		}
+		cfg.Log.Printf("fleet: %d agents registered and polling in %s", n, time.Since(t).Round(time.Millisecond))
+		svc := fmt.Sprintf("fleet-%d", n)
+		ctx, cancel := ctxT(time.Minute)
+		_, err := cl.Stage(ctx, api.StageRequest{Name: svc, Template: fmt.Sprintf("benchfleet/fleet%d", n), Inputs: map[string]string{"gen": "w0"}})
+		cancel()
+		if err != nil {
+			return res, fmt.Errorf("stage %s: %w", svc, err)
+		}
+		// First deploy: every agent downloads the module; not measured.
+		if _, err := deployRun(cl, fleet, svc, "", n); err != nil {
+			return res, fmt.Errorf("first deploy of %s: %w", svc, err)
+		}
+		runners := []bool{false}
+		for _, b := range cfg.BashSizes {
+			if b == n {
+				runners = append(runners, true)
+			}
+		}
+		for _, bash := range runners {
+			fleet.RealBash.Store(bash)
+			runner := "no-op runner"
+			if bash {
+				runner = "real bash runner (spawns bash -c true)"
+			}
+			pr := PropagationResult{Agents: n, Runs: cfg.Runs, Warmups: cfg.Warmups, Runner: runner}
+			var calls, recv, recvSend, started, last, conv []float64
+			for r := 0; r < cfg.Warmups+cfg.Runs; r++ {
+				gen := fmt.Sprintf("g%d-%v-%d", n, bash, r)
+				s, err := deployRun(cl, fleet, svc, gen, n)
+				if err != nil {
+					return res, fmt.Errorf("%s run %d: %w", svc, r, err)
+				}
+				cfg.Log.Printf("fleet: %d agents, %s, run %d%s: deploy call %s, last agent %s, converged %s", n, runner, r,
+					map[bool]string{true: " (warm-up)", false: ""}[r < cfg.Warmups], s.call.Round(time.Millisecond),
+					s.last.Round(time.Millisecond), s.converged.Round(time.Millisecond))
+				if r < cfg.Warmups {
+					continue
+				}
+				calls = append(calls, Ms(s.call)...)
+				recv = append(recv, Ms(s.recv...)...)
+				recvSend = append(recvSend, Ms(s.recvSend...)...)
+				started = append(started, Ms(s.started...)...)
+				last = append(last, Ms(s.last)...)
+				conv = append(conv, Ms(s.converged)...)
+				pr.Early += s.early
+			}
+			pr.DeployCall = Summarize("ms", calls)
+			pr.Received = Summarize("ms", recv)
+			pr.ReceivedFromSend = Summarize("ms", recvSend)
+			pr.Started = Summarize("ms", started)
+			pr.LastAgent = Summarize("ms", last)
+			if !bash {
+				res.Propagation = append(res.Propagation, pr)
+			}
+			res.Fleet = append(res.Fleet, FleetResult{Agents: n, Runner: runner, Runs: cfg.Runs, Converged: Summarize("ms", conv)})
+		}
+		fleet.RealBash.Store(false)
+		res.Coord = append(res.Coord, coordFootprint(cfg.Cluster, n))
+		if n == cfg.WritePathSize && cfg.WritePathDur > 0 {
+			cfg.Log.Printf("write path: %d clients for %s", n, cfg.WritePathDur)
+			wp, err := writePath(cfg.Cluster, svc, n, cfg.WritePathDur)
+			if err != nil {
+				return res, fmt.Errorf("write path: %w", err)
+			}
+			res.WritePath = wp
+		}
+	}
+	return res, nil
+}
+
+type runSample struct {
+	call, last, converged   time.Duration
+	recv, recvSend, started []time.Duration
+	early                   int
+}
+
+// deployRun sets the service's input gen (when given), deploys, and waits
+// until every agent holds the new slice, has started its step, and the
+// service says converged.
+func deployRun(cl *api.Client, fleet *SimFleet, svc, gen string, n int) (*runSample, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	var thr uint64
+	if gen != "" {
+		s, err := cl.SetInputs(ctx, svc, map[string]string{"gen": gen})
+		if err != nil {
+			return nil, fmt.Errorf("set inputs: %w", err)
+		}
+		thr = s.ModifyIndex
+		fleet.Arm(thr, gen)
+	}
+	t0 := time.Now()
+	d, err := cl.Deploy(ctx, svc)
+	t1 := time.Now()
+	if err != nil {
+		return nil, fmt.Errorf("deploy: %w", err)
+	}
+	var tconv time.Time
+	for {
+		if tconv.IsZero() {
+			list, err := cl.Services(ctx)
+			if err == nil {
+				for _, s := range list {
+					if s.Name == svc && s.Generation == d.Generation && s.State == plan.StateConverged {
+						tconv = time.Now()
+					}
+					if s.Name == svc && s.State == plan.StateFailed {
+						return nil, fmt.Errorf("service %s failed", svc)
+					}
+				}
+			}
+		}
+		r, ra := fleet.Counts()
+		if !tconv.IsZero() && (gen == "" || (r >= int64(n) && ra >= int64(n))) {
+			break
+		}
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("timed out: %d/%d agents hold the slice, %d started, converged=%v", r, n, ra, !tconv.IsZero())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	s := &runSample{call: t1.Sub(t0), converged: tconv.Sub(t0)}
+	if gen == "" {
+		return s, nil
+	}
+	recv, ran := fleet.Times(n)
+	s.last = recv[0].Sub(t1)
+	for i := range recv {
+		d := recv[i].Sub(t1)
+		if d < 0 {
+			s.early++
+		}
+		s.recv = append(s.recv, d)
+		s.recvSend = append(s.recvSend, recv[i].Sub(t0))
+		s.started = append(s.started, ran[i].Sub(t1))
+		s.last = max(s.last, d)
+	}
+	return s, nil
+}
+
+func coordFootprint(c *Cluster, n int) CoordFootprint {
+	cf := CoordFootprint{Agents: n}
+	cf.PlanPolls, _ = PlanPolls(c.Coords)
+	for _, co := range c.Coords {
+		st, _ := ReadProcStats(co.PID())
+		cf.RSSMiB = append(cf.RSSMiB, float64(st.RSSKiB)/1024)
+		cf.PeakMiB = append(cf.PeakMiB, float64(st.HWMKiB)/1024)
+	}
+	if l, err := c.Leader(); err == nil {
+		cf.Leader = l.Name
+	}
+	if st, err := ReadProcStats(osPID()); err == nil {
+		cf.BenchRSSMiB = float64(st.RSSKiB) / 1024
+	}
+	return cf
+}
+
+// writePath drives n concurrent API clients, each posting one step report
+// per request (the report an agent sends when a step finishes: the same
+// step, digest and generation as the fleet's), for warm-up plus dur, and
+// counts the reports acknowledged (committed) inside the measured window.
+func writePath(c *Cluster, svc string, n int, dur time.Duration) (*WritePathResult, error) {
+	cl := c.Client()
+	reports := make([]plan.Report, n)
+	for i := 1; i <= n; i++ {
+		ctx, cancel := ctxT(30 * time.Second)
+		sl, err := cl.NodePlan(ctx, SimName(i), 0, time.Second)
+		cancel()
+		if err != nil {
+			return nil, err
+		}
+		for _, st := range sl.Steps {
+			if st.Service == svc {
+				reports[i-1] = plan.Report{
+					Node: fmt.Sprintf("wp-%05d", i), Service: svc, StepID: st.ID, Action: st.Action,
+					Generation: st.Generation, Digest: st.Digest, State: plan.StepOK,
+				}
+			}
+		}
+		if reports[i-1].StepID == "" {
+			return nil, fmt.Errorf("no step of %s in the slice of %s", svc, SimName(i))
+		}
+	}
+	const warm = 2 * time.Second
+	start := time.Now()
+	from, to := start.Add(warm), start.Add(warm+dur)
+	var (
+		mu        sync.Mutex
+		lat       []float64
+		count     atomic.Int64
+		errs      atomic.Int64
+		idx0      uint64
+		idx1      uint64
+		wg        sync.WaitGroup
+		leaderIdx = func() uint64 {
+			if l, err := c.Leader(); err == nil {
+				if st, err := Status(l.HTTP, time.Second); err == nil {
+					return st.Index
+				}
+			}
+			return 0
+		}
+	)
+	go func() {
+		time.Sleep(time.Until(from))
+		idx0 = leaderIdx()
+		time.Sleep(time.Until(to))
+		idx1 = leaderIdx()
+	}()
+	addrs := c.Addrs()
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			a := addrs[i%len(addrs)]
+			wc := api.NewClient(a)
+			wc.HTTP = api.DefaultHTTPClient()
+			r := reports[i]
+			var mine []float64
+			for seq := 1; ; seq++ {
+				t := time.Now()
+				if t.After(to) {
+					break
+				}
+				r.ID = fmt.Sprintf("%s:%d", r.Node, seq)
+				ctx, cancel := ctxT(30 * time.Second)
+				_, err := wc.Reports(ctx, r.Node, []plan.Report{r})
+				cancel()
+				done := time.Now()
+				if err != nil {
+					errs.Add(1)
+					time.Sleep(50 * time.Millisecond)
+					continue
+				}
+				if done.After(from) && !done.After(to) {
+					count.Add(1)
+					mine = append(mine, Ms(done.Sub(t))...)
+				}
+			}
+			mu.Lock()
+			lat = append(lat, mine...)
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	time.Sleep(100 * time.Millisecond)
+	wp := &WritePathResult{
+		Clients: n, ReportsPerReq: 1, Seconds: dur.Seconds(), Reports: count.Load(),
+		ReportsPerSec: float64(count.Load()) / dur.Seconds(), Latency: Summarize("ms", lat), Errors: errs.Load(),
+	}
+	if idx1 > idx0 {
+		wp.RaftEntries = idx1 - idx0
+		wp.ReportsPerEntry = float64(wp.Reports) / float64(wp.RaftEntries)
+	}
+	return wp, nil
+}
