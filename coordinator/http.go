@@ -2,6 +2,7 @@ package coordinator
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -116,8 +117,13 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 }
 
 // forwardWait bounds how long a write waits for a leader during an
-// election before it is refused with 503.
-const forwardWait = 10 * time.Second
+// election before it is refused with 503; forwardAttempt bounds one try,
+// so that a leader that hangs (rather than dies) is given up on and the
+// next one is tried.
+const (
+	forwardWait    = 30 * time.Second
+	forwardAttempt = 12 * time.Second
+)
 
 var forwardClient = api.DefaultHTTPClient()
 
@@ -154,10 +160,12 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request) bool {
 				proxy.ServeHTTP(w, r)
 				return true
 			}
-			req, _ := http.NewRequestWithContext(r.Context(), r.Method, "http://"+leader+r.URL.RequestURI(), bytes.NewReader(body))
+			ctx, cancel := context.WithTimeout(r.Context(), forwardAttempt)
+			req, _ := http.NewRequestWithContext(ctx, r.Method, "http://"+leader+r.URL.RequestURI(), bytes.NewReader(body))
 			req.Header = r.Header.Clone()
 			resp, err := forwardClient.Do(req)
 			if err == nil {
+				defer cancel()
 				defer resp.Body.Close()
 				for k, v := range resp.Header {
 					w.Header()[k] = v
@@ -166,6 +174,7 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request) bool {
 				io.Copy(w, resp.Body)
 				return true
 			}
+			cancel()
 			s.log.Debug("forward to leader failed, retrying", "leader", leader, "err", err)
 		}
 		if time.Now().After(deadline) || r.Context().Err() != nil {
