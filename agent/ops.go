@@ -138,7 +138,6 @@ func (a *Agent) cancelOp(ctx context.Context, op *plan.Op) {
 func (a *Agent) runOp(ctx context.Context, op *plan.Op) {
 	a.convergeMu.Lock()
 	defer a.convergeMu.Unlock()
-	var reports []plan.Report
 	for _, st := range op.Steps[a.cfg.Name] {
 		if ctx.Err() != nil {
 			return
@@ -150,12 +149,10 @@ func (a *Agent) runOp(ctx context.Context, op *plan.Op) {
 			r = a.execOp(ctx, st)
 		}
 		r.Node, r.Service, r.StepID, r.Action = a.cfg.Name, st.Service, st.ID, st.Action
-		reports = append(reports, r)
 		// Results go out as they come, for live output.
 		a.sendOpResults(ctx, op, []plan.Report{r}, false)
 	}
 	a.sendOpResults(ctx, op, nil, true)
-	_ = reports
 }
 
 // predict answers a dry run for one step without changing anything.

@@ -971,7 +971,7 @@ func (c *compiler) exports() []*Value {
 		}
 		ev := &Value{Name: e.Name, Source: "export", Sensitive: e.Sensitive || v.ContainsMarked()}
 		if v.IsWhollyKnown() {
-			ev.Value = ctyJSONTyped(v)
+			ev.Value = ctyJSON(v)
 		} else {
 			ev.Source = "waiting for an output"
 		}
@@ -1044,10 +1044,6 @@ func ctyJSON(v cty.Value) json.RawMessage {
 	}
 	return b
 }
-
-// ctyJSONTyped encodes a value as plain JSON too; its type is implied again
-// when it is read (jsonToCty).
-func ctyJSONTyped(v cty.Value) json.RawMessage { return ctyJSON(v) }
 
 // jsonToCty reads plain JSON into a value of the type JSON implies.
 func jsonToCty(raw json.RawMessage) (cty.Value, error) {
