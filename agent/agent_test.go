@@ -231,3 +231,28 @@ func TestAgent_Retries_FailedRunTriedAgainUntilItSucceeds(t *testing.T) {
 		t.Fatalf("ran %d times, want 3 (two failures, then success)", n)
 	}
 }
+
+func TestAgent_Shutdown_InterruptedStepRunsAgainAfterRestart(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "run.sh"), []byte(`echo "run $msg" >> "$DTK_DATA_DIR/runs"; [ -f "$DTK_DATA_DIR/go" ] || sleep 30`), 0o755)
+	f, srv := newFake(t, dir)
+	data := t.TempDir()
+	a := startAgent(t, srv, data)
+	f.publish(f.step("one", "a", 1))
+	waitFor(t, "step started", func() bool { return len(runs(t, data)) == 1 })
+	a.Shutdown() // kills the running step
+	os.WriteFile(filepath.Join(data, "go"), nil, 0o644)
+	a2 := startAgent(t, srv, data)
+	defer a2.Shutdown()
+	waitFor(t, "step done after restart", func() bool {
+		for _, r := range f.final("s/n/one/create") {
+			if r.State == plan.StepOK {
+				return true
+			}
+		}
+		return false
+	})
+	if n := len(runs(t, data)); n != 2 {
+		t.Fatalf("ran %d times, want 2 (interrupted, then again after the restart)", n)
+	}
+}

@@ -42,7 +42,7 @@ func (a *Agent) converge(ctx context.Context, sl *plan.Slice, checks bool) {
 		if ctx.Err() != nil {
 			return
 		}
-		if failed[st.Service] || a.running.isCancelled(st.Service) || a.running.wasStopped(st.ID, st.Digest) {
+		if failed[st.Service] || a.running.isCancelled(st.Service) {
 			blocked++
 			continue
 		}
@@ -192,8 +192,10 @@ func (a *Agent) runStep(ctx context.Context, st *plan.Step, checks bool) (ran, o
 		rep.Outputs = outs
 	}
 	ok = res.State != actions.Failed
-	if !ok && a.running.isCancelled(st.Service) && ctx.Err() == nil {
-		a.running.markStopped(st.ID, st.Digest)
+	if !ok && ctx.Err() != nil {
+		// The agent is shutting down and killed the step: not a failure of
+		// the step. Nothing is recorded, so it runs again after the restart.
+		return true, false
 	}
 	if !ok {
 		rep.State = plan.StepFailed

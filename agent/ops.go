@@ -21,24 +21,6 @@ type running struct {
 	cancel  context.CancelFunc
 	// cancelled services skip their remaining steps in this converge.
 	cancelled map[string]bool
-	// stopped remembers steps cancelled by an operator (ID → digest): they
-	// are not retried until their plan changes.
-	stopped map[string]string
-}
-
-func (r *running) markStopped(id, digest string) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.stopped == nil {
-		r.stopped = map[string]string{}
-	}
-	r.stopped[id] = digest
-}
-
-func (r *running) wasStopped(id, digest string) bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.stopped[id] == digest && digest != ""
 }
 
 func (r *running) start(ctx context.Context, service string) (context.Context, func()) {

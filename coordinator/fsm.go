@@ -740,6 +740,7 @@ func (s *State) applyReports(idx uint64, c *ReportsCmd) (any, []string) {
 	touched := map[string]bool{}
 	recompile := map[string]bool{}
 	applied := 0
+	converged := false // some create step converged in this batch
 	for i := range c.Reports {
 		r := c.Reports[i]
 		seq := reportSeq(r.ID)
@@ -769,16 +770,20 @@ func (s *State) applyReports(idx uint64, c *ReportsCmd) (any, []string) {
 			s.data.Outputs[r.StepID] = r.Outputs
 		}
 		if (r.State == plan.StepOK || r.State == plan.StepSkipped) && r.Action == "create" {
-			// Someone may wait for this step to converge.
-			for name, other := range s.data.Services {
-				if hasWaiting(other.Plan) {
-					recompile[name] = true
-				}
-			}
+			converged = true
 		}
 		s.data.Reports[r.StepID] = &r
 		touched[r.Service] = true
 		applied++
+	}
+	if converged {
+		// Someone may wait for one of those steps: look once per batch,
+		// not once per report (a batch holds up to 2048).
+		for name, other := range s.data.Services {
+			if hasWaiting(other.Plan) {
+				recompile[name] = true
+			}
+		}
 	}
 	var keys []string
 	for _, name := range sortedKeys(recompile) {
