@@ -173,3 +173,41 @@ func TestHTTP_PushModule_StageDeployPlanPoll(t *testing.T) {
 func nodeWith(name, role string) *plan.Node {
 	return &plan.Node{Name: name, Labels: map[string]string{"role": role}, Facts: plan.Facts{Address: "127.0.0.9"}}
 }
+
+func TestHTTP_Ops_LeaveOutDownNodes(t *testing.T) {
+	s := startServer(t)
+	c := api.NewClient(s.HTTPAddr())
+	ctx := context.Background()
+	tgz, _ := archive.Pack("../examples/hello")
+	if _, err := c.PushModule(ctx, tgz, ""); err != nil {
+		t.Fatal(err)
+	}
+	c.RegisterNode(ctx, nodeWith("w", "web"))
+	c.RegisterNode(ctx, nodeWith("d", "db"))
+	c.Stage(ctx, api.StageRequest{Name: "demo", Template: "hello/site"})
+	if _, err := c.Deploy(ctx, "demo"); err != nil {
+		t.Fatal(err)
+	}
+	down := func(names ...string) {
+		var u []NodeStatusUpdate
+		for _, n := range names {
+			u = append(u, NodeStatusUpdate{Name: n, Status: "down"})
+		}
+		if _, err := s.apply(NodeStatusType, NodeStatusCmd{Updates: u}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	down("d")
+	op, err := c.StartOp(ctx, "demo", plan.OpCancel, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := op.Steps["d"]; ok || len(op.Steps) != 1 || len(op.Skipped) != 1 || op.Skipped[0] != "d" {
+		t.Fatalf("op steps %v, skipped %v: want d left out", op.Steps, op.Skipped)
+	}
+	down("w")
+	_, err = c.StartOp(ctx, "demo", plan.OpDryRun, nil)
+	if ae, ok := err.(*api.APIError); !ok || ae.Code != 409 || !strings.Contains(ae.Message, "down") {
+		t.Fatalf("every node down: %v", err)
+	}
+}

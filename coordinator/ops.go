@@ -5,7 +5,9 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net/http"
+	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/dtkhq/dtk/internal/api"
@@ -134,6 +136,18 @@ func (s *Server) startOp(kind string) handlerFunc {
 		}
 		op := plan.Op{ID: newOpID(), Kind: kind, Service: r.PathValue("name"), Action: req.Action,
 			Created: time.Now().UnixMilli(), Steps: steps}
+		// A node that is down would never answer: leave it out and say so,
+		// rather than keep the operator waiting.
+		for agent := range steps {
+			if n := s.State().Node(agent); n == nil || n.Status == "down" {
+				delete(op.Steps, agent)
+				op.Skipped = append(op.Skipped, agent)
+			}
+		}
+		sort.Strings(op.Skipped)
+		if len(op.Steps) == 0 {
+			return &api.APIError{Code: http.StatusConflict, Message: fmt.Sprintf("every node of service %q is down (%s): nothing to %s", op.Service, strings.Join(op.Skipped, ", "), kind)}
+		}
 		resp, err := s.apply(CreateOpType, CreateOpCmd{Op: op})
 		if err != nil {
 			return err

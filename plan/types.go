@@ -432,9 +432,11 @@ type Op struct {
 	Steps map[string][]*Step `json:"steps"`
 	// Results are the agents' reports, in arrival order.
 	Results []Report `json:"results,omitempty"`
-	// Done lists the agents that finished the op.
-	Done  []string `json:"done,omitempty"`
-	Index uint64   `json:"index"`
+	// Done lists the agents that finished the op; Skipped those left out
+	// because they were down when the op was created.
+	Done    []string `json:"done,omitempty"`
+	Skipped []string `json:"skipped,omitempty"`
+	Index   uint64   `json:"index"`
 }
 
 // Predictions a dry run reports per step (Report.Prediction).

@@ -12,11 +12,14 @@ import (
 
 // followOp waits for every agent of an operation to finish, calling show
 // for each result as it arrives.
-func followOp(ctx context.Context, cl *api.Client, op *plan.Op, timeout time.Duration, show func(plan.Report)) (*plan.Op, error) {
+func followOp(ctx context.Context, cl *api.Client, out *Output, op *plan.Op, timeout time.Duration, show func(plan.Report)) (*plan.Op, error) {
 	if timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, timeout)
 		defer cancel()
+	}
+	if len(op.Skipped) > 0 {
+		out.Notef("left out, down: %s\n", strings.Join(op.Skipped, ", "))
 	}
 	shown := 0
 	for {
@@ -52,7 +55,7 @@ func dryRun(ctx context.Context, cl *api.Client, out *Output, name string, timeo
 	}
 	out.Printf("dry run of %s on %s (nothing changes)\n", name, plural(len(op.Steps), "node"))
 	var rows [][]string
-	op, err = followOp(ctx, cl, op, timeout, func(r plan.Report) {
+	op, err = followOp(ctx, cl, out, op, timeout, func(r plan.Report) {
 		rows = append(rows, []string{r.Node, stepName(r), r.Action, r.Prediction})
 	})
 	printTable(out.Out, "", []string{"NODE", "STEP", "ACTION", "PREDICTION"}, rows)
@@ -93,7 +96,7 @@ func (c *ServiceExecCmd) Run(ctx context.Context, cl *api.Client, out *Output) e
 	}
 	out.Printf("running %s on %s\n", c.Action, plural(len(op.Steps), "node"))
 	failed := 0
-	_, err = followOp(ctx, cl, op, c.Timeout, func(r plan.Report) {
+	_, err = followOp(ctx, cl, out, op, c.Timeout, func(r plan.Report) {
 		out.Printf("\n== %s %s: %s (exit %d, %s)\n", r.Node, stepName(r), r.State, r.ExitCode, fmtDuration(r.DurationMs))
 		if r.Output != "" {
 			out.Printf("%s", indent(r.Output))
@@ -130,7 +133,7 @@ func (c *ServiceCancelCmd) Run(ctx context.Context, cl *api.Client, out *Output)
 	if err != nil {
 		return err
 	}
-	_, err = followOp(ctx, cl, op, time.Minute, func(r plan.Report) {
+	_, err = followOp(ctx, cl, out, op, time.Minute, func(r plan.Report) {
 		out.Printf("%s: %s\n", r.Node, r.Output)
 	})
 	return err
