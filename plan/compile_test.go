@@ -31,7 +31,10 @@ type compileCase struct {
 		Lock     map[string]string `json:"lock"`
 		Removed  []string          `json:"removed"`
 	} `json:"services"`
-	Nodes []*plan.Node `json:"nodes"`
+	// ModuleFrom names another case whose module/ and modules/ this case
+	// uses (cases that differ only in outputs or done share one module).
+	ModuleFrom string       `json:"module_from"`
+	Nodes      []*plan.Node `json:"nodes"`
 	// Outputs reported, by create step ID.
 	Outputs map[string]map[string]json.RawMessage `json:"outputs"`
 	// Done: the digest each create step last converged at; "*" is the
@@ -89,7 +92,11 @@ func findModule(t testing.TB, all map[string]*plan.Module, name, version string)
 // service's plan or violations.
 func compileAll(t testing.TB, dir string, c *compileCase) (*plan.Plan, plan.Violations) {
 	t.Helper()
-	main, all := loadModules(t, dir)
+	modDir := dir
+	if c.ModuleFrom != "" {
+		modDir = filepath.Join(filepath.Dir(dir), c.ModuleFrom)
+	}
+	main, all := loadModules(t, modDir)
 	services := map[string]*plan.Service{}
 	var p *plan.Plan
 	var viol plan.Violations
