@@ -1,12 +1,11 @@
 package coordinator
 
 import (
-	"archive/tar"
 	"bytes"
-	"compress/gzip"
 	"context"
 	"errors"
 	"fmt"
+	"github.com/dtkhq/dtk/internal/bundle/bundletest"
 	"io"
 	"net/http"
 	"os"
@@ -178,41 +177,6 @@ func TestBundle_RoundTripAndIdempotentReimport(t *testing.T) {
 	}
 }
 
-// rebuild re-tars a bundle with its entries edited.
-func rebuild(t *testing.T, b []byte, edit func(names []string, data map[string][]byte) []string) []byte {
-	t.Helper()
-	zr, err := gzip.NewReader(bytes.NewReader(b))
-	if err != nil {
-		t.Fatal(err)
-	}
-	tr := tar.NewReader(zr)
-	var names []string
-	data := map[string][]byte{}
-	for {
-		h, err := tr.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		c, _ := io.ReadAll(tr)
-		names = append(names, h.Name)
-		data[h.Name] = c
-	}
-	names = edit(names, data)
-	var out bytes.Buffer
-	zw := gzip.NewWriter(&out)
-	tw := tar.NewWriter(zw)
-	for _, n := range names {
-		tw.WriteHeader(&tar.Header{Name: n, Mode: 0o644, Size: int64(len(data[n])), Typeflag: tar.TypeReg})
-		tw.Write(data[n])
-	}
-	tw.Close()
-	zw.Close()
-	return out.Bytes()
-}
-
 // A damaged bundle is refused with a message naming what is wrong, and
 // leaves no module and no blob behind.
 func TestBundle_DamagedBundlesRefused(t *testing.T) {
@@ -244,9 +208,9 @@ func TestBundle_DamagedBundlesRefused(t *testing.T) {
 			return b
 		}(), "damaged"},
 		{"truncated", good[:len(good)*2/3], "truncated"},
-		{"truncated after a blob", rebuild(t, good, func(n []string, _ map[string][]byte) []string { return n[:2] }), "is missing: the file is truncated"},
-		{"missing manifest", rebuild(t, good, func(n []string, _ map[string][]byte) []string { return n[1:] }), "manifest is missing"},
-		{"manifest names another module", rebuild(t, good, func(n []string, d map[string][]byte) []string {
+		{"truncated after a blob", bundletest.Rewrite(t, good, func(n []string, _ map[string][]byte) []string { return n[:2] }), "is missing: the file is truncated"},
+		{"missing manifest", bundletest.Rewrite(t, good, func(n []string, _ map[string][]byte) []string { return n[1:] }), "manifest is missing"},
+		{"manifest names another module", bundletest.Rewrite(t, good, func(n []string, d map[string][]byte) []string {
 			d[bundle.ManifestName] = bytes.Replace(d[bundle.ManifestName], []byte(`"name": "b"`), []byte(`"name": "c"`), 1)
 			return n
 		}), "lists c@1.0.0 but its archive"},

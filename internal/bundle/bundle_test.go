@@ -6,6 +6,7 @@ import (
 	"compress/gzip"
 	"errors"
 	"fmt"
+	"github.com/dtkhq/dtk/internal/bundle/bundletest"
 	"io"
 	"strings"
 	"testing"
@@ -72,41 +73,6 @@ func TestRoundTrip(t *testing.T) {
 	}
 }
 
-// rewrite builds a bundle from edited entries (name → content, in order).
-func rewrite(t *testing.T, b []byte, edit func(names []string, data map[string][]byte) []string) []byte {
-	t.Helper()
-	zr, err := gzip.NewReader(bytes.NewReader(b))
-	if err != nil {
-		t.Fatal(err)
-	}
-	tr := tar.NewReader(zr)
-	var names []string
-	data := map[string][]byte{}
-	for {
-		h, err := tr.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		c, _ := io.ReadAll(tr)
-		names = append(names, h.Name)
-		data[h.Name] = c
-	}
-	names = edit(names, data)
-	var out bytes.Buffer
-	zw := gzip.NewWriter(&out)
-	tw := tar.NewWriter(zw)
-	for _, n := range names {
-		tw.WriteHeader(&tar.Header{Name: n, Mode: 0o644, Size: int64(len(data[n])), Typeflag: tar.TypeReg})
-		tw.Write(data[n])
-	}
-	tw.Close()
-	zw.Close()
-	return out.Bytes()
-}
-
 func TestRead_Refusals(t *testing.T) {
 	good, blobs := testBundle(t, 2)
 	var first string
@@ -126,7 +92,7 @@ func TestRead_Refusals(t *testing.T) {
 		{"truncated in a blob", func() []byte { return good[:len(good)/2] }, "truncated"},
 		{"truncated in the trailer", func() []byte { return good[:len(good)-3] }, "truncated"},
 		{"truncated at the tar's end", func() []byte {
-			return rewrite(t, good, func(n []string, d map[string][]byte) []string { return n[:2] })
+			return bundletest.Rewrite(t, good, func(n []string, d map[string][]byte) []string { return n[:2] })
 		}, "is missing: the file is truncated or incomplete"},
 		{"tampered blob byte", func() []byte {
 			b := bytes.Clone(good)
@@ -135,7 +101,7 @@ func TestRead_Refusals(t *testing.T) {
 			return b
 		}, "the file was altered or damaged"},
 		{"tampered blob, consistent tar", func() []byte {
-			return rewrite(t, good, func(n []string, d map[string][]byte) []string {
+			return bundletest.Rewrite(t, good, func(n []string, d map[string][]byte) []string {
 				c := bytes.Clone(d[blobName(n)])
 				c[0] ^= 1
 				d[blobName(n)] = c
@@ -144,43 +110,43 @@ func TestRead_Refusals(t *testing.T) {
 		}, "the file was altered or damaged"},
 		{"trailing garbage", func() []byte { return append(bytes.Clone(good), "junk"...) }, "data after the end"},
 		{"missing manifest", func() []byte {
-			return rewrite(t, good, func(n []string, d map[string][]byte) []string { return n[1:] })
+			return bundletest.Rewrite(t, good, func(n []string, d map[string][]byte) []string { return n[1:] })
 		}, "manifest is missing"},
 		{"manifest not first", func() []byte {
-			return rewrite(t, good, func(n []string, d map[string][]byte) []string { return []string{n[1], n[0], n[2]} })
+			return bundletest.Rewrite(t, good, func(n []string, d map[string][]byte) []string { return []string{n[1], n[0], n[2]} })
 		}, "manifest is missing"},
 		{"malformed manifest", func() []byte {
-			return rewrite(t, good, func(n []string, d map[string][]byte) []string {
+			return bundletest.Rewrite(t, good, func(n []string, d map[string][]byte) []string {
 				d[ManifestName] = []byte(`{"format": "dtk-module-bundle",`)
 				return n
 			})
 		}, "manifest.json is not well-formed"},
 		{"unknown manifest field", func() []byte {
-			return rewrite(t, good, func(n []string, d map[string][]byte) []string {
+			return bundletest.Rewrite(t, good, func(n []string, d map[string][]byte) []string {
 				d[ManifestName] = bytes.Replace(d[ManifestName], []byte(`"modules"`), []byte(`"bogus": 1, "modules"`), 1)
 				return n
 			})
 		}, "unknown field"},
 		{"other format version", func() []byte {
-			return rewrite(t, good, func(n []string, d map[string][]byte) []string {
+			return bundletest.Rewrite(t, good, func(n []string, d map[string][]byte) []string {
 				d[ManifestName] = bytes.Replace(d[ManifestName], []byte(`"format_version": 1`), []byte(`"format_version": 9`), 1)
 				return n
 			})
 		}, "format_version 9 is not supported"},
 		{"wrong size in manifest", func() []byte {
-			return rewrite(t, good, func(n []string, d map[string][]byte) []string {
+			return bundletest.Rewrite(t, good, func(n []string, d map[string][]byte) []string {
 				d[ManifestName] = bytes.Replace(d[ManifestName], []byte(`"size": 1`), []byte(`"size": 2`), 1)
 				return n
 			})
 		}, "manifest.json says"},
 		{"extra entry", func() []byte {
-			return rewrite(t, good, func(n []string, d map[string][]byte) []string {
+			return bundletest.Rewrite(t, good, func(n []string, d map[string][]byte) []string {
 				d["evil.sh"] = []byte("rm -rf /")
 				return append(n, "evil.sh")
 			})
 		}, `unexpected entry "evil.sh"`},
 		{"unlisted blob", func() []byte {
-			return rewrite(t, good, func(n []string, d map[string][]byte) []string {
+			return bundletest.Rewrite(t, good, func(n []string, d map[string][]byte) []string {
 				x := []byte("extra")
 				name := BlobName(archive.Digest(x))
 				d[name] = x
@@ -188,7 +154,7 @@ func TestRead_Refusals(t *testing.T) {
 			})
 		}, "is not listed in manifest.json"},
 		{"blob twice", func() []byte {
-			return rewrite(t, good, func(n []string, d map[string][]byte) []string { return append(n, n[1]) })
+			return bundletest.Rewrite(t, good, func(n []string, d map[string][]byte) []string { return append(n, n[1]) })
 		}, "appears twice"},
 	}
 	for _, c := range cases {
