@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/dtkhq/dtk/internal/bundle/bundletest"
 	"io"
 	"net/http"
 	"os"
@@ -16,6 +15,7 @@ import (
 	"github.com/dtkhq/dtk/internal/api"
 	"github.com/dtkhq/dtk/internal/archive"
 	"github.com/dtkhq/dtk/internal/bundle"
+	"github.com/dtkhq/dtk/internal/bundle/bundletest"
 	"github.com/dtkhq/dtk/plan"
 )
 

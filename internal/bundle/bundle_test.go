@@ -6,12 +6,12 @@ import (
 	"compress/gzip"
 	"errors"
 	"fmt"
-	"github.com/dtkhq/dtk/internal/bundle/bundletest"
 	"io"
 	"strings"
 	"testing"
 
 	"github.com/dtkhq/dtk/internal/archive"
+	"github.com/dtkhq/dtk/internal/bundle/bundletest"
 )
 
 // testBundle writes a bundle of n modules whose blobs are distinct bytes.
