@@ -101,32 +101,21 @@ func parseContainerSpec(req Request) (spec containerSpec, notes []string, err er
 		names = append(names, k)
 	}
 	sort.Strings(names)
+	// Where each setting goes (env is decoded on its own).
+	fields := map[string]any{
+		"image": &spec.Image, "image_archive": &spec.ImageArchive, "name": &spec.Name,
+		"command": &spec.Command, "ports": &spec.Ports, "volumes": &spec.Volumes,
+		"restart": &spec.Restart, "network": &spec.Network, "stop_timeout": &spec.StopTimeout,
+	}
 	for _, k := range names {
 		raw := req.Attributes[k]
 		if string(raw) == "null" {
 			continue
 		}
-		var target any
-		switch k {
-		case "image":
-			target = &spec.Image
-		case "image_archive":
-			target = &spec.ImageArchive
-		case "name":
-			target = &spec.Name
-		case "command":
-			target = &spec.Command
-		case "ports":
-			target = &spec.Ports
-		case "volumes":
-			target = &spec.Volumes
-		case "restart":
-			target = &spec.Restart
-		case "network":
-			target = &spec.Network
-		case "stop_timeout":
-			target = &spec.StopTimeout
-		case "env":
+		target, ok := fields[k]
+		switch {
+		case ok:
+		case k == "env":
 			var m map[string]json.RawMessage
 			if err := json.Unmarshal(raw, &m); err != nil {
 				return spec, nil, fmt.Errorf("container setting env: want a map: %w", err)
