@@ -3,6 +3,7 @@ package coordinator
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"sort"
@@ -57,7 +58,7 @@ func (s *State) opSteps(svcName string, req *api.OpRequest, kind string) (map[st
 				if st.Action != "create" || (req.Component != "" && req.Component != st.Instance) {
 					continue
 				}
-				comp := s.componentOf(svc, st)
+				comp := s.componentOf(st)
 				if comp == nil || comp.Actions[req.Action] == nil {
 					continue
 				}
@@ -98,7 +99,7 @@ func baseNode(name string) string {
 }
 
 // componentOf finds the component a step was compiled from.
-func (s *State) componentOf(svc *plan.Service, st *plan.Step) *plan.Component {
+func (s *State) componentOf(st *plan.Step) *plan.Component {
 	m := s.data.Modules[st.Module]
 	if m == nil {
 		return nil
@@ -107,13 +108,14 @@ func (s *State) componentOf(svc *plan.Service, st *plan.Step) *plan.Component {
 }
 
 // withParams adds an exec's parameters to a step's attributes (as strings).
-func withParams(attrs map[string]jsonRaw, params map[string]string) map[string]jsonRaw {
-	out := make(map[string]jsonRaw, len(attrs)+len(params))
+func withParams(attrs map[string]json.RawMessage, params map[string]string) map[string]json.RawMessage {
+	out := make(map[string]json.RawMessage, len(attrs)+len(params))
 	for k, v := range attrs {
 		out[k] = v
 	}
 	for k, v := range params {
-		out[k] = jsonString(v)
+		b, _ := json.Marshal(v)
+		out[k] = b
 	}
 	return out
 }
