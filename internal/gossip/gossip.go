@@ -18,6 +18,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hashicorp/memberlist"
 	"github.com/hashicorp/serf/serf"
 )
 
@@ -55,6 +56,19 @@ type Config struct {
 	Logger *slog.Logger
 	// Fast shortens failure detection for tests and dev clusters.
 	Fast bool
+
+	// EncryptKey is the base64 gossip key (--encrypt, encrypt = "...").
+	// With a key, gossip is encrypted and authenticated: a process
+	// without it can neither join nor read the traffic. A keyring saved
+	// at KeyringPath wins over it entirely (it may have been rotated
+	// since); a warning says so when EncryptKey is not in it.
+	EncryptKey string
+	// KeyringPath is where this member's keyring is saved (mode 0600)
+	// whenever it changes, so that a restart keeps a rotated key.
+	KeyringPath string
+	// KEK, when set, seals the saved keyring (internal/secret); without
+	// it the file is plain JSON.
+	KEK []byte
 }
 
 // Member is this process's membership in the pool.
@@ -64,6 +78,14 @@ type Member struct {
 	log    *slog.Logger
 
 	peersFile string
+
+	// Encryption; keyring is nil when gossip is in clear.
+	keyring     *memberlist.Keyring
+	keyringPath string
+	kek         []byte
+	keyMu       sync.Mutex
+	savedKeys   *keyringFile // last saved, guarded by keyMu
+	keysDone    chan struct{}
 
 	mu       sync.Mutex
 	handlers []func(serf.Event)
@@ -103,6 +125,9 @@ func Start(ctx context.Context, cfg Config) (*Member, error) {
 	if err != nil {
 		return nil, fmt.Errorf("gossip address %q: bad port", cfg.BindAddr)
 	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
 	sc := serf.DefaultConfig()
 	sc.NodeName = cfg.Name
 	sc.Tags = cfg.Tags
@@ -111,10 +136,10 @@ func Start(ctx context.Context, cfg Config) (*Member, error) {
 	sc.MemberlistConfig.BindPort = port
 	sc.MemberlistConfig.AdvertiseAddr = host
 	sc.MemberlistConfig.AdvertisePort = port
-	sc.MemberlistConfig.LogOutput = io.Discard
+	sc.MemberlistConfig.LogOutput = nil
+	sc.MemberlistConfig.Logger = log.New(&cryptLog{log: cfg.Logger}, "", 0)
 	sc.LogOutput = io.Discard
 	sc.Logger = log.New(io.Discard, "", 0)
-	sc.MemberlistConfig.Logger = nil
 	sc.SnapshotPath = cfg.SnapshotPath
 	sc.RejoinAfterLeave = true
 	if cfg.Fast {
@@ -122,6 +147,11 @@ func Start(ctx context.Context, cfg Config) (*Member, error) {
 		sc.ReconnectInterval = time.Second
 		sc.TombstoneTimeout = time.Minute
 	}
+	keyring, err := setupKeyring(cfg, cfg.Logger)
+	if err != nil {
+		return nil, err
+	}
+	sc.MemberlistConfig.Keyring = keyring
 	events := make(chan serf.Event, 256)
 	sc.EventCh = events
 	s, err := serf.Create(sc)
@@ -131,6 +161,16 @@ func Start(ctx context.Context, cfg Config) (*Member, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	m := &Member{serf: s, events: events, log: cfg.Logger, cancel: cancel, done: make(chan struct{})}
 	m.peersFile = cfg.PeersFile
+	m.keyring, m.keyringPath, m.kek = keyring, cfg.KeyringPath, cfg.KEK
+	if keyring != nil && cfg.KeyringPath != "" {
+		if err := m.saveKeyring(); err != nil {
+			cancel()
+			s.Shutdown()
+			return nil, err
+		}
+		m.keysDone = make(chan struct{})
+		go m.watchKeyring(ctx.Done())
+	}
 	go m.loop(ctx)
 	join := cfg.Join
 	if len(join) == 0 {
@@ -226,6 +266,12 @@ func (m *Member) Shutdown() error {
 	m.cancel()
 	err := m.serf.Shutdown()
 	<-m.done
+	if m.keysDone != nil {
+		<-m.keysDone
+		if serr := m.saveKeyring(); serr != nil {
+			m.log.Warn("save gossip keyring", "err", serr)
+		}
+	}
 	return err
 }
 
