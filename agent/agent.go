@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -320,7 +321,7 @@ func (a *Agent) CoordinatorsChanged() {
 		return
 	}
 	for _, addr := range a.client.Addrs() {
-		if "http://"+addr == a.pollAddr || addr == a.pollAddr {
+		if strings.TrimPrefix(strings.TrimPrefix(a.pollAddr, "https://"), "http://") == addr {
 			return
 		}
 	}

@@ -64,6 +64,7 @@ func (s *Server) maintain() {
 			s.reconcileCoordinators()
 			s.recordCoordinators()
 			s.reconcileNodes()
+			s.storeCA()
 		}
 		s.rejoinCoordinators()
 		s.syncBlobs()
@@ -82,7 +83,7 @@ func (s *Server) tryBootstrap() {
 		if p.Name == s.cfg.Name {
 			continue
 		}
-		st, err := peerStatus(p.HTTPAddr)
+		st, err := s.peerStatus(p.HTTPAddr)
 		if err != nil {
 			s.log.Debug("bootstrap: peer not ready", "peer", p.Name, "err", err)
 			return
@@ -149,7 +150,7 @@ func (s *Server) reconcileCoordinators() {
 }
 
 func (s *Server) caughtUp(p gossip.Peer) bool {
-	st, err := peerStatus(p.HTTPAddr)
+	st, err := s.peerStatus(p.HTTPAddr)
 	if err != nil {
 		return false
 	}
@@ -188,14 +189,11 @@ func (s *Server) reconcileNodes() {
 	}
 }
 
-// statusClient asks peers for their status.
-var statusClient = &http.Client{Timeout: time.Second}
-
-func peerStatus(httpAddr string) (*statusView, error) {
+func (s *Server) peerStatus(httpAddr string) (*statusView, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, "GET", "http://"+httpAddr+"/v1/status", nil)
-	resp, err := statusClient.Do(req)
+	req, _ := http.NewRequestWithContext(ctx, "GET", s.peerURL(httpAddr, "/v1/status"), nil)
+	resp, err := s.pnet.status.Do(req)
 	if err != nil {
 		return nil, err
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -34,6 +35,14 @@ const (
 	OpResultsType
 	PutModulesType // PutModulesCmd: a bundle import, all or nothing
 	CoordinatorsType
+	CreateTokenType
+	DeleteTokenType
+	EnrollType
+	PendingType
+	RejectType
+	RemoveNodeType
+	PutCAType
+	NodeLabelsType
 )
 
 // IgnoreUnknownFlag marks a command that an older coordinator which does not
@@ -136,6 +145,10 @@ var (
 	ErrNotFound = errors.New("not found")
 	ErrConflict = errors.New("conflict")
 	ErrInvalid  = errors.New("invalid")
+	// ErrUnauthorized is a credential that does not work (a join token).
+	ErrUnauthorized = errors.New("unauthorized")
+	// ErrTooMany is a bounded table that is full.
+	ErrTooMany = errors.New("too many")
 )
 
 // Encode builds a log entry.
@@ -234,6 +247,38 @@ func (f *FSM) Apply(l *raft.Log) any {
 		var c PutModulesCmd
 		mustDecode(buf, &c, t)
 		resp, keys = s.putModules(l.Index, &c)
+	case CreateTokenType:
+		var c CreateTokenCmd
+		mustDecode(buf, &c, t)
+		resp, keys = s.createToken(l.Index, &c)
+	case DeleteTokenType:
+		var c DeleteTokenCmd
+		mustDecode(buf, &c, t)
+		resp, keys = s.deleteToken(l.Index, &c)
+	case EnrollType:
+		var c EnrollCmd
+		mustDecode(buf, &c, t)
+		resp, keys = s.enroll(l.Index, &c)
+	case PendingType:
+		var c PendingCmd
+		mustDecode(buf, &c, t)
+		resp, keys = s.addPending(l.Index, &c)
+	case RejectType:
+		var c RejectCmd
+		mustDecode(buf, &c, t)
+		resp, keys = s.reject(l.Index, &c)
+	case RemoveNodeType:
+		var c RemoveNodeCmd
+		mustDecode(buf, &c, t)
+		resp, keys = s.removeNode(l.Index, &c)
+	case PutCAType:
+		var c PutCACmd
+		mustDecode(buf, &c, t)
+		resp, keys = s.putCA(l.Index, &c)
+	case NodeLabelsType:
+		var c NodeLabelsCmd
+		mustDecode(buf, &c, t)
+		resp, keys = s.nodeLabels(l.Index, &c)
 	case ResliceType:
 		for name := range s.data.Nodes {
 			s.data.SliceIndex[name] = l.Index
@@ -261,13 +306,20 @@ func (s *State) registerNode(idx uint64, c *RegisterNodeCmd) (any, []string) {
 	n.Status = "up"
 	n.LastSeen = c.Time
 	n.ModifyIndex = idx
+	// The node's own labels never override an operator's.
+	n.AgentLabels, n.OperatorLabels = n.Labels, nil
 	if old := s.data.Nodes[n.Name]; old != nil {
 		n.CreateIndex = old.CreateIndex
 		n.RegisteredAt = old.RegisteredAt
+		n.OperatorLabels = old.OperatorLabels
 	} else {
 		n.CreateIndex = idx
 		n.RegisteredAt = c.Time
+		if e := s.data.Trust.Enrolled[n.Name]; e != nil {
+			n.OperatorLabels = maps.Clone(e.Labels)
+		}
 	}
+	n.Labels = mergeLabels(n.AgentLabels, n.OperatorLabels)
 	s.data.Nodes[n.Name] = &n
 	// A new node gets a slice index so that its first poll returns at once.
 	if s.data.SliceIndex[n.Name] == 0 {
@@ -971,6 +1023,7 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	if err := json.NewDecoder(rc).Decode(&d); err != nil {
 		return fmt.Errorf("restore snapshot: %w", err)
 	}
+	d.Trust.fill()
 	f.state.mu.Lock()
 	f.state.data = d
 	f.state.mu.Unlock()

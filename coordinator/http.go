@@ -50,51 +50,63 @@ func checkName(kind, n string) error {
 
 type handlerFunc func(w http.ResponseWriter, r *http.Request) error
 
-// Handler is the API: every route behind one stack (recovery, logging,
-// leader forwarding of writes, JSON errors), the one place where
-// authentication will be added.
+// Handler is the API: every route behind one stack (recovery, caller
+// authentication, then per route: authorization, leader forwarding of
+// writes, JSON errors).
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
-	route := func(pattern string, h handlerFunc) {
-		mux.Handle(pattern, s.wrap(h))
+	route := func(pattern string, a access, h handlerFunc) {
+		mux.Handle(pattern, s.wrap(a, h))
 	}
-	route("GET /v1/status", s.getStatus)
-	route("POST /v1/modules", s.pushModule)
-	route("GET /v1/modules", s.listModules)
-	route("GET /v1/modules/{name}/{version}", s.getModule)
-	route("GET /v1/blobs/{digest}", s.getBlob)
-	route("POST /v1/bundles", s.importBundle)
-	route("POST /v1/services", s.stageService)
-	route("GET /v1/services", s.listServices)
-	route("GET /v1/services/{name}", s.getService)
-	route("GET /v1/services/{name}/plan", s.previewPlan)
-	route("POST /v1/services/{name}/inputs", s.setInputs)
-	route("POST /v1/services/{name}/deploy", s.deployService)
-	route("POST /v1/services/{name}/upgrade", s.upgradeService)
-	route("POST /v1/services/{name}/dry-run", s.startOp(plan.OpDryRun))
-	route("POST /v1/services/{name}/exec", s.startOp(plan.OpExec))
-	route("POST /v1/services/{name}/cancel", s.startOp(plan.OpCancel))
-	route("GET /v1/ops/{id}", s.getOp)
-	route("GET /v1/nodes/{name}/ops", s.nodeOps)
-	route("POST /v1/nodes/{name}/ops/{id}/results", s.opResults)
-	route("DELETE /v1/services/{name}", s.deleteService)
-	route("GET /v1/nodes", s.listNodes)
-	route("PUT /v1/nodes/{name}", s.registerNode)
-	route("GET /v1/nodes/{name}/plan", s.nodePlan)
-	route("POST /v1/nodes/{name}/reports", s.nodeReports)
-	route("POST /v1/agent/leave", s.agentLeave)
-	route("GET /v1/operator/members", s.operatorMembers)
-	route("GET /v1/operator/raft", s.operatorRaft)
-	route("DELETE /v1/operator/raft/peers/{id}", s.operatorRemovePeer)
-	route("GET /v1/operator/snapshot", s.operatorSnapshotSave)
-	route("PUT /v1/operator/snapshot", s.operatorSnapshotRestore)
-	route("/", func(w http.ResponseWriter, r *http.Request) error {
+	route("GET /v1/status", accessAny, s.getStatus)
+	route("POST /v1/modules", accessOperator, s.pushModule)
+	route("GET /v1/modules", accessOperator, s.listModules)
+	route("GET /v1/modules/{name}/{version}", accessOperator, s.getModule)
+	route("GET /v1/blobs/{digest}", accessBlob, s.getBlob)
+	route("POST /v1/bundles", accessOperator, s.importBundle)
+	route("POST /v1/services", accessOperator, s.stageService)
+	route("GET /v1/services", accessOperator, s.listServices)
+	route("GET /v1/services/{name}", accessOperator, s.getService)
+	route("GET /v1/services/{name}/plan", accessOperator, s.previewPlan)
+	route("POST /v1/services/{name}/inputs", accessOperator, s.setInputs)
+	route("POST /v1/services/{name}/deploy", accessOperator, s.deployService)
+	route("POST /v1/services/{name}/upgrade", accessOperator, s.upgradeService)
+	route("POST /v1/services/{name}/dry-run", accessOperator, s.startOp(plan.OpDryRun))
+	route("POST /v1/services/{name}/exec", accessOperator, s.startOp(plan.OpExec))
+	route("POST /v1/services/{name}/cancel", accessOperator, s.startOp(plan.OpCancel))
+	route("GET /v1/ops/{id}", accessOperator, s.getOp)
+	route("GET /v1/nodes/{name}/ops", accessNodeRead, s.nodeOps)
+	route("POST /v1/nodes/{name}/ops/{id}/results", accessNodeWrite, s.opResults)
+	route("DELETE /v1/services/{name}", accessOperator, s.deleteService)
+	route("GET /v1/nodes", accessOperator, s.listNodes)
+	route("PUT /v1/nodes/{name}", accessNodeWrite, s.registerNode)
+	route("DELETE /v1/nodes/{name}", accessOperator, s.removeNode)
+	route("POST /v1/nodes/{name}/labels", accessOperator, s.setNodeLabels)
+	route("GET /v1/nodes/{name}/plan", accessNodeRead, s.nodePlan)
+	route("POST /v1/nodes/{name}/reports", accessNodeWrite, s.nodeReports)
+	route("GET /v1/nodes/{name}/keyring", accessNodeRead, s.nodeKeyring)
+	route("POST /v1/enroll", accessPublic, s.enroll)
+	route("GET /v1/enroll/pending", accessOperator, s.listPending)
+	route("POST /v1/enroll/pending/{name}/approve", accessOperator, s.approvePending)
+	route("POST /v1/enroll/pending/{name}/reject", accessOperator, s.rejectPending)
+	route("POST /v1/tokens", accessOperator, s.createToken)
+	route("GET /v1/tokens", accessOperator, s.listTokens)
+	route("DELETE /v1/tokens/{id}", accessOperator, s.deleteToken)
+	route("POST /v1/agent/leave", accessOperator, s.agentLeave)
+	route("GET /v1/operator/members", accessOperator, s.operatorMembers)
+	route("GET /v1/operator/raft", accessOperator, s.operatorRaft)
+	route("DELETE /v1/operator/raft/peers/{id}", accessOperator, s.operatorRemovePeer)
+	route("GET /v1/operator/snapshot", accessOperator, s.operatorSnapshotSave)
+	route("PUT /v1/operator/snapshot", accessOperator, s.operatorSnapshotRestore)
+	route("GET /v1/operator/keyring", accessOperator, s.keyringList)
+	route("POST /v1/operator/keyring/{op}", accessOperator, s.keyringChange)
+	route("/", accessPublic, func(w http.ResponseWriter, r *http.Request) error {
 		return &api.APIError{Code: http.StatusNotFound, Message: fmt.Sprintf("no such endpoint: %s %s", r.Method, r.URL.Path)}
 	})
 	return s.middleware(mux)
 }
 
-// middleware recovers panics, forwards writes to the leader and logs.
+// middleware recovers panics, resolves the caller and logs.
 func (s *Server) middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
@@ -104,14 +116,15 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 				writeError(w, &api.APIError{Code: http.StatusInternalServerError, Message: "internal error"})
 			}
 		}()
-		if r.Method != http.MethodGet && r.Method != http.MethodHead && !strings.HasPrefix(r.URL.Path, "/v1/agent/") && s.raft.State() != raftLeader && s.getPeers() != nil {
-			if s.forward(w, r) {
-				return
-			}
+		c, aerr := s.authenticate(r)
+		if aerr != nil {
+			writeError(w, aerr)
+			return
 		}
+		r = r.WithContext(withCaller(r.Context(), c))
 		next.ServeHTTP(w, r)
 		if !strings.HasSuffix(r.URL.Path, "/plan") || r.URL.Query().Get("index") == "" {
-			s.log.Debug("request", "method", r.Method, "path", r.URL.Path, "took", time.Since(start))
+			s.log.Debug("request", "method", r.Method, "path", r.URL.Path, "caller", c.String(), "took", time.Since(start))
 		}
 	})
 }
@@ -125,14 +138,12 @@ const (
 	forwardAttempt = 12 * time.Second
 )
 
-var forwardClient = api.DefaultHTTPClient()
-
 // forward sends a write to the leader (found through the gossip tags) and
-// copies the answer back. While there is no reachable leader (an election
-// after the leader died) it retries until forwardWait passes; if this
-// coordinator becomes the leader meanwhile, it returns false so the
-// request is served here. Large bodies (module pushes) are streamed once,
-// without retries.
+// copies the answer back, naming the original caller. While there is no
+// reachable leader (an election after the leader died) it retries until
+// forwardWait passes; if this coordinator becomes the leader meanwhile, it
+// returns false so the request is served here. Large bodies (module
+// pushes) are streamed once, without retries.
 func (s *Server) forward(w http.ResponseWriter, r *http.Request) bool {
 	var body []byte
 	retry := r.ContentLength >= 0 && r.ContentLength <= maxJSONBody
@@ -153,17 +164,14 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request) bool {
 		leader := s.leaderHTTP()
 		if leader != "" {
 			if !retry {
-				proxy := httputil.NewSingleHostReverseProxy(&url.URL{Scheme: "http", Host: leader})
-				proxy.ErrorHandler = func(w http.ResponseWriter, r *http.Request, err error) {
-					writeError(w, &api.APIError{Code: http.StatusServiceUnavailable, Message: "forward to leader: " + err.Error()})
-				}
-				proxy.ServeHTTP(w, r)
+				s.proxy(leader).ServeHTTP(w, r)
 				return true
 			}
 			ctx, cancel := context.WithTimeout(r.Context(), forwardAttempt)
-			req, _ := http.NewRequestWithContext(ctx, r.Method, "http://"+leader+r.URL.RequestURI(), bytes.NewReader(body))
+			req, _ := http.NewRequestWithContext(ctx, r.Method, s.peerURL(leader, r.URL.RequestURI()), bytes.NewReader(body))
 			req.Header = r.Header.Clone()
-			resp, err := forwardClient.Do(req)
+			s.setCaller(req, r)
+			resp, err := s.pnet.forward.Do(req)
 			if err == nil {
 				defer cancel()
 				defer resp.Body.Close()
@@ -188,6 +196,35 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request) bool {
 	}
 }
 
+// setCaller names the original caller on a request forwarded for r.
+func (s *Server) setCaller(out, in *http.Request) {
+	out.Header.Del(callerHeader)
+	c := callerOf(in)
+	switch {
+	case c.insecure:
+	case c.anonymous:
+		out.Header.Set(callerHeader, "anonymous")
+	default:
+		out.Header.Set(callerHeader, c.id.String())
+	}
+}
+
+// proxy streams a request to another coordinator, naming the caller.
+func (s *Server) proxy(httpAddr string) http.Handler {
+	u, _ := url.Parse(s.peerURL(httpAddr, "/"))
+	p := httputil.NewSingleHostReverseProxy(u)
+	p.Transport = s.pnet.transport
+	inner := p.Director
+	p.Director = func(req *http.Request) {
+		inner(req)
+		s.setCaller(req, req)
+	}
+	p.ErrorHandler = func(w http.ResponseWriter, r *http.Request, err error) {
+		writeError(w, &api.APIError{Code: http.StatusServiceUnavailable, Message: "forward to leader: " + err.Error()})
+	}
+	return p
+}
+
 // leaderHTTP is the leader's HTTP address, or "" when unknown.
 func (s *Server) leaderHTTP() string {
 	leaderRaft, _ := s.raft.LeaderWithID()
@@ -209,8 +246,16 @@ func (s *Server) leaderHTTP() string {
 	return ""
 }
 
-func (s *Server) wrap(h handlerFunc) http.Handler {
+func (s *Server) wrap(a access, h handlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := s.authorize(callerOf(r), a, r); err != nil {
+			writeError(w, toAPIError(err))
+			return
+		}
+		if r.Method != http.MethodGet && r.Method != http.MethodHead && !strings.HasPrefix(r.URL.Path, "/v1/agent/") &&
+			s.raft.State() != raftLeader && s.getPeers() != nil && s.forward(w, r) {
+			return
+		}
 		if err := h(w, r); err != nil {
 			writeError(w, toAPIError(err))
 		}
@@ -235,6 +280,10 @@ func toAPIError(err error) *api.APIError {
 		return &api.APIError{Code: http.StatusNotFound, Message: err.Error()}
 	case errors.Is(err, ErrConflict):
 		return &api.APIError{Code: http.StatusConflict, Message: err.Error()}
+	case errors.Is(err, ErrUnauthorized):
+		return &api.APIError{Code: http.StatusForbidden, Message: err.Error()}
+	case errors.Is(err, ErrTooMany):
+		return &api.APIError{Code: http.StatusTooManyRequests, Message: err.Error()}
 	case errors.Is(err, ErrInvalid), errors.Is(err, ErrBadDigest):
 		return &api.APIError{Code: http.StatusBadRequest, Message: err.Error()}
 	case errors.Is(err, ErrNotLeader):
@@ -600,6 +649,12 @@ func (s *Server) registerNode(w http.ResponseWriter, r *http.Request) error {
 	if err := checkName("node", n.Name); err != nil {
 		return err
 	}
+	if err := checkLabels(n.Labels); err != nil {
+		return err
+	}
+	// A node states only its own labels; the operator's are kept by the
+	// state.
+	n.AgentLabels, n.OperatorLabels = nil, nil
 	resp, err := s.apply(RegisterNodeType, RegisterNodeCmd{Node: n, Time: time.Now().UnixMilli()})
 	if err != nil {
 		return err
@@ -623,6 +678,12 @@ func (s *Server) nodePlan(w http.ResponseWriter, r *http.Request) error {
 	done, stop := waitDone(r, wait)
 	defer stop()
 	sl := s.State().WaitSlice(done, name, index)
+	if err := s.stillAllowed(r); err != nil {
+		return err
+	}
+	if s.State().Node(name) == nil {
+		return fmt.Errorf("%w: node %q was removed", ErrNotFound, name)
+	}
 	w.Header().Set(IndexHeader, strconv.FormatUint(sl.Index, 10))
 	return writeJSON(w, http.StatusOK, sl)
 }

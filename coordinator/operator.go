@@ -8,8 +8,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httputil"
-	"net/url"
 	"path"
 	"strings"
 	"time"
@@ -218,7 +216,7 @@ func (s *Server) proxyToLeader(w http.ResponseWriter, r *http.Request) error {
 	if leader == "" {
 		return fmt.Errorf("%w: no leader known", ErrNotLeader)
 	}
-	httputil.NewSingleHostReverseProxy(&url.URL{Scheme: "http", Host: leader}).ServeHTTP(w, r)
+	s.proxy(leader).ServeHTTP(w, r)
 	return nil
 }
 

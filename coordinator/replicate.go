@@ -11,9 +11,6 @@ import (
 	"github.com/hashicorp/raft"
 )
 
-// blobClient fetches blobs from peer coordinators.
-var blobClient = &http.Client{Timeout: 10 * time.Minute}
-
 // ensureBlob makes sure a blob is stored here, fetching it from another
 // coordinator (and verifying its digest) when it is not.
 func (s *Server) ensureBlob(ctx context.Context, digest string) error {
@@ -39,11 +36,11 @@ func (s *Server) ensureBlob(ctx context.Context, digest string) error {
 }
 
 func (s *Server) fetchBlob(ctx context.Context, httpAddr, digest string) error {
-	req, err := http.NewRequestWithContext(ctx, "GET", "http://"+httpAddr+"/v1/blobs/"+url.PathEscape(digest)+"?local=1", nil)
+	req, err := http.NewRequestWithContext(ctx, "GET", s.peerURL(httpAddr, "/v1/blobs/"+url.PathEscape(digest)+"?local=1"), nil)
 	if err != nil {
 		return err
 	}
-	resp, err := blobClient.Do(req)
+	resp, err := s.pnet.blob.Do(req)
 	if err != nil {
 		return err
 	}
@@ -86,11 +83,11 @@ func (s *Server) replicateBlob(ctx context.Context, digest string) error {
 		if p.Name == s.cfg.Name || !members[raft.ServerID(p.Name)] {
 			continue
 		}
-		req, err := http.NewRequestWithContext(ctx, "GET", "http://"+p.HTTPAddr+"/v1/blobs/"+url.PathEscape(digest)+"?ensure=1", nil)
+		req, err := http.NewRequestWithContext(ctx, "GET", s.peerURL(p.HTTPAddr, "/v1/blobs/"+url.PathEscape(digest)+"?ensure=1"), nil)
 		if err != nil {
 			return err
 		}
-		resp, err := blobClient.Do(req)
+		resp, err := s.pnet.blob.Do(req)
 		if err != nil {
 			return fmt.Errorf("module blob not replicated to %s: %w", p.Name, err)
 		}

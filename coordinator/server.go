@@ -2,6 +2,7 @@ package coordinator
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -18,6 +19,7 @@ import (
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 
 	"github.com/dtkhq/dtk/internal/gossip"
+	"github.com/dtkhq/dtk/internal/tlsutil"
 )
 
 // Config configures a coordinator.
@@ -40,6 +42,17 @@ type Config struct {
 	// bolt stores: the in-process test harness uses them.
 	RaftTransport raft.Transport
 	RaftInMemory  bool
+	// TLS is this coordinator's certificate material: with it the HTTP
+	// API, forwarding, blob replication and Raft all run over mutual TLS.
+	// Nil is the explicit insecure mode (dtk-agent run --insecure).
+	TLS *tlsutil.Store
+	// KEK is the key-encryption key (keyring_file) that seals the
+	// cluster's own secrets (the CA key) in the replicated state.
+	KEK []byte
+	// CAKeyPEM is the cluster CA's key (tls.ca_key_file); the leader
+	// stores it, sealed with KEK, so that any coordinator can sign the
+	// certificates of enrolling agents.
+	CAKeyPEM []byte
 }
 
 // Peers is how a coordinator sees the other coordinators: the gossip pool
@@ -66,6 +79,10 @@ type Server struct {
 
 	httpLn  net.Listener
 	httpSrv *http.Server
+	pnet    *peerNet
+
+	verified verifyCache
+	ca       caCache
 
 	mu         sync.Mutex
 	leaveFunc  func()
@@ -101,7 +118,13 @@ func New(cfg Config) (*Server, error) {
 	if cfg.BootstrapExpect == 0 {
 		cfg.BootstrapExpect = 1
 	}
-	return &Server{cfg: cfg, log: cfg.Logger.With("component", "coordinator"), stop: make(chan struct{}), kick: make(chan struct{}, 1)}, nil
+	if len(cfg.CAKeyPEM) > 0 && len(cfg.KEK) == 0 {
+		return nil, errors.New("coordinator: the CA key (tls.ca_key_file) is kept in the replicated state sealed with a key-encryption key: set keyring_file too")
+	}
+	return &Server{
+		cfg: cfg, log: cfg.Logger.With("component", "coordinator"), stop: make(chan struct{}), kick: make(chan struct{}, 1),
+		pnet: newPeerNet(cfg.TLS),
+	}, nil
 }
 
 // Start opens the stores, starts Raft (bootstrapping a new single-server
@@ -129,9 +152,15 @@ func (s *Server) Start() error {
 		return fmt.Errorf("listen http on %s: %w", s.cfg.HTTPAddr, err)
 	}
 	s.httpLn = ln
-	s.httpSrv = &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	s.httpSrv = &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: httpErrorLog(s.log)}
+	serveLn := ln
+	if s.cfg.TLS != nil {
+		serveLn = tls.NewListener(plainHTTPRefuser{ln, s.log}, s.cfg.TLS.ServerConfig())
+	} else {
+		s.log.Warn("INSECURE: the API is served over plain HTTP without authentication; anyone who reaches " + ln.Addr().String() + " can run code as root on every node")
+	}
 	go func() {
-		if err := s.httpSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := s.httpSrv.Serve(serveLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			s.log.Error("http server", "err", err)
 		}
 	}()
@@ -183,13 +212,24 @@ func (s *Server) startRaft() error {
 		if addr.Port == 0 {
 			advertise = nil // let the transport advertise the port it got
 		}
-		tcp, err := raft.NewTCPTransportWithLogger(s.cfg.RaftAddr, advertise, 3, 10*time.Second, rc.Logger)
-		if err != nil {
-			s.closeAll()
-			return fmt.Errorf("raft transport on %s: %w", s.cfg.RaftAddr, err)
+		if s.cfg.TLS != nil {
+			stream, err := tlsutil.NewStreamLayer(s.cfg.RaftAddr, advertise, s.cfg.TLS, s.log.With("component", "raft-tls"))
+			if err != nil {
+				s.closeAll()
+				return fmt.Errorf("raft transport on %s: %w", s.cfg.RaftAddr, err)
+			}
+			nt := raft.NewNetworkTransportWithLogger(stream, 3, 10*time.Second, rc.Logger)
+			s.closers = append(s.closers, nt.Close)
+			trans = nt
+		} else {
+			tcp, err := raft.NewTCPTransportWithLogger(s.cfg.RaftAddr, advertise, 3, 10*time.Second, rc.Logger)
+			if err != nil {
+				s.closeAll()
+				return fmt.Errorf("raft transport on %s: %w", s.cfg.RaftAddr, err)
+			}
+			s.closers = append(s.closers, tcp.Close)
+			trans = tcp
 		}
-		s.closers = append(s.closers, tcp.Close)
-		trans = tcp
 	}
 	s.raftAddr = string(trans.LocalAddr())
 	r, err := raft.NewRaft(rc, s.fsm, logs, stable, snaps, trans)

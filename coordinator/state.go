@@ -41,6 +41,8 @@ type stateData struct {
 	Ops map[string]*plan.Op `json:"ops"`
 	// OpsIndex is the Raft index at which each node's ops last changed.
 	OpsIndex map[string]uint64 `json:"ops_index"`
+	// Trust holds join tokens, enrollments, revocations and the sealed CA.
+	Trust trustData `json:"trust"`
 }
 
 func newStateData() stateData {
@@ -55,6 +57,7 @@ func newStateData() stateData {
 		Ops:          map[string]*plan.Op{},
 		Coordinators: map[string]*CoordinatorInfo{},
 		OpsIndex:     map[string]uint64{},
+		Trust:        newTrustData(),
 	}
 }
 

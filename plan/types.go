@@ -389,8 +389,13 @@ type Report struct {
 
 // Node is a registered agent.
 type Node struct {
-	Name   string            `json:"name"`
-	Labels map[string]string `json:"labels,omitempty"`
+	Name string `json:"name"`
+	// Labels are what selectors match: the node's own labels
+	// (AgentLabels, from its configuration) with the labels an operator
+	// set (OperatorLabels, which the node cannot change) winning.
+	Labels         map[string]string `json:"labels,omitempty"`
+	AgentLabels    map[string]string `json:"agent_labels,omitempty"`
+	OperatorLabels map[string]string `json:"operator_labels,omitempty"`
 	Facts  Facts             `json:"facts"`
 	// Status is "up" or "down".
 	Status       string `json:"status"`

@@ -6,15 +6,15 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 BIN=${BIN:-bin}
-export DTK_ADDR=${DTK_ADDR:-127.0.0.1:7070}
+ADDR=127.0.0.1:7070
 PORT=${DEMO_PORT:-8080}
 log=$(mktemp -t dtk-demo-XXXXXX.log)
 
 step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
 run() { printf '$ %s\n' "$*"; "$@"; }
 
-if curl -fsS -m 1 "http://$DTK_ADDR/v1/status" >/dev/null 2>&1; then
-  echo "something already answers on $DTK_ADDR: stop it (or set DTK_ADDR) and run make demo again" >&2
+if curl -sS -k -m 1 "https://$ADDR/v1/status" >/dev/null 2>&1 || curl -sS -m 1 "http://$ADDR/v1/status" >/dev/null 2>&1; then
+  echo "something already answers on $ADDR: stop it and run make demo again" >&2
   exit 1
 fi
 
@@ -26,6 +26,20 @@ cleanup() {
   wait "$dev" 2>/dev/null || true
 }
 trap cleanup EXIT
+
+# The dev cluster makes its own CA and certificates and prints the lines
+# that point dtkctl at it; they are also in the file it names.
+for _ in $(seq 1 100); do
+  env_file=$(grep -o '/[^ ]*/env)' "$log" | head -1 | tr -d ')' || true)
+  [[ -n "$env_file" && -f "$env_file" ]] && break
+  kill -0 "$dev" 2>/dev/null || { cat "$log"; exit 1; }
+  sleep 0.1
+done
+[[ -n "${env_file:-}" ]] || { echo "the dev cluster did not print its settings" >&2; cat "$log"; exit 1; }
+# shellcheck disable=SC1090
+. "$env_file"
+printf 'dtkctl talks to it over mutual TLS:\n'
+sed 's/^/  /' "$env_file"
 
 for _ in $(seq 1 100); do
   if [[ "$("$BIN/dtkctl" node list --json 2>/dev/null | grep -c '"name"')" -ge 2 ]]; then break; fi

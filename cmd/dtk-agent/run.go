@@ -30,6 +30,17 @@ type runFlags struct {
 	RaftAddr          string            `help:"Coordinator Raft address (default: serf host, port 7947)."`
 	PollWait          time.Duration     `help:"Longest plan long-poll." default:"${poll_wait}"`
 	ReconcileInterval time.Duration     `help:"How often the cached plan is converged again, running checks to repair drift." default:"${reconcile_interval}" aliases:"reconcile"`
+
+	TLSCA         string   `name:"tls-ca" help:"Cluster CA certificate(s) (PEM)." type:"path" group:"Security"`
+	TLSCert       string   `name:"tls-cert" help:"This process's certificate (PEM): a server certificate for a coordinator, a node certificate for an agent." type:"path" group:"Security"`
+	TLSKey        string   `name:"tls-key" help:"The certificate's key (PEM)." type:"path" group:"Security"`
+	TLSCAKey      string   `name:"tls-ca-key" help:"Coordinator: the CA's key, stored sealed in the replicated state so that agents can enroll." type:"path" group:"Security"`
+	CAFingerprint string   `help:"Agent enrollment: fetch the CA from the coordinator and accept it only with this fingerprint (sha256:...)." group:"Security"`
+	Encrypt       string   `help:"Gossip encryption key (base64, from dtk-agent keygen)." group:"Security"`
+	KeyringFile   string   `help:"Coordinator: file holding the key-encryption key that seals the cluster's secrets (dtk-agent keygen)." type:"path" group:"Security"`
+	JoinToken     string   `help:"Agent enrollment: a join token (dtkctl node token create). Without one, the agent waits for dtkctl node approve." group:"Security"`
+	EnrollAddr    []string `help:"Agent enrollment: coordinator API address(es) to enroll through (default: the --join hosts, port 7070)." group:"Security"`
+	Insecure      bool     `help:"Run without TLS, authentication and gossip encryption. Anyone who reaches a coordinator can then run code as root on every node." group:"Security"`
 }
 
 // overrides are the flags given on the command line.
@@ -74,6 +85,25 @@ func (f *runFlags) overrides(s set, g globals) config.Overrides {
 	if s["log-level"] {
 		o.LogLevel = &g.LogLevel
 	}
+	str := func(flag string, v *string, dst **string) {
+		if s[flag] {
+			*dst = v
+		}
+	}
+	str("tls-ca", &f.TLSCA, &o.TLSCAFile)
+	str("tls-cert", &f.TLSCert, &o.TLSCertFile)
+	str("tls-key", &f.TLSKey, &o.TLSKeyFile)
+	str("tls-ca-key", &f.TLSCAKey, &o.TLSCAKeyFile)
+	str("ca-fingerprint", &f.CAFingerprint, &o.CAFingerprint)
+	str("encrypt", &f.Encrypt, &o.Encrypt)
+	str("keyring-file", &f.KeyringFile, &o.KeyringFile)
+	str("join-token", &f.JoinToken, &o.JoinToken)
+	if s["enroll-addr"] {
+		o.EnrollAddr = &f.EnrollAddr
+	}
+	if s["insecure"] {
+		o.Insecure = &f.Insecure
+	}
 	return o
 }
 
@@ -95,6 +125,9 @@ func (r *runCmd) Run(ctx context.Context, log *slog.Logger, level *slog.LevelVar
 	defer signal.Stop(hup)
 	d, err := daemon.Start(ctx, daemonConfig(cfg, log))
 	if err != nil {
+		if errors.Is(err, daemon.ErrSetup) {
+			return usageError{err}
+		}
 		return err
 	}
 	log.Info("dtk-agent running", "version", version, "coordinator", cfg.Coordinator, "config", cfg.File)
@@ -121,6 +154,9 @@ func daemonConfig(c *config.Config, log *slog.Logger) daemon.Config {
 		BootstrapExpect: c.BootstrapExpect, Join: c.Join, Labels: c.Labels, HTTPAddr: c.HTTPAddr,
 		SerfAddr: c.SerfAddr, RaftAddr: c.RaftAddr, Version: version, Logger: log,
 		PollWait: c.PollWait, ReconcileInterval: c.ReconcileInterval,
+		TLS:           daemon.TLSFiles{CA: c.TLSCAFile, Cert: c.TLSCertFile, Key: c.TLSKeyFile, CAKey: c.TLSCAKeyFile},
+		CAFingerprint: c.CAFingerprint, Encrypt: c.Encrypt, KeyringFile: c.KeyringFile,
+		JoinToken: c.JoinToken, EnrollAddrs: c.EnrollAddr, Insecure: c.Insecure,
 	}
 }
 
@@ -129,6 +165,14 @@ func daemonConfig(c *config.Config, log *slog.Logger) daemon.Config {
 // nothing. It returns the configuration now in effect.
 func reload(cur *config.Config, path string, o config.Overrides, d *daemon.Daemon, level *slog.LevelVar, log *slog.Logger) *config.Config {
 	log = log.With("component", "reload")
+	// Certificates and CAs are re-read from their files on every SIGHUP,
+	// whatever the configuration file says: rotating them is writing new
+	// files and signalling.
+	if err := d.ReloadTLS(); err != nil {
+		log.Error("TLS material not reloaded: keeping the running one", "err", err)
+	} else if d.TLSEnabled() {
+		log.Info("TLS material reloaded")
+	}
 	next, err := config.Resolve(path, o)
 	if err != nil {
 		var errs config.Errors

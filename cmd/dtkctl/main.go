@@ -7,6 +7,8 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -19,6 +21,7 @@ import (
 	"github.com/alecthomas/kong"
 
 	"github.com/dtkhq/dtk/internal/api"
+	"github.com/dtkhq/dtk/internal/tlsutil"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -39,7 +42,10 @@ const (
 
 // CLI is the command tree.
 type CLI struct {
-	Addr string `help:"Coordinator address (host:port or URL). Defaults to $$DTK_ADDR, else ${default_addr}." default:"${addr}" placeholder:"HOST:PORT"`
+	Addr       string `help:"Coordinator address (host:port or URL). Defaults to $$DTK_ADDR, else ${default_addr}." default:"${addr}" placeholder:"HOST:PORT"`
+	CAFile     string `help:"Cluster CA certificate (PEM) to verify coordinators with; turns on https. Defaults to $$DTK_CACERT." default:"${ca_file}" type:"path"`
+	ClientCert string `help:"Operator certificate (PEM; dtk-agent tls cert create --client). Defaults to $$DTK_CLIENT_CERT." default:"${client_cert}" type:"path"`
+	ClientKey  string `help:"The operator certificate's key. Defaults to $$DTK_CLIENT_KEY." default:"${client_key}" type:"path"`
 
 	Module   ModuleCmd   `cmd:"" help:"Push and list modules."`
 	Service  ServiceCmd  `cmd:"" help:"Stage, plan, deploy, inspect and delete services."`
@@ -83,7 +89,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		kong.Description("Operate a dtk cluster: push modules, stage, deploy and delete services."),
 		kong.Writers(stdout, stderr),
 		kong.Exit(func(c int) { panic(kongExit(c)) }),
-		kong.Vars{"version": version, "addr": addr, "default_addr": defaultAddr},
+		kong.Vars{"version": version, "addr": addr, "default_addr": defaultAddr,
+			"ca_file": getenv("DTK_CACERT"), "client_cert": getenv("DTK_CLIENT_CERT"), "client_key": getenv("DTK_CLIENT_KEY")},
 		kong.ConfigureHelp(kong.HelpOptions{Compact: true}),
 	)
 	if err != nil {
@@ -97,12 +104,54 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		return exitUsage
 	}
 
-	client := api.NewClient(cli.Addr)
-	client.HTTP = api.DefaultHTTPClient()
+	client, err := newClient(&cli)
+	if err != nil {
+		return exitCode(ctx, stderr, err)
+	}
 	out := &Output{Out: stdout, Err: stderr, TTY: isTerminal(stdout) && getenv("TERM") != "dumb"}
 	kctx.BindTo(ctx, (*context.Context)(nil))
 	err = kctx.Run(client, out)
 	return exitCode(ctx, stderr, err)
+}
+
+// newClient builds the API client: https with the cluster CA and the
+// operator's certificate when they are given (or the address says https).
+func newClient(cli *CLI) (*api.Client, error) {
+	client := api.NewClient(cli.Addr)
+	client.HTTP = api.DefaultHTTPClient()
+	secure := strings.HasPrefix(cli.Addr, "https://")
+	if cli.CAFile == "" {
+		if secure {
+			return nil, usagef("%s is https: give the cluster CA with --ca-file or $DTK_CACERT", cli.Addr)
+		}
+		if cli.ClientCert != "" || cli.ClientKey != "" {
+			return nil, usagef("a client certificate needs the cluster CA too: give --ca-file or $DTK_CACERT")
+		}
+		return client, nil
+	}
+	if strings.HasPrefix(cli.Addr, "http://") {
+		return nil, usagef("%s is plain http but a CA is given: use https://", cli.Addr)
+	}
+	if (cli.ClientCert == "") != (cli.ClientKey == "") {
+		return nil, usagef("--client-cert and --client-key go together ($DTK_CLIENT_CERT and $DTK_CLIENT_KEY)")
+	}
+	var certPEM, keyPEM []byte
+	caPEM, err := os.ReadFile(cli.CAFile)
+	if err == nil && cli.ClientCert != "" {
+		if certPEM, err = os.ReadFile(cli.ClientCert); err == nil {
+			keyPEM, err = os.ReadFile(cli.ClientKey)
+		}
+	}
+	if err != nil {
+		return nil, usagef("%v", err)
+	}
+	store, err := tlsutil.NewStoreFromPEM(caPEM, certPEM, keyPEM)
+	if err != nil {
+		return nil, usagef("TLS files: %v", err)
+	}
+	client.Secure = true
+	client.HTTP = api.TLSHTTPClient(store.ClientConfig())
+	return client, nil
 }
 
 // helpHint names the help command for the command a parse error is about.
@@ -161,6 +210,10 @@ func exitCode(ctx context.Context, stderr io.Writer, err error) int {
 	case ctx.Err() != nil && errors.Is(err, context.Canceled):
 		fmt.Fprintln(stderr, "interrupted")
 		return exitInterrupted
+	case isTLSError(err):
+		fmt.Fprintf(stderr, "error: %v\n", err)
+		fmt.Fprintln(stderr, "the TLS handshake failed: check --ca-file/$DTK_CACERT is this cluster's CA and the client certificate is valid")
+		return exitFailed
 	case errors.As(err, &oe) || errors.Is(err, api.ErrNoCoordinator):
 		fmt.Fprintf(stderr, "error: %v\n", err)
 		fmt.Fprintln(stderr, "is a coordinator running there? set --addr or $DTK_ADDR")
@@ -178,4 +231,15 @@ type VersionCmd struct{}
 func (VersionCmd) Run(out *Output) error {
 	out.Printf("dtkctl %s\n", version)
 	return nil
+}
+
+// isTLSError reports a failed TLS handshake (unknown authority, a
+// certificate the coordinator refused).
+func isTLSError(err error) bool {
+	var ua x509.UnknownAuthorityError
+	var ci x509.CertificateInvalidError
+	var ae *tls.AlertError
+	var re tls.RecordHeaderError
+	return errors.As(err, &ua) || errors.As(err, &ci) || errors.As(err, &ae) || errors.As(err, &re) ||
+		strings.Contains(err.Error(), "tls: ")
 }

@@ -10,7 +10,13 @@ import (
 
 // NodeCmd is `dtkctl node`.
 type NodeCmd struct {
-	List NodeListCmd `cmd:"" help:"List registered nodes."`
+	List    NodeListCmd    `cmd:"" help:"List registered nodes."`
+	Token   NodeTokenCmd   `cmd:"" help:"Join tokens that let new agents enroll."`
+	Pending NodePendingCmd `cmd:"" help:"List enrollment requests waiting for an operator."`
+	Approve NodeApproveCmd `cmd:"" help:"Approve a pending node: it gets its certificate."`
+	Reject  NodeRejectCmd  `cmd:"" help:"Reject a pending node."`
+	Remove  NodeRemoveCmd  `cmd:"" help:"Revoke a node's certificates and forget it."`
+	Label   NodeLabelCmd   `cmd:"" help:"Set operator labels on a node (the node cannot override them)."`
 }
 
 // NodeListCmd is `dtkctl node list`.

@@ -15,6 +15,7 @@ type OperatorCmd struct {
 	Raft     OperatorRaftCmd    `cmd:"" help:"Inspect and change the Raft configuration."`
 	Snapshot OperatorSnapCmd    `cmd:"" help:"Save or restore a snapshot of the whole cluster (state and module blobs)."`
 	Leave    OperatorLeaveCmd   `cmd:"" help:"Make the coordinator at --addr leave the cluster for good and stop."`
+	Keyring  OperatorKeyringCmd `cmd:"" help:"Rotate the gossip encryption key: list, install, use, remove."`
 }
 
 // OperatorMembersCmd is `dtkctl operator members`.

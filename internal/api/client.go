@@ -3,6 +3,7 @@ package api
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -28,6 +29,8 @@ const IndexHeader = "X-Dtk-Index"
 type Client struct {
 	Addrs func() []string
 	HTTP  *http.Client
+	// Secure makes addresses without a scheme use https.
+	Secure bool
 
 	mu  sync.Mutex
 	cur int
@@ -66,7 +69,11 @@ func (c *Client) base() (string, error) {
 	a := addrs[c.cur%len(addrs)]
 	c.mu.Unlock()
 	if !strings.Contains(a, "://") {
-		a = "http://" + a
+		if c.Secure {
+			a = "https://" + a
+		} else {
+			a = "http://" + a
+		}
 	}
 	return strings.TrimRight(a, "/"), nil
 }
@@ -300,6 +307,17 @@ func DefaultHTTPClient() *http.Client {
 		MaxIdleConnsPerHost: 4,
 		IdleConnTimeout:     90 * time.Second,
 	}}
+}
+
+// TLSHTTPClient is DefaultHTTPClient speaking TLS with cfg (from
+// tlsutil.Store.ClientConfig).
+func TLSHTTPClient(cfg *tls.Config) *http.Client {
+	c := DefaultHTTPClient()
+	t := c.Transport.(*http.Transport)
+	t.TLSClientConfig = cfg
+	t.TLSHandshakeTimeout = 5 * time.Second
+	t.ForceAttemptHTTP2 = true
+	return c
 }
 
 // Members lists the gossip pool.

@@ -43,6 +43,18 @@ const (
 	FieldPollWait          = "poll_wait"
 	FieldReconcileInterval = "reconcile_interval"
 	FieldLogLevel          = "log_level"
+	// Security (docs/security.md). The tls.* fields are attributes of a
+	// `tls { ... }` block in the file.
+	FieldTLSCAFile     = "tls.ca_file"
+	FieldTLSCertFile   = "tls.cert_file"
+	FieldTLSKeyFile    = "tls.key_file"
+	FieldTLSCAKeyFile  = "tls.ca_key_file"
+	FieldCAFingerprint = "tls.ca_fingerprint"
+	FieldEncrypt       = "encrypt"
+	FieldKeyringFile   = "keyring_file"
+	FieldJoinToken     = "join_token"
+	FieldEnrollAddr    = "enroll_addr"
+	FieldInsecure      = "insecure"
 )
 
 // field describes one configuration field: its file name, the `run` flag
@@ -71,6 +83,16 @@ var fields = []field{
 	{name: FieldPollWait, flag: "--poll-wait"},
 	{name: FieldReconcileInterval, flag: "--reconcile-interval", runtime: true},
 	{name: FieldLogLevel, flag: "--log-level", runtime: true},
+	{name: FieldTLSCAFile, flag: "--tls-ca"},
+	{name: FieldTLSCertFile, flag: "--tls-cert"},
+	{name: FieldTLSKeyFile, flag: "--tls-key"},
+	{name: FieldTLSCAKeyFile, flag: "--tls-ca-key", coordinatorOnly: true},
+	{name: FieldCAFingerprint, flag: "--ca-fingerprint"},
+	{name: FieldEncrypt, flag: "--encrypt"},
+	{name: FieldKeyringFile, flag: "--keyring-file", coordinatorOnly: true},
+	{name: FieldJoinToken, flag: "--join-token"},
+	{name: FieldEnrollAddr, flag: "--enroll-addr"},
+	{name: FieldInsecure, flag: "--insecure"},
 }
 
 func lookupField(name string) field {
@@ -118,6 +140,23 @@ type Config struct {
 	ReconcileInterval time.Duration
 	LogLevel          string
 
+	// TLS material: the cluster CA bundle, this process's certificate and
+	// key, and (one coordinator, once) the CA's key for enrollment.
+	TLSCAFile, TLSCertFile, TLSKeyFile, TLSCAKeyFile string
+	// CAFingerprint lets a new agent fetch the CA from a coordinator and
+	// check it by fingerprint instead of being given the CA file.
+	CAFingerprint string
+	// Encrypt is the base64 gossip key.
+	Encrypt string
+	// KeyringFile holds the coordinators' key-encryption key.
+	KeyringFile string
+	// JoinToken enrolls a new agent; EnrollAddr lists coordinator API
+	// addresses to enroll through (default: the join hosts, port 7070).
+	JoinToken  string
+	EnrollAddr []string
+	// Insecure runs without TLS and gossip encryption, loudly.
+	Insecure bool
+
 	// File is the configuration file the values were read from, if any.
 	File string
 
@@ -164,6 +203,7 @@ func (c *Config) Where(fieldName string) string {
 func (c *Config) Clone() *Config {
 	n := *c
 	n.Join = slices.Clone(c.Join)
+	n.EnrollAddr = slices.Clone(c.EnrollAddr)
 	n.Labels = maps.Clone(c.Labels)
 	n.origins = maps.Clone(c.origins)
 	return &n

@@ -25,6 +25,15 @@ raft_addr          = "10.0.0.5:7947"
 poll_wait          = "2m"
 reconcile_interval = "30s"
 log_level          = "debug"
+encrypt            = "pUqJrVyVRj5jsiYEkM/tFQYfWyJIv4s3XkvDwy7Cu5s="
+keyring_file       = "/etc/dtk/keyring.key"
+enroll_addr        = ["10.0.0.1:7070"]
+tls {
+  ca_file     = "/etc/dtk/tls/dtk-ca.pem"
+  cert_file   = "/etc/dtk/tls/server-web-1.pem"
+  key_file    = "/etc/dtk/tls/server-web-1-key.pem"
+  ca_key_file = "/etc/dtk/tls/dtk-ca-key.pem"
+}
 `
 	c, err := Check([]byte(src), "agent.hcl")
 	if err != nil {
@@ -35,6 +44,9 @@ log_level          = "debug"
 		Join: []string{"10.0.0.1:7946", "10.0.0.2:7946"}, Labels: map[string]string{"role": "web", "env": "prod"},
 		HTTPAddr: "10.0.0.5:7070", SerfAddr: "10.0.0.5:7946", RaftAddr: "10.0.0.5:7947",
 		PollWait: 2 * time.Minute, ReconcileInterval: 30 * time.Second, LogLevel: "debug", File: "agent.hcl",
+		Encrypt: "pUqJrVyVRj5jsiYEkM/tFQYfWyJIv4s3XkvDwy7Cu5s=", KeyringFile: "/etc/dtk/keyring.key", EnrollAddr: []string{"10.0.0.1:7070"},
+		TLSCAFile: "/etc/dtk/tls/dtk-ca.pem", TLSCertFile: "/etc/dtk/tls/server-web-1.pem", TLSKeyFile: "/etc/dtk/tls/server-web-1-key.pem",
+		TLSCAKeyFile: "/etc/dtk/tls/dtk-ca-key.pem",
 	}
 	got := c.Clone()
 	got.origins, got.src = nil, nil
@@ -81,9 +93,9 @@ func TestParse_BadConfigurations(t *testing.T) {
 		{"name not string", `name = ["a"]`, []string{"agent.hcl:1:8: name: must be a string, got a list"}},
 		{"relative data dir", `data_dir = "var/lib/dtk"`, []string{"agent.hcl:1:12: data_dir: ", "absolute path"}},
 		{"coordinator not bool", `coordinator = "yes"`, []string{"agent.hcl:1:15: coordinator: must be true or false, got a string"}},
-		{"bootstrap_expect zero", "coordinator = true\nbootstrap_expect = 0", []string{"agent.hcl:2:20: bootstrap_expect: must be at least 1"}},
-		{"bootstrap_expect fraction", "coordinator = true\nbootstrap_expect = 2.5", []string{"agent.hcl:2:20: bootstrap_expect: must be a whole number, got 2.5"}},
-		{"bootstrap_expect string", "coordinator = true\nbootstrap_expect = \"three\"", []string{"agent.hcl:2:20: bootstrap_expect: must be a whole number, got a string"}},
+		{"bootstrap_expect zero", "coordinator = true\nbootstrap_expect = 0\ninsecure = true", []string{"agent.hcl:2:20: bootstrap_expect: must be at least 1"}},
+		{"bootstrap_expect fraction", "coordinator = true\nbootstrap_expect = 2.5\ninsecure = true", []string{"agent.hcl:2:20: bootstrap_expect: must be a whole number, got 2.5"}},
+		{"bootstrap_expect string", "coordinator = true\nbootstrap_expect = \"three\"\ninsecure = true", []string{"agent.hcl:2:20: bootstrap_expect: must be a whole number, got a string"}},
 		{"bootstrap_expect without coordinator", `bootstrap_expect = 3`, []string{"agent.hcl:1:20: bootstrap_expect: only a coordinator uses this", "coordinator = true"}},
 		{"no_agent without coordinator", `no_agent = true`, []string{"agent.hcl:1:12: no_agent: only a coordinator uses this"}},
 		{"http_addr without coordinator", `http_addr = "10.0.0.5:7070"`, []string{"agent.hcl:1:13: http_addr: only a coordinator uses this"}},
@@ -100,12 +112,20 @@ func TestParse_BadConfigurations(t *testing.T) {
 		{"serf_addr unspecified", `serf_addr = "0.0.0.0:7946"`, []string{"agent.hcl:1:13: serf_addr: ", "cannot use 0.0.0.0"}},
 		{"serf_addr no port", `serf_addr = "10.0.0.5"`, []string{"agent.hcl:1:13: serf_addr: ", "is not host:port"}},
 		{"serf_addr bad port", `serf_addr = "10.0.0.5:http"`, []string{"agent.hcl:1:13: serf_addr: ", `bad port "http"`}},
-		{"http_addr no host", "coordinator = true\nhttp_addr = \":7070\"", []string{"agent.hcl:2:13: http_addr: ", "has no host"}},
-		{"raft_addr bad", "coordinator = true\nraft_addr = \"10.0.0.5:99999\"", []string{"agent.hcl:2:13: raft_addr: ", "bad port"}},
+		{"http_addr no host", "coordinator = true\nhttp_addr = \":7070\"\ninsecure = true", []string{"agent.hcl:2:13: http_addr: ", "has no host"}},
+		{"raft_addr bad", "coordinator = true\nraft_addr = \"10.0.0.5:99999\"\ninsecure = true", []string{"agent.hcl:2:13: raft_addr: ", "bad port"}},
 		{"poll_wait not a duration", `poll_wait = "5 minutes"`, []string{"agent.hcl:1:13: poll_wait: ", `"5 minutes" is not a duration`}},
 		{"poll_wait number", `poll_wait = 300`, []string{"agent.hcl:1:13: poll_wait: must be a duration in quotes"}},
 		{"poll_wait too long", `poll_wait = "1h"`, []string{"agent.hcl:1:13: poll_wait: ", "use at most 10m0s"}},
 		{"reconcile_interval too short", `reconcile_interval = "10ms"`, []string{"agent.hcl:1:22: reconcile_interval: ", "too short"}},
+		{"coordinator without tls", "coordinator = true", []string{"agent.hcl:1:15: coordinator: a coordinator needs TLS", "--insecure"}},
+		{"tls cert without key", "tls {\n ca_file = \"/ca.pem\"\n cert_file = \"/c.pem\"\n}", []string{"agent.hcl:3:14: tls.cert_file: ", "go together"}},
+		{"tls unknown attribute", "tls {\n ca_flie = \"/ca.pem\"\n}", []string{"agent.hcl:2:2: ", "ca_flie"}},
+		{"two tls blocks", "tls {}\ntls {}", []string{"agent.hcl:2:1: tls: only one tls block"}},
+		{"insecure with tls", "insecure = true\ntls {\n ca_file = \"/ca.pem\"\n}", []string{"insecure: insecure turns TLS off"}},
+		{"encrypt bad", `encrypt = "abc"`, []string{"agent.hcl:1:11: encrypt: is not a gossip key"}},
+		{"ca key without keyring", "coordinator = true\ntls {\n ca_file = \"/ca.pem\"\n cert_file = \"/c.pem\"\n key_file = \"/k.pem\"\n ca_key_file = \"/cak.pem\"\n}", []string{"agent.hcl:6:16: tls.ca_key_file: the CA key", "set keyring_file"}},
+		{"ca file and fingerprint", "tls {\n ca_file = \"/ca.pem\"\n ca_fingerprint = \"sha256:00\"\n}", []string{"tls.ca_fingerprint: give the CA either"}},
 		{"log_level", `log_level = "verbose"`, []string{"agent.hcl:1:13: log_level: ", `"verbose" is not a log level`}},
 	}
 	seen := map[string]string{}

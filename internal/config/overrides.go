@@ -26,6 +26,16 @@ type Overrides struct {
 	PollWait          *time.Duration
 	ReconcileInterval *time.Duration
 	LogLevel          *string
+	TLSCAFile         *string
+	TLSCertFile       *string
+	TLSKeyFile        *string
+	TLSCAKeyFile      *string
+	CAFingerprint     *string
+	Encrypt           *string
+	KeyringFile       *string
+	JoinToken         *string
+	EnrollAddr        *[]string
+	Insecure          *bool
 }
 
 // Apply sets every given field on c and records that a flag set it.
@@ -50,6 +60,19 @@ func (c *Config) Apply(o Overrides) {
 	override(&c.PollWait, o.PollWait, FieldPollWait, set)
 	override(&c.ReconcileInterval, o.ReconcileInterval, FieldReconcileInterval, set)
 	override(&c.LogLevel, o.LogLevel, FieldLogLevel, set)
+	override(&c.TLSCAFile, o.TLSCAFile, FieldTLSCAFile, set)
+	override(&c.TLSCertFile, o.TLSCertFile, FieldTLSCertFile, set)
+	override(&c.TLSKeyFile, o.TLSKeyFile, FieldTLSKeyFile, set)
+	override(&c.TLSCAKeyFile, o.TLSCAKeyFile, FieldTLSCAKeyFile, set)
+	override(&c.CAFingerprint, o.CAFingerprint, FieldCAFingerprint, set)
+	override(&c.Encrypt, o.Encrypt, FieldEncrypt, set)
+	override(&c.KeyringFile, o.KeyringFile, FieldKeyringFile, set)
+	override(&c.JoinToken, o.JoinToken, FieldJoinToken, set)
+	if o.EnrollAddr != nil {
+		addrs := slices.Clone(*o.EnrollAddr)
+		override(&c.EnrollAddr, &addrs, FieldEnrollAddr, set)
+	}
+	override(&c.Insecure, o.Insecure, FieldInsecure, set)
 }
 
 // override sets *dst from v when the flag was given, and records it.
@@ -111,6 +134,21 @@ func (o Overrides) Args() []string {
 	dur(FieldPollWait, o.PollWait)
 	dur(FieldReconcileInterval, o.ReconcileInterval)
 	str(FieldLogLevel, o.LogLevel)
+	str(FieldTLSCAFile, o.TLSCAFile)
+	str(FieldTLSCertFile, o.TLSCertFile)
+	str(FieldTLSKeyFile, o.TLSKeyFile)
+	str(FieldTLSCAKeyFile, o.TLSCAKeyFile)
+	str(FieldCAFingerprint, o.CAFingerprint)
+	// A gossip key or join token on a service's command line would be
+	// readable in the unit file and ps: service install refuses them (put
+	// them in the configuration file, mode 0600).
+	str(FieldKeyringFile, o.KeyringFile)
+	if o.EnrollAddr != nil {
+		for _, a := range *o.EnrollAddr {
+			out = append(out, Flag(FieldEnrollAddr), a)
+		}
+	}
+	boolean(FieldInsecure, o.Insecure)
 	return out
 }
 
@@ -168,6 +206,29 @@ func fieldValue(c *Config, name string) any {
 		return c.ReconcileInterval
 	case FieldLogLevel:
 		return c.LogLevel
+	case FieldTLSCAFile:
+		return c.TLSCAFile
+	case FieldTLSCertFile:
+		return c.TLSCertFile
+	case FieldTLSKeyFile:
+		return c.TLSKeyFile
+	case FieldTLSCAKeyFile:
+		return c.TLSCAKeyFile
+	case FieldCAFingerprint:
+		return c.CAFingerprint
+	case FieldEncrypt:
+		return c.Encrypt
+	case FieldKeyringFile:
+		return c.KeyringFile
+	case FieldJoinToken:
+		return c.JoinToken
+	case FieldEnrollAddr:
+		if len(c.EnrollAddr) == 0 {
+			return []string(nil)
+		}
+		return c.EnrollAddr
+	case FieldInsecure:
+		return c.Insecure
 	}
 	panic("config: unknown field " + name)
 }

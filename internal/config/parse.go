@@ -5,6 +5,7 @@ import (
 	"math/big"
 	"os"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/hcl/v2"
@@ -16,9 +17,24 @@ import (
 // schema accepts every field as an optional attribute and nothing else;
 // HCL rejects the rest with a "did you mean" suggestion.
 var schema = func() *hcl.BodySchema {
+	s := &hcl.BodySchema{Blocks: []hcl.BlockHeaderSchema{{Type: "tls"}}}
+	for _, f := range fields {
+		if !strings.HasPrefix(f.name, tlsPrefix) {
+			s.Attributes = append(s.Attributes, hcl.AttributeSchema{Name: f.name})
+		}
+	}
+	return s
+}()
+
+// tlsPrefix names the fields of the `tls { ... }` block.
+const tlsPrefix = "tls."
+
+var tlsSchema = func() *hcl.BodySchema {
 	s := &hcl.BodySchema{}
 	for _, f := range fields {
-		s.Attributes = append(s.Attributes, hcl.AttributeSchema{Name: f.name})
+		if name, ok := strings.CutPrefix(f.name, tlsPrefix); ok {
+			s.Attributes = append(s.Attributes, hcl.AttributeSchema{Name: name})
+		}
 	}
 	return s
 }()
@@ -50,13 +66,31 @@ func Parse(src []byte, filename string) (*Config, error) {
 	}
 	content, diags := f.Body.Content(schema)
 	errs := c.diagErrors(diags)
-	attrs := make([]*hcl.Attribute, 0, len(content.Attributes))
-	for _, a := range content.Attributes {
-		attrs = append(attrs, a)
+	type named struct {
+		field string
+		attr  *hcl.Attribute
 	}
-	sort.Slice(attrs, func(i, j int) bool { return attrs[i].Range.Start.Byte < attrs[j].Range.Start.Byte })
+	var attrs []named
+	for _, a := range content.Attributes {
+		attrs = append(attrs, named{a.Name, a})
+	}
+	for i, b := range content.Blocks {
+		if i > 0 {
+			errs = append(errs, c.fileError(b.DefRange, "tls", "only one tls block is allowed"))
+			continue
+		}
+		if len(b.Labels) > 0 {
+			errs = append(errs, c.fileError(b.DefRange, "tls", "the tls block takes no label"))
+		}
+		tc, diags := b.Body.Content(tlsSchema)
+		errs = append(errs, c.diagErrors(diags)...)
+		for _, a := range tc.Attributes {
+			attrs = append(attrs, named{tlsPrefix + a.Name, a})
+		}
+	}
+	sort.Slice(attrs, func(i, j int) bool { return attrs[i].attr.Range.Start.Byte < attrs[j].attr.Range.Start.Byte })
 	for _, a := range attrs {
-		errs = append(errs, c.decode(a)...)
+		errs = append(errs, c.decode(a.field, a.attr)...)
 	}
 	sortErrors(errs)
 	return c, errs.orNil()
@@ -88,7 +122,7 @@ func Join(errs ...error) error {
 }
 
 // decode sets one field from its attribute.
-func (c *Config) decode(a *hcl.Attribute) Errors {
+func (c *Config) decode(field string, a *hcl.Attribute) Errors {
 	v, diags := a.Expr.Value(nil)
 	if diags.HasErrors() {
 		return c.diagErrors(diags)
@@ -98,7 +132,7 @@ func (c *Config) decode(a *hcl.Attribute) Errors {
 	}
 	o := origin{kind: fromFile, rng: a.Expr.Range()}
 	var err *Error
-	switch a.Name {
+	switch field {
 	case FieldName:
 		err = c.decodeString(a, v, &c.Name)
 	case FieldDataDir:
@@ -121,9 +155,31 @@ func (c *Config) decode(a *hcl.Attribute) Errors {
 		err = c.decodeDuration(a, v, &c.PollWait)
 	case FieldReconcileInterval:
 		err = c.decodeDuration(a, v, &c.ReconcileInterval)
+	case FieldTLSCAFile:
+		err = c.decodeString(a, v, &c.TLSCAFile)
+	case FieldTLSCertFile:
+		err = c.decodeString(a, v, &c.TLSCertFile)
+	case FieldTLSKeyFile:
+		err = c.decodeString(a, v, &c.TLSKeyFile)
+	case FieldTLSCAKeyFile:
+		err = c.decodeString(a, v, &c.TLSCAKeyFile)
+	case FieldCAFingerprint:
+		err = c.decodeString(a, v, &c.CAFingerprint)
+	case FieldEncrypt:
+		err = c.decodeString(a, v, &c.Encrypt)
+	case FieldKeyringFile:
+		err = c.decodeString(a, v, &c.KeyringFile)
+	case FieldJoinToken:
+		err = c.decodeString(a, v, &c.JoinToken)
+	case FieldInsecure:
+		err = c.decodeBool(a, v, &c.Insecure)
+	case FieldEnrollAddr:
+		var elems []hcl.Range
+		err, elems = c.decodeList(a, v, &c.EnrollAddr)
+		o.elems = elems
 	case FieldJoin:
 		var elems []hcl.Range
-		err, elems = c.decodeList(a, v)
+		err, elems = c.decodeList(a, v, &c.Join)
 		o.elems = elems
 	case FieldLabels:
 		var keys map[string]hcl.Range
@@ -133,7 +189,7 @@ func (c *Config) decode(a *hcl.Attribute) Errors {
 	if err != nil {
 		return Errors{err}
 	}
-	c.origins[a.Name] = o
+	c.origins[field] = o
 	return nil
 }
 
@@ -198,7 +254,7 @@ func (c *Config) decodeDuration(a *hcl.Attribute, v cty.Value, dst *time.Duratio
 	return nil
 }
 
-func (c *Config) decodeList(a *hcl.Attribute, v cty.Value) (*Error, []hcl.Range) {
+func (c *Config) decodeList(a *hcl.Attribute, v cty.Value, dst *[]string) (*Error, []hcl.Range) {
 	t := v.Type()
 	if !t.IsTupleType() && !t.IsListType() && !t.IsSetType() {
 		return c.fileError(a.Expr.Range(), a.Name, "must be a list of \"host:port\" strings, e.g. [\"10.0.0.1:7946\"], got %s", typeName(t)), nil
@@ -223,7 +279,7 @@ func (c *Config) decodeList(a *hcl.Attribute, v cty.Value) (*Error, []hcl.Range)
 		s, _ := convert.Convert(ev, cty.String)
 		out = append(out, s.AsString())
 	}
-	c.Join = out
+	*dst = out
 	return nil, elems
 }
 

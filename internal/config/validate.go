@@ -1,6 +1,7 @@
 package config
 
 import (
+	"encoding/base64"
 	"fmt"
 	"net"
 	"path/filepath"
@@ -110,6 +111,7 @@ func (c *Config) Validate() error {
 	if c.ReconcileInterval < minReconcile {
 		add(c.fieldError(FieldReconcileInterval, nil, "%s is too short: use at least %s", c.ReconcileInterval, minReconcile))
 	}
+	errs = append(errs, c.validateSecurity()...)
 	if _, ok := logLevels[c.LogLevel]; !ok {
 		add(c.fieldError(FieldLogLevel, nil, "%q is not a log level: use debug, info, warn or error", c.LogLevel))
 	}
@@ -146,6 +148,71 @@ func checkHostPort(addr string, ipOnly, portNeeded bool) string {
 	}
 	if ip != nil && ip.IsUnspecified() {
 		return fmt.Sprintf("cannot use %s: peers are told this address, so give one they can reach, e.g. \"10.0.0.5:%s\"", host, port)
+	}
+	return ""
+}
+
+// validateSecurity checks the TLS, gossip and enrollment fields. Secure is
+// the default: a coordinator without TLS refuses to start unless told
+// --insecure.
+func (c *Config) validateSecurity() Errors {
+	var errs Errors
+	add := func(e *Error) { errs = append(errs, e) }
+	hasTLS := c.TLSCAFile != "" || c.TLSCertFile != "" || c.TLSKeyFile != "" || c.TLSCAKeyFile != "" || c.CAFingerprint != ""
+	if c.Insecure {
+		if hasTLS {
+			add(c.fieldError(FieldInsecure, nil, "insecure turns TLS off, but TLS files are configured: remove one or the other"))
+		}
+		if c.Encrypt != "" || c.JoinToken != "" {
+			add(c.fieldError(FieldInsecure, nil, "insecure turns gossip encryption and enrollment off: remove encrypt and join_token, or insecure"))
+		}
+		return errs
+	}
+	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
+		f := FieldTLSCertFile // the one that is set
+		if c.TLSCertFile == "" {
+			f = FieldTLSKeyFile
+		}
+		add(c.fieldError(f, nil, "tls.cert_file and tls.key_file go together: set both (--tls-cert and --tls-key)"))
+	}
+	if c.TLSCAFile != "" && c.CAFingerprint != "" {
+		add(c.fieldError(FieldCAFingerprint, nil, "give the CA either as a file (tls.ca_file) or by fingerprint, not both"))
+	}
+	if c.TLSCertFile != "" && c.TLSCAFile == "" {
+		add(c.fieldError(FieldTLSCAFile, nil, "a certificate needs the cluster CA to check its peers: set tls.ca_file (--tls-ca)"))
+	}
+	if c.Coordinator {
+		if c.TLSCAFile == "" || c.TLSCertFile == "" || c.TLSKeyFile == "" {
+			add(c.fieldError(FieldCoordinator, nil, "a coordinator needs TLS: set tls { ca_file cert_file key_file } (--tls-ca --tls-cert --tls-key; `dtk-agent tls` makes them), "+
+				"or pass --insecure to run without it (then anyone who reaches this coordinator can run code as root on every node)"))
+		}
+		if c.JoinToken != "" || c.CAFingerprint != "" {
+			add(c.fieldError(FieldJoinToken, nil, "a coordinator does not enroll: give it a server certificate (dtk-agent tls cert create --server)"))
+		}
+	}
+	if c.TLSCAKeyFile != "" && c.KeyringFile == "" && c.Coordinator {
+		add(c.fieldError(FieldTLSCAKeyFile, nil, "the CA key is kept in the replicated state sealed with a key-encryption key: set keyring_file (--keyring-file; dtk-agent keygen makes one)"))
+	}
+	if c.Encrypt != "" {
+		if msg := checkKey(c.Encrypt); msg != "" {
+			add(c.fieldError(FieldEncrypt, nil, "%s", msg))
+		}
+	}
+	o := c.origins[FieldEnrollAddr]
+	for i, a := range c.EnrollAddr {
+		if msg := checkHostPort(a, false, true); msg != "" {
+			r := o.elem(i)
+			add(c.fieldError(FieldEnrollAddr, &r, "%q %s", a, msg))
+		}
+	}
+	return errs
+}
+
+// checkKey says what is wrong with a base64 gossip key, or "".
+func checkKey(k string) string {
+	b, err := base64.StdEncoding.DecodeString(strings.TrimSpace(k))
+	if err != nil || len(b) != 32 {
+		return "is not a gossip key: use 32 random bytes in base64, as `dtk-agent keygen` prints"
 	}
 	return ""
 }

@@ -50,6 +50,15 @@ type Config struct {
 	Fast              bool
 	PollWait          time.Duration
 	ReconcileInterval time.Duration
+
+	// Security (docs/security.md).
+	TLS           TLSFiles
+	CAFingerprint string
+	Encrypt       string
+	KeyringFile   string
+	JoinToken     string
+	EnrollAddrs   []string
+	Insecure      bool
 }
 
 // Daemon is a running dtk-agent process.
@@ -58,6 +67,7 @@ type Daemon struct {
 	log    *slog.Logger
 	gossip *gossip.Member
 	coord  *coordinator.Server
+	sec    *security
 
 	mu    sync.Mutex
 	agent *agent.Agent
@@ -92,13 +102,31 @@ func Start(ctx context.Context, cfg Config) (*Daemon, error) {
 	if !cfg.Coordinator && len(cfg.Join) == 0 && !gossip.HasKnownPeers(peersFile(cfg.DataDir)) {
 		return nil, errors.New("an agent needs --join ADDR (the gossip address of any coordinator or agent) the first time it starts")
 	}
-	d := &Daemon{cfg: cfg, log: cfg.Logger, done: make(chan struct{})}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("data dir: %w", err)
+	}
+	sec, err := setupSecurity(ctx, &cfg, cfg.Logger)
+	if err != nil {
+		return nil, err
+	}
+	keyringPath := filepath.Join(cfg.DataDir, "serf.keyring")
+	if sec.store != nil && sec.gossipKey == "" && !exists(keyringPath) {
+		if cfg.Coordinator {
+			return nil, setupError("a secure cluster encrypts its gossip: set encrypt (--encrypt; dtk-agent keygen makes a key), the same on every coordinator")
+		}
+		k, err := fetchGossipKeys(ctx, &cfg, sec.store, cfg.Logger)
+		if err != nil {
+			return nil, err
+		}
+		sec.gossipKey = k
+	}
+	d := &Daemon{cfg: cfg, log: cfg.Logger, done: make(chan struct{}), sec: sec}
 	tags := map[string]string{gossip.TagRole: gossip.RoleAgent, gossip.TagVersion: cfg.Version}
 	if cfg.Coordinator {
 		c, err := coordinator.New(coordinator.Config{
 			Name: cfg.Name, DataDir: filepath.Join(cfg.DataDir, "coordinator"), HTTPAddr: cfg.HTTPAddr,
 			RaftAddr: cfg.RaftAddr, BootstrapExpect: cfg.BootstrapExpect, Version: cfg.Version,
-			Logger: cfg.Logger, Fast: cfg.Fast,
+			Logger: cfg.Logger, Fast: cfg.Fast, TLS: sec.store, KEK: sec.kek, CAKeyPEM: sec.caKey,
 		})
 		if err != nil {
 			return nil, err
@@ -109,14 +137,10 @@ func Start(ctx context.Context, cfg Config) (*Daemon, error) {
 		d.coord = c
 		tags = c.Tags()
 	}
-	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
-		d.Shutdown(ctx)
-		return nil, fmt.Errorf("data dir: %w", err)
-	}
 	g, err := gossip.Start(ctx, gossip.Config{
 		Name: cfg.Name, BindAddr: cfg.SerfAddr, Tags: tags, Join: cfg.Join, Logger: cfg.Logger,
 		SnapshotPath: filepath.Join(cfg.DataDir, "serf.snapshot"), PeersFile: peersFile(cfg.DataDir),
-		Fast: cfg.Fast,
+		Fast: cfg.Fast, EncryptKey: sec.gossipKey, KeyringPath: keyringPath, KEK: sec.kek,
 	})
 	if err != nil {
 		d.Shutdown(ctx)
@@ -139,6 +163,10 @@ func Start(ctx context.Context, cfg Config) (*Daemon, error) {
 		return d, nil
 	}
 	client := api.NewDynamicClient(d.coordinatorAddrs)
+	if sec.store != nil {
+		client.Secure = true
+		client.HTTP = api.TLSHTTPClient(sec.store.ClientConfig())
+	}
 	a, err := agent.New(agent.Config{
 		Name: cfg.Name, DataDir: filepath.Join(cfg.DataDir, "agent"), Labels: cfg.Labels,
 		Address: host, Version: cfg.Version, Client: client, Logger: cfg.Logger,

@@ -4,9 +4,12 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/dtkhq/dtk/internal/tlsutil"
 )
 
 // DevConfig configures a dev cluster: one coordinator and N agents in one
@@ -19,6 +22,9 @@ type DevConfig struct {
 	HTTPAddr string
 	Version  string
 	Logger   *slog.Logger
+	// Insecure runs the dev cluster without TLS (tests of the insecure
+	// mode); the default is a secure cluster with its own CA.
+	Insecure bool
 }
 
 // Dev is a running dev cluster.
@@ -26,7 +32,11 @@ type Dev struct {
 	DataDir  string
 	HTTPAddr string
 	// Agents lists each agent's name, address and labels.
-	Agents  []DevAgent
+	Agents []DevAgent
+	// PKI is the dev cluster's certificates and keys (nil when insecure);
+	// EnvFile holds the shell exports that point dtkctl at it.
+	PKI     *DevPKI
+	EnvFile string
 	daemons []*Daemon
 	tempDir bool
 }
@@ -61,17 +71,39 @@ func StartDev(ctx context.Context, cfg DevConfig) (*Dev, error) {
 		cfg.HTTPAddr = fmt.Sprintf("127.0.0.1:%d", DefaultHTTPPort)
 	}
 	serf := fmt.Sprintf("127.0.0.1:%d", DefaultSerfPort)
-	coord, err := Start(ctx, Config{
+	ccfg := Config{
 		Name: "coordinator-1", DataDir: filepath.Join(dev.DataDir, "coordinator-1"), Coordinator: true,
 		BootstrapExpect: 1, NoAgent: true, HTTPAddr: cfg.HTTPAddr, SerfAddr: serf,
 		RaftAddr: fmt.Sprintf("127.0.0.1:%d", DefaultRaftPort), Version: cfg.Version, Logger: cfg.Logger, Fast: true,
-	})
+		Insecure: cfg.Insecure,
+	}
+	if !cfg.Insecure {
+		pki, err := newDevPKI(dev.DataDir)
+		if err != nil {
+			dev.Shutdown(ctx)
+			return nil, fmt.Errorf("dev certificates: %w", err)
+		}
+		dev.PKI = pki
+		host, _, _ := net.SplitHostPort(cfg.HTTPAddr)
+		if ccfg.TLS, err = pki.files(tlsutil.RoleServer, ccfg.Name, host); err != nil {
+			dev.Shutdown(ctx)
+			return nil, err
+		}
+		ccfg.TLS.CAKey, ccfg.KeyringFile, ccfg.Encrypt = pki.CAKey, pki.KeyringFile, pki.GossipKey
+	}
+	coord, err := Start(ctx, ccfg)
 	if err != nil {
 		dev.Shutdown(ctx)
 		return nil, err
 	}
 	dev.daemons = append(dev.daemons, coord)
 	dev.HTTPAddr = coord.Coordinator().HTTPAddr()
+	if dev.PKI != nil {
+		if dev.EnvFile, err = dev.PKI.writeEnv(dev.DataDir, dev.HTTPAddr); err != nil {
+			dev.Shutdown(ctx)
+			return nil, err
+		}
+	}
 	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	if err := coord.Coordinator().WaitLeader(wctx); err != nil {
@@ -85,11 +117,19 @@ func StartDev(ctx context.Context, cfg DevConfig) (*Dev, error) {
 			Labels:  map[string]string{"role": DevRoles[(i-1)%len(DevRoles)], "env": "dev"},
 		}
 		a.DataDir = filepath.Join(dev.DataDir, a.Name)
-		d, err := Start(ctx, Config{
+		acfg := Config{
 			Name: a.Name, DataDir: a.DataDir, Labels: a.Labels,
 			SerfAddr: fmt.Sprintf("%s:%d", a.Address, DefaultSerfPort), Join: []string{serf},
-			Version: cfg.Version, Logger: cfg.Logger, Fast: true,
-		})
+			Version: cfg.Version, Logger: cfg.Logger, Fast: true, Insecure: cfg.Insecure,
+		}
+		if dev.PKI != nil {
+			if acfg.TLS, err = dev.PKI.files(tlsutil.RoleNode, a.Name, a.Address); err != nil {
+				dev.Shutdown(ctx)
+				return nil, err
+			}
+			acfg.Encrypt = dev.PKI.GossipKey
+		}
+		d, err := Start(ctx, acfg)
 		if err != nil {
 			dev.Shutdown(ctx)
 			return nil, fmt.Errorf("start %s: %w", a.Name, err)

@@ -1,0 +1,87 @@
+package api
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+)
+
+// Enroll asks for a node certificate. A pending request (no token) comes
+// back with State "pending" and a nil error.
+func (c *Client) Enroll(ctx context.Context, req EnrollRequest) (*EnrollResponse, error) {
+	var out EnrollResponse
+	_, err := c.Do(ctx, "POST", "/v1/enroll", jsonBody(req), &out)
+	return &out, err
+}
+
+// NodeKeyring fetches the gossip keys for an enrolled node.
+func (c *Client) NodeKeyring(ctx context.Context, node string) (*GossipKeys, error) {
+	var out GossipKeys
+	_, err := c.Do(ctx, "GET", "/v1/nodes/"+url.PathEscape(node)+"/keyring", nil, &out)
+	return &out, err
+}
+
+// CreateToken makes a join token; the answer carries its secret.
+func (c *Client) CreateToken(ctx context.Context, req TokenRequest) (*TokenResponse, error) {
+	var out TokenResponse
+	_, err := c.Do(ctx, "POST", "/v1/tokens", jsonBody(req), &out)
+	return &out, err
+}
+
+// Tokens lists join tokens (without secrets).
+func (c *Client) Tokens(ctx context.Context) ([]JoinToken, error) {
+	var out []JoinToken
+	_, err := c.Do(ctx, "GET", "/v1/tokens", nil, &out)
+	return out, err
+}
+
+// DeleteToken revokes a join token.
+func (c *Client) DeleteToken(ctx context.Context, id string) error {
+	_, err := c.Do(ctx, "DELETE", "/v1/tokens/"+url.PathEscape(id), nil, nil)
+	return err
+}
+
+// PendingNodes lists enrollment requests waiting for an operator.
+func (c *Client) PendingNodes(ctx context.Context) ([]PendingNode, error) {
+	var out []PendingNode
+	_, err := c.Do(ctx, "GET", "/v1/enroll/pending", nil, &out)
+	return out, err
+}
+
+// ApproveNode signs a pending node's certificate; RejectNode refuses it.
+func (c *Client) ApproveNode(ctx context.Context, name string) error {
+	_, err := c.Do(ctx, "POST", "/v1/enroll/pending/"+url.PathEscape(name)+"/approve", nil, nil)
+	return err
+}
+
+// RejectNode refuses a pending node's request.
+func (c *Client) RejectNode(ctx context.Context, name string) error {
+	_, err := c.Do(ctx, "POST", "/v1/enroll/pending/"+url.PathEscape(name)+"/reject", nil, nil)
+	return err
+}
+
+// RemoveNode revokes a node's certificates and forgets it.
+func (c *Client) RemoveNode(ctx context.Context, name string) error {
+	_, err := c.Do(ctx, "DELETE", "/v1/nodes/"+url.PathEscape(name), nil, nil)
+	return err
+}
+
+// SetNodeLabels sets operator labels on a node ("" removes one).
+func (c *Client) SetNodeLabels(ctx context.Context, name string, labels map[string]string) error {
+	_, err := c.Do(ctx, "POST", "/v1/nodes/"+url.PathEscape(name)+"/labels", jsonBody(NodeLabelsRequest{Labels: labels}), nil)
+	return err
+}
+
+// Keyring lists the gossip pool's keys.
+func (c *Client) Keyring(ctx context.Context) (*KeyringStatus, error) {
+	var out KeyringStatus
+	_, err := c.Do(ctx, http.MethodGet, "/v1/operator/keyring", nil, &out)
+	return &out, err
+}
+
+// KeyringOp installs, uses or removes a gossip key across the pool.
+func (c *Client) KeyringOp(ctx context.Context, op, key string) (*KeyringStatus, error) {
+	var out KeyringStatus
+	_, err := c.Do(ctx, http.MethodPost, "/v1/operator/keyring/"+url.PathEscape(op), jsonBody(KeyringRequest{Key: key}), &out)
+	return &out, err
+}

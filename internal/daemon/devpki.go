@@ -1,0 +1,111 @@
+package daemon
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/dtkhq/dtk/internal/secret"
+	"github.com/dtkhq/dtk/internal/tlsutil"
+)
+
+// DevPKI is what a dev cluster secures itself with, made in its data dir:
+// a CA, a server certificate for the coordinator, a client (operator)
+// certificate for dtkctl, a node certificate per agent, a gossip key and a
+// key-encryption key.
+type DevPKI struct {
+	Dir         string
+	CA, CAKey   string
+	ClientCert  string
+	ClientKey   string
+	GossipKey   string
+	KeyringFile string
+	Fingerprint string
+	certs       map[string][2]string
+	ca          *tlsutil.CA
+}
+
+// newDevPKI creates the material under dir/tls.
+func newDevPKI(dataDir string) (*DevPKI, error) {
+	dir := filepath.Join(dataDir, "tls")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	p := &DevPKI{Dir: dir, CA: filepath.Join(dir, "dtk-ca.pem"), CAKey: filepath.Join(dir, "dtk-ca-key.pem"), certs: map[string][2]string{}}
+	certPEM, keyPEM, err := tlsutil.CreateCA(tlsutil.CAOptions{CommonName: "dtk dev cluster CA"})
+	if err != nil {
+		return nil, err
+	}
+	if err := tlsutil.WriteFile(p.CA, certPEM, 0o644); err != nil {
+		return nil, err
+	}
+	if err := tlsutil.WriteFile(p.CAKey, keyPEM, 0o600); err != nil {
+		return nil, err
+	}
+	if p.ca, err = tlsutil.LoadCA(certPEM, keyPEM); err != nil {
+		return nil, err
+	}
+	p.Fingerprint = tlsutil.Fingerprint(p.ca.Cert)
+	if p.ClientCert, p.ClientKey, err = p.issue(tlsutil.RoleClient, "operator", nil); err != nil {
+		return nil, err
+	}
+	if p.GossipKey, err = secret.GenerateKey(); err != nil {
+		return nil, err
+	}
+	kek, err := secret.GenerateKey()
+	if err != nil {
+		return nil, err
+	}
+	p.KeyringFile = filepath.Join(dir, "keyring.key")
+	if err := tlsutil.WriteFile(p.KeyringFile, []byte(kek+"\n"), 0o600); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// issue writes a certificate and key for one identity.
+func (p *DevPKI) issue(role tlsutil.Role, name string, ips []net.IP) (cert, key string, err error) {
+	certPEM, keyPEM, err := p.ca.Issue(tlsutil.CertOptions{Role: role, Name: name, IPs: ips, DNSNames: []string{"localhost"}})
+	if err != nil {
+		return "", "", err
+	}
+	base := filepath.Join(p.Dir, string(role)+"-"+name)
+	cert, key = base+".pem", base+"-key.pem"
+	if err := tlsutil.WriteFile(cert, certPEM, 0o644); err != nil {
+		return "", "", err
+	}
+	if err := tlsutil.WriteFile(key, keyPEM, 0o600); err != nil {
+		return "", "", err
+	}
+	return cert, key, nil
+}
+
+// files is the TLSFiles of one identity, issuing it on first use.
+func (p *DevPKI) files(role tlsutil.Role, name, host string) (TLSFiles, error) {
+	cert, key, err := p.issue(role, name, []net.IP{net.ParseIP(host)})
+	if err != nil {
+		return TLSFiles{}, err
+	}
+	return TLSFiles{CA: p.CA, Cert: cert, Key: key}, nil
+}
+
+// Exports are the shell lines that point dtkctl at the dev cluster.
+func (p *DevPKI) Exports(httpAddr string) []string {
+	return []string{
+		"export DTK_ADDR=https://" + httpAddr,
+		"export DTK_CACERT=" + p.CA,
+		"export DTK_CLIENT_CERT=" + p.ClientCert,
+		"export DTK_CLIENT_KEY=" + p.ClientKey,
+	}
+}
+
+// writeEnv writes the exports to dir/env for scripts (`. DIR/env`).
+func (p *DevPKI) writeEnv(dataDir, httpAddr string) (string, error) {
+	path := filepath.Join(dataDir, "env")
+	body := strings.Join(p.Exports(httpAddr), "\n") + "\n"
+	return path, tlsutil.WriteFile(path, []byte(body), 0o600)
+}
+
+func (p *DevPKI) String() string { return fmt.Sprintf("dev PKI in %s", p.Dir) }
