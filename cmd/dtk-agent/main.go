@@ -31,6 +31,7 @@ type cli struct {
 	Config  configCmd  `cmd:"" help:"Check a configuration file."`
 	Service serviceCmd `cmd:"" help:"Register dtk-agent with the service manager (systemd) and control it."`
 	Version versionCmd `cmd:"" help:"Print the version."`
+	TLS     tlsCmd     `cmd:"" name:"tls" help:"Create the cluster CA and certificates."`
 	Keygen  keygenCmd  `cmd:"" help:"Print a new gossip encryption key (also usable as a keyring_file key)."`
 }
 
