@@ -103,14 +103,26 @@ func TestRun_InvalidConfigurationExits2WithPositions(t *testing.T) {
 
 func TestRun_FlagFixesFile(t *testing.T) {
 	// The file's coordinator-only field is fine once --coordinator is
-	// given: flags are merged before validation.
-	p := writeFile(t, "agent.hcl", "bootstrap_expect = 3\nserf_addr = \"127.0.0.1:7946\"\n")
-	cfg, err := config.Resolve(p, parseOverrides(t, "run", "--coordinator"))
+	// given: flags are merged before validation. The coordinator is a
+	// secure one: TLS files given as flags, the gossip key in the file.
+	pki := newPKI(t, "c1")
+	p := writePrivate(t, "agent.hcl", "bootstrap_expect = 3\nserf_addr = \"127.0.0.1:7946\"\nencrypt = \""+pki.GossipKey+"\"\n")
+	cfg, err := config.Resolve(p, parseOverrides(t, append([]string{"run", "--coordinator"}, pki.flags()...)...))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !cfg.Coordinator || cfg.BootstrapExpect != 3 || cfg.Where(config.FieldCoordinator) != "--coordinator" {
 		t.Errorf("got %+v", cfg)
+	}
+	if cfg.TLSCertFile != pki.CertFile || cfg.Where(config.FieldTLSCertFile) != "--tls-cert" ||
+		cfg.Encrypt != pki.GossipKey || cfg.Where(config.FieldEncrypt) != p+":3:11" || cfg.Insecure {
+		t.Errorf("security fields: %+v (encrypt from %s)", cfg, cfg.Where(config.FieldEncrypt))
+	}
+
+	// Without the TLS flags the same command is refused: secure is the
+	// default.
+	if _, err := config.Resolve(p, parseOverrides(t, "run", "--coordinator")); err == nil || !strings.Contains(err.Error(), "--insecure") {
+		t.Errorf("a coordinator without TLS: %v", err)
 	}
 }
 

@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -38,14 +39,17 @@ func TestService_InstallVerifyUninstall_SystemPath(t *testing.T) {
 	os.MkdirAll(fake, 0o755)
 	calls := filepath.Join(dir, "calls")
 	os.WriteFile(filepath.Join(fake, "systemctl"), []byte("#!/bin/sh\necho \"$@\" >> "+calls+"\n"), 0o755)
-	cfg := writeFile(t, "agent.hcl", "serf_addr = \"10.0.0.5:7946\"\nlabels = { env = \"prod\" }\n")
+	// A secure coordinator: the TLS files as flags (paths, not secrets),
+	// the gossip key in the configuration file.
+	pki := newPKI(t, "c1", net.IPv4(10, 0, 0, 5))
+	cfg := writePrivate(t, "agent.hcl", "serf_addr = \"10.0.0.5:7946\"\nlabels = { env = \"prod\" }\nencrypt = \""+pki.GossipKey+"\"\n")
 	out := filepath.Join(dir, "unit")
 
 	script := `set -e
 mount -t tmpfs tmpfs /etc/systemd/system
 export PATH="$FAKE:$PATH"
 svc() { "$BIN" service --init linux-systemd "$@"; }
-svc install --config "$CFG" --coordinator --bootstrap-expect 3 --join 10.0.0.1:7946 --name c1
+svc install --config "$CFG" --coordinator --bootstrap-expect 3 --join 10.0.0.1:7946 --name c1 $TLSFLAGS
 cp ` + unit + ` "$OUT"
 if svc install --config "$CFG" 2>"$OUT.again"; then echo "second install succeeded"; exit 1; fi
 svc start
@@ -55,7 +59,7 @@ test ! -e ` + unit + `
 echo uninstalled
 `
 	cmd := exec.Command("unshare", "--mount", "--propagation", "private", "sh", "-c", script)
-	cmd.Env = append(os.Environ(), "BIN="+agentBin, "FAKE="+fake, "CFG="+cfg, "OUT="+out)
+	cmd.Env = append(os.Environ(), "BIN="+agentBin, "FAKE="+fake, "CFG="+cfg, "OUT="+out, "TLSFLAGS="+strings.Join(pki.flags(), " "))
 	b, err := cmd.CombinedOutput()
 	if err != nil || !strings.Contains(string(b), "uninstalled") {
 		t.Fatalf("%v\n%s", err, b)
@@ -72,11 +76,14 @@ echo uninstalled
 		t.Fatal(err)
 	}
 	wantExec := "ExecStart=" + agentBin + " run --config " + cfg +
-		" --name c1 --coordinator --bootstrap-expect 3 --join 10.0.0.1:7946\n"
+		" --name c1 --coordinator --bootstrap-expect 3 --join 10.0.0.1:7946 " + strings.Join(pki.flags(), " ") + "\n"
 	for _, want := range []string{wantExec, "Restart=on-failure\n", "KillSignal=SIGTERM\n", "ExecReload=/bin/kill -HUP $MAINPID\n"} {
 		if !strings.Contains(string(text), want) {
 			t.Errorf("unit lacks %q:\n%s", want, text)
 		}
+	}
+	if strings.Contains(string(text), pki.GossipKey) || strings.Contains(string(text), "--encrypt") {
+		t.Errorf("the gossip key is in the unit:\n%s", text)
 	}
 	// verify wants the unit under its own name.
 	named := filepath.Join(dir, "dtk-agent.service")
