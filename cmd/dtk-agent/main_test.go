@@ -154,6 +154,9 @@ func TestOverrides_ArgsRoundTrip(t *testing.T) {
 		"--join", "10.0.0.2:7946", "--label", "role=web", "--label", "env=prod", "--name", "c1",
 		"--data-dir", "/srv/dtk", "--http-addr", "10.0.0.5:7070", "--serf-addr", "10.0.0.5:7946",
 		"--raft-addr", "10.0.0.5:7947", "--poll-wait", "90s", "--reconcile", "2m", "--log-level", "debug",
+		"--tls-ca", "/etc/dtk/tls/dtk-ca.pem", "--tls-cert", "/etc/dtk/tls/c1.pem", "--tls-key", "/etc/dtk/tls/c1-key.pem",
+		"--tls-ca-key", "/etc/dtk/tls/dtk-ca-key.pem", "--ca-fingerprint", "sha256:00ff", "--keyring-file", "/etc/dtk/kek",
+		"--enroll-addr", "10.0.0.1:7070", "--enroll-addr", "10.0.0.2:7070", "--insecure",
 	}
 	o := parseOverrides(t, args...)
 	back := parseOverrides(t, append([]string{"run"}, o.Args()...)...)
@@ -169,6 +172,26 @@ func TestOverrides_ArgsRoundTrip(t *testing.T) {
 	}
 	if a := parseOverrides(t, "run", "--no-coordinator").Args(); !reflect.DeepEqual(a, []string{"--coordinator=false"}) {
 		t.Errorf("--no-coordinator gave %q", a)
+	}
+}
+
+// Args never renders the secrets: a gossip key or join token given as a
+// flag is left out (service install refuses them before it gets here), the
+// paths to key files are kept.
+func TestOverrides_ArgsLeaveOutSecrets(t *testing.T) {
+	const key, token = "c2VjcmV0LWdvc3NpcC1rZXktZm9yLXRoZS10ZXN0cyE=", "dtkjoin-0123456789abcdef"
+	o := parseOverrides(t, "run", "--encrypt", key, "--join-token", token, "--tls-key", "/etc/dtk/tls/node-key.pem")
+	if o.Encrypt == nil || *o.Encrypt != key || o.JoinToken == nil || *o.JoinToken != token {
+		t.Fatalf("the flags were not parsed: %+v", o)
+	}
+	args := o.Args()
+	if want := []string{"--tls-key", "/etc/dtk/tls/node-key.pem"}; !reflect.DeepEqual(args, want) {
+		t.Errorf("Args() = %q, want %q", args, want)
+	}
+	for _, a := range args {
+		if strings.Contains(a, key) || strings.Contains(a, token) || a == "--encrypt" || a == "--join-token" {
+			t.Errorf("Args() = %q renders a secret", args)
+		}
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"os/user"
 	"strings"
 
@@ -16,7 +17,7 @@ import (
 type serviceCmd struct {
 	Init string `help:"Service manager to use instead of the detected one (e.g. linux-systemd when building an image in a chroot)." placeholder:"MANAGER"`
 
-	Install   serviceInstallCmd `cmd:"" help:"Register 'dtk-agent run FLAGS...' as a service that starts at boot (does not start it now)."`
+	Install   serviceInstallCmd `cmd:"" help:"Register 'dtk-agent run FLAGS...' as a service that starts at boot (does not start it now). Secrets (encrypt, join_token) go in the configuration file, not on the command line."`
 	Uninstall serviceActionCmd  `cmd:"" help:"Stop and disable the service and remove its definition."`
 	Start     serviceActionCmd  `cmd:"" help:"Start the service."`
 	Stop      serviceActionCmd  `cmd:"" help:"Stop the service (the agent leaves the gossip pool and cancels its running step)."`
@@ -29,7 +30,27 @@ type serviceInstallCmd struct {
 	User     string `help:"Run the service as this user (default: root, which an agent needs to converge its machine)."`
 }
 
-func (c *serviceInstallCmd) Run(sc *serviceCmd, out io.Writer, s set, g globals) error {
+// secretFlags are the run flags whose values are secrets. The unit file is
+// readable by every user and so is a process's command line (ps), so
+// `service install` refuses them: they belong in the configuration file,
+// which only the service reads.
+var secretFlags = []struct{ flag, field string }{
+	{"encrypt", config.FieldEncrypt},
+	{"join-token", config.FieldJoinToken},
+}
+
+func (c *serviceInstallCmd) Run(sc *serviceCmd, kctx *kong.Context, out io.Writer, s set, g globals) error {
+	file := c.Config
+	if file == "" {
+		file = config.DefaultPath
+	}
+	for _, f := range secretFlags {
+		if s[f.flag] {
+			return usageError{fmt.Errorf("--%s is a secret: the service's command line is readable by every user (the unit file, ps). "+
+				"Put %s = \"...\" in the configuration file instead (%s, mode 0600: chmod 0600 %s) and run service install without --%s",
+				f.flag, f.field, file, file, f.flag)}
+		}
+	}
 	o := c.overrides(s, g)
 	if c.User != "" {
 		if _, err := user.Lookup(c.User); err != nil {
@@ -37,9 +58,11 @@ func (c *serviceInstallCmd) Run(sc *serviceCmd, out io.Writer, s set, g globals)
 		}
 	}
 	// Refuse now what `run` would refuse at every start.
-	if _, err := config.Resolve(c.Config, o); err != nil {
+	cfg, err := config.Resolve(c.Config, o)
+	if err != nil {
 		return err
 	}
+	warnReadableSecrets(kctx.Stderr, cfg)
 	args := []string{"run"}
 	if c.Config != "" {
 		args = append(args, "--config", c.Config)
@@ -103,4 +126,25 @@ func manager(sc *serviceCmd) string {
 		return sc.Init
 	}
 	return svcinstall.Detected()
+}
+
+// warnReadableSecrets warns when the configuration file holds a secret
+// (encrypt, join_token) and every user may read it.
+func warnReadableSecrets(w io.Writer, cfg *config.Config) {
+	if cfg.File == "" {
+		return
+	}
+	var held []string
+	if cfg.Encrypt != "" {
+		held = append(held, config.FieldEncrypt)
+	}
+	if cfg.JoinToken != "" {
+		held = append(held, config.FieldJoinToken)
+	}
+	fi, err := os.Stat(cfg.File)
+	if len(held) == 0 || err != nil || fi.Mode().Perm()&0o004 == 0 {
+		return
+	}
+	fmt.Fprintf(w, "dtk-agent: warning: %s holds %s and every user can read it (mode %04o): chmod 0600 %s\n",
+		cfg.File, strings.Join(held, " and "), fi.Mode().Perm(), cfg.File)
 }

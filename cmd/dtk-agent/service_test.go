@@ -120,3 +120,89 @@ func requireTool(t *testing.T, name, pkg string) {
 		t.Skipf("%s not found (apt-get install %s)", name, pkg)
 	}
 }
+
+// A gossip key or a join token on the command line of `service install`
+// would end up in the unit (readable by every user) and in ps: it is
+// refused, naming the configuration file to put it in. --init names a
+// manager that does not exist, so that nothing could be installed on this
+// machine even if the refusal were missing; without the secret the same
+// command gets as far as the manager.
+func TestService_InstallRefusesSecretFlags(t *testing.T) {
+	key := "c2VjcmV0LWdvc3NpcC1rZXktZm9yLXRoZS10ZXN0cyE="
+	token := "dtkjoin-0123456789abcdef"
+	pki := newPKI(t, "c1")
+	cfg := writePrivate(t, "agent.hcl", "serf_addr = \"10.0.0.5:7946\"\n")
+	coordinator := append([]string{"--coordinator", "--name", "c1"}, pki.flags()...)
+	agent := []string{"--join", "10.0.0.1:7946", "--tls-ca", pki.CAFile}
+	for _, tc := range []struct {
+		args       []string
+		flag, file string
+		want       []string
+	}{
+		{append([]string{"--config", cfg, "--encrypt", key}, coordinator...), "encrypt", cfg,
+			[]string{"--encrypt is a secret", `put encrypt = "..." in the configuration file instead (` + cfg + ", mode 0600: chmod 0600 " + cfg + ")", "without --encrypt"}},
+		{append([]string{"--config", cfg, "--join-token", token}, agent...), "join-token", cfg,
+			[]string{"--join-token is a secret", `put join_token = "..." in the configuration file instead (` + cfg + ", mode 0600"}},
+		{[]string{"--join-token", token, "--join", "10.0.0.1:7946"}, "join-token", "/etc/dtk/agent.hcl",
+			[]string{"--join-token is a secret", "(/etc/dtk/agent.hcl, mode 0600"}},
+	} {
+		code, out, errOut := runMain(append([]string{"service", "--init", "no-such-manager", "install"}, tc.args...)...)
+		if code != 2 {
+			t.Errorf("%v: exit %d, want 2\n%s", tc.args, code, errOut)
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(strings.ToLower(errOut), strings.ToLower(w)) {
+				t.Errorf("%v: stderr lacks %q:\n%s", tc.args, w, errOut)
+			}
+		}
+		if strings.Contains(out+errOut, key) || strings.Contains(out+errOut, token) {
+			t.Errorf("%v: the secret is echoed:\n%s%s", tc.args, out, errOut)
+		}
+		if strings.Contains(errOut, "unknown service manager") {
+			t.Errorf("%v: went on to the service manager", tc.args)
+		}
+	}
+	// The same without the secret reaches the (missing) service manager.
+	code, _, errOut := runMain(append([]string{"service", "--init", "no-such-manager", "install", "--config", cfg}, coordinator...)...)
+	if code != 1 || !strings.Contains(errOut, `unknown service manager "no-such-manager"`) {
+		t.Errorf("without a secret: exit %d\n%s", code, errOut)
+	}
+}
+
+// The secret then lives in the configuration file: service install warns
+// when every user can read that file, and is quiet when it is private.
+func TestService_InstallWarnsOfReadableSecrets(t *testing.T) {
+	pki := newPKI(t, "c1")
+	text := "serf_addr = \"10.0.0.5:7946\"\nencrypt = \"" + pki.GossipKey + "\"\n"
+	args := append([]string{"--coordinator", "--name", "c1"}, pki.flags()...)
+	install := func(cfg string) string {
+		t.Helper()
+		code, _, errOut := runMain(append([]string{"service", "--init", "no-such-manager", "install", "--config", cfg}, args...)...)
+		if code != 1 || !strings.Contains(errOut, "unknown service manager") {
+			t.Fatalf("exit %d\n%s", code, errOut)
+		}
+		return errOut
+	}
+	readable := writeFile(t, "agent.hcl", text)
+	if err := os.Chmod(readable, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	errOut := install(readable)
+	if want := "warning: " + readable + " holds encrypt and every user can read it (mode 0644): chmod 0600 " + readable; !strings.Contains(errOut, want) {
+		t.Errorf("stderr lacks %q:\n%s", want, errOut)
+	}
+	if strings.Contains(errOut, pki.GossipKey) {
+		t.Errorf("the key is echoed:\n%s", errOut)
+	}
+	for _, m := range []os.FileMode{0o600, 0o640} {
+		private := writePrivate(t, "agent.hcl", text)
+		os.Chmod(private, m)
+		if errOut := install(private); strings.Contains(errOut, "warning") {
+			t.Errorf("mode %04o: %s", m, errOut)
+		}
+	}
+	// Nothing secret in a readable file: nothing to say.
+	if errOut := install(writeFile(t, "plain.hcl", "serf_addr = \"10.0.0.5:7946\"\n")); strings.Contains(errOut, "warning") {
+		t.Errorf("no secret: %s", errOut)
+	}
+}
