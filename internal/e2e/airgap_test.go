@@ -393,6 +393,9 @@ func (p *podman) dtkContainers(service string) map[string]podmanContainer {
 func startBin(t *testing.T, name, binary string, env []string, args ...string) *proc {
 	t.Helper()
 	p := &proc{name: name, done: make(chan struct{})}
+	if len(args) > 0 && args[0] == "run" {
+		args = append([]string{"run"}, secureArgs(t, name, args[1:])...)
+	}
 	p.cmd = exec.Command(binary, args...)
 	p.cmd.Env = append(os.Environ(), env...)
 	p.cmd.Stdout, p.cmd.Stderr = p, p
@@ -415,7 +418,7 @@ func ctlRun(t *testing.T, ctlBin, addr string, args ...string) (string, string, 
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, ctlBin, append([]string{"--addr", addr}, args...)...)
+	cmd := exec.CommandContext(ctx, ctlBin, append(ctlTLSArgs(addr), args...)...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()

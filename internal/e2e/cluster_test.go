@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"encoding/json"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -37,7 +36,7 @@ func (c *cluster) addr(name string) string { return c.ips[name] + ":7070" }
 
 // raftState asks one coordinator for the Raft configuration.
 func raftState(addr string) (leader string, voters int, err error) {
-	resp, err := http.Get("http://" + addr + "/v1/operator/raft")
+	resp, err := opClient.Get("https://" + addr + "/v1/operator/raft")
 	if err != nil {
 		return "", 0, err
 	}

@@ -206,7 +206,7 @@ func TestE2E_BadInput(t *testing.T) {
 		t.Fatalf("deploy without nodes: exit %d\n%s", code, errOut)
 	}
 	// A malformed API request gets a JSON 400.
-	resp, err := http.Post("http://"+addr+"/v1/services", "application/json", strings.NewReader(`{"name":`))
+	resp, err := opClient.Post("https://"+addr+"/v1/services", "application/json", strings.NewReader(`{"name":`))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -34,6 +33,10 @@ func TestMain(m *testing.M) {
 			fmt.Fprintf(os.Stderr, "build %s: %v\n%s", pkg, err, b)
 			os.Exit(1)
 		}
+	}
+	if err := setupPKI(dir); err != nil {
+		fmt.Fprintln(os.Stderr, "test PKI:", err)
+		os.Exit(1)
 	}
 	code := m.Run()
 	os.RemoveAll(dir)
@@ -65,7 +68,7 @@ func (p *proc) Output() string {
 func startAgent(t *testing.T, name string, args ...string) *proc {
 	t.Helper()
 	p := &proc{name: name, done: make(chan struct{})}
-	p.cmd = exec.Command(bin.agent, append([]string{"run", "--name", name}, args...)...)
+	p.cmd = exec.Command(bin.agent, append([]string{"run", "--name", name}, secureArgs(t, name, args)...)...)
 	p.cmd.Stdout, p.cmd.Stderr = p, p
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := p.cmd.Start(); err != nil {
@@ -102,7 +105,7 @@ func ctl(t *testing.T, addr string, args ...string) (string, string, int) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, bin.ctl, append([]string{"--addr", addr}, args...)...)
+	cmd := exec.CommandContext(ctx, bin.ctl, append(ctlTLSArgs(addr), args...)...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
@@ -141,7 +144,7 @@ func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool)
 func waitLeader(t *testing.T, addr string) {
 	t.Helper()
 	waitFor(t, 60*time.Second, "a raft leader at "+addr, func() bool {
-		resp, err := http.Get("http://" + addr + "/v1/status")
+		resp, err := opClient.Get("https://" + addr + "/v1/status")
 		if err != nil {
 			return false
 		}
