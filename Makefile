@@ -41,13 +41,21 @@ clean:
 # Benchmarks (docs/performance.md): dtk on this machine next to puppet apply
 # and ansible-playbook; writes bench/results/<date>.md and .json. `bench`
 # takes about 25 minutes (a 10-minute idle period overlaps the rest),
-# `bench-quick` about 5. BENCHFLAGS adds dtkbench flags.
-.PHONY: bench-quick
+# `bench-quick` about 5. Every cluster is secure (mutual TLS, node
+# certificates, encrypted gossip) unless BENCHFLAGS=-insecure.
+# BENCHFLAGS adds dtkbench flags.
+.PHONY: bench-quick bench-tls-cost
 bench: build
 	$(GO) run ./bench/cmd/dtkbench -bin $(BIN) -out bench/results $(BENCHFLAGS)
 
 bench-quick: build
 	$(GO) run ./bench/cmd/dtkbench -quick -idle 1m -bin $(BIN) -out bench/results $(BENCHFLAGS)
+
+# What TLS costs: propagation (100 and 1,000 simulated agents) and the
+# write path on a secure and an insecure cluster, alternately, 4 rounds of
+# each (about 4 minutes); writes bench/results/<date>-tls-cost.md and .json.
+bench-tls-cost: build
+	$(GO) run ./bench/cmd/dtkbench -tls-compare -rounds 4 -runs 3 -sizes 100,1000 -write-path 5s -bin $(BIN) -out bench/results $(BENCHFLAGS)
 
 # Release artifacts in dist/: static binaries for every ARCH, a .deb and an
 # .rpm per ARCH (nfpm as a Go library, see packaging/), and for `dist` one

@@ -3,18 +3,21 @@ package bench
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"sort"
 	"time"
 
 	"github.com/dtkhq/dtk/internal/api"
+	"github.com/dtkhq/dtk/internal/tlsutil"
 )
 
 // Coord is one coordinator process.
 type Coord struct {
 	*Proc
 	IP, HTTP, Serf, DataDir string
+	c                       *Cluster
 }
 
 // Cluster is coordinators (and optionally agents) as real dtk-agent
@@ -26,21 +29,43 @@ type Cluster struct {
 	Prefix string
 	Coords []*Coord
 	Agents []*Proc
+	// PKI secures the cluster: mutual TLS on the API, forwarding and
+	// Raft, encrypted gossip. Nil: --insecure.
+	PKI *PKI
+
+	probe *http.Client
 }
 
 // StartCluster starts n coordinators with `dtk-agent run --coordinator
-// --no-agent --bootstrap-expect n` and waits for a leader.
-func StartCluster(bin, dir, prefix string, n int) (*Cluster, error) {
+// --no-agent --bootstrap-expect n` and waits for a leader. Unless
+// insecure, it first makes a CA in dir and gives each coordinator a server
+// certificate for its address and the cluster's gossip key, as an operator
+// would (dtk-agent tls ca create, tls cert create --server, keygen).
+func StartCluster(bin, dir, prefix string, n int, insecure bool) (*Cluster, error) {
 	c := &Cluster{Dir: dir, Bin: bin, Prefix: prefix}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
+	if !insecure {
+		p, err := NewPKI(dir)
+		if err != nil {
+			return nil, fmt.Errorf("cluster certificates: %w", err)
+		}
+		c.PKI = p
+	}
+	c.probe = c.PKI.HTTP(c.PKI.operatorStore())
 	for i := 1; i <= n; i++ {
 		ip := fmt.Sprintf("%s.%d", prefix, i)
 		name := fmt.Sprintf("coord-%d", i)
-		co := &Coord{IP: ip, HTTP: ip + ":7070", Serf: ip + ":7946", DataDir: filepath.Join(dir, name)}
+		co := &Coord{IP: ip, HTTP: ip + ":7070", Serf: ip + ":7946", DataDir: filepath.Join(dir, name), c: c}
 		args := []string{"run", "--coordinator", "--no-agent", "--bootstrap-expect", fmt.Sprint(n),
 			"--name", name, "--data-dir", co.DataDir, "--serf-addr", co.Serf, "--log-level", "info"}
+		sec, err := c.PKI.RunArgs(tlsutil.RoleServer, name, ip)
+		if err != nil {
+			c.Stop()
+			return nil, err
+		}
+		args = append(args, sec...)
 		for j := 1; j <= n; j++ {
 			if j != i {
 				args = append(args, "--join", fmt.Sprintf("%s.%d:7946", prefix, j))
@@ -68,7 +93,7 @@ func (c *Cluster) WaitReady(timeout time.Duration) error {
 			if !co.Alive() {
 				continue
 			}
-			st, err := Status(co.HTTP, time.Second)
+			st, err := co.Status(time.Second)
 			if err != nil || st.Leader == "" || !st.RaftConfigured {
 				return false
 			}
@@ -81,6 +106,11 @@ func (c *Cluster) WaitReady(timeout time.Duration) error {
 func (c *Cluster) AddAgent(name, ip string, labels map[string]string) (*Proc, error) {
 	args := []string{"run", "--name", name, "--data-dir", filepath.Join(c.Dir, name),
 		"--serf-addr", ip + ":7946", "--join", c.Coords[0].Serf, "--log-level", "info"}
+	sec, err := c.PKI.RunArgs(tlsutil.RoleNode, name, ip)
+	if err != nil {
+		return nil, err
+	}
+	args = append(args, sec...)
 	keys := make([]string, 0, len(labels))
 	for k := range labels {
 		keys = append(keys, k)
@@ -106,12 +136,9 @@ func (c *Cluster) Addrs() []string {
 	return out
 }
 
-// Client is an API client over every coordinator.
-func (c *Cluster) Client() *api.Client {
-	cl := api.NewClient(c.Addrs()...)
-	cl.HTTP = api.DefaultHTTPClient()
-	return cl
-}
+// Client is an operator's API client (a client certificate) over every
+// coordinator, with its own connection pool.
+func (c *Cluster) Client() *api.Client { return c.PKI.Operator(c.Addrs()...) }
 
 // Leader returns the coordinator that says it leads.
 func (c *Cluster) Leader() (*Coord, error) {
@@ -119,7 +146,7 @@ func (c *Cluster) Leader() (*Coord, error) {
 		if !co.Alive() {
 			continue
 		}
-		if st, err := Status(co.HTTP, time.Second); err == nil && st.IsLeader {
+		if st, err := co.Status(time.Second); err == nil && st.IsLeader {
 			return co, nil
 		}
 	}
@@ -131,7 +158,7 @@ func (c *Cluster) Leader() (*Coord, error) {
 func PlanPolls(coords []*Coord) (int64, error) {
 	var n int64
 	for _, co := range coords {
-		st, err := Status(co.HTTP, 500*time.Millisecond)
+		st, err := co.Status(500 * time.Millisecond)
 		if err != nil {
 			return 0, err
 		}

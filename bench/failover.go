@@ -40,7 +40,10 @@ type FailoverConfig struct {
 	Agents           int
 	KillRuns         int
 	FreezeRuns       int
-	Log              *log.Logger
+	// Insecure runs the cluster with --insecure (no TLS, no gossip
+	// encryption).
+	Insecure bool
+	Log      *log.Logger
 }
 
 // RunFailover starts three coordinators (shipped Raft timers) and a few
@@ -51,7 +54,7 @@ type FailoverConfig struct {
 // and gossip notice). After each run the lost coordinator is killed if
 // needed, restarted on its data dir, and the cluster settles.
 func RunFailover(cfg FailoverConfig) (*FailoverResult, error) {
-	c, err := StartCluster(cfg.Bin, cfg.Dir, cfg.Prefix, 3)
+	c, err := StartCluster(cfg.Bin, cfg.Dir, cfg.Prefix, 3, cfg.Insecure)
 	if err != nil {
 		return nil, err
 	}
@@ -138,7 +141,7 @@ func failoverRun(c *Cluster, nAgents int, sig syscall.Signal, probe *atomic.Int6
 		if err != nil {
 			return 0, 0, 0, err
 		}
-		st, err := Status(leader.HTTP, time.Second)
+		st, err := leader.Status(time.Second)
 		if err != nil {
 			return 0, 0, 0, err
 		}
@@ -179,8 +182,7 @@ func failoverRun(c *Cluster, nAgents int, sig syscall.Signal, probe *atomic.Int6
 	// the client's timeout, not the cluster.
 	for _, co := range surv {
 		go func() {
-			wc := api.NewClient(co.HTTP)
-			wc.HTTP = api.DefaultHTTPClient()
+			wc := c.PKI.Operator(co.HTTP)
 			tick := time.NewTicker(20 * time.Millisecond)
 			defer tick.Stop()
 			for tWrite.Load() == 0 {

@@ -37,6 +37,15 @@ type PropagationResult struct {
 	// deploy call returned (followers apply as the leader answers);
 	// they enter the sample as negative values.
 	Early int `json:"early"`
+
+	// raw are the samples behind the summaries (ms), for pooling runs of
+	// several clusters (the TLS comparison).
+	raw propSamples
+}
+
+type propSamples struct {
+	calls, recv, recvSend, started, last []float64
+	early                                int
 }
 
 // FleetResult is figure 2 for one fleet size and runner.
@@ -72,6 +81,22 @@ type WritePathResult struct {
 	RaftEntries     uint64  `json:"raft_entries"`
 	ReportsPerEntry float64 `json:"reports_per_entry"`
 	Errors          int64   `json:"errors"`
+	// CoordCPUSeconds is the CPU time the three coordinators used in the
+	// measured window; CoordCPUMsPer1k the same per 1,000 reports.
+	CoordCPUSeconds float64 `json:"coordinator_cpu_seconds"`
+	CoordCPUMsPer1k float64 `json:"coordinator_cpu_ms_per_1000_reports"`
+
+	lat []float64
+}
+
+// FleetStartup is how long a fleet took to start.
+type FleetStartup struct {
+	Agents int `json:"agents"`
+	// Seconds: from starting the new agents to every agent having
+	// registered and received its first plan answer.
+	Seconds float64 `json:"seconds"`
+	// IssuingSeconds: issuing the new agents' certificates, before.
+	IssuingSeconds float64 `json:"issuing_seconds"`
 }
 
 // FleetConfig configures figures 1, 2, 4 (coordinator part) and 6.
@@ -95,6 +120,7 @@ type FleetResults struct {
 	Fleet       []FleetResult       `json:"fleet_deploy"`
 	Coord       []CoordFootprint    `json:"coordinator_footprint"`
 	WritePath   *WritePathResult    `json:"write_path,omitempty"`
+	Startup     []FleetStartup      `json:"startup"`
 	Notes       []string            `json:"notes,omitempty"`
 }
 
@@ -110,7 +136,7 @@ func RunFleet(cfg FleetConfig) (*FleetResults, error) {
 	if _, err := PushModule(cl, modDir); err != nil {
 		return res, err
 	}
-	fleet, err := NewSimFleet(cfg.AgentDir, cfg.Cluster.Addrs(), func(i int) map[string]string {
+	fleet, err := NewSimFleet(cfg.AgentDir, cfg.Cluster.Addrs(), cfg.Cluster.PKI, func(i int) map[string]string {
 		return map[string]string{"bench_id": fmt.Sprintf("%05d", i)}
 	})
 	if err != nil {
@@ -119,11 +145,15 @@ func RunFleet(cfg FleetConfig) (*FleetResults, error) {
 	defer fleet.Stop()
 	for _, n := range cfg.Sizes {
 		cfg.Log.Printf("fleet: starting %d simulated agents", n)
+		iss0 := fleet.Issuing
 		t := time.Now()
 		if err := fleet.Grow(n, time.Duration(n)*20*time.Millisecond+60*time.Second); err != nil {
 			return res, err
 		}
-		cfg.Log.Printf("fleet: %d agents registered and polling in %s", n, time.Since(t).Round(time.Millisecond))
+		iss := fleet.Issuing - iss0
+		up := time.Since(t) - iss
+		res.Startup = append(res.Startup, FleetStartup{Agents: n, Seconds: up.Seconds(), IssuingSeconds: iss.Seconds()})
+		cfg.Log.Printf("fleet: %d agents registered and polling in %s (after issuing their certificates in %s)", n, up.Round(time.Millisecond), iss.Round(time.Millisecond))
 		svc := fmt.Sprintf("fleet-%d", n)
 		ctx, cancel := ctxT(time.Minute)
 		_, err := cl.Stage(ctx, api.StageRequest{Name: svc, Template: fmt.Sprintf("benchfleet/fleet%d", n), Inputs: map[string]string{"gen": "w0"}})
@@ -174,6 +204,7 @@ func RunFleet(cfg FleetConfig) (*FleetResults, error) {
 			pr.ReceivedFromSend = Summarize("ms", recvSend)
 			pr.Started = Summarize("ms", started)
 			pr.LastAgent = Summarize("ms", last)
+			pr.raw = propSamples{calls, recv, recvSend, started, last, pr.Early}
 			if !bash {
 				res.Propagation = append(res.Propagation, pr)
 			}
@@ -306,6 +337,16 @@ func writePath(c *Cluster, svc string, n int, dur time.Duration) (*WritePathResu
 			return nil, fmt.Errorf("no step of %s in the slice of %s", svc, SimName(i))
 		}
 	}
+	// Each client speaks for its own node, with that node's certificate
+	// (a node may post reports only for itself).
+	names := make([]string, n)
+	for i := range reports {
+		names[i] = reports[i].Node
+	}
+	stores, err := c.PKI.NodeStores(names)
+	if err != nil {
+		return nil, fmt.Errorf("node certificates: %w", err)
+	}
 	const warm = 2 * time.Second
 	start := time.Now()
 	from, to := start.Add(warm), start.Add(warm+dur)
@@ -316,10 +357,12 @@ func writePath(c *Cluster, svc string, n int, dur time.Duration) (*WritePathResu
 		errs      atomic.Int64
 		idx0      uint64
 		idx1      uint64
+		cpu0      time.Duration
+		cpu1      time.Duration
 		wg        sync.WaitGroup
 		leaderIdx = func() uint64 {
 			if l, err := c.Leader(); err == nil {
-				if st, err := Status(l.HTTP, time.Second); err == nil {
+				if st, err := l.Status(time.Second); err == nil {
 					return st.Index
 				}
 			}
@@ -328,8 +371,10 @@ func writePath(c *Cluster, svc string, n int, dur time.Duration) (*WritePathResu
 	)
 	go func() {
 		time.Sleep(time.Until(from))
+		cpu0 = coordCPU(c)
 		idx0 = leaderIdx()
 		time.Sleep(time.Until(to))
+		cpu1 = coordCPU(c)
 		idx1 = leaderIdx()
 	}()
 	addrs := c.Addrs()
@@ -338,8 +383,7 @@ func writePath(c *Cluster, svc string, n int, dur time.Duration) (*WritePathResu
 		go func() {
 			defer wg.Done()
 			a := addrs[i%len(addrs)]
-			wc := api.NewClient(a)
-			wc.HTTP = api.DefaultHTTPClient()
+			wc := c.PKI.Client(stores[i], a)
 			r := reports[i]
 			var mine []float64
 			for seq := 1; ; seq++ {
@@ -377,5 +421,21 @@ func writePath(c *Cluster, svc string, n int, dur time.Duration) (*WritePathResu
 		wp.RaftEntries = idx1 - idx0
 		wp.ReportsPerEntry = float64(wp.Reports) / float64(wp.RaftEntries)
 	}
+	wp.CoordCPUSeconds = (cpu1 - cpu0).Seconds()
+	if wp.Reports > 0 {
+		wp.CoordCPUMsPer1k = 1e6 * wp.CoordCPUSeconds / float64(wp.Reports)
+	}
+	wp.lat = lat
 	return wp, nil
+}
+
+// coordCPU is the CPU time the cluster's coordinators have used.
+func coordCPU(c *Cluster) time.Duration {
+	var t time.Duration
+	for _, co := range c.Coords {
+		if st, err := ReadProcStats(co.PID()); err == nil {
+			t += st.CPU
+		}
+	}
+	return t
 }

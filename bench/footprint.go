@@ -40,9 +40,10 @@ type IdleBench struct {
 }
 
 // StartIdle starts the idle cluster and deploys a three-node service of
-// one bash step each; the idle period starts once it has converged.
-func StartIdle(bin, dir, prefix string) (*IdleBench, error) {
-	c, err := StartCluster(bin, dir, prefix, 3)
+// one bash step each; the idle period starts once it has converged. The
+// agents are secure (node certificates, encrypted gossip) unless insecure.
+func StartIdle(bin, dir, prefix string, insecure bool) (*IdleBench, error) {
+	c, err := StartCluster(bin, dir, prefix, 3, insecure)
 	if err != nil {
 		return nil, err
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/dtkhq/dtk/actions"
 	"github.com/dtkhq/dtk/agent"
 	"github.com/dtkhq/dtk/internal/api"
+	"github.com/dtkhq/dtk/internal/tlsutil"
 	"github.com/dtkhq/dtk/plan"
 )
 
@@ -219,8 +220,13 @@ func newLocalAgent(cfg LocalConfig) (*localAgent, error) {
 }
 
 func (la *localAgent) start() error {
-	base := api.DefaultHTTPClient().Transport
-	la.ac = &api.Client{Addrs: la.cfg.Cluster.Addrs, HTTP: &http.Client{Transport: &planTimer{base: base, la: la}}}
+	pki := la.cfg.Cluster.PKI
+	st, err := pki.Store(tlsutil.RoleNode, "local-1")
+	if err != nil {
+		return fmt.Errorf("node certificate: %w", err)
+	}
+	base := pki.HTTP(st).Transport
+	la.ac = &api.Client{Addrs: la.cfg.Cluster.Addrs, HTTP: &http.Client{Transport: &planTimer{base: base, la: la}}, Secure: pki.Secure()}
 	a, err := agent.New(agent.Config{
 		Name: "local-1", DataDir: la.dir, Labels: map[string]string{"bench_local": "1"},
 		Address: "127.0.0.1", Version: "bench", Client: la.ac,

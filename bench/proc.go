@@ -147,12 +147,14 @@ func ReadProcStats(pid int) (ProcStats, error) {
 // clkTck is USER_HZ, 100 on Linux for every architecture Go supports.
 const clkTck = 100
 
-// Status asks a coordinator for GET /v1/status with a short timeout.
-func Status(addr string, timeout time.Duration) (*api.StatusResponse, error) {
+// Status asks the coordinator for GET /v1/status with a short timeout, as
+// an operator (over https with the cluster's CA when it is secure). The
+// probes of a cluster share one small connection pool.
+func (co *Coord) Status(timeout time.Duration) (*api.StatusResponse, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, "GET", "http://"+addr+"/v1/status", nil)
-	resp, err := statusHTTP.Do(req)
+	req, _ := http.NewRequestWithContext(ctx, "GET", co.c.PKI.scheme()+"://"+co.HTTP+"/v1/status", nil)
+	resp, err := co.c.probe.Do(req)
 	if err != nil {
 		return nil, err
 	}
@@ -163,8 +165,6 @@ func Status(addr string, timeout time.Duration) (*api.StatusResponse, error) {
 	var st api.StatusResponse
 	return &st, json.NewDecoder(resp.Body).Decode(&st)
 }
-
-var statusHTTP = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 4, DisableKeepAlives: false}}
 
 // waitUntil polls cond every step until it holds or timeout passes.
 func waitUntil(timeout, step time.Duration, what string, cond func() bool) error {

@@ -26,6 +26,7 @@ type Results struct {
 	Footprint   *FootprintResult    `json:"footprint,omitempty"`
 	Failover    *FailoverResult     `json:"failover,omitempty"`
 	WritePath   *WritePathResult    `json:"write_path,omitempty"`
+	TLSCost     *TLSCostResult      `json:"tls_cost,omitempty"`
 	Goals       []Goal              `json:"goals"`
 	Notes       []string            `json:"notes"`
 	Errors      []string            `json:"errors,omitempty"`
@@ -149,7 +150,9 @@ func (r *Results) Markdown() string {
 	}
 	p("\n**Noise.** The machine was %.0f%% busy just before the run. During the run it spent %.0f CPU-seconds, of which this benchmark and its child processes used %.0f: %.0f CPU-seconds (%.0f%% of the machine's capacity over the run) went to other work (other engineers' builds and tests on this shared 2-core machine). Load averages at the start of each figure: %s.\n\n",
 		r.Noise.BusyBeforePct, r.Noise.MachineCPUSeconds, r.Noise.OursCPUSeconds, r.Noise.OtherCPUSeconds, r.Noise.OtherBusyPct, strings.Join(r.Noise.LoadAvg, "; "))
-	p("## Goals\n\n| goal | target | measured | |\n| --- | --- | --- | --- |\n")
+	if len(r.Goals) > 0 {
+		p("## Goals\n\n| goal | target | measured | |\n| --- | --- | --- | --- |\n")
+	}
 	for _, g := range r.Goals {
 		mark := "met"
 		switch {
@@ -238,6 +241,10 @@ func (r *Results) Markdown() string {
 		p("\n## 6. Write path\n\n%d concurrent API clients (one per simulated node, each its own connection pool, spread over the 3 coordinators), each posting one step report per request and waiting for the acknowledgement (= committed), for %.0f s after a 2 s warm-up.\n\n", w.Clients, w.Seconds)
 		p("| reports committed/s | requests | request latency | Raft entries | reports per entry | errors |\n| --- | --- | --- | --- | --- | --- |\n")
 		p("| **%.0f** | %d | %s | %d | %.1f | %d |\n", w.ReportsPerSec, w.Reports, w.Latency.String(), w.RaftEntries, w.ReportsPerEntry, w.Errors)
+		p("\nThe coordinators used %.1f CPU-seconds in the measured window: %.0f CPU-ms per 1,000 reports committed.\n", w.CoordCPUSeconds, w.CoordCPUMsPer1k)
+	}
+	if t := r.TLSCost; t != nil {
+		t.markdown(p)
 	}
 	p("\n## Settings\n\n")
 	for _, k := range sortedKeys(r.Settings) {

@@ -41,6 +41,11 @@ type SimFleet struct {
 	Dir    string
 	Addrs  []string
 	Labels func(i int) map[string]string
+	// PKI gives each agent a node certificate for its own name and an
+	// https client; nil: plain HTTP.
+	PKI *PKI
+	// Issuing is the time spent issuing the agents' certificates.
+	Issuing time.Duration
 
 	mu     sync.Mutex
 	agents []*SimAgent
@@ -60,12 +65,13 @@ type SimFleet struct {
 }
 
 // NewSimFleet prepares a fleet whose agents reach addrs (each agent starts
-// at a different coordinator, round-robin) and keep state under dir.
-func NewSimFleet(dir string, addrs []string, labels func(i int) map[string]string) (*SimFleet, error) {
+// at a different coordinator, round-robin) and keep state under dir; with
+// pki, each over mutual TLS with a node certificate of its own.
+func NewSimFleet(dir string, addrs []string, pki *PKI, labels func(i int) map[string]string) (*SimFleet, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
-	f := &SimFleet{Dir: dir, Addrs: addrs, Labels: labels}
+	f := &SimFleet{Dir: dir, Addrs: addrs, Labels: labels, PKI: pki}
 	lf, err := os.Create(filepath.Join(dir, "agents.log"))
 	if err != nil {
 		return nil, err
@@ -95,11 +101,22 @@ func (f *SimFleet) Agents() []*SimAgent {
 }
 
 // Grow starts agents until there are n, and waits until every one has
-// registered and received its first plan answer.
+// registered and received its first plan answer. The new agents'
+// certificates are issued first, all at once (not part of the wait).
 func (f *SimFleet) Grow(n int, timeout time.Duration) error {
 	f.mu.Lock()
 	start := len(f.agents) + 1
 	f.mu.Unlock()
+	var names []string
+	for i := start; i <= n; i++ {
+		names = append(names, SimName(i))
+	}
+	t := time.Now()
+	stores, err := f.PKI.NodeStores(names)
+	if err != nil {
+		return fmt.Errorf("node certificates: %w", err)
+	}
+	f.Issuing += time.Since(t)
 	for i := start; i <= n; i++ {
 		sa := &SimAgent{Index: i, Name: SimName(i)}
 		// Round-robin over the coordinators: agent i starts at i mod n.
@@ -107,8 +124,8 @@ func (f *SimFleet) Grow(n int, timeout time.Duration) error {
 		for j := range f.Addrs {
 			addrs[j] = f.Addrs[(i+j)%len(f.Addrs)]
 		}
-		base := api.DefaultHTTPClient().Transport
-		cl := &api.Client{Addrs: func() []string { return addrs }, HTTP: &http.Client{Transport: &hookRT{base: base, f: f, a: sa}}}
+		base := f.PKI.HTTP(stores[i-start]).Transport
+		cl := &api.Client{Addrs: func() []string { return addrs }, HTTP: &http.Client{Transport: &hookRT{base: base, f: f, a: sa}}, Secure: f.PKI.Secure()}
 		a, err := agent.New(agent.Config{
 			Name: sa.Name, DataDir: filepath.Join(f.Dir, sa.Name), Labels: f.Labels(i),
 			Address: "127.0.0.1", Version: "bench", Client: cl, Logger: f.log,

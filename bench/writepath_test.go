@@ -10,11 +10,14 @@ import (
 
 	"github.com/dtkhq/dtk/coordinator"
 	"github.com/dtkhq/dtk/internal/api"
+	"github.com/dtkhq/dtk/internal/tlsutil"
 	"github.com/dtkhq/dtk/plan"
 )
 
 // TestProfileWritePath runs figure 6's load against one in-process
-// coordinator (in-memory Raft store) so that its CPU profile can be taken:
+// coordinator (in-memory Raft store, mutual TLS as shipped: a server
+// certificate for it, an operator certificate for the set-up, a node
+// certificate per reporting client) so that its CPU profile can be taken:
 //
 //	DTK_PROFILE=1 go test -run ProfileWritePath -cpuprofile cpu.out ./bench/
 //
@@ -24,7 +27,15 @@ func TestProfileWritePath(t *testing.T) {
 		t.Skip("set DTK_PROFILE=1 to run")
 	}
 	const n = 1000
-	s, err := coordinator.New(coordinator.Config{Name: "c1", DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0", RaftAddr: "127.0.0.1:0", RaftInMemory: true})
+	pki, err := NewPKI(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := pki.Store(tlsutil.RoleServer, "c1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := coordinator.New(coordinator.Config{Name: "c1", DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0", RaftAddr: "127.0.0.1:0", RaftInMemory: true, TLS: srv})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -36,7 +47,7 @@ func TestProfileWritePath(t *testing.T) {
 	if err := s.WaitLeader(ctx); err != nil {
 		t.Fatal(err)
 	}
-	cl := api.NewClient(s.HTTPAddr())
+	cl := pki.Operator(s.HTTPAddr())
 	dir := t.TempDir()
 	if err := FleetModule(dir, []int{n}); err != nil {
 		t.Fatal(err)
@@ -44,10 +55,21 @@ func TestProfileWritePath(t *testing.T) {
 	if _, err := PushModule(cl, dir); err != nil {
 		t.Fatal(err)
 	}
+	names := make([]string, n)
+	for i := range names {
+		names[i] = SimName(i + 1)
+	}
+	stores, err := pki.NodeStores(names)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A node registers itself: only its own certificate may.
 	for i := 1; i <= n; i++ {
-		if err := cl.RegisterNode(ctx, &plan.Node{Name: SimName(i), Labels: map[string]string{"bench_id": fmt.Sprintf("%05d", i)}}); err != nil {
+		nc := pki.Client(stores[i-1], s.HTTPAddr())
+		if err := nc.RegisterNode(ctx, &plan.Node{Name: SimName(i), Labels: map[string]string{"bench_id": fmt.Sprintf("%05d", i)}}); err != nil {
 			t.Fatal(err)
 		}
+		nc.HTTP.CloseIdleConnections()
 	}
 	svc := "fleet-1000"
 	if _, err := cl.Stage(ctx, api.StageRequest{Name: svc, Template: "benchfleet/fleet1000"}); err != nil {
@@ -69,8 +91,7 @@ func TestProfileWritePath(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			c := api.NewClient(s.HTTPAddr())
-			c.HTTP = api.DefaultHTTPClient()
+			c := pki.Client(stores[i], s.HTTPAddr())
 			r := reports[i]
 			for seq := 1; time.Now().Before(end); seq++ {
 				r.ID = fmt.Sprintf("%s:%d", r.Node, seq)

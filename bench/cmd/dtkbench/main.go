@@ -2,7 +2,10 @@
 // puppet apply and ansible-playbook, and writes bench/results/<date>.md and
 // .json. `make bench` runs the full set (about 25 minutes, 10 of them the
 // idle-footprint period, which overlaps the other figures); `make
-// bench-quick` a shorter one (about 5 minutes).
+// bench-quick` a shorter one (about 5 minutes). Clusters are secure
+// (mutual TLS, encrypted gossip) unless -insecure. `make bench-tls-cost`
+// (-tls-compare) measures propagation and the write path on a secure and
+// an insecure cluster alternately and writes <date>-tls-cost.md.
 package main
 
 import (
@@ -41,6 +44,10 @@ func main() {
 		only        = flag.String("only", "", "comma-separated figures to run: local,fleet,failover,idle (default all)")
 		cpuprofile  = flag.String("cpuprofile", "", "write a CPU profile of this process (simulated agents, clients) to this file")
 		keep        = flag.Bool("keep", false, "keep the work folder (logs of every process)")
+		insecure    = flag.Bool("insecure", false, "run every cluster with --insecure (plain HTTP, no client certificates, unencrypted gossip) instead of the secure default")
+		tlsCompare  = flag.Bool("tls-compare", false, "only compare a secure and an insecure cluster: propagation (-sizes) and the write path at 1,000 agents, -rounds rounds of each, alternating")
+		rounds      = flag.Int("rounds", 2, "with -tls-compare: rounds of one secure and one insecure cluster")
+		connProbes  = flag.Int("conn-probes", 200, "with -tls-compare: new connections timed per round")
 	)
 	flag.Parse()
 	lg := log.New(os.Stderr, "dtkbench ", log.Ltime)
@@ -100,7 +107,11 @@ func main() {
 		defer pprof.StopCPUProfile()
 	}
 
-	res := &bench.Results{Started: time.Now(), Mode: map[bool]string{false: "full", true: "quick"}[*quick],
+	mode := map[bool]string{false: "full", true: "quick"}[*quick]
+	if *tlsCompare {
+		mode = "tls-cost"
+	}
+	res := &bench.Results{Started: time.Now(), Mode: mode,
 		Command: "dtkbench " + strings.Join(os.Args[1:], " "), Settings: map[string]string{}}
 	res.Date = res.Started.Format("2006-01-02")
 	version := strings.TrimSpace(out1("git", "describe", "--tags", "--always", "--dirty"))
@@ -117,9 +128,37 @@ func main() {
 	res.Settings["write-path period"] = wpDur.String()
 	res.Settings["Raft timers"] = "shipped defaults (coordinators run without --fast; heartbeat and election timeouts 1 s, commit timeout 50 ms)"
 	res.Settings["simulated agents' data dirs"] = *agentDir + " (" + res.Machine.AgentDirFS + ")"
+	res.Settings["security"] = map[bool]string{
+		false: "secure (the default): a CA made by the benchmark, server certificates for the coordinators, node certificates for every agent (simulated ones too), a client (operator) certificate for the benchmark's own calls; mutual TLS on the API, forwarding, blob replication and Raft; encrypted gossip",
+		true:  "--insecure: plain HTTP, no certificates, unencrypted gossip",
+	}[*insecure]
 	res.Settings["work folder (coordinators' Raft logs, local agent state)"] = *workDir + " (" + fsType(*workDir) + ")"
 	loadNote := func(fig string) { res.Noise.LoadAvg = append(res.Noise.LoadAvg, fig+": "+bench.LoadAvg()) }
 
+	if *tlsCompare {
+		res.Settings["security"] = "both, alternately (see What TLS costs)"
+		res.Settings["rounds"] = fmt.Sprint(*rounds)
+		delete(res.Settings, "fleet sizes with the real bash runner")
+		delete(res.Settings, "idle period")
+		delete(res.Settings, "failover runs (kill -9 / SIGSTOP)")
+		loadNote("tls cost")
+		tc, err := bench.RunTLSCost(bench.TLSCostConfig{
+			Bin: agentBin, WorkDir: filepath.Join(*workDir, "tls-cost"), AgentDir: *agentDir, Rounds: *rounds, Sizes: sizes,
+			Runs: *runs, Warmups: *warmups, WritePathSize: 1000, WritePathDur: *wpDur, ConnProbes: *connProbes, Log: lg,
+		})
+		if err != nil {
+			res.Errors = append(res.Errors, "tls cost: "+err.Error())
+		}
+		res.TLSCost = tc
+		finish(res, machine0)
+		res.Notes = append(res.Notes, notes[1:3]...)
+		md, err := res.Write(*out)
+		if err != nil {
+			lg.Fatal(err)
+		}
+		lg.Printf("wrote %s and .json", md)
+		return
+	}
 	// The idle period runs alongside the other figures: its processes are
 	// alone in their cluster, and RSS and their own CPU time do not depend
 	// on what else runs.
@@ -127,7 +166,7 @@ func main() {
 	if want("idle") {
 		loadNote("idle start")
 		lg.Printf("footprint: starting the idle cluster (%s idle)", *idle)
-		ib, err = bench.StartIdle(agentBin, filepath.Join(*workDir, "idle"), "127.0.202")
+		ib, err = bench.StartIdle(agentBin, filepath.Join(*workDir, "idle"), "127.0.202", *insecure)
 		if err != nil {
 			res.Errors = append(res.Errors, "footprint: "+err.Error())
 			lg.Printf("footprint: %v", err)
@@ -136,7 +175,7 @@ func main() {
 	var coordFoot []bench.CoordFootprint
 	if want("local") || want("fleet") {
 		lg.Printf("starting the 3-coordinator cluster")
-		c, err := bench.StartCluster(agentBin, filepath.Join(*workDir, "fleet"), "127.0.201", 3)
+		c, err := bench.StartCluster(agentBin, filepath.Join(*workDir, "fleet"), "127.0.201", 3, *insecure)
 		if err != nil {
 			lg.Fatalf("cluster: %v", err)
 		}
@@ -169,7 +208,7 @@ func main() {
 	if want("failover") {
 		loadNote("failover")
 		lg.Printf("failover: %d kill -9 runs, %d SIGSTOP runs", *killRuns, *freezeRuns)
-		fo, err := bench.RunFailover(bench.FailoverConfig{Bin: agentBin, Dir: filepath.Join(*workDir, "failover"), Prefix: "127.0.203", Agents: 6, KillRuns: *killRuns, FreezeRuns: *freezeRuns, Log: lg})
+		fo, err := bench.RunFailover(bench.FailoverConfig{Bin: agentBin, Dir: filepath.Join(*workDir, "failover"), Prefix: "127.0.203", Agents: 6, KillRuns: *killRuns, FreezeRuns: *freezeRuns, Insecure: *insecure, Log: lg})
 		if err != nil {
 			res.Errors = append(res.Errors, "failover: "+err.Error())
 			lg.Printf("failover: %v", err)
@@ -189,12 +228,7 @@ func main() {
 		res.Footprint.Coord = coordFoot
 		res.Footprint.BinariesMiB = bench.BinarySizes(*binDir)
 	}
-	res.Finished = time.Now()
-	res.Machine.LoadAvgEnd = bench.LoadAvg()
-	res.Noise.MachineCPUSeconds = machineCPU() - machine0
-	res.Noise.OursCPUSeconds = oursCPU()
-	res.Noise.OtherCPUSeconds = max(0, res.Noise.MachineCPUSeconds-res.Noise.OursCPUSeconds)
-	res.Noise.OtherBusyPct = 100 * res.Noise.OtherCPUSeconds / (res.Finished.Sub(res.Started).Seconds() * float64(res.Machine.Cores))
+	finish(res, machine0)
 	res.Notes = append(res.Notes, notes...)
 	res.ComputeGoals()
 	md, err := res.Write(*out)
@@ -210,9 +244,20 @@ func main() {
 	}
 }
 
+// finish records the end of the run and how busy the machine was with
+// other work (machine0: machineCPU at the start).
+func finish(res *bench.Results, machine0 float64) {
+	res.Finished = time.Now()
+	res.Machine.LoadAvgEnd = bench.LoadAvg()
+	res.Noise.MachineCPUSeconds = machineCPU() - machine0
+	res.Noise.OursCPUSeconds = oursCPU()
+	res.Noise.OtherCPUSeconds = max(0, res.Noise.MachineCPUSeconds-res.Noise.OursCPUSeconds)
+	res.Noise.OtherBusyPct = 100 * res.Noise.OtherCPUSeconds / (res.Finished.Sub(res.Started).Seconds() * float64(res.Machine.Cores))
+}
+
 var notes = []string{
 	"Salt, Nomad and Chef are not measured: they are not installed on this machine and cannot be (no network beyond the Debian, Go and npm registries). The issue's bracketed figures for them are their published numbers, not measurements.",
-	"Simulated agents (figures 1, 2, 6 and the coordinator footprint) are real agent.Agent instances in the benchmark process — pull loop, local state file, converger, durable report queue — each with its own data dir and its own HTTP connection pool, spread round-robin over the three coordinators; their runner does nothing (a step succeeds at once) unless the real bash runner is named. Coordinators are real dtk-agent processes (--coordinator --no-agent --bootstrap-expect 3, shipped timers) on 127.0.201.1–3.",
+	"Simulated agents (figures 1, 2, 6 and the coordinator footprint) are real agent.Agent instances in the benchmark process — pull loop, local state file, converger, durable report queue — each with its own data dir, its own node certificate (unless -insecure) and its own HTTP connection pool, spread round-robin over the three coordinators; their runner does nothing (a step succeeds at once) unless the real bash runner is named. Coordinators are real dtk-agent processes (--coordinator --no-agent --bootstrap-expect 3, shipped timers; --tls-ca --tls-cert --tls-key --encrypt, or --insecure) on loopback addresses of their own (127.0.201.1–3 for figures 1–3 and 6, 127.0.204.x / 127.0.205.x for the TLS comparison).",
 	"All of it runs on one 2-core machine: coordinators, thousands of agents and the clients share two cores, which a real fleet never does; propagation times at large sizes are dominated by the CPU time to answer and decode thousands of long-polls here, not by the network.",
 	"Simulated agents keep their state on tmpfs by default (-agent-dir): each real agent fsyncs its own state file on its own disk; thousands of agents fsyncing on one shared virtual disk would measure that disk, not dtk. The local-convergence agent (figure 3) keeps its state on the real disk, as a node does.",
 	"Figure 3 runs the three tools in alternation within each round (dtk, puppet, ansible), so background load falls on them alike. Ansible gathers no facts (gather_facts: false) and is told its Python interpreter; Puppet runs with its defaults (facter included). Every changing round moves all 100 files to a new content revision for every tool.",
