@@ -31,6 +31,27 @@ data_dir = "/var/lib/dtk"
 # raft_addr        = "10.0.0.1:7947"  # Raft between coordinators (default: serf host, port 7947)
 # no_agent         = true             # do not also act as a node
 
+# --- Security -------------------------------------------------------------
+# Secure is the default: a coordinator does not start without TLS (and a
+# gossip key), an agent not without a certificate (files, or enrollment).
+# Keys and certificates go in /etc/dtk/tls (mode 0700, root), each key file
+# mode 0600. Once encrypt or join_token is set this file holds a secret:
+# keep it unreadable by others (0640 root:dtk as installed, or 0600).
+#
+# tls {
+#   ca_file   = "/etc/dtk/tls/dtk-ca.pem"         # cluster CA: dtk-agent tls ca create
+#   cert_file = "/etc/dtk/tls/server-c1.pem"      # this node's certificate: dtk-agent tls cert create
+#   key_file  = "/etc/dtk/tls/server-c1-key.pem"  #   (--server --name c1 on a coordinator, --node NAME on an agent)
+#   # ca_key_file    = "/etc/dtk/tls/dtk-ca-key.pem"  # one coordinator: lets agents enroll (needs keyring_file)
+#   # ca_fingerprint = "sha256:..."                   # a new agent without ca_file: fetch the CA, check it
+# }
+# encrypt      = "..."                       # gossip key, the same on every node: dtk-agent keygen
+# keyring_file = "/etc/dtk/tls/keyring.key"  # coordinators: key-encryption key (dtk-agent keygen), mode 0600
+# join_token   = "..."                       # a new agent: enroll with it (dtkctl node token create)
+# enroll_addr  = ["10.0.0.1:7070"]           # coordinator API to enroll through (default: join hosts, port 7070)
+# insecure     = false                       # true: no TLS, no authentication, no encryption. Labs only:
+#                                            # anyone who reaches the cluster can run code as root on every node.
+
 # --- Tuning ---------------------------------------------------------------
 # poll_wait          = "5m"   # longest plan long-poll (at most 10m)
 # reconcile_interval = "10m"  # converge the cached plan again (retry failures, fix drift)

@@ -1,7 +1,7 @@
 #!/bin/sh
 # Install dtk from this bundle, offline: binaries, the systemd unit, a default
-# configuration, the dtk user and /var/lib/dtk. Nothing is downloaded, started
-# or enabled. Run it as root from the unpacked bundle:
+# configuration, /etc/dtk/tls, the dtk user and /var/lib/dtk. Nothing is
+# downloaded, started or enabled. Run it as root from the unpacked bundle:
 #
 #   sudo ./install.sh                    # binaries in /usr/local/bin
 #   ./install.sh --root /tmp/img         # into another root (an image, a test)
@@ -118,7 +118,12 @@ else
 	say "installed /etc/dtk/agent.hcl"
 fi
 
-# 7. The data folder.
+# 7. The folder for keys and certificates: root's alone.
+mkdir -p "$root/etc/dtk/tls"
+chmod 0700 "$root/etc/dtk/tls"
+own 0:0 "$root/etc/dtk/tls"
+
+# 8. The data folder.
 mkdir -p "$root/var/lib/dtk"
 chmod 0750 "$root/var/lib/dtk"
 own "$uid:$gid" "$root/var/lib/dtk"

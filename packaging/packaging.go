@@ -46,7 +46,11 @@ const (
 	AgentPath  = "/usr/bin/dtk-agent"
 	CtlPath    = "/usr/bin/dtkctl"
 	ConfigPath = "/etc/dtk/agent.hcl"
-	DataDir    = "/var/lib/dtk"
+	// TLSDir is where the configuration's example puts keys and
+	// certificates: mode 0700, root's, so that the keys in it stay private
+	// even if a key file's own mode is too open.
+	TLSDir  = "/etc/dtk/tls"
+	DataDir = "/var/lib/dtk"
 	// UnitPathDeb and UnitPathRPM follow each family's convention
 	// (/lib/systemd/system on Debian, %{_unitdir} on RHEL).
 	UnitPathDeb = "/lib/systemd/system/dtk-agent.service"
@@ -156,6 +160,10 @@ func (o Options) info(format string) *nfpm.Info {
 				{Source: bin("dtkctl"), Destination: CtlPath, FileInfo: mode(0o755)},
 				{Source: src("packaging/dtk-agent.service"), Destination: unit, FileInfo: mode(0o644)},
 				{Destination: "/etc/dtk", Type: files.TypeDir, FileInfo: mode(0o755)},
+				{
+					Destination: TLSDir, Type: files.TypeDir,
+					FileInfo: &files.ContentFileInfo{Mode: 0o700, Owner: "root", Group: "root"},
+				},
 				{
 					Source: src("packaging/agent.hcl"), Destination: ConfigPath, Type: files.TypeConfigNoReplace,
 					FileInfo: &files.ContentFileInfo{Mode: 0o640, Owner: "root", Group: "dtk"},

@@ -67,6 +67,60 @@ func TestDefaultConfigurationIsValid(t *testing.T) {
 	}
 }
 
+// The default configuration shows the security fields, commented out;
+// uncommented they are real fields, and the files they name are in
+// /etc/dtk/tls.
+func TestDefaultConfiguration_ShowsSecurityFields(t *testing.T) {
+	src, err := os.ReadFile("agent.hcl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := string(src)
+	start := strings.Index(text, "# --- Security ")
+	if start < 0 {
+		t.Fatal("agent.hcl has no Security section")
+	}
+	section := text[start:]
+	if end := strings.Index(section[1:], "# ---"); end >= 0 {
+		section = section[:end+1]
+	}
+	for _, w := range []string{
+		"# tls {\n", `#   ca_file   = "/etc/dtk/tls/dtk-ca.pem"`, "#   cert_file = ", "#   key_file  = ", "# }\n",
+		"# encrypt      = ", "# keyring_file = ", "# join_token   = ", "# insecure     = false ", "dtk-agent keygen",
+	} {
+		if !strings.Contains(section, w) {
+			t.Errorf("the Security section lacks %q:\n%s", w, section)
+		}
+	}
+	// Uncomment one level: "# key = ..." and the block's lines.
+	var b strings.Builder
+	setting := regexp.MustCompile(`^# ( *[a-z_]+ +=| *tls \{|\})`)
+	for _, line := range strings.Split(section, "\n") {
+		if setting.MatchString(line) {
+			line = strings.TrimPrefix(line, "# ")
+		}
+		b.WriteString(line + "\n")
+	}
+	c, err := config.Parse([]byte(b.String()), "agent.hcl (security uncommented)")
+	if err != nil {
+		t.Fatalf("%v\n%s", err, b.String())
+	}
+	for _, f := range []string{config.FieldTLSCAFile, config.FieldTLSCertFile, config.FieldTLSKeyFile, config.FieldEncrypt,
+		config.FieldKeyringFile, config.FieldJoinToken, config.FieldEnrollAddr, config.FieldInsecure} {
+		if !c.IsSet(f) {
+			t.Errorf("%s is not among the uncommented settings:\n%s", f, b.String())
+		}
+	}
+	if c.Insecure {
+		t.Error("the example sets insecure = true")
+	}
+	for _, p := range []string{c.TLSCAFile, c.TLSCertFile, c.TLSKeyFile, c.KeyringFile} {
+		if filepath.Dir(p) != TLSDir {
+			t.Errorf("%s is not in %s", p, TLSDir)
+		}
+	}
+}
+
 func TestScripts_ParseAsPOSIXShell(t *testing.T) {
 	scripts, _ := filepath.Glob("scripts/*.sh")
 	scripts = append(scripts, "install.sh")
@@ -347,6 +401,7 @@ func TestDeb_InstallUpgradeRemove_ScratchRoot(t *testing.T) {
 		{"usr/bin/dtkctl", 0o755, "root", "root"},
 		{"lib/systemd/system/dtk-agent.service", 0o644, "root", "root"},
 		{"etc/dtk", os.ModeDir | 0o755, "root", "root"},
+		{"etc/dtk/tls", os.ModeDir | 0o700, "root", "root"},
 		{"etc/dtk/agent.hcl", 0o640, "root", "dtk"},
 		{"var/lib/dtk", os.ModeDir | 0o750, "dtk", "dtk"},
 		{"usr/share/doc/dtk/install.md", 0o644, "root", "root"},
@@ -368,6 +423,11 @@ func TestDeb_InstallUpgradeRemove_ScratchRoot(t *testing.T) {
 	edited := "# edited by the operator\nlabels = { role = \"web\" }\n"
 	os.WriteFile(cfgPath, []byte(edited), 0o640)
 	os.WriteFile(filepath.Join(root, "var/lib/dtk/state"), []byte("x"), 0o600)
+	// The operator's keys, where the configuration's example puts them.
+	caKey := filepath.Join(root, "etc/dtk/tls/dtk-ca-key.pem")
+	if err := os.WriteFile(caKey, []byte("the cluster CA key"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	o2 := o
 	o2.Version, o2.OutDir = "v1.1.0", t.TempDir()
 	deb2, _ := buildPackages(t, o2)
@@ -381,6 +441,10 @@ func TestDeb_InstallUpgradeRemove_ScratchRoot(t *testing.T) {
 	if st := run(t, "dpkg-query", "--admindir="+filepath.Join(root, "var/lib/dpkg"), "-W", "-f=${Version}", "dtk"); st != "1.1.0" {
 		t.Errorf("installed version %q after upgrade", st)
 	}
+	checkFiles(t, root, ids, []want{
+		{"etc/dtk/tls", os.ModeDir | 0o700, "root", "root"},
+		{"etc/dtk/tls/dtk-ca-key.pem", 0o600, "root", "root"},
+	})
 
 	// Remove keeps the configuration and the state; purge the configuration.
 	dpkgRoot(t, root, "--remove", "dtk")
@@ -397,6 +461,12 @@ func TestDeb_InstallUpgradeRemove_ScratchRoot(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(root, "var/lib/dtk/state")); err != nil {
 		t.Errorf("purge removed the state: %v", err)
 	}
+	// Keys are never removed with the package: losing the CA key would
+	// orphan the cluster.
+	if b, err := os.ReadFile(caKey); err != nil || string(b) != "the cluster CA key" {
+		t.Errorf("purge touched the keys in /etc/dtk/tls: %q, %v", b, err)
+	}
+	checkFiles(t, root, ids, []want{{"etc/dtk/tls", os.ModeDir | 0o700, "root", "root"}})
 	if !strings.Contains(out, "kept /var/lib/dtk") {
 		t.Errorf("purge output:\n%s", out)
 	}
@@ -415,6 +485,10 @@ func TestRPM_ListsExpectedFiles(t *testing.T) {
 		if !strings.Contains(list, w) {
 			t.Errorf("rpm -qlvp lacks %q:\n%s", w, list)
 		}
+	}
+	// Mode and owner of the directory keys go in, exactly.
+	if d := run(t, "rpm", "-qp", "--qf", "[%{FILEMODES:perms} %{FILEUSERNAME} %{FILEGROUPNAME} %{FILENAMES}\n]", rpmPath); !regexp.MustCompile(`(?m)^drwx------ root root /etc/dtk/tls$`).MatchString(d) {
+		t.Errorf("/etc/dtk/tls is not drwx------ root root:\n%s", d)
 	}
 	if cfg := run(t, "rpm", "-qp", "--qf", "[%{FILEFLAGS:fflags} %{FILENAMES}\n]", rpmPath); !strings.Contains(cfg, "cn /etc/dtk/agent.hcl") {
 		t.Errorf("agent.hcl is not %%config(noreplace):\n%s", cfg)
@@ -479,6 +553,7 @@ func TestBundle_InstallShIntoTempRoot(t *testing.T) {
 		{"usr/local/bin/dtkctl", 0o755, "root", "root"},
 		{"etc/systemd/system/dtk-agent.service", 0o644, "root", "root"},
 		{"etc/dtk/agent.hcl", 0o640, "root", "dtk"},
+		{"etc/dtk/tls", os.ModeDir | 0o700, "root", "root"},
 		{"var/lib/dtk", os.ModeDir | 0o750, "dtk", "dtk"},
 	})
 	unit, _ := os.ReadFile(filepath.Join(root, "etc/systemd/system/dtk-agent.service"))

@@ -24,7 +24,7 @@ import (
 // certificate, dtkctl an operator certificate, and gossip is encrypted.
 var pki struct {
 	dir, ca, caKey, clientCert, clientKey, gossipKey, kek string
-	fingerprint                                          string
+	fingerprint                                           string
 }
 
 // opClient is an operator's HTTPS client for raw API calls.
