@@ -51,6 +51,13 @@ const (
 	accessBlob
 )
 
+// routeInfo records a route and the access it needs (the tests try every
+// route with every kind of caller).
+type routeInfo struct {
+	pattern string
+	access  access
+}
+
 // callerHeader carries the original caller of a forwarded request.
 const callerHeader = "X-Dtk-Caller"
 

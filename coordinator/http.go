@@ -55,7 +55,9 @@ type handlerFunc func(w http.ResponseWriter, r *http.Request) error
 // writes, JSON errors).
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
+	s.routes = s.routes[:0]
 	route := func(pattern string, a access, h handlerFunc) {
+		s.routes = append(s.routes, routeInfo{pattern, a})
 		mux.Handle(pattern, s.wrap(a, h))
 	}
 	route("GET /v1/status", accessAny, s.getStatus)

@@ -83,6 +83,7 @@ type Server struct {
 
 	verified verifyCache
 	ca       caCache
+	routes   []routeInfo
 
 	mu         sync.Mutex
 	leaveFunc  func()
