@@ -251,7 +251,9 @@ func (s *Server) leaderHTTP() string {
 func (s *Server) wrap(a access, h handlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if err := s.authorize(callerOf(r), a, r); err != nil {
-			writeError(w, toAPIError(err))
+			ae := toAPIError(err)
+			s.log.Warn("request refused", "code", ae.Code, "caller", callerOf(r).String(), "remote", r.RemoteAddr, "method", r.Method, "path", r.URL.Path, "reason", ae.Message)
+			writeError(w, ae)
 			return
 		}
 		if r.Method != http.MethodGet && r.Method != http.MethodHead && !strings.HasPrefix(r.URL.Path, "/v1/agent/") &&

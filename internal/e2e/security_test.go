@@ -484,7 +484,12 @@ func copyFile(t *testing.T, from, to string) {
 func ctlWith(t *testing.T, addr, ca, cert, key string, args ...string) (string, string, int) {
 	t.Helper()
 	var stdout, stderr bytes.Buffer
-	cmd := exec.Command(bin.ctl, append([]string{"--addr", addr, "--ca-file", ca, "--client-cert", cert, "--client-key", key}, args...)...)
+	flags := []string{"--addr", addr}
+	if ca != "" {
+		flags = append(flags, "--ca-file", ca, "--client-cert", cert, "--client-key", key)
+	}
+	cmd := exec.Command(bin.ctl, append(flags, args...)...)
+	cmd.Env = append(os.Environ(), "DTK_CACERT=", "DTK_CLIENT_CERT=", "DTK_CLIENT_KEY=")
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
 	code := 0
@@ -492,4 +497,52 @@ func ctlWith(t *testing.T, addr, ca, cert, key string, args ...string) (string, 
 		code = cmd.ProcessState.ExitCode()
 	}
 	return stdout.String(), stderr.String(), code
+}
+
+// The explicit insecure mode still works end to end, says so loudly, and
+// a secure client cannot be fooled into using it.
+func TestE2E_Insecure_WorksAndWarns(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end")
+	}
+	root := t.TempDir()
+	const coordIP, agentIP = "127.0.0.160", "127.0.0.161"
+	addr := coordIP + ":7070"
+	// Without TLS and without --insecure a coordinator refuses to start.
+	refused := startAgent(t, "c", "--coordinator", "--no-agent", "--data-dir", filepath.Join(root, "refused"),
+		"--serf-addr", coordIP+":7946", "--tls-ca=") // --tls-ca= keeps the harness from adding TLS
+	<-refused.done
+	if code := refused.cmd.ProcessState.ExitCode(); code != 2 || !strings.Contains(refused.Output(), "--insecure") {
+		t.Fatalf("coordinator without TLS: exit %d\n%s", code, refused.Output())
+	}
+	coord := startAgent(t, "c", "--coordinator", "--no-agent", "--insecure", "--data-dir", filepath.Join(root, "c"), "--serf-addr", coordIP+":7946")
+	agent := startAgent(t, "n", "--insecure", "--data-dir", filepath.Join(root, "n"), "--serf-addr", agentIP+":7946", "--join", coordIP+":7946", "--label", "zone=a")
+	for _, p := range []*proc{coord, agent} {
+		waitFor(t, 20*time.Second, p.name+"'s warning", func() bool { return strings.Contains(p.Output(), "INSECURE") })
+	}
+	plain := func(args ...string) string {
+		t.Helper()
+		out, errOut, code := ctlWith(t, addr, "", "", "", args...)
+		if code != 0 {
+			t.Fatalf("dtkctl %v: exit %d\n%s%s", args, code, out, errOut)
+		}
+		return out
+	}
+	waitFor(t, 30*time.Second, "the node registered", func() bool {
+		out, _, code := ctlWith(t, addr, "", "", "", "node", "list", "--json")
+		return code == 0 && strings.Contains(out, `"status": "up"`)
+	})
+	plain("module", "push", "testdata/secure")
+	plain("service", "stage", "sec", "--template", "secure/zone")
+	plain("service", "deploy", "sec", "--wait", "--timeout", "2m")
+	if out := plain("service", "status", "sec", "--json"); !strings.Contains(out, `"state": "converged"`) {
+		t.Errorf("insecure deploy did not converge:\n%s", out)
+	}
+	// dtkctl given a CA never falls back to plain http.
+	if _, errOut, code := ctlWith(t, "http://"+addr, pki.ca, pki.clientCert, pki.clientKey, "node", "list"); code != 2 || !strings.Contains(errOut, "use https://") {
+		t.Errorf("CA with an http:// address: exit %d %s", code, errOut)
+	}
+	if _, errOut, code := ctlWith(t, addr, pki.ca, pki.clientCert, pki.clientKey, "node", "list"); code == 0 {
+		t.Errorf("a secure dtkctl talked to an insecure coordinator: %s", errOut)
+	}
 }
