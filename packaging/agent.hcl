@@ -5,7 +5,7 @@
 # Apply labels, log_level and reconcile_interval without a restart:
 #                    systemctl reload dtk-agent
 # Everything else takes effect at the next `systemctl restart dtk-agent`.
-# Every field is described in docs/install.md ("Configuration reference").
+# Every field is described in docs/install.md ("The configuration file").
 
 # Node name, unique in the cluster (default: the hostname).
 # name = "web-1"
@@ -31,22 +31,31 @@ data_dir = "/var/lib/dtk"
 # raft_addr        = "10.0.0.1:7947"  # Raft between coordinators (default: serf host, port 7947)
 # no_agent         = true             # do not also act as a node
 
-# --- Security -------------------------------------------------------------
+# --- Security (docs/security.md) -----------------------------------------
 # Secure is the default: a coordinator does not start without TLS (and a
 # gossip key), an agent not without a certificate (files, or enrollment).
 # Keys and certificates go in /etc/dtk/tls (mode 0700, root), each key file
 # mode 0600. Once encrypt or join_token is set this file holds a secret:
 # keep it unreadable by others (0640 root:dtk as installed, or 0600).
+# The TLS files are re-read on `systemctl reload dtk-agent` (rotation without
+# a restart); changing their paths takes a restart.
+#
+# A new agent enrolls with join_token and the CA (ca_file, or ca_fingerprint
+# from `dtk-agent tls ca fingerprint dtk-ca.pem`), or without a token waits
+# for `dtkctl node approve`; its certificate is saved in data_dir/tls and
+# the gossip key fetched from a coordinator unless encrypt is set.
 #
 # tls {
 #   ca_file   = "/etc/dtk/tls/dtk-ca.pem"         # cluster CA: dtk-agent tls ca create
 #   cert_file = "/etc/dtk/tls/server-c1.pem"      # this node's certificate: dtk-agent tls cert create
 #   key_file  = "/etc/dtk/tls/server-c1-key.pem"  #   (--server --name c1 on a coordinator, --node NAME on an agent)
-#   # ca_key_file    = "/etc/dtk/tls/dtk-ca-key.pem"  # one coordinator: lets agents enroll (needs keyring_file)
+#   # ca_key_file    = "/etc/dtk/tls/dtk-ca-key.pem"  # coordinators: lets agents enroll (needs keyring_file); the
+#   #                                                 # leader stores it sealed, remove it after "cluster CA stored"
 #   # ca_fingerprint = "sha256:..."                   # a new agent without ca_file: fetch the CA, check it
 # }
 # encrypt      = "..."                       # gossip key, the same on every node: dtk-agent keygen
-# keyring_file = "/etc/dtk/tls/keyring.key"  # coordinators: key-encryption key (dtk-agent keygen), mode 0600
+# keyring_file = "/etc/dtk/tls/keyring.key"  # coordinators: key-encryption key (dtk-agent keygen), mode 0600,
+#                                            #   the same on every coordinator
 # join_token   = "..."                       # a new agent: enroll with it (dtkctl node token create)
 # enroll_addr  = ["10.0.0.1:7070"]           # coordinator API to enroll through (default: join hosts, port 7070)
 # insecure     = false                       # true: no TLS, no authentication, no encryption. Labs only:
