@@ -472,6 +472,46 @@ func TestDeb_InstallUpgradeRemove_ScratchRoot(t *testing.T) {
 	}
 }
 
+// dpkg leaves a folder that already exists as it is: /etc/dtk/tls made
+// by hand before the package (mkdir: 0755) is made 0700 root by the
+// postinst on first install, its keys untouched; afterwards the operator's
+// mode stands (a reinstall is an upgrade).
+func TestDeb_TLSFolderPrivateEvenIfItExisted(t *testing.T) {
+	requireTool(t, "dpkg", "dpkg")
+	requireTool(t, "useradd", "passwd")
+	if os.Geteuid() != 0 {
+		t.Skip("chown in the scratch root needs root")
+	}
+	_, debPath, _ := sharedPackages(t)
+	root := scratchRoot(t)
+	tlsDir := filepath.Join(root, "etc/dtk/tls")
+	if err := os.MkdirAll(tlsDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(tlsDir, 0o755)
+	key := filepath.Join(tlsDir, "server-c1-key.pem")
+	if err := os.WriteFile(key, []byte("a key"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	dpkgRoot(t, root, "--install", debPath)
+	ids := dtkIDs(t, root)
+	checkFiles(t, root, ids, []want{
+		{"etc/dtk/tls", os.ModeDir | 0o700, "root", "root"},
+		{"etc/dtk/tls/server-c1-key.pem", 0o600, "root", "root"},
+	})
+	if b, _ := os.ReadFile(key); string(b) != "a key" {
+		t.Errorf("the key changed: %q", b)
+	}
+
+	// The operator opens it to the dtk group (a coordinator run as dtk):
+	// a reinstall keeps that.
+	if err := os.Chmod(tlsDir, 0o750); err != nil {
+		t.Fatal(err)
+	}
+	dpkgRoot(t, root, "--install", debPath)
+	checkFiles(t, root, ids, []want{{"etc/dtk/tls", os.ModeDir | 0o750, "root", "root"}})
+}
+
 func TestRPM_ListsExpectedFiles(t *testing.T) {
 	requireTool(t, "rpm", "rpm")
 	_, _, rpmPath := sharedPackages(t)

@@ -34,6 +34,14 @@ if [ "$upgrade" = 0 ] && [ -n "$uid" ] && [ -n "$gid" ]; then
 	fi
 fi
 
+# Keys and certificates go in /etc/dtk/tls, root's alone (the package makes
+# it 0700; a folder that was there before the package is made so too, on
+# first install only).
+if [ "$upgrade" = 0 ] && [ -d "$root/etc/dtk/tls" ]; then
+	chown 0:0 "$root/etc/dtk/tls"
+	chmod 0700 "$root/etc/dtk/tls"
+fi
+
 if [ "$upgrade" = 1 ]; then
 	cat <<'MSG'
 dtk upgraded; your /etc/dtk/agent.hcl was kept. A running agent stays on the
