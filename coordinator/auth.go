@@ -49,6 +49,8 @@ const (
 	accessNodeWrite
 	// accessBlob is an operator, or a node whose slice needs the blob.
 	accessBlob
+	// accessServer is another coordinator only.
+	accessServer
 )
 
 // routeInfo records a route and the access it needs (the tests try every
@@ -58,8 +60,12 @@ type routeInfo struct {
 	access  access
 }
 
-// callerHeader carries the original caller of a forwarded request.
-const callerHeader = "X-Dtk-Caller"
+// callerHeader carries the original caller of a forwarded request, and
+// remoteHeader its address; both are believed only from coordinators.
+const (
+	callerHeader = "X-Dtk-Caller"
+	remoteHeader = "X-Dtk-Remote-Addr"
+)
 
 // caller is who made a request.
 type caller struct {
@@ -71,6 +77,8 @@ type caller struct {
 	anonymous bool
 	// via is the coordinator that forwarded the request, if any.
 	via string
+	// remote is the address the request came from (before forwarding).
+	remote string
 }
 
 func (c caller) operator() bool {
@@ -121,11 +129,18 @@ const verifyCacheMax = 20000
 // authenticate resolves the caller of r, or answers 401 when it presented
 // a certificate that does not hold (another CA, expired, revoked).
 func (s *Server) authenticate(r *http.Request) (caller, *api.APIError) {
+	c, err := s.authenticateTLS(r)
+	if c.remote == "" {
+		c.remote = r.RemoteAddr
+	}
+	return c, err
+}
+
+func (s *Server) authenticateTLS(r *http.Request) (caller, *api.APIError) {
 	if s.cfg.TLS == nil {
 		return caller{insecure: true}, nil
 	}
 	if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
-		r.Header.Del(callerHeader)
 		return caller{anonymous: true}, nil
 	}
 	v, err := s.verifyPeer(r.TLS.PeerCertificates)
@@ -147,14 +162,15 @@ func (s *Server) authenticate(r *http.Request) (caller, *api.APIError) {
 		if v.id.Role != tlsutil.RoleServer {
 			return caller{}, &api.APIError{Code: http.StatusForbidden, Message: fmt.Sprintf("%s may not speak for another caller (%s is for coordinators)", v.id, callerHeader)}
 		}
+		remote := r.Header.Get(remoteHeader)
 		if h == "anonymous" {
-			return caller{anonymous: true, via: v.id.Name}, nil
+			return caller{anonymous: true, via: v.id.Name, remote: remote}, nil
 		}
 		id, err := tlsutil.ParseIdentity(h)
 		if err != nil {
 			return caller{}, badRequest("%s: %v", callerHeader, err)
 		}
-		c = caller{id: id, via: v.id.Name}
+		c = caller{id: id, via: v.id.Name, remote: remote}
 	}
 	return c, nil
 }
@@ -216,6 +232,11 @@ func (s *Server) authorize(c caller, a access, r *http.Request) error {
 			return nil
 		}
 		return forbid("may not act as node %q (%s %s): only that node's own certificate may", r.PathValue("name"), r.Method, r.URL.Path)
+	case accessServer:
+		if c.id.Role == tlsutil.RoleServer && c.via == "" {
+			return nil
+		}
+		return forbid("may not call %s %s: it is for coordinators only", r.Method, r.URL.Path)
 	case accessBlob:
 		if c.operator() {
 			return nil

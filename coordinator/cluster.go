@@ -64,8 +64,8 @@ func (s *Server) maintain() {
 			s.reconcileCoordinators()
 			s.recordCoordinators()
 			s.reconcileNodes()
-			s.storeCA()
 		}
+		s.storeCA()
 		s.rejoinCoordinators()
 		s.syncBlobs()
 	}

@@ -3,6 +3,7 @@ package coordinator
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"crypto"
 	"crypto/rand"
 	"crypto/sha256"
@@ -92,10 +93,13 @@ func (s *Server) clusterCA() (*tlsutil.CA, error) {
 	return ca, nil
 }
 
-// storeCA is a leader duty: when this coordinator was given the CA key and
-// the replicated state does not hold that CA yet, seal and store it.
+// storeCA runs on every coordinator that was given the CA key: when the
+// replicated state holds no CA, or an older one (by NotBefore: a rotation),
+// it seals the key and stores it, through Raft on the leader or by asking
+// the leader (PUT /v1/operator/cluster-ca). The newest CA wins, so
+// coordinators that still hold an older key do not fight over it.
 func (s *Server) storeCA() {
-	if len(s.cfg.CAKeyPEM) == 0 || s.cfg.TLS == nil {
+	if len(s.cfg.CAKeyPEM) == 0 || s.cfg.TLS == nil || s.caStored.Load() {
 		return
 	}
 	certs, err := tlsutil.ParseCertsPEM(s.cfg.TLS.CAPEM())
@@ -107,22 +111,82 @@ func (s *Server) storeCA() {
 		if _, err := tlsutil.LoadCA(certPEM, s.cfg.CAKeyPEM); err != nil {
 			continue
 		}
-		if cur, _ := s.State().ClusterCA(); cur == string(certPEM) {
-			return
+		if cur, _ := s.State().ClusterCA(); cur != "" {
+			if cur == string(certPEM) {
+				s.caStored.Store(true)
+				return
+			}
+			if old, err := tlsutil.ParseCertsPEM([]byte(cur)); err == nil && !c.NotBefore.After(old[0].NotBefore) {
+				s.log.Warn("tls.ca_key_file belongs to an older CA than the one the cluster uses for enrollment; ignoring it")
+				s.caStored.Store(true)
+				return
+			}
 		}
 		sealed, err := secret.Seal(s.cfg.KEK, s.cfg.CAKeyPEM, caKeyLabel)
 		if err != nil {
 			s.log.Error("seal the CA key", "err", err)
 			return
 		}
-		if _, err := s.apply(PutCAType, PutCACmd{CertPEM: string(certPEM), KeySealed: sealed}); err != nil {
-			s.log.Warn("store the cluster CA", "err", err)
+		cmd := PutCACmd{CertPEM: string(certPEM), KeySealed: sealed}
+		if s.raft.State() == raftLeader {
+			_, err = s.apply(PutCAType, cmd)
+		} else {
+			err = s.sendCA(cmd)
+		}
+		if err != nil {
+			s.log.Debug("store the cluster CA: will retry", "err", err)
 			return
 		}
+		s.caStored.Store(true)
 		s.log.Info("cluster CA stored (key sealed) for enrollment", "fingerprint", tlsutil.Fingerprint(c))
 		return
 	}
 	s.log.Error("tls.ca_key_file does not belong to any CA in tls.ca_file; enrollment stays off")
+	s.caStored.Store(true)
+}
+
+// sendCA asks the leader to store the sealed CA.
+func (s *Server) sendCA(cmd PutCACmd) error {
+	leader := s.leaderHTTP()
+	if leader == "" {
+		return ErrNotLeader
+	}
+	b, _ := json.Marshal(cmd)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "PUT", s.peerURL(leader, "/v1/operator/cluster-ca"), bytes.NewReader(b))
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := s.pnet.forward.Do(req)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("leader answered %d", resp.StatusCode)
+	}
+	return nil
+}
+
+// putClusterCA is PUT /v1/operator/cluster-ca, between coordinators only:
+// a follower that holds the CA key hands it (sealed) to the leader.
+func (s *Server) putClusterCA(w http.ResponseWriter, r *http.Request) error {
+	var cmd PutCACmd
+	if err := decode(w, r, &cmd); err != nil {
+		return err
+	}
+	certs, err := tlsutil.ParseCertsPEM([]byte(cmd.CertPEM))
+	if err != nil || len(certs) != 1 || !certs[0].IsCA || !secret.IsSealed(cmd.KeySealed) {
+		return badRequest("cluster-ca: one CA certificate and a sealed key are needed")
+	}
+	if cur, _ := s.State().ClusterCA(); cur != "" {
+		if old, err := tlsutil.ParseCertsPEM([]byte(cur)); err == nil && !certs[0].NotBefore.After(old[0].NotBefore) {
+			return writeJSON(w, http.StatusOK, map[string]string{"kept": tlsutil.Fingerprint(old[0])})
+		}
+	}
+	if _, err := s.apply(PutCAType, cmd); err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, map[string]string{"stored": tlsutil.Fingerprint(certs[0])})
 }
 
 // issueNodeCert signs a node certificate for pub.
@@ -170,12 +234,14 @@ func (s *Server) enroll(w http.ResponseWriter, r *http.Request) error {
 		return badRequest("csr: %v", err)
 	}
 	now := nowMS()
-	remote := r.RemoteAddr
-	if c := callerOf(r); c.via != "" {
-		remote += " via " + c.via
-	}
+	remote := callerOf(r).remote
 	if req.Token != "" {
 		tok := s.State().TokenByHash(TokenHash(req.Token))
+		if e := s.State().Enrolled(req.Name); tok != nil && e != nil && e.PublicKey == pub && e.Via == "token:"+tok.ID && e.CertPEM != "" && e.NotAfter > now {
+			// The same agent asking again (its answer was lost): the same
+			// certificate, without taking another use of the token.
+			return writeJSON(w, http.StatusOK, api.EnrollResponse{State: api.PendingApproved, CertPEM: e.CertPEM, CAPEM: string(s.cfg.TLS.CAPEM()), PublicKey: pub})
+		}
 		if err := tokenUsable(tok, now); err != nil {
 			s.log.Warn("enrollment refused", "node", req.Name, "remote", remote, "err", err)
 			return err

@@ -100,6 +100,7 @@ func (s *Server) Handler() http.Handler {
 	route("DELETE /v1/operator/raft/peers/{id}", accessOperator, s.operatorRemovePeer)
 	route("GET /v1/operator/snapshot", accessOperator, s.operatorSnapshotSave)
 	route("PUT /v1/operator/snapshot", accessOperator, s.operatorSnapshotRestore)
+	route("PUT /v1/operator/cluster-ca", accessServer, s.putClusterCA)
 	route("GET /v1/operator/keyring", accessOperator, s.keyringList)
 	route("POST /v1/operator/keyring/{op}", accessOperator, s.keyringChange)
 	route("/", accessPublic, func(w http.ResponseWriter, r *http.Request) error {
@@ -201,7 +202,11 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request) bool {
 // setCaller names the original caller on a request forwarded for r.
 func (s *Server) setCaller(out, in *http.Request) {
 	out.Header.Del(callerHeader)
+	out.Header.Del(remoteHeader)
 	c := callerOf(in)
+	if !c.insecure {
+		out.Header.Set(remoteHeader, c.remote)
+	}
 	switch {
 	case c.insecure:
 	case c.anonymous:
@@ -252,7 +257,7 @@ func (s *Server) wrap(a access, h handlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if err := s.authorize(callerOf(r), a, r); err != nil {
 			ae := toAPIError(err)
-			s.log.Warn("request refused", "code", ae.Code, "caller", callerOf(r).String(), "remote", r.RemoteAddr, "method", r.Method, "path", r.URL.Path, "reason", ae.Message)
+			s.log.Warn("request refused", "code", ae.Code, "caller", callerOf(r).String(), "remote", callerOf(r).remote, "method", r.Method, "path", r.URL.Path, "reason", ae.Message)
 			writeError(w, ae)
 			return
 		}

@@ -187,6 +187,9 @@ func (s *Server) nodeOps(w http.ResponseWriter, r *http.Request) error {
 	done, stop := waitDone(r, wait)
 	defer stop()
 	ops, idx := s.State().NodeOps(done, r.PathValue("name"), index)
+	if err := s.stillAllowed(r); err != nil {
+		return err
+	}
 	if ops == nil {
 		ops = []*plan.Op{}
 	}

@@ -84,6 +84,9 @@ type Server struct {
 	verified verifyCache
 	ca       caCache
 	routes   []routeInfo
+	// caStored: the CA key this coordinator was given is in the state
+	// (or was found not to belong there); storeCA stops trying.
+	caStored atomic.Bool
 
 	mu         sync.Mutex
 	leaveFunc  func()

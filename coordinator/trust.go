@@ -86,6 +86,9 @@ type Enrollment struct {
 	// Labels are operator labels the token carried; the node gets them
 	// when it registers.
 	Labels map[string]string `json:"labels,omitempty"`
+	// CertPEM is the certificate itself (public), handed again to the same
+	// agent asking again with the same token and key (a lost answer).
+	CertPEM string `json:"cert_pem,omitempty"`
 }
 
 // Trust commands.
@@ -230,6 +233,7 @@ func (s *State) enroll(idx uint64, c *EnrollCmd) (any, []string) {
 		// The same key asked again: the earlier certificate is replaced.
 		t.Revoked[old.Serial] = old.NotAfter
 	}
+	e.CertPEM = c.CertPEM
 	t.Enrolled[e.Name] = &e
 	if p := t.Pending[e.Name]; p != nil && p.PublicKey == e.PublicKey {
 		p.State, p.CertPEM, p.ModifyIndex = api.PendingApproved, c.CertPEM, idx

@@ -241,5 +241,6 @@ func isTLSError(err error) bool {
 	var ae *tls.AlertError
 	var re tls.RecordHeaderError
 	return errors.As(err, &ua) || errors.As(err, &ci) || errors.As(err, &ae) || errors.As(err, &re) ||
-		strings.Contains(err.Error(), "tls: ")
+		errors.Is(err, tlsutil.ErrUnknownAuthority) || errors.Is(err, tlsutil.ErrExpired) || errors.Is(err, tlsutil.ErrWrongRole) ||
+		errors.Is(err, tlsutil.ErrWrongUsage) || errors.Is(err, tlsutil.ErrNoIdentity) || strings.Contains(err.Error(), "tls: ")
 }

@@ -91,7 +91,10 @@ func (c *NodeTokenListCmd) Run(ctx context.Context, cl *api.Client, out *Output)
 	}
 	rows := make([][]string, 0, len(ts))
 	for _, t := range ts {
-		uses := fmt.Sprintf("%d/%s", t.Uses, strings.TrimSuffix(usesText(t.MaxUses), " uses"))
+		uses := fmt.Sprintf("%d/unlimited", t.Uses)
+		if t.MaxUses > 0 {
+			uses = fmt.Sprintf("%d/%d", t.Uses, t.MaxUses)
+		}
 		rows = append(rows, []string{t.ID, uses, expiryText(t.ExpiresMS), orDash(labelText(t.Labels)), orDash(t.Description)})
 	}
 	out.Table([]string{"ID", "USES", "EXPIRY", "LABELS", "DESCRIPTION"}, rows)
@@ -264,6 +267,9 @@ func (c *KeyringOpCmd) Run(ctx context.Context, kctx *kong.Context, cl *api.Clie
 	if err != nil {
 		return err
 	}
-	out.Notef("%s %s: done on %d members\n", op, c.Key[:min(8, len(c.Key))]+"…", st.NumNodes)
-	return printKeyring(out, st, c.JSON)
+	if c.JSON {
+		return out.JSON(st)
+	}
+	out.Printf("%s %s: done on %d members\n", op, c.Key[:min(8, len(c.Key))]+"…", st.NumNodes)
+	return nil
 }

@@ -186,8 +186,10 @@ func (c *Config) validateSecurity() Errors {
 			add(c.fieldError(FieldCoordinator, nil, "a coordinator needs TLS: set tls { ca_file cert_file key_file } (--tls-ca --tls-cert --tls-key; `dtk-agent tls` makes them), "+
 				"or pass --insecure to run without it (then anyone who reaches this coordinator can run code as root on every node)"))
 		}
-		if c.JoinToken != "" || c.CAFingerprint != "" {
-			add(c.fieldError(FieldJoinToken, nil, "a coordinator does not enroll: give it a server certificate (dtk-agent tls cert create --server)"))
+		for _, f := range []struct{ name, v string }{{FieldJoinToken, c.JoinToken}, {FieldCAFingerprint, c.CAFingerprint}} {
+			if f.v != "" {
+				add(c.fieldError(f.name, nil, "a coordinator does not enroll: give it a server certificate (dtk-agent tls cert create --server)"))
+			}
 		}
 	}
 	if c.TLSCAKeyFile != "" && c.KeyringFile == "" && c.Coordinator {

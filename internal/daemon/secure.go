@@ -92,7 +92,7 @@ func setupSecurity(ctx context.Context, cfg *Config, log *slog.Logger) (*securit
 			}
 			st, err := tlsutil.NewStore(caFile, certFile, keyFile)
 			if err != nil {
-				return nil, setupError("enrolled certificate in %s: %v (remove the folder and enroll again)", filepath.Dir(certFile), err)
+				return nil, setupError("enrolled certificate in %s: %v (to enroll again, remove %s — the key stays, so the coordinators still know this node — and run with a join token, or have an operator run `dtkctl node remove %s` first)", filepath.Dir(certFile), err, certFile, cfg.Name)
 			}
 			sec.store = st
 			break
@@ -222,7 +222,7 @@ func enroll(ctx context.Context, cfg *Config, log *slog.Logger) (*tlsutil.Store,
 		case errors.As(err, &ae) && ae.Code/100 == 4:
 			return nil, setupError("enrollment refused: %s", ae.Message)
 		default:
-			log.Warn("enrollment: coordinator not reachable, retrying", "err", err)
+			log.Warn("enrollment not done yet, retrying", "err", err)
 			wait = min(wait*2, 15*time.Second)
 		}
 		select {

@@ -130,8 +130,15 @@ func TestE2E_Secure_EnrollDeployAttacksRotation(t *testing.T) {
 				join = append(join, "--join", ips[o]+":7946")
 			}
 		}
-		coords[n] = startAgent(t, n, append([]string{"--coordinator", "--no-agent", "--bootstrap-expect", "3",
-			"--data-dir", filepath.Join(root, n), "--serf-addr", ips[n] + ":7946"}, join...)...)
+		// Only c3 is given the CA key: whichever coordinator leads, the
+		// key reaches the replicated state and enrollment works.
+		cert, key := certFor(t, "server", n, ips[n])
+		tlsArgs := []string{"--tls-ca", pki.ca, "--tls-cert", cert, "--tls-key", key, "--keyring-file", pki.kek, "--encrypt", pki.gossipKey}
+		if n == "c3" {
+			tlsArgs = append(tlsArgs, "--tls-ca-key", pki.caKey)
+		}
+		coords[n] = startAgent(t, n, append(append([]string{"--coordinator", "--no-agent", "--bootstrap-expect", "3",
+			"--data-dir", filepath.Join(root, n), "--serf-addr", ips[n] + ":7946"}, join...), tlsArgs...)...)
 	}
 	addr := ips["c2"] + ":7070"
 	waitFor(t, 60*time.Second, "a leader of three voters", func() bool {
