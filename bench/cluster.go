@@ -83,11 +83,28 @@ func StartCluster(bin, dir, prefix string, n int, insecure bool) (*Cluster, erro
 		c.Stop()
 		return nil, err
 	}
+	// A coordinator that could not start (its address taken by another
+	// cluster, say) must not go unnoticed: the others would still form.
+	for _, co := range c.Coords {
+		if !co.Alive() {
+			c.Stop()
+			return nil, fmt.Errorf("coordinator %s exited during start-up (see %s)", co.Name, co.Log)
+		}
+	}
 	return c, nil
 }
 
 // WaitReady waits until every live coordinator answers and knows a leader.
 func (c *Cluster) WaitReady(timeout time.Duration) error {
+	alive := 0
+	for _, co := range c.Coords {
+		if co.Alive() {
+			alive++
+		}
+	}
+	if alive == 0 {
+		return fmt.Errorf("no coordinator is running (see %s/coord-*.log)", c.Dir)
+	}
 	return waitUntil(timeout, 50*time.Millisecond, "a formed cluster", func() bool {
 		for _, co := range c.Coords {
 			if !co.Alive() {

@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log"
@@ -75,6 +76,7 @@ type WritePathResult struct {
 	Clients         int     `json:"clients"`
 	ReportsPerReq   int     `json:"reports_per_request"`
 	Seconds         float64 `json:"seconds"`
+	WarmSeconds     float64 `json:"warm_up_seconds"`
 	Reports         int64   `json:"reports"`
 	ReportsPerSec   float64 `json:"reports_per_sec"`
 	Latency         Summary `json:"latency"`
@@ -85,8 +87,14 @@ type WritePathResult struct {
 	// measured window; CoordCPUMsPer1k the same per 1,000 reports.
 	CoordCPUSeconds float64 `json:"coordinator_cpu_seconds"`
 	CoordCPUMsPer1k float64 `json:"coordinator_cpu_ms_per_1000_reports"`
+	// FirstRequest is each client's first request, which opens its
+	// connection (TCP, and the TLS handshake when secure), all clients
+	// starting at once, whether or not it falls in the measured window.
+	FirstRequest Summary `json:"first_request"`
+	// FirstError is the first failed request's error, if any.
+	FirstError string `json:"first_error,omitempty"`
 
-	lat []float64
+	lat, first []float64
 }
 
 // FleetStartup is how long a fleet took to start.
@@ -106,10 +114,14 @@ type FleetConfig struct {
 	WorkDir  string
 	Sizes    []int
 	// BashSizes are sizes also deployed with the real bash runner.
-	BashSizes      []int
-	Runs, Warmups  int
-	WritePathSize  int
-	WritePathDur   time.Duration
+	BashSizes     []int
+	Runs, Warmups int
+	WritePathSize int
+	WritePathDur  time.Duration
+	// WritePathWarm is the write path's unmeasured start (default 2 s):
+	// with TLS, 1,000 clients connecting at once take a few seconds to
+	// get through their handshakes on two cores.
+	WritePathWarm  time.Duration
 	RegisterPerSec int
 	Log            *log.Logger
 }
@@ -213,8 +225,9 @@ func RunFleet(cfg FleetConfig) (*FleetResults, error) {
 		fleet.RealBash.Store(false)
 		res.Coord = append(res.Coord, coordFootprint(cfg.Cluster, n))
 		if n == cfg.WritePathSize && cfg.WritePathDur > 0 {
-			cfg.Log.Printf("write path: %d clients for %s", n, cfg.WritePathDur)
-			wp, err := writePath(cfg.Cluster, svc, n, cfg.WritePathDur)
+			warm := cmp.Or(cfg.WritePathWarm, 2*time.Second)
+			cfg.Log.Printf("write path: %d clients for %s after %s", n, cfg.WritePathDur, warm)
+			wp, err := writePath(cfg.Cluster, svc, n, warm, cfg.WritePathDur)
 			if err != nil {
 				return res, fmt.Errorf("write path: %w", err)
 			}
@@ -315,7 +328,7 @@ func coordFootprint(c *Cluster, n int) CoordFootprint {
 // per request (the report an agent sends when a step finishes: the same
 // step, digest and generation as the fleet's), for warm-up plus dur, and
 // counts the reports acknowledged (committed) inside the measured window.
-func writePath(c *Cluster, svc string, n int, dur time.Duration) (*WritePathResult, error) {
+func writePath(c *Cluster, svc string, n int, warm, dur time.Duration) (*WritePathResult, error) {
 	cl := c.Client()
 	reports := make([]plan.Report, n)
 	for i := 1; i <= n; i++ {
@@ -347,12 +360,13 @@ func writePath(c *Cluster, svc string, n int, dur time.Duration) (*WritePathResu
 	if err != nil {
 		return nil, fmt.Errorf("node certificates: %w", err)
 	}
-	const warm = 2 * time.Second
 	start := time.Now()
 	from, to := start.Add(warm), start.Add(warm+dur)
 	var (
 		mu        sync.Mutex
 		lat       []float64
+		firsts    []float64
+		firstErr  string
 		count     atomic.Int64
 		errs      atomic.Int64
 		idx0      uint64
@@ -386,6 +400,7 @@ func writePath(c *Cluster, svc string, n int, dur time.Duration) (*WritePathResu
 			wc := c.PKI.Client(stores[i], a)
 			r := reports[i]
 			var mine []float64
+			var first float64
 			for seq := 1; ; seq++ {
 				t := time.Now()
 				if t.After(to) {
@@ -397,9 +412,16 @@ func writePath(c *Cluster, svc string, n int, dur time.Duration) (*WritePathResu
 				cancel()
 				done := time.Now()
 				if err != nil {
-					errs.Add(1)
+					if errs.Add(1) == 1 {
+						mu.Lock()
+						firstErr = err.Error()
+						mu.Unlock()
+					}
 					time.Sleep(50 * time.Millisecond)
 					continue
+				}
+				if seq == 1 {
+					first = Ms(done.Sub(t))[0]
 				}
 				if done.After(from) && !done.After(to) {
 					count.Add(1)
@@ -408,13 +430,16 @@ func writePath(c *Cluster, svc string, n int, dur time.Duration) (*WritePathResu
 			}
 			mu.Lock()
 			lat = append(lat, mine...)
+			if first > 0 {
+				firsts = append(firsts, first)
+			}
 			mu.Unlock()
 		}()
 	}
 	wg.Wait()
 	time.Sleep(100 * time.Millisecond)
 	wp := &WritePathResult{
-		Clients: n, ReportsPerReq: 1, Seconds: dur.Seconds(), Reports: count.Load(),
+		Clients: n, ReportsPerReq: 1, Seconds: dur.Seconds(), WarmSeconds: warm.Seconds(), Reports: count.Load(),
 		ReportsPerSec: float64(count.Load()) / dur.Seconds(), Latency: Summarize("ms", lat), Errors: errs.Load(),
 	}
 	if idx1 > idx0 {
@@ -425,7 +450,8 @@ func writePath(c *Cluster, svc string, n int, dur time.Duration) (*WritePathResu
 	if wp.Reports > 0 {
 		wp.CoordCPUMsPer1k = 1e6 * wp.CoordCPUSeconds / float64(wp.Reports)
 	}
-	wp.lat = lat
+	wp.FirstRequest, wp.FirstError = Summarize("ms", firsts), firstErr
+	wp.lat, wp.first = lat, firsts
 	return wp, nil
 }
 

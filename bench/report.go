@@ -238,10 +238,13 @@ func (r *Results) Markdown() string {
 		}
 	}
 	if w := r.WritePath; w != nil {
-		p("\n## 6. Write path\n\n%d concurrent API clients (one per simulated node, each its own connection pool, spread over the 3 coordinators), each posting one step report per request and waiting for the acknowledgement (= committed), for %.0f s after a 2 s warm-up.\n\n", w.Clients, w.Seconds)
+		p("\n## 6. Write path\n\n%d concurrent API clients (one per simulated node, each its own connection pool, spread over the 3 coordinators), each posting one step report per request and waiting for the acknowledgement (= committed), for %.0f s after a %.0f s warm-up.\n\n", w.Clients, w.Seconds, w.WarmSeconds)
 		p("| reports committed/s | requests | request latency | Raft entries | reports per entry | errors |\n| --- | --- | --- | --- | --- | --- |\n")
 		p("| **%.0f** | %d | %s | %d | %.1f | %d |\n", w.ReportsPerSec, w.Reports, w.Latency.String(), w.RaftEntries, w.ReportsPerEntry, w.Errors)
-		p("\nThe coordinators used %.1f CPU-seconds in the measured window: %.0f CPU-ms per 1,000 reports committed.\n", w.CoordCPUSeconds, w.CoordCPUMsPer1k)
+		p("\nThe coordinators used %.1f CPU-seconds in the measured window: %.0f CPU-ms per 1,000 reports committed. Each client's first request (it opens the connection; all %d clients start at once): %s.\n", w.CoordCPUSeconds, w.CoordCPUMsPer1k, w.Clients, w.FirstRequest.String())
+		if w.FirstError != "" {
+			p("\nFirst error: %s\n", w.FirstError)
+		}
 	}
 	if t := r.TLSCost; t != nil {
 		t.markdown(p)

@@ -25,6 +25,7 @@ type TLSCostConfig struct {
 	Runs, Warmups int
 	WritePathSize int
 	WritePathDur  time.Duration
+	WritePathWarm time.Duration
 	// ConnProbes is how many new connections the connection-setup probe
 	// opens per round.
 	ConnProbes int
@@ -45,6 +46,9 @@ type TLSCostMode struct {
 	WritePathPerSec  Summary            `json:"write_path_reports_per_sec"`
 	WritePathCPU     Summary            `json:"write_path_coordinator_cpu_ms_per_1000_reports"`
 	WritePathLatency Summary            `json:"write_path_latency"`
+	// WritePathFirst pools the clients' first requests (connection set-up
+	// under a storm of 1,000 clients starting at once).
+	WritePathFirst Summary `json:"write_path_first_request"`
 	// Startup: per size, seconds from starting the new agents to all of
 	// them registered and polling, over rounds.
 	Startup []SizeSummary `json:"startup"`
@@ -65,7 +69,7 @@ type TLSCostMode struct {
 	Errors   []string `json:"errors,omitempty"`
 
 	raw map[int]*propSamples
-	wp  struct{ perSec, cpu, lat []float64 }
+	wp  struct{ perSec, cpu, lat, first []float64 }
 	up  map[int][]float64
 	rss map[int][]float64
 	cpu struct{ coord, bench []float64 }
@@ -133,7 +137,7 @@ func tlsCostRound(cfg TLSCostConfig, r int, m *TLSCostMode) error {
 	defer c.Stop()
 	fr, err := RunFleet(FleetConfig{
 		Cluster: c, AgentDir: agentDir, WorkDir: filepath.Join(dir, "fleet-work"), Sizes: cfg.Sizes,
-		Runs: cfg.Runs, Warmups: cfg.Warmups, WritePathSize: cfg.WritePathSize, WritePathDur: cfg.WritePathDur, Log: cfg.Log,
+		Runs: cfg.Runs, Warmups: cfg.Warmups, WritePathSize: cfg.WritePathSize, WritePathDur: cfg.WritePathDur, WritePathWarm: cfg.WritePathWarm, Log: cfg.Log,
 	})
 	if err != nil {
 		return err
@@ -175,6 +179,7 @@ func tlsCostRound(cfg TLSCostConfig, r int, m *TLSCostMode) error {
 		m.wp.perSec = append(m.wp.perSec, wp.ReportsPerSec)
 		m.wp.cpu = append(m.wp.cpu, wp.CoordCPUMsPer1k)
 		m.wp.lat = append(m.wp.lat, wp.lat...)
+		m.wp.first = append(m.wp.first, wp.first...)
 	}
 	return nil
 }
@@ -198,6 +203,7 @@ func (m *TLSCostMode) summarise(sizes []int) {
 	m.WritePathPerSec = Summarize("reports/s", m.wp.perSec)
 	m.WritePathCPU = Summarize("ms", m.wp.cpu)
 	m.WritePathLatency = Summarize("ms", m.wp.lat)
+	m.WritePathFirst = Summarize("ms", m.wp.first)
 	m.ConnFirst, m.ConnReuse = Summarize("ms", m.cn.first), Summarize("ms", m.cn.reuse)
 	m.CoordCPU, m.BenchCPU = Summarize("s", m.cpu.coord), Summarize("s", m.cpu.bench)
 }
@@ -298,19 +304,31 @@ func (t *TLSCostResult) markdown(p func(string, ...any)) {
 	p("\n### Write path\n\n")
 	if len(s.WritePath) > 0 {
 		w := s.WritePath[0]
-		p("%d concurrent clients, one report per request, %.0f s after a 2 s warm-up, per round; reports/s is the median over rounds (min–max), latency pooled over rounds; coordinator CPU is the three coordinators' CPU time in the measured window per 1,000 reports committed.\n\n", w.Clients, w.Seconds)
+		p("%d concurrent clients starting at once, one report per request, %.0f s after a %.0f s warm-up (long enough for every client's connection to be set up: the first-request columns), per round; reports/s is the median over rounds (min–max), latency pooled over rounds; coordinator CPU is the three coordinators' CPU time in the measured window per 1,000 reports committed.\n\n", w.Clients, w.Seconds, w.WarmSeconds)
 	}
-	p("| configuration | reports/s (median) | min–max | request p50 | p99 | coordinator CPU per 1,000 reports | errors |\n| --- | --- | --- | --- | --- | --- | --- |\n")
+	p("| configuration | reports/s (median) | min–max | request p50 | p99 | coordinator CPU per 1,000 reports | first request (connect) p50 | p99 | errors |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- |\n")
+	var errMsgs []string
 	for _, m := range t.Modes {
 		var errs int64
 		for _, w := range m.WritePath {
 			errs += w.Errors
+			if w.FirstError != "" {
+				errMsgs = append(errMsgs, m.Mode+": "+w.FirstError)
+			}
 		}
-		p("| %s | **%.0f** | %.0f–%.0f | %s | %s | %s | %d |\n", m.Mode, m.WritePathPerSec.P50, m.WritePathPerSec.Min, m.WritePathPerSec.Max,
-			num(m.WritePathLatency.P50, "ms"), num(m.WritePathLatency.P99, "ms"), num(m.WritePathCPU.P50, "ms"), errs)
+		p("| %s | **%.0f** | %.0f–%.0f | %s | %s | %s | %s | %s | %d |\n", m.Mode, m.WritePathPerSec.P50, m.WritePathPerSec.Min, m.WritePathPerSec.Max,
+			num(m.WritePathLatency.P50, "ms"), num(m.WritePathLatency.P99, "ms"), num(m.WritePathCPU.P50, "ms"),
+			num(m.WritePathFirst.P50, "ms"), num(m.WritePathFirst.P99, "ms"), errs)
 	}
-	p("| **ratio** | %s | | %s | %s | %s | |\n", ratio(s.WritePathPerSec.P50, in.WritePathPerSec.P50), ratio(s.WritePathLatency.P50, in.WritePathLatency.P50),
-		ratio(s.WritePathLatency.P99, in.WritePathLatency.P99), ratio(s.WritePathCPU.P50, in.WritePathCPU.P50))
+	p("| **ratio** | %s | | %s | %s | %s | %s | %s | |\n", ratio(s.WritePathPerSec.P50, in.WritePathPerSec.P50), ratio(s.WritePathLatency.P50, in.WritePathLatency.P50),
+		ratio(s.WritePathLatency.P99, in.WritePathLatency.P99), ratio(s.WritePathCPU.P50, in.WritePathCPU.P50),
+		ratio(s.WritePathFirst.P50, in.WritePathFirst.P50), ratio(s.WritePathFirst.P99, in.WritePathFirst.P99))
+	for _, e := range errMsgs {
+		p("\n- first write-path error of a round (%s)", e)
+	}
+	if len(errMsgs) > 0 {
+		p("\n")
+	}
 	p("\n### Connections, start-up, memory, CPU\n\n")
 	p("| figure | secure | insecure | ratio |\n| --- | --- | --- | --- |\n")
 	p("| GET /v1/status on a new connection (TCP + TLS handshake, a node certificate the coordinator has not seen), p50 / p99 | %s / %s | %s / %s | %s |\n",

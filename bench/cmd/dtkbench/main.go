@@ -47,6 +47,7 @@ func main() {
 		insecure    = flag.Bool("insecure", false, "run every cluster with --insecure (plain HTTP, no client certificates, unencrypted gossip) instead of the secure default")
 		tlsCompare  = flag.Bool("tls-compare", false, "only compare a secure and an insecure cluster: propagation (-sizes) and the write path at 1,000 agents, -rounds rounds of each, alternating")
 		rounds      = flag.Int("rounds", 2, "with -tls-compare: rounds of one secure and one insecure cluster")
+		wpWarm      = flag.Duration("write-path-warm", 0, "unmeasured start of the write path (default 2s; with -tls-compare 5s, past the clients' TLS handshakes)")
 		connProbes  = flag.Int("conn-probes", 200, "with -tls-compare: new connections timed per round")
 	)
 	flag.Parse()
@@ -142,9 +143,13 @@ func main() {
 		delete(res.Settings, "idle period")
 		delete(res.Settings, "failover runs (kill -9 / SIGSTOP)")
 		loadNote("tls cost")
+		if *wpWarm == 0 {
+			*wpWarm = 5 * time.Second
+		}
+		res.Settings["write-path warm-up"] = wpWarm.String()
 		tc, err := bench.RunTLSCost(bench.TLSCostConfig{
 			Bin: agentBin, WorkDir: filepath.Join(*workDir, "tls-cost"), AgentDir: *agentDir, Rounds: *rounds, Sizes: sizes,
-			Runs: *runs, Warmups: *warmups, WritePathSize: 1000, WritePathDur: *wpDur, ConnProbes: *connProbes, Log: lg,
+			Runs: *runs, Warmups: *warmups, WritePathSize: 1000, WritePathDur: *wpDur, WritePathWarm: *wpWarm, ConnProbes: *connProbes, Log: lg,
 		})
 		if err != nil {
 			res.Errors = append(res.Errors, "tls cost: "+err.Error())
@@ -193,7 +198,7 @@ func main() {
 			loadNote("fleet")
 			fr, err := bench.RunFleet(bench.FleetConfig{
 				Cluster: c, AgentDir: *agentDir, WorkDir: filepath.Join(*workDir, "fleet-work"), Sizes: sizes, BashSizes: bsizes,
-				Runs: *runs, Warmups: *warmups, WritePathSize: 1000, WritePathDur: *wpDur, Log: lg,
+				Runs: *runs, Warmups: *warmups, WritePathSize: 1000, WritePathDur: *wpDur, WritePathWarm: *wpWarm, Log: lg,
 			})
 			if err != nil {
 				res.Errors = append(res.Errors, "fleet: "+err.Error())
