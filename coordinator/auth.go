@@ -65,6 +65,7 @@ type routeInfo struct {
 const (
 	callerHeader = "X-Dtk-Caller"
 	remoteHeader = "X-Dtk-Remote-Addr"
+	keyHeader    = "X-Dtk-Caller-Key"
 )
 
 // caller is who made a request.
@@ -79,6 +80,9 @@ type caller struct {
 	via string
 	// remote is the address the request came from (before forwarding).
 	remote string
+	// key is the fingerprint of the public key the caller's certificate
+	// holds (renewal certifies only that key).
+	key string
 }
 
 func (c caller) operator() bool {
@@ -119,6 +123,7 @@ type verifyCache struct {
 
 type verified struct {
 	id        tlsutil.Identity
+	key       string
 	serial    string
 	notBefore int64
 	notAfter  int64
@@ -157,7 +162,7 @@ func (s *Server) authenticateTLS(r *http.Request) (caller, *api.APIError) {
 			return caller{}, &api.APIError{Code: http.StatusUnauthorized, Message: "client certificate refused: " + why}
 		}
 	}
-	c := caller{id: v.id}
+	c := caller{id: v.id, key: v.key}
 	if h := r.Header.Get(callerHeader); h != "" {
 		if v.id.Role != tlsutil.RoleServer {
 			return caller{}, &api.APIError{Code: http.StatusForbidden, Message: fmt.Sprintf("%s may not speak for another caller (%s is for coordinators)", v.id, callerHeader)}
@@ -170,7 +175,7 @@ func (s *Server) authenticateTLS(r *http.Request) (caller, *api.APIError) {
 		if err != nil {
 			return caller{}, badRequest("%s: %v", callerHeader, err)
 		}
-		c = caller{id: id, via: v.id.Name, remote: remote}
+		c = caller{id: id, via: v.id.Name, remote: remote, key: r.Header.Get(keyHeader)}
 	}
 	return c, nil
 }
@@ -192,7 +197,8 @@ func (s *Server) verifyPeer(chain []*x509.Certificate) (verified, error) {
 	if err != nil {
 		return verified{}, err
 	}
-	v = verified{id: id, serial: tlsutil.SerialHex(chain[0]), notBefore: chain[0].NotBefore.UnixMilli(), notAfter: chain[0].NotAfter.UnixMilli()}
+	pubKey, _ := publicKeyFingerprint(chain[0].PublicKey)
+	v = verified{id: id, key: pubKey, serial: tlsutil.SerialHex(chain[0]), notBefore: chain[0].NotBefore.UnixMilli(), notAfter: chain[0].NotAfter.UnixMilli()}
 	vc.mu.Lock()
 	if vc.gen == gen {
 		vc.ids[key] = v

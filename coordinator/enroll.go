@@ -34,8 +34,9 @@ import (
 // replicated state. See docs/security.md.
 
 const (
-	// nodeCertValidity is the lifetime of certificates enrollment issues.
-	nodeCertValidity = 365 * 24 * time.Hour
+	// DefaultNodeCertTTL is the lifetime of certificates enrollment issues
+	// (Config.NodeCertTTL changes it); agents renew at two thirds of it.
+	DefaultNodeCertTTL = 365 * 24 * time.Hour
 	// defaultTokenTTL applies when a token request names none.
 	defaultTokenTTL = 24 * time.Hour
 	// caKeyLabel binds the sealed CA key to its purpose.
@@ -195,13 +196,21 @@ func (s *Server) issueNodeCert(name string, pub crypto.PublicKey, now int64) (st
 	if err != nil {
 		return "", nil, err
 	}
-	notBefore := time.UnixMilli(now).Add(-time.Minute)
+	validity := s.cfg.NodeCertTTL
+	if validity <= 0 {
+		validity = DefaultNodeCertTTL
+	}
+	// Back-dated for clock skew, by a minute at most and a tenth of the
+	// lifetime for short ones (agents renew at two thirds of it).
+	notBefore := time.UnixMilli(now).Add(-min(time.Minute, validity/10))
 	if at := s.State().RemovedAt(name); at != 0 && !notBefore.After(time.UnixMilli(at)) {
 		// Certificates of a removed node name issued up to its removal stay
 		// revoked: the new one must start after it.
 		notBefore = time.UnixMilli(at + 1000)
 	}
-	certPEM, _, err := ca.Issue(tlsutil.CertOptions{Role: tlsutil.RoleNode, Name: name, PublicKey: pub, NotBefore: notBefore, Validity: nodeCertValidity})
+	// The lifetime counts from now, whatever the back-dating above.
+	notAfter := time.UnixMilli(now).Add(validity)
+	certPEM, _, err := ca.Issue(tlsutil.CertOptions{Role: tlsutil.RoleNode, Name: name, PublicKey: pub, NotBefore: notBefore, Validity: notAfter.Sub(notBefore)})
 	if err != nil {
 		return "", nil, fmt.Errorf("issue certificate: %w", err)
 	}
@@ -420,14 +429,57 @@ func (s *Server) keyring() (keyring, error) {
 	return k, nil
 }
 
-// nodeKeyring hands an enrolled agent the gossip keys.
-func (s *Server) nodeKeyring(w http.ResponseWriter, r *http.Request) error {
-	k, err := s.keyring()
+// nodeTrust hands an enrolled agent the CA bundle and the gossip keys.
+func (s *Server) nodeTrust(w http.ResponseWriter, r *http.Request) error {
+	var out api.NodeTrust
+	if s.cfg.TLS != nil {
+		out.CAPEM = string(s.cfg.TLS.CAPEM())
+	}
+	if k, ok := s.getPeers().(keyring); ok && k.Encrypted() {
+		out.GossipPrimary, out.GossipKeys = k.LocalKeys()
+	}
+	return writeJSON(w, http.StatusOK, out)
+}
+
+// renewNode gives a node a fresh certificate for the key it holds (the
+// agent asks when two thirds of its certificate's life have passed).
+func (s *Server) renewNode(w http.ResponseWriter, r *http.Request) error {
+	c := callerOf(r)
+	name := r.PathValue("name")
+	if s.cfg.TLS == nil {
+		return &api.APIError{Code: http.StatusConflict, Message: "this cluster runs without TLS: there is nothing to renew"}
+	}
+	if c.id.Role != tlsutil.RoleNode {
+		return &api.APIError{Code: http.StatusForbidden, Message: c.String() + " may not renew a node certificate: only the node itself may"}
+	}
+	var req api.RenewRequest
+	if err := decode(w, r, &req); err != nil {
+		return err
+	}
+	csr, err := tlsutil.ParseCSR([]byte(req.CSR))
+	if err != nil {
+		return badRequest("csr: %v", err)
+	}
+	pub, err := publicKeyFingerprint(csr.PublicKey)
+	if err != nil {
+		return badRequest("csr: %v", err)
+	}
+	if c.key == "" || pub != c.key {
+		return &api.APIError{Code: http.StatusForbidden, Message: "renewal certifies the key the node already holds: the request is for another key (enroll again for a new key)"}
+	}
+	now := nowMS()
+	certPEM, cert, err := s.issueNodeCert(name, csr.PublicKey, now)
 	if err != nil {
 		return err
 	}
-	primary, keys := k.LocalKeys()
-	return writeJSON(w, http.StatusOK, api.GossipKeys{Primary: primary, Keys: keys})
+	_, err = s.apply(EnrollType, EnrollCmd{Renew: true, CertPEM: certPEM, Enrollment: Enrollment{
+		Name: name, Serial: tlsutil.SerialHex(cert), PublicKey: pub, NotAfter: cert.NotAfter.UnixMilli(), Time: now, Via: "renewed",
+	}})
+	if err != nil {
+		return err
+	}
+	s.log.Info("node certificate renewed", "node", name, "serial", tlsutil.SerialHex(cert), "expires", cert.NotAfter.UTC().Format(time.RFC3339))
+	return writeJSON(w, http.StatusOK, api.EnrollResponse{State: api.PendingApproved, CertPEM: certPEM, CAPEM: string(s.cfg.TLS.CAPEM()), PublicKey: pub})
 }
 
 func (s *Server) keyringList(w http.ResponseWriter, r *http.Request) error {

@@ -86,7 +86,8 @@ func (s *Server) Handler() http.Handler {
 	route("POST /v1/nodes/{name}/labels", accessOperator, s.setNodeLabels)
 	route("GET /v1/nodes/{name}/plan", accessNodeRead, s.nodePlan)
 	route("POST /v1/nodes/{name}/reports", accessNodeWrite, s.nodeReports)
-	route("GET /v1/nodes/{name}/keyring", accessNodeRead, s.nodeKeyring)
+	route("GET /v1/nodes/{name}/trust", accessNodeRead, s.nodeTrust)
+	route("POST /v1/nodes/{name}/renew", accessNodeWrite, s.renewNode)
 	route("POST /v1/enroll", accessPublic, s.enroll)
 	route("GET /v1/enroll/pending", accessOperator, s.listPending)
 	route("POST /v1/enroll/pending/{name}/approve", accessOperator, s.approvePending)
@@ -203,9 +204,13 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request) bool {
 func (s *Server) setCaller(out, in *http.Request) {
 	out.Header.Del(callerHeader)
 	out.Header.Del(remoteHeader)
+	out.Header.Del(keyHeader)
 	c := callerOf(in)
 	if !c.insecure {
 		out.Header.Set(remoteHeader, c.remote)
+		if c.key != "" {
+			out.Header.Set(keyHeader, c.key)
+		}
 	}
 	switch {
 	case c.insecure:

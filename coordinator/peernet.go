@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/dtkhq/dtk/internal/api"
 	"github.com/dtkhq/dtk/internal/tlsutil"
 )
 
@@ -13,24 +14,22 @@ import (
 // with its own server certificate when TLS is on.
 type peerNet struct {
 	scheme    string
-	transport *http.Transport
+	transport http.RoundTripper
 	// forward has no overall timeout (each forwarded request carries a
 	// context); blob allows large transfers; status is for quick probes.
 	forward, blob, status *http.Client
 }
 
 func newPeerNet(store *tlsutil.Store) *peerNet {
-	t := &http.Transport{
+	var t http.RoundTripper = &http.Transport{
 		DialContext:         (&net.Dialer{Timeout: 2 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
 		MaxIdleConnsPerHost: 16,
 		IdleConnTimeout:     90 * time.Second,
-		TLSHandshakeTimeout: 5 * time.Second,
 	}
 	scheme := "http"
 	if store != nil {
-		scheme = "https"
-		t.TLSClientConfig = store.ClientConfig()
-		t.ForceAttemptHTTP2 = true
+		// New connections after a certificate reload (SIGHUP).
+		scheme, t = "https", api.TLSHTTPClientFor(store).Transport
 	}
 	return &peerNet{
 		scheme: scheme, transport: t,

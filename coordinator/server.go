@@ -53,6 +53,9 @@ type Config struct {
 	// stores it, sealed with KEK, so that any coordinator can sign the
 	// certificates of enrolling agents.
 	CAKeyPEM []byte
+	// NodeCertTTL is the lifetime of node certificates enrollment issues
+	// (default DefaultNodeCertTTL).
+	NodeCertTTL time.Duration
 }
 
 // Peers is how a coordinator sees the other coordinators: the gossip pool

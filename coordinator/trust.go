@@ -109,6 +109,9 @@ type (
 		Enrollment Enrollment `json:"enrollment"`
 		TokenID    string     `json:"token_id,omitempty"`
 		CertPEM    string     `json:"cert_pem"`
+		// Renew: a node renewing its own certificate (same key); the one
+		// it replaces stays valid until it expires.
+		Renew bool `json:"renew,omitempty"`
 	}
 	// PendingCmd records an enrollment request without a token.
 	PendingCmd struct {
@@ -212,7 +215,12 @@ func (s *State) enroll(idx uint64, c *EnrollCmd) (any, []string) {
 		return err, nil
 	}
 	keys := []string{trustKey("enrolled", e.Name)}
-	if c.TokenID != "" {
+	switch {
+	case c.Renew:
+		if old := t.Enrolled[e.Name]; old != nil {
+			e.Labels = old.Labels
+		}
+	case c.TokenID != "":
 		tok := t.Tokens[c.TokenID]
 		if err := tokenUsable(tok, e.Time); err != nil {
 			return err, nil
@@ -220,7 +228,7 @@ func (s *State) enroll(idx uint64, c *EnrollCmd) (any, []string) {
 		tok.Uses++
 		e.Labels = maps.Clone(tok.Labels)
 		keys = append(keys, trustKey("token", tok.ID))
-	} else {
+	default:
 		p := t.Pending[e.Name]
 		if p == nil || p.PublicKey != e.PublicKey {
 			return fmt.Errorf("%w: no pending enrollment request from node %q", ErrNotFound, e.Name), nil
@@ -229,7 +237,7 @@ func (s *State) enroll(idx uint64, c *EnrollCmd) (any, []string) {
 			return fmt.Errorf("%w: the request from node %q is already %s", ErrConflict, e.Name, p.State), nil
 		}
 	}
-	if old := t.Enrolled[e.Name]; old != nil && old.Serial != e.Serial {
+	if old := t.Enrolled[e.Name]; old != nil && old.Serial != e.Serial && !c.Renew {
 		// The same key asked again: the earlier certificate is replaced.
 		t.Revoked[old.Serial] = old.NotAfter
 	}

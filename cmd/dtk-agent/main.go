@@ -61,6 +61,7 @@ func vars() kong.Vars {
 		"poll_wait":          d.PollWait.String(),
 		"reconcile_interval": d.ReconcileInterval.String(),
 		"config_path":        config.DefaultPath,
+		"node_cert_ttl":      d.NodeCertTTL.String(),
 	}
 }
 

@@ -31,16 +31,17 @@ type runFlags struct {
 	PollWait          time.Duration     `help:"Longest plan long-poll." default:"${poll_wait}"`
 	ReconcileInterval time.Duration     `help:"How often the cached plan is converged again, running checks to repair drift." default:"${reconcile_interval}" aliases:"reconcile"`
 
-	TLSCA         string   `name:"tls-ca" help:"Cluster CA certificate(s) (PEM)." type:"path" group:"Security"`
-	TLSCert       string   `name:"tls-cert" help:"This process's certificate (PEM): a server certificate for a coordinator, a node certificate for an agent." type:"path" group:"Security"`
-	TLSKey        string   `name:"tls-key" help:"The certificate's key (PEM)." type:"path" group:"Security"`
-	TLSCAKey      string   `name:"tls-ca-key" help:"Coordinator: the CA's key, stored sealed in the replicated state so that agents can enroll." type:"path" group:"Security"`
-	CAFingerprint string   `help:"Agent enrollment: fetch the CA from the coordinator and accept it only with this fingerprint (sha256:...)." group:"Security"`
-	Encrypt       string   `help:"Gossip encryption key (base64, from dtk-agent keygen)." group:"Security"`
-	KeyringFile   string   `help:"Coordinator: file holding the key-encryption key that seals the cluster's secrets (dtk-agent keygen)." type:"path" group:"Security"`
-	JoinToken     string   `help:"Agent enrollment: a join token (dtkctl node token create). Without one, the agent waits for dtkctl node approve." group:"Security"`
-	EnrollAddr    []string `help:"Agent enrollment: coordinator API address(es) to enroll through (default: the --join hosts, port 7070)." group:"Security"`
-	Insecure      bool     `help:"Run without TLS, authentication and gossip encryption. Anyone who reaches a coordinator can then run code as root on every node." group:"Security"`
+	TLSCA         string        `name:"tls-ca" help:"Cluster CA certificate(s) (PEM)." type:"path" group:"Security"`
+	TLSCert       string        `name:"tls-cert" help:"This process's certificate (PEM): a server certificate for a coordinator, a node certificate for an agent." type:"path" group:"Security"`
+	TLSKey        string        `name:"tls-key" help:"The certificate's key (PEM)." type:"path" group:"Security"`
+	TLSCAKey      string        `name:"tls-ca-key" help:"Coordinator: the CA's key, stored sealed in the replicated state so that agents can enroll." type:"path" group:"Security"`
+	CAFingerprint string        `help:"Agent enrollment: fetch the CA from the coordinator and accept it only with this fingerprint (sha256:...)." group:"Security"`
+	Encrypt       string        `help:"Gossip encryption key (base64, from dtk-agent keygen)." group:"Security"`
+	KeyringFile   string        `help:"Coordinator: file holding the key-encryption key that seals the cluster's secrets (dtk-agent keygen)." type:"path" group:"Security"`
+	JoinToken     string        `help:"Agent enrollment: a join token (dtkctl node token create). Without one, the agent waits for dtkctl node approve." group:"Security"`
+	EnrollAddr    []string      `help:"Agent enrollment: coordinator API address(es) to enroll through (default: the --join hosts, port 7070)." group:"Security"`
+	NodeCertTTL   time.Duration `help:"Coordinator: lifetime of node certificates issued by enrollment; agents renew at two thirds." default:"${node_cert_ttl}" group:"Security"`
+	Insecure      bool          `help:"Run without TLS, authentication and gossip encryption. Anyone who reaches a coordinator can then run code as root on every node." group:"Security"`
 }
 
 // overrides are the flags given on the command line.
@@ -104,6 +105,9 @@ func (f *runFlags) overrides(s set, g globals) config.Overrides {
 	if s["insecure"] {
 		o.Insecure = &f.Insecure
 	}
+	if s["node-cert-ttl"] {
+		o.NodeCertTTL = &f.NodeCertTTL
+	}
 	return o
 }
 
@@ -156,7 +160,7 @@ func daemonConfig(c *config.Config, log *slog.Logger) daemon.Config {
 		PollWait: c.PollWait, ReconcileInterval: c.ReconcileInterval,
 		TLS:           daemon.TLSFiles{CA: c.TLSCAFile, Cert: c.TLSCertFile, Key: c.TLSKeyFile, CAKey: c.TLSCAKeyFile},
 		CAFingerprint: c.CAFingerprint, Encrypt: c.Encrypt, KeyringFile: c.KeyringFile,
-		JoinToken: c.JoinToken, EnrollAddrs: c.EnrollAddr, Insecure: c.Insecure,
+		JoinToken: c.JoinToken, EnrollAddrs: c.EnrollAddr, Insecure: c.Insecure, NodeCertTTL: c.NodeCertTTL,
 	}
 }
 

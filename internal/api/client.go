@@ -17,6 +17,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/dtkhq/dtk/internal/tlsutil"
 	"github.com/dtkhq/dtk/plan"
 )
 
@@ -404,4 +405,49 @@ func (c *Client) OpResults(ctx context.Context, node, id string, reports []plan.
 	_, err := c.Do(ctx, "POST", "/v1/nodes/"+url.PathEscape(node)+"/ops/"+url.PathEscape(id)+"/results",
 		jsonBody(OpResultsRequest{Reports: reports, Final: final}), nil)
 	return err
+}
+
+// TLSHTTPClientFor is TLSHTTPClient for a store whose material can change
+// (SIGHUP, renewal): a client certificate is presented once per
+// connection, so when the store's generation moves the client starts new
+// connections (requests in flight finish on the old ones).
+func TLSHTTPClientFor(store *tlsutil.Store) *http.Client {
+	rt := &reloadingTransport{store: store}
+	rt.next()
+	return &http.Client{Transport: rt}
+}
+
+type reloadingTransport struct {
+	store *tlsutil.Store
+	mu    sync.Mutex
+	gen   uint64
+	cur   *http.Transport
+}
+
+// next replaces the transport (the caller holds mu, or is the constructor).
+func (t *reloadingTransport) next() *http.Transport {
+	old := t.cur
+	t.gen = t.store.Generation()
+	t.cur = TLSHTTPClient(t.store.ClientConfig()).Transport.(*http.Transport)
+	if old != nil {
+		old.CloseIdleConnections()
+	}
+	return t.cur
+}
+
+func (t *reloadingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	t.mu.Lock()
+	cur := t.cur
+	if t.store.Generation() != t.gen {
+		cur = t.next()
+	}
+	t.mu.Unlock()
+	return cur.RoundTrip(r)
+}
+
+// CloseIdleConnections closes the current transport's idle connections.
+func (t *reloadingTransport) CloseIdleConnections() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.cur.CloseIdleConnections()
 }

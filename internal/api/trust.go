@@ -85,11 +85,19 @@ type EnrollResponse struct {
 	Message   string `json:"message,omitempty"`
 }
 
-// GossipKeys is GET /v1/nodes/NAME/keyring: the gossip keys an enrolled
-// agent needs to join the pool.
-type GossipKeys struct {
-	Primary string   `json:"primary"`
-	Keys    []string `json:"keys"`
+// NodeTrust is GET /v1/nodes/NAME/trust: what an enrolled agent refreshes
+// from the coordinators — the CA bundle (a CA rotation) and the gossip keys
+// (a key rotation it missed while away).
+type NodeTrust struct {
+	CAPEM         string   `json:"ca_pem"`
+	GossipPrimary string   `json:"gossip_primary,omitempty"`
+	GossipKeys    []string `json:"gossip_keys,omitempty"`
+}
+
+// RenewRequest is POST /v1/nodes/NAME/renew: a node asks for a fresh
+// certificate for the key it already holds.
+type RenewRequest struct {
+	CSR string `json:"csr"`
 }
 
 // KeyringRequest is POST /v1/operator/keyring/{install,use,remove}.

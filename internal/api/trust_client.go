@@ -14,10 +14,17 @@ func (c *Client) Enroll(ctx context.Context, req EnrollRequest) (*EnrollResponse
 	return &out, err
 }
 
-// NodeKeyring fetches the gossip keys for an enrolled node.
-func (c *Client) NodeKeyring(ctx context.Context, node string) (*GossipKeys, error) {
-	var out GossipKeys
-	_, err := c.Do(ctx, "GET", "/v1/nodes/"+url.PathEscape(node)+"/keyring", nil, &out)
+// NodeTrust fetches the CA bundle and gossip keys for an enrolled node.
+func (c *Client) NodeTrust(ctx context.Context, node string) (*NodeTrust, error) {
+	var out NodeTrust
+	_, err := c.Do(ctx, "GET", "/v1/nodes/"+url.PathEscape(node)+"/trust", nil, &out)
+	return &out, err
+}
+
+// Renew asks for a fresh certificate for the node's key.
+func (c *Client) Renew(ctx context.Context, node string, csrPEM []byte) (*EnrollResponse, error) {
+	var out EnrollResponse
+	_, err := c.Do(ctx, "POST", "/v1/nodes/"+url.PathEscape(node)+"/renew", jsonBody(RenewRequest{CSR: string(csrPEM)}), &out)
 	return &out, err
 }
 

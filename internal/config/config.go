@@ -55,6 +55,7 @@ const (
 	FieldJoinToken     = "join_token"
 	FieldEnrollAddr    = "enroll_addr"
 	FieldInsecure      = "insecure"
+	FieldNodeCertTTL   = "node_cert_ttl"
 )
 
 // field describes one configuration field: its file name, the `run` flag
@@ -93,6 +94,7 @@ var fields = []field{
 	{name: FieldJoinToken, flag: "--join-token"},
 	{name: FieldEnrollAddr, flag: "--enroll-addr"},
 	{name: FieldInsecure, flag: "--insecure"},
+	{name: FieldNodeCertTTL, flag: "--node-cert-ttl", coordinatorOnly: true},
 }
 
 func lookupField(name string) field {
@@ -156,6 +158,9 @@ type Config struct {
 	EnrollAddr []string
 	// Insecure runs without TLS and gossip encryption, loudly.
 	Insecure bool
+	// NodeCertTTL is the lifetime of node certificates enrollment issues
+	// (agents renew them at two thirds).
+	NodeCertTTL time.Duration
 
 	// File is the configuration file the values were read from, if any.
 	File string
@@ -173,6 +178,7 @@ func Default() *Config {
 		PollWait:          5 * time.Minute,
 		ReconcileInterval: 10 * time.Minute,
 		LogLevel:          "info",
+		NodeCertTTL:       365 * 24 * time.Hour,
 		origins:           map[string]origin{},
 	}
 }

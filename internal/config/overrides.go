@@ -36,6 +36,7 @@ type Overrides struct {
 	JoinToken         *string
 	EnrollAddr        *[]string
 	Insecure          *bool
+	NodeCertTTL       *time.Duration
 }
 
 // Apply sets every given field on c and records that a flag set it.
@@ -73,6 +74,7 @@ func (c *Config) Apply(o Overrides) {
 		override(&c.EnrollAddr, &addrs, FieldEnrollAddr, set)
 	}
 	override(&c.Insecure, o.Insecure, FieldInsecure, set)
+	override(&c.NodeCertTTL, o.NodeCertTTL, FieldNodeCertTTL, set)
 }
 
 // override sets *dst from v when the flag was given, and records it.
@@ -149,6 +151,7 @@ func (o Overrides) Args() []string {
 		}
 	}
 	boolean(FieldInsecure, o.Insecure)
+	dur(FieldNodeCertTTL, o.NodeCertTTL)
 	return out
 }
 
@@ -229,6 +232,8 @@ func fieldValue(c *Config, name string) any {
 		return c.EnrollAddr
 	case FieldInsecure:
 		return c.Insecure
+	case FieldNodeCertTTL:
+		return c.NodeCertTTL
 	}
 	panic("config: unknown field " + name)
 }

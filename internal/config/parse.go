@@ -173,6 +173,8 @@ func (c *Config) decode(field string, a *hcl.Attribute) Errors {
 		err = c.decodeString(a, v, &c.JoinToken)
 	case FieldInsecure:
 		err = c.decodeBool(a, v, &c.Insecure)
+	case FieldNodeCertTTL:
+		err = c.decodeDuration(a, v, &c.NodeCertTTL)
 	case FieldEnrollAddr:
 		var elems []hcl.Range
 		err, elems = c.decodeList(a, v, &c.EnrollAddr)

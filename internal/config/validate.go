@@ -200,6 +200,9 @@ func (c *Config) validateSecurity() Errors {
 			add(c.fieldError(FieldEncrypt, nil, "%s", msg))
 		}
 	}
+	if c.NodeCertTTL < 10*time.Second || c.NodeCertTTL > 10*365*24*time.Hour {
+		add(c.fieldError(FieldNodeCertTTL, nil, "%s is out of range: use 10s to 87600h (agents renew at two thirds of it)", c.NodeCertTTL))
+	}
 	o := c.origins[FieldEnrollAddr]
 	for i, a := range c.EnrollAddr {
 		if msg := checkHostPort(a, false, true); msg != "" {

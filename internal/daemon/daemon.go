@@ -59,6 +59,9 @@ type Config struct {
 	JoinToken     string
 	EnrollAddrs   []string
 	Insecure      bool
+	// NodeCertTTL is the lifetime of the node certificates this
+	// coordinator issues by enrollment (0: a year).
+	NodeCertTTL time.Duration
 }
 
 // Daemon is a running dtk-agent process.
@@ -75,6 +78,8 @@ type Daemon struct {
 	leaving  atomic.Bool
 	done     chan struct{}
 	doneOnce sync.Once
+	// stopLoops ends the daemon's own background loops (trust refresh).
+	stopLoops context.CancelFunc
 }
 
 // Start starts the coordinator (if asked), the gossip member and the agent.
@@ -127,6 +132,7 @@ func Start(ctx context.Context, cfg Config) (*Daemon, error) {
 			Name: cfg.Name, DataDir: filepath.Join(cfg.DataDir, "coordinator"), HTTPAddr: cfg.HTTPAddr,
 			RaftAddr: cfg.RaftAddr, BootstrapExpect: cfg.BootstrapExpect, Version: cfg.Version,
 			Logger: cfg.Logger, Fast: cfg.Fast, TLS: sec.store, KEK: sec.kek, CAKeyPEM: sec.caKey,
+			NodeCertTTL: cfg.NodeCertTTL,
 		})
 		if err != nil {
 			return nil, err
@@ -165,7 +171,7 @@ func Start(ctx context.Context, cfg Config) (*Daemon, error) {
 	client := api.NewDynamicClient(d.coordinatorAddrs)
 	if sec.store != nil {
 		client.Secure = true
-		client.HTTP = api.TLSHTTPClient(sec.store.ClientConfig())
+		client.HTTP = api.TLSHTTPClientFor(sec.store)
 	}
 	a, err := agent.New(agent.Config{
 		Name: cfg.Name, DataDir: filepath.Join(cfg.DataDir, "agent"), Labels: cfg.Labels,
@@ -180,6 +186,11 @@ func Start(ctx context.Context, cfg Config) (*Daemon, error) {
 	d.agent = a
 	d.mu.Unlock()
 	a.Start(ctx)
+	if sec.enrolled {
+		lctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+		d.stopLoops = cancel
+		go d.trustLoop(lctx)
+	}
 	return d, nil
 }
 
@@ -240,6 +251,9 @@ func (d *Daemon) Gossip() *gossip.Member { return d.gossip }
 // coordinators and starting them again keeps the cluster). A coordinator
 // leaves for good with `dtk-agent leave`.
 func (d *Daemon) Shutdown(ctx context.Context) {
+	if d.stopLoops != nil {
+		d.stopLoops()
+	}
 	if a := d.Agent(); a != nil {
 		a.Shutdown()
 	}

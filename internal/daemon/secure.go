@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"time"
@@ -50,6 +49,9 @@ type security struct {
 	// gossipKey is the primary key the pool is joined with ("" when a
 	// saved keyring or no encryption applies).
 	gossipKey string
+	// enrolled: the certificate came from enrollment and lives in the data
+	// dir, so the agent refreshes and renews it itself.
+	enrolled bool
 }
 
 // setupSecurity loads or obtains this process's certificate: the files it
@@ -94,7 +96,7 @@ func setupSecurity(ctx context.Context, cfg *Config, log *slog.Logger) (*securit
 			if err != nil {
 				return nil, setupError("enrolled certificate in %s: %v (to enroll again, remove %s — the key stays, so the coordinators still know this node — and run with a join token, or have an operator run `dtkctl node remove %s` first)", filepath.Dir(certFile), err, certFile, cfg.Name)
 			}
-			sec.store = st
+			sec.store, sec.enrolled = st, true
 			break
 		}
 		if cfg.TLS.CA == "" && cfg.CAFingerprint == "" {
@@ -105,7 +107,7 @@ func setupSecurity(ctx context.Context, cfg *Config, log *slog.Logger) (*securit
 		if err != nil {
 			return nil, err
 		}
-		sec.store = st
+		sec.store, sec.enrolled = st, true
 	}
 	id := sec.store.Identity()
 	switch {
@@ -243,16 +245,14 @@ func fetchGossipKeys(ctx context.Context, cfg *Config, store *tlsutil.Store, log
 	}
 	client := api.NewClient(addrs...)
 	client.Secure = true
-	client.HTTP = api.TLSHTTPClient(store.ClientConfig())
+	client.HTTP = api.TLSHTTPClientFor(store)
 	wait := time.Second
 	for {
-		keys, err := client.NodeKeyring(ctx, cfg.Name)
+		tr, err := client.NodeTrust(ctx, cfg.Name)
 		var ae *api.APIError
 		switch {
-		case err == nil && keys.Primary != "":
-			return keys.Primary, nil
-		case err == nil || errors.As(err, &ae) && ae.Code == http.StatusConflict:
-			return "", nil // the pool is not encrypted
+		case err == nil:
+			return tr.GossipPrimary, nil // "": the pool is not encrypted
 		case errors.As(err, &ae) && ae.Code/100 == 4:
 			return "", setupError("fetch the gossip keys: %s", ae.Message)
 		}

@@ -3,6 +3,7 @@ package e2e
 import (
 	"bytes"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -161,8 +162,10 @@ func TestE2E_Secure_EnrollDeployAttacksRotation(t *testing.T) {
 			"--join", ips["c1"] + ":7946", "--label", "zone=b"}, extra...)
 	}
 	// a1 gets the CA as a file, a2 by fingerprint.
-	startAgent(t, "a1", enrollArgs("a1", "--join-token", token, "--tls-ca", pki.ca)...)
-	startAgent(t, "a2", enrollArgs("a2", "--join-token", token, "--ca-fingerprint", pki.fingerprint)...)
+	agents := map[string]*proc{
+		"a1": startAgent(t, "a1", enrollArgs("a1", "--join-token", token, "--tls-ca", pki.ca)...),
+		"a2": startAgent(t, "a2", enrollArgs("a2", "--join-token", token, "--ca-fingerprint", pki.fingerprint)...),
+	}
 	waitFor(t, 60*time.Second, "a1 and a2 enrolled and registered", func() bool {
 		out, _, _ := ctl(t, addr, "node", "list", "--json")
 		return strings.Count(out, `"status": "up"`) == 2
@@ -389,7 +392,10 @@ func TestE2E_Secure_EnrollDeployAttacksRotation(t *testing.T) {
 	mustCtl(t, ips["c1"]+":7070", "service", "set", "sec", "tag=v2")
 	mustCtl(t, ips["c1"]+":7070", "service", "deploy", "sec", "--wait", "--timeout", "2m")
 
-	// Gossip key rotation with the leader kept throughout.
+	// Gossip key rotation with the leader kept throughout, while the agent
+	// not running the service is stopped: it misses the rotation.
+	agents[other].stop(syscall.SIGTERM)
+	waitFor(t, 30*time.Second, other+" gone from the pool", func() bool { return !strings.Contains(members(t, addr), `"`+other+`"`) || strings.Contains(members(t, addr), `"left"`) })
 	leader := leaderOf(t, addr)
 	newKey, err := runAgentCLI("keygen")
 	if err != nil {
@@ -410,9 +416,15 @@ func TestE2E_Secure_EnrollDeployAttacksRotation(t *testing.T) {
 	if l := leaderOf(t, addr); l != leader {
 		t.Errorf("leader changed during the gossip key rotation: %s → %s", leader, l)
 	}
-	if m := members(t, addr); strings.Count(m, `"status": "alive"`) != 6 {
+	if m := members(t, addr); strings.Count(m, `"status": "alive"`) != 5 {
 		t.Errorf("members after rotation:\n%s", m)
 	}
+	// The agent that missed it comes back with only the old key saved: it
+	// fetches the current keys over mutual TLS and rejoins.
+	startAgent(t, other, enrollArgs(other, "--tls-ca", pki.ca)...) // its enrolled certificate, no gossip key given
+	waitFor(t, 60*time.Second, other+" back in the pool with the new key", func() bool {
+		return strings.Count(members(t, addr), `"status": "alive"`) == 6
+	})
 	// And the cluster still deploys.
 	mustCtl(t, addr, "service", "set", "sec", "tag=v3")
 	mustCtl(t, addr, "service", "deploy", "sec", "--wait", "--timeout", "2m")
@@ -552,4 +564,55 @@ func TestE2E_Insecure_WorksAndWarns(t *testing.T) {
 	if _, errOut, code := ctlWith(t, addr, pki.ca, pki.clientCert, pki.clientKey, "node", "list"); code == 0 {
 		t.Errorf("a secure dtkctl talked to an insecure coordinator: %s", errOut)
 	}
+}
+
+// An enrolled agent renews its certificate (same key) before it expires,
+// keeps working across the renewal, and a removed node cannot renew.
+func TestE2E_Secure_AgentRenewsItsCertificate(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end")
+	}
+	root := t.TempDir()
+	const coordIP, agentIP = "127.0.0.165", "127.0.0.166"
+	addr := coordIP + ":7070"
+	startAgent(t, "c", "--coordinator", "--no-agent", "--data-dir", filepath.Join(root, "c"), "--serf-addr", coordIP+":7946",
+		"--node-cert-ttl", "30s")
+	waitLeader(t, addr)
+	token := strings.TrimSpace(mustCtl(t, addr, "node", "token", "create"))
+	agent := startAgent(t, "n", "--data-dir", filepath.Join(root, "n"), "--serf-addr", agentIP+":7946", "--join", coordIP+":7946",
+		"--join-token", token, "--tls-ca", pki.ca, "--label", "zone=a")
+	certFile := filepath.Join(root, "n", "tls", "node.pem")
+	waitFor(t, 30*time.Second, "the agent enrolled", func() bool { _, err := os.Stat(certFile); return err == nil })
+	first := readCert(t, certFile)
+	if life := first.NotAfter.Sub(time.Now()); life > 31*time.Second || life < 20*time.Second {
+		t.Fatalf("enrolled certificate lives %s more, want about 30s", life)
+	}
+	waitFor(t, 40*time.Second, "the certificate renewed", func() bool {
+		c := readCert(t, certFile)
+		return c != nil && c.SerialNumber.Cmp(first.SerialNumber) != 0
+	})
+	if !strings.Contains(agent.Output(), "node certificate renewed") {
+		t.Errorf("no renewal in the agent's log")
+	}
+	// It keeps working with the new certificate: a deploy converges.
+	mustCtl(t, addr, "module", "push", "testdata/secure")
+	mustCtl(t, addr, "service", "stage", "sec", "--template", "secure/zone")
+	mustCtl(t, addr, "service", "deploy", "sec", "--wait", "--timeout", "2m")
+	// Past the first certificate's expiry it still converges (it renewed
+	// again meanwhile, or would have been locked out).
+	waitFor(t, 40*time.Second, "the first certificate expired", func() bool { return time.Now().After(first.NotAfter) })
+	mustCtl(t, addr, "service", "set", "sec", "tag=v2")
+	mustCtl(t, addr, "service", "deploy", "sec", "--wait", "--timeout", "2m")
+}
+
+func readCert(t *testing.T, path string) *x509.Certificate {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil
+	}
+	certs, err := tlsutil.ParseCertsPEM(b)
+	if err != nil {
+		return nil
+	}
+	return certs[0]
 }

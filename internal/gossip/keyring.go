@@ -315,3 +315,45 @@ func (c *cryptLog) Write(p []byte) (int, error) {
 	}
 	return len(p), nil
 }
+
+// AdoptKeys installs keys this member lacks into its own keyring (not the
+// pool's) and makes primary its primary key: an agent that was away while
+// the pool rotated its key gets the current keys from a coordinator over
+// mutual TLS and can join again. Keys it holds beyond those are kept. It
+// reports whether anything changed.
+func (m *Member) AdoptKeys(primary string, keys []string) (bool, error) {
+	if !m.Encrypted() {
+		return false, ErrNotEncrypted
+	}
+	have := map[string]bool{}
+	for _, k := range m.keyring.GetKeys() {
+		have[base64.StdEncoding.EncodeToString(k)] = true
+	}
+	changed := false
+	for _, k := range append([]string{primary}, keys...) {
+		b, err := secret.ParseKey(k)
+		if err != nil {
+			return changed, err
+		}
+		if enc := base64.StdEncoding.EncodeToString(b); !have[enc] {
+			if err := m.keyring.AddKey(b); err != nil {
+				return changed, fmt.Errorf("add gossip key: %w", err)
+			}
+			have[enc], changed = true, true
+		}
+	}
+	p, _ := secret.ParseKey(primary)
+	if !bytes.Equal(m.keyring.GetPrimaryKey(), p) {
+		if err := m.keyring.UseKey(p); err != nil {
+			return changed, fmt.Errorf("use gossip key: %w", err)
+		}
+		changed = true
+	}
+	if changed {
+		if err := m.saveKeyring(); err != nil {
+			return changed, err
+		}
+		m.log.Info("gossip keys updated from the coordinators")
+	}
+	return changed, nil
+}
