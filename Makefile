@@ -15,9 +15,14 @@ build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/dtk-agent ./cmd/dtk-agent
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/dtkctl ./cmd/dtkctl
 
-# The end-to-end tests build their own binaries with the same flags.
+# The end-to-end tests build their own binaries with the same flags. The
+# packages where goroutines meet (the coordinator's HTTP handlers and FSM,
+# the agent, gossip, TLS reload) run again under the race detector, which
+# needs cgo.
+RACE_PKGS := ./coordinator ./agent ./internal/gossip ./internal/tlsutil ./internal/api ./internal/secret
 test:
 	$(GO) test -count=1 -timeout 15m ./...
+	CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 10m $(RACE_PKGS)
 
 test-short:
 	$(GO) test -short -count=1 ./...

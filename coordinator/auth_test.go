@@ -311,6 +311,19 @@ func TestEnroll_TokenUsesPendingApproveRejectRemove(t *testing.T) {
 func TestTrust_CAKeySealed_SnapshotRoundTrip(t *testing.T) {
 	p := newTestPKI(t)
 	s := startSecureServer(t, p)
+	base := "https://" + s.HTTPAddr()
+	anon, operator := p.anonymous(), p.client(tlsutil.RoleClient, "ops")
+	_, body := send(t, operator, "POST", base+"/v1/tokens", `{"max_uses":2}`)
+	var tok api.TokenResponse
+	json.Unmarshal([]byte(body), &tok)
+	req, _ := enrollReq(t, "n1", tok.Secret)
+	req3, _ := enrollReq(t, "n3", "")
+	if code, _ := send(t, anon, "POST", base+"/v1/enroll", req); code != 200 {
+		t.Fatal("enroll n1")
+	}
+	if code, _ := send(t, anon, "POST", base+"/v1/enroll", req3); code != 202 {
+		t.Fatal("pending n3")
+	}
 	keyBody := strings.Split(string(p.caKey), "\n")[1]
 	if st := stateJSON(s); strings.Contains(st, keyBody) || !strings.Contains(st, "ca_key_sealed") {
 		t.Fatal("the CA key is in clear in the state, or missing")
@@ -334,6 +347,15 @@ func TestTrust_CAKeySealed_SnapshotRoundTrip(t *testing.T) {
 	c2, k2 := f.State().ClusterCA()
 	if c1 != c2 || k1 != k2 || c1 == "" {
 		t.Fatal("trust data lost in the snapshot round trip")
+	}
+	trustJSON := func(st *State) string {
+		st.mu.RLock()
+		defer st.mu.RUnlock()
+		b, _ := json.Marshal(st.data.Trust)
+		return string(b)
+	}
+	if a, b := trustJSON(s.State()), trustJSON(f.State()); a != b || !strings.Contains(a, `"n1"`) || !strings.Contains(a, `"n3"`) {
+		t.Fatalf("trust tables differ after the snapshot round trip:\n%s\n%s", a, b)
 	}
 	wrong, _ := secret.GenerateKey()
 	wk, _ := secret.ParseKey(wrong)
