@@ -395,7 +395,7 @@ func TestE2E_Secure_EnrollDeployAttacksRotation(t *testing.T) {
 	// Gossip key rotation with the leader kept throughout, while the agent
 	// not running the service is stopped: it misses the rotation.
 	agents[other].stop(syscall.SIGTERM)
-	waitFor(t, 30*time.Second, other+" gone from the pool", func() bool { return !strings.Contains(members(t, addr), `"`+other+`"`) || strings.Contains(members(t, addr), `"left"`) })
+	waitFor(t, 30*time.Second, other+" gone from the pool", func() bool { return memberStatus(t, addr, other) != "alive" })
 	leader := leaderOf(t, addr)
 	newKey, err := runAgentCLI("keygen")
 	if err != nil {
@@ -423,7 +423,7 @@ func TestE2E_Secure_EnrollDeployAttacksRotation(t *testing.T) {
 	// fetches the current keys over mutual TLS and rejoins.
 	startAgent(t, other, enrollArgs(other, "--tls-ca", pki.ca)...) // its enrolled certificate, no gossip key given
 	waitFor(t, 60*time.Second, other+" back in the pool with the new key", func() bool {
-		return strings.Count(members(t, addr), `"status": "alive"`) == 6
+		return memberStatus(t, addr, other) == "alive" && strings.Count(members(t, addr), `"status": "alive"`) == 6
 	})
 	// And the cluster still deploys.
 	mustCtl(t, addr, "service", "set", "sec", "tag=v3")
@@ -615,4 +615,19 @@ func readCert(t *testing.T, path string) *x509.Certificate {
 		return nil
 	}
 	return certs[0]
+}
+
+// memberStatus is a pool member's status ("" when not listed).
+func memberStatus(t *testing.T, addr, name string) string {
+	var ms []struct {
+		Name   string `json:"name"`
+		Status string `json:"status"`
+	}
+	json.Unmarshal([]byte(members(t, addr)), &ms)
+	for _, m := range ms {
+		if m.Name == name {
+			return m.Status
+		}
+	}
+	return ""
 }
