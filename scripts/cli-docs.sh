@@ -26,16 +26,19 @@ deploy). `dtkctl` reaches a coordinator at `--addr`, else `$DTK_ADDR`, else `127
 
 ## dtk-agent
 HEAD
-  for cmd in "run" "dev" "version" "config check" "service install" "service uninstall" "service start" \
-             "service stop" "service restart" "service status"; do
+  for cmd in "run" "dev" "version" "config check" "tls ca create" "tls ca fingerprint" "tls cert create" "keygen" \
+             "service install" "service uninstall" "service start" "service stop" "service restart" "service status"; do
     section "$BIN/dtk-agent" $cmd
   done
   printf '\n## dtkctl\n'
   for cmd in "module push" "module list" "service stage" "service set" "service plan" "service deploy" \
              "service status" "service list" "service logs" "service exec" "service cancel" "service upgrade" \
-             "service delete" "service graph" "node list" "bundle export" "bundle import" "bundle inspect" \
+             "service delete" "service graph" "node list" "node token create" "node token list" \
+             "node token delete" "node pending" "node approve" "node reject" "node remove" "node label" \
+             "bundle export" "bundle import" "bundle inspect" \
              "operator members" "operator raft peers" "operator raft remove-peer" "operator snapshot save" \
-             "operator snapshot restore" "operator leave" "version"; do
+             "operator snapshot restore" "operator leave" "operator keyring list" "operator keyring install" \
+             "operator keyring use" "operator keyring remove" "version"; do
     section "$BIN/dtkctl" $cmd
   done
 } > "$out"
