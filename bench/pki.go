@@ -114,19 +114,7 @@ func (p *PKI) NodeStores(names []string) ([]*tlsutil.Store, error) {
 // WriteCert issues a certificate for role/name (valid for ip) and writes
 // it and its key to the PKI folder, for a real process.
 func (p *PKI) WriteCert(role tlsutil.Role, name, ip string) (cert, key string, err error) {
-	certPEM, keyPEM, err := p.ca.Issue(tlsutil.CertOptions{Role: role, Name: name, IPs: []net.IP{net.ParseIP(ip)}})
-	if err != nil {
-		return "", "", err
-	}
-	base := filepath.Join(p.Dir, string(role)+"-"+name)
-	cert, key = base+".pem", base+"-key.pem"
-	if err := tlsutil.WriteFile(cert, certPEM, 0o644); err != nil {
-		return "", "", err
-	}
-	if err := tlsutil.WriteFile(key, keyPEM, 0o600); err != nil {
-		return "", "", err
-	}
-	return cert, key, nil
+	return p.ca.IssueFiles(tlsutil.CertOptions{Role: role, Name: name, IPs: []net.IP{net.ParseIP(ip)}}, p.Dir)
 }
 
 // RunArgs are the security flags of `dtk-agent run` for role/name on ip:

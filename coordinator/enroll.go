@@ -55,6 +55,19 @@ func publicKeyFingerprint(pub crypto.PublicKey) (string, error) {
 	return "sha256:" + hex.EncodeToString(sum[:]), nil
 }
 
+// parseCSR checks a signing request and fingerprints its key.
+func parseCSR(csrPEM string) (*x509.CertificateRequest, string, error) {
+	csr, err := tlsutil.ParseCSR([]byte(csrPEM))
+	if err != nil {
+		return nil, "", badRequest("csr: %v", err)
+	}
+	pub, err := publicKeyFingerprint(csr.PublicKey)
+	if err != nil {
+		return nil, "", badRequest("csr: %v", err)
+	}
+	return csr, pub, nil
+}
+
 // TokenHash is how a join token's secret is stored and looked up.
 func TokenHash(secretText string) string {
 	sum := sha256.Sum256([]byte(secretText))
@@ -234,13 +247,9 @@ func (s *Server) enroll(w http.ResponseWriter, r *http.Request) error {
 	if err := checkName("node", req.Name); err != nil {
 		return err
 	}
-	csr, err := tlsutil.ParseCSR([]byte(req.CSR))
+	csr, pub, err := parseCSR(req.CSR)
 	if err != nil {
-		return badRequest("csr: %v", err)
-	}
-	pub, err := publicKeyFingerprint(csr.PublicKey)
-	if err != nil {
-		return badRequest("csr: %v", err)
+		return err
 	}
 	now := nowMS()
 	remote := callerOf(r).remote
@@ -456,13 +465,9 @@ func (s *Server) renewNode(w http.ResponseWriter, r *http.Request) error {
 	if err := decode(w, r, &req); err != nil {
 		return err
 	}
-	csr, err := tlsutil.ParseCSR([]byte(req.CSR))
+	csr, pub, err := parseCSR(req.CSR)
 	if err != nil {
-		return badRequest("csr: %v", err)
-	}
-	pub, err := publicKeyFingerprint(csr.PublicKey)
-	if err != nil {
-		return badRequest("csr: %v", err)
+		return err
 	}
 	if c.key == "" || pub != c.key {
 		return &api.APIError{Code: http.StatusForbidden, Message: "renewal certifies the key the node already holds: the request is for another key (enroll again for a new key)"}

@@ -67,19 +67,7 @@ func newDevPKI(dataDir string) (*DevPKI, error) {
 
 // issue writes a certificate and key for one identity.
 func (p *DevPKI) issue(role tlsutil.Role, name string, ips []net.IP) (cert, key string, err error) {
-	certPEM, keyPEM, err := p.ca.Issue(tlsutil.CertOptions{Role: role, Name: name, IPs: ips, DNSNames: []string{"localhost"}})
-	if err != nil {
-		return "", "", err
-	}
-	base := filepath.Join(p.Dir, string(role)+"-"+name)
-	cert, key = base+".pem", base+"-key.pem"
-	if err := tlsutil.WriteFile(cert, certPEM, 0o644); err != nil {
-		return "", "", err
-	}
-	if err := tlsutil.WriteFile(key, keyPEM, 0o600); err != nil {
-		return "", "", err
-	}
-	return cert, key, nil
+	return p.ca.IssueFiles(tlsutil.CertOptions{Role: role, Name: name, IPs: ips, DNSNames: []string{"localhost"}}, p.Dir)
 }
 
 // files is the TLSFiles of one identity, issuing it on first use.

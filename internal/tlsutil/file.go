@@ -48,3 +48,22 @@ func WriteFile(path string, data []byte, mode os.FileMode) (err error) {
 	}
 	return nil
 }
+
+// IssueFiles issues a certificate as Issue does and writes it and its new
+// key into dir as ROLE-NAME.pem (0644) and ROLE-NAME-key.pem (0600), the
+// names `dtk-agent tls cert create` uses.
+func (ca *CA) IssueFiles(o CertOptions, dir string) (cert, key string, err error) {
+	certPEM, keyPEM, err := ca.Issue(o)
+	if err != nil {
+		return "", "", err
+	}
+	base := filepath.Join(dir, string(o.Role)+"-"+o.Name)
+	cert, key = base+".pem", base+"-key.pem"
+	if err := WriteFile(cert, certPEM, 0o644); err != nil {
+		return "", "", err
+	}
+	if err := WriteFile(key, keyPEM, 0o600); err != nil {
+		return "", "", err
+	}
+	return cert, key, nil
+}
