@@ -396,7 +396,7 @@ type Node struct {
 	Labels         map[string]string `json:"labels,omitempty"`
 	AgentLabels    map[string]string `json:"agent_labels,omitempty"`
 	OperatorLabels map[string]string `json:"operator_labels,omitempty"`
-	Facts  Facts             `json:"facts"`
+	Facts          Facts             `json:"facts"`
 	// Status is "up" or "down".
 	Status       string `json:"status"`
 	RegisteredAt int64  `json:"registered_at_ms"`
