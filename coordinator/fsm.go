@@ -43,6 +43,15 @@ const (
 	RemoveNodeType
 	PutCAType
 	NodeLabelsType
+	// Access control (coordinator/acl*.go) and the audit trail
+	// (coordinator/audit.go).
+	ACLBootstrapType
+	ACLPolicyType
+	ACLDeletePolicyType
+	ACLTokenType
+	ACLDeleteTokenType
+	AuditType
+	DataKeyType
 )
 
 // IgnoreUnknownFlag marks a command that an older coordinator which does not
