@@ -53,7 +53,8 @@ var (
 // actionSchema accepts every setting of every kind; which ones a block may
 // use depends on its kind.
 var actionSchema = func() *hcl.BodySchema {
-	s := &hcl.BodySchema{Attributes: []hcl.AttributeSchema{{Name: "kind"}, {Name: "timeout"}, {Name: "retries"}, {Name: "retry_delay"}}}
+	s := &hcl.BodySchema{Attributes: []hcl.AttributeSchema{{Name: "kind"}, {Name: "timeout"}, {Name: "retries"}, {Name: "retry_delay"},
+		{Name: "user"}, {Name: "group"}}}
 	for _, k := range ActionKinds() {
 		for _, name := range actionKinds[k].settings {
 			s.Attributes = append(s.Attributes, hcl.AttributeSchema{Name: name})
@@ -85,7 +86,8 @@ func (l *loader) decodeAction(b *hcl.Block) *plan.Action {
 	settings := map[string]*hcl.Attribute{}
 	for _, a := range sortedAttrs(content.Attributes) {
 		switch {
-		case a.Name == "kind" || a.Name == "timeout" || a.Name == "retries" || a.Name == "retry_delay":
+		case a.Name == "kind" || a.Name == "timeout" || a.Name == "retries" || a.Name == "retry_delay" ||
+			a.Name == "user" || a.Name == "group":
 		case contains(kind.settings, a.Name):
 			settings[a.Name] = a
 		default:
@@ -144,10 +146,44 @@ func (l *loader) decodeAction(b *hcl.Block) *plan.Action {
 			ok = false
 		}
 	}
+	for _, f := range []struct {
+		name string
+		dst  *string
+	}{{"user", &act.User}, {"group", &act.Group}} {
+		if a := content.Attributes[f.name]; a != nil && !l.decodeAccount(act, a, f.dst) {
+			ok = false
+		}
+	}
 	if !ok {
 		return nil
 	}
 	return act
+}
+
+// accountRE is the form of a user or group name an action may run as.
+var accountRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_.-]{0,63}\$?$`)
+
+// decodeAccount reads the user or group setting a into dst.
+func (l *loader) decodeAccount(act *plan.Action, a *hcl.Attribute, dst *string) bool {
+	s, ok := l.stringValue(a)
+	switch {
+	case !ok:
+		return false
+	case act.Kind == "container":
+		l.errorf(startRange(a.NameRange), fmt.Sprintf("a container action takes no %s", a.Name),
+			"the engine runs containers as the agent does; the user inside the container is the image's (USER) or its command's")
+		return false
+	case s == "":
+		l.errorf(startRange(a.Expr.Range()), fmt.Sprintf("empty %s name", a.Name),
+			"leave %s out to run as the agent's step_%s (root unless its configuration names another)", a.Name, a.Name)
+		return false
+	case !accountRE.MatchString(s):
+		l.errorf(startRange(a.Expr.Range()), fmt.Sprintf("invalid %s name %q", a.Name, s),
+			"%s names an account of the node, e.g. \"www-data\": letters, digits, '_', '.' and '-', not starting with a digit or '-'", a.Name)
+		return false
+	}
+	*dst = s
+	return true
 }
 
 // wholeNumber reads a known number value as an int.

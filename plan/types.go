@@ -157,7 +157,13 @@ type Action struct {
 	// before each next one.
 	Retries           int `json:"retries,omitempty"`
 	RetryDelaySeconds int `json:"retry_delay_seconds,omitempty"`
-	Pos               Pos `json:"pos"`
+	// User and Group name the account the run's processes take on the
+	// node (uid, gid and supplementary groups); empty means the agent's
+	// step_user and step_group, else the agent's own (root). Group alone
+	// changes only the primary group. Container actions take neither.
+	User  string `json:"user,omitempty"`
+	Group string `json:"group,omitempty"`
+	Pos   Pos    `json:"pos"`
 }
 
 // Template is a deployable arrangement of component instances on nodes.
