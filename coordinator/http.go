@@ -394,7 +394,7 @@ func (s *Server) pushModule(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, resp)
+	return writeJSON(w, http.StatusOK, s.State().Redact(resp))
 }
 
 // loadModule unpacks a stored archive into a scratch folder and parses it.
@@ -421,7 +421,7 @@ func (s *Server) parseModule(f io.Reader) (*plan.Module, error) {
 }
 
 func (s *Server) listModules(w http.ResponseWriter, r *http.Request) error {
-	return writeJSON(w, http.StatusOK, s.State().Modules())
+	return writeJSON(w, http.StatusOK, s.State().Redact(s.State().Modules()))
 }
 
 func (s *Server) getModule(w http.ResponseWriter, r *http.Request) error {
@@ -435,7 +435,7 @@ func (s *Server) getModule(w http.ResponseWriter, r *http.Request) error {
 	if m == nil {
 		return fmt.Errorf("%w: module %s@%s", ErrNotFound, name, version)
 	}
-	return writeJSON(w, http.StatusOK, m)
+	return writeJSON(w, http.StatusOK, redactModule(m))
 }
 
 func (s *Server) getBlob(w http.ResponseWriter, r *http.Request) error {
@@ -502,7 +502,7 @@ func (s *Server) stageService(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, resp)
+	return writeJSON(w, http.StatusOK, s.State().Redact(resp))
 }
 
 // resolveLock picks, for every module a module requires, the highest
@@ -565,7 +565,7 @@ func (s *Server) upgradeService(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, resp)
+	return writeJSON(w, http.StatusOK, s.State().Redact(resp))
 }
 
 func (s *Server) listServices(w http.ResponseWriter, r *http.Request) error {
@@ -613,7 +613,7 @@ func (s *Server) setInputs(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, resp)
+	return writeJSON(w, http.StatusOK, s.State().Redact(resp))
 }
 
 func (s *Server) deployService(w http.ResponseWriter, r *http.Request) error {
@@ -628,7 +628,7 @@ func (s *Server) deployService(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, resp)
+	return writeJSON(w, http.StatusOK, s.State().Redact(resp))
 }
 
 func (s *Server) deleteService(w http.ResponseWriter, r *http.Request) error {
@@ -640,7 +640,7 @@ func (s *Server) deleteService(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, resp)
+	return writeJSON(w, http.StatusOK, s.State().Redact(resp))
 }
 
 // --- nodes ---
@@ -673,7 +673,7 @@ func (s *Server) registerNode(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, resp)
+	return writeJSON(w, http.StatusOK, s.State().Redact(resp))
 }
 
 // nodePlan is the agents' blocking query: it answers as soon as the node's
@@ -699,6 +699,10 @@ func (s *Server) nodePlan(w http.ResponseWriter, r *http.Request) error {
 		return fmt.Errorf("%w: node %q was removed", ErrNotFound, name)
 	}
 	w.Header().Set(IndexHeader, strconv.FormatUint(sl.Index, 10))
+	// Sensitive values go in clear to the node itself only.
+	if !callerOf(r).isNode(name) {
+		sl = redactSlice(sl)
+	}
 	return writeJSON(w, http.StatusOK, sl)
 }
 

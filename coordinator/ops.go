@@ -154,7 +154,7 @@ func (s *Server) startOp(kind string) handlerFunc {
 		if err != nil {
 			return err
 		}
-		return writeJSON(w, http.StatusOK, resp)
+		return writeJSON(w, http.StatusOK, s.State().Redact(resp))
 	}
 }
 
@@ -176,7 +176,7 @@ func (s *Server) getOp(w http.ResponseWriter, r *http.Request) error {
 		return fmt.Errorf("%w: operation %q", ErrNotFound, id)
 	}
 	w.Header().Set(IndexHeader, strconv.FormatUint(op.Index, 10))
-	return writeJSON(w, http.StatusOK, op)
+	return writeJSON(w, http.StatusOK, s.State().Redact(op))
 }
 
 func (s *Server) nodeOps(w http.ResponseWriter, r *http.Request) error {
@@ -192,6 +192,10 @@ func (s *Server) nodeOps(w http.ResponseWriter, r *http.Request) error {
 	}
 	if ops == nil {
 		ops = []*plan.Op{}
+	}
+	// Sensitive values go in clear to the node itself only.
+	if !callerOf(r).isNode(r.PathValue("name")) {
+		ops = redactOps(ops)
 	}
 	w.Header().Set(IndexHeader, strconv.FormatUint(idx, 10))
 	return writeJSON(w, http.StatusOK, api.NodeOps{Index: idx, Ops: ops})

@@ -304,7 +304,8 @@ func (s *State) Preview(name string) *api.PlanPreview {
 	return pv
 }
 
-// Status derives a service's status from its plan and the latest reports.
+// Status derives a service's status from its plan and the latest reports,
+// with its sensitive values redacted (it is what operators see).
 func (s *State) Status(name string) *api.ServiceStatus {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
@@ -312,7 +313,9 @@ func (s *State) Status(name string) *api.ServiceStatus {
 	if svc == nil {
 		return nil
 	}
-	return s.statusLocked(svc)
+	st := s.statusLocked(svc)
+	s.redactStatusLocked(svc, st)
+	return st
 }
 
 func (s *State) statusLocked(svc *plan.Service) *api.ServiceStatus {

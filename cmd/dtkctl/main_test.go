@@ -191,14 +191,15 @@ func TestServiceSet_Inputs(t *testing.T) {
 	var got api.InputsRequest
 	f.handle("POST /v1/services/{name}/inputs", func(w http.ResponseWriter, r *http.Request) {
 		_ = json.NewDecoder(r.Body).Decode(&got)
-		writeJSON(w, 200, plan.Service{Name: r.PathValue("name")})
+		// The coordinator answers with sensitive inputs redacted.
+		writeJSON(w, 200, plan.Service{Name: r.PathValue("name"), Inputs: map[string]string{"port": "8080", "password": "(sensitive)"}})
 	})
-	r := runCLI(t, f.addr(), "service", "set", "web", "port=8080", "motd=")
+	r := runCLI(t, f.addr(), "service", "set", "web", "port=8080", "motd=", "password=hunter2", "other=x")
 	r.check(t, exitOK)
-	if want := map[string]string{"port": "8080", "motd": ""}; !reflect.DeepEqual(got.Inputs, want) {
+	if want := map[string]string{"port": "8080", "motd": "", "password": "hunter2", "other": "x"}; !reflect.DeepEqual(got.Inputs, want) {
 		t.Errorf("inputs %v, want %v", got.Inputs, want)
 	}
-	if r.stdout != "updated web: motd unset, port=8080\n" {
+	if r.stdout != "updated web: motd unset, other set, password=(sensitive), port=8080\n" || strings.Contains(r.stdout+r.stderr, "hunter2") {
 		t.Errorf("stdout %q", r.stdout)
 	}
 }

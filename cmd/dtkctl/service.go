@@ -100,12 +100,18 @@ func (c *ServiceSetCmd) Run(ctx context.Context, cl *api.Client, out *Output) er
 	if err != nil {
 		return err
 	}
+	// Values are shown as the coordinator answers them: a sensitive one
+	// as "(sensitive)", never as typed.
 	var changed []string
 	for _, k := range sortedKeys(inputs) {
-		if inputs[k] == "" {
+		v, ok := svc.Inputs[k]
+		switch {
+		case inputs[k] == "":
 			changed = append(changed, k+" unset")
-		} else {
-			changed = append(changed, k+"="+inputs[k])
+		case ok:
+			changed = append(changed, k+"="+v)
+		default:
+			changed = append(changed, k+" set")
 		}
 	}
 	out.Printf("updated %s: %s\n", svc.Name, strings.Join(changed, ", "))
