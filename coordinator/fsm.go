@@ -288,6 +288,26 @@ func (f *FSM) Apply(l *raft.Log) any {
 		var c NodeLabelsCmd
 		mustDecode(buf, &c, t)
 		resp, keys = s.nodeLabels(l.Index, &c)
+	case ACLBootstrapType:
+		var c ACLBootstrapCmd
+		mustDecode(buf, &c, t)
+		resp, keys = s.aclBootstrap(l.Index, &c)
+	case ACLPolicyType:
+		var c ACLPolicyCmd
+		mustDecode(buf, &c, t)
+		resp, keys = s.aclPolicy(l.Index, &c)
+	case ACLDeletePolicyType:
+		var c ACLDeletePolicyCmd
+		mustDecode(buf, &c, t)
+		resp, keys = s.aclDeletePolicy(l.Index, &c)
+	case ACLTokenType:
+		var c ACLTokenCmd
+		mustDecode(buf, &c, t)
+		resp, keys = s.aclToken(l.Index, &c)
+	case ACLDeleteTokenType:
+		var c ACLDeleteTokenCmd
+		mustDecode(buf, &c, t)
+		resp, keys = s.aclDeleteToken(l.Index, &c)
 	case ResliceType:
 		for name := range s.data.Nodes {
 			s.data.SliceIndex[name] = l.Index
@@ -1033,6 +1053,7 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 		return fmt.Errorf("restore snapshot: %w", err)
 	}
 	d.Trust.fill()
+	d.ACL.fill()
 	f.state.mu.Lock()
 	f.state.data = d
 	f.state.mu.Unlock()

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/dtkhq/dtk/dsl"
+	"github.com/dtkhq/dtk/internal/acl"
 	"github.com/dtkhq/dtk/internal/api"
 	"github.com/dtkhq/dtk/internal/archive"
 	"github.com/dtkhq/dtk/plan"
@@ -56,55 +57,65 @@ type handlerFunc func(w http.ResponseWriter, r *http.Request) error
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	s.routes = s.routes[:0]
-	route := func(pattern string, a access, h handlerFunc) {
+	route := func(pattern string, a access, nf needFunc, h handlerFunc) {
 		s.routes = append(s.routes, routeInfo{pattern, a})
-		mux.Handle(pattern, s.wrap(a, h))
+		mux.Handle(pattern, s.wrap(a, nf, h))
 	}
-	route("GET /v1/status", accessAny, s.getStatus)
-	route("POST /v1/modules", accessOperator, s.pushModule)
-	route("GET /v1/modules", accessOperator, s.listModules)
-	route("GET /v1/modules/{name}/{version}", accessOperator, s.getModule)
-	route("GET /v1/blobs/{digest}", accessBlob, s.getBlob)
-	route("POST /v1/bundles", accessOperator, s.importBundle)
-	route("POST /v1/services", accessOperator, s.stageService)
-	route("GET /v1/services", accessOperator, s.listServices)
-	route("GET /v1/services/{name}", accessOperator, s.getService)
-	route("GET /v1/services/{name}/plan", accessOperator, s.previewPlan)
-	route("POST /v1/services/{name}/inputs", accessOperator, s.setInputs)
-	route("POST /v1/services/{name}/deploy", accessOperator, s.deployService)
-	route("POST /v1/services/{name}/upgrade", accessOperator, s.upgradeService)
-	route("POST /v1/services/{name}/dry-run", accessOperator, s.startOp(plan.OpDryRun))
-	route("POST /v1/services/{name}/exec", accessOperator, s.startOp(plan.OpExec))
-	route("POST /v1/services/{name}/cancel", accessOperator, s.startOp(plan.OpCancel))
-	route("GET /v1/ops/{id}", accessOperator, s.getOp)
-	route("GET /v1/nodes/{name}/ops", accessNodeRead, s.nodeOps)
-	route("POST /v1/nodes/{name}/ops/{id}/results", accessNodeWrite, s.opResults)
-	route("DELETE /v1/services/{name}", accessOperator, s.deleteService)
-	route("GET /v1/nodes", accessOperator, s.listNodes)
-	route("PUT /v1/nodes/{name}", accessNodeWrite, s.registerNode)
-	route("DELETE /v1/nodes/{name}", accessOperator, s.removeNode)
-	route("POST /v1/nodes/{name}/labels", accessOperator, s.setNodeLabels)
-	route("GET /v1/nodes/{name}/plan", accessNodeRead, s.nodePlan)
-	route("POST /v1/nodes/{name}/reports", accessNodeWrite, s.nodeReports)
-	route("GET /v1/nodes/{name}/trust", accessNodeRead, s.nodeTrust)
-	route("POST /v1/nodes/{name}/renew", accessNodeWrite, s.renewNode)
-	route("POST /v1/enroll", accessPublic, s.enroll)
-	route("GET /v1/enroll/pending", accessOperator, s.listPending)
-	route("POST /v1/enroll/pending/{name}/approve", accessOperator, s.approvePending)
-	route("POST /v1/enroll/pending/{name}/reject", accessOperator, s.rejectPending)
-	route("POST /v1/tokens", accessOperator, s.createToken)
-	route("GET /v1/tokens", accessOperator, s.listTokens)
-	route("DELETE /v1/tokens/{id}", accessOperator, s.deleteToken)
-	route("POST /v1/agent/leave", accessOperator, s.agentLeave)
-	route("GET /v1/operator/members", accessOperator, s.operatorMembers)
-	route("GET /v1/operator/raft", accessOperator, s.operatorRaft)
-	route("DELETE /v1/operator/raft/peers/{id}", accessOperator, s.operatorRemovePeer)
-	route("GET /v1/operator/snapshot", accessOperator, s.operatorSnapshotSave)
-	route("PUT /v1/operator/snapshot", accessOperator, s.operatorSnapshotRestore)
-	route("PUT /v1/operator/cluster-ca", accessServer, s.putClusterCA)
-	route("GET /v1/operator/keyring", accessOperator, s.keyringList)
-	route("POST /v1/operator/keyring/{op}", accessOperator, s.keyringChange)
-	route("/", accessPublic, func(w http.ResponseWriter, r *http.Request) error {
+	R, W, D := acl.Read, acl.Write, acl.Deploy
+	route("GET /v1/status", accessAny, nil, s.getStatus)
+	route("POST /v1/modules", accessOperator, nil, s.pushModule)
+	route("GET /v1/modules", accessOperator, nil, s.listModules)
+	route("GET /v1/modules/{name}/{version}", accessOperator, needModule(R), s.getModule)
+	route("GET /v1/blobs/{digest}", accessBlob, s.needBlob, s.getBlob)
+	route("POST /v1/bundles", accessOperator, need(acl.KindModule, W), s.importBundle)
+	route("POST /v1/services", accessOperator, nil, s.stageService)
+	route("GET /v1/services", accessOperator, nil, s.listServices)
+	route("GET /v1/services/{name}", accessOperator, needService(R), s.getService)
+	route("GET /v1/services/{name}/plan", accessOperator, needService(R), s.previewPlan)
+	route("POST /v1/services/{name}/inputs", accessOperator, needService(W), s.setInputs)
+	route("POST /v1/services/{name}/deploy", accessOperator, needService(D), s.deployService)
+	route("POST /v1/services/{name}/upgrade", accessOperator, needService(W), s.upgradeService)
+	route("POST /v1/services/{name}/dry-run", accessOperator, needService(D), s.startOp(plan.OpDryRun))
+	route("POST /v1/services/{name}/exec", accessOperator, needService(D), s.startOp(plan.OpExec))
+	route("POST /v1/services/{name}/cancel", accessOperator, needService(D), s.startOp(plan.OpCancel))
+	route("GET /v1/ops/{id}", accessOperator, s.needOp, s.getOp)
+	route("GET /v1/nodes/{name}/ops", accessNodeRead, need(acl.KindNode, R), s.nodeOps)
+	route("POST /v1/nodes/{name}/ops/{id}/results", accessNodeWrite, nil, s.opResults)
+	route("DELETE /v1/services/{name}", accessOperator, needService(W), s.deleteService)
+	route("GET /v1/nodes", accessOperator, need(acl.KindNode, R), s.listNodes)
+	route("PUT /v1/nodes/{name}", accessNodeWrite, nil, s.registerNode)
+	route("DELETE /v1/nodes/{name}", accessOperator, need(acl.KindNode, W), s.removeNode)
+	route("POST /v1/nodes/{name}/labels", accessOperator, need(acl.KindNode, W), s.setNodeLabels)
+	route("GET /v1/nodes/{name}/plan", accessNodeRead, need(acl.KindNode, R), s.nodePlan)
+	route("POST /v1/nodes/{name}/reports", accessNodeWrite, nil, s.nodeReports)
+	route("GET /v1/nodes/{name}/trust", accessNodeRead, need(acl.KindOperator, W), s.nodeTrust)
+	route("POST /v1/nodes/{name}/renew", accessNodeWrite, nil, s.renewNode)
+	route("POST /v1/enroll", accessPublic, nil, s.enroll)
+	route("GET /v1/enroll/pending", accessOperator, need(acl.KindNode, R), s.listPending)
+	route("POST /v1/enroll/pending/{name}/approve", accessOperator, need(acl.KindNode, W), s.approvePending)
+	route("POST /v1/enroll/pending/{name}/reject", accessOperator, need(acl.KindNode, W), s.rejectPending)
+	route("POST /v1/tokens", accessOperator, need(acl.KindNode, W), s.createToken)
+	route("GET /v1/tokens", accessOperator, need(acl.KindNode, R), s.listTokens)
+	route("DELETE /v1/tokens/{id}", accessOperator, need(acl.KindNode, W), s.deleteToken)
+	route("POST /v1/agent/leave", accessOperator, need(acl.KindOperator, W), s.agentLeave)
+	route("GET /v1/operator/members", accessOperator, need(acl.KindOperator, R), s.operatorMembers)
+	route("GET /v1/operator/raft", accessOperator, need(acl.KindOperator, R), s.operatorRaft)
+	route("DELETE /v1/operator/raft/peers/{id}", accessOperator, need(acl.KindOperator, W), s.operatorRemovePeer)
+	route("GET /v1/operator/snapshot", accessOperator, need(acl.KindOperator, W), s.operatorSnapshotSave)
+	route("PUT /v1/operator/snapshot", accessOperator, need(acl.KindOperator, W), s.operatorSnapshotRestore)
+	route("PUT /v1/operator/cluster-ca", accessServer, nil, s.putClusterCA)
+	route("GET /v1/operator/keyring", accessOperator, need(acl.KindOperator, W), s.keyringList)
+	route("POST /v1/operator/keyring/{op}", accessOperator, need(acl.KindOperator, W), s.keyringChange)
+	route("POST /v1/acl/bootstrap", accessBootstrap, nil, s.aclBootstrap)
+	route("GET /v1/acl/policies", accessOperator, need(acl.KindACL, R), s.aclListPolicies)
+	route("GET /v1/acl/policies/{name}", accessOperator, need(acl.KindACL, R), s.aclGetPolicy)
+	route("PUT /v1/acl/policies/{name}", accessOperator, need(acl.KindACL, W), s.aclPutPolicy)
+	route("DELETE /v1/acl/policies/{name}", accessOperator, need(acl.KindACL, W), s.aclDeletePolicy)
+	route("GET /v1/acl/tokens", accessOperator, need(acl.KindACL, R), s.aclListTokens)
+	route("GET /v1/acl/tokens/{id}", accessOperator, nil, s.aclGetToken)
+	route("POST /v1/acl/tokens", accessOperator, need(acl.KindACL, W), s.aclCreateToken)
+	route("DELETE /v1/acl/tokens/{id}", accessOperator, need(acl.KindACL, W), s.aclDeleteToken)
+	route("/", accessPublic, nil, func(w http.ResponseWriter, r *http.Request) error {
 		return &api.APIError{Code: http.StatusNotFound, Message: fmt.Sprintf("no such endpoint: %s %s", r.Method, r.URL.Path)}
 	})
 	return s.middleware(mux)
@@ -258,9 +269,13 @@ func (s *Server) leaderHTTP() string {
 	return ""
 }
 
-func (s *Server) wrap(a access, h handlerFunc) http.Handler {
+func (s *Server) wrap(a access, nf needFunc, h handlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if err := s.authorize(callerOf(r), a, r); err != nil {
+		err := s.authorize(callerOf(r), a, r)
+		if err == nil {
+			r, err = s.checkACL(r, a, nf)
+		}
+		if err != nil {
 			ae := toAPIError(err)
 			s.log.Warn("request refused", "code", ae.Code, "caller", callerOf(r).String(), "remote", callerOf(r).remote, "method", r.Method, "path", r.URL.Path, "reason", ae.Message)
 			writeError(w, ae)
@@ -384,6 +399,9 @@ func (s *Server) pushModule(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	if err := allow(r, acl.Need{Kind: acl.KindModule, Name: mod.Name, Level: acl.Write}); err != nil {
+		return err
+	}
 	mod.Digest, mod.Size = digest, size
 	// Every live coordinator holds the blob before the module is recorded,
 	// so an acknowledged push survives losing the coordinator that took it.
@@ -421,7 +439,13 @@ func (s *Server) parseModule(f io.Reader) (*plan.Module, error) {
 }
 
 func (s *Server) listModules(w http.ResponseWriter, r *http.Request) error {
-	return writeJSON(w, http.StatusOK, s.State().Redact(s.State().Modules()))
+	mods := []*plan.Module{}
+	for _, m := range s.State().Modules() {
+		if canRead(r, acl.KindModule, m.Name) {
+			mods = append(mods, m)
+		}
+	}
+	return writeJSON(w, http.StatusOK, s.State().Redact(mods))
 }
 
 func (s *Server) getModule(w http.ResponseWriter, r *http.Request) error {
@@ -482,6 +506,14 @@ func (s *Server) stageService(w http.ResponseWriter, r *http.Request) error {
 		return badRequest("template must be MODULE/TEMPLATE or MODULE@VERSION/TEMPLATE, got %q", req.Template)
 	}
 	modName, version, _ := strings.Cut(modRef, "@")
+	// A service staged under a parent needs only read on the parent.
+	needs := []acl.Need{{Kind: acl.KindService, Name: req.Name, Level: acl.Write}, {Kind: acl.KindModule, Name: modName, Level: acl.Read}}
+	if req.Parent != "" {
+		needs = append(needs, acl.Need{Kind: acl.KindService, Name: req.Parent, Level: acl.Read})
+	}
+	if err := allow(r, needs...); err != nil {
+		return err
+	}
 	var mod *plan.Module
 	if version == "" {
 		mod = s.State().LatestModule(modName)
@@ -571,6 +603,9 @@ func (s *Server) upgradeService(w http.ResponseWriter, r *http.Request) error {
 func (s *Server) listServices(w http.ResponseWriter, r *http.Request) error {
 	out := []api.ServiceSummary{}
 	for _, svc := range s.State().Services() {
+		if !canRead(r, acl.KindService, svc.Name) {
+			continue
+		}
 		out = append(out, api.ServiceSummary{Name: svc.Name, State: svc.State, Generation: svc.Generation, Module: svc.Module, Version: svc.Version, Template: svc.Template, Parent: svc.Parent})
 	}
 	return writeJSON(w, http.StatusOK, out)

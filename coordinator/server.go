@@ -56,6 +56,9 @@ type Config struct {
 	// NodeCertTTL is the lifetime of node certificates enrollment issues
 	// (default DefaultNodeCertTTL).
 	NodeCertTTL time.Duration
+	// ACLEnabled makes every operator request carry an ACL token with the
+	// rights it needs (acl { enabled = true }).
+	ACLEnabled bool
 }
 
 // Peers is how a coordinator sees the other coordinators: the gossip pool
@@ -87,6 +90,7 @@ type Server struct {
 	verified verifyCache
 	ca       caCache
 	routes   []routeInfo
+	policies policyCache
 	// caStored: the CA key this coordinator was given is in the state
 	// (or was found not to belong there); storeCA stops trying.
 	caStored atomic.Bool

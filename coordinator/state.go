@@ -43,6 +43,8 @@ type stateData struct {
 	OpsIndex map[string]uint64 `json:"ops_index"`
 	// Trust holds join tokens, enrollments, revocations and the sealed CA.
 	Trust trustData `json:"trust"`
+	// ACL holds access-control policies and tokens (hashed).
+	ACL aclData `json:"acl"`
 }
 
 func newStateData() stateData {
@@ -58,6 +60,7 @@ func newStateData() stateData {
 		Coordinators: map[string]*CoordinatorInfo{},
 		OpsIndex:     map[string]uint64{},
 		Trust:        newTrustData(),
+		ACL:          aclData{Policies: map[string]*api.ACLPolicy{}, Tokens: map[string]*api.ACLToken{}},
 	}
 }
 

@@ -46,12 +46,14 @@ type CLI struct {
 	CAFile     string `help:"Cluster CA certificate (PEM) to verify coordinators with; turns on https. Defaults to $$DTK_CACERT." default:"${ca_file}" type:"path"`
 	ClientCert string `help:"Operator certificate (PEM; dtk-agent tls cert create --client). Defaults to $$DTK_CLIENT_CERT." default:"${client_cert}" type:"path"`
 	ClientKey  string `help:"The operator certificate's key. Defaults to $$DTK_CLIENT_KEY." default:"${client_key}" type:"path"`
+	Token      string `help:"ACL token (when the cluster has ACLs on). Defaults to $$DTK_TOKEN (never shown here)." placeholder:"SECRET"`
 
 	Module   ModuleCmd   `cmd:"" help:"Push and list modules."`
 	Service  ServiceCmd  `cmd:"" help:"Stage, plan, deploy, inspect and delete services."`
 	Node     NodeCmd     `cmd:"" help:"List the nodes running dtk-agent."`
 	Operator OperatorCmd `cmd:"" help:"Cluster operations: members, raft peers, snapshots."`
 	Bundle   BundleCmd   `cmd:"" help:"Move modules between clusters (and across an air gap) as one file."`
+	ACL      ACLCmd      `cmd:"" name:"acl" help:"Access control: bootstrap, policies and tokens."`
 	Version  VersionCmd  `cmd:"" help:"Print dtkctl's version."`
 }
 
@@ -104,10 +106,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		return exitUsage
 	}
 
+	if cli.Token == "" {
+		cli.Token = getenv("DTK_TOKEN")
+	}
 	client, err := newClient(&cli)
 	if err != nil {
 		return exitCode(ctx, stderr, err)
 	}
+	client.Token = strings.TrimSpace(cli.Token)
 	out := &Output{Out: stdout, Err: stderr, TTY: isTerminal(stdout) && getenv("TERM") != "dumb"}
 	kctx.BindTo(ctx, (*context.Context)(nil))
 	err = kctx.Run(client, out)

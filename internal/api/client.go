@@ -32,6 +32,8 @@ type Client struct {
 	HTTP  *http.Client
 	// Secure makes addresses without a scheme use https.
 	Secure bool
+	// Token is the ACL token sent with every request (when set).
+	Token string
 
 	mu  sync.Mutex
 	cur int
@@ -113,6 +115,9 @@ func (c *Client) send(ctx context.Context, method, path string, body io.Reader, 
 	}
 	if body != nil {
 		req.Header.Set("Content-Type", ctype)
+	}
+	if c.Token != "" {
+		req.Header.Set(TokenHeader, c.Token)
 	}
 	resp, err := c.HTTP.Do(req)
 	if err != nil {

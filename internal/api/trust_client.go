@@ -92,3 +92,64 @@ func (c *Client) KeyringOp(ctx context.Context, op, key string) (*KeyringStatus,
 	_, err := c.Do(ctx, http.MethodPost, "/v1/operator/keyring/"+url.PathEscape(op), jsonBody(KeyringRequest{Key: key}), &out)
 	return &out, err
 }
+
+// ACLBootstrap makes the first management token (once per cluster).
+func (c *Client) ACLBootstrap(ctx context.Context) (*ACLToken, error) {
+	var out ACLToken
+	_, err := c.Do(ctx, "POST", "/v1/acl/bootstrap", nil, &out)
+	return &out, err
+}
+
+// ACLPolicies lists policies.
+func (c *Client) ACLPolicies(ctx context.Context) ([]ACLPolicy, error) {
+	var out []ACLPolicy
+	_, err := c.Do(ctx, "GET", "/v1/acl/policies", nil, &out)
+	return out, err
+}
+
+// ACLPolicy reads one policy.
+func (c *Client) ACLPolicy(ctx context.Context, name string) (*ACLPolicy, error) {
+	var out ACLPolicy
+	_, err := c.Do(ctx, "GET", "/v1/acl/policies/"+url.PathEscape(name), nil, &out)
+	return &out, err
+}
+
+// PutACLPolicy creates or replaces a policy.
+func (c *Client) PutACLPolicy(ctx context.Context, p ACLPolicy) (*ACLPolicy, error) {
+	var out ACLPolicy
+	_, err := c.Do(ctx, "PUT", "/v1/acl/policies/"+url.PathEscape(p.Name), jsonBody(p), &out)
+	return &out, err
+}
+
+// DeleteACLPolicy deletes a policy.
+func (c *Client) DeleteACLPolicy(ctx context.Context, name string) error {
+	_, err := c.Do(ctx, "DELETE", "/v1/acl/policies/"+url.PathEscape(name), nil, nil)
+	return err
+}
+
+// ACLTokens lists tokens (without secrets).
+func (c *Client) ACLTokens(ctx context.Context) ([]ACLToken, error) {
+	var out []ACLToken
+	_, err := c.Do(ctx, "GET", "/v1/acl/tokens", nil, &out)
+	return out, err
+}
+
+// ACLToken reads one token by accessor ("self": the caller's).
+func (c *Client) ACLToken(ctx context.Context, accessor string) (*ACLToken, error) {
+	var out ACLToken
+	_, err := c.Do(ctx, "GET", "/v1/acl/tokens/"+url.PathEscape(accessor), nil, &out)
+	return &out, err
+}
+
+// CreateACLToken makes a token; the answer carries its secret.
+func (c *Client) CreateACLToken(ctx context.Context, req ACLTokenRequest) (*ACLToken, error) {
+	var out ACLToken
+	_, err := c.Do(ctx, "POST", "/v1/acl/tokens", jsonBody(req), &out)
+	return &out, err
+}
+
+// DeleteACLToken revokes a token at once.
+func (c *Client) DeleteACLToken(ctx context.Context, accessor string) error {
+	_, err := c.Do(ctx, "DELETE", "/v1/acl/tokens/"+url.PathEscape(accessor), nil, nil)
+	return err
+}

@@ -56,6 +56,8 @@ const (
 	FieldEnrollAddr    = "enroll_addr"
 	FieldInsecure      = "insecure"
 	FieldNodeCertTTL   = "node_cert_ttl"
+	// FieldACLEnabled is `acl { enabled = true }`.
+	FieldACLEnabled = "acl.enabled"
 )
 
 // field describes one configuration field: its file name, the `run` flag
@@ -95,6 +97,7 @@ var fields = []field{
 	{name: FieldEnrollAddr, flag: "--enroll-addr"},
 	{name: FieldInsecure, flag: "--insecure"},
 	{name: FieldNodeCertTTL, flag: "--node-cert-ttl", coordinatorOnly: true},
+	{name: FieldACLEnabled, flag: "--acl-enabled", coordinatorOnly: true},
 }
 
 func lookupField(name string) field {
@@ -161,6 +164,8 @@ type Config struct {
 	// NodeCertTTL is the lifetime of node certificates enrollment issues
 	// (agents renew them at two thirds).
 	NodeCertTTL time.Duration
+	// ACLEnabled turns on access control with tokens and policies.
+	ACLEnabled bool
 
 	// File is the configuration file the values were read from, if any.
 	File string

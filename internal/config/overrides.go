@@ -37,6 +37,7 @@ type Overrides struct {
 	EnrollAddr        *[]string
 	Insecure          *bool
 	NodeCertTTL       *time.Duration
+	ACLEnabled        *bool
 }
 
 // Apply sets every given field on c and records that a flag set it.
@@ -75,6 +76,7 @@ func (c *Config) Apply(o Overrides) {
 	}
 	override(&c.Insecure, o.Insecure, FieldInsecure, set)
 	override(&c.NodeCertTTL, o.NodeCertTTL, FieldNodeCertTTL, set)
+	override(&c.ACLEnabled, o.ACLEnabled, FieldACLEnabled, set)
 }
 
 // override sets *dst from v when the flag was given, and records it.
@@ -152,6 +154,7 @@ func (o Overrides) Args() []string {
 	}
 	boolean(FieldInsecure, o.Insecure)
 	dur(FieldNodeCertTTL, o.NodeCertTTL)
+	boolean(FieldACLEnabled, o.ACLEnabled)
 	return out
 }
 
@@ -234,6 +237,8 @@ func fieldValue(c *Config, name string) any {
 		return c.Insecure
 	case FieldNodeCertTTL:
 		return c.NodeCertTTL
+	case FieldACLEnabled:
+		return c.ACLEnabled
 	}
 	panic("config: unknown field " + name)
 }

@@ -17,27 +17,32 @@ import (
 // schema accepts every field as an optional attribute and nothing else;
 // HCL rejects the rest with a "did you mean" suggestion.
 var schema = func() *hcl.BodySchema {
-	s := &hcl.BodySchema{Blocks: []hcl.BlockHeaderSchema{{Type: "tls"}}}
+	s := &hcl.BodySchema{}
+	for _, b := range blocks {
+		s.Blocks = append(s.Blocks, hcl.BlockHeaderSchema{Type: b})
+	}
 	for _, f := range fields {
-		if !strings.HasPrefix(f.name, tlsPrefix) {
+		if !strings.Contains(f.name, ".") {
 			s.Attributes = append(s.Attributes, hcl.AttributeSchema{Name: f.name})
 		}
 	}
 	return s
 }()
 
-// tlsPrefix names the fields of the `tls { ... }` block.
-const tlsPrefix = "tls."
+// blocks are the `NAME { ... }` blocks of the file; their fields are named
+// "NAME.attribute".
+var blocks = []string{"tls", "acl"}
 
-var tlsSchema = func() *hcl.BodySchema {
+// blockSchema is the schema of one block's body.
+func blockSchema(block string) *hcl.BodySchema {
 	s := &hcl.BodySchema{}
 	for _, f := range fields {
-		if name, ok := strings.CutPrefix(f.name, tlsPrefix); ok {
+		if name, ok := strings.CutPrefix(f.name, block+"."); ok {
 			s.Attributes = append(s.Attributes, hcl.AttributeSchema{Name: name})
 		}
 	}
 	return s
-}()
+}
 
 // Load reads the file at path over the defaults. Like Parse, it does not
 // Validate: flags may still be merged first.
@@ -74,18 +79,20 @@ func Parse(src []byte, filename string) (*Config, error) {
 	for _, a := range content.Attributes {
 		attrs = append(attrs, named{a.Name, a})
 	}
-	for i, b := range content.Blocks {
-		if i > 0 {
-			errs = append(errs, c.fileError(b.DefRange, "tls", "only one tls block is allowed"))
+	seen := map[string]bool{}
+	for _, b := range content.Blocks {
+		if seen[b.Type] {
+			errs = append(errs, c.fileError(b.DefRange, b.Type, "only one %s block is allowed", b.Type))
 			continue
 		}
+		seen[b.Type] = true
 		if len(b.Labels) > 0 {
-			errs = append(errs, c.fileError(b.DefRange, "tls", "the tls block takes no label"))
+			errs = append(errs, c.fileError(b.DefRange, b.Type, "the %s block takes no label", b.Type))
 		}
-		tc, diags := b.Body.Content(tlsSchema)
+		bc, diags := b.Body.Content(blockSchema(b.Type))
 		errs = append(errs, c.diagErrors(diags)...)
-		for _, a := range tc.Attributes {
-			attrs = append(attrs, named{tlsPrefix + a.Name, a})
+		for _, a := range bc.Attributes {
+			attrs = append(attrs, named{b.Type + "." + a.Name, a})
 		}
 	}
 	sort.Slice(attrs, func(i, j int) bool { return attrs[i].attr.Range.Start.Byte < attrs[j].attr.Range.Start.Byte })
@@ -175,6 +182,8 @@ func (c *Config) decode(field string, a *hcl.Attribute) Errors {
 		err = c.decodeBool(a, v, &c.Insecure)
 	case FieldNodeCertTTL:
 		err = c.decodeDuration(a, v, &c.NodeCertTTL)
+	case FieldACLEnabled:
+		err = c.decodeBool(a, v, &c.ACLEnabled)
 	case FieldEnrollAddr:
 		var elems []hcl.Range
 		err, elems = c.decodeList(a, v, &c.EnrollAddr)

@@ -62,6 +62,8 @@ type Config struct {
 	// NodeCertTTL is the lifetime of the node certificates this
 	// coordinator issues by enrollment (0: a year).
 	NodeCertTTL time.Duration
+	// ACLEnabled turns on access control on this coordinator.
+	ACLEnabled bool
 }
 
 // Daemon is a running dtk-agent process.
@@ -132,7 +134,7 @@ func Start(ctx context.Context, cfg Config) (*Daemon, error) {
 			Name: cfg.Name, DataDir: filepath.Join(cfg.DataDir, "coordinator"), HTTPAddr: cfg.HTTPAddr,
 			RaftAddr: cfg.RaftAddr, BootstrapExpect: cfg.BootstrapExpect, Version: cfg.Version,
 			Logger: cfg.Logger, Fast: cfg.Fast, TLS: sec.store, KEK: sec.kek, CAKeyPEM: sec.caKey,
-			NodeCertTTL: cfg.NodeCertTTL,
+			NodeCertTTL: cfg.NodeCertTTL, ACLEnabled: cfg.ACLEnabled,
 		})
 		if err != nil {
 			return nil, err

@@ -90,6 +90,7 @@ func StartDev(ctx context.Context, cfg DevConfig) (*Dev, error) {
 			return nil, err
 		}
 		ccfg.TLS.CAKey, ccfg.KeyringFile, ccfg.Encrypt = pki.CAKey, pki.KeyringFile, pki.GossipKey
+		ccfg.ACLEnabled = true
 	}
 	coord, err := Start(ctx, ccfg)
 	if err != nil {
@@ -99,6 +100,13 @@ func StartDev(ctx context.Context, cfg DevConfig) (*Dev, error) {
 	dev.daemons = append(dev.daemons, coord)
 	dev.HTTPAddr = coord.Coordinator().HTTPAddr()
 	if dev.PKI != nil {
+		bctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		err := dev.PKI.bootstrapACL(bctx, dev.HTTPAddr)
+		cancel()
+		if err != nil {
+			dev.Shutdown(ctx)
+			return nil, fmt.Errorf("bootstrap ACLs: %w", err)
+		}
 		if dev.EnvFile, err = dev.PKI.writeEnv(dev.DataDir, dev.HTTPAddr); err != nil {
 			dev.Shutdown(ctx)
 			return nil, err

@@ -1,12 +1,17 @@
 package daemon
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
+	"github.com/dtkhq/dtk/internal/api"
 	"github.com/dtkhq/dtk/internal/secret"
 	"github.com/dtkhq/dtk/internal/tlsutil"
 )
@@ -23,8 +28,10 @@ type DevPKI struct {
 	GossipKey   string
 	KeyringFile string
 	Fingerprint string
-	certs       map[string][2]string
-	ca          *tlsutil.CA
+	// Token is the management ACL token made at bootstrap.
+	Token string
+	certs map[string][2]string
+	ca    *tlsutil.CA
 }
 
 // newDevPKI creates the material under dir/tls.
@@ -86,6 +93,33 @@ func (p *DevPKI) Exports(httpAddr string) []string {
 		"export DTK_CACERT=" + p.CA,
 		"export DTK_CLIENT_CERT=" + p.ClientCert,
 		"export DTK_CLIENT_KEY=" + p.ClientKey,
+		"export DTK_TOKEN=" + p.Token,
+	}
+}
+
+// bootstrapACL makes the dev cluster's management token.
+func (p *DevPKI) bootstrapACL(ctx context.Context, httpAddr string) error {
+	store, err := tlsutil.NewStore(p.CA, p.ClientCert, p.ClientKey)
+	if err != nil {
+		return err
+	}
+	c := api.NewClient(httpAddr)
+	c.Secure, c.HTTP = true, api.TLSHTTPClientFor(store)
+	for {
+		t, err := c.ACLBootstrap(ctx)
+		if err == nil {
+			p.Token = t.SecretID
+			return nil
+		}
+		var ae *api.APIError
+		if errors.As(err, &ae) && ae.Code != http.StatusServiceUnavailable {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(100 * time.Millisecond):
+		}
 	}
 }
 
