@@ -86,7 +86,7 @@ func EnvValue(raw json.RawMessage) string {
 
 // writeAttributes writes the attributes JSON file into the scratch folder.
 func writeAttributes(req Request) (string, error) {
-	if err := os.MkdirAll(req.ScratchDir, 0o700); err != nil {
+	if err := privateDir(req.ScratchDir); err != nil {
 		return "", err
 	}
 	p := filepath.Join(req.ScratchDir, AttributesFile)
@@ -98,7 +98,25 @@ func writeAttributes(req Request) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return p, os.WriteFile(p, b, 0o600)
+	return p, writePrivate(p, b)
+}
+
+// privateDir makes a folder that only the agent's user may enter (0700),
+// also when it exists already with a wider mode.
+func privateDir(dir string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	return os.Chmod(dir, 0o700)
+}
+
+// writePrivate writes a file only the agent's user may read (0600), also
+// over an existing one with a wider mode (os.WriteFile keeps its mode).
+func writePrivate(path string, b []byte) error {
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		return err
+	}
+	return os.Chmod(path, 0o600)
 }
 
 func outputsPath(req Request) string { return filepath.Join(req.ScratchDir, OutputsFile) }
@@ -137,7 +155,7 @@ func newSession(ctx context.Context, req Request) (*session, error) {
 	if req.ScratchDir == "" {
 		return nil, errors.New("no scratch folder")
 	}
-	if err := os.MkdirAll(req.ScratchDir, 0o700); err != nil {
+	if err := privateDir(req.ScratchDir); err != nil {
 		return nil, fmt.Errorf("scratch folder: %w", err)
 	}
 	name := LogFile
@@ -146,6 +164,9 @@ func newSession(ctx context.Context, req Request) (*session, error) {
 	}
 	rotateLogs(filepath.Join(req.ScratchDir, name), keptLogs)
 	logf, err := os.OpenFile(filepath.Join(req.ScratchDir, name), os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+	if err == nil {
+		err = logf.Chmod(0o600)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("output log: %w", err)
 	}
@@ -168,7 +189,10 @@ func rotateLogs(path string, keep int) {
 		if i > 1 {
 			from = fmt.Sprintf("%s.%d", path, i-1)
 		}
-		_ = os.Rename(from, fmt.Sprintf("%s.%d", path, i))
+		to := fmt.Sprintf("%s.%d", path, i)
+		if os.Rename(from, to) == nil {
+			_ = os.Chmod(to, 0o600) // an older agent's log may be wider
+		}
 	}
 }
 
@@ -301,7 +325,7 @@ func (s *session) ctxErr() error {
 // resetOutputs empties the outputs file so that an asset can append to it
 // and stale outputs of an earlier run do not linger.
 func (s *session) resetOutputs() error {
-	if err := os.WriteFile(outputsPath(s.req), nil, 0o600); err != nil {
+	if err := writePrivate(outputsPath(s.req), nil); err != nil {
 		return fmt.Errorf("outputs file: %w", err)
 	}
 	return nil

@@ -97,8 +97,14 @@ func New(cfg Config) (*Agent, error) {
 	if cfg.ReconcileInterval <= 0 {
 		cfg.ReconcileInterval = 10 * time.Minute
 	}
+	// The data dir holds sensitive values (the state file, each step's
+	// attributes): the agent's alone, also when an older agent left it
+	// wider.
 	for _, d := range []string{cfg.DataDir, filepath.Join(cfg.DataDir, "modules"), filepath.Join(cfg.DataDir, "steps")} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
+			return nil, fmt.Errorf("agent data dir: %w", err)
+		}
+		if err := os.Chmod(d, 0o700); err != nil {
 			return nil, fmt.Errorf("agent data dir: %w", err)
 		}
 	}

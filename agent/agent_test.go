@@ -256,3 +256,74 @@ func TestAgent_Shutdown_InterruptedStepRunsAgainAfterRestart(t *testing.T) {
 		t.Fatalf("ran %d times, want 2 (interrupted, then again after the restart)", n)
 	}
 }
+
+// The agent keeps what it knows (its state file, every step's attributes,
+// outputs and logs) to itself: files 0600, folders 0700, also where an
+// older agent left them wider.
+func TestAgent_DataDir_PrivateModes(t *testing.T) {
+	f, srv := newFake(t, testModuleDir(t))
+	data := t.TempDir()
+	st := f.step("one", "hunter2", 1)
+	st.Sensitive = []string{"msg"}
+	st.Digest = plan.StepDigest(st, nil)
+	// What an older agent (or a careless umask) left behind.
+	scratch := filepath.Join(data, "steps", scratchName(st))
+	if err := os.MkdirAll(scratch, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []string{filepath.Join(data, "steps"), scratch} {
+		os.Chmod(d, 0o755)
+	}
+	for _, name := range []string{"attributes.json", "outputs", "output.log"} {
+		if err := os.WriteFile(filepath.Join(scratch, name), []byte("old"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(data, "agent-state.json"), []byte(`{"steps":{}}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	a := startAgent(t, srv, data)
+	defer a.Shutdown()
+	f.publish(st)
+	waitFor(t, "the step reported ok", func() bool { return len(f.final(st.ID)) == 1 })
+	waitFor(t, "the state saved", func() bool {
+		b, _ := os.ReadFile(filepath.Join(data, "agent-state.json"))
+		return strings.Contains(string(b), "hunter2")
+	})
+	if r := f.final(st.ID)[0]; r.State != plan.StepOK {
+		t.Fatalf("report %+v", r)
+	}
+	b, err := os.ReadFile(filepath.Join(scratch, "attributes.json"))
+	if err != nil || !strings.Contains(string(b), "hunter2") {
+		t.Fatalf("attributes.json not rewritten: %q %v", b, err)
+	}
+	checked := 0
+	check := func(path string, want os.FileMode) {
+		t.Helper()
+		fi, err := os.Stat(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		checked++
+		if got := fi.Mode().Perm(); got != want {
+			t.Errorf("%s: mode %o, want %o", strings.TrimPrefix(path, data), got, want)
+		}
+	}
+	check(data, 0o700)
+	check(filepath.Join(data, "agent-state.json"), 0o600)
+	filepath.WalkDir(filepath.Join(data, "steps"), func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			check(p, 0o700)
+		} else {
+			check(p, 0o600)
+		}
+		return nil
+	})
+	if checked < 6 {
+		t.Fatalf("checked only %d paths", checked)
+	}
+}

@@ -61,6 +61,9 @@ const (
 type routeInfo struct {
 	pattern string
 	access  access
+	// needs: the route names the ACL rights it needs (else the handler
+	// checks, or a valid token is enough).
+	needs bool
 }
 
 // callerHeader carries the original caller of a forwarded request, and

@@ -68,11 +68,19 @@ func (p *testPKI) anonymous() *http.Client {
 // startSecureServer runs a single-node coordinator over mutual TLS that
 // holds the cluster CA for enrollment.
 func startSecureServer(t *testing.T, p *testPKI) *Server {
+	return startSecureServerWith(t, p, nil)
+}
+
+func startSecureServerWith(t *testing.T, p *testPKI, edit func(*Config)) *Server {
 	t.Helper()
 	kek, _ := secret.GenerateKey()
 	kekBytes, _ := secret.ParseKey(kek)
-	s, err := New(Config{Name: "c1", DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0", RaftAddr: "127.0.0.1:0", Fast: true,
-		TLS: p.store(tlsutil.RoleServer, "c1"), KEK: kekBytes, CAKeyPEM: p.caKey})
+	cfg := Config{Name: "c1", DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0", RaftAddr: "127.0.0.1:0", Fast: true,
+		TLS: p.store(tlsutil.RoleServer, "c1"), KEK: kekBytes, CAKeyPEM: p.caKey}
+	if edit != nil {
+		edit(&cfg)
+	}
+	s, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

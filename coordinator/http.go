@@ -58,7 +58,7 @@ func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	s.routes = s.routes[:0]
 	route := func(pattern string, a access, nf needFunc, h handlerFunc) {
-		s.routes = append(s.routes, routeInfo{pattern, a})
+		s.routes = append(s.routes, routeInfo{pattern, a, nf != nil})
 		mux.Handle(pattern, s.wrap(a, nf, h))
 	}
 	R, W, D := acl.Read, acl.Write, acl.Deploy

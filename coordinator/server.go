@@ -163,7 +163,10 @@ func (s *Server) Start() error {
 		return fmt.Errorf("listen http on %s: %w", s.cfg.HTTPAddr, err)
 	}
 	s.httpLn = ln
-	s.httpSrv = &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: httpErrorLog(s.log)}
+	// Headers up to 2 MiB reach the handlers, so that an absurd token gets
+	// the same JSON 401 as any other bad one rather than the server's bare
+	// 431.
+	s.httpSrv = &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: httpErrorLog(s.log), MaxHeaderBytes: 2 << 20}
 	serveLn := ln
 	if s.cfg.TLS != nil {
 		serveLn = tls.NewListener(plainHTTPRefuser{ln, s.log}, s.cfg.TLS.ServerConfig())
