@@ -304,6 +304,10 @@ func (f *FSM) Apply(l *raft.Log) any {
 		var c ACLTokenCmd
 		mustDecode(buf, &c, t)
 		resp, keys = s.aclToken(l.Index, &c)
+	case AuditType:
+		var c AuditCmd
+		mustDecode(buf, &c, t)
+		resp, keys = s.appendAudit(l.Index, &c)
 	case ACLDeleteTokenType:
 		var c ACLDeleteTokenCmd
 		mustDecode(buf, &c, t)

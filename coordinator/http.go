@@ -115,6 +115,7 @@ func (s *Server) Handler() http.Handler {
 	route("GET /v1/acl/tokens/{id}", accessOperator, nil, s.aclGetToken)
 	route("POST /v1/acl/tokens", accessOperator, need(acl.KindACL, W), s.aclCreateToken)
 	route("DELETE /v1/acl/tokens/{id}", accessOperator, need(acl.KindACL, W), s.aclDeleteToken)
+	route("GET /v1/audit", accessOperator, need(acl.KindOperator, R), s.getAudit)
 	route("/", accessPublic, nil, func(w http.ResponseWriter, r *http.Request) error {
 		return &api.APIError{Code: http.StatusNotFound, Message: fmt.Sprintf("no such endpoint: %s %s", r.Method, r.URL.Path)}
 	})
@@ -283,10 +284,21 @@ func (s *Server) wrap(a access, nf needFunc, h handlerFunc) http.Handler {
 		}
 		if r.Method != http.MethodGet && r.Method != http.MethodHead && !strings.HasPrefix(r.URL.Path, "/v1/agent/") &&
 			s.raft.State() != raftLeader && s.getPeers() != nil && s.forward(w, r) {
+			return // recorded by the coordinator that ran it
+		}
+		if !audited(r, a) {
+			if err := h(w, r); err != nil {
+				writeError(w, toAPIError(err))
+			}
 			return
 		}
-		if err := h(w, r); err != nil {
-			writeError(w, toAPIError(err))
+		sw := &statusWriter{ResponseWriter: w}
+		r = r.WithContext(context.WithValue(r.Context(), auditNoteKey{}, &auditNote{}))
+		if err := h(sw, r); err != nil {
+			writeError(sw, toAPIError(err))
+		}
+		if sw.code > 0 && sw.code < 400 {
+			s.record(r, sw.code)
 		}
 	})
 }
@@ -514,6 +526,7 @@ func (s *Server) stageService(w http.ResponseWriter, r *http.Request) error {
 	if err := allow(r, needs...); err != nil {
 		return err
 	}
+	noteService(r, req.Name)
 	var mod *plan.Module
 	if version == "" {
 		mod = s.State().LatestModule(modName)

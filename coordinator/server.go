@@ -18,6 +18,7 @@ import (
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 
+	"github.com/dtkhq/dtk/internal/api"
 	"github.com/dtkhq/dtk/internal/gossip"
 	"github.com/dtkhq/dtk/internal/tlsutil"
 )
@@ -91,6 +92,7 @@ type Server struct {
 	ca       caCache
 	routes   []routeInfo
 	policies policyCache
+	auditQ   chan api.AuditEntry
 	// caStored: the CA key this coordinator was given is in the state
 	// (or was found not to belong there); storeCA stops trying.
 	caStored atomic.Bool
@@ -134,7 +136,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	return &Server{
 		cfg: cfg, log: cfg.Logger.With("component", "coordinator"), stop: make(chan struct{}), kick: make(chan struct{}, 1),
-		pnet: newPeerNet(cfg.TLS),
+		pnet: newPeerNet(cfg.TLS), auditQ: make(chan api.AuditEntry, 4096),
 	}, nil
 }
 
@@ -154,9 +156,10 @@ func (s *Server) Start() error {
 		return err
 	}
 	s.batcher = newReportBatcher(s)
-	s.wg.Add(2)
+	s.wg.Add(3)
 	go func() { defer s.wg.Done(); s.batcher.run(s.stop) }()
 	go func() { defer s.wg.Done(); s.maintain() }()
+	go func() { defer s.wg.Done(); s.auditLoop() }()
 	ln, err := net.Listen("tcp", s.cfg.HTTPAddr)
 	if err != nil {
 		s.shutdownRaft()

@@ -45,6 +45,8 @@ type stateData struct {
 	Trust trustData `json:"trust"`
 	// ACL holds access-control policies and tokens (hashed).
 	ACL aclData `json:"acl"`
+	// Audit is the bounded trail of accepted writes.
+	Audit auditData `json:"audit"`
 }
 
 func newStateData() stateData {

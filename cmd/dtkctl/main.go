@@ -54,6 +54,7 @@ type CLI struct {
 	Operator OperatorCmd `cmd:"" help:"Cluster operations: members, raft peers, snapshots."`
 	Bundle   BundleCmd   `cmd:"" help:"Move modules between clusters (and across an air gap) as one file."`
 	ACL      ACLCmd      `cmd:"" name:"acl" help:"Access control: bootstrap, policies and tokens."`
+	Audit    AuditCmd    `cmd:"" help:"The audit trail of accepted writes."`
 	Version  VersionCmd  `cmd:"" help:"Print dtkctl's version."`
 }
 

@@ -42,3 +42,25 @@ type ACLTokenRequest struct {
 // TokenHeader carries the caller's ACL token (Authorization: Bearer works
 // too).
 const TokenHeader = "X-Dtk-Token"
+
+// AuditEntry is one accepted write: who (certificate identity, ACL
+// token), when, from where, what, and the answer's status.
+type AuditEntry struct {
+	Index   uint64 `json:"index"`
+	TimeMS  int64  `json:"time_ms"`
+	Caller  string `json:"caller"`
+	Token   string `json:"token,omitempty"`
+	Remote  string `json:"remote,omitempty"`
+	Method  string `json:"method"`
+	Path    string `json:"path"`
+	Query   string `json:"query,omitempty"`
+	Service string `json:"service,omitempty"`
+	Code    int    `json:"code"`
+}
+
+// AuditList is GET /v1/audit: the entries asked for, oldest first, and how
+// many the bounded trail has dropped since the cluster began.
+type AuditList struct {
+	Entries []AuditEntry `json:"entries"`
+	Dropped uint64       `json:"dropped"`
+}

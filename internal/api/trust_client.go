@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/url"
+	"strconv"
 )
 
 // Enroll asks for a node certificate. A pending request (no token) comes
@@ -152,4 +153,21 @@ func (c *Client) CreateACLToken(ctx context.Context, req ACLTokenRequest) (*ACLT
 func (c *Client) DeleteACLToken(ctx context.Context, accessor string) error {
 	_, err := c.Do(ctx, "DELETE", "/v1/acl/tokens/"+url.PathEscape(accessor), nil, nil)
 	return err
+}
+
+// Audit lists the audit trail (service "" for all; since 0 for all).
+func (c *Client) Audit(ctx context.Context, service string, since string, limit int) (*AuditList, error) {
+	q := url.Values{}
+	if service != "" {
+		q.Set("service", service)
+	}
+	if since != "" {
+		q.Set("since", since)
+	}
+	if limit > 0 {
+		q.Set("limit", strconv.Itoa(limit))
+	}
+	var out AuditList
+	_, err := c.Do(ctx, "GET", "/v1/audit?"+q.Encode(), nil, &out)
+	return &out, err
 }
