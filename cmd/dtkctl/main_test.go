@@ -525,3 +525,76 @@ func TestProgress_TTYRedrawsInPlace(t *testing.T) {
 		t.Errorf("redraw:\n%s", buf.String())
 	}
 }
+
+// --set-file reads a value from a file (less one trailing newline), so
+// that a secret stays out of the command line; a file that cannot be read
+// is a usage error and nothing is sent.
+func TestService_SetFile(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, content string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	pw := write("pw", "s3cr3t-value\n")
+	two := write("two", "line\n\n")
+	crlf := write("crlf", "win\r\n")
+	bare := write("bare", "no-newline")
+	empty := write("empty", "\n")
+
+	f := newFake(t)
+	var staged api.StageRequest
+	var set api.InputsRequest
+	f.handle("POST /v1/services", func(w http.ResponseWriter, r *http.Request) {
+		_ = json.NewDecoder(r.Body).Decode(&staged)
+		writeJSON(w, 200, plan.Service{Name: staged.Name, Module: "m", Version: "1", Template: "t"})
+	})
+	f.handle("POST /v1/services/{name}/inputs", func(w http.ResponseWriter, r *http.Request) {
+		_ = json.NewDecoder(r.Body).Decode(&set)
+		writeJSON(w, 200, plan.Service{Name: r.PathValue("name"), Inputs: map[string]string{"password": "(sensitive)", "port": "80"}})
+	})
+
+	cases := []struct {
+		name string
+		args []string
+		code int
+		want map[string]string // the inputs sent
+		msg  string            // in stderr
+	}{
+		{"stage", []string{"service", "stage", "web", "--template", "m/t", "--set", "port=80", "--set-file", "password=" + pw, "--set-file", "two=" + two, "--set-file", "crlf=" + crlf, "--set-file", "bare=" + bare},
+			exitOK, map[string]string{"port": "80", "password": "s3cr3t-value", "two": "line\n", "crlf": "win", "bare": "no-newline"}, ""},
+		{"set", []string{"service", "set", "web", "port=80", "--set-file", "password=" + pw}, exitOK, map[string]string{"port": "80", "password": "s3cr3t-value"}, ""},
+		{"set with a file only", []string{"service", "set", "web", "--set-file", "password=" + pw}, exitOK, map[string]string{"password": "s3cr3t-value"}, ""},
+		{"stage, missing file", []string{"service", "stage", "web", "--template", "m/t", "--set-file", "password=" + filepath.Join(dir, "nope")}, exitUsage, nil, "--set-file password: cannot read"},
+		{"set, missing file", []string{"service", "set", "web", "--set-file", "password=" + filepath.Join(dir, "nope")}, exitUsage, nil, "--set-file password: cannot read"},
+		{"set, no equals", []string{"service", "set", "web", "--set-file", "password"}, exitUsage, nil, "expected KEY=VALUE"},
+		{"set, both ways", []string{"service", "set", "web", "password=x", "--set-file", "password=" + pw}, exitUsage, nil, "also given"},
+		{"set, empty file", []string{"service", "set", "web", "--set-file", "password=" + empty}, exitUsage, nil, "is empty"},
+		{"set, nothing", []string{"service", "set", "web"}, exitUsage, nil, "nothing to set"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			staged, set = api.StageRequest{}, api.InputsRequest{}
+			r := runCLI(t, f.addr(), c.args...)
+			r.check(t, c.code)
+			got := staged.Inputs
+			if c.args[1] == "set" {
+				got = set.Inputs
+			}
+			if c.want != nil && !reflect.DeepEqual(got, c.want) {
+				t.Errorf("inputs sent %q, want %q", got, c.want)
+			}
+			if c.want == nil && (staged.Name != "" || set.Inputs != nil) {
+				t.Errorf("a request was sent: %+v %+v", staged, set)
+			}
+			if !strings.Contains(r.stderr, c.msg) {
+				t.Errorf("stderr %q, want %q", r.stderr, c.msg)
+			}
+			if strings.Contains(r.stdout+r.stderr, "s3cr3t-value") {
+				t.Errorf("the secret is printed:\n%s%s", r.stdout, r.stderr)
+			}
+		})
+	}
+}

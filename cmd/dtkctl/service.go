@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"os"
 	"strings"
 	"time"
 
@@ -45,17 +46,58 @@ func parseInputs(flag string, kvs []string) (map[string]string, error) {
 	return m, nil
 }
 
+// readInputFiles turns KEY=PATH arguments (--set-file) into a map of
+// each file's content, less one trailing newline, so that a secret never
+// passes through the command line or shell history. A key also set with
+// --set, or a file that cannot be read, is a usage error.
+func readInputFiles(kvs []string, set map[string]string) (map[string]string, error) {
+	files, err := parseInputs("--set-file", kvs)
+	if err != nil || files == nil {
+		return set, err
+	}
+	out := make(map[string]string, len(set)+len(files))
+	for k, v := range set {
+		out[k] = v
+	}
+	for _, k := range sortedKeys(files) {
+		path := files[k]
+		if _, dup := set[k]; dup {
+			return nil, usagef("--set-file %s: input %q is also given with --set or as KEY=VALUE", k, k)
+		}
+		if path == "" {
+			return nil, usagef("--set-file %s=: expected KEY=PATH", k)
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return nil, usagef("--set-file %s: cannot read the value's file: %v", k, err)
+		}
+		v := strings.TrimSuffix(string(b), "\n")
+		if len(v) < len(b) {
+			v = strings.TrimSuffix(v, "\r")
+		}
+		if v == "" {
+			return nil, usagef("--set-file %s: %s is empty (KEY= unsets an input)", k, path)
+		}
+		out[k] = v
+	}
+	return out, nil
+}
+
 // ServiceStageCmd is `dtkctl service stage NAME --template MODULE/TEMPLATE`.
 type ServiceStageCmd struct {
 	Name     string   `arg:"" help:"Service name."`
 	Template string   `required:"" placeholder:"MODULE/TEMPLATE" help:"Template to stage: MODULE/TEMPLATE or MODULE@VERSION/TEMPLATE."`
 	Parent   string   `placeholder:"SERVICE" help:"Service to deploy with respect to (its environment)."`
 	Set      []string `placeholder:"KEY=VALUE" sep:"none" help:"Set an input; repeatable."`
+	SetFile  []string `placeholder:"KEY=PATH" sep:"none" help:"Set an input to the content of a file (less one trailing newline), for secrets; repeatable."`
 }
 
-// Validate checks --set before anything is sent.
+// Validate checks --set and --set-file before anything is sent.
 func (c *ServiceStageCmd) Validate() error {
-	_, err := parseInputs("--set", c.Set)
+	if _, err := parseInputs("--set", c.Set); err != nil {
+		return err
+	}
+	_, err := parseInputs("--set-file", c.SetFile)
 	return err
 }
 
@@ -63,6 +105,9 @@ func (c *ServiceStageCmd) Validate() error {
 func (c *ServiceStageCmd) Run(ctx context.Context, cl *api.Client, out *Output) error {
 	inputs, err := parseInputs("--set", c.Set)
 	if err != nil {
+		return err
+	}
+	if inputs, err = readInputFiles(c.SetFile, inputs); err != nil {
 		return err
 	}
 	svc, err := cl.Stage(ctx, api.StageRequest{Name: c.Name, Template: c.Template, Parent: c.Parent, Inputs: inputs})
@@ -80,13 +125,20 @@ func (c *ServiceStageCmd) Run(ctx context.Context, cl *api.Client, out *Output) 
 
 // ServiceSetCmd is `dtkctl service set NAME KEY=VALUE...`.
 type ServiceSetCmd struct {
-	Name   string   `arg:"" help:"Service name."`
-	Inputs []string `arg:"" name:"key=value" sep:"none" help:"Inputs to set; KEY= unsets KEY."`
+	Name    string   `arg:"" help:"Service name."`
+	Inputs  []string `arg:"" optional:"" name:"key=value" sep:"none" help:"Inputs to set; KEY= unsets KEY."`
+	SetFile []string `placeholder:"KEY=PATH" sep:"none" help:"Set an input to the content of a file (less one trailing newline), for secrets; repeatable."`
 }
 
-// Validate checks the KEY=VALUE arguments.
+// Validate checks the KEY=VALUE and KEY=PATH arguments.
 func (c *ServiceSetCmd) Validate() error {
-	_, err := parseInputs("input", c.Inputs)
+	if len(c.Inputs) == 0 && len(c.SetFile) == 0 {
+		return usagef("nothing to set: give KEY=VALUE arguments or --set-file KEY=PATH")
+	}
+	if _, err := parseInputs("input", c.Inputs); err != nil {
+		return err
+	}
+	_, err := parseInputs("--set-file", c.SetFile)
 	return err
 }
 
@@ -94,6 +146,9 @@ func (c *ServiceSetCmd) Validate() error {
 func (c *ServiceSetCmd) Run(ctx context.Context, cl *api.Client, out *Output) error {
 	inputs, err := parseInputs("input", c.Inputs)
 	if err != nil {
+		return err
+	}
+	if inputs, err = readInputFiles(c.SetFile, inputs); err != nil {
 		return err
 	}
 	svc, err := cl.SetInputs(ctx, c.Name, inputs)
