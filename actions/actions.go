@@ -52,6 +52,10 @@ type Request struct {
 	// reach the asset only through the environment or files in ScratchDir,
 	// never through its command line.
 	Sensitive []string
+	// StepUser and StepGroup are the agent's step_user and step_group:
+	// the account a run takes on when its action names none (see
+	// identity). Empty means the agent's own. Container runs ignore them.
+	StepUser, StepGroup string
 }
 
 // Name is the action's name: ActionName, else the last segment of StepID

@@ -322,6 +322,12 @@ func (e *engine) remove(s *session, name string, stopTimeout int) error {
 // Run creates or replaces (create, or any action but delete) or removes
 // (delete) the container.
 func (Container) Run(ctx context.Context, req Request) Result {
+	// The engine runs as the agent; the user inside the container is the
+	// image's or its command's. The agent's step_user does not apply.
+	if req.Action.User != "" || req.Action.Group != "" {
+		return fail("container: a container action takes no user or group: the engine runs containers as the agent does")
+	}
+	req.StepUser, req.StepGroup = "", ""
 	s, err := newSession(ctx, req)
 	if err != nil {
 		return fail("container: %w", err)

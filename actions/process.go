@@ -146,16 +146,27 @@ type session struct {
 	tail    *tailBuffer
 	out     *redactor
 	secrets []string
+	// ident is the account the run's processes take on; nil: the agent's.
+	ident *identity
 }
 
-// newSession starts a run: it creates the scratch folder and the log and
-// starts the timeout clock.
+// newSession starts a run: it looks up the account the run takes on,
+// creates (or takes back) the scratch folder and the log and starts the
+// timeout clock.
 func newSession(ctx context.Context, req Request) (*session, error) {
 	s := &session{req: req, timeout: timeoutOf(req), start: time.Now(), tail: &tailBuffer{max: TailBytes}}
 	if req.ScratchDir == "" {
 		return nil, errors.New("no scratch folder")
 	}
+	ident, err := resolveIdentity(req)
+	if err != nil {
+		return nil, err
+	}
+	s.ident = ident
 	if err := privateDir(req.ScratchDir); err != nil {
+		return nil, fmt.Errorf("scratch folder: %w", err)
+	}
+	if err := reclaim(req.ScratchDir); err != nil {
 		return nil, fmt.Errorf("scratch folder: %w", err)
 	}
 	name := LogFile
@@ -257,7 +268,7 @@ type command struct {
 // output. It returns the exit code; err is set only when c did not run to
 // an exit of its own: it could not start, timed out or was cancelled (in
 // the last two cases its whole process group has been killed).
-func (s *session) run(c command) (int, error) {
+func (s *session) run(c command) (code int, err error) {
 	if err := s.ctx.Err(); err != nil {
 		return -1, s.ctxErr()
 	}
@@ -282,6 +293,26 @@ func (s *session) run(c command) (int, error) {
 		cmd.Stderr = c.stderr
 	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if s.ident != nil && cmd.Err == nil {
+		cmd.SysProcAttr.Credential = s.ident.credential()
+		cmd.Env = s.ident.env(cmd.Env)
+		cmd.Args = append([]string{"sh", "-c", umaskShell, "sh", cmd.Path}, cmd.Args[1:]...)
+		cmd.Path = "/bin/sh"
+		if s.ident.foreign() {
+			if err := grantAccess(s.req, s.ident); err != nil {
+				return -1, err
+			}
+			if err := handOver(s.req.ScratchDir, s.ident.uid, s.ident.gid); err != nil {
+				return -1, fmt.Errorf("hand the scratch folder to %s: %w", s.ident, err)
+			}
+			// Take it back before the runner reads what the run wrote.
+			defer func() {
+				if rerr := reclaim(s.req.ScratchDir); rerr != nil && err == nil {
+					code, err = -1, fmt.Errorf("take the scratch folder back from %s: %w", s.ident, rerr)
+				}
+			}()
+		}
+	}
 	cmd.Cancel = func() error {
 		// Kill the whole group: scripts start children.
 		return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
@@ -289,7 +320,7 @@ func (s *session) run(c command) (int, error) {
 	// A child left running in the background may hold the output pipe
 	// open: stop waiting for it this long after the process exits.
 	cmd.WaitDelay = 5 * time.Second
-	err := cmd.Run()
+	err = cmd.Run()
 	switch {
 	case err == nil:
 		return 0, nil
