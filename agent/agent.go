@@ -38,6 +38,9 @@ type Config struct {
 	ReconcileInterval time.Duration
 	// DefaultTimeout bounds an action that sets no timeout.
 	DefaultTimeout time.Duration
+	// StepUser and StepGroup are the account steps run as when their
+	// action names none (step_user, step_group); empty: the agent's own.
+	StepUser, StepGroup string
 	// Runner finds the runner for an action kind; nil means
 	// actions.Lookup. Benchmarks set it to run the real agent with a
 	// no-op runner.

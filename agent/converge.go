@@ -298,6 +298,7 @@ func (a *Agent) executeWith(ctx context.Context, st *plan.Step, dryRun bool) act
 		Action: st.Run, ActionName: st.Action, Sensitive: st.Sensitive, DryRun: dryRun,
 		ModuleDir: dir, Attributes: st.Attributes, Service: st.Service,
 		Node: a.cfg.Name, StepID: st.ID, DefaultTimeout: a.cfg.DefaultTimeout, DataDir: a.cfg.DataDir,
+		StepUser: a.cfg.StepUser, StepGroup: a.cfg.StepGroup,
 		ScratchDir: filepath.Join(a.cfg.DataDir, "steps", scratchName(st)),
 	})
 }
