@@ -157,6 +157,7 @@ func TestOverrides_ArgsRoundTrip(t *testing.T) {
 		"--tls-ca", "/etc/dtk/tls/dtk-ca.pem", "--tls-cert", "/etc/dtk/tls/c1.pem", "--tls-key", "/etc/dtk/tls/c1-key.pem",
 		"--tls-ca-key", "/etc/dtk/tls/dtk-ca-key.pem", "--ca-fingerprint", "sha256:00ff", "--keyring-file", "/etc/dtk/kek",
 		"--enroll-addr", "10.0.0.1:7070", "--enroll-addr", "10.0.0.2:7070", "--insecure",
+		"--step-user", "app", "--step-group", "adm",
 	}
 	o := parseOverrides(t, args...)
 	back := parseOverrides(t, append([]string{"run"}, o.Args()...)...)
@@ -172,6 +173,18 @@ func TestOverrides_ArgsRoundTrip(t *testing.T) {
 	}
 	if a := parseOverrides(t, "run", "--no-coordinator").Args(); !reflect.DeepEqual(a, []string{"--coordinator=false"}) {
 		t.Errorf("--no-coordinator gave %q", a)
+	}
+}
+
+// --step-user and --step-group reach the daemon, and from it the agent.
+func TestRun_StepUserFlags(t *testing.T) {
+	c := config.Default()
+	c.Apply(parseOverrides(t, "run", "--step-user", "app", "--step-group", "adm"))
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if d := daemonConfig(c, nil); d.StepUser != "app" || d.StepGroup != "adm" {
+		t.Errorf("daemon config: step user %q group %q", d.StepUser, d.StepGroup)
 	}
 }
 

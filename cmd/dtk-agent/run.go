@@ -30,6 +30,8 @@ type runFlags struct {
 	RaftAddr          string            `help:"Coordinator Raft address (default: serf host, port 7947)."`
 	PollWait          time.Duration     `help:"Longest plan long-poll." default:"${poll_wait}"`
 	ReconcileInterval time.Duration     `help:"How often the cached plan is converged again, running checks to repair drift." default:"${reconcile_interval}" aliases:"reconcile"`
+	StepUser          string            `help:"User that steps run as when their action names none (default: the agent's own, root)."`
+	StepGroup         string            `help:"Group that steps run as when their action names none (default: the step user's)."`
 
 	TLSCA         string        `name:"tls-ca" help:"Cluster CA certificate(s) (PEM)." type:"path" group:"Security"`
 	TLSCert       string        `name:"tls-cert" help:"This process's certificate (PEM): a server certificate for a coordinator, a node certificate for an agent." type:"path" group:"Security"`
@@ -92,6 +94,8 @@ func (f *runFlags) overrides(s set, g globals) config.Overrides {
 			*dst = v
 		}
 	}
+	str("step-user", &f.StepUser, &o.StepUser)
+	str("step-group", &f.StepGroup, &o.StepGroup)
 	str("tls-ca", &f.TLSCA, &o.TLSCAFile)
 	str("tls-cert", &f.TLSCert, &o.TLSCertFile)
 	str("tls-key", &f.TLSKey, &o.TLSKeyFile)
@@ -161,7 +165,7 @@ func daemonConfig(c *config.Config, log *slog.Logger) daemon.Config {
 		Name: c.Name, DataDir: c.DataDir, Coordinator: c.Coordinator, NoAgent: c.NoAgent,
 		BootstrapExpect: c.BootstrapExpect, Join: c.Join, Labels: c.Labels, HTTPAddr: c.HTTPAddr,
 		SerfAddr: c.SerfAddr, RaftAddr: c.RaftAddr, Version: version, Logger: log,
-		PollWait: c.PollWait, ReconcileInterval: c.ReconcileInterval,
+		PollWait: c.PollWait, ReconcileInterval: c.ReconcileInterval, StepUser: c.StepUser, StepGroup: c.StepGroup,
 		TLS:           daemon.TLSFiles{CA: c.TLSCAFile, Cert: c.TLSCertFile, Key: c.TLSKeyFile, CAKey: c.TLSCAKeyFile},
 		CAFingerprint: c.CAFingerprint, Encrypt: c.Encrypt, KeyringFile: c.KeyringFile,
 		JoinToken: c.JoinToken, EnrollAddrs: c.EnrollAddr, Insecure: c.Insecure, NodeCertTTL: c.NodeCertTTL,

@@ -43,6 +43,10 @@ const (
 	FieldPollWait          = "poll_wait"
 	FieldReconcileInterval = "reconcile_interval"
 	FieldLogLevel          = "log_level"
+	// FieldStepUser and FieldStepGroup name the account steps run as when
+	// their action names none (docs/actions.md).
+	FieldStepUser  = "step_user"
+	FieldStepGroup = "step_group"
 	// Security (docs/security.md). The tls.* fields are attributes of a
 	// `tls { ... }` block in the file.
 	FieldTLSCAFile     = "tls.ca_file"
@@ -86,6 +90,8 @@ var fields = []field{
 	{name: FieldPollWait, flag: "--poll-wait"},
 	{name: FieldReconcileInterval, flag: "--reconcile-interval", runtime: true},
 	{name: FieldLogLevel, flag: "--log-level", runtime: true},
+	{name: FieldStepUser, flag: "--step-user"},
+	{name: FieldStepGroup, flag: "--step-group"},
 	{name: FieldTLSCAFile, flag: "--tls-ca"},
 	{name: FieldTLSCertFile, flag: "--tls-cert"},
 	{name: FieldTLSKeyFile, flag: "--tls-key"},
@@ -144,6 +150,9 @@ type Config struct {
 	PollWait          time.Duration
 	ReconcileInterval time.Duration
 	LogLevel          string
+	// StepUser and StepGroup: the account steps run as when their action
+	// names none; empty: the agent's own (root).
+	StepUser, StepGroup string
 
 	// TLS material: the cluster CA bundle, this process's certificate and
 	// key, and (one coordinator, once) the CA's key for enrollment.

@@ -233,3 +233,45 @@ func TestDiff(t *testing.T) {
 		t.Errorf("got %v, want %v", got, want)
 	}
 }
+
+// step_user and step_group: read from the file, overridden by their
+// flags, checked as account names, and applied at the next start.
+func TestStepUser(t *testing.T) {
+	c, err := Check([]byte("step_user  = \"app\"\nstep_group = \"www-data\"\n"), "agent.hcl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.StepUser != "app" || c.StepGroup != "www-data" || c.Where(FieldStepUser) != "agent.hcl:1:14" {
+		t.Errorf("got user %q group %q at %s", c.StepUser, c.StepGroup, c.Where(FieldStepUser))
+	}
+	user := "deploy"
+	c.Apply(Overrides{StepUser: &user})
+	if c.StepUser != "deploy" || c.Where(FieldStepUser) != "--step-user" || c.StepGroup != "www-data" {
+		t.Errorf("after --step-user: user %q (%s) group %q", c.StepUser, c.Where(FieldStepUser), c.StepGroup)
+	}
+	if got := Diff(Default(), c); !reflect.DeepEqual(got, []Change{{FieldStepUser, false}, {FieldStepGroup, false}}) {
+		t.Errorf("Diff = %v, want both fields, needing a restart", got)
+	}
+	group := "adm"
+	if got, want := (Overrides{StepUser: &user, StepGroup: &group}).Args(), []string{"--step-user", "deploy", "--step-group", "adm"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("Args = %q, want %q", got, want)
+	}
+	for src, want := range map[string]string{
+		`step_user = "9lives"`: `agent.hcl:1:13: step_user: "9lives" is not a user name`,
+		`step_group = "a b"`:   `agent.hcl:1:14: step_group: "a b" is not a group name`,
+		`step_user = ["app"]`:  `agent.hcl:1:13: step_user: must be a string, got a list`,
+		`step_group = "-x"`:    `step_group: "-x" is not a group name`,
+		`step_user = "svc$"`:   "",
+		`step_user = "_apt"`:   "",
+		`step_group = "wheel"`: "",
+		`step_user = ""`:       "",
+	} {
+		_, err := Check([]byte(src), "agent.hcl")
+		switch {
+		case want == "" && err != nil:
+			t.Errorf("%s: %v", src, err)
+		case want != "" && (err == nil || !strings.Contains(err.Error(), want)):
+			t.Errorf("%s: got %v, want %q", src, err, want)
+		}
+	}
+}

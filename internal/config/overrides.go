@@ -26,6 +26,8 @@ type Overrides struct {
 	PollWait          *time.Duration
 	ReconcileInterval *time.Duration
 	LogLevel          *string
+	StepUser          *string
+	StepGroup         *string
 	TLSCAFile         *string
 	TLSCertFile       *string
 	TLSKeyFile        *string
@@ -62,6 +64,8 @@ func (c *Config) Apply(o Overrides) {
 	override(&c.PollWait, o.PollWait, FieldPollWait, set)
 	override(&c.ReconcileInterval, o.ReconcileInterval, FieldReconcileInterval, set)
 	override(&c.LogLevel, o.LogLevel, FieldLogLevel, set)
+	override(&c.StepUser, o.StepUser, FieldStepUser, set)
+	override(&c.StepGroup, o.StepGroup, FieldStepGroup, set)
 	override(&c.TLSCAFile, o.TLSCAFile, FieldTLSCAFile, set)
 	override(&c.TLSCertFile, o.TLSCertFile, FieldTLSCertFile, set)
 	override(&c.TLSKeyFile, o.TLSKeyFile, FieldTLSKeyFile, set)
@@ -138,6 +142,8 @@ func (o Overrides) Args() []string {
 	dur(FieldPollWait, o.PollWait)
 	dur(FieldReconcileInterval, o.ReconcileInterval)
 	str(FieldLogLevel, o.LogLevel)
+	str(FieldStepUser, o.StepUser)
+	str(FieldStepGroup, o.StepGroup)
 	str(FieldTLSCAFile, o.TLSCAFile)
 	str(FieldTLSCertFile, o.TLSCertFile)
 	str(FieldTLSKeyFile, o.TLSKeyFile)
@@ -212,6 +218,10 @@ func fieldValue(c *Config, name string) any {
 		return c.ReconcileInterval
 	case FieldLogLevel:
 		return c.LogLevel
+	case FieldStepUser:
+		return c.StepUser
+	case FieldStepGroup:
+		return c.StepGroup
 	case FieldTLSCAFile:
 		return c.TLSCAFile
 	case FieldTLSCertFile:

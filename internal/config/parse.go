@@ -152,6 +152,10 @@ func (c *Config) decode(field string, a *hcl.Attribute) Errors {
 		err = c.decodeString(a, v, &c.RaftAddr)
 	case FieldLogLevel:
 		err = c.decodeString(a, v, &c.LogLevel)
+	case FieldStepUser:
+		err = c.decodeString(a, v, &c.StepUser)
+	case FieldStepGroup:
+		err = c.decodeString(a, v, &c.StepGroup)
 	case FieldCoordinator:
 		err = c.decodeBool(a, v, &c.Coordinator)
 	case FieldNoAgent:

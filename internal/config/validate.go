@@ -19,6 +19,8 @@ var (
 	// labelKeyRE keeps label keys usable in templates (labels = { k = "v" })
 	// and on the command line (--label k=v).
 	labelKeyRE = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_.-]{0,62}$`)
+	// accountRE is the form of a user or group name (as in action blocks).
+	accountRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_.-]{0,63}\$?$`)
 )
 
 // Limits on durations.
@@ -110,6 +112,11 @@ func (c *Config) Validate() error {
 	}
 	if c.ReconcileInterval < minReconcile {
 		add(c.fieldError(FieldReconcileInterval, nil, "%s is too short: use at least %s", c.ReconcileInterval, minReconcile))
+	}
+	for _, f := range []struct{ name, v, what string }{{FieldStepUser, c.StepUser, "user"}, {FieldStepGroup, c.StepGroup, "group"}} {
+		if f.v != "" && !accountRE.MatchString(f.v) {
+			add(c.fieldError(f.name, nil, "%q is not a %s name: letters, digits, '_', '.' and '-', not starting with a digit or '-' (leave it out to run steps as the agent's own user)", f.v, f.what))
+		}
 	}
 	errs = append(errs, c.validateSecurity()...)
 	if _, ok := logLevels[c.LogLevel]; !ok {

@@ -50,6 +50,9 @@ type Config struct {
 	Fast              bool
 	PollWait          time.Duration
 	ReconcileInterval time.Duration
+	// StepUser and StepGroup: the account steps run as when their action
+	// names none (empty: the agent's own).
+	StepUser, StepGroup string
 
 	// Security (docs/security.md).
 	TLS           TLSFiles
@@ -179,6 +182,7 @@ func Start(ctx context.Context, cfg Config) (*Daemon, error) {
 		Name: cfg.Name, DataDir: filepath.Join(cfg.DataDir, "agent"), Labels: cfg.Labels,
 		Address: host, Version: cfg.Version, Client: client, Logger: cfg.Logger,
 		PollWait: cfg.PollWait, ReconcileInterval: cfg.ReconcileInterval,
+		StepUser: cfg.StepUser, StepGroup: cfg.StepGroup,
 	})
 	if err != nil {
 		d.Shutdown(ctx)
