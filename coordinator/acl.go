@@ -326,7 +326,9 @@ func (s *Server) resolveACL(r *http.Request, c caller) (*acl.Authorizer, error) 
 // request with its authorizer attached.
 func (s *Server) checkACL(r *http.Request, a access, nf needFunc) (*http.Request, error) {
 	c := callerOf(r)
-	if !s.cfg.ACLEnabled || a == accessPublic || a == accessServer || a == accessBootstrap || c.id.Role == tlsutil.RoleNode {
+	// accessAny (GET /v1/status: leader, index, version) needs a
+	// certificate but no token, as health checks do.
+	if !s.cfg.ACLEnabled || a == accessPublic || a == accessAny || a == accessServer || a == accessBootstrap || c.id.Role == tlsutil.RoleNode {
 		return r, nil
 	}
 	az, err := s.resolveACL(r, c)
