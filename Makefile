@@ -47,9 +47,10 @@ clean:
 # and ansible-playbook; writes bench/results/<date>.md and .json. `bench`
 # takes about 25 minutes (a 10-minute idle period overlaps the rest),
 # `bench-quick` about 5. Every cluster is secure (mutual TLS, node
-# certificates, encrypted gossip) unless BENCHFLAGS=-insecure.
+# certificates, encrypted gossip) unless BENCHFLAGS=-insecure, and runs with
+# ACLs on (a bootstrapped management token) unless BENCHFLAGS=-no-acl.
 # BENCHFLAGS adds dtkbench flags.
-.PHONY: bench-quick bench-tls-cost
+.PHONY: bench-quick bench-tls-cost bench-acl-cost
 bench: build
 	$(GO) run ./bench/cmd/dtkbench -bin $(BIN) -out bench/results $(BENCHFLAGS)
 
@@ -61,6 +62,15 @@ bench-quick: build
 # each (about 4 minutes); writes bench/results/<date>-tls-cost.md and .json.
 bench-tls-cost: build
 	$(GO) run ./bench/cmd/dtkbench -tls-compare -rounds 4 -runs 3 -sizes 100,1000 -write-path 5s -bin $(BIN) -out bench/results $(BENCHFLAGS)
+
+# What access control costs: propagation, the write path and 2,000 operator
+# reads (GET /v1/services/NAME; no token, a management token, a policy
+# token, at 2 and 10,000 tokens in the state) on a secure cluster with
+# ACLs on and one with ACLs off, alternately, 4 rounds of each (about 6
+# minutes); writes bench/results/<date>-acl-cost.md and .json. The lookup
+# alone: go test -run '^$' -bench ACLTokenLookup ./bench/
+bench-acl-cost: build
+	$(GO) run ./bench/cmd/dtkbench -acl-compare -rounds 4 -runs 3 -sizes 100,1000 -write-path 5s -op-calls 2000 -acl-tokens 10000 -bin $(BIN) -out bench/results $(BENCHFLAGS)
 
 # Release artifacts in dist/: static binaries for every ARCH, a .deb and an
 # .rpm per ARCH (nfpm as a Go library, see packaging/), and for `dist` one

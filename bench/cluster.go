@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -32,6 +33,11 @@ type Cluster struct {
 	// PKI secures the cluster: mutual TLS on the API, forwarding and
 	// Raft, encrypted gossip. Nil: --insecure.
 	PKI *PKI
+	// ACL says the coordinators run with --acl-enabled; Token is then the
+	// management token the benchmark bootstrapped, sent with every
+	// operator call (agents need none: their node certificates suffice).
+	ACL   bool
+	Token string
 
 	probe *http.Client
 }
@@ -40,9 +46,22 @@ type Cluster struct {
 // --no-agent --bootstrap-expect n` and waits for a leader. Unless
 // insecure, it first makes a CA in dir and gives each coordinator a server
 // certificate for its address and the cluster's gossip key, as an operator
-// would (dtk-agent tls ca create, tls cert create --server, keygen).
+// would (dtk-agent tls ca create, tls cert create --server, keygen), and
+// turns access control on (--acl-enabled, then POST /v1/acl/bootstrap for
+// the management token), as shipped for production. An insecure cluster
+// runs without ACLs: without certificates, agents could not be told from
+// operators.
 func StartCluster(bin, dir, prefix string, n int, insecure bool) (*Cluster, error) {
-	c := &Cluster{Dir: dir, Bin: bin, Prefix: prefix}
+	return StartClusterACL(bin, dir, prefix, n, insecure, !insecure)
+}
+
+// StartClusterACL is StartCluster with access control on or off (on needs
+// a secure cluster).
+func StartClusterACL(bin, dir, prefix string, n int, insecure, aclOn bool) (*Cluster, error) {
+	if insecure && aclOn {
+		return nil, fmt.Errorf("ACLs need a secure cluster: without certificates agents cannot be told from operators")
+	}
+	c := &Cluster{Dir: dir, Bin: bin, Prefix: prefix, ACL: aclOn}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
@@ -66,6 +85,9 @@ func StartCluster(bin, dir, prefix string, n int, insecure bool) (*Cluster, erro
 			return nil, err
 		}
 		args = append(args, sec...)
+		if aclOn {
+			args = append(args, "--acl-enabled")
+		}
 		for j := 1; j <= n; j++ {
 			if j != i {
 				args = append(args, "--join", fmt.Sprintf("%s.%d:7946", prefix, j))
@@ -91,7 +113,43 @@ func StartCluster(bin, dir, prefix string, n int, insecure bool) (*Cluster, erro
 			return nil, fmt.Errorf("coordinator %s exited during start-up (see %s)", co.Name, co.Log)
 		}
 	}
+	if aclOn {
+		if err := c.bootstrapACL(30 * time.Second); err != nil {
+			c.Stop()
+			return nil, err
+		}
+	}
 	return c, nil
+}
+
+// bootstrapACL makes the management token (an operator certificate, no
+// token yet), retrying while the cluster settles (a new leader may not
+// have committed its first entry). Bootstrapping works once: a conflict
+// after an answer lost in transit is an error, not retried.
+func (c *Cluster) bootstrapACL(timeout time.Duration) error {
+	cl := c.PKI.Operator(c.Addrs()...)
+	defer cl.HTTP.CloseIdleConnections()
+	deadline := time.Now().Add(timeout)
+	for {
+		ctx, cancel := ctxT(10 * time.Second)
+		t, err := cl.ACLBootstrap(ctx)
+		cancel()
+		if err == nil {
+			if t.SecretID == "" {
+				return fmt.Errorf("ACL bootstrap answered without a secret")
+			}
+			c.Token = t.SecretID
+			return c.waitToken(c.Token, time.Until(deadline)+10*time.Second)
+		}
+		var ae *api.APIError
+		if errors.As(err, &ae) && ae.Code != http.StatusServiceUnavailable && ae.Code < 500 {
+			return fmt.Errorf("ACL bootstrap: %w", err)
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("ACL bootstrap: gave up after %s: %w", timeout, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
 
 // WaitReady waits until every live coordinator answers and knows a leader.
@@ -144,6 +202,27 @@ func (c *Cluster) AddAgent(name, ip string, labels map[string]string) (*Proc, er
 	return p, nil
 }
 
+// waitToken waits until every coordinator knows token (GET
+// /v1/acl/tokens/self): a follower serves requests from its own copy of
+// the state, which may not yet hold a token the leader just committed.
+func (c *Cluster) waitToken(token string, timeout time.Duration) error {
+	for _, co := range c.Coords {
+		cl := c.PKI.Operator(co.HTTP)
+		cl.Token = token
+		err := waitUntil(timeout, 5*time.Millisecond, "the ACL token on "+co.Name, func() bool {
+			ctx, cancel := ctxT(2 * time.Second)
+			defer cancel()
+			_, err := cl.ACLToken(ctx, "self")
+			return err == nil
+		})
+		cl.HTTP.CloseIdleConnections()
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // Addrs lists the coordinators' HTTP addresses.
 func (c *Cluster) Addrs() []string {
 	out := make([]string, len(c.Coords))
@@ -153,9 +232,17 @@ func (c *Cluster) Addrs() []string {
 	return out
 }
 
-// Client is an operator's API client (a client certificate) over every
-// coordinator, with its own connection pool.
-func (c *Cluster) Client() *api.Client { return c.PKI.Operator(c.Addrs()...) }
+// Client is an operator's API client (a client certificate, and the
+// management token when ACLs are on) over every coordinator, with its own
+// connection pool.
+func (c *Cluster) Client() *api.Client { return c.OperatorAt(c.Addrs()...) }
+
+// OperatorAt is Client over the given addresses only.
+func (c *Cluster) OperatorAt(addrs ...string) *api.Client {
+	cl := c.PKI.Operator(addrs...)
+	cl.Token = c.Token
+	return cl
+}
 
 // Leader returns the coordinator that says it leads.
 func (c *Cluster) Leader() (*Coord, error) {

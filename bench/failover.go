@@ -43,7 +43,9 @@ type FailoverConfig struct {
 	// Insecure runs the cluster with --insecure (no TLS, no gossip
 	// encryption).
 	Insecure bool
-	Log      *log.Logger
+	// NoACL runs a secure cluster without access control.
+	NoACL bool
+	Log   *log.Logger
 }
 
 // RunFailover starts three coordinators (shipped Raft timers) and a few
@@ -54,7 +56,7 @@ type FailoverConfig struct {
 // and gossip notice). After each run the lost coordinator is killed if
 // needed, restarted on its data dir, and the cluster settles.
 func RunFailover(cfg FailoverConfig) (*FailoverResult, error) {
-	c, err := StartCluster(cfg.Bin, cfg.Dir, cfg.Prefix, 3, cfg.Insecure)
+	c, err := StartClusterACL(cfg.Bin, cfg.Dir, cfg.Prefix, 3, cfg.Insecure, !cfg.Insecure && !cfg.NoACL)
 	if err != nil {
 		return nil, err
 	}
@@ -182,7 +184,7 @@ func failoverRun(c *Cluster, nAgents int, sig syscall.Signal, probe *atomic.Int6
 	// the client's timeout, not the cluster.
 	for _, co := range surv {
 		go func() {
-			wc := c.PKI.Operator(co.HTTP)
+			wc := c.OperatorAt(co.HTTP)
 			tick := time.NewTicker(20 * time.Millisecond)
 			defer tick.Stop()
 			for tWrite.Load() == 0 {

@@ -41,9 +41,10 @@ type IdleBench struct {
 
 // StartIdle starts the idle cluster and deploys a three-node service of
 // one bash step each; the idle period starts once it has converged. The
-// agents are secure (node certificates, encrypted gossip) unless insecure.
-func StartIdle(bin, dir, prefix string, insecure bool) (*IdleBench, error) {
-	c, err := StartCluster(bin, dir, prefix, 3, insecure)
+// agents are secure (node certificates, encrypted gossip) unless insecure;
+// the coordinators run with ACLs when aclOn.
+func StartIdle(bin, dir, prefix string, insecure, aclOn bool) (*IdleBench, error) {
+	c, err := StartClusterACL(bin, dir, prefix, 3, insecure, aclOn)
 	if err != nil {
 		return nil, err
 	}

@@ -154,6 +154,9 @@ func (co *Coord) Status(timeout time.Duration) (*api.StatusResponse, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	req, _ := http.NewRequestWithContext(ctx, "GET", co.c.PKI.scheme()+"://"+co.HTTP+"/v1/status", nil)
+	if co.c.Token != "" {
+		req.Header.Set(api.TokenHeader, co.c.Token)
+	}
 	resp, err := co.c.probe.Do(req)
 	if err != nil {
 		return nil, err

@@ -27,6 +27,7 @@ type Results struct {
 	Failover    *FailoverResult     `json:"failover,omitempty"`
 	WritePath   *WritePathResult    `json:"write_path,omitempty"`
 	TLSCost     *TLSCostResult      `json:"tls_cost,omitempty"`
+	ACLCost     *ACLCostResult      `json:"acl_cost,omitempty"`
 	Goals       []Goal              `json:"goals"`
 	Notes       []string            `json:"notes"`
 	Errors      []string            `json:"errors,omitempty"`
@@ -247,6 +248,9 @@ func (r *Results) Markdown() string {
 		}
 	}
 	if t := r.TLSCost; t != nil {
+		t.markdown(p)
+	}
+	if t := r.ACLCost; t != nil {
 		t.markdown(p)
 	}
 	p("\n## Settings\n\n")

@@ -130,7 +130,9 @@ func tlsCostRound(cfg TLSCostConfig, r int, m *TLSCostMode) error {
 	agentDir := filepath.Join(cfg.AgentDir, fmt.Sprintf("%s-%d", tag, r))
 	defer os.RemoveAll(agentDir)
 	bench0 := selfCPU()
-	c, err := StartCluster(cfg.Bin, dir, prefix, 3, !m.Secure)
+	// ACLs off on both sides: this compares TLS alone (-acl-compare
+	// measures access control).
+	c, err := StartClusterACL(cfg.Bin, dir, prefix, 3, !m.Secure, false)
 	if err != nil {
 		return err
 	}
@@ -272,7 +274,7 @@ func (t *TLSCostResult) markdown(p func(string, ...any)) {
 	}
 	s, in := t.Modes[0], t.Modes[1]
 	p("\n## What TLS costs\n\n")
-	p("The same figures on a secure cluster (%s: the coordinators' API, forwarding, blob replication and Raft over mutual TLS, each simulated agent and write-path client with a node certificate of its own, operator calls with a client certificate) and on an insecure one (`--insecure`), in %d rounds of one cluster each, alternating which goes first (%v). Each round starts fresh coordinators and a fresh fleet. Ratios are secure over insecure, of the medians (or of the pooled percentiles).\n\n",
+	p("The same figures on a secure cluster (%s: the coordinators' API, forwarding, blob replication and Raft over mutual TLS, each simulated agent and write-path client with a node certificate of its own, operator calls with a client certificate) and on an insecure one (`--insecure`), both without access control (ACLs off: see What access control costs for them), in %d rounds of one cluster each, alternating which goes first (%v). Each round starts fresh coordinators and a fresh fleet. Ratios are secure over insecure, of the medians (or of the pooled percentiles).\n\n",
 		s.Mode, t.Rounds, t.Order)
 	ratio := func(a, b float64) string {
 		if b == 0 {

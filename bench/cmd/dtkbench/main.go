@@ -5,7 +5,11 @@
 // bench-quick` a shorter one (about 5 minutes). Clusters are secure
 // (mutual TLS, encrypted gossip) unless -insecure. `make bench-tls-cost`
 // (-tls-compare) measures propagation and the write path on a secure and
-// an insecure cluster alternately and writes <date>-tls-cost.md.
+// an insecure cluster alternately and writes <date>-tls-cost.md. `make
+// bench-acl-cost` (-acl-compare) does the same with access control on and
+// off, adding operator reads with tokens, and writes <date>-acl-cost.md.
+// Secure clusters run with ACLs on (a bootstrapped management token for
+// the benchmark's operator calls) unless -no-acl.
 package main
 
 import (
@@ -49,6 +53,11 @@ func main() {
 		rounds      = flag.Int("rounds", 2, "with -tls-compare: rounds of one secure and one insecure cluster")
 		wpWarm      = flag.Duration("write-path-warm", 0, "unmeasured start of the write path (default 2s; with -tls-compare 5s, past the clients' TLS handshakes)")
 		connProbes  = flag.Int("conn-probes", 200, "with -tls-compare: new connections timed per round")
+		noACL       = flag.Bool("no-acl", false, "run secure clusters without access control (ACLs are on by default, as shipped for production; -insecure clusters never have them)")
+		aclCompare  = flag.Bool("acl-compare", false, "only compare a secure cluster with ACLs on and one with ACLs off: propagation (-sizes), the write path at 1,000 agents and operator reads with tokens, -rounds rounds of each, alternating")
+		opCalls     = flag.Int("op-calls", 2000, "with -acl-compare: GET /v1/services/NAME calls per operator-read measurement")
+		opParallel  = flag.Int("op-parallel", 8, "with -acl-compare: operator reads at a time in the parallel measurement")
+		aclTokens   = flag.Int("acl-tokens", 10000, "with -acl-compare: tokens in the state for the second operator-read measurement (at most 10,000; 0: skip)")
 	)
 	flag.Parse()
 	lg := log.New(os.Stderr, "dtkbench ", log.Ltime)
@@ -112,6 +121,12 @@ func main() {
 	if *tlsCompare {
 		mode = "tls-cost"
 	}
+	if *aclCompare {
+		if *tlsCompare || *insecure {
+			lg.Fatal("-acl-compare runs secure clusters only: not with -tls-compare or -insecure")
+		}
+		mode = "acl-cost"
+	}
 	res := &bench.Results{Started: time.Now(), Mode: mode,
 		Command: "dtkbench " + strings.Join(os.Args[1:], " "), Settings: map[string]string{}}
 	res.Date = res.Started.Format("2006-01-02")
@@ -133,9 +148,45 @@ func main() {
 		false: "secure (the default): a CA made by the benchmark, server certificates for the coordinators, node certificates for every agent (simulated ones too), a client (operator) certificate for the benchmark's own calls; mutual TLS on the API, forwarding, blob replication and Raft; encrypted gossip",
 		true:  "--insecure: plain HTTP, no certificates, unencrypted gossip",
 	}[*insecure]
+	if !*insecure {
+		res.Settings["access control"] = map[bool]string{
+			false: "ACLs on (--acl-enabled): the benchmark bootstraps a management token and sends it with every operator call; agents (node certificates) need none",
+			true:  "ACLs off (-no-acl)",
+		}[*noACL]
+	}
 	res.Settings["work folder (coordinators' Raft logs, local agent state)"] = *workDir + " (" + fsType(*workDir) + ")"
 	loadNote := func(fig string) { res.Noise.LoadAvg = append(res.Noise.LoadAvg, fig+": "+bench.LoadAvg()) }
 
+	if *aclCompare {
+		res.Settings["access control"] = "on and off, alternately (see What access control costs)"
+		res.Settings["rounds"] = fmt.Sprint(*rounds)
+		res.Settings["operator reads"] = fmt.Sprintf("%d calls, one at a time and %d at a time; %d tokens in the state for the second measurement", *opCalls, *opParallel, *aclTokens)
+		delete(res.Settings, "fleet sizes with the real bash runner")
+		delete(res.Settings, "idle period")
+		delete(res.Settings, "failover runs (kill -9 / SIGSTOP)")
+		loadNote("acl cost")
+		if *wpWarm == 0 {
+			*wpWarm = 5 * time.Second
+		}
+		res.Settings["write-path warm-up"] = wpWarm.String()
+		ac, err := bench.RunACLCost(bench.ACLCostConfig{
+			Bin: agentBin, WorkDir: filepath.Join(*workDir, "acl-cost"), AgentDir: *agentDir, Rounds: *rounds, Sizes: sizes,
+			Runs: *runs, Warmups: *warmups, WritePathSize: 1000, WritePathDur: *wpDur, WritePathWarm: *wpWarm,
+			OpCalls: *opCalls, OpParallel: *opParallel, Tokens: *aclTokens, Log: lg,
+		})
+		if err != nil {
+			res.Errors = append(res.Errors, "acl cost: "+err.Error())
+		}
+		res.ACLCost = ac
+		finish(res, machine0)
+		res.Notes = append(res.Notes, notes[1:3]...)
+		md, err := res.Write(*out)
+		if err != nil {
+			lg.Fatal(err)
+		}
+		lg.Printf("wrote %s and .json", md)
+		return
+	}
 	if *tlsCompare {
 		res.Settings["security"] = "both, alternately (see What TLS costs)"
 		res.Settings["rounds"] = fmt.Sprint(*rounds)
@@ -171,7 +222,7 @@ func main() {
 	if want("idle") {
 		loadNote("idle start")
 		lg.Printf("footprint: starting the idle cluster (%s idle)", *idle)
-		ib, err = bench.StartIdle(agentBin, filepath.Join(*workDir, "idle"), "127.0.202", *insecure)
+		ib, err = bench.StartIdle(agentBin, filepath.Join(*workDir, "idle"), "127.0.202", *insecure, !*insecure && !*noACL)
 		if err != nil {
 			res.Errors = append(res.Errors, "footprint: "+err.Error())
 			lg.Printf("footprint: %v", err)
@@ -180,7 +231,7 @@ func main() {
 	var coordFoot []bench.CoordFootprint
 	if want("local") || want("fleet") {
 		lg.Printf("starting the 3-coordinator cluster")
-		c, err := bench.StartCluster(agentBin, filepath.Join(*workDir, "fleet"), "127.0.201", 3, *insecure)
+		c, err := bench.StartClusterACL(agentBin, filepath.Join(*workDir, "fleet"), "127.0.201", 3, *insecure, !*insecure && !*noACL)
 		if err != nil {
 			lg.Fatalf("cluster: %v", err)
 		}
@@ -213,7 +264,7 @@ func main() {
 	if want("failover") {
 		loadNote("failover")
 		lg.Printf("failover: %d kill -9 runs, %d SIGSTOP runs", *killRuns, *freezeRuns)
-		fo, err := bench.RunFailover(bench.FailoverConfig{Bin: agentBin, Dir: filepath.Join(*workDir, "failover"), Prefix: "127.0.203", Agents: 6, KillRuns: *killRuns, FreezeRuns: *freezeRuns, Insecure: *insecure, Log: lg})
+		fo, err := bench.RunFailover(bench.FailoverConfig{Bin: agentBin, Dir: filepath.Join(*workDir, "failover"), Prefix: "127.0.203", Agents: 6, KillRuns: *killRuns, FreezeRuns: *freezeRuns, Insecure: *insecure, NoACL: *noACL, Log: lg})
 		if err != nil {
 			res.Errors = append(res.Errors, "failover: "+err.Error())
 			lg.Printf("failover: %v", err)
