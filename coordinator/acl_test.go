@@ -1,7 +1,9 @@
 package coordinator
 
 import (
+	"compress/gzip"
 	"context"
+	"io"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -311,5 +313,60 @@ func TestACL_EveryRoute_NamesTheMissingRight(t *testing.T) {
 	}
 	if checked < 30 {
 		t.Errorf("only %d routes name their rights", checked)
+	}
+}
+
+// With a key-encryption key, the Raft log (raft.db) and snapshots hold no
+// value in clear: a secret staged as an input is not found in any file of
+// the coordinator's data dir, nor in an operator snapshot.
+func TestDataKey_NothingInClearAtRest(t *testing.T) {
+	p := newTestPKI(t)
+	s := startSecureServer(t, p)
+	ctx := context.Background()
+	c := api.NewClient(s.HTTPAddr())
+	c.Secure, c.HTTP = true, api.TLSHTTPClientFor(p.store(tlsutil.RoleClient, "ops"))
+	tgz, err := archive.Pack(writeTestModule(t, "vault"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.PushModule(ctx, tgz, ""); err != nil {
+		t.Fatal(err)
+	}
+	const secretValue = "s3cr3t-Value-Only-Here-7731"
+	if _, err := c.Stage(ctx, api.StageRequest{Name: "vault-1", Template: "vault/t", Inputs: map[string]string{"password": secretValue}}); err != nil && !strings.Contains(err.Error(), "password") {
+		t.Fatal(err)
+	}
+	c.SetInputs(ctx, "vault-1", map[string]string{"password": secretValue})
+	var snap strings.Builder
+	if _, err := c.SnapshotSave(ctx, &snap); err != nil {
+		t.Fatal(err)
+	}
+	s.raft.Snapshot().Error() // a Raft snapshot file too
+	found := false
+	filepath.Walk(s.cfg.DataDir, func(path string, fi os.FileInfo, err error) error {
+		if err == nil && !fi.IsDir() {
+			if b, _ := os.ReadFile(path); strings.Contains(string(b), secretValue) {
+				t.Errorf("%s holds the secret in clear", path)
+			}
+			if strings.HasSuffix(path, "raft.db") {
+				found = true
+			}
+		}
+		return nil
+	})
+	if !found {
+		t.Fatal("no raft.db under the data dir")
+	}
+	zr, err := gzip.NewReader(strings.NewReader(snap.String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain, _ := io.ReadAll(zr)
+	if len(plain) == 0 || strings.Contains(string(plain), secretValue) || !strings.Contains(string(plain), "sealed_state") {
+		t.Error("an operator snapshot holds the secret in clear (or is not sealed)")
+	}
+	// The state in memory still has it (the coordinator compiles with it).
+	if svc := s.State().Service("vault-1"); svc == nil || svc.Inputs["password"] != secretValue {
+		t.Fatalf("service: %+v", svc)
 	}
 }

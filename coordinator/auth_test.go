@@ -344,10 +344,19 @@ func TestTrust_CAKeySealed_SnapshotRoundTrip(t *testing.T) {
 	if err := snap.Persist(sink); err != nil {
 		t.Fatal(err)
 	}
-	if strings.Contains(string(sink.Bytes()), keyBody) {
-		t.Fatal("the CA key is in clear in a snapshot")
+	if strings.Contains(string(sink.Bytes()), keyBody) || strings.Contains(string(sink.Bytes()), `"n3"`) {
+		t.Fatal("the CA key or the state is in clear in a snapshot")
+	}
+	// Another cluster's key-encryption key cannot restore it.
+	other := NewFSM(s.log)
+	otherKEK, _ := secret.GenerateKey()
+	ok, _ := secret.ParseKey(otherKEK)
+	other.SetKEK(ok)
+	if err := other.Restore(io.NopCloser(strings.NewReader(string(sink.Bytes())))); err == nil || !strings.Contains(err.Error(), "another cluster") {
+		t.Fatalf("restore with another KEK: %v", err)
 	}
 	f := NewFSM(s.log)
+	f.SetKEK(s.cfg.KEK)
 	if err := f.Restore(io.NopCloser(strings.NewReader(string(sink.Bytes())))); err != nil {
 		t.Fatal(err)
 	}

@@ -173,6 +173,7 @@ func Encode(t MessageType, cmd any) ([]byte, error) {
 type FSM struct {
 	state *State
 	log   *slog.Logger
+	keys  dataKeys
 }
 
 var _ raft.FSM = (*FSM)(nil)
@@ -192,10 +193,16 @@ func (f *FSM) Apply(l *raft.Log) any {
 	if l.Type != raft.LogCommand || len(l.Data) == 0 {
 		return nil
 	}
-	t := MessageType(l.Data[0])
+	data := l.Data
+	if MessageType(data[0]) == SealedEntryType {
+		if data = f.unsealEntry(data[1:], l.Index); len(data) == 0 {
+			panic(fmt.Sprintf("fsm: empty sealed entry at index %d", l.Index))
+		}
+	}
+	t := MessageType(data[0])
 	ignoreUnknown := t&IgnoreUnknownFlag != 0
 	t &^= IgnoreUnknownFlag
-	buf := l.Data[1:]
+	buf := data[1:]
 	s := f.state
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -304,6 +311,10 @@ func (f *FSM) Apply(l *raft.Log) any {
 		var c ACLTokenCmd
 		mustDecode(buf, &c, t)
 		resp, keys = s.aclToken(l.Index, &c)
+	case DataKeyType:
+		var c DataKeyCmd
+		mustDecode(buf, &c, t)
+		resp, keys = s.putDataKey(l.Index, &c, &f.keys)
 	case AuditType:
 		var c AuditCmd
 		mustDecode(buf, &c, t)
@@ -1041,9 +1052,13 @@ func shortDigest(d string) string {
 func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
 	f.state.mu.RLock()
 	b, err := json.Marshal(f.state.data)
+	sealedKey := f.state.data.DataKey
 	f.state.mu.RUnlock()
 	if err != nil {
 		return nil, fmt.Errorf("snapshot state: %w", err)
+	}
+	if b, err = f.encodeSnapshot(b, sealedKey); err != nil {
+		return nil, fmt.Errorf("seal snapshot: %w", err)
 	}
 	return &fsmSnapshot{data: b}, nil
 }
@@ -1052,9 +1067,21 @@ func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
 // the old state.
 func (f *FSM) Restore(rc io.ReadCloser) error {
 	defer rc.Close()
-	d := newStateData()
-	if err := json.NewDecoder(rc).Decode(&d); err != nil {
+	raw, err := io.ReadAll(rc)
+	if err != nil {
 		return fmt.Errorf("restore snapshot: %w", err)
+	}
+	if raw, err = f.decodeSnapshot(raw); err != nil {
+		return fmt.Errorf("restore snapshot: %w", err)
+	}
+	d := newStateData()
+	if err := json.Unmarshal(raw, &d); err != nil {
+		return fmt.Errorf("restore snapshot: %w", err)
+	}
+	if d.DataKey != "" {
+		if err := f.keys.open(d.DataKey); err != nil {
+			return fmt.Errorf("restore snapshot: %w", err)
+		}
 	}
 	d.Trust.fill()
 	d.ACL.fill()

@@ -92,6 +92,7 @@ func (s *Server) operatorSnapshotSave(w http.ResponseWriter, r *http.Request) er
 	}
 	s.fsm.state.mu.RLock()
 	state, err := json.Marshal(s.fsm.state.data)
+	sealedKey := s.fsm.state.data.DataKey
 	index := s.fsm.state.data.Index
 	var digests []string
 	for _, m := range s.fsm.state.data.Modules {
@@ -100,6 +101,9 @@ func (s *Server) operatorSnapshotSave(w http.ResponseWriter, r *http.Request) er
 		}
 	}
 	s.fsm.state.mu.RUnlock()
+	if err == nil {
+		state, err = s.fsm.encodeSnapshot(state, sealedKey)
+	}
 	if err != nil {
 		return err
 	}
@@ -197,7 +201,11 @@ func (s *Server) operatorSnapshotRestore(w http.ResponseWriter, r *http.Request)
 		}
 	}
 	var probe stateData
-	if err := json.Unmarshal(state, &probe); err != nil {
+	open, err := s.fsm.decodeSnapshot(state)
+	if err != nil {
+		return badRequest("snapshot: %v", err)
+	}
+	if err := json.Unmarshal(open, &probe); err != nil {
 		return badRequest("snapshot state is corrupt: %v", err)
 	}
 	err = s.raft.Restore(&raft.SnapshotMeta{Version: raft.SnapshotVersionMax, Index: meta.Index, Size: int64(len(state))}, bytes.NewReader(state), time.Minute)

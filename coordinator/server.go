@@ -93,6 +93,8 @@ type Server struct {
 	routes   []routeInfo
 	policies policyCache
 	auditQ   chan api.AuditEntry
+	// dataKeyMu makes the leader create the data key once.
+	dataKeyMu sync.Mutex
 	// caStored: the CA key this coordinator was given is in the state
 	// (or was found not to belong there); storeCA stops trying.
 	caStored atomic.Bool
@@ -152,6 +154,7 @@ func (s *Server) Start() error {
 	}
 	s.blobs = blobs
 	s.fsm = NewFSM(s.cfg.Logger)
+	s.fsm.SetKEK(s.cfg.KEK)
 	if err := s.startRaft(); err != nil {
 		return err
 	}
@@ -346,8 +349,14 @@ func (s *Server) WaitLeader(ctx context.Context) error {
 // (no leader, timeout) come back as errors wrapping ErrNotLeader or the Raft
 // error; a command the FSM refused comes back as its error.
 func (s *Server) apply(t MessageType, cmd any) (any, error) {
+	if t != DataKeyType {
+		s.ensureDataKey() // before the first entry that may hold a secret
+	}
 	b, err := Encode(t, cmd)
 	if err != nil {
+		return nil, err
+	}
+	if b, err = s.sealEntry(t, b); err != nil {
 		return nil, err
 	}
 	f := s.raft.Apply(b, 10*time.Second)

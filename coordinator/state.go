@@ -47,6 +47,9 @@ type stateData struct {
 	ACL aclData `json:"acl"`
 	// Audit is the bounded trail of accepted writes.
 	Audit auditData `json:"audit"`
+	// DataKey is the key that seals the log and snapshots, itself sealed
+	// with the coordinators' key-encryption key (datakey.go).
+	DataKey string `json:"data_key_sealed,omitempty"`
 }
 
 func newStateData() stateData {
