@@ -60,6 +60,9 @@ data_dir = "/var/lib/dtk"
 # enroll_addr  = ["10.0.0.1:7070"]           # coordinator API to enroll through (default: join hosts, port 7070)
 # insecure     = false                       # true: no TLS, no authentication, no encryption. Labs only:
 #                                            # anyone who reaches the cluster can run code as root on every node.
+# acl { enabled = true }                     # coordinators, every one: operators need an ACL token whose
+#                                            #   policies say what it may do; then `dtkctl acl bootstrap` once.
+#                                            #   Needs TLS (not with insecure).
 
 # --- Tuning ---------------------------------------------------------------
 # poll_wait          = "5m"   # longest plan long-poll (at most 10m)
