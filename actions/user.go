@@ -250,18 +250,20 @@ func reclaim(dir string) error {
 	uid, gid := agentIDs()
 	foreign := false
 	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
+		if err == nil {
+			var info fs.FileInfo
+			if info, err = d.Info(); err == nil {
+				if st, ok := info.Sys().(*syscall.Stat_t); ok && st.Uid != uint32(uid) {
+					foreign = true
+					return filepath.SkipAll
+				}
+				return nil
+			}
 		}
-		info, err := d.Info()
-		if err != nil {
-			return err
+		if errors.Is(err, fs.ErrNotExist) && p != dir {
+			return nil // gone meanwhile (a process of the last run)
 		}
-		if st, ok := info.Sys().(*syscall.Stat_t); ok && st.Uid != uint32(uid) {
-			foreign = true
-			return filepath.SkipAll
-		}
-		return nil
+		return err
 	})
 	if err != nil || !foreign {
 		return err
