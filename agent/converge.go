@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
@@ -294,12 +295,34 @@ func (a *Agent) executeWith(ctx context.Context, st *plan.Step, dryRun bool) act
 	if err != nil {
 		return actions.Result{State: actions.Failed, ExitCode: -1, Err: err}
 	}
+	scratch := filepath.Join(a.cfg.DataDir, "steps", scratchName(st))
+	// The files that hand attributes to the asset hold sensitive values:
+	// they exist only while the step runs.
+	defer scrubScratch(scratch)
 	return runner.Run(ctx, actions.Request{
 		Action: st.Run, ActionName: st.Action, Sensitive: st.Sensitive, DryRun: dryRun,
 		ModuleDir: dir, Attributes: st.Attributes, Service: st.Service,
 		Node: a.cfg.Name, StepID: st.ID, DefaultTimeout: a.cfg.DefaultTimeout, DataDir: a.cfg.DataDir,
 		StepUser: a.cfg.StepUser, StepGroup: a.cfg.StepGroup,
-		ScratchDir: filepath.Join(a.cfg.DataDir, "steps", scratchName(st)),
+		ScratchDir: scratch,
+	})
+}
+
+// attributeFiles are the files runners write to hand a step its
+// attributes (actions: attributes.json, the container's env file, the
+// puppet class and facts, the ansible extra vars and role play).
+var attributeFiles = map[string]bool{
+	actions.AttributesFile: true, "container.env": true, "dtk_class.pp": true, "dtk.json": true,
+	"extra-vars.json": true, "dtk_role.yml": true,
+}
+
+// scrubScratch removes a step's attribute files once it has run.
+func scrubScratch(dir string) {
+	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && attributeFiles[d.Name()] {
+			os.Remove(p)
+		}
+		return nil
 	})
 }
 

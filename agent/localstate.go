@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
 
+	"github.com/dtkhq/dtk/internal/secret"
 	"github.com/dtkhq/dtk/plan"
 )
 
@@ -53,6 +55,15 @@ func loadState(path string) (*localState, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read agent state: %w", err)
 	}
+	if secret.IsSealed(string(b)) {
+		key, err := stateKey(filepath.Dir(path))
+		if err != nil {
+			return nil, err
+		}
+		if b, err = secret.Open(key, string(b), stateLabel); err != nil {
+			return nil, fmt.Errorf("agent state %s cannot be opened with %s (move both aside to start afresh): %w", path, stateKeyFile, err)
+		}
+	}
 	if err := json.Unmarshal(b, st); err != nil {
 		return nil, fmt.Errorf("agent state %s is corrupt (move it aside to start afresh): %w", path, err)
 	}
@@ -65,12 +76,59 @@ func loadState(path string) (*localState, error) {
 	return st, nil
 }
 
-// save writes the state atomically: temp file, fsync, rename.
+// The state file holds the cached slice (sensitive values included), the
+// attributes needed to undo steps and the unacknowledged reports: it is
+// sealed (AES-256-GCM) with a key kept beside it, mode 0600, so that a copy
+// of the state file alone (a backup, a support bundle) reveals nothing.
+const (
+	stateKeyFile = "state.key"
+	stateLabel   = "agent-state"
+)
+
+var stateKeys sync.Map // dir → []byte
+
+// stateKey reads (or makes, the first time) the key of the state in dir.
+func stateKey(dir string) ([]byte, error) {
+	if k, ok := stateKeys.Load(dir); ok {
+		return k.([]byte), nil
+	}
+	path := filepath.Join(dir, stateKeyFile)
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		k, gerr := secret.GenerateKey()
+		if gerr != nil {
+			return nil, gerr
+		}
+		if err := os.WriteFile(path, []byte(k+"\n"), 0o600); err != nil {
+			return nil, fmt.Errorf("agent state key: %w", err)
+		}
+		b = []byte(k)
+	} else if err != nil {
+		return nil, fmt.Errorf("agent state key: %w", err)
+	}
+	key, err := secret.ParseKey(string(b))
+	if err != nil {
+		return nil, fmt.Errorf("agent state key %s: %w", path, err)
+	}
+	stateKeys.Store(dir, key)
+	return key, nil
+}
+
+// save writes the state atomically (temp file, fsync, rename), sealed.
 func (st *localState) save(path string) error {
 	b, err := json.Marshal(st)
 	if err != nil {
 		return err
 	}
+	key, err := stateKey(filepath.Dir(path))
+	if err != nil {
+		return err
+	}
+	sealed, err := secret.Seal(key, b, stateLabel)
+	if err != nil {
+		return fmt.Errorf("seal agent state: %w", err)
+	}
+	b = []byte(sealed)
 	tmp, err := os.CreateTemp(filepath.Dir(path), ".state-*")
 	if err != nil {
 		return fmt.Errorf("save agent state: %w", err)
