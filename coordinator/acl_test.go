@@ -3,9 +3,9 @@ package coordinator
 import (
 	"compress/gzip"
 	"context"
-	"io"
 	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"

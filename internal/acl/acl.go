@@ -180,7 +180,9 @@ func levelOf(a *hcl.Attribute, kind string) (Level, error) {
 	return lvl, nil
 }
 
-func pos(r hcl.Range) string { return fmt.Sprintf("%s:%d:%d", r.Filename, r.Start.Line, r.Start.Column) }
+func pos(r hcl.Range) string {
+	return fmt.Sprintf("%s:%d:%d", r.Filename, r.Start.Line, r.Start.Column)
+}
 
 func diagError(diags hcl.Diagnostics) error {
 	var msgs []string
