@@ -2,6 +2,7 @@ package coordinator
 
 import (
 	"context"
+	"crypto/subtle"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
@@ -110,7 +111,7 @@ func (s *State) aclDeletePolicy(idx uint64, c *ACLDeletePolicyCmd) (any, []strin
 	}
 	for _, t := range a.Tokens {
 		if slices.Contains(t.Policies, c.Name) {
-			return fmt.Errorf("%w: token %s uses policy %q; delete the token or change it first", ErrConflict, t.AccessorID, c.Name), nil
+			return fmt.Errorf("%w: token %s uses policy %q; delete the tokens that use it first (dtkctl acl token list)", ErrConflict, t.AccessorID, c.Name), nil
 		}
 	}
 	delete(a.Policies, c.Name)
@@ -119,6 +120,13 @@ func (s *State) aclDeletePolicy(idx uint64, c *ACLDeletePolicyCmd) (any, []strin
 
 func (s *State) aclToken(idx uint64, c *ACLTokenCmd) (any, []string) {
 	a := &s.data.ACL
+	// Tokens expired for a day go (the new token's creation time is the
+	// clock, so every replica drops the same ones).
+	for id, t := range a.Tokens {
+		if t.ExpiresMS != 0 && t.ExpiresMS+pendingKeep < c.Token.CreatedMS {
+			delete(a.Tokens, id)
+		}
+	}
 	if len(a.Tokens) >= maxACLTokens {
 		return fmt.Errorf("%w: %d tokens exist", ErrTooMany, len(a.Tokens)), nil
 	}
@@ -146,14 +154,17 @@ func (s *State) aclDeleteToken(idx uint64, c *ACLDeleteTokenCmd) (any, []string)
 func (s *State) ACLTokenByHash(hash string) *api.ACLToken {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	for _, t := range s.data.ACL.Tokens {
-		if t.SecretHash == hash {
-			c := *t
-			c.Policies = slices.Clone(t.Policies)
-			return &c
-		}
+	// The accessor is the hash's first 16 digits: one map lookup.
+	if len(hash) < 16 {
+		return nil
 	}
-	return nil
+	t := s.data.ACL.Tokens[hash[:16]]
+	if t == nil || subtle.ConstantTimeCompare([]byte(t.SecretHash), []byte(hash)) != 1 {
+		return nil
+	}
+	c := *t
+	c.Policies = slices.Clone(t.Policies)
+	return &c
 }
 
 // ACLPolicies lists policies (copies), by name.
@@ -516,9 +527,29 @@ func (s *Server) needBlob(r *http.Request) []acl.Need {
 
 // needOp: reading an operation needs read on its service.
 func (s *Server) needOp(r *http.Request) []acl.Need {
-	name := ""
-	if op := s.State().Op(r.PathValue("id")); op != nil {
-		name = op.Service
+	op := s.State().Op(r.PathValue("id"))
+	if op == nil {
+		return nil // the handler answers 404
 	}
-	return []acl.Need{{Kind: acl.KindService, Name: name, Level: acl.Read}}
+	return []acl.Need{{Kind: acl.KindService, Name: op.Service, Level: acl.Read}}
+}
+
+// Descendants lists the services staged under name, at any depth.
+func (s *State) Descendants(name string) []string {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	var out []string
+	frontier := []string{name}
+	for len(frontier) > 0 {
+		var next []string
+		for _, svc := range s.data.Services {
+			if slices.Contains(frontier, svc.Parent) && svc.Name != name && !slices.Contains(out, svc.Name) {
+				out = append(out, svc.Name)
+				next = append(next, svc.Name)
+			}
+		}
+		frontier = next
+	}
+	sort.Strings(out)
+	return out
 }

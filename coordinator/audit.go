@@ -94,6 +94,12 @@ func audited(r *http.Request, a access) bool {
 	return r.Method != http.MethodGet && r.Method != http.MethodHead && a != accessNodeWrite && a != accessServer
 }
 
+// worthRecording leaves out answers that record nothing new: an agent
+// polling its pending enrollment (202) every few seconds.
+func worthRecording(code int) bool {
+	return code > 0 && code < 400 && code != http.StatusAccepted
+}
+
 // record queues an accepted write for the trail.
 func (s *Server) record(r *http.Request, code int) {
 	c := callerOf(r)

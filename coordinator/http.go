@@ -102,7 +102,10 @@ func (s *Server) Handler() http.Handler {
 	route("GET /v1/operator/raft", accessOperator, need(acl.KindOperator, R), s.operatorRaft)
 	route("DELETE /v1/operator/raft/peers/{id}", accessOperator, need(acl.KindOperator, W), s.operatorRemovePeer)
 	route("GET /v1/operator/snapshot", accessOperator, need(acl.KindOperator, W), s.operatorSnapshotSave)
-	route("PUT /v1/operator/snapshot", accessOperator, need(acl.KindOperator, W), s.operatorSnapshotRestore)
+	route("PUT /v1/operator/snapshot", accessOperator, func(*http.Request) []acl.Need {
+		// A restore replaces everything, the ACLs included.
+		return []acl.Need{{Kind: acl.KindOperator, Level: W}, {Kind: acl.KindACL, Level: W}}
+	}, s.operatorSnapshotRestore)
 	route("PUT /v1/operator/cluster-ca", accessServer, nil, s.putClusterCA)
 	route("GET /v1/operator/keyring", accessOperator, need(acl.KindOperator, W), s.keyringList)
 	route("POST /v1/operator/keyring/{op}", accessOperator, need(acl.KindOperator, W), s.keyringChange)
@@ -297,7 +300,7 @@ func (s *Server) wrap(a access, nf needFunc, h handlerFunc) http.Handler {
 		if err := h(sw, r); err != nil {
 			writeError(sw, toAPIError(err))
 		}
-		if sw.code > 0 && sw.code < 400 {
+		if worthRecording(sw.code) {
 			s.record(r, sw.code)
 		}
 	})
@@ -402,6 +405,9 @@ func (s *Server) getStatus(w http.ResponseWriter, r *http.Request) error {
 // --- modules ---
 
 func (s *Server) pushModule(w http.ResponseWriter, r *http.Request) error {
+	if az := authz(r); az != nil && !az.MayWriteSomeModule() {
+		return &api.APIError{Code: http.StatusForbidden, Message: "permission denied: " + az.Name + " may not write any module"}
+	}
 	body := http.MaxBytesReader(w, r.Body, maxModuleBody)
 	digest, size, err := s.blobs.Put(body, r.Header.Get("X-Dtk-Digest"))
 	if err != nil {
@@ -682,6 +688,14 @@ func (s *Server) deployService(w http.ResponseWriter, r *http.Request) error {
 func (s *Server) deleteService(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
 	recursive := q.Get("recursive") == "true" || q.Get("recursive") == "1"
+	if recursive {
+		// Deleting children needs write on each of them too.
+		for _, child := range s.State().Descendants(r.PathValue("name")) {
+			if err := allow(r, acl.Need{Kind: acl.KindService, Name: child, Level: acl.Write}); err != nil {
+				return err
+			}
+		}
+	}
 	resp, err := s.apply(DeleteServiceType, DeleteServiceCmd{
 		Name: r.PathValue("name"), Node: q.Get("node"), Component: q.Get("component"), Recursive: recursive,
 	})

@@ -383,14 +383,17 @@ func (s *State) Tokens() []api.JoinToken {
 func (s *State) TokenByHash(hash string) *api.JoinToken {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	for _, t := range s.data.Trust.Tokens {
-		if t.SecretHash == hash {
-			c := *t
-			c.Labels = maps.Clone(t.Labels)
-			return &c
-		}
+	// The ID is the hash's first 12 digits: one map lookup.
+	if len(hash) < 12 {
+		return nil
 	}
-	return nil
+	t := s.data.Trust.Tokens[hash[:12]]
+	if t == nil || t.SecretHash != hash {
+		return nil
+	}
+	c := *t
+	c.Labels = maps.Clone(t.Labels)
+	return &c
 }
 
 // PendingNodes lists enrollment requests (waiting ones first).

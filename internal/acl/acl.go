@@ -286,6 +286,21 @@ func (a *Authorizer) Level(kind, name string) Level {
 	return None
 }
 
+// MayWriteSomeModule reports whether any rule lets the caller write a
+// module (checked before a push is even stored; the module's own name is
+// checked once it is parsed).
+func (a *Authorizer) MayWriteSomeModule() bool {
+	if a.Management {
+		return true
+	}
+	for _, r := range a.modules {
+		if r.Level >= Write {
+			return true
+		}
+	}
+	return false
+}
+
 // Allowed reports whether the caller has need.
 func (a *Authorizer) Allowed(n Need) bool {
 	l := a.Level(n.Kind, n.Name)

@@ -167,6 +167,9 @@ func (c *Config) validateSecurity() Errors {
 	add := func(e *Error) { errs = append(errs, e) }
 	hasTLS := c.TLSCAFile != "" || c.TLSCertFile != "" || c.TLSKeyFile != "" || c.TLSCAKeyFile != "" || c.CAFingerprint != ""
 	if c.Insecure {
+		if c.ACLEnabled {
+			add(c.fieldError(FieldACLEnabled, nil, "ACLs need TLS: without it anyone can act as a node and tokens travel in clear; remove insecure or acl.enabled"))
+		}
 		if hasTLS {
 			add(c.fieldError(FieldInsecure, nil, "insecure turns TLS off, but TLS files are configured: remove one or the other"))
 		}
