@@ -302,7 +302,7 @@ func (s *Server) resolveACL(r *http.Request, c caller) (*acl.Authorizer, error) 
 	}
 	t := s.State().ACLTokenByHash(TokenHash(secretText))
 	if t == nil {
-		return nil, &api.APIError{Code: http.StatusUnauthorized, Message: "ACL token not found: it was deleted, or belongs to another cluster"}
+		return nil, errTokenNotFound
 	}
 	if t.ExpiresMS != 0 && nowMS() >= t.ExpiresMS {
 		return nil, &api.APIError{Code: http.StatusUnauthorized, Message: fmt.Sprintf("ACL token %s expired at %s", t.AccessorID, time.UnixMilli(t.ExpiresMS).UTC().Format(time.RFC3339))}
@@ -355,6 +355,10 @@ func (s *Server) checkACL(r *http.Request, a access, nf needFunc) (*http.Request
 	}
 	return r.WithContext(context.WithValue(r.Context(), authzKey{}, az)), nil
 }
+
+// errTokenNotFound: a follower that does not know a token yet (it was
+// just made) lets the leader decide.
+var errTokenNotFound = &api.APIError{Code: http.StatusUnauthorized, Message: "ACL token not found: it was deleted, or belongs to another cluster"}
 
 // --- endpoints ---
 

@@ -279,6 +279,9 @@ func (s *Server) wrap(a access, nf needFunc, h handlerFunc) http.Handler {
 		if err == nil {
 			r, err = s.checkACL(r, a, nf)
 		}
+		if err == errTokenNotFound && callerOf(r).via == "" && s.raft.State() != raftLeader && s.getPeers() != nil && s.forward(w, r) {
+			return // a token this follower has not applied yet: the leader decides
+		}
 		if err != nil {
 			ae := toAPIError(err)
 			s.log.Warn("request refused", "code", ae.Code, "caller", callerOf(r).String(), "remote", callerOf(r).remote, "method", r.Method, "path", r.URL.Path, "reason", ae.Message)
