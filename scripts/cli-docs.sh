@@ -38,7 +38,9 @@ HEAD
              "bundle export" "bundle import" "bundle inspect" \
              "operator members" "operator raft peers" "operator raft remove-peer" "operator snapshot save" \
              "operator snapshot restore" "operator leave" "operator keyring list" "operator keyring install" \
-             "operator keyring use" "operator keyring remove" "version"; do
+             "operator keyring use" "operator keyring remove" "acl bootstrap" "acl policy create" "acl policy list" \
+             "acl policy show" "acl policy delete" "acl token create" "acl token list" "acl token show" \
+             "acl token delete" "audit list" "version"; do
     section "$BIN/dtkctl" $cmd
   done
 } > "$out"
