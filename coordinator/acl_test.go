@@ -244,7 +244,7 @@ operator { policy = "read" }`)
 		t.Errorf("platform deleting app-api through its parent: %v", err)
 	}
 	// A token that may write no module cannot even upload one.
-	if err := pushAs(viewer, "anything"); code(err) != 403 || !strings.Contains(err.Error(), "may not write any module") {
+	if err := pushAs(viewer, "anything"); code(err) != 403 || !strings.Contains(err.Error(), "lacks module write") {
 		t.Errorf("viewer push: %v", err)
 	}
 	if err := mgmt.DeleteACLPolicy(ctx, "app"); code(err) != 409 {

@@ -409,7 +409,7 @@ func (s *Server) getStatus(w http.ResponseWriter, r *http.Request) error {
 
 func (s *Server) pushModule(w http.ResponseWriter, r *http.Request) error {
 	if az := authz(r); az != nil && !az.MayWriteSomeModule() {
-		return &api.APIError{Code: http.StatusForbidden, Message: "permission denied: " + az.Name + " may not write any module"}
+		return &api.APIError{Code: http.StatusForbidden, Message: "permission denied: " + az.Name + " lacks module write (on any module)"}
 	}
 	body := http.MaxBytesReader(w, r.Body, maxModuleBody)
 	digest, size, err := s.blobs.Put(body, r.Header.Get("X-Dtk-Digest"))
