@@ -13,6 +13,7 @@ import (
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/hclsyntax"
 
+	"github.com/dtkhq/dtk/internal/hclguard"
 	"github.com/dtkhq/dtk/plan"
 )
 
@@ -78,6 +79,10 @@ func Load(dir string) (*plan.Module, error) {
 			return nil, fmt.Errorf("module folder %s: %w", dir, err)
 		}
 		l.srcs[name] = src
+		if diags := hclguard.Config(src, name, hcl.InitialPos); diags.HasErrors() {
+			parseDiags = append(parseDiags, diags...)
+			continue
+		}
 		f, diags := hclsyntax.ParseConfig(src, name, hcl.InitialPos)
 		parseDiags = append(parseDiags, diags...)
 		if f != nil {

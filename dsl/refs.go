@@ -9,6 +9,7 @@ import (
 	"github.com/hashicorp/hcl/v2/hclsyntax"
 	"github.com/zclconf/go-cty/cty"
 
+	"github.com/dtkhq/dtk/internal/hclguard"
 	"github.com/dtkhq/dtk/plan"
 )
 
@@ -312,6 +313,11 @@ func (l *loader) parseTemplate(p, text string) (hclsyntax.Expression, bool) {
 		return t, t != nil
 	}
 	l.srcs[p] = []byte(text)
+	if diags := hclguard.Template([]byte(text), p, hcl.InitialPos); diags.HasErrors() {
+		l.add(diags)
+		l.templates[p] = nil
+		return nil, false
+	}
 	tmpl, diags := hclsyntax.ParseTemplate([]byte(text), p, hcl.InitialPos)
 	l.add(diags)
 	if diags.HasErrors() {

@@ -24,6 +24,8 @@ import (
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/hclsyntax"
 	"github.com/zclconf/go-cty/cty"
+
+	"github.com/dtkhq/dtk/internal/hclguard"
 )
 
 // Level is a right's strength. Deny is an explicit refusal.
@@ -111,6 +113,9 @@ var (
 func Parse(src []byte, filename string) (*Policy, error) {
 	if len(src) > MaxRulesBytes {
 		return nil, fmt.Errorf("%s: rules are larger than %d bytes", filename, MaxRulesBytes)
+	}
+	if diags := hclguard.Config(src, filename, hcl.InitialPos); diags.HasErrors() {
+		return nil, diagError(diags)
 	}
 	f, diags := hclsyntax.ParseConfig(src, filename, hcl.InitialPos)
 	if diags.HasErrors() {

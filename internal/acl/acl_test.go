@@ -78,3 +78,12 @@ func TestParse_Errors(t *testing.T) {
 		t.Error("oversized rules accepted")
 	}
 }
+
+func TestParse_RefusesNestingBomb(t *testing.T) {
+	n := 30000 // rules hold at most MaxRulesBytes
+	src := "service \"a\" {\n  policy = " + strings.Repeat("(", n) + `"read"` + strings.Repeat(")", n) + "\n}\n"
+	_, err := Parse([]byte(src), "rules.hcl")
+	if err == nil || !strings.Contains(err.Error(), "rules.hcl:2:") || !strings.Contains(err.Error(), "expressions nest deeper than 64 levels") {
+		t.Fatalf("Parse: %.300v, want the nesting limit at rules.hcl:2:", err)
+	}
+}

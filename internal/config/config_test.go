@@ -275,3 +275,18 @@ func TestStepUser(t *testing.T) {
 		}
 	}
 }
+
+func TestParse_RefusesNestingBomb(t *testing.T) {
+	const n = 100000
+	for name, expr := range map[string]string{
+		"parens":   strings.Repeat("(", n) + `"a"` + strings.Repeat(")", n),
+		"brackets": strings.Repeat("[", n) + strings.Repeat("]", n),
+		"braces":   strings.Repeat("{a=", n) + "1" + strings.Repeat("}", n),
+		"calls":    strings.Repeat("upper(", n) + `"a"` + strings.Repeat(")", n),
+	} {
+		_, err := Parse([]byte("name = "+expr+"\n"), "agent.hcl")
+		if err == nil || !strings.Contains(err.Error(), "agent.hcl:1:") || !strings.Contains(err.Error(), "expressions nest deeper than 64 levels") {
+			t.Errorf("%s: Parse: %.300v, want the nesting limit at agent.hcl:1:", name, err)
+		}
+	}
+}

@@ -12,6 +12,8 @@ import (
 	"github.com/hashicorp/hcl/v2/hclsyntax"
 	"github.com/zclconf/go-cty/cty"
 	"github.com/zclconf/go-cty/cty/convert"
+
+	"github.com/dtkhq/dtk/internal/hclguard"
 )
 
 // schema accepts every field as an optional attribute and nothing else;
@@ -65,6 +67,9 @@ func Parse(src []byte, filename string) (*Config, error) {
 	c := Default()
 	c.File = filename
 	c.src = src
+	if diags := hclguard.Config(src, filename, hcl.InitialPos); diags.HasErrors() {
+		return c, c.diagErrors(diags)
+	}
 	f, diags := hclsyntax.ParseConfig(src, filename, hcl.InitialPos)
 	if diags.HasErrors() {
 		return c, c.diagErrors(diags)
