@@ -41,7 +41,7 @@ func (l *loader) decodeRequires(blocks hcl.Blocks, m *plan.Module) {
 		if a := content.Attributes["version"]; a != nil {
 			if s, ok := l.stringValue(a); ok {
 				req.Version = s
-				if err := checkConstraint(s); err != nil {
+				if err := plan.CheckConstraint(s); err != nil {
 					l.errorf(startRange(a.Expr.Range()), fmt.Sprintf("invalid version constraint %q", s),
 						"%s; a constraint is one or more comma-separated \"OP VERSION\" with OP one of =, !=, >, >=, <, <=, ~> "+
 							"and VERSION MAJOR[.MINOR[.PATCH]], e.g. \"~> 1.2\" or \">= 1.0.0, < 2.0.0\"", err)
@@ -50,32 +50,6 @@ func (l *loader) decodeRequires(blocks hcl.Blocks, m *plan.Module) {
 		}
 		m.Requires = append(m.Requires, req)
 	}
-}
-
-// checkConstraint checks a version constraint the way plan.MatchConstraint
-// reads it, every part of it.
-func checkConstraint(constraint string) error {
-	if strings.TrimSpace(constraint) == "" {
-		return fmt.Errorf("the constraint is empty")
-	}
-	for _, part := range strings.Split(constraint, ",") {
-		part = strings.TrimSpace(part)
-		ver := part
-		for _, o := range []string{"~>", ">=", "<=", "!=", ">", "<", "="} {
-			if rest, ok := strings.CutPrefix(part, o); ok {
-				ver = strings.TrimSpace(rest)
-				break
-			}
-		}
-		full := ver
-		for i := strings.Count(ver, ".") + 1; i < 3; i++ {
-			full += ".0"
-		}
-		if part == "" || !plan.ValidVersion(full) {
-			return fmt.Errorf("%q is not OP VERSION", part)
-		}
-	}
-	return nil
 }
 
 // decodeOutput decodes a component's output block.

@@ -23,8 +23,6 @@ var (
 	// names: no dash, so that they can be referenced (input.NAME) and passed
 	// to scripts as environment variables.
 	attrNameRE = regexp.MustCompile(`^[a-z][a-z0-9_]*$`)
-	// versionRE is MAJOR.MINOR.PATCH with an optional -prerelease.
-	versionRE = regexp.MustCompile(`^(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)(-[0-9A-Za-z-]+(\.[0-9A-Za-z-]+)*)?$`)
 )
 
 // actionNames are the action blocks of a component.
@@ -282,9 +280,9 @@ func (l *loader) decodeModule(b *hcl.Block, m *plan.Module) {
 	if a := content.Attributes["version"]; a != nil {
 		if s, ok := l.stringValue(a); ok {
 			m.Version = s
-			if !versionRE.MatchString(s) {
+			if err := plan.CheckVersion(s); err != nil {
 				l.errorf(startRange(a.Expr.Range()), fmt.Sprintf("invalid module version %q", s),
-					`a version is MAJOR.MINOR.PATCH with an optional -prerelease suffix, e.g. "1.0.0" or "1.1.0-rc.1"`)
+					`%s; a version is MAJOR.MINOR.PATCH with an optional -prerelease and +build, e.g. "1.0.0", "1.1.0-rc.1" or "1.1.0+build.5"`, err)
 			}
 		}
 	}

@@ -14,7 +14,7 @@
 //
 //	module {
 //	  name        = "hello"        # required, [a-z][a-z0-9_-]*
-//	  version     = "1.0.0"        # required, MAJOR.MINOR.PATCH[-prerelease]
+//	  version     = "1.0.0"        # required, MAJOR.MINOR.PATCH[-prerelease][+build]
 //	  description = "A greeting"
 //	}
 //
