@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -127,12 +128,17 @@ func hashFiles(dir string) (map[string]string, error) {
 		if err != nil {
 			return err
 		}
-		data, err := os.ReadFile(p)
+		// Streamed: an asset may be as large as an archive unpacks to.
+		f, err := os.Open(p)
 		if err != nil {
 			return err
 		}
-		sum := sha256.Sum256(data)
-		files[filepath.ToSlash(rel)] = "sha256:" + hex.EncodeToString(sum[:])
+		defer f.Close()
+		h := sha256.New()
+		if _, err := io.Copy(h, f); err != nil {
+			return err
+		}
+		files[filepath.ToSlash(rel)] = "sha256:" + hex.EncodeToString(h.Sum(nil))
 		return nil
 	})
 	return files, err

@@ -20,8 +20,28 @@ import (
 	"strings"
 )
 
-// MaxUnpacked bounds the bytes an archive may expand to.
-const MaxUnpacked = 4 << 30
+// Limits bound what Unpack writes, so that a small archive cannot expand
+// into a huge one (a gzip bomb: 2 MB of gzip unpacks to 2 GiB of zeros).
+// Every field is a bound (zero allows nothing): start from DefaultLimits.
+type Limits struct {
+	MaxTotal int64 // bytes all files together unpack to
+	MaxFile  int64 // bytes one file unpacks to
+	MaxFiles int   // entries, files and folders
+	MaxDepth int   // path elements in an entry's name (a/b/c is 3)
+	MaxName  int   // bytes in one path element
+}
+
+// DefaultLimits are the limits of Unpack.
+var DefaultLimits = Limits{
+	MaxTotal: 1 << 30,
+	MaxFile:  1 << 30,
+	MaxFiles: 10000,
+	MaxDepth: 32,
+	MaxName:  255,
+}
+
+// ErrTooLarge is returned for an archive that passes one of its Limits.
+var ErrTooLarge = errors.New("archive too large")
 
 // Digest is "sha256:<hex>" of b.
 func Digest(b []byte) string {
@@ -87,15 +107,24 @@ func Pack(dir string) ([]byte, error) {
 // ErrUnsafe is returned for an entry that would land outside the target.
 var ErrUnsafe = errors.New("unsafe archive entry")
 
-// Unpack expands a tar.gz into dir (which it creates). Only regular files
-// and folders are accepted; paths must stay inside dir.
+// Unpack expands a tar.gz into dir (which it creates) within DefaultLimits.
+// Only regular files and folders are accepted; paths must stay inside dir.
 func Unpack(r io.Reader, dir string) error {
+	return DefaultLimits.Unpack(r, dir)
+}
+
+// Unpack expands a tar.gz into dir (which it creates), streaming, and
+// refuses (ErrTooLarge) an archive that passes one of the limits, before
+// writing the entry that would: sizes are checked against the tar headers,
+// which the tar reader holds each entry's content to.
+func (l Limits) Unpack(r io.Reader, dir string) error {
 	gz, err := gzip.NewReader(r)
 	if err != nil {
 		return fmt.Errorf("unpack: not a gzip archive: %w", err)
 	}
 	tr := tar.NewReader(gz)
 	var total int64
+	entries := 0
 	for {
 		hdr, err := tr.Next()
 		if err == io.EOF {
@@ -111,6 +140,18 @@ func Unpack(r io.Reader, dir string) error {
 		if name == "." || path.IsAbs(name) || name == ".." || strings.HasPrefix(name, "../") {
 			return fmt.Errorf("%w: %q", ErrUnsafe, hdr.Name)
 		}
+		if entries++; entries > l.MaxFiles {
+			return fmt.Errorf("%w: the archive holds more than %d entries; the limit is %d", ErrTooLarge, l.MaxFiles, l.MaxFiles)
+		}
+		elems := strings.Split(name, "/")
+		if len(elems) > l.MaxDepth {
+			return fmt.Errorf("%w: %q is %d levels deep; the limit is %d", ErrTooLarge, name, len(elems), l.MaxDepth)
+		}
+		for _, e := range elems {
+			if len(e) > l.MaxName {
+				return fmt.Errorf("%w: a name in %.80q is %d bytes long; the limit is %d", ErrTooLarge, name, len(e), l.MaxName)
+			}
+		}
 		target := filepath.Join(dir, filepath.FromSlash(name))
 		switch hdr.Typeflag {
 		case tar.TypeDir:
@@ -122,9 +163,11 @@ func Unpack(r io.Reader, dir string) error {
 		default:
 			return fmt.Errorf("%w: %q is not a regular file", ErrUnsafe, hdr.Name)
 		}
-		total += hdr.Size
-		if total > MaxUnpacked {
-			return fmt.Errorf("unpack: archive expands beyond %d bytes", int64(MaxUnpacked))
+		if hdr.Size > l.MaxFile {
+			return fmt.Errorf("%w: %q holds %s; the limit is %s a file", ErrTooLarge, name, size(hdr.Size), size(l.MaxFile))
+		}
+		if total += hdr.Size; total > l.MaxTotal {
+			return fmt.Errorf("%w: the archive unpacks to more than %s; the limit is %s in all", ErrTooLarge, size(l.MaxTotal), size(l.MaxTotal))
 		}
 		if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
 			return err
@@ -145,4 +188,17 @@ func Unpack(r io.Reader, dir string) error {
 			return fmt.Errorf("unpack %s: %w", name, err)
 		}
 	}
+}
+
+// size formats n bytes for a message: "1 GiB", "64 KiB", "1000 bytes".
+func size(n int64) string {
+	for _, u := range []struct {
+		unit  string
+		shift uint
+	}{{"GiB", 30}, {"MiB", 20}, {"KiB", 10}} {
+		if n >= 1<<u.shift && n%(1<<u.shift) == 0 {
+			return fmt.Sprintf("%d %s", n>>u.shift, u.unit)
+		}
+	}
+	return fmt.Sprintf("%d bytes", n)
 }
