@@ -250,6 +250,14 @@ func TestEnroll_TokenUsesPendingApproveRejectRemove(t *testing.T) {
 	if code != 200 || json.Unmarshal([]byte(body), &again1) != nil || again1.CertPEM != er.CertPEM {
 		t.Errorf("retry with the same key: %d %s", code, body)
 	}
+	// No agent may take a coordinator's name.
+	if _, err := s.apply(CoordinatorsType, CoordinatorsCmd{Coordinators: []CoordinatorInfo{{Name: "c1", HTTPAddr: s.HTTPAddr()}}}); err != nil {
+		t.Fatal(err)
+	}
+	reqC, _ := enrollReq(t, "c1", tok.Secret)
+	if code, msg := send(t, anon, "POST", base+"/v1/enroll", reqC); code != 409 || !strings.Contains(msg, "name of a coordinator") {
+		t.Errorf("enrolling as a coordinator: %d %s", code, msg)
+	}
 	// Used up.
 	req2, _ := enrollReq(t, "n2", tok.Secret)
 	if code, msg := send(t, anon, "POST", base+"/v1/enroll", req2); code != 403 || !strings.Contains(msg, "used up") {

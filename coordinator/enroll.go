@@ -247,6 +247,11 @@ func (s *Server) enroll(w http.ResponseWriter, r *http.Request) error {
 	if err := checkName("node", req.Name); err != nil {
 		return err
 	}
+	for _, ci := range s.State().CoordinatorDirectory() {
+		if ci.Name == req.Name {
+			return fmt.Errorf("%w: %q is the name of a coordinator; an agent cannot enroll under it", ErrConflict, req.Name)
+		}
+	}
 	csr, pub, err := parseCSR(req.CSR)
 	if err != nil {
 		return err
