@@ -16,6 +16,7 @@ import (
 	"runtime/debug"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/dtkhq/dtk/dsl"
@@ -416,6 +417,33 @@ func (s *Server) pushModule(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	// A refused push takes its blob back (GET /v1/blobs would serve it,
+	// with no module using it), unless a recorded module uses the same
+	// archive or another push of it is under way here.
+	blob, _ := s.blobs.path(digest)
+	pushesInFlight.Lock()
+	pushesInFlight.n[blob]++
+	pushesInFlight.Unlock()
+	refused := true
+	defer func() {
+		pushesInFlight.Lock()
+		defer pushesInFlight.Unlock()
+		if pushesInFlight.n[blob]--; pushesInFlight.n[blob] > 0 {
+			return
+		}
+		delete(pushesInFlight.n, blob)
+		if !refused {
+			return
+		}
+		for _, m := range s.State().Modules() {
+			if m.Digest == digest {
+				return
+			}
+		}
+		if err := os.Remove(blob); err != nil && !errors.Is(err, os.ErrNotExist) {
+			s.log.Warn("removing the blob of a refused push", "digest", digest, "err", err)
+		}
+	}()
 	mod, err := s.loadModule(digest)
 	if err != nil {
 		return err
@@ -430,11 +458,22 @@ func (s *Server) pushModule(w http.ResponseWriter, r *http.Request) error {
 		return &api.APIError{Code: http.StatusServiceUnavailable, Message: err.Error() + "; push again when the coordinators are reachable"}
 	}
 	resp, err := s.apply(PutModuleType, PutModuleCmd{Module: *mod})
+	// A conflict is a refusal; after any other failure the module may still
+	// be recorded, so the blob stays.
+	refused = errors.Is(err, ErrConflict)
 	if err != nil {
 		return err
 	}
 	return writeJSON(w, http.StatusOK, s.State().Redact(resp))
 }
+
+// pushesInFlight counts the module pushes under way by blob file, so that
+// a refused push does not remove a blob another push of the same archive
+// is using.
+var pushesInFlight = struct {
+	sync.Mutex
+	n map[string]int
+}{n: map[string]int{}}
 
 // loadModule unpacks a stored archive into a scratch folder and parses it.
 func (s *Server) loadModule(digest string) (*plan.Module, error) {
