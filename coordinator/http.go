@@ -12,7 +12,6 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"os"
-	"regexp"
 	"runtime/debug"
 	"strconv"
 	"strings"
@@ -23,6 +22,7 @@ import (
 	"github.com/dtkhq/dtk/internal/acl"
 	"github.com/dtkhq/dtk/internal/api"
 	"github.com/dtkhq/dtk/internal/archive"
+	"github.com/dtkhq/dtk/internal/names"
 	"github.com/dtkhq/dtk/plan"
 )
 
@@ -41,10 +41,8 @@ func badRequest(format string, args ...any) *api.APIError {
 	return &api.APIError{Code: http.StatusBadRequest, Message: fmt.Sprintf(format, args...)}
 }
 
-var nameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_.-]{0,62}$`)
-
 func checkName(kind, n string) error {
-	if !nameRE.MatchString(n) {
+	if !names.Valid(n) {
 		return badRequest("invalid %s name %q: use lowercase letters, digits, '.', '_' and '-', starting with a letter or digit", kind, n)
 	}
 	return nil

@@ -11,11 +11,11 @@ import (
 	"strings"
 	"time"
 	"unicode"
+
+	"github.com/dtkhq/dtk/internal/names"
 )
 
 var (
-	// nameRE is what coordinators accept as a node name.
-	nameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_.-]{0,62}$`)
 	// labelKeyRE keeps label keys usable in templates (labels = { k = "v" })
 	// and on the command line (--label k=v).
 	labelKeyRE = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_.-]{0,62}$`)
@@ -45,7 +45,7 @@ func (c *Config) Validate() error {
 		switch {
 		case c.Name == "":
 			add(c.fieldError(FieldName, nil, "must not be empty: leave it out to use the hostname"))
-		case !nameRE.MatchString(c.Name):
+		case !names.Valid(c.Name):
 			add(c.fieldError(FieldName, nil, "%q is not a valid node name: use at most 63 lowercase letters, digits, '.', '_' and '-', starting with a letter or digit", c.Name))
 		}
 	}

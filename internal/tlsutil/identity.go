@@ -5,8 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
-	"regexp"
 	"strings"
+
+	"github.com/dtkhq/dtk/internal/names"
 )
 
 // Role is what a certificate's holder is in the cluster.
@@ -25,8 +26,6 @@ func (r Role) valid() bool { return r == RoleServer || r == RoleClient || r == R
 
 // identityScheme is the URI scheme of the SAN that carries an Identity.
 const identityScheme = "dtk"
-
-var nameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_.-]{0,62}$`)
 
 // Identity is who a certificate says its holder is. It is carried in one
 // URI SAN "dtk://ROLE/NAME".
@@ -62,7 +61,7 @@ func checkName(name string) error {
 	if name == "" {
 		return errors.New("empty name")
 	}
-	if !nameRE.MatchString(name) {
+	if !names.Valid(name) {
 		return fmt.Errorf("invalid name %q: use 1 to 63 characters among a-z 0-9 _ . - starting with a letter or a digit", name)
 	}
 	return nil
