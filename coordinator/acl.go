@@ -172,11 +172,21 @@ func (s *State) ACLPolicies() []api.ACLPolicy {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	out := make([]api.ACLPolicy, 0, len(s.data.ACL.Policies))
-	for _, p := range s.data.ACL.Policies {
+	for _, p := range sortedValues(s.data.ACL.Policies) {
 		out = append(out, *p)
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out
+}
+
+// ACLPolicy is one policy (a copy), or nil.
+func (s *State) ACLPolicy(name string) *api.ACLPolicy {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if p := s.data.ACL.Policies[name]; p != nil {
+		c := *p
+		return &c
+	}
+	return nil
 }
 
 // ACLTokens lists tokens without secrets, oldest first.
@@ -314,17 +324,13 @@ func (s *Server) resolveACL(r *http.Request, c caller) (*acl.Authorizer, error) 
 	if t.Management {
 		return acl.Manager(name), nil
 	}
-	byName := map[string]api.ACLPolicy{}
-	for _, p := range s.State().ACLPolicies() {
-		byName[p.Name] = p
-	}
 	var pols []*acl.Policy
 	for _, pn := range t.Policies {
-		p, ok := byName[pn]
-		if !ok {
+		p := s.State().ACLPolicy(pn)
+		if p == nil {
 			continue // deleted since: grants nothing
 		}
-		pol, err := s.parsedPolicy(p)
+		pol, err := s.parsedPolicy(*p)
 		if err != nil {
 			return nil, fmt.Errorf("policy %s: %w", pn, err)
 		}
@@ -406,10 +412,8 @@ func (s *Server) aclListPolicies(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) aclGetPolicy(w http.ResponseWriter, r *http.Request) error {
-	for _, p := range s.State().ACLPolicies() {
-		if p.Name == r.PathValue("name") {
-			return writeJSON(w, http.StatusOK, p)
-		}
+	if p := s.State().ACLPolicy(r.PathValue("name")); p != nil {
+		return writeJSON(w, http.StatusOK, p)
 	}
 	return fmt.Errorf("%w: ACL policy %q", ErrNotFound, r.PathValue("name"))
 }

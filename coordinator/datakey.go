@@ -118,7 +118,9 @@ func (s *Server) sealEntry(t MessageType, b []byte) ([]byte, error) {
 // ensureDataKey is a leader duty: the first leader with a keyring_file
 // makes the data key, before anything an operator writes.
 func (s *Server) ensureDataKey() {
-	if len(s.cfg.KEK) == 0 || s.raft.State() != raftLeader {
+	// Every apply passes here (report batches included): once the key is
+	// known, that is one read under the keys' read lock, nothing more.
+	if len(s.cfg.KEK) == 0 || s.fsm.keys.get() != nil || s.raft.State() != raftLeader {
 		return
 	}
 	s.dataKeyMu.Lock()
