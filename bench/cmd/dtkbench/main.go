@@ -157,27 +157,21 @@ func main() {
 	res.Settings["work folder (coordinators' Raft logs, local agent state)"] = *workDir + " (" + fsType(*workDir) + ")"
 	loadNote := func(fig string) { res.Noise.LoadAvg = append(res.Noise.LoadAvg, fig+": "+bench.LoadAvg()) }
 
-	if *aclCompare {
-		res.Settings["access control"] = "on and off, alternately (see What access control costs)"
+	// comparison runs one of the on/off comparisons (ACL, TLS) instead of
+	// the whole benchmark and writes its report.
+	comparison := func(name string, run func() error) {
 		res.Settings["rounds"] = fmt.Sprint(*rounds)
-		res.Settings["operator reads"] = fmt.Sprintf("%d calls, one at a time and %d at a time; %d tokens in the state for the second measurement", *opCalls, *opParallel, *aclTokens)
 		delete(res.Settings, "fleet sizes with the real bash runner")
 		delete(res.Settings, "idle period")
 		delete(res.Settings, "failover runs (kill -9 / SIGSTOP)")
-		loadNote("acl cost")
+		loadNote(name)
 		if *wpWarm == 0 {
 			*wpWarm = 5 * time.Second
 		}
 		res.Settings["write-path warm-up"] = wpWarm.String()
-		ac, err := bench.RunACLCost(bench.ACLCostConfig{
-			Bin: agentBin, WorkDir: filepath.Join(*workDir, "acl-cost"), AgentDir: *agentDir, Rounds: *rounds, Sizes: sizes,
-			Runs: *runs, Warmups: *warmups, WritePathSize: 1000, WritePathDur: *wpDur, WritePathWarm: *wpWarm,
-			OpCalls: *opCalls, OpParallel: *opParallel, Tokens: *aclTokens, Log: lg,
-		})
-		if err != nil {
-			res.Errors = append(res.Errors, "acl cost: "+err.Error())
+		if err := run(); err != nil {
+			res.Errors = append(res.Errors, name+": "+err.Error())
 		}
-		res.ACLCost = ac
 		finish(res, machine0)
 		res.Notes = append(res.Notes, notes[1:3]...)
 		md, err := res.Write(*out)
@@ -185,34 +179,31 @@ func main() {
 			lg.Fatal(err)
 		}
 		lg.Printf("wrote %s and .json", md)
+	}
+	if *aclCompare {
+		res.Settings["access control"] = "on and off, alternately (see What access control costs)"
+		res.Settings["operator reads"] = fmt.Sprintf("%d calls, one at a time and %d at a time; %d tokens in the state for the second measurement", *opCalls, *opParallel, *aclTokens)
+		comparison("acl cost", func() error {
+			ac, err := bench.RunACLCost(bench.ACLCostConfig{
+				Bin: agentBin, WorkDir: filepath.Join(*workDir, "acl-cost"), AgentDir: *agentDir, Rounds: *rounds, Sizes: sizes,
+				Runs: *runs, Warmups: *warmups, WritePathSize: 1000, WritePathDur: *wpDur, WritePathWarm: *wpWarm,
+				OpCalls: *opCalls, OpParallel: *opParallel, Tokens: *aclTokens, Log: lg,
+			})
+			res.ACLCost = ac
+			return err
+		})
 		return
 	}
 	if *tlsCompare {
 		res.Settings["security"] = "both, alternately (see What TLS costs)"
-		res.Settings["rounds"] = fmt.Sprint(*rounds)
-		delete(res.Settings, "fleet sizes with the real bash runner")
-		delete(res.Settings, "idle period")
-		delete(res.Settings, "failover runs (kill -9 / SIGSTOP)")
-		loadNote("tls cost")
-		if *wpWarm == 0 {
-			*wpWarm = 5 * time.Second
-		}
-		res.Settings["write-path warm-up"] = wpWarm.String()
-		tc, err := bench.RunTLSCost(bench.TLSCostConfig{
-			Bin: agentBin, WorkDir: filepath.Join(*workDir, "tls-cost"), AgentDir: *agentDir, Rounds: *rounds, Sizes: sizes,
-			Runs: *runs, Warmups: *warmups, WritePathSize: 1000, WritePathDur: *wpDur, WritePathWarm: *wpWarm, ConnProbes: *connProbes, Log: lg,
+		comparison("tls cost", func() error {
+			tc, err := bench.RunTLSCost(bench.TLSCostConfig{
+				Bin: agentBin, WorkDir: filepath.Join(*workDir, "tls-cost"), AgentDir: *agentDir, Rounds: *rounds, Sizes: sizes,
+				Runs: *runs, Warmups: *warmups, WritePathSize: 1000, WritePathDur: *wpDur, WritePathWarm: *wpWarm, ConnProbes: *connProbes, Log: lg,
+			})
+			res.TLSCost = tc
+			return err
 		})
-		if err != nil {
-			res.Errors = append(res.Errors, "tls cost: "+err.Error())
-		}
-		res.TLSCost = tc
-		finish(res, machine0)
-		res.Notes = append(res.Notes, notes[1:3]...)
-		md, err := res.Write(*out)
-		if err != nil {
-			lg.Fatal(err)
-		}
-		lg.Printf("wrote %s and .json", md)
 		return
 	}
 	// The idle period runs alongside the other figures: its processes are
