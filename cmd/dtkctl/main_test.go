@@ -543,6 +543,7 @@ func TestService_SetFile(t *testing.T) {
 	crlf := write("crlf", "win\r\n")
 	bare := write("bare", "no-newline")
 	empty := write("empty", "\n")
+	huge := write("huge", strings.Repeat("x", maxValueFile+1))
 
 	f := newFake(t)
 	var staged api.StageRequest
@@ -573,6 +574,7 @@ func TestService_SetFile(t *testing.T) {
 		{"set, both ways", []string{"service", "set", "web", "password=x", "--set-file", "password=" + pw}, exitUsage, nil, "also given"},
 		{"set, empty file", []string{"service", "set", "web", "--set-file", "password=" + empty}, exitUsage, nil, "is empty"},
 		{"set, nothing", []string{"service", "set", "web"}, exitUsage, nil, "nothing to set"},
+		{"set, file too large", []string{"service", "set", "web", "--set-file", "password=" + huge}, exitUsage, nil, "larger than 1048576 bytes"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

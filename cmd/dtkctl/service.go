@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"strings"
@@ -46,6 +47,24 @@ func parseInputs(flag string, kvs []string) (map[string]string, error) {
 	return m, nil
 }
 
+// maxValueFile bounds a --set-file value (the coordinator takes request
+// bodies up to 4 MiB in all).
+const maxValueFile = 1 << 20
+
+// readValueFile reads a value's file, refusing one over maxValueFile.
+func readValueFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxValueFile+1))
+	if err == nil && len(b) > maxValueFile {
+		err = fmt.Errorf("%s is larger than %d bytes", path, maxValueFile)
+	}
+	return b, err
+}
+
 // readInputFiles turns KEY=PATH arguments (--set-file) into a map of
 // each file's content, less one trailing newline, so that a secret never
 // passes through the command line or shell history. A key also set with
@@ -67,7 +86,7 @@ func readInputFiles(kvs []string, set map[string]string) (map[string]string, err
 		if path == "" {
 			return nil, usagef("--set-file %s=: expected KEY=PATH", k)
 		}
-		b, err := os.ReadFile(path)
+		b, err := readValueFile(path)
 		if err != nil {
 			return nil, usagef("--set-file %s: cannot read the value's file: %v", k, err)
 		}
