@@ -58,7 +58,7 @@ func (c *ACLPolicyCreateCmd) Run(ctx context.Context, cl *api.Client, out *Outpu
 	if c.Rules == "-" {
 		b, err = io.ReadAll(io.LimitReader(os.Stdin, 1<<20))
 	} else {
-		b, err = os.ReadFile(c.Rules)
+		b, err = readValueFile(c.Rules)
 	}
 	if err != nil {
 		return usagef("--rules: %v", err)
