@@ -544,6 +544,16 @@ type plainHTTPRefuser struct {
 	log *slog.Logger
 }
 
+// plainLogEvery bounds the warnings about non-TLS connections (a scanner
+// must not flood the log); the ones in between are counted.
+const plainLogEvery = 10 * time.Second
+
+var plainLog struct {
+	sync.Mutex
+	last       time.Time
+	suppressed int
+}
+
 func (l plainHTTPRefuser) Accept() (net.Conn, error) {
 	c, err := l.Listener.Accept()
 	if err != nil {
@@ -573,7 +583,14 @@ func (c *sniffConn) Read(b []byte) (int, error) {
 		body, _ := json.Marshal(api.APIError{Code: http.StatusBadRequest, Message: "this coordinator speaks HTTPS only (mutual TLS): use https:// with the cluster CA and a client certificate"})
 		fmt.Fprintf(c.Conn, "HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s", len(body), body)
 	}
-	c.log.Warn("refused a connection that is not TLS", "remote", c.Conn.RemoteAddr().String())
+	plainLog.Lock()
+	if now := time.Now(); now.Sub(plainLog.last) >= plainLogEvery {
+		c.log.Warn("refused a connection that is not TLS", "remote", c.Conn.RemoteAddr().String(), "similar_suppressed", plainLog.suppressed)
+		plainLog.last, plainLog.suppressed = now, 0
+	} else {
+		plainLog.suppressed++
+	}
+	plainLog.Unlock()
 	c.Conn.Close()
 	return 0, errPlainHTTP
 }
