@@ -154,11 +154,11 @@ func templateFileFunc(m *Module) function.Function {
 			}
 			tmpl, diags := hclsyntax.ParseTemplate([]byte(text), p, hcl.InitialPos)
 			if diags.HasErrors() {
-				return cty.NilVal, function.NewArgErrorf(0, "%s", positionedError(diags))
+				return cty.NilVal, function.NewArgErrorf(0, "%s", PositionedError(diags))
 			}
 			v, diags := tmpl.Value(&hcl.EvalContext{Variables: ctxVars, Functions: Functions()})
 			if diags.HasErrors() {
-				return cty.NilVal, function.NewArgErrorf(0, "%s", positionedError(diags))
+				return cty.NilVal, function.NewArgErrorf(0, "%s", PositionedError(diags))
 			}
 			if v.IsNull() {
 				return cty.NilVal, function.NewArgErrorf(0, "%s renders to null", p)
@@ -188,8 +188,8 @@ func textsHint(m *Module) string {
 	return " (it has " + strings.Join(names, ", ") + ")"
 }
 
-// positionedError is diags as one error, each with its position.
-func positionedError(diags hcl.Diagnostics) error {
+// PositionedError is diags as one error, each with its file:line:col.
+func PositionedError(diags hcl.Diagnostics) error {
 	var msgs []string
 	for _, d := range diags {
 		if d.Severity != hcl.DiagError {

@@ -26,6 +26,7 @@ import (
 	"github.com/zclconf/go-cty/cty"
 
 	"github.com/dtkhq/dtk/internal/hclguard"
+	"github.com/dtkhq/dtk/plan"
 )
 
 // Level is a right's strength. Deny is an explicit refusal.
@@ -115,15 +116,15 @@ func Parse(src []byte, filename string) (*Policy, error) {
 		return nil, fmt.Errorf("%s: rules are larger than %d bytes", filename, MaxRulesBytes)
 	}
 	if diags := hclguard.Config(src, filename, hcl.InitialPos); diags.HasErrors() {
-		return nil, diagError(diags)
+		return nil, plan.PositionedError(diags)
 	}
 	f, diags := hclsyntax.ParseConfig(src, filename, hcl.InitialPos)
 	if diags.HasErrors() {
-		return nil, diagError(diags)
+		return nil, plan.PositionedError(diags)
 	}
 	content, diags := f.Body.Content(blockSchema)
 	if diags.HasErrors() {
-		return nil, diagError(diags)
+		return nil, plan.PositionedError(diags)
 	}
 	p := &Policy{}
 	if len(content.Blocks) > maxRules {
@@ -138,7 +139,7 @@ func Parse(src []byte, filename string) (*Policy, error) {
 		seen[key] = b.DefRange
 		rc, diags := b.Body.Content(ruleSchema)
 		if diags.HasErrors() {
-			return nil, diagError(diags)
+			return nil, plan.PositionedError(diags)
 		}
 		lvl, err := levelOf(rc.Attributes["policy"], b.Type)
 		if err != nil {
@@ -168,7 +169,7 @@ func Parse(src []byte, filename string) (*Policy, error) {
 func levelOf(a *hcl.Attribute, kind string) (Level, error) {
 	v, diags := a.Expr.Value(nil)
 	if diags.HasErrors() {
-		return None, diagError(diags)
+		return None, plan.PositionedError(diags)
 	}
 	if v.IsNull() || v.Type() != cty.String {
 		return None, fmt.Errorf("%s: %s: policy must be a string", pos(a.Expr.Range()), kind)
@@ -187,24 +188,6 @@ func levelOf(a *hcl.Attribute, kind string) (Level, error) {
 
 func pos(r hcl.Range) string {
 	return fmt.Sprintf("%s:%d:%d", r.Filename, r.Start.Line, r.Start.Column)
-}
-
-func diagError(diags hcl.Diagnostics) error {
-	var msgs []string
-	for _, d := range diags {
-		if d.Severity != hcl.DiagError {
-			continue
-		}
-		m := d.Summary
-		if d.Detail != "" {
-			m += ": " + d.Detail
-		}
-		if d.Subject != nil {
-			m = pos(*d.Subject) + ": " + m
-		}
-		msgs = append(msgs, m)
-	}
-	return fmt.Errorf("%s", strings.Join(msgs, "\n"))
 }
 
 // Authorizer answers what one caller may do.
