@@ -206,6 +206,7 @@ func (f *FSM) Apply(l *raft.Log) any {
 	s := f.state
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.beginApply()
 	var keys []string
 	var resp any
 	switch t {
@@ -375,10 +376,10 @@ func (s *State) registerNode(idx uint64, c *RegisterNodeCmd) (any, []string) {
 func (s *State) nodeStatus(idx uint64, c *NodeStatusCmd) (any, []string) {
 	var keys []string
 	for _, u := range c.Updates {
-		n := s.data.Nodes[u.Name]
-		if n == nil || n.Status == u.Status {
+		if n := s.data.Nodes[u.Name]; n == nil || n.Status == u.Status {
 			continue
 		}
+		n := s.ownNode(u.Name)
 		n.Status = u.Status
 		n.ModifyIndex = idx
 		if u.Status == "up" {
@@ -392,8 +393,9 @@ func (s *State) nodeStatus(idx uint64, c *NodeStatusCmd) (any, []string) {
 			}
 			for _, np := range svc.Plan.Nodes {
 				if np.Agent == u.Name {
-					svc.ModifyIndex = idx
+					s.ownService(svc.Name).ModifyIndex = idx
 					keys = append(keys, serviceKey(svc.Name))
+					break
 				}
 			}
 		}
@@ -431,6 +433,7 @@ func (s *State) opResults(idx uint64, c *OpResultsCmd) (any, []string) {
 	if slices.Contains(op.Done, c.Node) {
 		return op, nil // a resend
 	}
+	op = s.ownOp(c.ID)
 	op.Results = append(op.Results, c.Reports...)
 	keys := []string{opKey(op.ID)}
 	if c.Final {
@@ -466,10 +469,11 @@ func (s *State) stageService(idx uint64, c *StageServiceCmd) (any, []string) {
 	if c.Parent != "" && s.data.Services[c.Parent] == nil {
 		return fmt.Errorf("%w: parent service %q", ErrNotFound, c.Parent), nil
 	}
-	svc := s.data.Services[c.Name]
+	svc := s.ownService(c.Name)
 	if svc == nil {
 		svc = &plan.Service{Name: c.Name, State: plan.StateStaged, CreatedAt: c.Time, CreateIndex: idx}
 		s.data.Services[c.Name] = svc
+		s.own("svc/" + c.Name)
 	} else {
 		if svc.State == plan.StateDeleting {
 			return fmt.Errorf("%w: service %q is being deleted", ErrConflict, c.Name), nil
@@ -503,7 +507,7 @@ func templateHint(m *plan.Module) string {
 }
 
 func (s *State) setInputs(idx uint64, c *SetInputsCmd) (any, []string) {
-	svc := s.data.Services[c.Name]
+	svc := s.ownService(c.Name)
 	if svc == nil {
 		return fmt.Errorf("%w: service %q", ErrNotFound, c.Name), nil
 	}
@@ -522,7 +526,7 @@ func (s *State) setInputs(idx uint64, c *SetInputsCmd) (any, []string) {
 }
 
 func (s *State) deployService(idx uint64, c *DeployServiceCmd) (any, []string) {
-	svc := s.data.Services[c.Name]
+	svc := s.ownService(c.Name)
 	if svc == nil {
 		return fmt.Errorf("%w: service %q", ErrNotFound, c.Name), nil
 	}
@@ -614,7 +618,7 @@ func withRemovals(prev, next *plan.Plan, gen uint64) *plan.Plan {
 }
 
 func (s *State) deleteService(idx uint64, c *DeleteServiceCmd) (any, []string) {
-	svc := s.data.Services[c.Name]
+	svc := s.ownService(c.Name)
 	if svc == nil {
 		return fmt.Errorf("%w: service %q", ErrNotFound, c.Name), nil
 	}
@@ -653,7 +657,7 @@ func (s *State) deleteTree(idx uint64, svc *plan.Service, keys *[]string) any {
 		svc.ModifyIndex = idx
 		*keys = append(*keys, serviceKey(svc.Name))
 		for _, ch := range children {
-			s.deleteTree(idx, s.data.Services[ch], keys)
+			s.deleteTree(idx, s.ownService(ch), keys)
 		}
 		return svc
 	}
@@ -822,12 +826,12 @@ func (s *State) removeService(idx uint64, svc *plan.Service, keys *[]string) *pl
 			delete(s.data.Outputs, id)
 		}
 	}
-	delete(s.data.Services, svc.Name)
 	svc.ModifyIndex = idx
+	delete(s.data.Services, svc.Name)
 	*keys = append(*keys, serviceKey(svc.Name))
 	// A parent deleted recursively goes once its last child is gone.
 	if p := s.data.Services[svc.Parent]; p != nil && p.DeleteRecursive && len(s.children(p.Name)) == 0 {
-		s.startDelete(idx, p, keys)
+		s.startDelete(idx, s.ownService(p.Name), keys)
 	}
 	return svc
 }
@@ -846,8 +850,8 @@ func (s *State) applyReports(idx uint64, c *ReportsCmd) (any, []string) {
 		if seq != 0 {
 			s.data.NodeSeq[r.Node] = seq
 		}
-		if n := s.data.Nodes[r.Node]; n != nil {
-			n.LastSeen = c.Time
+		if n := s.data.Nodes[r.Node]; n != nil && n.LastSeen != c.Time {
+			s.ownNode(r.Node).LastSeen = c.Time
 		}
 		svc := s.data.Services[r.Service]
 		if svc == nil {
@@ -887,6 +891,7 @@ func (s *State) applyReports(idx uint64, c *ReportsCmd) (any, []string) {
 		if svc == nil || svc.Plan == nil || svc.State == plan.StateDeleting {
 			continue
 		}
+		svc = s.ownService(name)
 		// Same generation: what the operator asked for has not changed,
 		// but an output it depends on has arrived or changed.
 		p, viol := s.compile(svc, svc.Generation)
@@ -901,7 +906,7 @@ func (s *State) applyReports(idx uint64, c *ReportsCmd) (any, []string) {
 		touched[name] = true
 	}
 	for _, name := range sortedKeys(touched) {
-		svc := s.data.Services[name]
+		svc := s.ownService(name)
 		if svc == nil {
 			continue
 		}
@@ -1047,13 +1052,15 @@ func shortDigest(d string) string {
 	return d
 }
 
-// Snapshot captures the state as of now. The copy is taken under the lock;
-// Persist writes it out without holding anything.
+// Snapshot captures the state as of now. Under the lock it only copies the
+// maps (their values are immutable, cow.go), so a large state does not stop
+// Apply and every reader while it is encoded.
 func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
 	f.state.mu.RLock()
-	b, err := json.Marshal(f.state.data)
-	sealedKey := f.state.data.DataKey
+	d := f.state.data.shallowCopy()
 	f.state.mu.RUnlock()
+	b, err := json.Marshal(d)
+	sealedKey := d.DataKey
 	if err != nil {
 		return nil, fmt.Errorf("snapshot state: %w", err)
 	}

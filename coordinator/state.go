@@ -11,12 +11,16 @@ import (
 )
 
 // State is the coordinator's replicated state: what the FSM builds from the
-// Raft log. All mutation happens in the FSM's Apply (one goroutine); readers
-// take the read lock and must not modify what they get.
+// Raft log. All mutation happens in the FSM's Apply (one goroutine), copy on
+// write (cow.go): readers take the read lock, and what they get never
+// changes after, so they may encode it once the lock is released. They must
+// not modify it.
 type State struct {
 	mu    sync.RWMutex
 	data  stateData
 	watch *watchSet
+	// owned is what the running Apply has copied and may change (cow.go).
+	owned map[string]bool
 }
 
 // stateData is the serialized form of State (snapshots).

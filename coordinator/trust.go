@@ -221,10 +221,10 @@ func (s *State) enroll(idx uint64, c *EnrollCmd) (any, []string) {
 			e.Labels = old.Labels
 		}
 	case c.TokenID != "":
-		tok := t.Tokens[c.TokenID]
-		if err := tokenUsable(tok, e.Time); err != nil {
+		if err := tokenUsable(t.Tokens[c.TokenID], e.Time); err != nil {
 			return err, nil
 		}
+		tok := s.ownJoinToken(c.TokenID)
 		tok.Uses++
 		e.Labels = maps.Clone(tok.Labels)
 		keys = append(keys, trustKey("token", tok.ID))
@@ -244,6 +244,7 @@ func (s *State) enroll(idx uint64, c *EnrollCmd) (any, []string) {
 	e.CertPEM = c.CertPEM
 	t.Enrolled[e.Name] = &e
 	if p := t.Pending[e.Name]; p != nil && p.PublicKey == e.PublicKey {
+		p = s.ownPending(e.Name)
 		p.State, p.CertPEM, p.ModifyIndex = api.PendingApproved, c.CertPEM, idx
 		keys = append(keys, trustKey("pending", e.Name))
 	}
@@ -278,6 +279,7 @@ func (s *State) reject(idx uint64, c *RejectCmd) (any, []string) {
 	if p == nil || p.State != api.PendingWaiting {
 		return fmt.Errorf("%w: no enrollment request from node %q is waiting", ErrNotFound, c.Name), nil
 	}
+	p = s.ownPending(c.Name)
 	p.State, p.ModifyIndex, p.Time = api.PendingRejected, idx, c.Time
 	p.CertPEM = ""
 	return p, []string{trustKey("pending", c.Name)}
