@@ -2,6 +2,7 @@ package coordinator
 
 import (
 	"encoding/json"
+	"runtime"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -73,4 +74,36 @@ func TestState_ReadersNeverSeeAWriteInPlace(t *testing.T) {
 	if st.Service("s").Inputs["greeting"] != "changed" {
 		t.Fatal("the write is not visible to new reads")
 	}
+}
+
+// TestState_Watches_LeaveNothingBehind: a blocking query on a name that
+// never changes, or that ends on its deadline, leaves no watch entry (the
+// map grew by one per random name before).
+func TestState_Watches_LeaveNothingBehind(t *testing.T) {
+	h := newHarness(t)
+	h.setup()
+	st := h.fsm.State()
+	for i := range 100 {
+		st.WaitService(make(chan struct{}), "no-such-service-"+strconv.Itoa(i), 1)
+	}
+	done := make(chan struct{})
+	close(done)
+	st.WaitService(done, "s", st.Service("s").ModifyIndex)
+	st.WaitSlice(done, "n1", st.Index()+10)
+	st.WaitOp(done, "none", 1)
+	st.NodeOps(done, "n1", st.Index()+10)
+	if n := st.watch.size(); n != 0 {
+		t.Fatalf("%d watch entries left behind", n)
+	}
+	// A waiter still wakes on a change.
+	woke := make(chan struct{})
+	go func() {
+		st.WaitService(make(chan struct{}), "s", st.Service("s").ModifyIndex)
+		close(woke)
+	}()
+	for st.watch.size() == 0 {
+		runtime.Gosched()
+	}
+	h.mustApply(SetInputsType, SetInputsCmd{Name: "s", Inputs: map[string]string{"greeting": "x"}})
+	<-woke
 }

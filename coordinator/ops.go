@@ -184,11 +184,18 @@ func (s *Server) nodeOps(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	name := r.PathValue("name")
+	if s.State().Node(name) == nil {
+		return fmt.Errorf("%w: node %q is not registered", ErrNotFound, name)
+	}
 	done, stop := waitDone(r, wait)
 	defer stop()
-	ops, idx := s.State().NodeOps(done, r.PathValue("name"), index)
+	ops, idx := s.State().NodeOps(done, name, index)
 	if err := s.stillAllowed(r); err != nil {
 		return err
+	}
+	if s.State().Node(name) == nil {
+		return fmt.Errorf("%w: node %q was removed", ErrNotFound, name)
 	}
 	if ops == nil {
 		ops = []*plan.Op{}

@@ -184,16 +184,20 @@ func (s *State) sliceLocked(node string) *plan.Slice {
 func (s *State) WaitSlice(done <-chan struct{}, node string, index uint64) *plan.Slice {
 	for {
 		s.mu.RLock()
-		ch := s.watch.wait(nodeKey(node))
-		if s.data.SliceIndex[node] > index {
+		ch, release := s.watch.wait(nodeKey(node))
+		// A node that is gone (removed, collected) wakes its polls too.
+		if s.data.SliceIndex[node] > index || s.data.Nodes[node] == nil {
 			sl := s.sliceLocked(node)
 			s.mu.RUnlock()
+			release()
 			return sl
 		}
 		s.mu.RUnlock()
 		select {
 		case <-ch:
+			release()
 		case <-done:
+			release()
 			return s.Slice(node)
 		}
 	}
@@ -204,16 +208,18 @@ func (s *State) WaitSlice(done <-chan struct{}, node string, index uint64) *plan
 func (s *State) WaitService(done <-chan struct{}, name string, index uint64) {
 	for {
 		s.mu.RLock()
-		ch := s.watch.wait(serviceKey(name))
 		svc := s.data.Services[name]
 		if svc == nil || svc.ModifyIndex > index {
 			s.mu.RUnlock()
 			return
 		}
+		ch, release := s.watch.wait(serviceKey(name))
 		s.mu.RUnlock()
 		select {
 		case <-ch:
+			release()
 		case <-done:
+			release()
 			return
 		}
 	}
@@ -233,16 +239,18 @@ func (s *State) Op(id string) *plan.Op {
 func (s *State) WaitOp(done <-chan struct{}, id string, index uint64) *plan.Op {
 	for {
 		s.mu.RLock()
-		ch := s.watch.wait(opKey(id))
 		op := s.data.Ops[id]
 		if op == nil || op.Index > index {
 			s.mu.RUnlock()
 			return op
 		}
+		ch, release := s.watch.wait(opKey(id))
 		s.mu.RUnlock()
 		select {
 		case <-ch:
+			release()
 		case <-done:
+			release()
 			return s.Op(id)
 		}
 	}
@@ -253,8 +261,7 @@ func (s *State) WaitOp(done <-chan struct{}, id string, index uint64) *plan.Op {
 func (s *State) NodeOps(done <-chan struct{}, node string, index uint64) ([]*plan.Op, uint64) {
 	for {
 		s.mu.RLock()
-		ch := s.watch.wait(nodeOpsKey(node))
-		if idx := s.data.OpsIndex[node]; idx > index || done == nil {
+		if idx := s.data.OpsIndex[node]; idx > index || done == nil || s.data.Nodes[node] == nil {
 			var out []*plan.Op
 			for _, id := range sortedKeys(s.data.Ops) {
 				op := s.data.Ops[id]
@@ -268,10 +275,13 @@ func (s *State) NodeOps(done <-chan struct{}, node string, index uint64) ([]*pla
 			s.mu.RUnlock()
 			return out, idx
 		}
+		ch, release := s.watch.wait(nodeOpsKey(node))
 		s.mu.RUnlock()
 		select {
 		case <-ch:
+			release()
 		case <-done:
+			release()
 			done = nil
 		}
 	}
@@ -414,31 +424,58 @@ func sortedValues[T any](m map[string]*T) []*T {
 	return out
 }
 
-// watchSet hands out channels that are closed when a key changes.
+// watchSet hands out channels that are closed when a key changes. Each
+// channel counts its waiters and goes when the last one leaves, so that
+// waits on names that never change (GET /v1/services/<random>?index=1)
+// leave nothing behind.
 type watchSet struct {
 	mu sync.Mutex
-	ch map[string]chan struct{}
+	ch map[string]*watchEntry
 }
 
-func newWatchSet() *watchSet { return &watchSet{ch: map[string]chan struct{}{}} }
+type watchEntry struct {
+	ch   chan struct{}
+	refs int
+}
 
-func (w *watchSet) wait(key string) <-chan struct{} {
+func newWatchSet() *watchSet { return &watchSet{ch: map[string]*watchEntry{}} }
+
+// wait returns a channel closed at the key's next change and the function
+// to call when the caller stops waiting on it.
+func (w *watchSet) wait(key string) (<-chan struct{}, func()) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	c, ok := w.ch[key]
+	e, ok := w.ch[key]
 	if !ok {
-		c = make(chan struct{})
-		w.ch[key] = c
+		e = &watchEntry{ch: make(chan struct{})}
+		w.ch[key] = e
 	}
-	return c
+	e.refs++
+	return e.ch, func() {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		// Once notified the entry is gone (or replaced by a newer one).
+		if cur := w.ch[key]; cur == e {
+			if e.refs--; e.refs == 0 {
+				delete(w.ch, key)
+			}
+		}
+	}
+}
+
+// size is the number of keys waited on.
+func (w *watchSet) size() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.ch)
 }
 
 func (w *watchSet) notify(keys ...string) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	for _, k := range keys {
-		if c, ok := w.ch[k]; ok {
-			close(c)
+		if e, ok := w.ch[k]; ok {
+			close(e.ch)
 			delete(w.ch, k)
 		}
 	}
@@ -447,8 +484,8 @@ func (w *watchSet) notify(keys ...string) {
 func (w *watchSet) notifyAll() {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	for k, c := range w.ch {
-		close(c)
+	for k, e := range w.ch {
+		close(e.ch)
 		delete(w.ch, k)
 	}
 }
