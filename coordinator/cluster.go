@@ -11,6 +11,7 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/dtkhq/dtk/internal/gossip"
+	"github.com/dtkhq/dtk/plan"
 )
 
 // catchUpSlack is how far (in log entries) behind the leader a new
@@ -64,6 +65,7 @@ func (s *Server) maintain() {
 			s.reconcileCoordinators()
 			s.recordCoordinators()
 			s.reconcileNodes()
+			s.collectNodes()
 		}
 		s.storeCA()
 		s.rejoinCoordinators()
@@ -169,9 +171,9 @@ func (s *Server) reconcileNodes() {
 	}
 	var updates []NodeStatusUpdate
 	for _, n := range s.State().Nodes() {
-		want := "down"
+		want := plan.NodeDown
 		if alive[n.Name] {
-			want = "up"
+			want = plan.NodeUp
 		}
 		if n.Status != want {
 			updates = append(updates, NodeStatusUpdate{Name: n.Name, Status: want})
@@ -186,6 +188,30 @@ func (s *Server) reconcileNodes() {
 	}
 	for _, u := range updates {
 		s.log.Info("node "+u.Status, "node", u.Name)
+	}
+}
+
+// DefaultNodeGCAfter is how long a node is down before it is forgotten.
+const DefaultNodeGCAfter = 24 * time.Hour
+
+// collectNodes forgets nodes down for longer than NodeGCAfter: their
+// records and indexes go, and plans stop waiting for them (gc.go). A node
+// that comes back registers again.
+func (s *Server) collectNodes() {
+	after := s.cfg.NodeGCAfter
+	if after <= 0 {
+		after = DefaultNodeGCAfter
+	}
+	before := time.Now().Add(-after).UnixMilli()
+	for _, n := range s.State().Nodes() {
+		if n.Status != plan.NodeDown || n.LastSeen >= before {
+			continue
+		}
+		if _, err := s.apply(RemoveNodeType, RemoveNodeCmd{Name: n.Name, Time: nowMS(), Collect: true, DownBefore: before}); err != nil {
+			s.log.Warn("collect node", "node", n.Name, "err", err)
+			continue
+		}
+		s.log.Info("node collected: down for longer than node_gc_after", "node", n.Name, "last_seen", time.UnixMilli(n.LastSeen).UTC().Format(time.RFC3339), "node_gc_after", after)
 	}
 }
 

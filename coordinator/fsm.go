@@ -348,7 +348,7 @@ func mustDecode(buf []byte, v any, t MessageType) {
 
 func (s *State) registerNode(idx uint64, c *RegisterNodeCmd) (any, []string) {
 	n := c.Node
-	n.Status = "up"
+	n.Status = plan.NodeUp
 	n.LastSeen = c.Time
 	n.ModifyIndex = idx
 	// The node's own labels never override an operator's.
@@ -382,7 +382,7 @@ func (s *State) nodeStatus(idx uint64, c *NodeStatusCmd) (any, []string) {
 		n := s.ownNode(u.Name)
 		n.Status = u.Status
 		n.ModifyIndex = idx
-		if u.Status == "up" {
+		if u.Status == plan.NodeUp {
 			n.LastSeen = c.Time
 		}
 		keys = append(keys, nodeKey(u.Name))
@@ -737,10 +737,17 @@ func (s *State) deletePart(idx uint64, svc *plan.Service, c *DeleteServiceCmd) (
 				continue
 			}
 			matched++
+			// Aimed at one member of a node group (by agent or by
+			// "group[agent]"), the removal is that member's, not the
+			// group's: the other members stay, in this and later deploys.
+			key := base
+			if c.Node != "" && c.Node != base && np.Name != base {
+				key = np.Name
+			}
 			if c.Component == "" {
-				removed[base] = true
+				removed[key] = true
 			} else {
-				removed[base+"/"+st.Instance] = true
+				removed[key+"/"+st.Instance] = true
 			}
 			if d := plan.UndoStep(st, gen); d != nil {
 				dn.Steps = append(dn.Steps, d)

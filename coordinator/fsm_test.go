@@ -47,6 +47,7 @@ type fsmHarness struct {
 	t     *testing.T
 	fsm   *FSM
 	index uint64
+	seq   int // report sequence for reportAll
 }
 
 func newHarness(t *testing.T) *fsmHarness {

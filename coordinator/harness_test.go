@@ -53,6 +53,13 @@ func (f *fakePeers) setStatus(name, status string) {
 
 func newTestCluster(t *testing.T, n int) *testCluster {
 	t.Helper()
+	return newTestClusterWith(t, n, nil)
+}
+
+// newTestClusterWith is newTestCluster with each server's configuration
+// changed by tweak before it starts.
+func newTestClusterWith(t *testing.T, n int, tweak func(*Config)) *testCluster {
+	t.Helper()
 	c := &testCluster{t: t, peers: &fakePeers{}}
 	for i := 0; i < n; i++ {
 		_, tr := raft.NewInmemTransport(raft.ServerAddress(fmt.Sprintf("c%d", i)))
@@ -67,10 +74,14 @@ func newTestCluster(t *testing.T, n int) *testCluster {
 	}
 	var cfg raft.Configuration
 	for i := 0; i < n; i++ {
-		s, err := New(Config{
+		sc := Config{
 			Name: fmt.Sprintf("c%d", i), DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0",
 			BootstrapExpect: n, Fast: true, RaftInMemory: true, RaftTransport: c.trans[i],
-		})
+		}
+		if tweak != nil {
+			tweak(&sc)
+		}
+		s, err := New(sc)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -141,7 +141,7 @@ func (s *Server) startOp(kind string) handlerFunc {
 		// A node that is down would never answer: leave it out and say so,
 		// rather than keep the operator waiting.
 		for agent := range steps {
-			if n := s.State().Node(agent); n == nil || n.Status == "down" {
+			if n := s.State().Node(agent); n == nil || n.Status == plan.NodeDown {
 				delete(op.Steps, agent)
 				op.Skipped = append(op.Skipped, agent)
 			}

@@ -60,6 +60,9 @@ type Config struct {
 	// ACLEnabled makes every operator request carry an ACL token with the
 	// rights it needs (acl { enabled = true }).
 	ACLEnabled bool
+	// NodeGCAfter is how long a node must be down before the leader
+	// forgets it (default DefaultNodeGCAfter).
+	NodeGCAfter time.Duration
 }
 
 // Peers is how a coordinator sees the other coordinators: the gossip pool

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 
 	"github.com/dtkhq/dtk/internal/api"
@@ -387,7 +388,13 @@ func deriveState(base string, st *api.ServiceStatus) string {
 	}
 	failed, done := false, true
 	for _, n := range st.Nodes {
+		// A node group member that is down is reported (its node shows
+		// down, its steps pending), not waited for; a node block is.
+		downMember := n.Status == plan.NodeDown && strings.Contains(n.TemplateNode, "[")
 		for _, s := range n.Steps {
+			if downMember && s.State != plan.StepFailed {
+				continue
+			}
 			switch s.State {
 			case plan.StepFailed:
 				failed = true

@@ -122,10 +122,17 @@ type (
 		Name string `json:"name"`
 		Time int64  `json:"time_ms"`
 	}
-	// RemoveNodeCmd revokes a node's certificates and forgets the node.
+	// RemoveNodeCmd revokes a node's certificates and forgets the node,
+	// or, with Collect, only forgets it (garbage collection of a node down
+	// for long: it may come back and register again).
 	RemoveNodeCmd struct {
-		Name string `json:"name"`
-		Time int64  `json:"time_ms"`
+		Name    string `json:"name"`
+		Time    int64  `json:"time_ms"`
+		Collect bool   `json:"collect,omitempty"`
+		// DownBefore (with Collect): collect only if the node is still
+		// down and was last seen before this time (ms), so that a node
+		// that came back between the leader's look and the entry stays.
+		DownBefore int64 `json:"down_before_ms,omitempty"`
 	}
 	// PutCACmd stores the cluster CA (its key sealed).
 	PutCACmd struct {
@@ -287,7 +294,14 @@ func (s *State) reject(idx uint64, c *RejectCmd) (any, []string) {
 
 func (s *State) removeNode(idx uint64, c *RemoveNodeCmd) (any, []string) {
 	t := &s.data.Trust
-	_, known := s.data.Nodes[c.Name]
+	n, known := s.data.Nodes[c.Name]
+	if c.Collect {
+		if !known || n.Status != plan.NodeDown || n.LastSeen >= c.DownBefore {
+			return fmt.Errorf("%w: node %q is not down since before %d", ErrConflict, c.Name, c.DownBefore), nil
+		}
+		keys := s.forgetNode(idx, c.Name)
+		return map[string]string{"collected": c.Name}, keys
+	}
 	e := t.Enrolled[c.Name]
 	if !known && e == nil {
 		return fmt.Errorf("%w: node %q", ErrNotFound, c.Name), nil
@@ -298,10 +312,8 @@ func (s *State) removeNode(idx uint64, c *RemoveNodeCmd) (any, []string) {
 	}
 	t.Removed[c.Name] = c.Time
 	delete(t.Pending, c.Name)
-	delete(s.data.Nodes, c.Name)
-	// Watchers of the node (its long-polls) wake and find it gone.
-	s.data.SliceIndex[c.Name] = idx
-	return map[string]string{"removed": c.Name}, []string{nodeKey(c.Name), nodeOpsKey(c.Name), trustKey("enrolled", c.Name)}
+	keys := s.forgetNode(idx, c.Name)
+	return map[string]string{"removed": c.Name}, append(keys, trustKey("enrolled", c.Name))
 }
 
 func (s *State) putCA(idx uint64, c *PutCACmd) (any, []string) {

@@ -369,6 +369,15 @@ func (c *compiler) place() {
 		}
 		var out []*Node
 		for _, n := range cands {
+			// A down agent keeps what it holds (a reboot does not move a
+			// database) but gets nothing new; a group member an operator
+			// deleted (delete --node AGENT) is left out of its group.
+			if n.Status == NodeDown && heldBy[n.Name] != tn.Name {
+				continue
+			}
+			if tn.Group && c.removed(tn.Name+"["+n.Name+"]") {
+				continue
+			}
 			if MatchLabels(n.Labels, tn.Labels) && matchFacts(n, tn.Facts) {
 				out = append(out, n)
 			}
@@ -497,7 +506,7 @@ func (c *compiler) collectItems() {
 			}
 		}
 		for _, inst := range pl.tnode.Components {
-			if c.removed(pl.tnode.Name + "/" + inst.Name) {
+			if c.removed(pl.tnode.Name+"/"+inst.Name) || c.removed(pl.key+"/"+inst.Name) {
 				continue
 			}
 			comp, mod := c.component(c.in.Module, c.in.Service, inst)

@@ -403,13 +403,19 @@ type Node struct {
 	AgentLabels    map[string]string `json:"agent_labels,omitempty"`
 	OperatorLabels map[string]string `json:"operator_labels,omitempty"`
 	Facts          Facts             `json:"facts"`
-	// Status is "up" or "down".
+	// Status is NodeUp or NodeDown.
 	Status       string `json:"status"`
 	RegisteredAt int64  `json:"registered_at_ms"`
 	LastSeen     int64  `json:"last_seen_ms"`
 	CreateIndex  uint64 `json:"create_index"`
 	ModifyIndex  uint64 `json:"modify_index"`
 }
+
+// Node statuses.
+const (
+	NodeUp   = "up"
+	NodeDown = "down"
+)
 
 // Facts are what an agent discovers about its machine.
 type Facts struct {

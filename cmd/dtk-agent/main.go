@@ -62,6 +62,7 @@ func vars() kong.Vars {
 		"reconcile_interval": d.ReconcileInterval.String(),
 		"config_path":        config.DefaultPath,
 		"node_cert_ttl":      d.NodeCertTTL.String(),
+		"node_gc_after":      d.NodeGCAfter.String(),
 	}
 }
 

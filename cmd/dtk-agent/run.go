@@ -44,6 +44,7 @@ type runFlags struct {
 	EnrollAddr    []string      `help:"Agent enrollment: coordinator API address(es) to enroll through (default: the --join hosts, port 7070)." group:"Security"`
 	ACLEnabled    bool          `name:"acl-enabled" help:"Coordinator: turn on access control; every operator request then needs an ACL token (dtkctl acl bootstrap makes the first)." group:"Security"`
 	NodeCertTTL   time.Duration `help:"Coordinator: lifetime of node certificates issued by enrollment; agents renew at two thirds." default:"${node_cert_ttl}" group:"Security"`
+	NodeGCAfter   time.Duration `help:"Coordinator: forget a node down for this long (it registers again if it comes back)." default:"${node_gc_after}"`
 	Insecure      bool          `help:"Run without TLS, authentication and gossip encryption. Anyone who reaches a coordinator can then run code as root on every node." group:"Security"`
 }
 
@@ -113,6 +114,9 @@ func (f *runFlags) overrides(s set, g globals) config.Overrides {
 	if s["node-cert-ttl"] {
 		o.NodeCertTTL = &f.NodeCertTTL
 	}
+	if s["node-gc-after"] {
+		o.NodeGCAfter = &f.NodeGCAfter
+	}
 	if s["acl-enabled"] {
 		o.ACLEnabled = &f.ACLEnabled
 	}
@@ -169,7 +173,7 @@ func daemonConfig(c *config.Config, log *slog.Logger) daemon.Config {
 		TLS:           daemon.TLSFiles{CA: c.TLSCAFile, Cert: c.TLSCertFile, Key: c.TLSKeyFile, CAKey: c.TLSCAKeyFile},
 		CAFingerprint: c.CAFingerprint, Encrypt: c.Encrypt, KeyringFile: c.KeyringFile,
 		JoinToken: c.JoinToken, EnrollAddrs: c.EnrollAddr, Insecure: c.Insecure, NodeCertTTL: c.NodeCertTTL,
-		ACLEnabled: c.ACLEnabled,
+		ACLEnabled: c.ACLEnabled, NodeGCAfter: c.NodeGCAfter,
 	}
 }
 

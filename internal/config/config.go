@@ -60,6 +60,7 @@ const (
 	FieldEnrollAddr    = "enroll_addr"
 	FieldInsecure      = "insecure"
 	FieldNodeCertTTL   = "node_cert_ttl"
+	FieldNodeGCAfter   = "node_gc_after"
 	// FieldACLEnabled is `acl { enabled = true }`.
 	FieldACLEnabled = "acl.enabled"
 )
@@ -103,6 +104,7 @@ var fields = []field{
 	{name: FieldEnrollAddr, flag: "--enroll-addr"},
 	{name: FieldInsecure, flag: "--insecure"},
 	{name: FieldNodeCertTTL, flag: "--node-cert-ttl", coordinatorOnly: true},
+	{name: FieldNodeGCAfter, flag: "--node-gc-after", coordinatorOnly: true},
 	{name: FieldACLEnabled, flag: "--acl-enabled", coordinatorOnly: true},
 }
 
@@ -173,6 +175,9 @@ type Config struct {
 	// NodeCertTTL is the lifetime of node certificates enrollment issues
 	// (agents renew them at two thirds).
 	NodeCertTTL time.Duration
+	// NodeGCAfter is how long a node must be down before the coordinators
+	// forget it (it registers again if it comes back).
+	NodeGCAfter time.Duration
 	// ACLEnabled turns on access control with tokens and policies.
 	ACLEnabled bool
 
@@ -193,6 +198,7 @@ func Default() *Config {
 		ReconcileInterval: 10 * time.Minute,
 		LogLevel:          "info",
 		NodeCertTTL:       365 * 24 * time.Hour,
+		NodeGCAfter:       24 * time.Hour,
 		origins:           map[string]origin{},
 	}
 }

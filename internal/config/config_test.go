@@ -28,6 +28,7 @@ log_level          = "debug"
 encrypt            = "pUqJrVyVRj5jsiYEkM/tFQYfWyJIv4s3XkvDwy7Cu5s="
 keyring_file       = "/etc/dtk/keyring.key"
 node_cert_ttl      = "720h"
+node_gc_after      = "72h"
 enroll_addr        = ["10.0.0.1:7070"]
 tls {
   ca_file     = "/etc/dtk/tls/dtk-ca.pem"
@@ -47,7 +48,7 @@ tls {
 		PollWait: 2 * time.Minute, ReconcileInterval: 30 * time.Second, LogLevel: "debug", File: "agent.hcl",
 		Encrypt: "pUqJrVyVRj5jsiYEkM/tFQYfWyJIv4s3XkvDwy7Cu5s=", KeyringFile: "/etc/dtk/keyring.key", EnrollAddr: []string{"10.0.0.1:7070"},
 		TLSCAFile: "/etc/dtk/tls/dtk-ca.pem", TLSCertFile: "/etc/dtk/tls/server-web-1.pem", TLSKeyFile: "/etc/dtk/tls/server-web-1-key.pem",
-		TLSCAKeyFile: "/etc/dtk/tls/dtk-ca-key.pem", NodeCertTTL: 720 * time.Hour,
+		TLSCAKeyFile: "/etc/dtk/tls/dtk-ca-key.pem", NodeCertTTL: 720 * time.Hour, NodeGCAfter: 72 * time.Hour,
 	}
 	got := c.Clone()
 	got.origins, got.src = nil, nil

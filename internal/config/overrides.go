@@ -39,6 +39,7 @@ type Overrides struct {
 	EnrollAddr        *[]string
 	Insecure          *bool
 	NodeCertTTL       *time.Duration
+	NodeGCAfter       *time.Duration
 	ACLEnabled        *bool
 }
 
@@ -80,6 +81,7 @@ func (c *Config) Apply(o Overrides) {
 	}
 	override(&c.Insecure, o.Insecure, FieldInsecure, set)
 	override(&c.NodeCertTTL, o.NodeCertTTL, FieldNodeCertTTL, set)
+	override(&c.NodeGCAfter, o.NodeGCAfter, FieldNodeGCAfter, set)
 	override(&c.ACLEnabled, o.ACLEnabled, FieldACLEnabled, set)
 }
 
@@ -160,6 +162,7 @@ func (o Overrides) Args() []string {
 	}
 	boolean(FieldInsecure, o.Insecure)
 	dur(FieldNodeCertTTL, o.NodeCertTTL)
+	dur(FieldNodeGCAfter, o.NodeGCAfter)
 	boolean(FieldACLEnabled, o.ACLEnabled)
 	return out
 }
@@ -247,6 +250,8 @@ func fieldValue(c *Config, name string) any {
 		return c.Insecure
 	case FieldNodeCertTTL:
 		return c.NodeCertTTL
+	case FieldNodeGCAfter:
+		return c.NodeGCAfter
 	case FieldACLEnabled:
 		return c.ACLEnabled
 	}

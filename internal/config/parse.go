@@ -191,6 +191,8 @@ func (c *Config) decode(field string, a *hcl.Attribute) Errors {
 		err = c.decodeBool(a, v, &c.Insecure)
 	case FieldNodeCertTTL:
 		err = c.decodeDuration(a, v, &c.NodeCertTTL)
+	case FieldNodeGCAfter:
+		err = c.decodeDuration(a, v, &c.NodeGCAfter)
 	case FieldACLEnabled:
 		err = c.decodeBool(a, v, &c.ACLEnabled)
 	case FieldEnrollAddr:

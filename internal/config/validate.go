@@ -213,6 +213,9 @@ func (c *Config) validateSecurity() Errors {
 	if c.NodeCertTTL < 10*time.Second || c.NodeCertTTL > 10*365*24*time.Hour {
 		add(c.fieldError(FieldNodeCertTTL, nil, "%s is out of range: use 10s to 87600h (agents renew at two thirds of it)", c.NodeCertTTL))
 	}
+	if c.NodeGCAfter < time.Minute {
+		add(c.fieldError(FieldNodeGCAfter, nil, "%s is too short: use 1m or more (a node down this long is forgotten)", c.NodeGCAfter))
+	}
 	o := c.origins[FieldEnrollAddr]
 	for i, a := range c.EnrollAddr {
 		if msg := checkHostPort(a, false, true); msg != "" {

@@ -67,6 +67,8 @@ type Config struct {
 	NodeCertTTL time.Duration
 	// ACLEnabled turns on access control on this coordinator.
 	ACLEnabled bool
+	// NodeGCAfter is how long a node is down before it is forgotten.
+	NodeGCAfter time.Duration
 }
 
 // Daemon is a running dtk-agent process.
@@ -137,7 +139,7 @@ func Start(ctx context.Context, cfg Config) (*Daemon, error) {
 			Name: cfg.Name, DataDir: filepath.Join(cfg.DataDir, "coordinator"), HTTPAddr: cfg.HTTPAddr,
 			RaftAddr: cfg.RaftAddr, BootstrapExpect: cfg.BootstrapExpect, Version: cfg.Version,
 			Logger: cfg.Logger, Fast: cfg.Fast, TLS: sec.store, KEK: sec.kek, CAKeyPEM: sec.caKey,
-			NodeCertTTL: cfg.NodeCertTTL, ACLEnabled: cfg.ACLEnabled,
+			NodeCertTTL: cfg.NodeCertTTL, ACLEnabled: cfg.ACLEnabled, NodeGCAfter: cfg.NodeGCAfter,
 		})
 		if err != nil {
 			return nil, err
