@@ -52,6 +52,8 @@ const (
 	ACLDeleteTokenType
 	AuditType
 	DataKeyType
+	// Garbage collection (coordinator/gc.go).
+	DeleteModuleType
 )
 
 // IgnoreUnknownFlag marks a command that an older coordinator which does not
@@ -320,6 +322,10 @@ func (f *FSM) Apply(l *raft.Log) any {
 		var c AuditCmd
 		mustDecode(buf, &c, t)
 		resp, keys = s.appendAudit(l.Index, &c)
+	case DeleteModuleType:
+		var c DeleteModuleCmd
+		mustDecode(buf, &c, t)
+		resp, keys = s.deleteModule(l.Index, &c)
 	case ACLDeleteTokenType:
 		var c ACLDeleteTokenCmd
 		mustDecode(buf, &c, t)

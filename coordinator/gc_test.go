@@ -2,8 +2,12 @@ package coordinator
 
 import (
 	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -218,4 +222,80 @@ func TestCluster_NodeGC_CollectsLongDownNodes(t *testing.T) {
 	}
 	b, _ := json.Marshal(srv.State().Nodes())
 	t.Logf("nodes: %s", b)
+}
+
+// A module version goes only when no service uses it.
+func TestFSM_DeleteModule_RefusedWhileUsed(t *testing.T) {
+	h := newHarness(t)
+	h.setup() // s stages m@1.0.0
+	m2 := testModule()
+	m2.Version, m2.Digest = "2.0.0", "sha256:"+strings.Repeat("c", 64)
+	h.mustApply(PutModuleType, PutModuleCmd{Module: m2})
+	if err, _ := h.apply(DeleteModuleType, DeleteModuleCmd{Name: "m", Version: "1.0.0"}).(error); !errors.Is(err, ErrConflict) || !strings.Contains(err.Error(), "service(s) s") {
+		t.Fatalf("deleting a module a service uses: %v", err)
+	}
+	// Pinned by a lock.
+	h.mustApply(StageServiceType, StageServiceCmd{Name: "pin", Module: "m", Version: "1.0.0", Template: "t", Lock: map[string]string{"m": "2.0.0"}, Time: 3})
+	if err, _ := h.apply(DeleteModuleType, DeleteModuleCmd{Name: "m", Version: "2.0.0"}).(error); !errors.Is(err, ErrConflict) {
+		t.Fatalf("deleting a module a lock pins: %v", err)
+	}
+	h.mustApply(DeleteServiceType, DeleteServiceCmd{Name: "pin"})
+	h.mustApply(DeleteModuleType, DeleteModuleCmd{Name: "m", Version: "2.0.0"})
+	if h.fsm.State().Module("m", "2.0.0") != nil {
+		t.Fatal("module still there")
+	}
+	// Deployed, then being deleted: its steps still need the archive.
+	h.mustApply(DeployServiceType, DeployServiceCmd{Name: "s"})
+	h.mustApply(DeleteServiceType, DeleteServiceCmd{Name: "s"})
+	if err, _ := h.apply(DeleteModuleType, DeleteModuleCmd{Name: "m", Version: "1.0.0"}).(error); !errors.Is(err, ErrConflict) {
+		t.Fatalf("deleting the module of a delete in progress: %v", err)
+	}
+	if err, _ := h.apply(DeleteModuleType, DeleteModuleCmd{Name: "m", Version: "9.9.9"}).(error); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("deleting an unknown version: %v", err)
+	}
+}
+
+// Blobs no module references go once they are older than the grace time;
+// referenced and young ones stay.
+func TestServer_CollectBlobs_KeepsReferencedAndYoung(t *testing.T) {
+	c := newTestCluster(t, 1)
+	srv := c.leader()
+	put := func(content string) string {
+		d, _, err := srv.blobs.Put(strings.NewReader(content), "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	used, orphan, young := put("used"), put("orphan"), put("young")
+	m := testModule()
+	m.Digest = used
+	if _, err := srv.apply(PutModuleType, PutModuleCmd{Module: m}); err != nil {
+		t.Fatal(err)
+	}
+	past := time.Now().Add(-2 * time.Hour)
+	for _, d := range []string{used, orphan} {
+		p, _ := srv.blobs.path(d)
+		if err := os.Chtimes(p, past, past); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stale := filepath.Join(srv.blobs.dir, "upload-123")
+	if err := os.WriteFile(stale, []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_ = os.Chtimes(stale, past, past)
+	if n := srv.collectBlobs(time.Hour); n != 2 {
+		t.Fatalf("collected %d, want 2 (the orphan and the stale upload)", n)
+	}
+	if !srv.blobs.Has(used) || !srv.blobs.Has(young) || srv.blobs.Has(orphan) {
+		t.Fatalf("used %v young %v orphan %v", srv.blobs.Has(used), srv.blobs.Has(young), srv.blobs.Has(orphan))
+	}
+	// Once its module version is deleted, the archive goes too.
+	if _, err := srv.apply(DeleteModuleType, DeleteModuleCmd{Name: m.Name, Version: m.Version}); err != nil {
+		t.Fatal(err)
+	}
+	if n := srv.collectBlobs(time.Hour); n != 1 || srv.blobs.Has(used) {
+		t.Fatalf("after module delete: collected %d, still has it: %v", n, srv.blobs.Has(used))
+	}
 }

@@ -65,6 +65,7 @@ func (s *Server) Handler() http.Handler {
 	route("POST /v1/modules", accessOperator, nil, s.pushModule)
 	route("GET /v1/modules", accessOperator, nil, s.listModules)
 	route("GET /v1/modules/{name}/{version}", accessOperator, needModule(R), s.getModule)
+	route("DELETE /v1/modules/{name}/{version}", accessOperator, needModule(W), s.deleteModule)
 	route("GET /v1/blobs/{digest}", accessBlob, s.needBlob, s.getBlob)
 	route("POST /v1/bundles", accessOperator, need(acl.KindModule, W), s.importBundle)
 	route("POST /v1/services", accessOperator, nil, s.stageService)

@@ -86,6 +86,8 @@ type Server struct {
 	closers   []func() error
 	raftAddr  string
 	batcher   *reportBatcher
+	// lastBlobGC is when maintain last collected blobs (gc.go).
+	lastBlobGC time.Time
 
 	httpLn  net.Listener
 	httpSrv *http.Server

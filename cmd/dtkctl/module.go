@@ -13,8 +13,34 @@ import (
 
 // ModuleCmd is `dtkctl module`.
 type ModuleCmd struct {
-	Push ModulePushCmd `cmd:"" help:"Pack a module folder and push it to the cluster."`
-	List ModuleListCmd `cmd:"" help:"List pushed modules."`
+	Push   ModulePushCmd   `cmd:"" help:"Pack a module folder and push it to the cluster."`
+	List   ModuleListCmd   `cmd:"" help:"List pushed modules."`
+	Delete ModuleDeleteCmd `cmd:"" help:"Delete a module version no service uses (its archive is then collected)."`
+}
+
+// ModuleDeleteCmd is `dtkctl module delete NAME@VERSION`.
+type ModuleDeleteCmd struct {
+	Ref string `arg:"" help:"The module version to delete." placeholder:"NAME@VERSION"`
+}
+
+// Validate checks the NAME@VERSION form.
+func (c *ModuleDeleteCmd) Validate() error {
+	name, version, ok := strings.Cut(c.Ref, "@")
+	if !ok || name == "" || version == "" {
+		return usagef("give the module version as NAME@VERSION, for example web@1.2.0 (dtkctl module list shows them)")
+	}
+	return nil
+}
+
+// Run deletes the module version.
+func (c *ModuleDeleteCmd) Run(ctx context.Context, cl *api.Client, out *Output) error {
+	name, version, _ := strings.Cut(c.Ref, "@")
+	m, err := cl.DeleteModule(ctx, name, version)
+	if err != nil {
+		return err
+	}
+	out.Printf("deleted %s\n", m.Ref())
+	return nil
 }
 
 // ModulePushCmd is `dtkctl module push DIR`.
