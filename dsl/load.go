@@ -18,7 +18,30 @@ import (
 	"github.com/dtkhq/dtk/plan"
 )
 
-// Load parses and checks the module folder dir.
+// Limits bound what LoadWithin accepts; Load uses DefaultLimits.
+type Limits struct {
+	// Guard bounds how deep expressions nest (internal/hclguard).
+	Guard hclguard.Limits
+	// NameBytes bounds the names a module declares (module, component,
+	// template, action, instance, attribute, output); NameSetting names
+	// the configuration key that sets it, for messages.
+	NameBytes   int
+	NameSetting string
+}
+
+// DefaultLimits are those of Load.
+var DefaultLimits = Limits{NameBytes: 63}
+
+// MaxSourceSize bounds each .hcl file of a module: lexing and parsing
+// cost many times the text in memory, and module source is short.
+const MaxSourceSize = 1 << 20
+
+// Load parses and checks the module folder dir within DefaultLimits.
+func Load(dir string) (*plan.Module, error) {
+	return LoadWithin(dir, DefaultLimits)
+}
+
+// LoadWithin parses and checks the module folder dir.
 //
 // It reads every *.hcl file at the top level of dir (in name order), decodes
 // the module, component and template blocks and checks them. It fills
@@ -30,7 +53,7 @@ import (
 // Problems in the module's source are returned as an *Error holding every
 // diagnostic found. A folder that cannot be read is reported as a plain
 // error.
-func Load(dir string) (*plan.Module, error) {
+func LoadWithin(dir string, lim Limits) (*plan.Module, error) {
 	info, err := os.Stat(dir)
 	if err != nil {
 		return nil, fmt.Errorf("module folder: %w", err)
@@ -64,6 +87,7 @@ func Load(dir string) (*plan.Module, error) {
 
 	l := &loader{
 		dir:        dir,
+		lim:        lim,
 		srcs:       map[string][]byte{},
 		files:      files,
 		components: map[string]*plan.Component{},
@@ -75,12 +99,20 @@ func Load(dir string) (*plan.Module, error) {
 	var bodies []*hclsyntax.Body
 	var parseDiags hcl.Diagnostics
 	for _, name := range names {
+		if fi, err := os.Stat(filepath.Join(dir, name)); err == nil && fi.Size() > MaxSourceSize {
+			parseDiags = append(parseDiags, &hcl.Diagnostic{
+				Severity: hcl.DiagError,
+				Summary:  fmt.Sprintf("%s is too large", name),
+				Detail:   fmt.Sprintf("it holds %d bytes; a module's .hcl files hold at most %d (1 MiB) each: split it, or ship data as files", fi.Size(), MaxSourceSize),
+			})
+			continue
+		}
 		src, err := os.ReadFile(filepath.Join(dir, name))
 		if err != nil {
 			return nil, fmt.Errorf("module folder %s: %w", dir, err)
 		}
 		l.srcs[name] = src
-		if diags := hclguard.Config(src, name, hcl.InitialPos); diags.HasErrors() {
+		if diags := lim.Guard.Config(src, name, hcl.InitialPos); diags.HasErrors() {
 			parseDiags = append(parseDiags, diags...)
 			continue
 		}
