@@ -22,6 +22,7 @@ import (
 	"github.com/dtkhq/dtk/coordinator"
 	"github.com/dtkhq/dtk/internal/api"
 	"github.com/dtkhq/dtk/internal/gossip"
+	"github.com/dtkhq/dtk/internal/limits"
 )
 
 // Default addresses and ports.
@@ -67,6 +68,9 @@ type Config struct {
 	NodeCertTTL time.Duration
 	// ACLEnabled turns on access control on this coordinator.
 	ACLEnabled bool
+	// Limits bound what one request to this coordinator may carry (zero:
+	// limits.Default()).
+	Limits limits.Limits
 }
 
 // Daemon is a running dtk-agent process.
@@ -137,7 +141,7 @@ func Start(ctx context.Context, cfg Config) (*Daemon, error) {
 			Name: cfg.Name, DataDir: filepath.Join(cfg.DataDir, "coordinator"), HTTPAddr: cfg.HTTPAddr,
 			RaftAddr: cfg.RaftAddr, BootstrapExpect: cfg.BootstrapExpect, Version: cfg.Version,
 			Logger: cfg.Logger, Fast: cfg.Fast, TLS: sec.store, KEK: sec.kek, CAKeyPEM: sec.caKey,
-			NodeCertTTL: cfg.NodeCertTTL, ACLEnabled: cfg.ACLEnabled,
+			NodeCertTTL: cfg.NodeCertTTL, ACLEnabled: cfg.ACLEnabled, Limits: cfg.Limits,
 		})
 		if err != nil {
 			return nil, err
