@@ -105,6 +105,7 @@ func (s *Server) dslLimits() dsl.Limits {
 	return dsl.Limits{
 		Guard:     hclguard.Limits{Depth: s.cfg.Limits.NestingDepth, Setting: limits.KeyNestingDepth},
 		NameBytes: s.cfg.Limits.NameBytes, NameSetting: limits.KeyNameBytes,
+		SourceBytes: s.cfg.Limits.HCLFileBytes, SourceSetting: limits.KeyHCLFileBytes,
 	}
 }
 

@@ -52,9 +52,14 @@ func TestLoadWithin_RefusesLongNames(t *testing.T) {
 }
 
 func TestLoad_RefusesHugeSource(t *testing.T) {
-	src := "module {\n  name    = \"m\"\n  version = \"1.0.0\"\n}\n" + strings.Repeat("# padding\n", MaxSourceSize/10+1)
+	src := "module {\n  name    = \"m\"\n  version = \"1.0.0\"\n}\n" + strings.Repeat("# padding\n", 1<<20/10+1)
 	dir := writeModule(t, src)
-	if _, err := Load(dir); err == nil || !strings.Contains(err.Error(), "main.hcl is too large") {
+	if _, err := Load(dir); err == nil || !strings.Contains(err.Error(), "main.hcl is larger than 1048576 bytes") {
 		t.Fatalf("Load: %.200v, want main.hcl refused as too large", err)
+	}
+	_, err := LoadWithin(writeModule(t, src[:2000]), Limits{SourceBytes: 1000, SourceSetting: "limits.hcl_file_bytes"})
+	if err == nil || !strings.Contains(err.Error(), "main.hcl is larger than 1000 bytes (limits.hcl_file_bytes)") ||
+		!strings.Contains(err.Error(), "raise limits.hcl_file_bytes in the coordinator config") {
+		t.Fatalf("LoadWithin: %.300v, want the setting named", err)
 	}
 }

@@ -27,14 +27,16 @@ type Limits struct {
 	// the configuration key that sets it, for messages.
 	NameBytes   int
 	NameSetting string
+	// SourceBytes bounds each .hcl file: lexing and parsing take many
+	// times the text in memory, and module source is short.
+	// SourceSetting names its key.
+	SourceBytes   int64
+	SourceSetting string
 }
 
-// DefaultLimits are those of Load.
-var DefaultLimits = Limits{NameBytes: 63}
-
-// MaxSourceSize bounds each .hcl file of a module: lexing and parsing
-// cost many times the text in memory, and module source is short.
-const MaxSourceSize = 1 << 20
+// DefaultLimits are those of Load. A coordinator passes its own
+// (internal/limits), whose .hcl files are smaller.
+var DefaultLimits = Limits{NameBytes: 63, SourceBytes: 1 << 20}
 
 // Load parses and checks the module folder dir within DefaultLimits.
 func Load(dir string) (*plan.Module, error) {
@@ -99,12 +101,14 @@ func LoadWithin(dir string, lim Limits) (*plan.Module, error) {
 	var bodies []*hclsyntax.Body
 	var parseDiags hcl.Diagnostics
 	for _, name := range names {
-		if fi, err := os.Stat(filepath.Join(dir, name)); err == nil && fi.Size() > MaxSourceSize {
-			parseDiags = append(parseDiags, &hcl.Diagnostic{
-				Severity: hcl.DiagError,
-				Summary:  fmt.Sprintf("%s is too large", name),
-				Detail:   fmt.Sprintf("it holds %d bytes; a module's .hcl files hold at most %d (1 MiB) each: split it, or ship data as files", fi.Size(), MaxSourceSize),
-			})
+		if fi, err := os.Stat(filepath.Join(dir, name)); err == nil && lim.SourceBytes > 0 && fi.Size() > lim.SourceBytes {
+			summary := fmt.Sprintf("%s is larger than %d bytes", name, lim.SourceBytes)
+			detail := fmt.Sprintf("it holds %d bytes: split it into several files, or ship data as files", fi.Size())
+			if lim.SourceSetting != "" {
+				summary += " (" + lim.SourceSetting + ")"
+				detail += ", or raise " + lim.SourceSetting + " in the coordinator config"
+			}
+			parseDiags = append(parseDiags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: summary, Detail: detail})
 			continue
 		}
 		src, err := os.ReadFile(filepath.Join(dir, name))

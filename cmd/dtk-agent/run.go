@@ -52,6 +52,7 @@ type runFlags struct {
 	LimitsModulePackedBytes   config.Size `help:"Coordinator: largest module push, the tar.gz archive (default 256MiB)." group:"Limits"`
 	LimitsModuleUnpackedBytes config.Size `help:"Coordinator: most a module archive may unpack to (default 256MiB)." group:"Limits"`
 	LimitsModuleFiles         int64       `help:"Coordinator: most files and folders in a module (default 10000)." group:"Limits"`
+	LimitsHCLFileBytes        config.Size `name:"limits-hcl-file-bytes" help:"Coordinator: largest .hcl file in a module (default 256KiB)." group:"Limits"`
 	LimitsLabelKeyBytes       config.Size `help:"Coordinator: longest node label key (default 255)." group:"Limits"`
 	LimitsLabelValueBytes     config.Size `help:"Coordinator: longest node label value (default 255)." group:"Limits"`
 	LimitsLabels              int64       `help:"Coordinator: most labels on a node (default 64)." group:"Limits"`
@@ -66,6 +67,7 @@ func (f *runFlags) limitFlags() map[string]int64 {
 	return map[string]int64{
 		"limits-nesting-depth": f.LimitsNestingDepth, "limits-module-packed-bytes": int64(f.LimitsModulePackedBytes),
 		"limits-module-unpacked-bytes": int64(f.LimitsModuleUnpackedBytes), "limits-module-files": f.LimitsModuleFiles,
+		"limits-hcl-file-bytes":  int64(f.LimitsHCLFileBytes),
 		"limits-label-key-bytes": int64(f.LimitsLabelKeyBytes), "limits-label-value-bytes": int64(f.LimitsLabelValueBytes),
 		"limits-labels": f.LimitsLabels, "limits-name-bytes": int64(f.LimitsNameBytes),
 		"limits-json-body-bytes": int64(f.LimitsJSONBodyBytes), "limits-report-body-bytes": int64(f.LimitsReportBodyBytes),

@@ -29,6 +29,7 @@ var limitFields = []limitField{
 	{limits.KeyModulePackedBytes, "--limits-module-packed-bytes", true, 1 << 10, 64 << 30, func(l *limits.Limits) any { return &l.ModulePackedBytes }},
 	{limits.KeyModuleUnpackedBytes, "--limits-module-unpacked-bytes", true, 1 << 10, 64 << 30, func(l *limits.Limits) any { return &l.ModuleUnpackedBytes }},
 	{limits.KeyModuleFiles, "--limits-module-files", false, 1, 1000000, func(l *limits.Limits) any { return &l.ModuleFiles }},
+	{limits.KeyHCLFileBytes, "--limits-hcl-file-bytes", true, 4 << 10, 16 << 20, func(l *limits.Limits) any { return &l.HCLFileBytes }},
 	{limits.KeyLabelKeyBytes, "--limits-label-key-bytes", true, 1, 4096, func(l *limits.Limits) any { return &l.LabelKeyBytes }},
 	{limits.KeyLabelValueBytes, "--limits-label-value-bytes", true, 1, 64 << 10, func(l *limits.Limits) any { return &l.LabelValueBytes }},
 	{limits.KeyLabels, "--limits-labels", false, 1, 10000, func(l *limits.Limits) any { return &l.Labels }},

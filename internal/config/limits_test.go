@@ -37,6 +37,7 @@ func TestParse_Limits_Overrides(t *testing.T) {
   module_packed_bytes   = "1GiB"
   module_unpacked_bytes = "2 GiB"
   module_files          = 50000
+  hcl_file_bytes        = "1MiB"
   label_key_bytes       = 63
   label_value_bytes     = "1KiB"
   labels                = 100
@@ -51,7 +52,7 @@ func TestParse_Limits_Overrides(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := limits.Limits{NestingDepth: 128, ModulePackedBytes: 1 << 30, ModuleUnpackedBytes: 2 << 30, ModuleFiles: 50000,
-		LabelKeyBytes: 63, LabelValueBytes: 1024, Labels: 100, NameBytes: 100, JSONBodyBytes: 8 << 20,
+		HCLFileBytes: 1 << 20, LabelKeyBytes: 63, LabelValueBytes: 1024, Labels: 100, NameBytes: 100, JSONBodyBytes: 8 << 20,
 		ReportBodyBytes: 16 << 20, ReportOutputBytes: 64 << 10}
 	if c.Limits != want {
 		t.Errorf("got  %+v\nwant %+v", c.Limits, want)

@@ -14,6 +14,7 @@ const (
 	KeyModulePackedBytes   = "limits.module_packed_bytes"
 	KeyModuleUnpackedBytes = "limits.module_unpacked_bytes"
 	KeyModuleFiles         = "limits.module_files"
+	KeyHCLFileBytes        = "limits.hcl_file_bytes"
 	KeyLabelKeyBytes       = "limits.label_key_bytes"
 	KeyLabelValueBytes     = "limits.label_value_bytes"
 	KeyLabels              = "limits.labels"
@@ -37,6 +38,10 @@ type Limits struct {
 	ModuleUnpackedBytes int64
 	// ModuleFiles bounds the entries (files and folders) of a module.
 	ModuleFiles int
+	// HCLFileBytes bounds each .hcl file of a module: lexing and parsing
+	// take up to about 400 times the text in memory (a file of nothing but
+	// parentheses is one token a byte).
+	HCLFileBytes int64
 	// LabelKeyBytes, LabelValueBytes and Labels bound node labels (a
 	// node's own, an operator's, a join token's).
 	LabelKeyBytes   int
@@ -65,6 +70,7 @@ func Default() Limits {
 		ModulePackedBytes:   256 << 20,
 		ModuleUnpackedBytes: 256 << 20,
 		ModuleFiles:         10000,
+		HCLFileBytes:        256 << 10,
 		LabelKeyBytes:       255,
 		LabelValueBytes:     255,
 		Labels:              64,
