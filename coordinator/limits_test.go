@@ -6,6 +6,7 @@ import (
 	"compress/gzip"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -65,6 +66,7 @@ func TestHTTP_Limits_RefusalsNameTheSetting(t *testing.T) {
 	lim.ModuleFiles = 3
 	lim.JSONBodyBytes = 64 << 10
 	lim.LabelValueBytes = 100
+	lim.ReportBodyBytes = 64 << 10
 	s := startLimited(t, lim)
 	base := "http://" + s.HTTPAddr()
 	post := func(method, path, ctype string, body []byte, chunked bool) (int, string) {
@@ -113,6 +115,8 @@ func TestHTTP_Limits_RefusalsNameTheSetting(t *testing.T) {
 			"request body is larger than 64 KiB (limits.json_body_bytes); raise it in the coordinator config"},
 		{"JSON body, chunked", "POST", "/v1/services", "application/json", []byte(`{"name": "` + strings.Repeat("a", 70<<10) + `"}`), true, 413,
 			"request body is larger than 64 KiB (limits.json_body_bytes); raise it in the coordinator config"},
+		{"report batch", "POST", "/v1/nodes/n1/reports", "application/json", []byte(`{"reports": [{"node": "n1", "output": "` + strings.Repeat("o", 70<<10) + `"}]}`), false, 413,
+			"report batch is larger than 64 KiB (limits.report_body_bytes); raise it in the coordinator config"},
 		{"label", "PUT", "/v1/nodes/n1", "application/json", []byte(`{"name": "n1", "labels": {"k": "` + strings.Repeat("v", 101) + `"}}`), false, 400,
 			`label "k": the value is 101 bytes, longer than 100 (limits.label_value_bytes); raise it in the coordinator config`},
 	} {
@@ -144,5 +148,26 @@ func TestServer_CutReports_KeepsTailWithMarker(t *testing.T) {
 	}
 	if reps[1].Output != "short" || reps[1].Error != "short" {
 		t.Errorf("short report changed: %+v", reps[1])
+	}
+}
+
+// The bound on a node's operator labels travels in the command, so that
+// every coordinator applies the one of the coordinator that took it; old
+// entries without one keep the former 64.
+func TestFSM_NodeLabels_BoundTravelsInTheCommand(t *testing.T) {
+	h := newHarness(t)
+	h.mustApply(RegisterNodeType, RegisterNodeCmd{Node: plan.Node{Name: "n1"}, Time: 1})
+	three := map[string]string{"a": "1", "b": "2", "c": "3"}
+	err, _ := h.apply(NodeLabelsType, NodeLabelsCmd{Name: "n1", Labels: three, MaxLabels: 2}).(error)
+	if err == nil || !strings.Contains(err.Error(), `node "n1" would have 3 operator labels, more than 2 (limits.labels); raise it in the coordinator config`) {
+		t.Fatalf("over the bound: %v", err)
+	}
+	h.mustApply(NodeLabelsType, NodeLabelsCmd{Name: "n1", Labels: three, MaxLabels: 3})
+	many := map[string]string{}
+	for i := range 62 {
+		many[fmt.Sprintf("k%d", i)] = "v"
+	}
+	if err, _ := h.apply(NodeLabelsType, NodeLabelsCmd{Name: "n1", Labels: many}).(error); err == nil || !strings.Contains(err.Error(), "more than 64") {
+		t.Fatalf("an entry without a bound: %v, want the former 64", err)
 	}
 }
