@@ -12,12 +12,9 @@ import (
 	"github.com/dtkhq/dtk/dsl"
 	"github.com/dtkhq/dtk/internal/api"
 	"github.com/dtkhq/dtk/internal/bundle"
+	"github.com/dtkhq/dtk/internal/limits"
 	"github.com/dtkhq/dtk/plan"
 )
-
-// maxBundleBody bounds an imported bundle (module archives carry container
-// images).
-const maxBundleBody = 64 << 30
 
 // PutModulesCmd records several modules at once (a bundle import): all of
 // them or, when any conflicts with a module already recorded under the
@@ -186,6 +183,9 @@ func (s *Server) importBundle(w http.ResponseWriter, r *http.Request) error {
 // parseStaged parses a bundle module from its staged file, or from the
 // store when the blob was there already.
 func (s *Server) parseStaged(e bundle.Entry, path string) (*plan.Module, error) {
+	if max := s.cfg.Limits.ModulePackedBytes; e.Size > max {
+		return nil, tooLarge(limits.KeyModulePackedBytes, "bundle module %s: its archive is larger than %s; nothing was imported", e.Ref(), limits.Size(max))
+	}
 	var mod *plan.Module
 	var err error
 	if path == "" {

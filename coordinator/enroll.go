@@ -362,7 +362,7 @@ func (s *Server) createToken(w http.ResponseWriter, r *http.Request) error {
 	if len(req.Description) > 1024 {
 		return badRequest("description is longer than 1024 bytes")
 	}
-	if err := checkLabels(req.Labels); err != nil {
+	if err := s.checkLabels(req.Labels); err != nil {
 		return err
 	}
 	b := make([]byte, 32)
@@ -413,10 +413,10 @@ func (s *Server) setNodeLabels(w http.ResponseWriter, r *http.Request) error {
 	if err := decode(w, r, &req); err != nil {
 		return err
 	}
-	if err := checkLabels(req.Labels); err != nil {
+	if err := s.checkLabels(req.Labels); err != nil {
 		return err
 	}
-	resp, err := s.apply(NodeLabelsType, NodeLabelsCmd{Name: r.PathValue("name"), Labels: req.Labels})
+	resp, err := s.apply(NodeLabelsType, NodeLabelsCmd{Name: r.PathValue("name"), Labels: req.Labels, MaxLabels: s.cfg.Limits.Labels})
 	if err != nil {
 		return err
 	}

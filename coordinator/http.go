@@ -21,17 +21,15 @@ import (
 	"github.com/dtkhq/dtk/dsl"
 	"github.com/dtkhq/dtk/internal/acl"
 	"github.com/dtkhq/dtk/internal/api"
-	"github.com/dtkhq/dtk/internal/archive"
 	"github.com/dtkhq/dtk/internal/names"
 	"github.com/dtkhq/dtk/plan"
 )
 
-// Limits on request bodies.
+// Bounds of blocking queries. Request bodies are bounded per route
+// (limits.go).
 const (
-	maxJSONBody   = 4 << 20
-	maxModuleBody = 2 << 30
-	maxWait       = 10 * time.Minute
-	defaultWait   = 5 * time.Minute
+	maxWait     = 10 * time.Minute
+	defaultWait = 5 * time.Minute
 )
 
 // IndexHeader carries the state index a blocking query answered at.
@@ -58,7 +56,7 @@ func (s *Server) Handler() http.Handler {
 	s.routes = s.routes[:0]
 	route := func(pattern string, a access, nf needFunc, h handlerFunc) {
 		s.routes = append(s.routes, routeInfo{pattern, a, nf != nil})
-		mux.Handle(pattern, s.wrap(a, nf, h))
+		mux.Handle(pattern, s.wrap(a, nf, bodyClassOf(pattern), h))
 	}
 	R, W, D := acl.Read, acl.Write, acl.Deploy
 	route("GET /v1/status", accessAny, nil, s.getStatus)
@@ -165,11 +163,11 @@ const (
 // pushes) are streamed once, without retries.
 func (s *Server) forward(w http.ResponseWriter, r *http.Request) bool {
 	var body []byte
-	retry := r.ContentLength >= 0 && r.ContentLength <= maxJSONBody
+	retry := r.ContentLength >= 0 && r.ContentLength <= forwardBuffer
 	if retry {
-		b, err := io.ReadAll(io.LimitReader(r.Body, maxJSONBody+1))
+		b, err := io.ReadAll(io.LimitReader(r.Body, forwardBuffer+1))
 		if err != nil {
-			writeError(w, badRequest("read request body: %v", err))
+			writeError(w, toAPIError(s.bodyError(fmt.Errorf("read request body: %w", err), bodyClassOf(r.Pattern))))
 			return true
 		}
 		body = b
@@ -273,7 +271,7 @@ func (s *Server) leaderHTTP() string {
 	return ""
 }
 
-func (s *Server) wrap(a access, nf needFunc, h handlerFunc) http.Handler {
+func (s *Server) wrap(a access, nf needFunc, body bodyClass, h handlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		err := s.authorize(callerOf(r), a, r)
 		if err == nil {
@@ -288,20 +286,27 @@ func (s *Server) wrap(a access, nf needFunc, h handlerFunc) http.Handler {
 			writeError(w, ae)
 			return
 		}
+		// A body over its route's bound is refused here, before it is
+		// read or forwarded, when its length is declared; otherwise reading
+		// stops at the bound.
+		if !s.limitBody(w, r, body) {
+			s.log.Warn("request refused", "code", http.StatusRequestEntityTooLarge, "caller", callerOf(r).String(), "method", r.Method, "path", r.URL.Path, "reason", "body too large", "length", r.ContentLength)
+			return
+		}
 		if r.Method != http.MethodGet && r.Method != http.MethodHead && !strings.HasPrefix(r.URL.Path, "/v1/agent/") &&
 			s.raft.State() != raftLeader && s.getPeers() != nil && s.forward(w, r) {
 			return // recorded by the coordinator that ran it
 		}
 		if !audited(r, a) {
 			if err := h(w, r); err != nil {
-				writeError(w, toAPIError(err))
+				writeError(w, toAPIError(s.bodyError(err, body)))
 			}
 			return
 		}
 		sw := &statusWriter{ResponseWriter: w}
 		r = r.WithContext(context.WithValue(r.Context(), auditNoteKey{}, &auditNote{}))
 		if err := h(sw, r); err != nil {
-			writeError(sw, toAPIError(err))
+			writeError(sw, toAPIError(s.bodyError(err, body)))
 		}
 		if worthRecording(sw.code) {
 			s.record(r, sw.code)
@@ -356,9 +361,9 @@ func writeJSON(w http.ResponseWriter, code int, v any) error {
 }
 
 // decode reads a JSON body strictly: unknown fields and trailing data are
-// errors.
+// errors. The route bounds the body's size (wrap).
 func decode(w http.ResponseWriter, r *http.Request, v any) error {
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxJSONBody))
+	dec := json.NewDecoder(r.Body)
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		var mbe *http.MaxBytesError
@@ -411,8 +416,8 @@ func (s *Server) pushModule(w http.ResponseWriter, r *http.Request) error {
 	if az := authz(r); az != nil && !az.MayWriteSomeModule() {
 		return &api.APIError{Code: http.StatusForbidden, Message: "permission denied: " + az.Name + " lacks module write (on any module)"}
 	}
-	body := http.MaxBytesReader(w, r.Body, maxModuleBody)
-	digest, size, err := s.blobs.Put(body, r.Header.Get("X-Dtk-Digest"))
+	// The body is bounded by limits.module_packed_bytes (wrap).
+	digest, size, err := s.blobs.Put(r.Body, r.Header.Get("X-Dtk-Digest"))
 	if err != nil {
 		return err
 	}
@@ -491,10 +496,10 @@ func (s *Server) parseModule(f io.Reader) (*plan.Module, error) {
 		return nil, fmt.Errorf("scratch folder: %w", err)
 	}
 	defer os.RemoveAll(dir)
-	if err := archive.Unpack(f, dir); err != nil {
-		return nil, badRequest("module archive: %v", err)
+	if err := s.archiveLimits().Unpack(f, dir); err != nil {
+		return nil, archiveError(err)
 	}
-	return dsl.Load(dir)
+	return dsl.LoadWithin(dir, s.dslLimits())
 }
 
 func (s *Server) listModules(w http.ResponseWriter, r *http.Request) error {
@@ -766,7 +771,7 @@ func (s *Server) registerNode(w http.ResponseWriter, r *http.Request) error {
 	if err := checkName("node", n.Name); err != nil {
 		return err
 	}
-	if err := checkLabels(n.Labels); err != nil {
+	if err := s.checkLabels(n.Labels); err != nil {
 		return err
 	}
 	// A node states only its own labels; the operator's are kept by the
@@ -820,6 +825,7 @@ func (s *Server) nodeReports(w http.ResponseWriter, r *http.Request) error {
 			return badRequest("report %d is for node %q, not %q", i, req.Reports[i].Node, name)
 		}
 	}
+	s.cutReports(req.Reports)
 	n, index, err := s.batcher.submit(r.Context(), req.Reports)
 	if err != nil {
 		return err

@@ -152,7 +152,7 @@ func (s *Server) operatorSnapshotSave(w http.ResponseWriter, r *http.Request) er
 // blobs first (verified against their names), then the state through
 // Raft, then every agent is told to pull again.
 func (s *Server) operatorSnapshotRestore(w http.ResponseWriter, r *http.Request) error {
-	gz, err := gzip.NewReader(http.MaxBytesReader(w, r.Body, maxModuleBody))
+	gz, err := gzip.NewReader(http.MaxBytesReader(w, r.Body, maxSnapshotBody))
 	if err != nil {
 		return badRequest("not a dtk snapshot (not gzip): %v", err)
 	}

@@ -213,6 +213,7 @@ func (s *Server) opResults(w http.ResponseWriter, r *http.Request) error {
 	if err := decode(w, r, &req); err != nil {
 		return err
 	}
+	s.cutReports(req.Reports)
 	_, err := s.apply(OpResultsType, OpResultsCmd{ID: r.PathValue("id"), Node: r.PathValue("name"), Reports: req.Reports, Final: req.Final})
 	if err != nil {
 		return err

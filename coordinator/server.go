@@ -20,6 +20,7 @@ import (
 
 	"github.com/dtkhq/dtk/internal/api"
 	"github.com/dtkhq/dtk/internal/gossip"
+	"github.com/dtkhq/dtk/internal/limits"
 	"github.com/dtkhq/dtk/internal/tlsutil"
 )
 
@@ -63,6 +64,9 @@ type Config struct {
 	// NodeGCAfter is how long a node must be down before the leader
 	// forgets it (default DefaultNodeGCAfter).
 	NodeGCAfter time.Duration
+	// Limits bound what one request may carry (the limits block); the
+	// zero value is limits.Default().
+	Limits limits.Limits
 }
 
 // Peers is how a coordinator sees the other coordinators: the gossip pool
@@ -137,6 +141,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.BootstrapExpect == 0 {
 		cfg.BootstrapExpect = 1
+	}
+	if cfg.Limits == (limits.Limits{}) {
+		cfg.Limits = limits.Default()
 	}
 	if len(cfg.CAKeyPEM) > 0 && len(cfg.KEK) == 0 {
 		return nil, errors.New("coordinator: the CA key (tls.ca_key_file) is kept in the replicated state sealed with a key-encryption key: set keyring_file too")

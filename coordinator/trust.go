@@ -7,6 +7,7 @@ import (
 	"sort"
 
 	"github.com/dtkhq/dtk/internal/api"
+	"github.com/dtkhq/dtk/internal/limits"
 	"github.com/dtkhq/dtk/plan"
 )
 
@@ -144,6 +145,11 @@ type (
 	NodeLabelsCmd struct {
 		Name   string            `json:"name"`
 		Labels map[string]string `json:"labels"`
+		// MaxLabels is limits.labels of the coordinator that took the
+		// request: how many operator labels the node may end up with
+		// (0 in entries written before it: defaultMaxLabels). It travels
+		// in the command so that every coordinator applies the same.
+		MaxLabels int `json:"max_labels,omitempty"`
 	}
 )
 
@@ -321,23 +327,11 @@ func (s *State) putCA(idx uint64, c *PutCACmd) (any, []string) {
 	return nil, []string{trustKey("ca", "")}
 }
 
-// Label limits (also those of the configuration file).
-const (
-	maxLabels     = 64
-	maxLabelBytes = 255
-)
-
-func checkLabels(labels map[string]string) error {
-	if len(labels) > maxLabels {
-		return fmt.Errorf("%w: %d labels; at most %d", ErrInvalid, len(labels), maxLabels)
-	}
-	for k, v := range labels {
-		if k == "" || len(k) > maxLabelBytes || len(v) > maxLabelBytes {
-			return fmt.Errorf("%w: label %.40q: keys must be 1 to %d bytes and values at most %d", ErrInvalid, k, maxLabelBytes, maxLabelBytes)
-		}
-	}
-	return nil
-}
+// defaultMaxLabels bounds a node's operator labels in NodeLabelsCmd
+// entries that carry no bound. The sizes of keys and values are checked
+// when a request brings them (Server.checkLabels), against the
+// configuration of the coordinator that took it.
+const defaultMaxLabels = 64
 
 func (s *State) nodeLabels(idx uint64, c *NodeLabelsCmd) (any, []string) {
 	old := s.data.Nodes[c.Name]
@@ -356,8 +350,12 @@ func (s *State) nodeLabels(idx uint64, c *NodeLabelsCmd) (any, []string) {
 			n.OperatorLabels[k] = v
 		}
 	}
-	if err := checkLabels(n.OperatorLabels); err != nil {
-		return err, nil
+	max := c.MaxLabels
+	if max <= 0 {
+		max = defaultMaxLabels
+	}
+	if len(n.OperatorLabels) > max {
+		return fmt.Errorf("%w: %s", ErrInvalid, limits.Refusal(limits.KeyLabels, "node %q would have %d operator labels, more than %d", c.Name, len(n.OperatorLabels), max)), nil
 	}
 	n.Labels = mergeLabels(n.AgentLabels, n.OperatorLabels)
 	n.ModifyIndex = idx

@@ -142,6 +142,7 @@ var (
 // loader accumulates the state and diagnostics of one Load.
 type loader struct {
 	dir   string
+	lim   Limits
 	srcs  map[string][]byte // .hcl file name → content
 	files map[string]string // Module.Files
 	diags hcl.Diagnostics
@@ -257,6 +258,9 @@ func (l *loader) decode(bodies []*hclsyntax.Body) *plan.Module {
 
 // checkName reports a name that does not match re.
 func (l *loader) checkName(rng hcl.Range, what, name string, re *regexp.Regexp) {
+	if !l.checkNameSize(rng, what, name) {
+		return
+	}
 	if re.MatchString(name) {
 		return
 	}
@@ -265,13 +269,29 @@ func (l *loader) checkName(rng hcl.Range, what, name string, re *regexp.Regexp) 
 		what, map[bool]string{true: ", underscores and dashes", false: " and underscores"}[re == nameRE])
 }
 
+// checkNameSize reports a name longer than the loader's limit.
+func (l *loader) checkNameSize(rng hcl.Range, what, name string) bool {
+	max := l.lim.NameBytes
+	if max <= 0 || len(name) <= max {
+		return true
+	}
+	summary := fmt.Sprintf("%s name %.40q… is longer than %d bytes", what, name, max)
+	detail := fmt.Sprintf("it is %d bytes long; use a shorter name", len(name))
+	if l.lim.NameSetting != "" {
+		summary += " (" + l.lim.NameSetting + ")"
+		detail += ", or raise " + l.lim.NameSetting + " in the coordinator config"
+	}
+	l.errorf(startRange(rng), summary, "%s", detail)
+	return false
+}
+
 func (l *loader) decodeModule(b *hcl.Block, m *plan.Module) {
 	content, diags := b.Body.Content(moduleSchema)
 	l.add(diags)
 	if a := content.Attributes["name"]; a != nil {
 		if s, ok := l.stringValue(a); ok {
 			m.Name = s
-			if !nameRE.MatchString(s) {
+			if l.checkNameSize(a.Expr.Range(), "module", s) && !nameRE.MatchString(s) {
 				l.errorf(startRange(a.Expr.Range()), fmt.Sprintf("invalid module name %q", s),
 					"module names start with a lowercase letter followed by lowercase letters, digits, underscores and dashes")
 			}

@@ -18,7 +18,32 @@ import (
 	"github.com/dtkhq/dtk/plan"
 )
 
-// Load parses and checks the module folder dir.
+// Limits bound what LoadWithin accepts; Load uses DefaultLimits.
+type Limits struct {
+	// Guard bounds how deep expressions nest (internal/hclguard).
+	Guard hclguard.Limits
+	// NameBytes bounds the names a module declares (module, component,
+	// template, action, instance, attribute, output); NameSetting names
+	// the configuration key that sets it, for messages.
+	NameBytes   int
+	NameSetting string
+	// SourceBytes bounds each .hcl file: lexing and parsing take many
+	// times the text in memory, and module source is short.
+	// SourceSetting names its key.
+	SourceBytes   int64
+	SourceSetting string
+}
+
+// DefaultLimits are those of Load. A coordinator passes its own
+// (internal/limits), whose .hcl files are smaller.
+var DefaultLimits = Limits{NameBytes: 63, SourceBytes: 1 << 20}
+
+// Load parses and checks the module folder dir within DefaultLimits.
+func Load(dir string) (*plan.Module, error) {
+	return LoadWithin(dir, DefaultLimits)
+}
+
+// LoadWithin parses and checks the module folder dir.
 //
 // It reads every *.hcl file at the top level of dir (in name order), decodes
 // the module, component and template blocks and checks them. It fills
@@ -30,7 +55,7 @@ import (
 // Problems in the module's source are returned as an *Error holding every
 // diagnostic found. A folder that cannot be read is reported as a plain
 // error.
-func Load(dir string) (*plan.Module, error) {
+func LoadWithin(dir string, lim Limits) (*plan.Module, error) {
 	info, err := os.Stat(dir)
 	if err != nil {
 		return nil, fmt.Errorf("module folder: %w", err)
@@ -64,6 +89,7 @@ func Load(dir string) (*plan.Module, error) {
 
 	l := &loader{
 		dir:        dir,
+		lim:        lim,
 		srcs:       map[string][]byte{},
 		files:      files,
 		components: map[string]*plan.Component{},
@@ -75,12 +101,22 @@ func Load(dir string) (*plan.Module, error) {
 	var bodies []*hclsyntax.Body
 	var parseDiags hcl.Diagnostics
 	for _, name := range names {
+		if fi, err := os.Stat(filepath.Join(dir, name)); err == nil && lim.SourceBytes > 0 && fi.Size() > lim.SourceBytes {
+			summary := fmt.Sprintf("%s is larger than %d bytes", name, lim.SourceBytes)
+			detail := fmt.Sprintf("it holds %d bytes: split it into several files, or ship data as files", fi.Size())
+			if lim.SourceSetting != "" {
+				summary += " (" + lim.SourceSetting + ")"
+				detail += ", or raise " + lim.SourceSetting + " in the coordinator config"
+			}
+			parseDiags = append(parseDiags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: summary, Detail: detail})
+			continue
+		}
 		src, err := os.ReadFile(filepath.Join(dir, name))
 		if err != nil {
 			return nil, fmt.Errorf("module folder %s: %w", dir, err)
 		}
 		l.srcs[name] = src
-		if diags := hclguard.Config(src, name, hcl.InitialPos); diags.HasErrors() {
+		if diags := lim.Guard.Config(src, name, hcl.InitialPos); diags.HasErrors() {
 			parseDiags = append(parseDiags, diags...)
 			continue
 		}

@@ -9,7 +9,6 @@ import (
 	"github.com/hashicorp/hcl/v2/hclsyntax"
 	"github.com/zclconf/go-cty/cty"
 
-	"github.com/dtkhq/dtk/internal/hclguard"
 	"github.com/dtkhq/dtk/plan"
 )
 
@@ -313,7 +312,7 @@ func (l *loader) parseTemplate(p, text string) (hclsyntax.Expression, bool) {
 		return t, t != nil
 	}
 	l.srcs[p] = []byte(text)
-	if diags := hclguard.Template([]byte(text), p, hcl.InitialPos); diags.HasErrors() {
+	if diags := l.lim.Guard.Template([]byte(text), p, hcl.InitialPos); diags.HasErrors() {
 		l.add(diags)
 		l.templates[p] = nil
 		return nil, false

@@ -46,6 +46,34 @@ type runFlags struct {
 	NodeCertTTL   time.Duration `help:"Coordinator: lifetime of node certificates issued by enrollment; agents renew at two thirds." default:"${node_cert_ttl}" group:"Security"`
 	NodeGCAfter   time.Duration `help:"Coordinator: forget a node down for this long (it registers again if it comes back)." default:"${node_gc_after}"`
 	Insecure      bool          `help:"Run without TLS, authentication and gossip encryption. Anyone who reaches a coordinator can then run code as root on every node." group:"Security"`
+
+	// The limits block (docs/install.md lists the defaults). Sizes take a
+	// unit: 512MiB, 64KiB, 1GiB.
+	LimitsNestingDepth        int64       `help:"Coordinator: how deep expressions in module source may nest (default 64)." group:"Limits"`
+	LimitsModulePackedBytes   config.Size `help:"Coordinator: largest module push, the tar.gz archive (default 256MiB)." group:"Limits"`
+	LimitsModuleUnpackedBytes config.Size `help:"Coordinator: most a module archive may unpack to (default 256MiB)." group:"Limits"`
+	LimitsModuleFiles         int64       `help:"Coordinator: most files and folders in a module (default 10000)." group:"Limits"`
+	LimitsHCLFileBytes        config.Size `name:"limits-hcl-file-bytes" help:"Coordinator: largest .hcl file in a module (default 256KiB)." group:"Limits"`
+	LimitsLabelKeyBytes       config.Size `help:"Coordinator: longest node label key (default 255)." group:"Limits"`
+	LimitsLabelValueBytes     config.Size `help:"Coordinator: longest node label value (default 255)." group:"Limits"`
+	LimitsLabels              int64       `help:"Coordinator: most labels on a node (default 64)." group:"Limits"`
+	LimitsNameBytes           config.Size `help:"Coordinator: longest name a module declares (default 63)." group:"Limits"`
+	LimitsJSONBodyBytes       config.Size `name:"limits-json-body-bytes" help:"Coordinator: largest JSON API request body (default 4MiB)." group:"Limits"`
+	LimitsReportBodyBytes     config.Size `help:"Coordinator: largest report batch an agent sends (default 4MiB)." group:"Limits"`
+	LimitsReportOutputBytes   config.Size `help:"Coordinator: how much of a step's output tail is kept per report (default 4KiB)." group:"Limits"`
+}
+
+// limitFlags maps each --limits-* flag to its value.
+func (f *runFlags) limitFlags() map[string]int64 {
+	return map[string]int64{
+		"limits-nesting-depth": f.LimitsNestingDepth, "limits-module-packed-bytes": int64(f.LimitsModulePackedBytes),
+		"limits-module-unpacked-bytes": int64(f.LimitsModuleUnpackedBytes), "limits-module-files": f.LimitsModuleFiles,
+		"limits-hcl-file-bytes":  int64(f.LimitsHCLFileBytes),
+		"limits-label-key-bytes": int64(f.LimitsLabelKeyBytes), "limits-label-value-bytes": int64(f.LimitsLabelValueBytes),
+		"limits-labels": f.LimitsLabels, "limits-name-bytes": int64(f.LimitsNameBytes),
+		"limits-json-body-bytes": int64(f.LimitsJSONBodyBytes), "limits-report-body-bytes": int64(f.LimitsReportBodyBytes),
+		"limits-report-output-bytes": int64(f.LimitsReportOutputBytes),
+	}
 }
 
 // overrides are the flags given on the command line.
@@ -120,6 +148,15 @@ func (f *runFlags) overrides(s set, g globals) config.Overrides {
 	if s["acl-enabled"] {
 		o.ACLEnabled = &f.ACLEnabled
 	}
+	values := f.limitFlags()
+	for flag, field := range config.LimitFlags() {
+		if s[flag] {
+			if o.Limits == nil {
+				o.Limits = map[string]int64{}
+			}
+			o.Limits[field] = values[flag]
+		}
+	}
 	return o
 }
 
@@ -173,7 +210,7 @@ func daemonConfig(c *config.Config, log *slog.Logger) daemon.Config {
 		TLS:           daemon.TLSFiles{CA: c.TLSCAFile, Cert: c.TLSCertFile, Key: c.TLSKeyFile, CAKey: c.TLSCAKeyFile},
 		CAFingerprint: c.CAFingerprint, Encrypt: c.Encrypt, KeyringFile: c.KeyringFile,
 		JoinToken: c.JoinToken, EnrollAddrs: c.EnrollAddr, Insecure: c.Insecure, NodeCertTTL: c.NodeCertTTL,
-		ACLEnabled: c.ACLEnabled, NodeGCAfter: c.NodeGCAfter,
+		ACLEnabled: c.ACLEnabled, NodeGCAfter: c.NodeGCAfter, Limits: c.Limits,
 	}
 }
 

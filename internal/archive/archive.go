@@ -43,6 +43,34 @@ var DefaultLimits = Limits{
 // ErrTooLarge is returned for an archive that passes one of its Limits.
 var ErrTooLarge = errors.New("archive too large")
 
+// Which limit of Limits an archive passed (LimitError.Limit).
+const (
+	LimitTotal = "total"
+	LimitFile  = "file"
+	LimitFiles = "files"
+	LimitDepth = "depth"
+	LimitName  = "name"
+)
+
+// LimitError is the ErrTooLarge of one limit, so that a caller can say in
+// its own words which setting to raise.
+type LimitError struct {
+	// Limit is LimitTotal, LimitFile, LimitFiles, LimitDepth or
+	// LimitName; Max is its value.
+	Limit string
+	Max   int64
+	msg   string
+}
+
+func (e *LimitError) Error() string { return ErrTooLarge.Error() + ": " + e.msg }
+
+// Unwrap makes errors.Is(err, ErrTooLarge) hold.
+func (e *LimitError) Unwrap() error { return ErrTooLarge }
+
+func tooLarge(limit string, max int64, format string, args ...any) error {
+	return &LimitError{Limit: limit, Max: max, msg: fmt.Sprintf(format, args...)}
+}
+
 // Digest is "sha256:<hex>" of b.
 func Digest(b []byte) string {
 	sum := sha256.Sum256(b)
@@ -141,15 +169,15 @@ func (l Limits) Unpack(r io.Reader, dir string) error {
 			return fmt.Errorf("%w: %q", ErrUnsafe, hdr.Name)
 		}
 		if entries++; entries > l.MaxFiles {
-			return fmt.Errorf("%w: the archive holds more than %d entries; the limit is %d", ErrTooLarge, l.MaxFiles, l.MaxFiles)
+			return tooLarge(LimitFiles, int64(l.MaxFiles), "the archive holds more than %d entries; the limit is %d", l.MaxFiles, l.MaxFiles)
 		}
 		elems := strings.Split(name, "/")
 		if len(elems) > l.MaxDepth {
-			return fmt.Errorf("%w: %q is %d levels deep; the limit is %d", ErrTooLarge, name, len(elems), l.MaxDepth)
+			return tooLarge(LimitDepth, int64(l.MaxDepth), "%q is %d levels deep; the limit is %d", name, len(elems), l.MaxDepth)
 		}
 		for _, e := range elems {
 			if len(e) > l.MaxName {
-				return fmt.Errorf("%w: a name in %.80q is %d bytes long; the limit is %d", ErrTooLarge, name, len(e), l.MaxName)
+				return tooLarge(LimitName, int64(l.MaxName), "a name in %.80q is %d bytes long; the limit is %d", name, len(e), l.MaxName)
 			}
 		}
 		target := filepath.Join(dir, filepath.FromSlash(name))
@@ -164,10 +192,10 @@ func (l Limits) Unpack(r io.Reader, dir string) error {
 			return fmt.Errorf("%w: %q is not a regular file", ErrUnsafe, hdr.Name)
 		}
 		if hdr.Size > l.MaxFile {
-			return fmt.Errorf("%w: %q holds %s; the limit is %s a file", ErrTooLarge, name, size(hdr.Size), size(l.MaxFile))
+			return tooLarge(LimitFile, l.MaxFile, "%q holds %s; the limit is %s a file", name, size(hdr.Size), size(l.MaxFile))
 		}
 		if total += hdr.Size; total > l.MaxTotal {
-			return fmt.Errorf("%w: the archive unpacks to more than %s; the limit is %s in all", ErrTooLarge, size(l.MaxTotal), size(l.MaxTotal))
+			return tooLarge(LimitTotal, l.MaxTotal, "the archive unpacks to more than %s; the limit is %s in all", size(l.MaxTotal), size(l.MaxTotal))
 		}
 		if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
 			return err

@@ -152,6 +152,11 @@ func TestUnpack_Limits(t *testing.T) {
 			case c.want != "" && (!errors.Is(err, ErrTooLarge) || !strings.Contains(err.Error(), c.want)):
 				t.Fatalf("got %v, want ErrTooLarge with %q", err, c.want)
 			}
+			which := map[string]string{"total": LimitTotal, "file": LimitFile, "count": LimitFiles, "depth": LimitDepth, "name": LimitName}[c.name]
+			var le *LimitError
+			if c.want != "" && (!errors.As(err, &le) || le.Limit != which) {
+				t.Fatalf("got %#v, want a LimitError for %q", err, which)
+			}
 		})
 	}
 }

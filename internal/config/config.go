@@ -4,7 +4,8 @@
 // win. Every value remembers where it was set, so that an error names the
 // field and its position (file:line:col, or the flag).
 //
-// The file is flat: one attribute per `run` flag.
+// The file is flat, one attribute per `run` flag, but for the blocks tls,
+// acl and limits, whose attributes are fields named "BLOCK.attribute".
 //
 //	name      = "web-1"
 //	serf_addr = "10.0.0.5:7946"
@@ -22,6 +23,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/hcl/v2"
+
+	"github.com/dtkhq/dtk/internal/limits"
 )
 
 // DefaultPath is read by `dtk-agent run` when --config is not given and
@@ -76,8 +79,8 @@ type field struct {
 }
 
 // fields lists every field in the order the documentation and `service
-// install` use.
-var fields = []field{
+// install` use; the bounds of the `limits` block come last.
+var fields = append([]field{
 	{name: FieldName, flag: "--name"},
 	{name: FieldDataDir, flag: "--data-dir"},
 	{name: FieldCoordinator, flag: "--coordinator"},
@@ -106,7 +109,7 @@ var fields = []field{
 	{name: FieldNodeCertTTL, flag: "--node-cert-ttl", coordinatorOnly: true},
 	{name: FieldNodeGCAfter, flag: "--node-gc-after", coordinatorOnly: true},
 	{name: FieldACLEnabled, flag: "--acl-enabled", coordinatorOnly: true},
-}
+}, limitFieldList()...)
 
 func lookupField(name string) field {
 	for _, f := range fields {
@@ -180,6 +183,9 @@ type Config struct {
 	NodeGCAfter time.Duration
 	// ACLEnabled turns on access control with tokens and policies.
 	ACLEnabled bool
+	// Limits bound what one request to a coordinator may carry (the
+	// `limits { ... }` block; fields "limits.*").
+	Limits limits.Limits
 
 	// File is the configuration file the values were read from, if any.
 	File string
@@ -199,6 +205,7 @@ func Default() *Config {
 		LogLevel:          "info",
 		NodeCertTTL:       365 * 24 * time.Hour,
 		NodeGCAfter:       24 * time.Hour,
+		Limits:            limits.Default(),
 		origins:           map[string]origin{},
 	}
 }

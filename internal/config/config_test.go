@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/dtkhq/dtk/internal/limits"
 )
 
 func TestParse_Full(t *testing.T) {
@@ -48,7 +50,7 @@ tls {
 		PollWait: 2 * time.Minute, ReconcileInterval: 30 * time.Second, LogLevel: "debug", File: "agent.hcl",
 		Encrypt: "pUqJrVyVRj5jsiYEkM/tFQYfWyJIv4s3XkvDwy7Cu5s=", KeyringFile: "/etc/dtk/keyring.key", EnrollAddr: []string{"10.0.0.1:7070"},
 		TLSCAFile: "/etc/dtk/tls/dtk-ca.pem", TLSCertFile: "/etc/dtk/tls/server-web-1.pem", TLSKeyFile: "/etc/dtk/tls/server-web-1-key.pem",
-		TLSCAKeyFile: "/etc/dtk/tls/dtk-ca-key.pem", NodeCertTTL: 720 * time.Hour, NodeGCAfter: 72 * time.Hour,
+		TLSCAKeyFile: "/etc/dtk/tls/dtk-ca-key.pem", NodeCertTTL: 720 * time.Hour, NodeGCAfter: 72 * time.Hour, Limits: limits.Default(),
 	}
 	got := c.Clone()
 	got.origins, got.src = nil, nil

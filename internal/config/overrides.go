@@ -41,6 +41,9 @@ type Overrides struct {
 	NodeCertTTL       *time.Duration
 	NodeGCAfter       *time.Duration
 	ACLEnabled        *bool
+	// Limits holds the --limits-* flags given, by field name
+	// ("limits.module_packed_bytes").
+	Limits map[string]int64
 }
 
 // Apply sets every given field on c and records that a flag set it.
@@ -83,6 +86,12 @@ func (c *Config) Apply(o Overrides) {
 	override(&c.NodeCertTTL, o.NodeCertTTL, FieldNodeCertTTL, set)
 	override(&c.NodeGCAfter, o.NodeGCAfter, FieldNodeGCAfter, set)
 	override(&c.ACLEnabled, o.ACLEnabled, FieldACLEnabled, set)
+	for _, f := range limitFields {
+		if v, ok := o.Limits[f.name]; ok {
+			f.set(&c.Limits, v)
+			set(f.name)
+		}
+	}
 }
 
 // override sets *dst from v when the flag was given, and records it.
@@ -164,6 +173,11 @@ func (o Overrides) Args() []string {
 	dur(FieldNodeCertTTL, o.NodeCertTTL)
 	dur(FieldNodeGCAfter, o.NodeGCAfter)
 	boolean(FieldACLEnabled, o.ACLEnabled)
+	for _, f := range limitFields {
+		if v, ok := o.Limits[f.name]; ok {
+			out = append(out, f.flag, strconv.FormatInt(v, 10))
+		}
+	}
 	return out
 }
 
@@ -254,6 +268,9 @@ func fieldValue(c *Config, name string) any {
 		return c.NodeGCAfter
 	case FieldACLEnabled:
 		return c.ACLEnabled
+	}
+	if f, ok := lookupLimit(name); ok {
+		return f.get(&c.Limits)
 	}
 	panic("config: unknown field " + name)
 }

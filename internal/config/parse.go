@@ -33,7 +33,7 @@ var schema = func() *hcl.BodySchema {
 
 // blocks are the `NAME { ... }` blocks of the file; their fields are named
 // "NAME.attribute".
-var blocks = []string{"tls", "acl"}
+var blocks = []string{"tls", "acl", "limits"}
 
 // blockSchema is the schema of one block's body.
 func blockSchema(block string) *hcl.BodySchema {
@@ -207,6 +207,10 @@ func (c *Config) decode(field string, a *hcl.Attribute) Errors {
 		var keys map[string]hcl.Range
 		err, keys = c.decodeMap(a, v)
 		o.keys = keys
+	default:
+		if f, ok := lookupLimit(field); ok {
+			err = c.decodeLimit(a, v, f)
+		}
 	}
 	if err != nil {
 		return Errors{err}

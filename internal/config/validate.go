@@ -119,6 +119,7 @@ func (c *Config) Validate() error {
 		}
 	}
 	errs = append(errs, c.validateSecurity()...)
+	errs = append(errs, c.validateLimits()...)
 	if _, ok := logLevels[c.LogLevel]; !ok {
 		add(c.fieldError(FieldLogLevel, nil, "%q is not a log level: use debug, info, warn or error", c.LogLevel))
 	}

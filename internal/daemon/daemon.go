@@ -22,6 +22,7 @@ import (
 	"github.com/dtkhq/dtk/coordinator"
 	"github.com/dtkhq/dtk/internal/api"
 	"github.com/dtkhq/dtk/internal/gossip"
+	"github.com/dtkhq/dtk/internal/limits"
 )
 
 // Default addresses and ports.
@@ -69,6 +70,9 @@ type Config struct {
 	ACLEnabled bool
 	// NodeGCAfter is how long a node is down before it is forgotten.
 	NodeGCAfter time.Duration
+	// Limits bound what one request to this coordinator may carry (zero:
+	// limits.Default()).
+	Limits limits.Limits
 }
 
 // Daemon is a running dtk-agent process.
@@ -139,7 +143,7 @@ func Start(ctx context.Context, cfg Config) (*Daemon, error) {
 			Name: cfg.Name, DataDir: filepath.Join(cfg.DataDir, "coordinator"), HTTPAddr: cfg.HTTPAddr,
 			RaftAddr: cfg.RaftAddr, BootstrapExpect: cfg.BootstrapExpect, Version: cfg.Version,
 			Logger: cfg.Logger, Fast: cfg.Fast, TLS: sec.store, KEK: sec.kek, CAKeyPEM: sec.caKey,
-			NodeCertTTL: cfg.NodeCertTTL, ACLEnabled: cfg.ACLEnabled, NodeGCAfter: cfg.NodeGCAfter,
+			NodeCertTTL: cfg.NodeCertTTL, ACLEnabled: cfg.ACLEnabled, NodeGCAfter: cfg.NodeGCAfter, Limits: cfg.Limits,
 		})
 		if err != nil {
 			return nil, err

@@ -32,26 +32,57 @@ const MaxDepth = 64
 // expression may chain (a + b + c, a[b][c], a.b.c).
 const MaxChain = 10000
 
+// Limits bound one check. The zero value is MaxDepth and MaxChain.
+type Limits struct {
+	// Depth replaces MaxDepth when it is positive.
+	Depth int
+	// Setting names the configuration key that sets Depth (such as
+	// "limits.nesting_depth"); a refusal then says to raise it.
+	Setting string
+}
+
+func (l Limits) depth() int {
+	if l.Depth > 0 {
+		return l.Depth
+	}
+	return MaxDepth
+}
+
 // Config checks src, the text of an HCL configuration file, before
 // hclsyntax.ParseConfig. It returns one error diagnostic at the place the
 // limit is passed, or nothing.
 func Config(src []byte, filename string, start hcl.Pos) hcl.Diagnostics {
-	toks, _ := hclsyntax.LexConfig(src, filename, start)
-	return check(toks)
+	return Limits{}.Config(src, filename, start)
 }
 
 // Template checks src, the text of a template file, before
 // hclsyntax.ParseTemplate.
 func Template(src []byte, filename string, start hcl.Pos) hcl.Diagnostics {
-	toks, _ := hclsyntax.LexTemplate(src, filename, start)
-	return check(toks)
+	return Limits{}.Template(src, filename, start)
 }
 
 // Expression checks src, the text of one expression, before
 // hclsyntax.ParseExpression.
 func Expression(src []byte, filename string, start hcl.Pos) hcl.Diagnostics {
+	return Limits{}.Expression(src, filename, start)
+}
+
+// Config is the package's Config within l.
+func (l Limits) Config(src []byte, filename string, start hcl.Pos) hcl.Diagnostics {
+	toks, _ := hclsyntax.LexConfig(src, filename, start)
+	return l.check(toks)
+}
+
+// Template is the package's Template within l.
+func (l Limits) Template(src []byte, filename string, start hcl.Pos) hcl.Diagnostics {
+	toks, _ := hclsyntax.LexTemplate(src, filename, start)
+	return l.check(toks)
+}
+
+// Expression is the package's Expression within l.
+func (l Limits) Expression(src []byte, filename string, start hcl.Pos) hcl.Diagnostics {
 	toks, _ := hclsyntax.LexExpression(src, filename, start)
-	return check(toks)
+	return l.check(toks)
 }
 
 // frame is one open ( [ { ${ or %{, or the file itself (open 0).
@@ -61,7 +92,8 @@ type frame struct {
 	chain   int // operators chained in the current item
 }
 
-func check(toks hclsyntax.Tokens) hcl.Diagnostics {
+func (l Limits) check(toks hclsyntax.Tokens) hcl.Diagnostics {
+	maxDepth := l.depth()
 	stack := []frame{{}}
 	depth := 0      // open frames and chained conditionals
 	directives := 0 // open %{if} and %{for}, an upper bound of the parser's
@@ -133,9 +165,14 @@ func check(toks hclsyntax.Tokens) hcl.Diagnostics {
 		if !isUnary {
 			unary = 0
 		}
-		if depth+directives+unary > MaxDepth {
-			return refuse(tok, fmt.Sprintf("expressions nest deeper than %d levels", MaxDepth),
-				"the parser recurses once per level and would run out of stack; name the inner parts with locals or variables")
+		if depth+directives+unary > maxDepth {
+			summary := fmt.Sprintf("expressions nest deeper than %d levels", maxDepth)
+			detail := "the parser recurses once per level and would run out of stack; name the inner parts with locals or variables"
+			if l.Setting != "" {
+				summary += " (" + l.Setting + ")"
+				detail += ", or raise " + l.Setting + " in the coordinator config"
+			}
+			return refuse(tok, summary, detail)
 		}
 		if top := &stack[len(stack)-1]; top.chain > MaxChain {
 			return refuse(tok, fmt.Sprintf("an expression chains more than %d operators", MaxChain),

@@ -96,3 +96,15 @@ func message(d hcl.Diagnostics) string {
 	r := d[0].Subject
 	return fmt.Sprintf("%s:%d:%d: %s", r.Filename, r.Start.Line, r.Start.Column, d[0].Summary)
 }
+
+func TestLimits_Config_DepthAndSetting(t *testing.T) {
+	src := []byte("x = " + strings.Repeat("(", 20) + "1" + strings.Repeat(")", 20) + "\n")
+	if d := Config(src, "f.hcl", hcl.InitialPos); d.HasErrors() {
+		t.Fatalf("default depth: %v", d)
+	}
+	d := Limits{Depth: 10, Setting: "limits.nesting_depth"}.Config(src, "f.hcl", hcl.InitialPos)
+	if !d.HasErrors() || !strings.Contains(d.Error(), "deeper than 10 levels (limits.nesting_depth)") ||
+		!strings.Contains(d.Error(), "raise limits.nesting_depth in the coordinator config") {
+		t.Fatalf("depth 10: %v, want the setting named", d)
+	}
+}
