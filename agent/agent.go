@@ -46,7 +46,7 @@ type Config struct {
 	// no-op runner.
 	Runner func(kind string) (actions.Runner, error)
 	// OutboxBytes bounds the reports kept while no coordinator accepts
-	// them (report_queue_bytes); the oldest are dropped beyond it. Zero
+	// them; the oldest are dropped beyond it (logged). Zero
 	// means DefaultOutboxBytes.
 	OutboxBytes int64
 	// LeftoverGrace is how long a step process group a previous agent

@@ -246,7 +246,7 @@ func (s *store) append(reports ...plan.Report) error {
 		for _, r := range dropped[:min(len(dropped), 5)] {
 			steps = append(steps, r.StepID+" "+r.State)
 		}
-		s.log.Warn("report outbox full: dropped the oldest reports (raise report_queue_bytes, or look at why no coordinator accepts them)",
+		s.log.Warn("report outbox full: dropped the oldest reports; look at why no coordinator accepts them (the send errors above)",
 			"dropped", len(dropped), "bytes", droppedBytes, "limit", s.maxBytes, "oldest", strings.Join(steps, ", "))
 	}
 	return nil
