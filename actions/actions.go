@@ -56,6 +56,21 @@ type Request struct {
 	// the account a run takes on when its action names none (see
 	// identity). Empty means the agent's own. Container runs ignore them.
 	StepUser, StepGroup string
+	// Processes, when set, is told about every process the run starts
+	// (each leads its own process group) before the runner waits on it,
+	// and when it has exited.
+	Processes ProcessRecorder
+}
+
+// ProcessRecorder learns the process groups a run starts, so that an agent
+// that dies mid-step lets its successor find and stop them. Started is
+// called after the process started and before the runner waits on it (the
+// process cannot have been reaped yet, so its pid is still its own);
+// Ended after it has exited. An error from Started is noted in the run's
+// output and does not stop the run.
+type ProcessRecorder interface {
+	Started(pid int) error
+	Ended(pid int)
 }
 
 // Name is the action's name: ActionName, else the last segment of StepID

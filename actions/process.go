@@ -320,7 +320,16 @@ func (s *session) run(c command) (code int, err error) {
 	// A child left running in the background may hold the output pipe
 	// open: stop waiting for it this long after the process exits.
 	cmd.WaitDelay = 5 * time.Second
-	err = cmd.Run()
+	if err = cmd.Start(); err == nil {
+		if rec := s.req.Processes; rec != nil {
+			pid := cmd.Process.Pid
+			if rerr := rec.Started(pid); rerr != nil {
+				s.notef("could not record process group %d (a restarted agent will not find it): %v", pid, rerr)
+			}
+			defer rec.Ended(pid)
+		}
+		err = cmd.Wait()
+	}
 	switch {
 	case err == nil:
 		return 0, nil

@@ -45,6 +45,13 @@ type Config struct {
 	// actions.Lookup. Benchmarks set it to run the real agent with a
 	// no-op runner.
 	Runner func(kind string) (actions.Runner, error)
+	// OutboxBytes bounds the reports kept while no coordinator accepts
+	// them; the oldest are dropped beyond it (logged). Zero
+	// means DefaultOutboxBytes.
+	OutboxBytes int64
+	// LeftoverGrace is how long a step process group a previous agent
+	// left running has between SIGTERM and SIGKILL; zero means 10 s.
+	LeftoverGrace time.Duration
 }
 
 // Agent pulls its node's plan slice and converges it.
@@ -56,6 +63,14 @@ type Agent struct {
 
 	mu    sync.Mutex // guards state
 	state *localState
+	// store holds the incarnation, the report outbox and the process
+	// groups of running steps (store.go, procs.go).
+	store         *store
+	closeOnce     sync.Once
+	leftoverGrace time.Duration
+	// cleared is closed once the process groups a previous agent left
+	// running are stopped: nothing runs before.
+	cleared chan struct{}
 
 	flush      chan struct{}
 	reregister chan struct{}
@@ -67,6 +82,8 @@ type Agent struct {
 	// time on this node.
 	convergeMu sync.Mutex
 	running    running
+	// ops are the one-off operations taken up (ops.go).
+	ops seenOps
 	// skipped holds the "skipped" reports of the converge pass under
 	// way; they are queued together, with one state save (guarded by
 	// convergeMu).
@@ -115,6 +132,10 @@ func New(cfg Config) (*Agent, error) {
 		cfg: cfg, log: cfg.Logger.With("component", "agent", "node", cfg.Name),
 		client: cfg.Client, statePath: filepath.Join(cfg.DataDir, "agent-state.json"),
 		flush: make(chan struct{}, 1), reregister: make(chan struct{}, 1),
+		leftoverGrace: cfg.LeftoverGrace, cleared: make(chan struct{}),
+	}
+	if a.leftoverGrace <= 0 {
+		a.leftoverGrace = defaultLeftoverGrace
 	}
 	a.reconcileInterval.Store(int64(cfg.ReconcileInterval))
 	st, err := loadState(a.statePath)
@@ -122,13 +143,36 @@ func New(cfg Config) (*Agent, error) {
 		return nil, err
 	}
 	a.state = st
+	if a.store, err = openStore(cfg.DataDir, cfg.Name, cfg.OutboxBytes, a.log); err != nil {
+		return nil, err
+	}
+	// Reports an older agent queued in the state file move to the outbox.
+	moved, err := a.store.migrate(st.Queue, st.Seq)
+	if err == nil && moved && st.Queue != nil {
+		st.Queue = nil
+		err = st.save(a.statePath)
+	}
+	if err != nil {
+		a.store.close()
+		return nil, err
+	}
 	return a, nil
 }
+
+// Incarnation is the random ID made when the agent's data dir was: a
+// wiped data dir makes a new incarnation, whose reports the coordinators
+// number apart from the old one's.
+func (a *Agent) Incarnation() string { return a.store.incarnation }
 
 // Start runs the pull loop and the report sender until Shutdown.
 func (a *Agent) Start(ctx context.Context) {
 	ctx, a.cancel = context.WithCancel(ctx)
-	a.wg.Add(4)
+	a.wg.Add(5)
+	go func() {
+		defer a.wg.Done()
+		defer close(a.cleared)
+		a.stopLeftovers(ctx)
+	}()
 	go func() {
 		defer a.wg.Done()
 		for {
@@ -153,7 +197,24 @@ func (a *Agent) Shutdown() {
 	if a.cancel != nil {
 		a.cancel()
 	}
+	// The loops use the store: it closes after they have stopped.
 	a.wg.Wait()
+	a.closeOnce.Do(func() {
+		if err := a.store.close(); err != nil {
+			a.log.Error("close the agent database", "err", err)
+		}
+	})
+}
+
+// waitCleared waits until the leftovers of a previous agent are stopped;
+// false when ctx ends first.
+func (a *Agent) waitCleared(ctx context.Context) bool {
+	select {
+	case <-a.cleared:
+		return true
+	case <-ctx.Done():
+		return false
+	}
 }
 
 // Converges counts completed converge passes.
@@ -167,7 +228,7 @@ func (a *Agent) node() *plan.Node {
 	a.mu.Lock()
 	labels := a.cfg.Labels
 	a.mu.Unlock()
-	return &plan.Node{Name: a.cfg.Name, Labels: labels, Facts: Facts(a.cfg.Address, a.cfg.Version)}
+	return &plan.Node{Name: a.cfg.Name, Labels: labels, Facts: Facts(a.cfg.Address, a.cfg.Version), Incarnation: a.store.incarnation}
 }
 
 // SetLabels changes the node's labels at run time (a configuration
@@ -337,60 +398,14 @@ func (a *Agent) CoordinatorsChanged() {
 	a.pollCancel()
 }
 
-// enqueue adds a report to the durable queue and wakes the sender.
-func (a *Agent) enqueue(r plan.Report) {
-	a.mu.Lock()
-	a.state.Seq++
-	r.ID = fmt.Sprintf("%s:%d", a.cfg.Name, a.state.Seq)
-	r.Node = a.cfg.Name
-	a.state.Queue = append(a.state.Queue, r)
-	err := a.state.save(a.statePath)
-	a.mu.Unlock()
-	if err != nil {
-		a.log.Error("save report queue", "err", err)
+// enqueue adds a report to the outbox and wakes the sender.
+func (a *Agent) enqueue(reports ...plan.Report) {
+	if err := a.store.append(reports...); err != nil {
+		a.log.Error("queue report", "err", err)
 	}
 	select {
 	case a.flush <- struct{}{}:
 	default:
-	}
-}
-
-// sendLoop sends queued reports in batches; a report leaves the queue only
-// once a coordinator has acknowledged (committed) it.
-func (a *Agent) sendLoop(ctx context.Context) {
-	b := newBackoff()
-	for {
-		a.mu.Lock()
-		n := min(len(a.state.Queue), 256)
-		batch := append([]plan.Report(nil), a.state.Queue[:n]...)
-		a.mu.Unlock()
-		if n == 0 {
-			select {
-			case <-ctx.Done():
-				return
-			case <-a.flush:
-				continue
-			}
-		}
-		_, err := a.client.Reports(ctx, a.cfg.Name, batch)
-		if err != nil {
-			if ctx.Err() != nil {
-				return
-			}
-			a.log.Warn("send reports failed, will retry", "err", err, "queued", n)
-			if !b.wait(ctx) {
-				return
-			}
-			continue
-		}
-		b.reset()
-		a.mu.Lock()
-		a.state.Queue = a.state.Queue[n:]
-		err = a.state.save(a.statePath)
-		a.mu.Unlock()
-		if err != nil {
-			a.log.Error("save report queue", "err", err)
-		}
 	}
 }
 

@@ -27,6 +27,8 @@ type fakeCoordinator struct {
 	rejecting bool
 	blob      []byte
 	digest    string
+	// registered is the last registration.
+	registered *plan.Node
 }
 
 func newFake(t *testing.T, moduleDir string) (*fakeCoordinator, *httptest.Server) {
@@ -36,7 +38,14 @@ func newFake(t *testing.T, moduleDir string) (*fakeCoordinator, *httptest.Server
 	}
 	f := &fakeCoordinator{slice: &plan.Slice{Node: "n1", Index: 1}, changed: make(chan struct{}), blob: blob, digest: archive.Digest(blob)}
 	mux := http.NewServeMux()
-	mux.HandleFunc("PUT /v1/nodes/n1", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("{}")) })
+	mux.HandleFunc("PUT /v1/nodes/n1", func(w http.ResponseWriter, r *http.Request) {
+		var n plan.Node
+		json.NewDecoder(r.Body).Decode(&n)
+		f.mu.Lock()
+		f.registered = &n
+		f.mu.Unlock()
+		w.Write([]byte("{}"))
+	})
 	mux.HandleFunc("GET /v1/nodes/n1/plan", func(w http.ResponseWriter, r *http.Request) {
 		f.mu.Lock()
 		sl, ch := f.slice, f.changed
@@ -190,8 +199,8 @@ func TestAgent_Reports_KeptOnDiskUntilAcknowledged(t *testing.T) {
 	f.publish(f.step("one", "a", 1))
 	waitFor(t, "step ran", func() bool { return len(runs(t, data)) == 1 })
 	waitFor(t, "final report queued", func() bool {
-		st, err := loadState(filepath.Join(data, "agent-state.json"))
-		return err == nil && len(st.Queue) == 2 // running + ok
+		n, _ := a.store.queued()
+		return n == 2 // running + ok
 	})
 	a.Shutdown()
 

@@ -19,9 +19,11 @@ type localState struct {
 	Slice *plan.Slice `json:"slice,omitempty"`
 	// Steps records each step's last successful run by step ID.
 	Steps map[string]*stepRecord `json:"steps"`
-	// Queue holds reports not yet acknowledged by a coordinator.
+	// Queue held the reports not yet acknowledged, before the outbox
+	// (store.go): read once to move them there.
 	Queue []plan.Report `json:"queue,omitempty"`
-	// Seq numbers reports; it only grows.
+	// Seq orders step records (Order); it only grows. Before the outbox
+	// it numbered reports too.
 	Seq uint64 `json:"seq"`
 	// Failed remembers steps whose last run failed (ID → digest#generation):
 	// they are not retried until their plan changes or the service is
@@ -76,10 +78,11 @@ func loadState(path string) (*localState, error) {
 	return st, nil
 }
 
-// The state file holds the cached slice (sensitive values included), the
-// attributes needed to undo steps and the unacknowledged reports: it is
+// The state file holds the cached slice (sensitive values included) and the
+// attributes needed to undo steps: it is
 // sealed (AES-256-GCM) with a key kept beside it, mode 0600, so that a copy
-// of the state file alone (a backup, a support bundle) reveals nothing.
+// of the state file alone (a backup, a support bundle) reveals nothing. The
+// same key seals each report in the outbox (store.go).
 const (
 	stateKeyFile = "state.key"
 	stateLabel   = "agent-state"

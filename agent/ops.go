@@ -64,12 +64,43 @@ func (r *running) reset() {
 	r.mu.Unlock()
 }
 
+// seenOps remembers which of the node's operations the agent has taken
+// up. The coordinator answers every poll with the operations it still
+// keeps for the node, so only those need remembering: the set is replaced
+// by each answer's and never outgrows it.
+type seenOps struct {
+	mu  sync.Mutex
+	ids map[string]bool
+}
+
+// fresh returns the operations not taken up before and remembers exactly
+// the IDs of ops.
+func (s *seenOps) fresh(ops []*plan.Op) []*plan.Op {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []*plan.Op
+	ids := make(map[string]bool, len(ops))
+	for _, op := range ops {
+		ids[op.ID] = true
+		if !s.ids[op.ID] {
+			out = append(out, op)
+		}
+	}
+	s.ids = ids
+	return out
+}
+
+func (s *seenOps) len() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.ids)
+}
+
 // opsLoop long-polls the node's one-off operations and carries them out:
 // cancel at once (it must reach a running converge), dry runs and execs one
 // at a time with converges.
 func (a *Agent) opsLoop(ctx context.Context) {
 	var index uint64
-	seen := map[string]bool{}
 	b := newBackoff()
 	for ctx.Err() == nil {
 		res, err := a.client.NodeOps(ctx, a.cfg.Name, index, a.cfg.PollWait)
@@ -92,11 +123,7 @@ func (a *Agent) opsLoop(ctx context.Context) {
 			continue
 		}
 		index = res.Index
-		for _, op := range res.Ops {
-			if seen[op.ID] {
-				continue
-			}
-			seen[op.ID] = true
+		for _, op := range a.ops.fresh(res.Ops) {
 			if op.Kind == plan.OpCancel {
 				a.cancelOp(ctx, op)
 				continue
@@ -118,6 +145,9 @@ func (a *Agent) cancelOp(ctx context.Context, op *plan.Op) {
 
 // runOp runs a dry run or an exec, between converges.
 func (a *Agent) runOp(ctx context.Context, op *plan.Op) {
+	if !a.waitCleared(ctx) {
+		return
+	}
 	a.convergeMu.Lock()
 	defer a.convergeMu.Unlock()
 	for _, st := range op.Steps[a.cfg.Name] {

@@ -371,6 +371,12 @@ func (s *State) registerNode(idx uint64, c *RegisterNodeCmd) (any, []string) {
 		}
 	}
 	n.Labels = mergeLabels(n.AgentLabels, n.OperatorLabels)
+	// A new incarnation (the agent lost its data dir) numbers its reports
+	// from 1 again: forget the sequence of the one it replaces.
+	if old := s.data.Nodes[n.Name]; old != nil && old.Incarnation != "" && n.Incarnation != old.Incarnation {
+		delete(s.data.NodeSeq, seqKey(n.Name, old.Incarnation))
+		delete(s.data.NodeSeq, n.Name) // from before incarnations
+	}
 	s.data.Nodes[n.Name] = &n
 	// A new node gets a slice index so that its first poll returns at once.
 	if s.data.SliceIndex[n.Name] == 0 {
@@ -856,12 +862,17 @@ func (s *State) applyReports(idx uint64, c *ReportsCmd) (any, []string) {
 	converged := false // some create step converged in this batch
 	for i := range c.Reports {
 		r := c.Reports[i]
-		seq := reportSeq(r.ID)
-		if seq != 0 && seq <= s.data.NodeSeq[r.Node] {
+		inc, seq := reportSeq(r.ID)
+		key := seqKey(r.Node, inc)
+		if seq != 0 && seq <= s.data.NodeSeq[key] {
 			continue // a resend of a report already applied
 		}
-		if seq != 0 {
-			s.data.NodeSeq[r.Node] = seq
+		// Sequences are kept for the registered incarnation only (and for
+		// old agents without one), so that made-up incarnations cannot
+		// grow the map; a new one's first reports, sent before it
+		// registers, are applied without a record.
+		if n := s.data.Nodes[r.Node]; seq != 0 && (inc == "" || n == nil || n.Incarnation == "" || n.Incarnation == inc) {
+			s.data.NodeSeq[key] = seq
 		}
 		if n := s.data.Nodes[r.Node]; n != nil && n.LastSeen != c.Time {
 			s.ownNode(r.Node).LastSeen = c.Time
@@ -1047,14 +1058,29 @@ func (s *State) deleteDone(svc *plan.Service) bool {
 	return true
 }
 
-// reportSeq reads the sequence number from a report ID "node:seq".
-func reportSeq(id string) uint64 {
+// reportSeq reads the agent's incarnation and the sequence number from a
+// report ID "node:incarnation:seq", or "node:seq" from an agent older than
+// incarnations (inc is then empty).
+func reportSeq(id string) (inc string, seq uint64) {
 	i := strings.LastIndexByte(id, ':')
 	if i < 0 {
-		return 0
+		return "", 0
 	}
-	n, _ := strconv.ParseUint(id[i+1:], 10, 64)
-	return n
+	seq, _ = strconv.ParseUint(id[i+1:], 10, 64)
+	if j := strings.IndexByte(id[:i], ':'); j >= 0 {
+		inc = id[j+1 : i]
+	}
+	return inc, seq
+}
+
+// seqKey keys NodeSeq: the node name for reports without an incarnation
+// (as before incarnations), "node:incarnation" for the others. Node names
+// hold no ':'.
+func seqKey(node, inc string) string {
+	if inc == "" {
+		return node
+	}
+	return node + ":" + inc
 }
 
 func shortDigest(d string) string {

@@ -351,3 +351,76 @@ func TestFSM_Coordinators_DirectoryUpsertsAndSurvivesSnapshot(t *testing.T) {
 		t.Fatal("directory lost in a snapshot")
 	}
 }
+
+// An agent that lost its data dir comes back as a new incarnation and
+// numbers its reports from 1 again: they are applied, and the record of
+// the old incarnation's sequence is dropped when the new one registers.
+func TestFSM_Reports_NewIncarnationStartsAtOne(t *testing.T) {
+	h := newHarness(t)
+	h.setup()
+	h.mustApply(RegisterNodeType, RegisterNodeCmd{Node: plan.Node{Name: "n2", Labels: map[string]string{"role": "b"}, Incarnation: "aaaa"}, Time: 3})
+	h.mustApply(DeployServiceType, DeployServiceCmd{Name: "s"})
+	step := h.fsm.State().Service("s").Plan.Nodes[1].Steps[0]
+	rep := func(id, state string) any {
+		return h.apply(ReportsType, ReportsCmd{Reports: []plan.Report{{ID: id, Node: "n2", Service: "s",
+			StepID: step.ID, Action: step.Action, Generation: step.Generation, Digest: step.Digest, State: state}}})
+	}
+	if n := rep("n2:aaaa:7", plan.StepFailed); n != 1 {
+		t.Fatalf("first report applied %v times", n)
+	}
+	if n := rep("n2:aaaa:7", plan.StepOK); n != 0 {
+		t.Fatalf("resent report applied %v times", n)
+	}
+	// The disk is wiped: a new incarnation registers and starts at 1.
+	h.mustApply(RegisterNodeType, RegisterNodeCmd{Node: plan.Node{Name: "n2", Labels: map[string]string{"role": "b"}, Incarnation: "bbbb"}, Time: 4})
+	if n := rep("n2:bbbb:1", plan.StepOK); n != 1 {
+		t.Fatalf("report 1 of a new incarnation applied %v times, want 1", n)
+	}
+	if got := stepState(h.fsm.State(), "s", step.ID); got != plan.StepOK {
+		t.Fatalf("step state = %q, want ok", got)
+	}
+	if n := rep("n2:bbbb:1", plan.StepOK); n != 0 {
+		t.Fatalf("resend within the new incarnation applied %v times", n)
+	}
+	// Bounded: the old incarnation's record went with it.
+	h.fsm.State().mu.RLock()
+	_, old := h.fsm.State().data.NodeSeq["n2:aaaa"]
+	h.fsm.State().mu.RUnlock()
+	if old {
+		t.Fatal("the old incarnation's sequence is still kept")
+	}
+	// Made-up incarnations leave no record behind.
+	for i := range 50 {
+		rep("n2:x"+strconv.Itoa(i)+":1", plan.StepOK)
+	}
+	h.fsm.State().mu.RLock()
+	kept := len(h.fsm.State().data.NodeSeq)
+	h.fsm.State().mu.RUnlock()
+	if kept > 2 {
+		t.Fatalf("%d sequence records after reports under 50 unknown incarnations", kept)
+	}
+}
+
+// Report IDs from agents older than incarnations ("node:seq") and new ones
+// ("node:incarnation:seq") both parse.
+func TestReportSeq_OldAndNewFormats(t *testing.T) {
+	for _, c := range []struct {
+		id, inc string
+		seq     uint64
+	}{{"n1:42", "", 42}, {"n1:3f2a:42", "3f2a", 42}, {"bad", "", 0}} {
+		if inc, seq := reportSeq(c.id); inc != c.inc || seq != c.seq {
+			t.Errorf("reportSeq(%q) = %q, %d; want %q, %d", c.id, inc, seq, c.inc, c.seq)
+		}
+	}
+}
+
+func stepState(st *State, service, id string) string {
+	for _, n := range st.Status(service).Nodes {
+		for _, s := range n.Steps {
+			if s.ID == id {
+				return s.State
+			}
+		}
+	}
+	return ""
+}

@@ -17,6 +17,9 @@ import (
 // a node group shrinks), and a service being deleted stops waiting for it.
 // Watchers of the node (its long-polls) wake and find it gone.
 func (s *State) forgetNode(idx uint64, name string) []string {
+	if n := s.data.Nodes[name]; n != nil && n.Incarnation != "" {
+		delete(s.data.NodeSeq, seqKey(name, n.Incarnation))
+	}
 	delete(s.data.Nodes, name)
 	delete(s.data.SliceIndex, name)
 	delete(s.data.OpsIndex, name)

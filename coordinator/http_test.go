@@ -13,6 +13,7 @@ import (
 
 	"github.com/dtkhq/dtk/internal/api"
 	"github.com/dtkhq/dtk/internal/archive"
+	"github.com/dtkhq/dtk/internal/limits"
 	"github.com/dtkhq/dtk/plan"
 )
 
@@ -71,6 +72,10 @@ func TestHTTP_BadRequests_JSONErrors(t *testing.T) {
 		{"bad index", "GET", "/v1/services/x?index=abc", ``, 400, "index must be"},
 		{"not a module archive", "POST", "/v1/modules", `plain text`, 400, "not a gzip archive"},
 		{"unregistered node poll", "GET", "/v1/nodes/ghost/plan?index=0&wait=1s", ``, 404, "not registered"},
+		// An agent splits a batch on 413 (and only then): anything else
+		// for an over-size body would leave its outbox stuck.
+		{"report body over the limit", "POST", "/v1/nodes/n1/reports",
+			`{"reports":[{"id":"n1:x:1","node":"n1","output":"` + strings.Repeat("x", int(limits.Default().ReportBodyBytes)) + `"}]}`, 413, "larger than"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

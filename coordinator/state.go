@@ -32,8 +32,8 @@ type stateData struct {
 	Services map[string]*plan.Service `json:"services"`
 	// Reports holds the latest report per step ID.
 	Reports map[string]*plan.Report `json:"reports"`
-	// NodeSeq is the highest report sequence applied per node, so that a
-	// resent report is applied once.
+	// NodeSeq is the highest report sequence applied per node and agent
+	// incarnation (see seqKey), so that a resent report is applied once.
 	NodeSeq map[string]uint64 `json:"node_seq"`
 	// SliceIndex is the Raft index at which each node's slice last changed.
 	SliceIndex map[string]uint64 `json:"slice_index"`

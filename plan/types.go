@@ -364,8 +364,9 @@ const (
 
 // Report is an agent's account of one step run (or skip).
 type Report struct {
-	// ID is unique per run (agent name + sequence) so that a resend is
-	// recognized and applied once.
+	// ID is unique per run so that a resend is recognized and applied
+	// once: "node:incarnation:seq" (older agents: "node:seq"); the
+	// sequence grows within an incarnation of the agent.
 	ID         string `json:"id"`
 	Node       string `json:"node"`
 	Service    string `json:"service"`
@@ -403,6 +404,10 @@ type Node struct {
 	AgentLabels    map[string]string `json:"agent_labels,omitempty"`
 	OperatorLabels map[string]string `json:"operator_labels,omitempty"`
 	Facts          Facts             `json:"facts"`
+	// Incarnation is a random ID the agent made when its data dir was
+	// created: a node whose disk was wiped comes back as a new incarnation,
+	// whose report sequence starts again at 1. Empty from older agents.
+	Incarnation string `json:"incarnation,omitempty"`
 	// Status is NodeUp or NodeDown.
 	Status       string `json:"status"`
 	RegisteredAt int64  `json:"registered_at_ms"`
