@@ -1,9 +1,15 @@
 package agent
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"io"
+	"io/fs"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -128,6 +134,10 @@ func (a *Agent) opsLoop(ctx context.Context) {
 				a.cancelOp(ctx, op)
 				continue
 			}
+			if op.Kind == plan.OpLogs {
+				go a.logsOp(ctx, op)
+				continue
+			}
 			go a.runOp(ctx, op)
 		}
 	}
@@ -165,6 +175,67 @@ func (a *Agent) runOp(ctx context.Context, op *plan.Op) {
 		a.sendOpResults(ctx, op, []plan.Report{r}, false)
 	}
 	a.sendOpResults(ctx, op, nil, true)
+}
+
+// logsOp sends the end of each step's full output log, as the runner keeps
+// it in the data dir (reports carry only a tail). It runs beside converges:
+// it only reads.
+func (a *Agent) logsOp(ctx context.Context, op *plan.Op) {
+	limit := op.LogBytes
+	if limit <= 0 || limit > maxLogBytes {
+		limit = defaultLogBytes
+	}
+	for _, st := range op.Steps[a.cfg.Name] {
+		if ctx.Err() != nil {
+			return
+		}
+		r := plan.Report{Node: a.cfg.Name, Service: st.Service, StepID: st.ID, Action: st.Action, State: plan.StepOK}
+		out, size, err := tailFile(filepath.Join(a.cfg.DataDir, "steps", scratchName(st), actions.LogFile), limit)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			r.State, r.Error = plan.StepSkipped, "no log on this node: the step has not run here"
+		case err != nil:
+			r.State, r.Error = plan.StepFailed, err.Error()
+		case size > int64(len(out)):
+			r.Output = fmt.Sprintf("[… the first %d of %d bytes left out; --bytes shows more …]\n%s", size-int64(len(out)), size, out)
+		default:
+			r.Output = out
+		}
+		a.sendOpResults(ctx, op, []plan.Report{r}, false)
+	}
+	a.sendOpResults(ctx, op, nil, true)
+}
+
+// How much of each step log a logs operation sends, by default and at most.
+const (
+	defaultLogBytes = 64 << 10
+	maxLogBytes     = 1 << 20
+)
+
+// tailFile reads at most limit bytes from the end of a file, starting at a
+// line when it cuts, and says how big the file is.
+func tailFile(path string, limit int) (string, int64, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", 0, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return "", 0, err
+	}
+	size := fi.Size()
+	off := max(size-int64(limit), 0)
+	b := make([]byte, size-off)
+	if _, err := f.ReadAt(b, off); err != nil && !errors.Is(err, io.EOF) {
+		return "", 0, err
+	}
+	if off > 0 {
+		if i := bytes.IndexByte(b, '\n'); i >= 0 && i < len(b)-1 {
+			b = b[i+1:]
+		}
+	}
+	return string(b), size, nil
 }
 
 // predict answers a dry run for one step without changing anything.

@@ -8,8 +8,10 @@ import (
 	"log/slog"
 	"maps"
 	"slices"
+	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/hashicorp/raft"
 
@@ -150,6 +152,13 @@ type CoordinatorsCmd struct {
 
 // maxOps is how many operations the state keeps (oldest dropped first).
 const maxOps = 200
+
+// Logs operations (their results are whole step logs) are kept fewer and
+// shorter.
+const (
+	maxLogOps = 10
+	maxLogAge = 10 * time.Minute
+)
 
 // Errors an FSM command returns (as its response, not as a Raft failure).
 var (
@@ -423,6 +432,26 @@ func (s *State) createOp(idx uint64, c *CreateOpCmd) (any, []string) {
 	for node := range op.Steps {
 		s.data.OpsIndex[node] = idx
 		keys = append(keys, nodeOpsKey(node))
+	}
+	// Fetched logs are big and read once: they go after maxLogAge, and
+	// only the newest maxLogOps are kept (from the new op's clock, so that
+	// every replica drops the same ones).
+	var logOps []*plan.Op
+	for id, o := range s.data.Ops {
+		if o.Kind != plan.OpLogs || o.ID == op.ID {
+			continue
+		}
+		if o.Created+maxLogAge.Milliseconds() < op.Created {
+			delete(s.data.Ops, id)
+			continue
+		}
+		logOps = append(logOps, o)
+	}
+	sort.Slice(logOps, func(i, j int) bool {
+		return logOps[i].Created < logOps[j].Created || (logOps[i].Created == logOps[j].Created && logOps[i].ID < logOps[j].ID)
+	})
+	for i := 0; i < len(logOps)-maxLogOps; i++ {
+		delete(s.data.Ops, logOps[i].ID)
 	}
 	// Keep the most recent ops only: drop the oldest (by creation, then ID).
 	for len(s.data.Ops) > maxOps {

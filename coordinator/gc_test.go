@@ -299,3 +299,39 @@ func TestServer_CollectBlobs_KeepsReferencedAndYoung(t *testing.T) {
 		t.Fatalf("after module delete: collected %d, still has it: %v", n, srv.blobs.Has(used))
 	}
 }
+
+// Logs operations hold whole step logs: only the newest few are kept, and
+// none older than maxLogAge.
+func TestFSM_LogsOps_BoundedInNumberAndAge(t *testing.T) {
+	h := newHarness(t)
+	h.setup()
+	h.mustApply(CreateOpType, CreateOpCmd{Op: plan.Op{ID: "exec1", Kind: plan.OpExec, Service: "s", Created: 1}})
+	for i := range 25 {
+		h.mustApply(CreateOpType, CreateOpCmd{Op: plan.Op{ID: "logs" + strconv.Itoa(i), Kind: plan.OpLogs, Service: "s", Created: int64(1000 + i)}})
+	}
+	count := func() (logs int) {
+		st := h.fsm.State()
+		st.mu.RLock()
+		defer st.mu.RUnlock()
+		for _, o := range st.data.Ops {
+			if o.Kind == plan.OpLogs {
+				logs++
+			}
+		}
+		return logs
+	}
+	if n := count(); n != maxLogOps+1 {
+		t.Fatalf("%d logs ops kept, want %d", n, maxLogOps+1)
+	}
+	if h.fsm.State().Op("logs24") == nil || h.fsm.State().Op("logs0") != nil {
+		t.Fatal("the newest should stay and the oldest go")
+	}
+	// Much later, the old ones have expired.
+	h.mustApply(CreateOpType, CreateOpCmd{Op: plan.Op{ID: "late", Kind: plan.OpLogs, Service: "s", Created: 1000 + maxLogAge.Milliseconds() + 100}})
+	if n := count(); n != 1 {
+		t.Fatalf("%d logs ops after they expired, want 1", n)
+	}
+	if h.fsm.State().Op("exec1") == nil {
+		t.Fatal("an exec op went with the logs")
+	}
+}

@@ -1,6 +1,7 @@
 package coordinator
 
 import (
+	"cmp"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
@@ -13,6 +14,13 @@ import (
 
 	"github.com/dtkhq/dtk/internal/api"
 	"github.com/dtkhq/dtk/plan"
+)
+
+// Logs operations (dtkctl service logs): how much of each step log's end an
+// agent sends, by default and at most.
+const (
+	DefaultLogBytes = 64 << 10
+	MaxLogBytes     = 1 << 20
 )
 
 func newOpID() string {
@@ -38,6 +46,26 @@ func (s *State) opSteps(svcName string, req *api.OpRequest, kind string) (map[st
 		}
 		for _, np := range p.Nodes {
 			out[np.Agent] = append(out[np.Agent], np.Steps...)
+		}
+	case plan.OpLogs:
+		if svc.Plan == nil {
+			return nil, fmt.Errorf("%w: service %q is not deployed", ErrConflict, svcName)
+		}
+		for _, np := range svc.Plan.Nodes {
+			if req.Node != "" && req.Node != np.Name && req.Node != np.Agent && req.Node != baseNode(np.Name) {
+				continue
+			}
+			for _, st := range np.Steps {
+				if req.Component != "" && req.Component != st.Instance {
+					continue
+				}
+				// Only what names the log: no attributes, no actions.
+				out[np.Agent] = append(out[np.Agent], &plan.Step{ID: st.ID, Service: st.Service, Node: st.Node,
+					Instance: st.Instance, Component: st.Component, Action: st.Action})
+			}
+		}
+		if len(out) == 0 {
+			return nil, fmt.Errorf("%w: no step of service %q%s", ErrNotFound, svcName, where(req))
 		}
 	case plan.OpCancel:
 		if svc.Plan == nil {
@@ -124,6 +152,17 @@ func withParams(attrs map[string]json.RawMessage, params map[string]string) map[
 func (s *Server) startOp(kind string) handlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
 		var req api.OpRequest
+		if kind == plan.OpLogs && r.ContentLength != 0 {
+			if err := decode(w, r, &req); err != nil {
+				return err
+			}
+			switch {
+			case req.LogBytes == 0:
+				req.LogBytes = DefaultLogBytes
+			case req.LogBytes < 0 || req.LogBytes > MaxLogBytes:
+				return badRequest("log_bytes must be 1 to %d, got %d", MaxLogBytes, req.LogBytes)
+			}
+		}
 		if kind == plan.OpExec {
 			if err := decode(w, r, &req); err != nil {
 				return err
@@ -138,6 +177,9 @@ func (s *Server) startOp(kind string) handlerFunc {
 		}
 		op := plan.Op{ID: newOpID(), Kind: kind, Service: r.PathValue("name"), Action: req.Action,
 			Created: time.Now().UnixMilli(), Steps: steps}
+		if kind == plan.OpLogs {
+			op.LogBytes = cmp.Or(req.LogBytes, DefaultLogBytes)
+		}
 		// A node that is down would never answer: leave it out and say so,
 		// rather than keep the operator waiting.
 		for agent := range steps {
@@ -213,7 +255,15 @@ func (s *Server) opResults(w http.ResponseWriter, r *http.Request) error {
 	if err := decode(w, r, &req); err != nil {
 		return err
 	}
-	s.cutReports(req.Reports)
+	if op := s.State().Op(r.PathValue("id")); op != nil && op.Kind == plan.OpLogs {
+		// Logs are what the operator asked for: cut to the op's bound
+		// (and the marker), not to the report tail.
+		for i := range req.Reports {
+			req.Reports[i].Output = cutTail(req.Reports[i].Output, op.LogBytes+256)
+		}
+	} else {
+		s.cutReports(req.Reports)
+	}
 	_, err := s.apply(OpResultsType, OpResultsCmd{ID: r.PathValue("id"), Node: r.PathValue("name"), Reports: req.Reports, Final: req.Final})
 	if err != nil {
 		return err

@@ -270,7 +270,7 @@ func (s *State) NodeOps(done <-chan struct{}, node string, index uint64) ([]*pla
 				if !ok || slices.Contains(op.Done, node) {
 					continue
 				}
-				out = append(out, &plan.Op{ID: op.ID, Kind: op.Kind, Service: op.Service, Action: op.Action,
+				out = append(out, &plan.Op{ID: op.ID, Kind: op.Kind, Service: op.Service, Action: op.Action, LogBytes: op.LogBytes,
 					Created: op.Created, Steps: map[string][]*plan.Step{node: steps}})
 			}
 			s.mu.RUnlock()

@@ -439,16 +439,21 @@ const (
 	OpDryRun = "dry-run"
 	OpExec   = "exec"
 	OpCancel = "cancel"
+	// OpLogs fetches the full output logs the agents keep of their steps
+	// (reports carry only a tail).
+	OpLogs = "logs"
 )
 
 // Op is a one-off request to a service's nodes, outside the plan: predict
-// what a deploy would do (dry-run), run a custom action (exec), or stop the
-// steps running now (cancel).
+// what a deploy would do (dry-run), run a custom action (exec), stop the
+// steps running now (cancel), or fetch step logs (logs).
 type Op struct {
 	ID      string `json:"id"`
 	Kind    string `json:"kind"`
 	Service string `json:"service"`
 	Action  string `json:"action,omitempty"`
+	// LogBytes (logs) is how much of each step log's end to fetch.
+	LogBytes int `json:"log_bytes,omitempty"`
 	Created int64  `json:"created_ms"`
 	// Steps per agent: what that agent runs (or predicts) for the op.
 	Steps map[string][]*Step `json:"steps"`

@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net/http"
 	"strings"
 	"time"
 
@@ -141,15 +143,72 @@ func (c *ServiceCancelCmd) Run(ctx context.Context, cl *api.Client, out *Output)
 
 // ServiceLogsCmd is `dtkctl service logs NAME`.
 type ServiceLogsCmd struct {
-	Name   string `arg:"" help:"Service name."`
-	Node   string `placeholder:"NODE" help:"Only steps on this node (agent or template node name)."`
-	Step   string `placeholder:"INSTANCE" help:"Only this component instance."`
-	Follow bool   `short:"f" help:"Keep printing output as steps run."`
+	Name    string        `arg:"" help:"Service name."`
+	Node    string        `placeholder:"NODE" help:"Only steps on this node (agent or template node name)."`
+	Step    string        `placeholder:"INSTANCE" help:"Only this component instance."`
+	Follow  bool          `short:"f" help:"Keep printing the reported output tails as steps run."`
+	Bytes   int           `default:"65536" help:"How much of the end of each step's log to fetch from the agents (at most 1048576)."`
+	Tail    bool          `help:"Only the output tails the agents reported (kept by the coordinators), without asking the agents."`
+	Timeout time.Duration `default:"1m" help:"How long to wait for the agents' logs."`
 }
 
-// Run prints each step's latest output (the tail agents report; the full,
-// rotated log stays on the agent in its data dir under steps/).
+// Validate checks --bytes.
+func (c *ServiceLogsCmd) Validate() error {
+	if c.Bytes < 1 || c.Bytes > 1<<20 {
+		return usagef("--bytes must be 1 to 1048576, got %d", c.Bytes)
+	}
+	return nil
+}
+
+// Run fetches each step's full log (its end, --bytes) from the agents,
+// which keep them in their data dirs under steps/; reports carry only a
+// tail. With --follow or --tail it prints the reported tails instead; for
+// nodes that are down it falls back to them.
 func (c *ServiceLogsCmd) Run(ctx context.Context, cl *api.Client, out *Output) error {
+	if !c.Follow && !c.Tail {
+		return c.fetch(ctx, cl, out)
+	}
+	return c.tails(ctx, cl, out, nil)
+}
+
+// fetch asks the agents for their logs.
+func (c *ServiceLogsCmd) fetch(ctx context.Context, cl *api.Client, out *Output) error {
+	op, err := cl.StartOp(ctx, c.Name, plan.OpLogs, &api.OpRequest{Node: c.Node, Component: c.Step, LogBytes: c.Bytes})
+	if err != nil {
+		var ae *api.APIError
+		if errors.As(err, &ae) && ae.Code == http.StatusConflict && strings.Contains(ae.Message, "down") {
+			out.Notef("every node is down: showing the reported tails\n")
+			return c.tails(ctx, cl, out, nil)
+		}
+		return err
+	}
+	_, err = followOp(ctx, cl, out, op, c.Timeout, func(r plan.Report) {
+		out.Printf("== %s %s %s", r.Node, stepName(r), r.Action)
+		if r.State != plan.StepOK {
+			out.Printf(": %s", orDash(r.Error))
+		}
+		out.Printf("\n")
+		if r.Output != "" {
+			out.Printf("%s", indent(r.Output))
+		}
+	})
+	if err != nil {
+		return err
+	}
+	if len(op.Skipped) > 0 {
+		out.Notef("reported tails of the nodes that are down:\n")
+		down := map[string]bool{}
+		for _, n := range op.Skipped {
+			down[n] = true
+		}
+		return c.tails(ctx, cl, out, down)
+	}
+	return nil
+}
+
+// tails prints the output tails in the service's status (of the nodes in
+// only, when given), and with --follow keeps printing new ones.
+func (c *ServiceLogsCmd) tails(ctx context.Context, cl *api.Client, out *Output, only map[string]bool) error {
 	seen := map[string]string{}
 	var index uint64
 	for {
@@ -165,7 +224,7 @@ func (c *ServiceLogsCmd) Run(ctx context.Context, cl *api.Client, out *Output) e
 			return err
 		}
 		for _, n := range st.Nodes {
-			if c.Node != "" && c.Node != n.Name && c.Node != n.TemplateNode {
+			if (c.Node != "" && c.Node != n.Name && c.Node != n.TemplateNode) || (only != nil && !only[n.Name]) {
 				continue
 			}
 			for _, s := range n.Steps {

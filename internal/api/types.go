@@ -161,6 +161,9 @@ type OpRequest struct {
 	Node      string            `json:"node,omitempty"`
 	Component string            `json:"component,omitempty"`
 	Params    map[string]string `json:"params,omitempty"`
+	// LogBytes (logs) is how much of each step log's end to fetch:
+	// default 64 KiB, at most 1 MiB.
+	LogBytes int `json:"log_bytes,omitempty"`
 }
 
 // NodeOps is GET /v1/nodes/{name}/ops: the operations an agent has to do.

@@ -1,0 +1,85 @@
+package e2e
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// Reports carry a bounded tail of a step's output; the whole log stays on
+// the agent and `dtkctl service logs` fetches it on demand.
+func TestE2E_Logs_TailInStateFullLogFromTheAgent(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end")
+	}
+	root := t.TempDir()
+	const coordIP, nodeIP = "127.0.0.220", "127.0.0.221"
+	addr := coordIP + ":7070"
+	startAgent(t, "coord", "--coordinator", "--no-agent", "--data-dir", filepath.Join(root, "coord"),
+		"--serf-addr", coordIP+":7946")
+	startAgent(t, "chatty", "--data-dir", filepath.Join(root, "chatty"), "--serf-addr", nodeIP+":7946",
+		"--join="+coordIP+":7946", "--label", "role=chatty")
+	waitLeader(t, addr)
+	waitFor(t, 60*time.Second, "the node registered", func() bool {
+		out, _, code := ctl(t, addr, "node", "list", "--json")
+		return code == 0 && strings.Contains(out, `"status": "up"`)
+	})
+
+	mod := filepath.Join(root, "chatty-mod")
+	os.MkdirAll(mod, 0o755)
+	// 1,500 numbered lines: about 43 KB, well over the 4 KiB report tail.
+	hcl := `module {
+  name    = "chatty"
+  version = "1.0.0"
+}
+
+component "talk" {
+  create {
+    inline = "for i in $(seq 1 1500); do echo \"line $i of the chatty step\"; done"
+  }
+  delete {
+    inline = "true"
+  }
+}
+
+template "t" {
+  node "n" {
+    labels = { role = "chatty" }
+    component "talk" "talk" {}
+  }
+}
+`
+	if err := os.WriteFile(filepath.Join(mod, "main.hcl"), []byte(hcl), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	mustCtl(t, addr, "module", "push", mod)
+	mustCtl(t, addr, "service", "stage", "chat", "--template", "chatty/t")
+	mustCtl(t, addr, "service", "deploy", "chat", "--wait")
+
+	// What the coordinators keep: the tail, cut with a marker.
+	tail := mustCtl(t, addr, "service", "logs", "chat", "--tail")
+	if !strings.Contains(tail, "line 1500 of") || strings.Contains(tail, "line 1 of") {
+		t.Fatalf("the reported tail should end the log, without its start:\n%.600s", tail)
+	}
+	if len(tail) > 8<<10 {
+		t.Fatalf("the reported tail is %d bytes", len(tail))
+	}
+	// What the agent keeps: all of it.
+	full := mustCtl(t, addr, "service", "logs", "chat")
+	if !strings.Contains(full, "line 1 of the chatty step") || !strings.Contains(full, "line 1500 of") {
+		t.Fatalf("service logs should fetch the whole log from the agent:\n%.600s", full)
+	}
+	if n := strings.Count(full, "of the chatty step"); n != 1500 {
+		t.Fatalf("service logs printed %d of 1500 lines", n)
+	}
+	// --bytes bounds what is fetched, and says what it left out.
+	short := mustCtl(t, addr, "service", "logs", "chat", "--bytes", "1000")
+	if strings.Contains(short, "line 1 of") || !strings.Contains(short, "line 1500 of") || !strings.Contains(short, "left out") {
+		t.Fatalf("--bytes 1000:\n%.600s", short)
+	}
+	if _, errOut, code := ctl(t, addr, "service", "logs", "chat", "--bytes", "0"); code != 2 || !strings.Contains(errOut, "--bytes") {
+		t.Fatalf("--bytes 0: exit %d, %s", code, errOut)
+	}
+}
