@@ -385,3 +385,28 @@ func TestDataKey_NothingInClearAtRest(t *testing.T) {
 		t.Fatalf("service: %+v", svc)
 	}
 }
+
+// A coordinator restarted without the keyring_file on a sealed log stops
+// at start with the fix, instead of failing on the first sealed entry.
+func TestDataKey_RestartWithoutKeyringRefusedAtStart(t *testing.T) {
+	p := newTestPKI(t)
+	s := startSecureServer(t, p)
+	if _, err := s.apply(SetInputsType, SetInputsCmd{Name: "none"}); err != nil && !errors.Is(err, ErrNotFound) {
+		t.Fatal(err)
+	}
+	cfg := s.cfg
+	s.Shutdown(context.Background())
+	cfg.KEK, cfg.CAKeyPEM = nil, nil
+	again, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = again.Start()
+	if err == nil {
+		again.Shutdown(context.Background())
+		t.Fatal("a coordinator without the keyring started on a sealed log")
+	}
+	if !errors.Is(err, ErrNeedKeyring) || !strings.Contains(err.Error(), "keyring_file") {
+		t.Fatalf("error = %v", err)
+	}
+}

@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"sync"
 
+	"github.com/hashicorp/raft"
+
 	"github.com/dtkhq/dtk/internal/secret"
 )
 
@@ -193,4 +195,35 @@ func (f *FSM) decodeSnapshot(b []byte) ([]byte, error) {
 		return nil, fmt.Errorf("open the snapshot: %w", err)
 	}
 	return state, nil
+}
+
+// ErrNeedKeyring means a coordinator without a keyring_file was started on
+// a Raft log that the cluster's data key seals.
+var ErrNeedKeyring = errors.New("this coordinator's Raft log is sealed with the cluster's data key: start it with keyring_file (--keyring-file) set to the file the other coordinators use")
+
+// refuseSealedLog looks at the newest commands of the log (a coordinator
+// with no key-encryption key is about to start on it): one that is sealed
+// means the coordinator could not apply it, so it stops now with the fix
+// rather than failing on that entry later.
+func refuseSealedLog(logs raft.LogStore) error {
+	first, err := logs.FirstIndex()
+	if err != nil {
+		return fmt.Errorf("read the raft log: %w", err)
+	}
+	last, err := logs.LastIndex()
+	if err != nil {
+		return fmt.Errorf("read the raft log: %w", err)
+	}
+	for i, seen := last, 0; i >= first && i > 0 && seen < 256; i, seen = i-1, seen+1 {
+		var l raft.Log
+		if err := logs.GetLog(i, &l); err != nil {
+			continue
+		}
+		if l.Type == raft.LogCommand && len(l.Data) > 0 {
+			if MessageType(l.Data[0]) == SealedEntryType || MessageType(l.Data[0]) == DataKeyType {
+				return ErrNeedKeyring
+			}
+		}
+	}
+	return nil
 }

@@ -233,6 +233,12 @@ func (s *Server) startRaft() error {
 		}
 		logs, stable, snaps = store, store, fsnaps
 	}
+	if len(s.cfg.KEK) == 0 {
+		if err := refuseSealedLog(logs); err != nil {
+			s.closeAll()
+			return err
+		}
+	}
 	trans := s.cfg.RaftTransport
 	if trans == nil {
 		addr, err := net.ResolveTCPAddr("tcp", s.cfg.RaftAddr)
