@@ -43,71 +43,56 @@ func (s *State) own(key string) bool {
 	return false
 }
 
-// ownService returns the service this Apply may change (a copy stored in
-// place of the one readers may hold), or nil.
-func (s *State) ownService(name string) *plan.Service {
-	svc := s.data.Services[name]
-	if svc == nil || s.own("svc/"+name) {
-		return svc
+// ownIn returns m[key] as this Apply may change it: on first use in the
+// Apply, a copy (made by clone) stored in place of the value readers may
+// hold. It returns nil when there is no such value.
+func ownIn[T any](s *State, m map[string]*T, kind, key string, clone func(T) T) *T {
+	v := m[key]
+	if v == nil || s.own(kind+"/"+key) {
+		return v
 	}
-	cp := *svc
-	cp.Inputs = maps.Clone(svc.Inputs)
-	cp.Lock = maps.Clone(svc.Lock)
-	cp.Removed = slices.Clone(svc.Removed)
-	s.data.Services[name] = &cp
+	cp := clone(*v)
+	m[key] = &cp
 	return &cp
+}
+
+// ownService returns the service this Apply may change, or nil.
+func (s *State) ownService(name string) *plan.Service {
+	return ownIn(s, s.data.Services, "svc", name, func(c plan.Service) plan.Service {
+		c.Inputs, c.Lock, c.Removed = maps.Clone(c.Inputs), maps.Clone(c.Lock), slices.Clone(c.Removed)
+		return c
+	})
 }
 
 // ownNode is ownService for a node.
 func (s *State) ownNode(name string) *plan.Node {
-	n := s.data.Nodes[name]
-	if n == nil || s.own("node/"+name) {
-		return n
-	}
-	cp := *n
-	cp.Labels = maps.Clone(n.Labels)
-	cp.AgentLabels = maps.Clone(n.AgentLabels)
-	cp.OperatorLabels = maps.Clone(n.OperatorLabels)
-	s.data.Nodes[name] = &cp
-	return &cp
+	return ownIn(s, s.data.Nodes, "node", name, func(c plan.Node) plan.Node {
+		c.Labels, c.AgentLabels, c.OperatorLabels = maps.Clone(c.Labels), maps.Clone(c.AgentLabels), maps.Clone(c.OperatorLabels)
+		return c
+	})
 }
 
 // ownOp is ownService for an op. Its result and done lists are clipped, so
 // that an append makes new arrays rather than writing past what an earlier
 // reader's slices show.
 func (s *State) ownOp(id string) *plan.Op {
-	op := s.data.Ops[id]
-	if op == nil || s.own("op/"+id) {
-		return op
-	}
-	cp := *op
-	cp.Results = slices.Clip(op.Results)
-	cp.Done = slices.Clip(op.Done)
-	s.data.Ops[id] = &cp
-	return &cp
+	return ownIn(s, s.data.Ops, "op", id, func(c plan.Op) plan.Op {
+		c.Results, c.Done = slices.Clip(c.Results), slices.Clip(c.Done)
+		return c
+	})
 }
 
 // ownJoinToken is ownService for a join token.
 func (s *State) ownJoinToken(id string) *api.JoinToken {
-	t := s.data.Trust.Tokens[id]
-	if t == nil || s.own("jt/"+id) {
-		return t
-	}
-	cp := *t
-	cp.Labels = maps.Clone(t.Labels)
-	s.data.Trust.Tokens[id] = &cp
-	return &cp
+	return ownIn(s, s.data.Trust.Tokens, "jt", id, func(c api.JoinToken) api.JoinToken {
+		c.Labels = maps.Clone(c.Labels)
+		return c
+	})
 }
 
 // ownPending is ownService for an enrollment request.
 func (s *State) ownPending(name string) *api.PendingNode {
-	p := s.data.Trust.Pending[name]
-	if p == nil || s.own("pending/"+name) {
-		return p
-	}
-	cp := *p
-	s.data.Trust.Pending[name] = &cp
-	return &cp
+	return ownIn(s, s.data.Trust.Pending, "pending", name, func(c api.PendingNode) api.PendingNode { return c })
 }
 
 // shallowCopy copies every map and list of the state, not the values in

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"iter"
 	"net/http"
 	"sort"
 	"strconv"
@@ -47,11 +48,55 @@ func (s *State) opSteps(svcName string, req *api.OpRequest, kind string) (map[st
 		for _, np := range p.Nodes {
 			out[np.Agent] = append(out[np.Agent], np.Steps...)
 		}
-	case plan.OpLogs:
+	case plan.OpLogs, plan.OpCancel, plan.OpExec:
 		if svc.Plan == nil {
 			return nil, fmt.Errorf("%w: service %q is not deployed", ErrConflict, svcName)
 		}
+	}
+	switch kind {
+	case plan.OpLogs:
+		for np, st := range selectSteps(svc.Plan, req) {
+			// Only what names the log: no attributes, no actions.
+			out[np.Agent] = append(out[np.Agent], &plan.Step{ID: st.ID, Service: st.Service, Node: st.Node,
+				Instance: st.Instance, Component: st.Component, Action: st.Action})
+		}
+		if len(out) == 0 {
+			return nil, fmt.Errorf("%w: no step of service %q%s", ErrNotFound, svcName, where(req))
+		}
+	case plan.OpCancel:
 		for _, np := range svc.Plan.Nodes {
+			out[np.Agent] = []*plan.Step{}
+		}
+	case plan.OpExec:
+		for np, st := range selectSteps(svc.Plan, req) {
+			if st.Action != "create" {
+				continue
+			}
+			comp := s.componentOf(st)
+			if comp == nil || comp.Actions[req.Action] == nil {
+				continue
+			}
+			x := *st
+			x.ID = plan.StepID(st.Service, st.Node, st.Instance, req.Action)
+			x.Action = req.Action
+			x.Run = *comp.Actions[req.Action]
+			x.Attributes = withParams(st.Attributes, req.Params)
+			x.Undo, x.Check, x.Waiting, x.DependsOn, x.Outputs = nil, nil, nil, nil, nil
+			out[np.Agent] = append(out[np.Agent], &x)
+		}
+		if len(out) == 0 {
+			return nil, fmt.Errorf("%w: no component of service %q has an action %q%s", ErrNotFound, svcName, req.Action, where(req))
+		}
+	}
+	return out, nil
+}
+
+// selectSteps yields the plan's steps on the node (agent, template node or
+// group member) and of the component instance the request names (all when
+// it names none).
+func selectSteps(p *plan.Plan, req *api.OpRequest) iter.Seq2[*plan.NodePlan, *plan.Step] {
+	return func(yield func(*plan.NodePlan, *plan.Step) bool) {
+		for _, np := range p.Nodes {
 			if req.Node != "" && req.Node != np.Name && req.Node != np.Agent && req.Node != baseNode(np.Name) {
 				continue
 			}
@@ -59,51 +104,12 @@ func (s *State) opSteps(svcName string, req *api.OpRequest, kind string) (map[st
 				if req.Component != "" && req.Component != st.Instance {
 					continue
 				}
-				// Only what names the log: no attributes, no actions.
-				out[np.Agent] = append(out[np.Agent], &plan.Step{ID: st.ID, Service: st.Service, Node: st.Node,
-					Instance: st.Instance, Component: st.Component, Action: st.Action})
-			}
-		}
-		if len(out) == 0 {
-			return nil, fmt.Errorf("%w: no step of service %q%s", ErrNotFound, svcName, where(req))
-		}
-	case plan.OpCancel:
-		if svc.Plan == nil {
-			return nil, fmt.Errorf("%w: service %q is not deployed", ErrConflict, svcName)
-		}
-		for _, np := range svc.Plan.Nodes {
-			out[np.Agent] = []*plan.Step{}
-		}
-	case plan.OpExec:
-		if svc.Plan == nil {
-			return nil, fmt.Errorf("%w: service %q is not deployed", ErrConflict, svcName)
-		}
-		for _, np := range svc.Plan.Nodes {
-			if req.Node != "" && req.Node != np.Name && req.Node != np.Agent && req.Node != baseNode(np.Name) {
-				continue
-			}
-			for _, st := range np.Steps {
-				if st.Action != "create" || (req.Component != "" && req.Component != st.Instance) {
-					continue
+				if !yield(np, st) {
+					return
 				}
-				comp := s.componentOf(st)
-				if comp == nil || comp.Actions[req.Action] == nil {
-					continue
-				}
-				x := *st
-				x.ID = plan.StepID(st.Service, st.Node, st.Instance, req.Action)
-				x.Action = req.Action
-				x.Run = *comp.Actions[req.Action]
-				x.Attributes = withParams(st.Attributes, req.Params)
-				x.Undo, x.Check, x.Waiting, x.DependsOn, x.Outputs = nil, nil, nil, nil, nil
-				out[np.Agent] = append(out[np.Agent], &x)
 			}
-		}
-		if len(out) == 0 {
-			return nil, fmt.Errorf("%w: no component of service %q has an action %q%s", ErrNotFound, svcName, req.Action, where(req))
 		}
 	}
-	return out, nil
 }
 
 func where(req *api.OpRequest) string {
