@@ -30,7 +30,10 @@ import (
 // transactions, and keeps snapshots in today's format (upgrade safety).
 
 // beginApply starts the set of objects this Apply owns.
-func (s *State) beginApply() { clear(s.owned) }
+func (s *State) beginApply(idx uint64) {
+	clear(s.owned)
+	s.at = applyAt{index: idx}
+}
 
 func (s *State) own(key string) bool {
 	if s.owned == nil {
@@ -118,5 +121,7 @@ func (d *stateData) shallowCopy() stateData {
 	c.ACL.Policies = maps.Clone(d.ACL.Policies)
 	c.ACL.Tokens = maps.Clone(d.ACL.Tokens)
 	c.Audit.Entries = slices.Clip(d.Audit.Entries)
+	c.History = maps.Clone(d.History)
+	c.Events.Entries = slices.Clip(d.Events.Entries)
 	return c
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/hashicorp/raft"
 
+	"github.com/dtkhq/dtk/internal/api"
 	"github.com/dtkhq/dtk/plan"
 )
 
@@ -56,6 +57,9 @@ const (
 	DataKeyType
 	// Garbage collection (coordinator/gc.go).
 	DeleteModuleType
+	// History and events (coordinator/history.go): a coordinator became
+	// the leader. Sent with IgnoreUnknownFlag.
+	LeaderType
 )
 
 // IgnoreUnknownFlag marks a command that an older coordinator which does not
@@ -86,17 +90,32 @@ type StageServiceCmd struct {
 	// leader from the pushed versions.
 	Lock map[string]string `json:"lock,omitempty"`
 	Time int64             `json:"time_ms"`
+	// Upgrade: a re-stage on another module version (dtkctl service
+	// upgrade), recorded in the history as such.
+	Upgrade bool `json:"upgrade,omitempty"`
+	Caller
+}
+
+// Caller is who asked for a command, as the audit trail names them (the
+// caller's identity and ACL token name): the history records it.
+type Caller struct {
+	By    string `json:"by,omitempty"`
+	Token string `json:"token,omitempty"`
 }
 
 // SetInputsCmd changes a service's operator inputs; an empty value unsets.
 type SetInputsCmd struct {
 	Name   string            `json:"name"`
 	Inputs map[string]string `json:"inputs"`
+	Time   int64             `json:"time_ms,omitempty"`
+	Caller
 }
 
 // DeployServiceCmd compiles a service's plan and publishes it.
 type DeployServiceCmd struct {
 	Name string `json:"name"`
+	Time int64  `json:"time_ms,omitempty"`
+	Caller
 }
 
 // DeleteServiceCmd publishes a service's delete steps (or removes a service
@@ -107,6 +126,8 @@ type DeleteServiceCmd struct {
 	Node      string `json:"node,omitempty"`
 	Component string `json:"component,omitempty"`
 	Recursive bool   `json:"recursive,omitempty"`
+	Time      int64  `json:"time_ms,omitempty"`
+	Caller
 }
 
 // ReportsCmd applies a batch of step reports.
@@ -135,6 +156,7 @@ type ResliceCmd struct{}
 // CreateOpCmd records a one-off operation for nodes to pick up.
 type CreateOpCmd struct {
 	Op plan.Op `json:"op"`
+	Caller
 }
 
 // OpResultsCmd records an agent's results for an operation.
@@ -143,6 +165,13 @@ type OpResultsCmd struct {
 	Node    string        `json:"node"`
 	Reports []plan.Report `json:"reports"`
 	Final   bool          `json:"final"`
+	Time    int64         `json:"time_ms,omitempty"`
+}
+
+// LeaderCmd records that a coordinator became the leader.
+type LeaderCmd struct {
+	Name string `json:"name"`
+	Time int64  `json:"time_ms"`
 }
 
 // CoordinatorsCmd records how to reach coordinators (upsert by name).
@@ -217,7 +246,7 @@ func (f *FSM) Apply(l *raft.Log) any {
 	s := f.state
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.beginApply()
+	s.beginApply(l.Index)
 	var keys []string
 	var resp any
 	switch t {
@@ -339,6 +368,11 @@ func (f *FSM) Apply(l *raft.Log) any {
 		var c ACLDeleteTokenCmd
 		mustDecode(buf, &c, t)
 		resp, keys = s.aclDeleteToken(l.Index, &c)
+	case LeaderType:
+		var c LeaderCmd
+		mustDecode(buf, &c, t)
+		s.setAt(c.Time, "", "")
+		s.emit(api.Event{Type: api.EventLeaderChanged, Coordinator: c.Name, Message: c.Name + " is the leader"})
 	case ResliceType:
 		for name := range s.data.Nodes {
 			s.data.SliceIndex[name] = l.Index
@@ -351,7 +385,7 @@ func (f *FSM) Apply(l *raft.Log) any {
 		f.log.Warn("ignoring unknown command", "type", t, "index", l.Index)
 	}
 	s.data.Index = l.Index
-	s.watch.notify(append(keys, anyKey)...)
+	s.watch.notify(append(append(keys, s.at.keys...), anyKey)...)
 	return resp
 }
 
@@ -380,6 +414,13 @@ func (s *State) registerNode(idx uint64, c *RegisterNodeCmd) (any, []string) {
 		}
 	}
 	n.Labels = mergeLabels(n.AgentLabels, n.OperatorLabels)
+	s.setAt(c.Time, "", "")
+	switch old := s.data.Nodes[n.Name]; {
+	case old == nil:
+		s.emit(api.Event{Type: api.EventNodeUp, Node: n.Name, Message: "registered"})
+	case old.Status != plan.NodeUp:
+		s.emit(api.Event{Type: api.EventNodeUp, Node: n.Name, Message: "registered again"})
+	}
 	// A new incarnation (the agent lost its data dir) numbers its reports
 	// from 1 again: forget the sequence of the one it replaces.
 	if old := s.data.Nodes[n.Name]; old != nil && old.Incarnation != "" && n.Incarnation != old.Incarnation {
@@ -396,6 +437,7 @@ func (s *State) registerNode(idx uint64, c *RegisterNodeCmd) (any, []string) {
 
 func (s *State) nodeStatus(idx uint64, c *NodeStatusCmd) (any, []string) {
 	var keys []string
+	s.setAt(c.Time, "", "")
 	for _, u := range c.Updates {
 		if n := s.data.Nodes[u.Name]; n == nil || n.Status == u.Status {
 			continue
@@ -405,6 +447,9 @@ func (s *State) nodeStatus(idx uint64, c *NodeStatusCmd) (any, []string) {
 		n.ModifyIndex = idx
 		if u.Status == plan.NodeUp {
 			n.LastSeen = c.Time
+			s.emit(api.Event{Type: api.EventNodeUp, Node: u.Name})
+		} else {
+			s.emit(api.Event{Type: api.EventNodeDown, Node: u.Name})
 		}
 		keys = append(keys, nodeKey(u.Name))
 		// Services on this node show the change in their status.
@@ -428,6 +473,8 @@ func (s *State) createOp(idx uint64, c *CreateOpCmd) (any, []string) {
 	op := c.Op
 	op.Index = idx
 	s.data.Ops[op.ID] = &op
+	s.setAt(op.Created, c.By, c.Token)
+	s.startOpRecord(&op)
 	keys := []string{opKey(op.ID)}
 	for node := range op.Steps {
 		s.data.OpsIndex[node] = idx
@@ -483,6 +530,8 @@ func (s *State) opResults(idx uint64, c *OpResultsCmd) (any, []string) {
 		keys = append(keys, nodeOpsKey(c.Node))
 	}
 	op.Index = idx
+	s.setAt(c.Time, "", "")
+	s.trackOp(op)
 	return op, keys
 }
 
@@ -510,7 +559,9 @@ func (s *State) stageService(idx uint64, c *StageServiceCmd) (any, []string) {
 	if c.Parent != "" && s.data.Services[c.Parent] == nil {
 		return fmt.Errorf("%w: parent service %q", ErrNotFound, c.Parent), nil
 	}
+	s.setAt(c.Time, c.By, c.Token)
 	svc := s.ownService(c.Name)
+	restaged := svc != nil
 	if svc == nil {
 		svc = &plan.Service{Name: c.Name, State: plan.StateStaged, CreatedAt: c.Time, CreateIndex: idx}
 		s.data.Services[c.Name] = svc
@@ -521,6 +572,28 @@ func (s *State) stageService(idx uint64, c *StageServiceCmd) (any, []string) {
 		}
 		if svc.Parent != c.Parent {
 			return fmt.Errorf("%w: service %q is staged under parent %q; delete it to move it", ErrConflict, c.Name, svc.Parent), nil
+		}
+	}
+	if restaged {
+		var what []string
+		if svc.Module != c.Module || svc.Version != c.Version {
+			what = append(what, svc.Module+"@"+svc.Version+" → "+c.Module+"@"+c.Version)
+		}
+		if svc.Template != c.Template {
+			what = append(what, "template "+svc.Template+" → "+c.Template)
+		}
+		if m := inputsMessage(c.Inputs); m != "" {
+			what = append(what, "inputs: "+m)
+		}
+		if len(what) > 0 || c.Upgrade {
+			kind := api.HistoryUpgrade
+			if len(what) == 1 && strings.HasPrefix(what[0], "inputs: ") && !c.Upgrade {
+				kind = api.HistoryInputs
+			}
+			if len(what) == 0 {
+				what = append(what, "already at "+c.Module+"@"+c.Version)
+			}
+			s.instantRecord(svc, kind, strings.Join(what, "; "))
 		}
 	}
 	svc.Module, svc.Version, svc.Template, svc.Parent = c.Module, c.Version, c.Template, c.Parent
@@ -563,6 +636,8 @@ func (s *State) setInputs(idx uint64, c *SetInputsCmd) (any, []string) {
 		}
 	}
 	svc.ModifyIndex = idx
+	s.setAt(c.Time, c.By, c.Token)
+	s.instantRecord(svc, api.HistoryInputs, inputsMessage(c.Inputs))
 	return svc, []string{serviceKey(c.Name)}
 }
 
@@ -579,10 +654,14 @@ func (s *State) deployService(idx uint64, c *DeployServiceCmd) (any, []string) {
 	if viol != nil {
 		return viol, nil
 	}
+	s.setAt(c.Time, c.By, c.Token)
+	prev := svc.Plan
 	keys := s.setPlan(idx, svc, withRemovals(svc.Plan, p, gen))
 	svc.Generation = gen
 	svc.State = plan.StateDeploying
+	s.startPlanRecord(svc, api.HistoryDeploy, gen, prev, svc.Plan, "")
 	s.refreshState(svc)
+	s.trackService(svc)
 	return svc, keys
 }
 
@@ -663,6 +742,7 @@ func (s *State) deleteService(idx uint64, c *DeleteServiceCmd) (any, []string) {
 	if svc == nil {
 		return fmt.Errorf("%w: service %q", ErrNotFound, c.Name), nil
 	}
+	s.setAt(c.Time, c.By, c.Token)
 	if c.Node != "" || c.Component != "" {
 		return s.deletePart(idx, svc, c)
 	}
@@ -693,6 +773,9 @@ func (s *State) children(name string) []string {
 func (s *State) deleteTree(idx uint64, svc *plan.Service, keys *[]string) any {
 	children := s.children(svc.Name)
 	if len(children) > 0 {
+		if !svc.DeleteRecursive {
+			s.startPlanRecord(svc, api.HistoryDelete, svc.Generation+1, nil, nil, "after its child services: "+strings.Join(children, ", "))
+		}
 		svc.DeleteRecursive = true
 		svc.State = plan.StateDeleting
 		svc.ModifyIndex = idx
@@ -710,6 +793,7 @@ func (s *State) deleteTree(idx uint64, svc *plan.Service, keys *[]string) any {
 func (s *State) startDelete(idx uint64, svc *plan.Service, keys *[]string) any {
 	svc.DeleteRecursive = false
 	if svc.Plan == nil {
+		s.startDeleteRecord(svc, svc.Generation, nil, nil)
 		return s.removeService(idx, svc, keys)
 	}
 	gen := svc.Generation + 1
@@ -721,6 +805,7 @@ func (s *State) startDelete(idx uint64, svc *plan.Service, keys *[]string) any {
 	} else {
 		dp = plan.DeletePlan(svc.Plan, gen)
 	}
+	s.startDeleteRecord(svc, gen, svc.Plan, dp)
 	*keys = append(*keys, s.setPlan(idx, svc, dp)...)
 	svc.Generation = gen
 	svc.State = plan.StateDeleting
@@ -805,10 +890,13 @@ func (s *State) deletePart(idx uint64, svc *plan.Service, c *DeleteServiceCmd) (
 		}
 	}
 	sortStrings(svc.Removed)
+	prev := svc.Plan
 	keys := s.setPlan(idx, svc, next)
 	svc.Generation = gen
 	svc.State = plan.StateDeploying
+	s.startPlanRecord(svc, api.HistoryDeletePart, gen, prev, next, strings.TrimPrefix(where(&api.OpRequest{Node: c.Node, Component: c.Component}), " "))
 	s.refreshState(svc)
+	s.trackService(svc)
 	return svc, keys
 }
 
@@ -857,6 +945,7 @@ func (s *State) setPlan(idx uint64, svc *plan.Service, p *plan.Plan) []string {
 }
 
 func (s *State) removeService(idx uint64, svc *plan.Service, keys *[]string) *plan.Service {
+	s.finishDeleteRecord(svc)
 	if svc.Plan != nil {
 		for _, np := range svc.Plan.Nodes {
 			s.data.SliceIndex[np.Agent] = idx
@@ -889,6 +978,8 @@ func (s *State) applyReports(idx uint64, c *ReportsCmd) (any, []string) {
 	recompile := map[string]bool{}
 	applied := 0
 	converged := false // some create step converged in this batch
+	s.setAt(c.Time, "", "")
+	secrets := map[string][]string{}
 	for i := range c.Reports {
 		r := c.Reports[i]
 		inc, seq := reportSeq(r.ID)
@@ -928,6 +1019,7 @@ func (s *State) applyReports(idx uint64, c *ReportsCmd) (any, []string) {
 		s.data.Reports[r.StepID] = &r
 		touched[r.Service] = true
 		applied++
+		s.reportEvents(&r, secrets)
 	}
 	if converged {
 		// Someone may wait for one of those steps: look once per batch,
@@ -973,6 +1065,9 @@ func (s *State) applyReports(idx uint64, c *ReportsCmd) (any, []string) {
 			}
 		default:
 			keys = append(keys, s.dropFinishedDeletes(idx, svc)...)
+		}
+		if s.data.Services[name] != nil {
+			s.trackService(svc)
 		}
 	}
 	return applied, keys

@@ -55,6 +55,8 @@ func (s *State) forgetNode(idx uint64, name string) []string {
 		s.refreshState(svc)
 		if svc.State == plan.StateDeleting && !svc.DeleteRecursive && isDeletePlan(svc.Plan) && s.deleteDone(svc) {
 			s.removeService(idx, svc, &keys)
+		} else {
+			s.trackService(svc)
 		}
 	}
 	// setPlan moved the forgotten node's slice index: drop it again.

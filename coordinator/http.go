@@ -70,6 +70,8 @@ func (s *Server) Handler() http.Handler {
 	route("GET /v1/services", accessOperator, nil, s.listServices)
 	route("GET /v1/services/{name}", accessOperator, needService(R), s.getService)
 	route("GET /v1/services/{name}/plan", accessOperator, needService(R), s.previewPlan)
+	route("GET /v1/services/{name}/history", accessOperator, needService(R), s.getHistory)
+	route("GET /v1/events", accessOperator, nil, s.getEvents)
 	route("POST /v1/services/{name}/inputs", accessOperator, needService(W), s.setInputs)
 	route("POST /v1/services/{name}/deploy", accessOperator, needService(D), s.deployService)
 	route("POST /v1/services/{name}/upgrade", accessOperator, needService(W), s.upgradeService)
@@ -595,7 +597,7 @@ func (s *Server) stageService(w http.ResponseWriter, r *http.Request) error {
 	}
 	resp, err := s.apply(StageServiceType, StageServiceCmd{
 		Name: req.Name, Module: mod.Name, Version: mod.Version, Template: tmpl,
-		Parent: req.Parent, Inputs: req.Inputs, Lock: lock, Time: time.Now().UnixMilli(),
+		Parent: req.Parent, Inputs: req.Inputs, Lock: lock, Time: time.Now().UnixMilli(), Caller: callerFor(r),
 	})
 	if err != nil {
 		return err
@@ -658,7 +660,7 @@ func (s *Server) upgradeService(w http.ResponseWriter, r *http.Request) error {
 	}
 	resp, err := s.apply(StageServiceType, StageServiceCmd{
 		Name: svc.Name, Module: mod.Name, Version: mod.Version, Template: svc.Template,
-		Parent: svc.Parent, Lock: lock, Time: time.Now().UnixMilli(),
+		Parent: svc.Parent, Lock: lock, Time: time.Now().UnixMilli(), Upgrade: true, Caller: callerFor(r),
 	})
 	if err != nil {
 		return err
@@ -710,7 +712,7 @@ func (s *Server) setInputs(w http.ResponseWriter, r *http.Request) error {
 	if err := decode(w, r, &req); err != nil {
 		return err
 	}
-	resp, err := s.apply(SetInputsType, SetInputsCmd{Name: r.PathValue("name"), Inputs: req.Inputs})
+	resp, err := s.apply(SetInputsType, SetInputsCmd{Name: r.PathValue("name"), Inputs: req.Inputs, Time: time.Now().UnixMilli(), Caller: callerFor(r)})
 	if err != nil {
 		return err
 	}
@@ -725,7 +727,7 @@ func (s *Server) deployService(w http.ResponseWriter, r *http.Request) error {
 			}
 		}
 	}
-	resp, err := s.apply(DeployServiceType, DeployServiceCmd{Name: r.PathValue("name")})
+	resp, err := s.apply(DeployServiceType, DeployServiceCmd{Name: r.PathValue("name"), Time: time.Now().UnixMilli(), Caller: callerFor(r)})
 	if err != nil {
 		return err
 	}
@@ -745,6 +747,7 @@ func (s *Server) deleteService(w http.ResponseWriter, r *http.Request) error {
 	}
 	resp, err := s.apply(DeleteServiceType, DeleteServiceCmd{
 		Name: r.PathValue("name"), Node: q.Get("node"), Component: q.Get("component"), Recursive: recursive,
+		Time: time.Now().UnixMilli(), Caller: callerFor(r),
 	})
 	if err != nil {
 		return err

@@ -198,7 +198,7 @@ func (s *Server) startOp(kind string) handlerFunc {
 		if len(op.Steps) == 0 {
 			return &api.APIError{Code: http.StatusConflict, Message: fmt.Sprintf("every node of service %q is down (%s): nothing to %s", op.Service, strings.Join(op.Skipped, ", "), kind)}
 		}
-		resp, err := s.apply(CreateOpType, CreateOpCmd{Op: op})
+		resp, err := s.apply(CreateOpType, CreateOpCmd{Op: op, Caller: callerFor(r)})
 		if err != nil {
 			return err
 		}
@@ -270,7 +270,7 @@ func (s *Server) opResults(w http.ResponseWriter, r *http.Request) error {
 	} else {
 		s.cutReports(req.Reports)
 	}
-	_, err := s.apply(OpResultsType, OpResultsCmd{ID: r.PathValue("id"), Node: r.PathValue("name"), Reports: req.Reports, Final: req.Final})
+	_, err := s.apply(OpResultsType, OpResultsCmd{ID: r.PathValue("id"), Node: r.PathValue("name"), Reports: req.Reports, Final: req.Final, Time: time.Now().UnixMilli()})
 	if err != nil {
 		return err
 	}

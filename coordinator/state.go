@@ -22,6 +22,8 @@ type State struct {
 	watch *watchSet
 	// owned is what the running Apply has copied and may change (cow.go).
 	owned map[string]bool
+	// at is the running Apply's entry (history.go).
+	at applyAt
 }
 
 // stateData is the serialized form of State (snapshots).
@@ -52,6 +54,10 @@ type stateData struct {
 	ACL aclData `json:"acl"`
 	// Audit is the bounded trail of accepted writes.
 	Audit auditData `json:"audit"`
+	// History holds each service's recent records, oldest first
+	// (history.go); Events the recent cluster events.
+	History map[string][]*api.HistoryRecord `json:"history"`
+	Events  eventData                       `json:"events"`
 	// DataKey is the key that seals the log and snapshots, itself sealed
 	// with the coordinators' key-encryption key (datakey.go).
 	DataKey string `json:"data_key_sealed,omitempty"`
@@ -69,6 +75,7 @@ func newStateData() stateData {
 		Ops:          map[string]*plan.Op{},
 		Coordinators: map[string]*CoordinatorInfo{},
 		OpsIndex:     map[string]uint64{},
+		History:      map[string][]*api.HistoryRecord{},
 		Trust:        newTrustData(),
 		ACL:          aclData{Policies: map[string]*api.ACLPolicy{}, Tokens: map[string]*api.ACLToken{}},
 	}
@@ -376,6 +383,7 @@ func stepStatus(step *plan.Step, r *plan.Report) api.StepStatus {
 		ss.Error = r.Error
 		ss.Generation = r.Generation
 		ss.Changed, ss.Drift, ss.FinishedAt = r.Changed, r.Drift, r.FinishedAt
+		ss.StartedAt = r.StartedAt
 	}
 	return ss
 }

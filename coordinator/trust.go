@@ -301,10 +301,12 @@ func (s *State) reject(idx uint64, c *RejectCmd) (any, []string) {
 func (s *State) removeNode(idx uint64, c *RemoveNodeCmd) (any, []string) {
 	t := &s.data.Trust
 	n, known := s.data.Nodes[c.Name]
+	s.setAt(c.Time, "", "")
 	if c.Collect {
 		if !known || n.Status != plan.NodeDown || n.LastSeen >= c.DownBefore {
 			return fmt.Errorf("%w: node %q is not down since before %d", ErrConflict, c.Name, c.DownBefore), nil
 		}
+		s.emit(api.Event{Type: api.EventNodeRemoved, Node: c.Name, Message: "forgotten after being down for long"})
 		keys := s.forgetNode(idx, c.Name)
 		return map[string]string{"collected": c.Name}, keys
 	}
@@ -318,6 +320,7 @@ func (s *State) removeNode(idx uint64, c *RemoveNodeCmd) (any, []string) {
 	}
 	t.Removed[c.Name] = c.Time
 	delete(t.Pending, c.Name)
+	s.emit(api.Event{Type: api.EventNodeRemoved, Node: c.Name, Message: "removed"})
 	keys := s.forgetNode(idx, c.Name)
 	return map[string]string{"removed": c.Name}, append(keys, trustKey("enrolled", c.Name))
 }

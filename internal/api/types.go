@@ -117,9 +117,12 @@ type StepStatus struct {
 	Output     string `json:"output,omitempty"`
 	Error      string `json:"error,omitempty"`
 	// Changed: the last run changed something; Drift: it repaired drift
-	// (the step's check had failed); FinishedAt is when (ms since epoch).
+	// (the step's check had failed). StartedAt and FinishedAt are when
+	// the last run started and ended (ms since epoch, the agent's clock);
+	// a running step has no FinishedAt.
 	Changed    bool  `json:"changed,omitempty"`
 	Drift      bool  `json:"drift_repaired,omitempty"`
+	StartedAt  int64 `json:"started_at_ms,omitempty"`
 	FinishedAt int64 `json:"finished_at_ms,omitempty"`
 	// DependsOn and Waiting come from the plan (graph, progress).
 	DependsOn []string `json:"depends_on,omitempty"`
