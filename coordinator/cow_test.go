@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/dtkhq/dtk/internal/api"
 	"github.com/dtkhq/dtk/plan"
 )
 
@@ -36,7 +37,7 @@ func TestState_ReadersNeverSeeAWriteInPlace(t *testing.T) {
 			for !stop.Load() {
 				// What every kind of read hands out, encoded outside the lock.
 				for _, v := range []any{st.Service("s"), st.Services(), st.Node("n1"), st.Nodes(),
-					st.Op(op.ID), st.Status("s"), st.Slice("n1")} {
+					st.Op(op.ID), st.Status("s"), st.Slice("n1"), historyOf(st, "s"), allEvents(st)} {
 					if _, err := json.Marshal(v); err != nil {
 						t.Error(err)
 						return
@@ -106,4 +107,9 @@ func TestState_Watches_LeaveNothingBehind(t *testing.T) {
 	}
 	h.mustApply(SetInputsType, SetInputsCmd{Name: "s", Inputs: map[string]string{"greeting": "x"}})
 	<-woke
+}
+
+func historyOf(st *State, name string) []api.HistoryRecord {
+	recs, _ := st.History(name)
+	return recs
 }

@@ -40,8 +40,9 @@ func scriptedLog() []logEntry {
 		{StageServiceType, StageServiceCmd{Name: "s", Module: "m", Version: "1.0.0", Template: "t", Time: 3}},
 		{StageServiceType, StageServiceCmd{Name: "child", Module: "m", Version: "1.1.0", Template: "t", Parent: "s", Time: 3}},
 		{SetInputsType, SetInputsCmd{Name: "s", Inputs: map[string]string{"greeting": "hello"}}},
-		{DeployServiceType, DeployServiceCmd{Name: "s"}},
+		{DeployServiceType, DeployServiceCmd{Name: "s", Time: 4, Caller: Caller{By: "client/ops"}}},
 		{DeployServiceType, DeployServiceCmd{Name: "child"}},
+		{LeaderType | IgnoreUnknownFlag, LeaderCmd{Name: "c1", Time: 4}},
 		{CreateOpType, CreateOpCmd{Op: plan.Op{ID: "op1", Kind: "exec", Service: "s", Created: 4, Steps: map[string][]*plan.Step{"n1": {}, "n2": {}}}}},
 		{OpResultsType, OpResultsCmd{ID: "op1", Node: "n1", Reports: []plan.Report{{ID: "r1", Output: "ok"}}, Final: true}},
 		{NodeStatusType, NodeStatusCmd{Time: 5, Updates: []NodeStatusUpdate{{Name: "n2", Status: "down"}}}},
@@ -183,6 +184,13 @@ func TestFSM_Upgrade_RestoresEveryOldSnapshotFixture(t *testing.T) {
 			}
 			if s2 := st.Service("s2"); s2 == nil || s2.Plan == nil {
 				t.Fatalf("s2 not deployed after restore: %+v", s2)
+			}
+			// History and events start with the new entries.
+			if recs, _ := st.History("s2"); len(recs) != 1 || recs[0].Kind != api.HistoryDeploy {
+				t.Fatalf("s2's history after restore: %+v", recs)
+			}
+			if evs := allEvents(st); len(evs) == 0 || evs[len(evs)-1].Type != api.EventDeployStarted || evs[len(evs)-1].Service != "s2" {
+				t.Fatalf("events after restore: %+v", evs)
 			}
 		})
 	}
