@@ -174,6 +174,31 @@ func TestAgent_Converge_SkipsUnchangedUndoesRemoved(t *testing.T) {
 	}
 }
 
+// Every run is reported with its start and end, the running report with
+// the same start as the final one; a skipped step did not run and has none.
+func TestAgent_Reports_StartAndEndOfEveryRun(t *testing.T) {
+	f, srv := newFake(t, testModuleDir(t))
+	a := startAgent(t, srv, t.TempDir())
+	defer a.Shutdown()
+	before := time.Now().UnixMilli()
+	f.publish(f.step("one", "a", 1), f.step("two", "fail", 1))
+	waitFor(t, "both steps reported", func() bool { return len(f.final("s/n/two/create")) == 1 })
+	f.mu.Lock()
+	running := map[string]int64{}
+	for _, r := range f.reports {
+		if r.State == plan.StepRunning {
+			running[r.StepID] = r.StartedAt
+		}
+	}
+	f.mu.Unlock()
+	for _, id := range []string{"s/n/one/create", "s/n/two/create"} {
+		r := f.final(id)[0]
+		if r.StartedAt < before || r.FinishedAt < r.StartedAt || running[id] != r.StartedAt {
+			t.Errorf("%s: started %d finished %d, running report started %d (test began %d)", id, r.StartedAt, r.FinishedAt, running[id], before)
+		}
+	}
+}
+
 func TestAgent_FailedStep_StopsServiceAndReportsExitCode(t *testing.T) {
 	f, srv := newFake(t, testModuleDir(t))
 	data := t.TempDir()

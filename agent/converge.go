@@ -159,11 +159,13 @@ func (a *Agent) runStep(ctx context.Context, st *plan.Step, checks bool) (ran, o
 		return false, true
 	}
 	a.queueSkipped() // reports stay in step order
+	// The running report and the final one carry the same start, so that
+	// status shows one run from started_at to finished_at.
+	started := time.Now()
 	a.enqueue(plan.Report{
 		Service: st.Service, StepID: st.ID, Action: st.Action, Generation: st.Generation,
-		Digest: st.Digest, State: plan.StepRunning, StartedAt: time.Now().UnixMilli(),
+		Digest: st.Digest, State: plan.StepRunning, StartedAt: started.UnixMilli(),
 	})
-	started := time.Now()
 	res := a.execute(ctx, st)
 	// Retries, where the action asks for them, with a doubling delay.
 	for try := 1; res.State == actions.Failed && try <= st.Run.Retries && ctx.Err() == nil &&

@@ -249,8 +249,10 @@ func (a *Agent) predict(ctx context.Context, st *plan.Step) plan.Report {
 	if st.Action == "create" && rec != nil && rec.Digest == st.Digest {
 		return plan.Report{State: plan.StepOK, Prediction: plan.PredictUnchangedPlan}
 	}
+	started := time.Now()
 	res := a.executeWith(ctx, st, true)
-	r := plan.Report{State: plan.StepOK, ExitCode: res.ExitCode, DurationMs: res.Duration.Milliseconds(), Output: res.Output}
+	r := plan.Report{State: plan.StepOK, ExitCode: res.ExitCode, DurationMs: res.Duration.Milliseconds(), Output: res.Output,
+		StartedAt: started.UnixMilli(), FinishedAt: time.Now().UnixMilli()}
 	switch {
 	case res.State == actions.Failed:
 		r.State = plan.StepFailed

@@ -317,3 +317,20 @@ func TestFSM_Events_RingBoundedNumberedAndSurvivesSnapshot(t *testing.T) {
 		t.Fatalf("after restore: %+v (%d events)", e, len(evs))
 	}
 }
+
+// Status shows when each step's last run started, and ended once it has.
+func TestState_Status_StepsShowStartedAndFinishedAt(t *testing.T) {
+	h := newHarness(t)
+	h.setup()
+	h.mustApply(DeployServiceType, DeployServiceCmd{Name: "s", Time: 100})
+	h.reportAt("n1", "s/a/one/create", plan.StepRunning, 110, func(r *plan.Report) { r.StartedAt, r.FinishedAt = 105, 0 })
+	h.reportAt("n1", "s/a/two/create", plan.StepOK, 120, nil)
+	b, _ := json.Marshal(h.fsm.State().Status("s"))
+	var st api.ServiceStatus
+	json.Unmarshal(b, &st)
+	one, two := st.Nodes[0].Steps[0], st.Nodes[0].Steps[1]
+	if one.State != plan.StepRunning || one.StartedAt != 105 || one.FinishedAt != 0 ||
+		two.StartedAt != 115 || two.FinishedAt != 120 || !strings.Contains(string(b), `"started_at_ms":115,"finished_at_ms":120`) {
+		t.Fatalf("steps: %+v / %+v\n%s", one, two, b)
+	}
+}
