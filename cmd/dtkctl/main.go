@@ -55,6 +55,7 @@ type CLI struct {
 	Bundle   BundleCmd   `cmd:"" help:"Move modules between clusters (and across an air gap) as one file."`
 	ACL      ACLCmd      `cmd:"" name:"acl" help:"Access control: bootstrap, policies and tokens."`
 	Audit    AuditCmd    `cmd:"" help:"The audit trail of accepted writes."`
+	Events   EventsCmd   `cmd:"" help:"The cluster's events: deploys, failed steps, drift repairs, nodes, leader changes."`
 	Version  VersionCmd  `cmd:"" help:"Print dtkctl's version."`
 }
 

@@ -28,6 +28,7 @@ type ServiceCmd struct {
 	Cancel  ServiceCancelCmd  `cmd:"" help:"Stop the service's running steps (their whole process groups)."`
 	Logs    ServiceLogsCmd    `cmd:"" help:"Show the output of the service's steps."`
 	Graph   ServiceGraphCmd   `cmd:"" help:"Draw the environment tree and component dependencies (DOT or Mermaid)."`
+	History ServiceHistoryCmd `cmd:"" help:"Show a service's recent deploys, deletes, execs and changes: who, when, how they went."`
 }
 
 // parseInputs turns KEY=VALUE arguments into a map; the last value of a

@@ -120,12 +120,13 @@ func (c *Client) ServiceHistory(ctx context.Context, name string) ([]HistoryReco
 	return out, err
 }
 
-// Events reads the events after index; with wait > 0 it blocks until there
-// is one (that the caller may see) or wait passes.
+// Events reads the events after index (at most 500, oldest first); with
+// wait > 0 it blocks until there is one the caller may see, or wait passes.
+// With index 0 and no wait it reads the newest events.
 func (c *Client) Events(ctx context.Context, index uint64, wait time.Duration) (*EventList, error) {
-	path := "/v1/events?index=" + strconv.FormatUint(index, 10)
-	if wait > 0 {
-		path += "&wait=" + wait.String()
+	path := "/v1/events"
+	if index > 0 || wait > 0 {
+		path += "?index=" + strconv.FormatUint(index, 10) + "&wait=" + wait.String()
 	}
 	var out EventList
 	if _, err := c.Do(ctx, "GET", path, nil, &out); err != nil {
