@@ -18,10 +18,14 @@ func TestHTTP_Events_BlockingQueryWakesOnNewEvent(t *testing.T) {
 	s := startServer(t)
 	c := api.NewClient(s.HTTPAddr())
 	ctx := context.Background()
-	first, err := c.Events(ctx, 0, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	// The new leader's own event first (it is recorded just after the
+	// election).
+	var first *api.EventList
+	waitCond(t, "the leader change recorded", func() bool {
+		var err error
+		first, err = c.Events(ctx, 0, 0)
+		return err == nil && len(first.Events) == 1 && first.Events[0].Type == api.EventLeaderChanged
+	})
 	type answer struct {
 		l   *api.EventList
 		err error
