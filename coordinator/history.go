@@ -350,7 +350,7 @@ func (s *State) instantRecord(svc *plan.Service, kind, msg string) {
 	s.addRecord(rec)
 }
 
-// historyKinds maps operation kinds to record kinds (logs are reads, not
+// opRecordKind maps operation kinds to record kinds (logs are reads, not
 // recorded).
 var opRecordKind = map[string]string{plan.OpExec: api.HistoryExec, plan.OpDryRun: api.HistoryDryRun, plan.OpCancel: api.HistoryCancel}
 
