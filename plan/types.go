@@ -453,8 +453,8 @@ type Op struct {
 	Service string `json:"service"`
 	Action  string `json:"action,omitempty"`
 	// LogBytes (logs) is how much of each step log's end to fetch.
-	LogBytes int `json:"log_bytes,omitempty"`
-	Created int64  `json:"created_ms"`
+	LogBytes int   `json:"log_bytes,omitempty"`
+	Created  int64 `json:"created_ms"`
 	// Steps per agent: what that agent runs (or predicts) for the op.
 	Steps map[string][]*Step `json:"steps"`
 	// Results are the agents' reports, in arrival order.
