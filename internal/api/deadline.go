@@ -1,0 +1,132 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"io"
+	"sync"
+	"time"
+)
+
+// Deadlines. A coordinator can hang rather than die (SIGSTOP, a paused VM,
+// a deadlock, a partition that drops packets): its kernel still accepts
+// connections and acknowledges bytes, so only the application notices. Every
+// request therefore has a bound:
+//
+//   - an ordinary read: Client.Timeout (DefaultTimeout) for the whole
+//     exchange, answer body included; an ordinary write:
+//     Client.WriteTimeout (DefaultWriteTimeout), since a coordinator holds
+//     a write while the cluster elects a new leader;
+//   - a long-poll (wait > 0): wait + Client.LongPollMargin;
+//   - a transfer (module upload, blob download, snapshot): no overall bound,
+//     but TransferIdle without a byte moving ends it, and the answer to an
+//     upload must start within TransferAnswer of its last byte.
+//
+// Inside those bounds the transport finds a hung coordinator sooner, also in
+// the middle of a five-minute long-poll: connections speak HTTP/2 (the
+// coordinators offer it over TLS) and the client sends a PING after
+// PingInterval without a frame from the server; no answer within
+// PingTimeout closes the connection and fails every request on it.
+const (
+	DefaultTimeout        = 5 * time.Second
+	DefaultWriteTimeout   = 15 * time.Second
+	DefaultLongPollMargin = 10 * time.Second
+	TransferIdle          = 10 * time.Second
+	TransferAnswer        = 30 * time.Second
+	PingInterval          = 2 * time.Second
+	PingTimeout           = 2 * time.Second
+	DialTimeout           = 2 * time.Second
+	TLSHandshakeTimeout   = 3 * time.Second
+)
+
+// ErrTimeout means a coordinator did not answer in time; the client has
+// moved on to the next coordinator for the following call. It does not
+// wrap context.DeadlineExceeded: the caller's own context did not end, and
+// retrying (elsewhere) is worthwhile.
+var ErrTimeout = errors.New("coordinator did not answer in time")
+
+// watchdog cancels a request's context when a phase of it overruns: the
+// caller kicks it with the time the next phase may take.
+type watchdog struct {
+	mu     sync.Mutex
+	t      *time.Timer
+	cancel context.CancelCauseFunc
+	done   bool
+}
+
+// newWatchdog returns a context that is cancelled with ErrTimeout unless
+// kicked within first, and the watchdog that guards it.
+func newWatchdog(ctx context.Context, first time.Duration) (context.Context, *watchdog) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	w := &watchdog{cancel: cancel}
+	w.t = time.AfterFunc(first, func() { cancel(ErrTimeout) })
+	return ctx, w
+}
+
+// kick gives the request d more (from now).
+func (w *watchdog) kick(d time.Duration) {
+	w.mu.Lock()
+	if !w.done {
+		w.t.Reset(d)
+	}
+	w.mu.Unlock()
+}
+
+// stop releases the context (the request is over).
+func (w *watchdog) stop() {
+	w.mu.Lock()
+	w.done = true
+	w.t.Stop()
+	w.mu.Unlock()
+	w.cancel(context.Canceled)
+}
+
+// progressReader kicks a watchdog with idle on every read that moves bytes,
+// and with atEOF at the end (an upload's body: the answer may take longer
+// than a gap between two chunks).
+type progressReader struct {
+	r           io.Reader
+	w           *watchdog
+	idle, atEOF time.Duration
+}
+
+func (p *progressReader) Read(b []byte) (int, error) {
+	n, err := p.r.Read(b)
+	if n > 0 {
+		p.w.kick(p.idle)
+	}
+	if err == io.EOF && p.atEOF > 0 {
+		p.w.kick(p.atEOF)
+	}
+	return n, err
+}
+
+// guardedBody is an answer body that keeps its request's watchdog fed while
+// bytes arrive and releases it on Close; a read cut off by the watchdog
+// reports ErrTimeout and moves the client on.
+type guardedBody struct {
+	io.ReadCloser
+	ctx     context.Context
+	w       *watchdog
+	idle    time.Duration
+	onTimer func()
+	once    sync.Once
+}
+
+func (g *guardedBody) Read(b []byte) (int, error) {
+	n, err := g.ReadCloser.Read(b)
+	if n > 0 && g.idle > 0 {
+		g.w.kick(g.idle)
+	}
+	if err != nil && err != io.EOF && errors.Is(context.Cause(g.ctx), ErrTimeout) {
+		g.once.Do(g.onTimer)
+		return n, ErrTimeout
+	}
+	return n, err
+}
+
+func (g *guardedBody) Close() error {
+	err := g.ReadCloser.Close()
+	g.w.stop()
+	return err
+}
