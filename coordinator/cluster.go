@@ -67,7 +67,6 @@ func (s *Server) maintain() {
 		}
 		s.storeCA()
 		s.rejoinCoordinators()
-		s.syncBlobs()
 	}
 }
 

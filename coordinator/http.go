@@ -450,8 +450,9 @@ func (s *Server) pushModule(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	mod.Digest, mod.Size = digest, size
-	// Every live coordinator holds the blob before the module is recorded,
-	// so an acknowledged push survives losing the coordinator that took it.
+	// A quorum of coordinators holds the blob before the module is
+	// recorded, so an acknowledged push survives losing any minority of
+	// them (the coordinator that took it included).
 	if err := s.replicateBlob(r.Context(), digest); err != nil {
 		return &api.APIError{Code: http.StatusServiceUnavailable, Message: err.Error() + "; push again when the coordinators are reachable"}
 	}
@@ -525,8 +526,9 @@ func (s *Server) getBlob(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
 	if q.Get("local") == "" {
 		// Read through: a blob pushed through another coordinator is
-		// fetched from it (and verified) on first use.
-		if err := s.ensureBlob(r.Context(), digest); err != nil {
+		// fetched from it (and verified) on first use; a coordinator
+		// asking us to hold a blob (?ensure) names itself in ?from.
+		if err := s.ensureBlob(r.Context(), digest, q.Get("from")); err != nil {
 			return err
 		}
 	}

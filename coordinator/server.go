@@ -17,6 +17,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+	"golang.org/x/sync/singleflight"
 
 	"github.com/dtkhq/dtk/internal/api"
 	"github.com/dtkhq/dtk/internal/gossip"
@@ -110,6 +111,9 @@ type Server struct {
 	kick         chan struct{}
 	lastRejoin   time.Time // maintain goroutine only
 
+	// blobFetch makes concurrent fetches of one blob from peers one.
+	blobFetch singleflight.Group
+
 	// planPolls counts plan long-polls being served (GET /v1/status
 	// shows it; make bench watches agents move after a failover).
 	planPolls atomic.Int64
@@ -159,8 +163,9 @@ func (s *Server) Start() error {
 		return err
 	}
 	s.batcher = newReportBatcher(s)
-	s.wg.Add(3)
+	s.wg.Add(4)
 	go func() { defer s.wg.Done(); s.batcher.run(s.stop) }()
+	go func() { defer s.wg.Done(); s.blobSyncLoop() }()
 	go func() { defer s.wg.Done(); s.maintain() }()
 	go func() { defer s.wg.Done(); s.auditLoop() }()
 	ln, err := net.Listen("tcp", s.cfg.HTTPAddr)

@@ -211,16 +211,16 @@ func (c *Client) send(ctx context.Context, method, path string, body io.Reader, 
 		return nil, err
 	}
 	limit := c.deadline(method, sh)
-	rctx, wd := newWatchdog(ctx, limit)
+	rctx, wd := NewWatchdog(ctx, limit)
 	if body != nil && sh.transfer {
 		// The upload starts at once and moves; its answer (the
 		// coordinator checks and replicates it) may take TransferAnswer.
-		wd.kick(TransferIdle)
+		wd.Kick(TransferIdle)
 		body = &progressReader{r: body, w: wd, idle: TransferIdle, atEOF: TransferAnswer}
 	}
 	req, err := http.NewRequestWithContext(rctx, method, base+path, body)
 	if err != nil {
-		wd.stop()
+		wd.Stop()
 		return nil, err
 	}
 	if body != nil {
@@ -231,7 +231,7 @@ func (c *Client) send(ctx context.Context, method, path string, body io.Reader, 
 	}
 	resp, err := c.HTTP.Do(req)
 	if err != nil {
-		wd.stop()
+		wd.Stop()
 		if ctx.Err() != nil {
 			return nil, fmt.Errorf("cannot reach coordinator at %s: %w", base, unwrapURL(err))
 		}
@@ -245,7 +245,7 @@ func (c *Client) send(ctx context.Context, method, path string, body io.Reader, 
 	idle := time.Duration(0)
 	if sh.transfer {
 		idle = TransferIdle
-		wd.kick(idle)
+		wd.Kick(idle)
 	}
 	resp.Body = &guardedBody{ReadCloser: resp.Body, ctx: rctx, w: wd, idle: idle, onTimer: func() { c.moveOn(addr, true) }}
 	if resp.StatusCode/100 != 2 {

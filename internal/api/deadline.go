@@ -45,26 +45,27 @@ const (
 // retrying (elsewhere) is worthwhile.
 var ErrTimeout = errors.New("coordinator did not answer in time")
 
-// watchdog cancels a request's context when a phase of it overruns: the
-// caller kicks it with the time the next phase may take.
-type watchdog struct {
+// Watchdog cancels a request's context (with cause ErrTimeout) when a phase
+// of it overruns: the caller kicks it with the time the next phase may take.
+// Coordinators use it for their calls to each other too.
+type Watchdog struct {
 	mu     sync.Mutex
 	t      *time.Timer
 	cancel context.CancelCauseFunc
 	done   bool
 }
 
-// newWatchdog returns a context that is cancelled with ErrTimeout unless
-// kicked within first, and the watchdog that guards it.
-func newWatchdog(ctx context.Context, first time.Duration) (context.Context, *watchdog) {
+// NewWatchdog returns a context that is cancelled with ErrTimeout unless
+// kicked within first, and the Watchdog that guards it; Stop releases it.
+func NewWatchdog(ctx context.Context, first time.Duration) (context.Context, *Watchdog) {
 	ctx, cancel := context.WithCancelCause(ctx)
-	w := &watchdog{cancel: cancel}
+	w := &Watchdog{cancel: cancel}
 	w.t = time.AfterFunc(first, func() { cancel(ErrTimeout) })
 	return ctx, w
 }
 
-// kick gives the request d more (from now).
-func (w *watchdog) kick(d time.Duration) {
+// Kick gives the request d more (from now).
+func (w *Watchdog) Kick(d time.Duration) {
 	w.mu.Lock()
 	if !w.done {
 		w.t.Reset(d)
@@ -72,8 +73,8 @@ func (w *watchdog) kick(d time.Duration) {
 	w.mu.Unlock()
 }
 
-// stop releases the context (the request is over).
-func (w *watchdog) stop() {
+// Stop releases the context (the request is over).
+func (w *Watchdog) Stop() {
 	w.mu.Lock()
 	w.done = true
 	w.t.Stop()
@@ -81,33 +82,39 @@ func (w *watchdog) stop() {
 	w.cancel(context.Canceled)
 }
 
-// progressReader kicks a watchdog with idle on every read that moves bytes,
+// Reader returns r kicking the Watchdog with idle on every read that moves
+// bytes: a transfer may take as long as it keeps moving.
+func (w *Watchdog) Reader(r io.Reader, idle time.Duration) io.Reader {
+	return &progressReader{r: r, w: w, idle: idle}
+}
+
+// progressReader kicks a Watchdog with idle on every read that moves bytes,
 // and with atEOF at the end (an upload's body: the answer may take longer
 // than a gap between two chunks).
 type progressReader struct {
 	r           io.Reader
-	w           *watchdog
+	w           *Watchdog
 	idle, atEOF time.Duration
 }
 
 func (p *progressReader) Read(b []byte) (int, error) {
 	n, err := p.r.Read(b)
 	if n > 0 {
-		p.w.kick(p.idle)
+		p.w.Kick(p.idle)
 	}
 	if err == io.EOF && p.atEOF > 0 {
-		p.w.kick(p.atEOF)
+		p.w.Kick(p.atEOF)
 	}
 	return n, err
 }
 
-// guardedBody is an answer body that keeps its request's watchdog fed while
-// bytes arrive and releases it on Close; a read cut off by the watchdog
+// guardedBody is an answer body that keeps its request's Watchdog fed while
+// bytes arrive and releases it on Close; a read cut off by the Watchdog
 // reports ErrTimeout and moves the client on.
 type guardedBody struct {
 	io.ReadCloser
 	ctx     context.Context
-	w       *watchdog
+	w       *Watchdog
 	idle    time.Duration
 	onTimer func()
 	once    sync.Once
@@ -116,7 +123,7 @@ type guardedBody struct {
 func (g *guardedBody) Read(b []byte) (int, error) {
 	n, err := g.ReadCloser.Read(b)
 	if n > 0 && g.idle > 0 {
-		g.w.kick(g.idle)
+		g.w.Kick(g.idle)
 	}
 	if err != nil && err != io.EOF && errors.Is(context.Cause(g.ctx), ErrTimeout) {
 		g.once.Do(g.onTimer)
@@ -127,6 +134,6 @@ func (g *guardedBody) Read(b []byte) (int, error) {
 
 func (g *guardedBody) Close() error {
 	err := g.ReadCloser.Close()
-	g.w.stop()
+	g.w.Stop()
 	return err
 }
