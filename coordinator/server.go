@@ -61,6 +61,9 @@ type Config struct {
 	// ACLEnabled makes every operator request carry an ACL token with the
 	// rights it needs (acl { enabled = true }).
 	ACLEnabled bool
+	// HTTPTimeouts bound the API server's waits for its clients (zero
+	// fields: DefaultHTTPTimeouts).
+	HTTPTimeouts HTTPTimeouts
 }
 
 // Peers is how a coordinator sees the other coordinators: the gossip pool
@@ -137,6 +140,7 @@ func New(cfg Config) (*Server, error) {
 	if cfg.BootstrapExpect == 0 {
 		cfg.BootstrapExpect = 1
 	}
+	cfg.HTTPTimeouts = cfg.HTTPTimeouts.withDefaults()
 	if len(cfg.CAKeyPEM) > 0 && len(cfg.KEK) == 0 {
 		return nil, errors.New("coordinator: the CA key (tls.ca_key_file) is kept in the replicated state sealed with a key-encryption key: set keyring_file too")
 	}
@@ -177,7 +181,14 @@ func (s *Server) Start() error {
 	// Headers up to 2 MiB reach the handlers, so that an absurd token gets
 	// the same JSON 401 as any other bad one rather than the server's bare
 	// 431.
-	s.httpSrv = &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: httpErrorLog(s.log), MaxHeaderBytes: 2 << 20}
+	// The timeouts are per request (per stream with HTTP/2); the requests
+	// that take long by design extend theirs (extendDeadlines).
+	t := s.cfg.HTTPTimeouts
+	s.httpSrv = &http.Server{
+		Handler: s.Handler(), ErrorLog: httpErrorLog(s.log), MaxHeaderBytes: 2 << 20,
+		ReadHeaderTimeout: t.ReadHeader, ReadTimeout: t.Read, WriteTimeout: t.Write, IdleTimeout: t.Idle,
+		HTTP2: &http.HTTP2Config{WriteByteTimeout: t.Write},
+	}
 	serveLn := ln
 	if s.cfg.TLS != nil {
 		serveLn = tls.NewListener(plainHTTPRefuser{ln, s.log}, s.cfg.TLS.ServerConfig())
