@@ -62,6 +62,12 @@ const (
 	FieldNodeCertTTL   = "node_cert_ttl"
 	// FieldACLEnabled is `acl { enabled = true }`.
 	FieldACLEnabled = "acl.enabled"
+	// The coordinator API server's timeouts (docs/cluster.md), in an
+	// `http { ... }` block.
+	FieldHTTPReadHeaderTimeout = "http.read_header_timeout"
+	FieldHTTPReadTimeout       = "http.read_timeout"
+	FieldHTTPWriteTimeout      = "http.write_timeout"
+	FieldHTTPIdleTimeout       = "http.idle_timeout"
 )
 
 // field describes one configuration field: its file name, the `run` flag
@@ -104,6 +110,10 @@ var fields = []field{
 	{name: FieldInsecure, flag: "--insecure"},
 	{name: FieldNodeCertTTL, flag: "--node-cert-ttl", coordinatorOnly: true},
 	{name: FieldACLEnabled, flag: "--acl-enabled", coordinatorOnly: true},
+	{name: FieldHTTPReadHeaderTimeout, flag: "--http-read-header-timeout", coordinatorOnly: true},
+	{name: FieldHTTPReadTimeout, flag: "--http-read-timeout", coordinatorOnly: true},
+	{name: FieldHTTPWriteTimeout, flag: "--http-write-timeout", coordinatorOnly: true},
+	{name: FieldHTTPIdleTimeout, flag: "--http-idle-timeout", coordinatorOnly: true},
 }
 
 func lookupField(name string) field {
@@ -175,6 +185,9 @@ type Config struct {
 	NodeCertTTL time.Duration
 	// ACLEnabled turns on access control with tokens and policies.
 	ACLEnabled bool
+	// HTTP* bound the coordinator API server's waits for its clients;
+	// long-polls and transfers extend theirs per request.
+	HTTPReadHeaderTimeout, HTTPReadTimeout, HTTPWriteTimeout, HTTPIdleTimeout time.Duration
 
 	// File is the configuration file the values were read from, if any.
 	File string
@@ -193,7 +206,12 @@ func Default() *Config {
 		ReconcileInterval: 10 * time.Minute,
 		LogLevel:          "info",
 		NodeCertTTL:       365 * 24 * time.Hour,
-		origins:           map[string]origin{},
+		// The coordinator's defaults (coordinator.DefaultHTTPTimeouts).
+		HTTPReadHeaderTimeout: 10 * time.Second,
+		HTTPReadTimeout:       30 * time.Second,
+		HTTPWriteTimeout:      30 * time.Second,
+		HTTPIdleTimeout:       2 * time.Minute,
+		origins:               map[string]origin{},
 	}
 }
 

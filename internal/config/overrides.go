@@ -40,6 +40,8 @@ type Overrides struct {
 	Insecure          *bool
 	NodeCertTTL       *time.Duration
 	ACLEnabled        *bool
+	// HTTP server timeouts (coordinator).
+	HTTPReadHeaderTimeout, HTTPReadTimeout, HTTPWriteTimeout, HTTPIdleTimeout *time.Duration
 }
 
 // Apply sets every given field on c and records that a flag set it.
@@ -81,6 +83,10 @@ func (c *Config) Apply(o Overrides) {
 	override(&c.Insecure, o.Insecure, FieldInsecure, set)
 	override(&c.NodeCertTTL, o.NodeCertTTL, FieldNodeCertTTL, set)
 	override(&c.ACLEnabled, o.ACLEnabled, FieldACLEnabled, set)
+	override(&c.HTTPReadHeaderTimeout, o.HTTPReadHeaderTimeout, FieldHTTPReadHeaderTimeout, set)
+	override(&c.HTTPReadTimeout, o.HTTPReadTimeout, FieldHTTPReadTimeout, set)
+	override(&c.HTTPWriteTimeout, o.HTTPWriteTimeout, FieldHTTPWriteTimeout, set)
+	override(&c.HTTPIdleTimeout, o.HTTPIdleTimeout, FieldHTTPIdleTimeout, set)
 }
 
 // override sets *dst from v when the flag was given, and records it.
@@ -161,6 +167,10 @@ func (o Overrides) Args() []string {
 	boolean(FieldInsecure, o.Insecure)
 	dur(FieldNodeCertTTL, o.NodeCertTTL)
 	boolean(FieldACLEnabled, o.ACLEnabled)
+	dur(FieldHTTPReadHeaderTimeout, o.HTTPReadHeaderTimeout)
+	dur(FieldHTTPReadTimeout, o.HTTPReadTimeout)
+	dur(FieldHTTPWriteTimeout, o.HTTPWriteTimeout)
+	dur(FieldHTTPIdleTimeout, o.HTTPIdleTimeout)
 	return out
 }
 
@@ -249,6 +259,14 @@ func fieldValue(c *Config, name string) any {
 		return c.NodeCertTTL
 	case FieldACLEnabled:
 		return c.ACLEnabled
+	case FieldHTTPReadHeaderTimeout:
+		return c.HTTPReadHeaderTimeout
+	case FieldHTTPReadTimeout:
+		return c.HTTPReadTimeout
+	case FieldHTTPWriteTimeout:
+		return c.HTTPWriteTimeout
+	case FieldHTTPIdleTimeout:
+		return c.HTTPIdleTimeout
 	}
 	panic("config: unknown field " + name)
 }

@@ -67,6 +67,9 @@ type Config struct {
 	NodeCertTTL time.Duration
 	// ACLEnabled turns on access control on this coordinator.
 	ACLEnabled bool
+	// HTTPTimeouts bound the coordinator API server's waits for its
+	// clients (zero fields: coordinator.DefaultHTTPTimeouts).
+	HTTPTimeouts coordinator.HTTPTimeouts
 }
 
 // Daemon is a running dtk-agent process.
@@ -137,7 +140,7 @@ func Start(ctx context.Context, cfg Config) (*Daemon, error) {
 			Name: cfg.Name, DataDir: filepath.Join(cfg.DataDir, "coordinator"), HTTPAddr: cfg.HTTPAddr,
 			RaftAddr: cfg.RaftAddr, BootstrapExpect: cfg.BootstrapExpect, Version: cfg.Version,
 			Logger: cfg.Logger, Fast: cfg.Fast, TLS: sec.store, KEK: sec.kek, CAKeyPEM: sec.caKey,
-			NodeCertTTL: cfg.NodeCertTTL, ACLEnabled: cfg.ACLEnabled,
+			NodeCertTTL: cfg.NodeCertTTL, ACLEnabled: cfg.ACLEnabled, HTTPTimeouts: cfg.HTTPTimeouts,
 		})
 		if err != nil {
 			return nil, err
