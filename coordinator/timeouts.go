@@ -88,5 +88,9 @@ func (s *Server) extendDeadlines(w http.ResponseWriter, r *http.Request) {
 			wait = 0
 		}
 		rc.SetWriteDeadline(now.Add(wait + t.Write))
+	case r.Method != http.MethodGet && r.Method != http.MethodHead:
+		// A write on a follower may wait for an election (forwardWait)
+		// before the leader runs it.
+		rc.SetWriteDeadline(now.Add(forwardWait + t.Write))
 	}
 }

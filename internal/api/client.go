@@ -212,6 +212,7 @@ func (c *Client) send(ctx context.Context, method, path string, body io.Reader, 
 	}
 	limit := c.deadline(method, sh)
 	rctx, wd := NewWatchdog(ctx, limit)
+	size := bodySize(body)
 	if body != nil && sh.transfer {
 		// The upload starts at once and moves; its answer (the
 		// coordinator checks and replicates it) may take TransferAnswer.
@@ -222,6 +223,9 @@ func (c *Client) send(ctx context.Context, method, path string, body io.Reader, 
 	if err != nil {
 		wd.Stop()
 		return nil, err
+	}
+	if size > 0 {
+		req.ContentLength = size // the progress wrapper hides it
 	}
 	if body != nil {
 		req.Header.Set("Content-Type", ctype)
@@ -262,6 +266,19 @@ func (c *Client) send(ctx context.Context, method, path string, body io.Reader, 
 		return nil, &ae
 	}
 	return resp, nil
+}
+
+// bodySize is the length of a body whose length is known (-1 otherwise).
+func bodySize(body io.Reader) int64 {
+	switch b := body.(type) {
+	case *bytes.Reader:
+		return int64(b.Len())
+	case *bytes.Buffer:
+		return int64(b.Len())
+	case *strings.Reader:
+		return int64(b.Len())
+	}
+	return -1
 }
 
 func unwrapURL(err error) error {

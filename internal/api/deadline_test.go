@@ -262,3 +262,22 @@ func TestClient_TLSTransportSpeaksHTTP2(t *testing.T) {
 		t.Fatalf("proto %q, want HTTP/2.0 (PINGs need it)", b)
 	}
 }
+
+// An upload keeps its Content-Length (the coordinator sizes its read
+// deadline by it) and is not cut off while it moves.
+func TestClient_PushModule_KeepsContentLength(t *testing.T) {
+	var got int64 = -2
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got = r.ContentLength
+		io.Copy(io.Discard, r.Body)
+		io.WriteString(w, `{"name":"m","version":"1.0.0"}`)
+	}))
+	defer srv.Close()
+	c := NewClient(srv.URL)
+	if _, err := c.PushModule(context.Background(), make([]byte, 12345), ""); err != nil {
+		t.Fatal(err)
+	}
+	if got != 12345 {
+		t.Fatalf("Content-Length %d, want 12345", got)
+	}
+}
