@@ -74,10 +74,23 @@ func (c *hungCluster) nextModule() string {
 	c.pushes++
 	var b strings.Builder
 	fmt.Fprintf(&b, "module {\n  name    = \"hc\"\n  version = \"1.0.%d\"\n}\n", c.pushes)
-	b.WriteString("component \"mark\" {\n  create {\n    inline = \"echo \\\"$DTK_STEP\\\" >> \\\"$DTK_DATA_DIR/runs\\\"\"\n  }\n}\n")
-	b.WriteString("template \"t\" {\n")
+	b.WriteString(`component "mark" {
+  attribute "tag" {
+    type     = string
+    required = true
+  }
+  create {
+    inline = "echo \"$DTK_STEP $tag\" >> \"$DTK_DATA_DIR/runs\""
+  }
+}
+template "t" {
+  input "tag" {
+    type    = string
+    default = "v1"
+  }
+`)
 	for i := range hungIPs.agents {
-		fmt.Fprintf(&b, "  node \"hw%d\" {\n    labels = { role = \"hc\" }\n    component \"mark\" \"m\" {}\n  }\n", i+1)
+		fmt.Fprintf(&b, "  node \"hw%d\" {\n    labels = { role = \"hc\" }\n    component \"mark\" \"m\" { tag = input.tag }\n  }\n", i+1)
 	}
 	b.WriteString("}\n")
 	if err := os.MkdirAll(c.module, 0o755); err != nil {
@@ -287,6 +300,16 @@ func TestE2E_Hung_FrozenLeader(t *testing.T) {
 	t0 := time.Now()
 	c.freeze(lost)
 	moved := c.watchMove(t0, survivors)
+	// A write sent at the moment the leader freezes waits only for the
+	// election, not for the frozen leader.
+	out, errOut, code := ctl(t, c.addr(survivors[0]), "service", "set", "s0", "tag=during-election")
+	if code != 0 {
+		t.Fatalf("write through %s while the leader froze: exit %d\n%s%s", survivors[0], code, out, errOut)
+	}
+	t.Logf("a write sent as the leader froze took %s", time.Since(t0).Round(time.Millisecond))
+	if took := time.Since(t0); took > 8*time.Second {
+		t.Fatalf("a write sent as the leader froze took %s, want at most 8 s", took)
+	}
 	var leader string
 	waitFor(t, 30*time.Second, "a new leader among the survivors", func() bool {
 		for _, n := range survivors {
