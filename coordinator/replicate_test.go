@@ -67,3 +67,25 @@ func TestReplicate_PushWithHungFollower_QuorumSuffices(t *testing.T) {
 	// blob itself once the module record reaches it.
 	waitCond(t, "the unreached follower holding the blob", func() bool { return hung.blobs.Has(digest) })
 }
+
+// A coordinator that died a moment ago (gossip still calls it alive) does
+// not fail a push either.
+func TestReplicate_PushWithDeadFollower_QuorumSuffices(t *testing.T) {
+	c := newTestCluster(t, 3)
+	l := c.leader()
+	for _, s := range c.servers {
+		if s != l {
+			if err := s.Shutdown(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			break
+		}
+	}
+	tgz, err := archive.Pack("../examples/hello")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := api.NewClient(l.HTTPAddr()).PushModule(context.Background(), tgz, ""); err != nil {
+		t.Fatalf("push with one follower dead but alive in gossip: %v", err)
+	}
+}
