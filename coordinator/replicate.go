@@ -141,23 +141,31 @@ func (s *Server) blobSyncLoop() {
 		case <-t.C:
 		}
 		if s.getPeers() != nil {
-			s.syncBlobs()
+			s.syncBlobs(context.Background())
 		}
 	}
 }
 
-// syncBlobs fetches every module blob this coordinator lacks.
-func (s *Server) syncBlobs() {
+// syncBlobs fetches every module blob this coordinator lacks. Shutdown
+// does not wait for a fetch under way (it ends by its own deadlines).
+func (s *Server) syncBlobs(ctx context.Context) {
+	stop, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-s.stop:
+			cancel()
+		case <-stop.Done():
+		}
+	}()
 	for _, m := range s.State().Modules() {
 		if m.Digest == "" || s.blobs.Has(m.Digest) {
 			continue
 		}
-		select {
-		case <-s.stop:
+		if stop.Err() != nil {
 			return
-		default:
 		}
-		if err := s.ensureBlob(context.Background(), m.Digest); err != nil {
+		if err := s.ensureBlob(stop, m.Digest); err != nil && stop.Err() == nil {
 			s.log.Warn("blob sync", "module", m.Ref(), "err", err)
 		}
 	}
