@@ -187,7 +187,9 @@ func (s *Server) Start() error {
 	s.httpSrv = &http.Server{
 		Handler: s.Handler(), ErrorLog: httpErrorLog(s.log), MaxHeaderBytes: 2 << 20,
 		ReadHeaderTimeout: t.ReadHeader, ReadTimeout: t.Read, WriteTimeout: t.Write, IdleTimeout: t.Idle,
-		HTTP2: &http.HTTP2Config{WriteByteTimeout: t.Write},
+		// Clients that stop answering PINGs (frozen, cut off) are
+		// dropped, also in the middle of a download without a deadline.
+		HTTP2: &http.HTTP2Config{SendPingTimeout: serverPingInterval, PingTimeout: serverPingTimeout},
 	}
 	serveLn := ln
 	if s.cfg.TLS != nil {

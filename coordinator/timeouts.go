@@ -12,8 +12,8 @@ import (
 // long-poll's write deadline is extended by its wait (at most maxWait), and
 // module uploads, blob downloads and snapshots get deadlines that grow with
 // their size (minClientRate), or none at all for a snapshot download of
-// unknown size, where HTTP/2's per-write timeout (Write) still ends a
-// transfer that stops moving.
+// unknown size, where HTTP/2 PINGs (serverPingInterval) still drop a
+// client that stopped.
 type HTTPTimeouts struct {
 	// ReadHeader bounds reading a request's headers.
 	ReadHeader time.Duration
@@ -49,6 +49,15 @@ func (t HTTPTimeouts) withDefaults() HTTPTimeouts {
 	}
 	return t
 }
+
+// The API server PINGs a client connection that has sent nothing for
+// serverPingInterval and closes it without an answer in serverPingTimeout:
+// rarely, since it only reclaims what frozen clients hold (the clients
+// PING the coordinators far more often to find a hung one quickly).
+const (
+	serverPingInterval = 30 * time.Second
+	serverPingTimeout  = 15 * time.Second
+)
 
 // minClientRate is the slowest upload or download (bytes per second) the
 // server waits for.
