@@ -331,10 +331,10 @@ func TestE2E_Hung_FrozenLeader(t *testing.T) {
 // dropped, so gossip still calls it alive for a while): push and deploy
 // work within seconds, and every agent moves within 5 s.
 func TestE2E_Hung_PartitionedFollower(t *testing.T) {
-	c := newHungCluster(t)
-	if _, err := exec.LookPath("iptables"); err != nil {
-		t.Skip("iptables not installed")
+	if _, err := exec.LookPath("iptables"); err != nil || os.Geteuid() != 0 {
+		t.Skip("needs iptables and root")
 	}
+	c := newHungCluster(t)
 	lost := c.target(false)
 	leader := c.leader()
 	t0 := time.Now()
