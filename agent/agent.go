@@ -325,6 +325,12 @@ func (a *Agent) pullLoop(ctx context.Context) {
 				}
 				continue
 			}
+			if errors.Is(err, api.ErrTimeout) {
+				// A coordinator that hangs (frozen, cut off): the
+				// client has moved on; poll the next one now.
+				a.log.Warn("coordinator not answering, moving on", "from", addr, "err", err)
+				continue
+			}
 			a.log.Warn("plan poll failed", "err", err)
 			if !b.wait(ctx) {
 				return

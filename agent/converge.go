@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/dtkhq/dtk/actions"
+	"github.com/dtkhq/dtk/internal/api"
 	"github.com/dtkhq/dtk/internal/archive"
 	"github.com/dtkhq/dtk/plan"
 )
@@ -380,7 +381,9 @@ func (a *Agent) fetchModule(ctx context.Context, digest, dir string) error {
 	defer tmp.Close()
 	h := sha256.New()
 	if _, err := io.Copy(io.MultiWriter(tmp, h), body); err != nil {
-		a.client.Rotate()
+		if !errors.Is(err, api.ErrTimeout) {
+			a.client.Rotate() // a timeout has moved the client already
+		}
 		return fmt.Errorf("fetch module %s: %w", digest, err)
 	}
 	if got := "sha256:" + hex.EncodeToString(h.Sum(nil)); got != digest {

@@ -118,6 +118,9 @@ func (a *Agent) opsLoop(ctx context.Context) {
 			if !errors.As(err, &ae) || ae.Code != http.StatusNotFound {
 				a.log.Debug("ops poll failed", "err", err)
 			}
+			if errors.Is(err, api.ErrTimeout) {
+				continue // the client has moved on to another coordinator
+			}
 			if !b.wait(ctx) {
 				return
 			}

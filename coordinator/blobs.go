@@ -88,3 +88,16 @@ func (b *BlobStore) Has(digest string) bool {
 	_, err = os.Stat(p)
 	return err == nil
 }
+
+// Size is a blob's size in bytes (0 when it is not stored).
+func (b *BlobStore) Size(digest string) int64 {
+	p, err := b.path(digest)
+	if err != nil {
+		return 0
+	}
+	fi, err := os.Stat(p)
+	if err != nil {
+		return 0
+	}
+	return fi.Size()
+}

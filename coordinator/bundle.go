@@ -146,7 +146,7 @@ func (s *Server) importBundle(w http.ResponseWriter, r *http.Request) error {
 		resp.Index = s.State().Index()
 		return writeJSON(w, http.StatusOK, resp)
 	}
-	// Every live coordinator holds the blobs before the modules are
+	// A quorum of coordinators holds the blobs before the modules are
 	// recorded, as for a push.
 	for _, e := range man.Modules {
 		if err := s.replicateBlob(r.Context(), e.Digest); err != nil {

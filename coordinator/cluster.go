@@ -69,7 +69,6 @@ func (s *Server) maintain() {
 		}
 		s.storeCA()
 		s.rejoinCoordinators()
-		s.syncBlobs()
 		if time.Since(s.lastBlobGC) >= blobGCEvery {
 			s.lastBlobGC = time.Now()
 			s.collectBlobs(blobGrace)

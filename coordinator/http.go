@@ -142,6 +142,7 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 			return
 		}
 		r = r.WithContext(withCaller(r.Context(), c))
+		s.extendDeadlines(w, r)
 		next.ServeHTTP(w, r)
 		if !strings.HasSuffix(r.URL.Path, "/plan") || r.URL.Query().Get("index") == "" {
 			s.log.Debug("request", "method", r.Method, "path", r.URL.Path, "caller", c.String(), "took", time.Since(start))
@@ -152,10 +153,12 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 // forwardWait bounds how long a write waits for a leader during an
 // election before it is refused with 503; forwardAttempt bounds one try,
 // so that a leader that hangs (rather than dies) is given up on and the
-// next one is tried.
+// next one is tried. A hung leader is usually left sooner: the transport's
+// HTTP/2 PINGs fail within about 4 s, and an attempt is abandoned as soon
+// as Raft names another leader.
 const (
 	forwardWait    = 30 * time.Second
-	forwardAttempt = 12 * time.Second
+	forwardAttempt = 10 * time.Second
 )
 
 // forward sends a write to the leader (found through the gossip tags) and
@@ -188,6 +191,7 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request) bool {
 				return true
 			}
 			ctx, cancel := context.WithTimeout(r.Context(), forwardAttempt)
+			s.cancelOnLeaderChange(ctx, cancel)
 			req, _ := http.NewRequestWithContext(ctx, r.Method, s.peerURL(leader, r.URL.RequestURI()), bytes.NewReader(body))
 			req.Header = r.Header.Clone()
 			s.setCaller(req, r)
@@ -214,6 +218,28 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request) bool {
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
+}
+
+// cancelOnLeaderChange cancels a forwarded attempt when Raft's view of
+// the leader changes (an election after the leader hung): the attempt
+// would wait for a coordinator that no longer leads.
+func (s *Server) cancelOnLeaderChange(ctx context.Context, cancel context.CancelFunc) {
+	was, _ := s.raft.LeaderWithID()
+	go func() {
+		t := time.NewTicker(50 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				if now, _ := s.raft.LeaderWithID(); now != was {
+					cancel()
+					return
+				}
+			}
+		}
+	}()
 }
 
 // setCaller names the original caller on a request forwarded for r.
@@ -459,8 +485,9 @@ func (s *Server) pushModule(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	mod.Digest, mod.Size = digest, size
-	// Every live coordinator holds the blob before the module is recorded,
-	// so an acknowledged push survives losing the coordinator that took it.
+	// A quorum of coordinators holds the blob before the module is
+	// recorded, so an acknowledged push survives losing any minority of
+	// them (the coordinator that took it included).
 	if err := s.replicateBlob(r.Context(), digest); err != nil {
 		return &api.APIError{Code: http.StatusServiceUnavailable, Message: err.Error() + "; push again when the coordinators are reachable"}
 	}
@@ -534,8 +561,9 @@ func (s *Server) getBlob(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
 	if q.Get("local") == "" {
 		// Read through: a blob pushed through another coordinator is
-		// fetched from it (and verified) on first use.
-		if err := s.ensureBlob(r.Context(), digest); err != nil {
+		// fetched from it (and verified) on first use; a coordinator
+		// asking us to hold a blob (?ensure) names itself in ?from.
+		if err := s.ensureBlob(r.Context(), digest, q.Get("from")); err != nil {
 			return err
 		}
 	}
@@ -550,6 +578,9 @@ func (s *Server) getBlob(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	defer f.Close()
+	if fi, err := f.Stat(); err == nil {
+		http.NewResponseController(w).SetWriteDeadline(time.Now().Add(s.cfg.HTTPTimeouts.Write + transferTime(fi.Size(), fi.Size())))
+	}
 	w.Header().Set("Content-Type", "application/octet-stream")
 	_, err = io.Copy(w, f)
 	if err != nil {

@@ -17,6 +17,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+	"golang.org/x/sync/singleflight"
 
 	"github.com/dtkhq/dtk/internal/api"
 	"github.com/dtkhq/dtk/internal/gossip"
@@ -67,6 +68,9 @@ type Config struct {
 	// Limits bound what one request may carry (the limits block); the
 	// zero value is limits.Default().
 	Limits limits.Limits
+	// HTTPTimeouts bound the API server's waits for its clients (zero
+	// fields: DefaultHTTPTimeouts).
+	HTTPTimeouts HTTPTimeouts
 }
 
 // Peers is how a coordinator sees the other coordinators: the gossip pool
@@ -119,6 +123,9 @@ type Server struct {
 	kick         chan struct{}
 	lastRejoin   time.Time // maintain goroutine only
 
+	// blobFetch makes concurrent fetches of one blob from peers one.
+	blobFetch singleflight.Group
+
 	// planPolls counts plan long-polls being served (GET /v1/status
 	// shows it; make bench watches agents move after a failover).
 	planPolls atomic.Int64
@@ -145,6 +152,7 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Limits == (limits.Limits{}) {
 		cfg.Limits = limits.Default()
 	}
+	cfg.HTTPTimeouts = cfg.HTTPTimeouts.withDefaults()
 	if len(cfg.CAKeyPEM) > 0 && len(cfg.KEK) == 0 {
 		return nil, errors.New("coordinator: the CA key (tls.ca_key_file) is kept in the replicated state sealed with a key-encryption key: set keyring_file too")
 	}
@@ -171,8 +179,9 @@ func (s *Server) Start() error {
 		return err
 	}
 	s.batcher = newReportBatcher(s)
-	s.wg.Add(4)
+	s.wg.Add(5)
 	go func() { defer s.wg.Done(); s.batcher.run(s.stop) }()
+	go func() { defer s.wg.Done(); s.blobSyncLoop() }()
 	go func() { defer s.wg.Done(); s.maintain() }()
 	go func() { defer s.wg.Done(); s.auditLoop() }()
 	go func() { defer s.wg.Done(); s.leaderLoop() }()
@@ -185,7 +194,16 @@ func (s *Server) Start() error {
 	// Headers up to 2 MiB reach the handlers, so that an absurd token gets
 	// the same JSON 401 as any other bad one rather than the server's bare
 	// 431.
-	s.httpSrv = &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: httpErrorLog(s.log), MaxHeaderBytes: 2 << 20}
+	// The timeouts are per request (per stream with HTTP/2); the requests
+	// that take long by design extend theirs (extendDeadlines).
+	t := s.cfg.HTTPTimeouts
+	s.httpSrv = &http.Server{
+		Handler: s.Handler(), ErrorLog: httpErrorLog(s.log), MaxHeaderBytes: 2 << 20,
+		ReadHeaderTimeout: t.ReadHeader, ReadTimeout: t.Read, WriteTimeout: t.Write, IdleTimeout: t.Idle,
+		// Clients that stop answering PINGs (frozen, cut off) are
+		// dropped, also in the middle of a download without a deadline.
+		HTTP2: &http.HTTP2Config{SendPingTimeout: serverPingInterval, PingTimeout: serverPingTimeout},
+	}
 	serveLn := ln
 	if s.cfg.TLS != nil {
 		serveLn = tls.NewListener(plainHTTPRefuser{ln, s.log}, s.cfg.TLS.ServerConfig())

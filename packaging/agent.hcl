@@ -67,5 +67,11 @@ data_dir = "/var/lib/dtk"
 # --- Tuning ---------------------------------------------------------------
 # poll_wait          = "5m"   # longest plan long-poll (at most 10m)
 # reconcile_interval = "10m"  # converge the cached plan again (retry failures, fix drift)
+# http {                      # coordinators: how long the API waits for its clients (docs/cluster.md)
+#   read_header_timeout = "10s"
+#   read_timeout        = "30s" # uploads get 1 s more per MiB
+#   write_timeout       = "30s" # long-polls get their wait on top, blob downloads 1 s more per MiB
+#   idle_timeout        = "2m"
+# }
 
 log_level = "info"

@@ -54,15 +54,19 @@ func main() {
 func vars() kong.Vars {
 	d := config.Default()
 	return kong.Vars{
-		"log_level":          d.LogLevel,
-		"data_dir":           d.DataDir,
-		"serf_addr":          d.SerfAddr,
-		"bootstrap_expect":   fmt.Sprint(d.BootstrapExpect),
-		"poll_wait":          d.PollWait.String(),
-		"reconcile_interval": d.ReconcileInterval.String(),
-		"config_path":        config.DefaultPath,
-		"node_cert_ttl":      d.NodeCertTTL.String(),
-		"node_gc_after":      d.NodeGCAfter.String(),
+		"log_level":                d.LogLevel,
+		"data_dir":                 d.DataDir,
+		"serf_addr":                d.SerfAddr,
+		"bootstrap_expect":         fmt.Sprint(d.BootstrapExpect),
+		"poll_wait":                d.PollWait.String(),
+		"reconcile_interval":       d.ReconcileInterval.String(),
+		"config_path":              config.DefaultPath,
+		"node_cert_ttl":            d.NodeCertTTL.String(),
+		"http_read_header_timeout": d.HTTPReadHeaderTimeout.String(),
+		"http_read_timeout":        d.HTTPReadTimeout.String(),
+		"http_write_timeout":       d.HTTPWriteTimeout.String(),
+		"http_idle_timeout":        d.HTTPIdleTimeout.String(),
+		"node_gc_after":            d.NodeGCAfter.String(),
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/dtkhq/dtk/coordinator"
 	"github.com/dtkhq/dtk/internal/config"
 	"github.com/dtkhq/dtk/internal/daemon"
 )
@@ -47,6 +48,10 @@ type runFlags struct {
 	NodeGCAfter   time.Duration `help:"Coordinator: forget a node down for this long (it registers again if it comes back)." default:"${node_gc_after}"`
 	Insecure      bool          `help:"Run without TLS, authentication and gossip encryption. Anyone who reaches a coordinator can then run code as root on every node." group:"Security"`
 
+	HTTPReadHeaderTimeout time.Duration `name:"http-read-header-timeout" help:"Coordinator: how long the API waits for a request's headers." default:"${http_read_header_timeout}" group:"HTTP server"`
+	HTTPReadTimeout       time.Duration `name:"http-read-timeout" help:"Coordinator: how long the API waits for a whole request (module uploads get more, by size)." default:"${http_read_timeout}" group:"HTTP server"`
+	HTTPWriteTimeout      time.Duration `name:"http-write-timeout" help:"Coordinator: how long the API may take to answer (long-polls get their wait on top; blob downloads more, by size)." default:"${http_write_timeout}" group:"HTTP server"`
+	HTTPIdleTimeout       time.Duration `name:"http-idle-timeout" help:"Coordinator: how long an idle keep-alive connection stays open." default:"${http_idle_timeout}" group:"HTTP server"`
 	// The limits block (docs/install.md lists the defaults). Sizes take a
 	// unit: 512MiB, 64KiB, 1GiB.
 	LimitsNestingDepth        int64       `help:"Coordinator: how deep expressions in module source may nest (default 64)." group:"Limits"`
@@ -157,6 +162,18 @@ func (f *runFlags) overrides(s set, g globals) config.Overrides {
 			o.Limits[field] = values[flag]
 		}
 	}
+	if s["http-read-header-timeout"] {
+		o.HTTPReadHeaderTimeout = &f.HTTPReadHeaderTimeout
+	}
+	if s["http-read-timeout"] {
+		o.HTTPReadTimeout = &f.HTTPReadTimeout
+	}
+	if s["http-write-timeout"] {
+		o.HTTPWriteTimeout = &f.HTTPWriteTimeout
+	}
+	if s["http-idle-timeout"] {
+		o.HTTPIdleTimeout = &f.HTTPIdleTimeout
+	}
 	return o
 }
 
@@ -211,6 +228,9 @@ func daemonConfig(c *config.Config, log *slog.Logger) daemon.Config {
 		CAFingerprint: c.CAFingerprint, Encrypt: c.Encrypt, KeyringFile: c.KeyringFile,
 		JoinToken: c.JoinToken, EnrollAddrs: c.EnrollAddr, Insecure: c.Insecure, NodeCertTTL: c.NodeCertTTL,
 		ACLEnabled: c.ACLEnabled, NodeGCAfter: c.NodeGCAfter, Limits: c.Limits,
+		HTTPTimeouts: coordinator.HTTPTimeouts{
+			ReadHeader: c.HTTPReadHeaderTimeout, Read: c.HTTPReadTimeout, Write: c.HTTPWriteTimeout, Idle: c.HTTPIdleTimeout,
+		},
 	}
 }
 

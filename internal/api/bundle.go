@@ -20,7 +20,7 @@ type BundleImportResponse struct {
 // ImportBundle uploads a module bundle (see internal/bundle). The
 // coordinator checks all of it and records all of its modules or none.
 func (c *Client) ImportBundle(ctx context.Context, r io.Reader) (*BundleImportResponse, error) {
-	resp, err := c.send(ctx, "POST", "/v1/bundles", r, "application/gzip")
+	resp, err := c.send(ctx, "POST", "/v1/bundles", r, "application/gzip", shape{transfer: true})
 	if err != nil {
 		return nil, err
 	}

@@ -25,8 +25,11 @@ import (
 const IndexHeader = "X-Dtk-Index"
 
 // Client talks to coordinators. Addrs is asked for the current coordinator
-// addresses on every call (the agent learns them from gossip); a call that
-// cannot connect moves on to the next address for the following call.
+// addresses on every call (the agent learns them from gossip). A call that
+// cannot connect, or that a coordinator does not answer in time (see
+// DefaultTimeout and the other deadlines), moves the client on to the next
+// address for the following call, and the address that timed out is
+// skipped for a while (AvoidFor) while others are known.
 type Client struct {
 	Addrs func() []string
 	HTTP  *http.Client
@@ -34,10 +37,25 @@ type Client struct {
 	Secure bool
 	// Token is the ACL token sent with every request (when set).
 	Token string
+	// Timeout bounds a read (GET) that is neither a long-poll nor a
+	// transfer (DefaultTimeout when 0).
+	Timeout time.Duration
+	// WriteTimeout bounds any other request that is not a transfer
+	// (DefaultWriteTimeout when 0): longer, because a coordinator holds a
+	// write while the cluster elects a leader, and answers it then.
+	WriteTimeout time.Duration
+	// LongPollMargin is added to a long-poll's wait to bound it
+	// (DefaultLongPollMargin when 0).
+	LongPollMargin time.Duration
 
-	mu  sync.Mutex
-	cur int
+	mu    sync.Mutex
+	cur   int
+	avoid map[string]time.Time
 }
+
+// AvoidFor is how long an address that timed out is skipped while others
+// are known.
+const AvoidFor = 15 * time.Second
 
 // NewClient returns a client for fixed addresses (host:port or URLs).
 func NewClient(addrs ...string) *Client {
@@ -53,7 +71,7 @@ func NewDynamicClient(addrs func() []string) *Client {
 
 // Current is the address the next call goes to ("" when none is known).
 func (c *Client) Current() string {
-	b, err := c.base()
+	_, b, err := c.pick()
 	if err != nil {
 		return ""
 	}
@@ -63,22 +81,33 @@ func (c *Client) Current() string {
 // ErrNoCoordinator means no coordinator address is known.
 var ErrNoCoordinator = errors.New("no coordinator known")
 
-func (c *Client) base() (string, error) {
+// pick chooses the address for a call: the current one, or the next one
+// not being avoided. base is the address as a URL prefix.
+func (c *Client) pick() (addr, base string, err error) {
 	addrs := c.Addrs()
 	if len(addrs) == 0 {
-		return "", ErrNoCoordinator
+		return "", "", ErrNoCoordinator
 	}
+	now := time.Now()
 	c.mu.Lock()
+	for k := range addrs {
+		if c.avoid[addrs[(c.cur+k)%len(addrs)]].After(now) {
+			continue
+		}
+		c.cur += k
+		break
+	}
 	a := addrs[c.cur%len(addrs)]
 	c.mu.Unlock()
+	base = a
 	if !strings.Contains(a, "://") {
 		if c.Secure {
-			a = "https://" + a
+			base = "https://" + a
 		} else {
-			a = "http://" + a
+			base = "http://" + a
 		}
 	}
-	return strings.TrimRight(a, "/"), nil
+	return a, strings.TrimRight(base, "/"), nil
 }
 
 // Rotate makes the next call use the next coordinator.
@@ -88,10 +117,79 @@ func (c *Client) Rotate() {
 	c.mu.Unlock()
 }
 
-// Do sends a request and decodes a JSON answer into out (when not nil). A
-// non-2xx answer comes back as *APIError.
+// moveOn makes the next call go elsewhere if it would go to addr (calls
+// that fail together move the client once, not once each); with avoid the
+// address is also skipped for AvoidFor.
+func (c *Client) moveOn(addr string, avoid bool) {
+	addrs := c.Addrs()
+	now := time.Now()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if avoid {
+		if c.avoid == nil {
+			c.avoid = map[string]time.Time{}
+		}
+		for a, until := range c.avoid {
+			if until.Before(now) {
+				delete(c.avoid, a)
+			}
+		}
+		c.avoid[addr] = now.Add(AvoidFor)
+	}
+	if len(addrs) > 0 && addrs[c.cur%len(addrs)] == addr {
+		c.cur++
+	}
+}
+
+// effectiveWait is how long a coordinator holds a long-poll told to wait
+// w: 5 minutes when told nothing, at most 10.
+func effectiveWait(w time.Duration) time.Duration {
+	if w <= 0 {
+		return 5 * time.Minute
+	}
+	return min(w, 10*time.Minute)
+}
+
+// shape says which deadline a request gets.
+type shape struct {
+	// wait > 0 marks a long-poll: the deadline is wait + LongPollMargin.
+	wait time.Duration
+	// transfer marks an upload or download of any size: bounded by
+	// progress (TransferIdle) rather than in total.
+	transfer bool
+}
+
+func (c *Client) deadline(method string, sh shape) time.Duration {
+	switch {
+	case sh.wait > 0:
+		m := c.LongPollMargin
+		if m <= 0 {
+			m = DefaultLongPollMargin
+		}
+		return sh.wait + m
+	case sh.transfer:
+		return TransferAnswer
+	case method != http.MethodGet && method != http.MethodHead:
+		if c.WriteTimeout > 0 {
+			return c.WriteTimeout
+		}
+		return DefaultWriteTimeout
+	case c.Timeout > 0:
+		return c.Timeout
+	default:
+		return DefaultTimeout
+	}
+}
+
+// Do sends an ordinary request (bounded by Timeout or WriteTimeout) and decodes a JSON
+// answer into out (when not nil). A non-2xx answer comes back as
+// *APIError; no answer in time as an error wrapping ErrTimeout.
 func (c *Client) Do(ctx context.Context, method, path string, body io.Reader, out any) (http.Header, error) {
-	resp, err := c.send(ctx, method, path, body, "application/json")
+	return c.do(ctx, method, path, body, out, shape{})
+}
+
+func (c *Client) do(ctx context.Context, method, path string, body io.Reader, out any, sh shape) (http.Header, error) {
+	resp, err := c.send(ctx, method, path, body, "application/json", sh)
 	if err != nil {
 		return nil, err
 	}
@@ -104,14 +202,30 @@ func (c *Client) Do(ctx context.Context, method, path string, body io.Reader, ou
 	return resp.Header, nil
 }
 
-func (c *Client) send(ctx context.Context, method, path string, body io.Reader, ctype string) (*http.Response, error) {
-	base, err := c.base()
+// send makes one request under the deadline its shape gives. The answer's
+// body must be closed; reading it stays under the deadline (for a transfer,
+// under TransferIdle per read).
+func (c *Client) send(ctx context.Context, method, path string, body io.Reader, ctype string, sh shape) (*http.Response, error) {
+	addr, base, err := c.pick()
 	if err != nil {
 		return nil, err
 	}
-	req, err := http.NewRequestWithContext(ctx, method, base+path, body)
+	limit := c.deadline(method, sh)
+	rctx, wd := NewWatchdog(ctx, limit)
+	size := bodySize(body)
+	if body != nil && sh.transfer {
+		// The upload starts at once and moves; its answer (the
+		// coordinator checks and replicates it) may take TransferAnswer.
+		wd.Kick(TransferIdle)
+		body = &progressReader{r: body, w: wd, idle: TransferIdle, atEOF: TransferAnswer}
+	}
+	req, err := http.NewRequestWithContext(rctx, method, base+path, body)
 	if err != nil {
+		wd.Stop()
 		return nil, err
+	}
+	if size > 0 {
+		req.ContentLength = size // the progress wrapper hides it
 	}
 	if body != nil {
 		req.Header.Set("Content-Type", ctype)
@@ -121,9 +235,23 @@ func (c *Client) send(ctx context.Context, method, path string, body io.Reader, 
 	}
 	resp, err := c.HTTP.Do(req)
 	if err != nil {
-		c.Rotate()
+		wd.Stop()
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("cannot reach coordinator at %s: %w", base, unwrapURL(err))
+		}
+		if errors.Is(context.Cause(rctx), ErrTimeout) {
+			c.moveOn(addr, true)
+			return nil, fmt.Errorf("%s %s at %s: no answer within %s: %w", method, path, base, limit, ErrTimeout)
+		}
+		c.moveOn(addr, false)
 		return nil, fmt.Errorf("cannot reach coordinator at %s: %w", base, unwrapURL(err))
 	}
+	idle := time.Duration(0)
+	if sh.transfer {
+		idle = TransferIdle
+		wd.Kick(idle)
+	}
+	resp.Body = &guardedBody{ReadCloser: resp.Body, ctx: rctx, w: wd, idle: idle, onTimer: func() { c.moveOn(addr, true) }}
 	if resp.StatusCode/100 != 2 {
 		defer resp.Body.Close()
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
@@ -133,11 +261,24 @@ func (c *Client) send(ctx context.Context, method, path string, body io.Reader, 
 		}
 		ae.Code = resp.StatusCode
 		if resp.StatusCode == http.StatusServiceUnavailable {
-			c.Rotate()
+			c.moveOn(addr, false)
 		}
 		return nil, &ae
 	}
 	return resp, nil
+}
+
+// bodySize is the length of a body whose length is known (-1 otherwise).
+func bodySize(body io.Reader) int64 {
+	switch b := body.(type) {
+	case *bytes.Reader:
+		return int64(b.Len())
+	case *bytes.Buffer:
+		return int64(b.Len())
+	case *strings.Reader:
+		return int64(b.Len())
+	}
+	return -1
 }
 
 func unwrapURL(err error) error {
@@ -162,7 +303,7 @@ func (c *Client) Status(ctx context.Context) (*StatusResponse, error) {
 
 // PushModule uploads a module archive.
 func (c *Client) PushModule(ctx context.Context, archive []byte, digest string) (*plan.Module, error) {
-	resp, err := c.send(ctx, "POST", "/v1/modules", bytes.NewReader(archive), "application/gzip")
+	resp, err := c.send(ctx, "POST", "/v1/modules", bytes.NewReader(archive), "application/gzip", shape{transfer: true})
 	if err != nil {
 		return nil, err
 	}
@@ -183,7 +324,7 @@ func (c *Client) Modules(ctx context.Context) ([]*plan.Module, error) {
 
 // Blob downloads a blob.
 func (c *Client) Blob(ctx context.Context, digest string) (io.ReadCloser, error) {
-	resp, err := c.send(ctx, "GET", "/v1/blobs/"+url.PathEscape(digest), nil, "")
+	resp, err := c.send(ctx, "GET", "/v1/blobs/"+url.PathEscape(digest), nil, "", shape{transfer: true})
 	if err != nil {
 		return nil, err
 	}
@@ -212,7 +353,7 @@ func (c *Client) ServiceStatus(ctx context.Context, name string, index uint64, w
 		path += "?index=" + strconv.FormatUint(index, 10) + "&wait=" + wait.String()
 	}
 	var out ServiceStatus
-	h, err := c.Do(ctx, "GET", path, nil, &out)
+	h, err := c.do(ctx, "GET", path, nil, &out, shape{wait: effectiveWait(wait)})
 	if err != nil {
 		return nil, 0, err
 	}
@@ -293,7 +434,7 @@ func (c *Client) RegisterNode(ctx context.Context, n *plan.Node) error {
 func (c *Client) NodePlan(ctx context.Context, node string, index uint64, wait time.Duration) (*plan.Slice, error) {
 	var out plan.Slice
 	path := fmt.Sprintf("/v1/nodes/%s/plan?index=%d&wait=%s", url.PathEscape(node), index, wait)
-	_, err := c.Do(ctx, "GET", path, nil, &out)
+	_, err := c.do(ctx, "GET", path, nil, &out, shape{wait: effectiveWait(wait)})
 	return &out, err
 }
 
@@ -304,26 +445,48 @@ func (c *Client) Reports(ctx context.Context, node string, reports []plan.Report
 	return &out, err
 }
 
-// DefaultHTTPClient is tuned for long-polls: no overall timeout (the wait
-// parameter bounds a call), a dial timeout so a dead coordinator is left
-// quickly.
+// DefaultHTTPClient is tuned for long-polls: no overall timeout (each call
+// carries its deadline, see DefaultTimeout), a dial timeout so that a dead
+// coordinator is left quickly. Plain HTTP speaks HTTP/1.1, which has no
+// PING: a coordinator that hangs mid-long-poll is noticed only at the
+// long-poll's deadline (TLSHTTPClient notices within seconds).
 func DefaultHTTPClient() *http.Client {
-	return &http.Client{Transport: &http.Transport{
-		DialContext:         (&net.Dialer{Timeout: 2 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-		MaxIdleConnsPerHost: 4,
-		IdleConnTimeout:     90 * time.Second,
-	}}
+	return &http.Client{Transport: NewTransport(nil)}
 }
 
-// TLSHTTPClient is DefaultHTTPClient speaking TLS with cfg (from
-// tlsutil.Store.ClientConfig).
+// NewTransport is the transport every dtk client uses (agents, dtkctl,
+// coordinators calling each other): with a TLS configuration it speaks
+// HTTP/2 and PINGs a server that has sent nothing for PingInterval, closing
+// the connection (and failing its requests) when no answer comes within
+// PingTimeout. That is how a coordinator that hangs in the middle of a
+// long-poll is found within seconds without the server's help: the
+// coordinator's HTTP/2 server answers PINGs outside the handlers, so only
+// a coordinator that is frozen, or cut off, fails to. Connections that
+// cannot be made, or whose TLS handshake does not finish, fail within
+// DialTimeout and TLSHandshakeTimeout.
+func NewTransport(cfg *tls.Config) *http.Transport {
+	t := &http.Transport{
+		DialContext:         (&net.Dialer{Timeout: DialTimeout, KeepAlive: 30 * time.Second}).DialContext,
+		MaxIdleConnsPerHost: 4,
+		IdleConnTimeout:     90 * time.Second,
+		TLSHandshakeTimeout: TLSHandshakeTimeout,
+		// No WriteByteTimeout: it sets a deadline around every write,
+		// which cost a quarter of the write path's throughput in make
+		// bench; a PING that goes unanswered covers a server that stops
+		// reading as well.
+		HTTP2: &http.HTTP2Config{SendPingTimeout: PingInterval, PingTimeout: PingTimeout},
+	}
+	if cfg != nil {
+		t.TLSClientConfig = cfg
+		t.ForceAttemptHTTP2 = true
+	}
+	return t
+}
+
+// TLSHTTPClient is DefaultHTTPClient speaking TLS (and HTTP/2, with PINGs)
+// with cfg (from tlsutil.Store.ClientConfig).
 func TLSHTTPClient(cfg *tls.Config) *http.Client {
-	c := DefaultHTTPClient()
-	t := c.Transport.(*http.Transport)
-	t.TLSClientConfig = cfg
-	t.TLSHandshakeTimeout = 5 * time.Second
-	t.ForceAttemptHTTP2 = true
-	return c
+	return &http.Client{Transport: NewTransport(cfg)}
 }
 
 // Members lists the gossip pool.
@@ -348,7 +511,7 @@ func (c *Client) RemovePeer(ctx context.Context, id string) error {
 
 // SnapshotSave streams a snapshot of the cluster (state and blobs) to w.
 func (c *Client) SnapshotSave(ctx context.Context, w io.Writer) (int64, error) {
-	resp, err := c.send(ctx, "GET", "/v1/operator/snapshot", nil, "")
+	resp, err := c.send(ctx, "GET", "/v1/operator/snapshot", nil, "", shape{transfer: true})
 	if err != nil {
 		return 0, err
 	}
@@ -358,7 +521,7 @@ func (c *Client) SnapshotSave(ctx context.Context, w io.Writer) (int64, error) {
 
 // SnapshotRestore replaces the cluster's state with a saved snapshot.
 func (c *Client) SnapshotRestore(ctx context.Context, r io.Reader) (map[string]any, error) {
-	resp, err := c.send(ctx, "PUT", "/v1/operator/snapshot", r, "application/gzip")
+	resp, err := c.send(ctx, "PUT", "/v1/operator/snapshot", r, "application/gzip", shape{transfer: true})
 	if err != nil {
 		return nil, err
 	}
@@ -394,14 +557,14 @@ func (c *Client) Op(ctx context.Context, id string, index uint64, wait time.Dura
 		path += fmt.Sprintf("?index=%d&wait=%s", index, wait)
 	}
 	var out plan.Op
-	_, err := c.Do(ctx, "GET", path, nil, &out)
+	_, err := c.do(ctx, "GET", path, nil, &out, shape{wait: effectiveWait(wait)})
 	return &out, err
 }
 
 // NodeOps is the agent's blocking query for its operations.
 func (c *Client) NodeOps(ctx context.Context, node string, index uint64, wait time.Duration) (*NodeOps, error) {
 	var out NodeOps
-	_, err := c.Do(ctx, "GET", fmt.Sprintf("/v1/nodes/%s/ops?index=%d&wait=%s", url.PathEscape(node), index, wait), nil, &out)
+	_, err := c.do(ctx, "GET", fmt.Sprintf("/v1/nodes/%s/ops?index=%d&wait=%s", url.PathEscape(node), index, wait), nil, &out, shape{wait: effectiveWait(wait)})
 	return &out, err
 }
 

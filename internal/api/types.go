@@ -1,5 +1,7 @@
 // Package api holds the coordinator's HTTP API types and a client for
-// them, shared by dtkctl, the agent and the coordinator.
+// them, shared by dtkctl, the agent and the coordinator. Every call the
+// client makes has a deadline, and a coordinator that does not answer in
+// time is left for the next one (deadline.go says which deadline and why).
 package api
 
 import "github.com/dtkhq/dtk/plan"

@@ -66,6 +66,12 @@ const (
 	FieldNodeGCAfter   = "node_gc_after"
 	// FieldACLEnabled is `acl { enabled = true }`.
 	FieldACLEnabled = "acl.enabled"
+	// The coordinator API server's timeouts (docs/cluster.md), in an
+	// `http { ... }` block.
+	FieldHTTPReadHeaderTimeout = "http.read_header_timeout"
+	FieldHTTPReadTimeout       = "http.read_timeout"
+	FieldHTTPWriteTimeout      = "http.write_timeout"
+	FieldHTTPIdleTimeout       = "http.idle_timeout"
 )
 
 // field describes one configuration field: its file name, the `run` flag
@@ -109,6 +115,10 @@ var fields = append([]field{
 	{name: FieldNodeCertTTL, flag: "--node-cert-ttl", coordinatorOnly: true},
 	{name: FieldNodeGCAfter, flag: "--node-gc-after", coordinatorOnly: true},
 	{name: FieldACLEnabled, flag: "--acl-enabled", coordinatorOnly: true},
+	{name: FieldHTTPReadHeaderTimeout, flag: "--http-read-header-timeout", coordinatorOnly: true},
+	{name: FieldHTTPReadTimeout, flag: "--http-read-timeout", coordinatorOnly: true},
+	{name: FieldHTTPWriteTimeout, flag: "--http-write-timeout", coordinatorOnly: true},
+	{name: FieldHTTPIdleTimeout, flag: "--http-idle-timeout", coordinatorOnly: true},
 }, limitFieldList()...)
 
 func lookupField(name string) field {
@@ -186,6 +196,9 @@ type Config struct {
 	// Limits bound what one request to a coordinator may carry (the
 	// `limits { ... }` block; fields "limits.*").
 	Limits limits.Limits
+	// HTTP* bound the coordinator API server's waits for its clients;
+	// long-polls and transfers extend theirs per request.
+	HTTPReadHeaderTimeout, HTTPReadTimeout, HTTPWriteTimeout, HTTPIdleTimeout time.Duration
 
 	// File is the configuration file the values were read from, if any.
 	File string
@@ -206,7 +219,12 @@ func Default() *Config {
 		NodeCertTTL:       365 * 24 * time.Hour,
 		NodeGCAfter:       24 * time.Hour,
 		Limits:            limits.Default(),
-		origins:           map[string]origin{},
+		// The coordinator's defaults (coordinator.DefaultHTTPTimeouts).
+		HTTPReadHeaderTimeout: 10 * time.Second,
+		HTTPReadTimeout:       30 * time.Second,
+		HTTPWriteTimeout:      30 * time.Second,
+		HTTPIdleTimeout:       2 * time.Minute,
+		origins:               map[string]origin{},
 	}
 }
 

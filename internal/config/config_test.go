@@ -38,6 +38,10 @@ tls {
   key_file    = "/etc/dtk/tls/server-web-1-key.pem"
   ca_key_file = "/etc/dtk/tls/dtk-ca-key.pem"
 }
+http {
+  write_timeout = "45s"
+  idle_timeout  = "5m"
+}
 `
 	c, err := Check([]byte(src), "agent.hcl")
 	if err != nil {
@@ -51,6 +55,8 @@ tls {
 		Encrypt: "pUqJrVyVRj5jsiYEkM/tFQYfWyJIv4s3XkvDwy7Cu5s=", KeyringFile: "/etc/dtk/keyring.key", EnrollAddr: []string{"10.0.0.1:7070"},
 		TLSCAFile: "/etc/dtk/tls/dtk-ca.pem", TLSCertFile: "/etc/dtk/tls/server-web-1.pem", TLSKeyFile: "/etc/dtk/tls/server-web-1-key.pem",
 		TLSCAKeyFile: "/etc/dtk/tls/dtk-ca-key.pem", NodeCertTTL: 720 * time.Hour, NodeGCAfter: 72 * time.Hour, Limits: limits.Default(),
+		HTTPReadHeaderTimeout: 10 * time.Second, HTTPReadTimeout: 30 * time.Second,
+		HTTPWriteTimeout: 45 * time.Second, HTTPIdleTimeout: 5 * time.Minute,
 	}
 	got := c.Clone()
 	got.origins, got.src = nil, nil
@@ -290,6 +296,15 @@ func TestParse_RefusesNestingBomb(t *testing.T) {
 		_, err := Parse([]byte("name = "+expr+"\n"), "agent.hcl")
 		if err == nil || !strings.Contains(err.Error(), "agent.hcl:1:") || !strings.Contains(err.Error(), "expressions nest deeper than 64 levels") {
 			t.Errorf("%s: Parse: %.300v, want the nesting limit at agent.hcl:1:", name, err)
+		}
+	}
+}
+
+func TestValidate_HTTPTimeouts(t *testing.T) {
+	_, err := Check([]byte("http {\n  read_timeout = \"0s\"\n  write_timeout = \"2h\"\n}\n"), "agent.hcl")
+	for _, want := range []string{"agent.hcl:2:18: http.read_timeout: 0s is out of range: use 1s to 1h", "http.write_timeout: 2h0m0s is out of range"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("err = %v, want %q", err, want)
 		}
 	}
 }

@@ -44,6 +44,8 @@ type Overrides struct {
 	// Limits holds the --limits-* flags given, by field name
 	// ("limits.module_packed_bytes").
 	Limits map[string]int64
+	// HTTP server timeouts (coordinator).
+	HTTPReadHeaderTimeout, HTTPReadTimeout, HTTPWriteTimeout, HTTPIdleTimeout *time.Duration
 }
 
 // Apply sets every given field on c and records that a flag set it.
@@ -92,6 +94,10 @@ func (c *Config) Apply(o Overrides) {
 			set(f.name)
 		}
 	}
+	override(&c.HTTPReadHeaderTimeout, o.HTTPReadHeaderTimeout, FieldHTTPReadHeaderTimeout, set)
+	override(&c.HTTPReadTimeout, o.HTTPReadTimeout, FieldHTTPReadTimeout, set)
+	override(&c.HTTPWriteTimeout, o.HTTPWriteTimeout, FieldHTTPWriteTimeout, set)
+	override(&c.HTTPIdleTimeout, o.HTTPIdleTimeout, FieldHTTPIdleTimeout, set)
 }
 
 // override sets *dst from v when the flag was given, and records it.
@@ -178,6 +184,10 @@ func (o Overrides) Args() []string {
 			out = append(out, f.flag, strconv.FormatInt(v, 10))
 		}
 	}
+	dur(FieldHTTPReadHeaderTimeout, o.HTTPReadHeaderTimeout)
+	dur(FieldHTTPReadTimeout, o.HTTPReadTimeout)
+	dur(FieldHTTPWriteTimeout, o.HTTPWriteTimeout)
+	dur(FieldHTTPIdleTimeout, o.HTTPIdleTimeout)
 	return out
 }
 
@@ -268,6 +278,14 @@ func fieldValue(c *Config, name string) any {
 		return c.NodeGCAfter
 	case FieldACLEnabled:
 		return c.ACLEnabled
+	case FieldHTTPReadHeaderTimeout:
+		return c.HTTPReadHeaderTimeout
+	case FieldHTTPReadTimeout:
+		return c.HTTPReadTimeout
+	case FieldHTTPWriteTimeout:
+		return c.HTTPWriteTimeout
+	case FieldHTTPIdleTimeout:
+		return c.HTTPIdleTimeout
 	}
 	if f, ok := lookupLimit(name); ok {
 		return f.get(&c.Limits)

@@ -33,7 +33,7 @@ var schema = func() *hcl.BodySchema {
 
 // blocks are the `NAME { ... }` blocks of the file; their fields are named
 // "NAME.attribute".
-var blocks = []string{"tls", "acl", "limits"}
+var blocks = []string{"tls", "acl", "limits", "http"}
 
 // blockSchema is the schema of one block's body.
 func blockSchema(block string) *hcl.BodySchema {
@@ -195,6 +195,14 @@ func (c *Config) decode(field string, a *hcl.Attribute) Errors {
 		err = c.decodeDuration(a, v, &c.NodeGCAfter)
 	case FieldACLEnabled:
 		err = c.decodeBool(a, v, &c.ACLEnabled)
+	case FieldHTTPReadHeaderTimeout:
+		err = c.decodeDuration(a, v, &c.HTTPReadHeaderTimeout)
+	case FieldHTTPReadTimeout:
+		err = c.decodeDuration(a, v, &c.HTTPReadTimeout)
+	case FieldHTTPWriteTimeout:
+		err = c.decodeDuration(a, v, &c.HTTPWriteTimeout)
+	case FieldHTTPIdleTimeout:
+		err = c.decodeDuration(a, v, &c.HTTPIdleTimeout)
 	case FieldEnrollAddr:
 		var elems []hcl.Range
 		err, elems = c.decodeList(a, v, &c.EnrollAddr)

@@ -211,6 +211,17 @@ func (c *Config) validateSecurity() Errors {
 			add(c.fieldError(FieldEncrypt, nil, "%s", msg))
 		}
 	}
+	for _, f := range []struct {
+		name string
+		v    time.Duration
+	}{
+		{FieldHTTPReadHeaderTimeout, c.HTTPReadHeaderTimeout}, {FieldHTTPReadTimeout, c.HTTPReadTimeout},
+		{FieldHTTPWriteTimeout, c.HTTPWriteTimeout}, {FieldHTTPIdleTimeout, c.HTTPIdleTimeout},
+	} {
+		if f.v < time.Second || f.v > time.Hour {
+			add(c.fieldError(f.name, nil, "%s is out of range: use 1s to 1h (long-polls and module transfers extend their own deadlines)", f.v))
+		}
+	}
 	if c.NodeCertTTL < 10*time.Second || c.NodeCertTTL > 10*365*24*time.Hour {
 		add(c.fieldError(FieldNodeCertTTL, nil, "%s is out of range: use 10s to 87600h (agents renew at two thirds of it)", c.NodeCertTTL))
 	}

@@ -73,6 +73,9 @@ type Config struct {
 	// Limits bound what one request to this coordinator may carry (zero:
 	// limits.Default()).
 	Limits limits.Limits
+	// HTTPTimeouts bound the coordinator API server's waits for its
+	// clients (zero fields: coordinator.DefaultHTTPTimeouts).
+	HTTPTimeouts coordinator.HTTPTimeouts
 }
 
 // Daemon is a running dtk-agent process.
@@ -143,7 +146,7 @@ func Start(ctx context.Context, cfg Config) (*Daemon, error) {
 			Name: cfg.Name, DataDir: filepath.Join(cfg.DataDir, "coordinator"), HTTPAddr: cfg.HTTPAddr,
 			RaftAddr: cfg.RaftAddr, BootstrapExpect: cfg.BootstrapExpect, Version: cfg.Version,
 			Logger: cfg.Logger, Fast: cfg.Fast, TLS: sec.store, KEK: sec.kek, CAKeyPEM: sec.caKey,
-			NodeCertTTL: cfg.NodeCertTTL, ACLEnabled: cfg.ACLEnabled, NodeGCAfter: cfg.NodeGCAfter, Limits: cfg.Limits,
+			NodeCertTTL: cfg.NodeCertTTL, ACLEnabled: cfg.ACLEnabled, NodeGCAfter: cfg.NodeGCAfter, Limits: cfg.Limits, HTTPTimeouts: cfg.HTTPTimeouts,
 		})
 		if err != nil {
 			return nil, err
