@@ -21,6 +21,7 @@ import (
 	"github.com/alecthomas/kong"
 
 	"github.com/dtkhq/dtk/internal/api"
+	"github.com/dtkhq/dtk/internal/term"
 	"github.com/dtkhq/dtk/internal/tlsutil"
 )
 
@@ -47,6 +48,7 @@ type CLI struct {
 	ClientCert string `help:"Operator certificate (PEM; dtk-agent tls cert create --client). Defaults to $$DTK_CLIENT_CERT." default:"${client_cert}" type:"path"`
 	ClientKey  string `help:"The operator certificate's key. Defaults to $$DTK_CLIENT_KEY." default:"${client_key}" type:"path"`
 	Token      string `help:"ACL token (when the cluster has ACLs on). Defaults to $$DTK_TOKEN (never shown here)." placeholder:"SECRET"`
+	NoColor    bool   `name:"no-color" help:"Do not colour states (colour is on only on a terminal, and off when $$NO_COLOR is set)."`
 
 	Module   ModuleCmd   `cmd:"" help:"Push and list modules."`
 	Service  ServiceCmd  `cmd:"" help:"Stage, plan, deploy, inspect and delete services."`
@@ -64,6 +66,9 @@ func main() {
 	stop()
 	os.Exit(code)
 }
+
+// isTerminal says whether stdout is a terminal (a variable for tests).
+var isTerminal = term.IsTerminal
 
 // kongExit carries an exit code out of kong (help, --version) by panic, so
 // that run returns instead of the process exiting.
@@ -115,7 +120,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		return exitCode(ctx, stderr, err)
 	}
 	client.Token = strings.TrimSpace(cli.Token)
-	out := &Output{Out: stdout, Err: stderr, TTY: isTerminal(stdout) && getenv("TERM") != "dumb"}
+	tty := isTerminal(stdout) && getenv("TERM") != "dumb"
+	out := &Output{Out: stdout, Err: stderr, TTY: tty, Color: term.ColorWanted(tty, cli.NoColor, getenv),
+		Size: func() (int, int) { return term.Size(stdout) }}
 	kctx.BindTo(ctx, (*context.Context)(nil))
 	err = kctx.Run(client, out)
 	return exitCode(ctx, stderr, err)

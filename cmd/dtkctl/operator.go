@@ -34,7 +34,7 @@ func (c *OperatorMembersCmd) Run(ctx context.Context, cl *api.Client, out *Outpu
 	}
 	rows := make([][]string, 0, len(ms))
 	for _, m := range ms {
-		rows = append(rows, []string{m.Name, m.Role, m.Status, m.Addr, orDash(m.HTTPAddr), orDash(m.RaftAddr), orDash(m.Version)})
+		rows = append(rows, []string{m.Name, m.Role, out.paint(m.Status), m.Addr, orDash(m.HTTPAddr), orDash(m.RaftAddr), orDash(m.Version)})
 	}
 	out.Table([]string{"NAME", "ROLE", "STATUS", "GOSSIP", "HTTP", "RAFT", "VERSION"}, rows)
 	return nil
@@ -66,7 +66,7 @@ func (c *OperatorRaftPeersCmd) Run(ctx context.Context, cl *api.Client, out *Out
 		if s.Leader {
 			state = "leader"
 		}
-		rows = append(rows, []string{s.ID, s.Address, state, strconv.FormatBool(s.Voter)})
+		rows = append(rows, []string{s.ID, s.Address, out.paint(state), strconv.FormatBool(s.Voter)})
 	}
 	out.Table([]string{"ID", "ADDRESS", "STATE", "VOTER"}, rows)
 	out.Printf("last index %d, applied %d\n", p.LastIndex, p.AppliedIndex)

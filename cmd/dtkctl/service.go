@@ -330,7 +330,7 @@ func (c *ServiceDeployCmd) Run(ctx context.Context, cl *api.Client, out *Output)
 	last, _, err := watch(ctx, cl, out, svc.Name, gen, false, c.Timeout)
 	if last != nil {
 		out.Printf("\n")
-		stepTable(out.Out, last, gen)
+		out.stepTable(last, gen)
 	}
 	if err != nil {
 		return err
@@ -381,6 +381,7 @@ func watch(ctx context.Context, cl *api.Client, out *Output, name string, gen ui
 		defer cancel()
 	}
 	p := out.progress(gen)
+	defer p.close()
 	var index uint64
 	failures := 0
 	for {
@@ -471,7 +472,7 @@ func (c *ServiceStatusCmd) Run(ctx context.Context, cl *api.Client, out *Output)
 		return out.JSON(st)
 	}
 	out.Printf("service:    %s\n", st.Name)
-	out.Printf("state:      %s\n", st.State)
+	out.Printf("state:      %s\n", out.paint(st.State))
 	out.Printf("generation: %d\n", st.Generation)
 	out.Printf("template:   %s@%s/%s\n", st.Module, st.Version, st.Template)
 	out.Printf("parent:     %s\n", orDash(st.Parent))
@@ -487,7 +488,7 @@ func (c *ServiceStatusCmd) Run(ctx context.Context, cl *api.Client, out *Output)
 		return nil
 	}
 	out.Printf("\n")
-	stepTable(out.Out, st, st.Generation)
+	out.stepTable(st, st.Generation)
 	return nil
 }
 
@@ -510,7 +511,7 @@ func (c *ServiceListCmd) Run(ctx context.Context, cl *api.Client, out *Output) e
 	}
 	rows := make([][]string, 0, len(svcs))
 	for _, s := range svcs {
-		rows = append(rows, []string{s.Name, s.State, fmt.Sprint(s.Generation),
+		rows = append(rows, []string{s.Name, out.paint(s.State), fmt.Sprint(s.Generation),
 			fmt.Sprintf("%s@%s/%s", s.Module, s.Version, s.Template), orDash(s.Parent)})
 	}
 	out.Table([]string{"NAME", "STATE", "GEN", "TEMPLATE", "PARENT"}, rows)
@@ -565,7 +566,7 @@ func (c *ServiceDeleteCmd) Run(ctx context.Context, cl *api.Client, out *Output)
 	last, gone, err := watch(ctx, cl, out, c.Name, gen, true, c.Timeout)
 	if last != nil && !gone { // a finished delete's last status is stale
 		out.Printf("\n")
-		stepTable(out.Out, last, gen)
+		out.stepTable(last, gen)
 	}
 	if err != nil {
 		return err

@@ -23,18 +23,19 @@ func IsTerminal(w io.Writer) bool {
 	return ok && (isatty.IsTerminal(f.Fd()) || isatty.IsCygwinTerminal(f.Fd()))
 }
 
-// Width is the number of columns of the terminal w is, or 0 when w is not
-// a terminal or its size cannot be read.
-func Width(w io.Writer) int {
+// Size is the number of columns and rows of the terminal w is, or 0, 0
+// when w is not a terminal or its size cannot be read. It is read anew on
+// every call: the user may resize the window at any time.
+func Size(w io.Writer) (cols, rows int) {
 	f, ok := w.(*os.File)
 	if !ok {
-		return 0
+		return 0, 0
 	}
-	cols, _, err := xterm.GetSize(int(f.Fd()))
-	if err != nil || cols < 0 {
-		return 0
+	cols, rows, err := xterm.GetSize(int(f.Fd()))
+	if err != nil || cols < 0 || rows < 0 {
+		return 0, 0
 	}
-	return cols
+	return cols, rows
 }
 
 // ColorWanted says whether to colour output going to a terminal (tty):
