@@ -115,18 +115,38 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	if cli.Token == "" {
 		cli.Token = getenv("DTK_TOKEN")
 	}
-	client, err := newClient(&cli)
-	if err != nil {
-		return exitCode(ctx, stderr, err)
-	}
-	client.Token = strings.TrimSpace(cli.Token)
+	// The client is built when a command first needs it, so that the
+	// commands that need no coordinator (module validate, completion)
+	// never look at the address or the TLS flags.
+	var (
+		client    *api.Client
+		clientErr error
+	)
+	clients := clientFunc(func() (*api.Client, error) {
+		if client == nil && clientErr == nil {
+			if client, clientErr = newClient(&cli); client != nil {
+				client.Token = strings.TrimSpace(cli.Token)
+			}
+		}
+		return client, clientErr
+	})
 	tty := isTerminal(stdout) && getenv("TERM") != "dumb"
 	out := &Output{Out: stdout, Err: stderr, TTY: tty, Color: term.ColorWanted(tty, cli.NoColor, getenv),
 		Size: func() (int, int) { return term.Size(stdout) }}
 	kctx.BindTo(ctx, (*context.Context)(nil))
-	err = kctx.Run(client, out)
+	kctx.Bind(clients)
+	if err := kctx.BindToProvider(func() (*api.Client, error) { return clients() }); err != nil {
+		fmt.Fprintf(stderr, "error: internal error: %v\n", err)
+		return exitFailed
+	}
+	err = kctx.Run(out)
 	return exitCode(ctx, stderr, err)
 }
+
+// clientFunc gives the API client, built on first use from the global
+// flags; a command that can do without a coordinator takes it instead of
+// *api.Client and handles the error itself.
+type clientFunc func() (*api.Client, error)
 
 // newClient builds the API client: https with the cluster CA and the
 // operator's certificate when they are given (or the address says https).

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"os"
 	"sort"
 	"strings"
 
@@ -13,9 +12,11 @@ import (
 
 // ModuleCmd is `dtkctl module`.
 type ModuleCmd struct {
-	Push   ModulePushCmd   `cmd:"" help:"Pack a module folder and push it to the cluster."`
-	List   ModuleListCmd   `cmd:"" help:"List pushed modules."`
-	Delete ModuleDeleteCmd `cmd:"" help:"Delete a module version no service uses (its archive is then collected)."`
+	Push     ModulePushCmd     `cmd:"" help:"Pack a module folder and push it to the cluster."`
+	List     ModuleListCmd     `cmd:"" help:"List pushed modules."`
+	Delete   ModuleDeleteCmd   `cmd:"" help:"Delete a module version no service uses (its archive is then collected)."`
+	Validate ModuleValidateCmd `cmd:"" help:"Check a module folder as a coordinator would, offline (no cluster needed)."`
+	Fmt      ModuleFmtCmd      `cmd:"" help:"Format a module's .hcl files in the canonical style (offline)."`
 }
 
 // ModuleDeleteCmd is `dtkctl module delete NAME@VERSION`.
@@ -49,18 +50,7 @@ type ModulePushCmd struct {
 }
 
 // Validate checks DIR before anything is packed.
-func (c *ModulePushCmd) Validate() error {
-	fi, err := os.Stat(c.Dir)
-	switch {
-	case os.IsNotExist(err):
-		return usagef("module folder %q does not exist", c.Dir)
-	case err != nil:
-		return usagef("module folder: %v", err)
-	case !fi.IsDir():
-		return usagef("%q is not a folder: give the module's folder", c.Dir)
-	}
-	return nil
-}
+func (c *ModulePushCmd) Validate() error { return checkModuleDir(c.Dir) }
 
 // Run packs and pushes.
 func (c *ModulePushCmd) Run(ctx context.Context, cl *api.Client, out *Output) error {
