@@ -57,7 +57,7 @@ type CLI struct {
 	Bundle   BundleCmd   `cmd:"" help:"Move modules between clusters (and across an air gap) as one file."`
 	ACL      ACLCmd      `cmd:"" name:"acl" help:"Access control: bootstrap, policies and tokens."`
 	Audit    AuditCmd    `cmd:"" help:"The audit trail of accepted writes."`
-	Version  VersionCmd  `cmd:"" help:"Print dtkctl's version."`
+	Version  VersionCmd  `cmd:"" help:"Print dtkctl's version and the coordinators'."`
 }
 
 func main() {
@@ -256,15 +256,6 @@ func exitCode(ctx context.Context, stderr io.Writer, err error) int {
 		fmt.Fprintf(stderr, "error: %v\n", err)
 		return exitFailed
 	}
-}
-
-// VersionCmd is `dtkctl version`.
-type VersionCmd struct{}
-
-// Run prints the version.
-func (VersionCmd) Run(out *Output) error {
-	out.Printf("dtkctl %s\n", version)
-	return nil
 }
 
 // isTLSError reports a failed TLS handshake (unknown authority, a
