@@ -21,7 +21,8 @@ type ModuleCmd struct {
 
 // ModuleDeleteCmd is `dtkctl module delete NAME@VERSION`.
 type ModuleDeleteCmd struct {
-	Ref string `arg:"" help:"The module version to delete." placeholder:"NAME@VERSION"`
+	Ref  string `arg:"" help:"The module version to delete." placeholder:"NAME@VERSION"`
+	JSON bool   `help:"Print the deleted module as JSON."`
 }
 
 // Validate checks the NAME@VERSION form.
@@ -40,13 +41,26 @@ func (c *ModuleDeleteCmd) Run(ctx context.Context, cl *api.Client, out *Output) 
 	if err != nil {
 		return err
 	}
+	if c.JSON {
+		return out.JSON(m)
+	}
 	out.Printf("deleted %s\n", m.Ref())
 	return nil
 }
 
 // ModulePushCmd is `dtkctl module push DIR`.
 type ModulePushCmd struct {
-	Dir string `arg:"" help:"Module folder." placeholder:"DIR"`
+	Dir  string `arg:"" help:"Module folder." placeholder:"DIR"`
+	JSON bool   `help:"Print the pushed module as JSON."`
+}
+
+// Help is the detail of `module push --help`.
+func (ModulePushCmd) Help() string {
+	return `Packs the folder (dot-folders such as .git left out) and uploads it; the coordinator checks it and records NAME@VERSION from its module block. Check a folder first, offline, with "dtkctl module validate DIR".
+
+Examples:
+  dtkctl module validate ./web && dtkctl module push ./web
+  dtkctl module push ./web --json | jq -r .digest`
 }
 
 // Validate checks DIR before anything is packed.
@@ -65,6 +79,9 @@ func (c *ModulePushCmd) Run(ctx context.Context, cl *api.Client, out *Output) er
 	}
 	if m.Digest != "" {
 		digest = m.Digest
+	}
+	if c.JSON {
+		return out.JSON(m)
 	}
 	out.Printf("pushed %s (%s…, %s, %s)\n", m.Ref(), digest[:min(len(digest), len("sha256:")+8)],
 		plural(len(m.Components), "component"), plural(len(m.Templates), "template"))

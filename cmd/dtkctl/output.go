@@ -27,6 +27,15 @@ type Output struct {
 	Size func() (cols, rows int)
 }
 
+// quietIf is o with its results going nowhere when quiet (for progress
+// that --json leaves out); notes still go to Err.
+func (o *Output) quietIf(quiet bool) *Output {
+	if !quiet {
+		return o
+	}
+	return &Output{Out: io.Discard, Err: o.Err}
+}
+
 // Printf prints to Out.
 func (o *Output) Printf(format string, args ...any) {
 	fmt.Fprintf(o.Out, format, args...)
