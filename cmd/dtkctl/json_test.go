@@ -20,7 +20,7 @@ var noJSON = map[string]string{
 
 func TestEveryCommandTakesJSON(t *testing.T) {
 	var cli CLI
-	parser, err := kong.New(&cli, kong.Vars{"version": "dev", "addr": "", "default_addr": "", "ca_file": "", "client_cert": "", "client_key": ""})
+	parser, err := kong.New(&cli, kong.Name("dtkctl"), kong.Vars{"version": "dev", "addr": "", "default_addr": "", "ca_file": "", "client_cert": "", "client_key": ""})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -50,14 +50,16 @@ type CLI struct {
 	Token      string `help:"ACL token (when the cluster has ACLs on). Defaults to $$DTK_TOKEN (never shown here)." placeholder:"SECRET"`
 	NoColor    bool   `name:"no-color" help:"Do not colour states (colour is on only on a terminal, and off when $$NO_COLOR is set)."`
 
-	Module   ModuleCmd   `cmd:"" help:"Push and list modules."`
-	Service  ServiceCmd  `cmd:"" help:"Stage, plan, deploy, inspect and delete services."`
-	Node     NodeCmd     `cmd:"" help:"List the nodes running dtk-agent."`
-	Operator OperatorCmd `cmd:"" help:"Cluster operations: members, raft peers, snapshots."`
-	Bundle   BundleCmd   `cmd:"" help:"Move modules between clusters (and across an air gap) as one file."`
-	ACL      ACLCmd      `cmd:"" name:"acl" help:"Access control: bootstrap, policies and tokens."`
-	Audit    AuditCmd    `cmd:"" help:"The audit trail of accepted writes."`
-	Version  VersionCmd  `cmd:"" help:"Print dtkctl's version and the coordinators'."`
+	Module     ModuleCmd     `cmd:"" help:"Push and list modules."`
+	Service    ServiceCmd    `cmd:"" help:"Stage, plan, deploy, inspect and delete services."`
+	Node       NodeCmd       `cmd:"" help:"List the nodes running dtk-agent."`
+	Operator   OperatorCmd   `cmd:"" help:"Cluster operations: members, raft peers, snapshots."`
+	Bundle     BundleCmd     `cmd:"" help:"Move modules between clusters (and across an air gap) as one file."`
+	ACL        ACLCmd        `cmd:"" name:"acl" help:"Access control: bootstrap, policies and tokens."`
+	Audit      AuditCmd      `cmd:"" help:"The audit trail of accepted writes."`
+	Version    VersionCmd    `cmd:"" help:"Print dtkctl's version and the coordinators'."`
+	Completion CompletionCmd `cmd:"" help:"Print a shell completion script (bash, zsh or fish)."`
+	Man        ManCmd        `cmd:"" name:"__man" hidden:"" help:"Write the man pages to DIR (make man)."`
 }
 
 func main() {
