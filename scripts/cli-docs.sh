@@ -40,7 +40,7 @@ HEAD
              "operator snapshot restore" "operator leave" "operator keyring list" "operator keyring install" \
              "operator keyring use" "operator keyring remove" "acl bootstrap" "acl policy create" "acl policy list" \
              "acl policy show" "acl policy delete" "acl token create" "acl token list" "acl token show" \
-             "acl token delete" "audit list" "version"; do
+             "acl token delete" "audit list" "module validate" "module fmt" "version" "completion"; do
     section "$BIN/dtkctl" $cmd
   done
 } > "$out"

@@ -26,9 +26,9 @@ func (CompletionCmd) Help() string {
 	return `Prints a completion script for the shell: commands, flags, the values of flags that take a fixed set, and files and folders where an argument is one. The .deb and .rpm packages install these scripts already.
 
 Examples:
-  source <(dtkctl completion bash)                      # bash, this shell only
   dtkctl completion bash > /etc/bash_completion.d/dtkctl
-  dtkctl completion zsh > "${fpath[1]}/_dtkctl"           # then restart zsh
+  source <(dtkctl completion bash)    # bash, this shell only
+  dtkctl completion zsh > "${fpath[1]}/_dtkctl"    # then start a new zsh
   dtkctl completion fish > ~/.config/fish/completions/dtkctl.fish`
 }
 

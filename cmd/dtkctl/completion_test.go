@@ -155,3 +155,18 @@ func TestManPages(t *testing.T) {
 		}
 	}
 }
+
+// The main commands' --help shows usage examples.
+func TestHelp_MainCommandsShowExamples(t *testing.T) {
+	for _, cmd := range [][]string{
+		{}, {"module", "push"}, {"module", "validate"}, {"module", "fmt"}, {"service", "stage"}, {"service", "plan"},
+		{"service", "deploy"}, {"service", "status"}, {"service", "delete"}, {"service", "logs"}, {"service", "exec"},
+		{"version"}, {"completion"},
+	} {
+		r := runCLIEnv(t, noCoordinator, append(cmd, "--help")...)
+		r.check(t, exitOK)
+		if !strings.Contains(r.stdout, "Examples:\n\n    dtkctl ") && !strings.Contains(r.stdout, "Examples:\n\n    DTK_") {
+			t.Errorf("dtkctl %s --help has no examples:\n%s", strings.Join(cmd, " "), r.stdout)
+		}
+	}
+}

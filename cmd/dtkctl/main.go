@@ -62,6 +62,19 @@ type CLI struct {
 	Man        ManCmd        `cmd:"" name:"__man" hidden:"" help:"Write the man pages to DIR (make man)."`
 }
 
+// Help is the detail of `dtkctl --help`.
+func (CLI) Help() string {
+	return `Output: tables and messages for people, --json for scripts; live progress and colour only on a terminal (colour off with --no-color or $NO_COLOR). Shell completion: dtkctl completion bash|zsh|fish.
+
+Examples:
+  dtkctl module validate ./web && dtkctl module push ./web
+  dtkctl service stage web --template web/site --set greeting=Bonjour
+  dtkctl service plan web
+  dtkctl service deploy web --wait
+  dtkctl service status web --json
+  DTK_ADDR=https://coord-1:7070 DTK_CACERT=ca.pem dtkctl node list`
+}
+
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr, os.Getenv)

@@ -113,6 +113,13 @@ type ServiceExecCmd struct {
 	JSON      bool          `help:"Print JSON at the end: the operation with every node's report (output, exit code)."`
 }
 
+// Help is the detail of `service exec --help`.
+func (ServiceExecCmd) Help() string {
+	return `Examples:
+  dtkctl service exec web restart
+  dtkctl service exec db backup --node primary --param target=/var/backups`
+}
+
 // Run starts the action and shows each node's output as it arrives.
 func (c *ServiceExecCmd) Run(ctx context.Context, cl *api.Client, out *Output) error {
 	params, err := parseInputs("--param", c.Param)
