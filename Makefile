@@ -7,7 +7,7 @@ BIN     := bin
 
 export CGO_ENABLED = 0
 
-.PHONY: all build test test-short lint fmt demo bench clean cli-docs
+.PHONY: all build test test-short lint fmt demo bench clean cli-docs completions man
 
 all: build
 
@@ -39,6 +39,22 @@ demo: build
 
 cli-docs: build
 	./scripts/cli-docs.sh
+
+# dtkctl's shell completions and man pages, generated from its command
+# tree by the host's dtkctl (they are the same for every arch) into
+# $(SHARE); the packages install them. Not checked in.
+SHARE := $(BIN)/share
+
+completions: build
+	mkdir -p $(SHARE)/completions
+	$(BIN)/dtkctl completion bash > $(SHARE)/completions/dtkctl.bash
+	$(BIN)/dtkctl completion zsh > $(SHARE)/completions/_dtkctl
+	$(BIN)/dtkctl completion fish > $(SHARE)/completions/dtkctl.fish
+
+man: build
+	rm -rf $(SHARE)/man
+	SOURCE_DATE_EPOCH=$${SOURCE_DATE_EPOCH:-$$(git log -1 --format=%ct 2>/dev/null || date +%s)} $(BIN)/dtkctl __man $(SHARE)/man
+	gzip -9nf $(SHARE)/man/*.1
 
 clean:
 	rm -rf $(BIN)
@@ -82,11 +98,11 @@ PACKAGE := $(GO) run ./packaging/cmd/dtk-package
 
 .PHONY: packages dist dist-binaries
 
-packages: dist-binaries
-	$(PACKAGE) packages --version '$(VERSION)' --bin-dir '$(DIST)/build/linux-{arch}' --out $(DIST) $(foreach a,$(ARCHES),--arch $(a))
+packages: dist-binaries completions man
+	$(PACKAGE) packages --version '$(VERSION)' --bin-dir '$(DIST)/build/linux-{arch}' --share-dir $(SHARE) --out $(DIST) $(foreach a,$(ARCHES),--arch $(a))
 
-dist: dist-binaries
-	$(PACKAGE) dist --version '$(VERSION)' --bin-dir '$(DIST)/build/linux-{arch}' --out $(DIST) $(foreach a,$(ARCHES),--arch $(a))
+dist: dist-binaries completions man
+	$(PACKAGE) dist --version '$(VERSION)' --bin-dir '$(DIST)/build/linux-{arch}' --share-dir $(SHARE) --out $(DIST) $(foreach a,$(ARCHES),--arch $(a))
 
 dist-binaries:
 	rm -f $(DIST)/*.deb $(DIST)/*.rpm $(DIST)/*.tar.gz $(DIST)/SHA256SUMS

@@ -56,6 +56,14 @@ const (
 	UnitPathDeb = "/lib/systemd/system/dtk-agent.service"
 	UnitPathRPM = "/usr/lib/systemd/system/dtk-agent.service"
 	DocDir      = "/usr/share/doc/dtk"
+	// Shell completions and man pages of dtkctl (Options.ShareDir). zsh's
+	// vendor folder differs: Debian's zsh reads vendor-completions, Fedora's
+	// and RHEL's site-functions.
+	BashCompletionPath   = "/usr/share/bash-completion/completions/dtkctl"
+	ZshCompletionPathDeb = "/usr/share/zsh/vendor-completions/_dtkctl"
+	ZshCompletionPathRPM = "/usr/share/zsh/site-functions/_dtkctl"
+	FishCompletionPath   = "/usr/share/fish/vendor_completions.d/dtkctl.fish"
+	ManDir               = "/usr/share/man/man1"
 )
 
 // Options says what to build.
@@ -69,7 +77,11 @@ type Options struct {
 	// RepoDir is the repository root (packaging/, docs/, examples/,
 	// README.md).
 	RepoDir string
-	OutDir  string
+	// ShareDir holds what `make completions man` generates from dtkctl:
+	// completions/{dtkctl.bash,_dtkctl,dtkctl.fish} and man/*.1.gz. Empty:
+	// the packages go without them.
+	ShareDir string
+	OutDir   string
 	// MTime stamps every file (reproducible builds); zero: now.
 	MTime      time.Time
 	Maintainer string
@@ -184,7 +196,28 @@ func (o Options) info(format string) *nfpm.Info {
 			RPM: nfpm.RPM{Group: "System Environment/Daemons", Summary: "dtk agent, coordinator and CLI"},
 		},
 	}
+	info.Contents = append(info.Contents, o.shareContents(format)...)
 	return nfpm.WithDefaults(info)
+}
+
+// shareContents are dtkctl's shell completions and man pages, from
+// o.ShareDir.
+func (o Options) shareContents(format string) files.Contents {
+	if o.ShareDir == "" {
+		return nil
+	}
+	src := func(p string) string { return filepath.Join(o.ShareDir, p) }
+	zsh := ZshCompletionPathDeb
+	if format == "rpm" {
+		zsh = ZshCompletionPathRPM
+	}
+	mode := &files.ContentFileInfo{Mode: 0o644}
+	return files.Contents{
+		{Source: src("completions/dtkctl.bash"), Destination: BashCompletionPath, FileInfo: mode},
+		{Source: src("completions/_dtkctl"), Destination: zsh, FileInfo: mode},
+		{Source: src("completions/dtkctl.fish"), Destination: FishCompletionPath, FileInfo: mode},
+		{Source: src("man/*.1.gz"), Destination: ManDir, FileInfo: mode},
+	}
 }
 
 // Packages builds the .deb and the .rpm for o.Arch into o.OutDir and

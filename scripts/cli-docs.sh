@@ -21,8 +21,9 @@ Generated from the binaries' `--help` by `make cli-docs` (scripts/cli-docs.sh); 
 
 Exit codes (both binaries): **0** success; **1** the operation ran and failed (a failed deploy, an unreachable
 coordinator); **2** bad usage or bad input (unknown flag, invalid module, unknown service, a plan with violations on
-deploy). `dtkctl` reaches a coordinator at `--addr`, else `$DTK_ADDR`, else `127.0.0.1:7070` (the address of
-`dtk-agent dev`). Every read command takes `--json`.
+deploy; `dtkctl module validate` exits 1 for an invalid module, as a check that ran and failed). `dtkctl` reaches a coordinator at `--addr`, else `$DTK_ADDR`, else `127.0.0.1:7070` (the address of
+`dtk-agent dev`). Every command that prints something takes `--json`; states are coloured only on a terminal
+(`--no-color` or `$NO_COLOR` turns colour off). Shell completion: `dtkctl completion bash|zsh|fish`; man pages: `make man`.
 
 ## dtk-agent
 HEAD
@@ -40,7 +41,7 @@ HEAD
              "operator snapshot restore" "operator leave" "operator keyring list" "operator keyring install" \
              "operator keyring use" "operator keyring remove" "acl bootstrap" "acl policy create" "acl policy list" \
              "acl policy show" "acl policy delete" "acl token create" "acl token list" "acl token show" \
-             "acl token delete" "audit list" "version"; do
+             "acl token delete" "audit list" "module validate" "module fmt" "version" "completion"; do
     section "$BIN/dtkctl" $cmd
   done
 } > "$out"

@@ -49,6 +49,7 @@ type ACLPolicyCreateCmd struct {
 	Name        string `arg:"" help:"Policy name."`
 	Rules       string `help:"HCL rules file (- for standard input)." required:"" type:"path"`
 	Description string `help:"What the policy is for."`
+	JSON        bool   `help:"Print the saved policy as JSON."`
 }
 
 // Run creates the policy.
@@ -66,6 +67,9 @@ func (c *ACLPolicyCreateCmd) Run(ctx context.Context, cl *api.Client, out *Outpu
 	p, err := cl.PutACLPolicy(ctx, api.ACLPolicy{Name: c.Name, Description: c.Description, Rules: string(b)})
 	if err != nil {
 		return err
+	}
+	if c.JSON {
+		return out.JSON(p)
 	}
 	out.Printf("policy %s saved\n", p.Name)
 	return nil
@@ -121,12 +125,16 @@ func (c *ACLPolicyShowCmd) Run(ctx context.Context, cl *api.Client, out *Output)
 // ACLPolicyDeleteCmd is `dtkctl acl policy delete NAME`.
 type ACLPolicyDeleteCmd struct {
 	Name string `arg:"" help:"Policy name."`
+	JSON bool   `help:"Print JSON."`
 }
 
 // Run deletes a policy.
 func (c *ACLPolicyDeleteCmd) Run(ctx context.Context, cl *api.Client, out *Output) error {
 	if err := cl.DeleteACLPolicy(ctx, c.Name); err != nil {
 		return err
+	}
+	if c.JSON {
+		return out.JSON(map[string]any{"policy": c.Name, "deleted": true})
 	}
 	out.Printf("policy %s deleted\n", c.Name)
 	return nil
@@ -228,12 +236,16 @@ func (c *ACLTokenShowCmd) Run(ctx context.Context, cl *api.Client, out *Output) 
 // ACLTokenDeleteCmd is `dtkctl acl token delete ACCESSOR`.
 type ACLTokenDeleteCmd struct {
 	Accessor string `arg:"" help:"Token accessor ID."`
+	JSON     bool   `help:"Print JSON."`
 }
 
 // Run deletes a token.
 func (c *ACLTokenDeleteCmd) Run(ctx context.Context, cl *api.Client, out *Output) error {
 	if err := cl.DeleteACLToken(ctx, c.Accessor); err != nil {
 		return err
+	}
+	if c.JSON {
+		return out.JSON(map[string]any{"accessor_id": c.Accessor, "deleted": true})
 	}
 	out.Printf("token %s deleted\n", c.Accessor)
 	return nil

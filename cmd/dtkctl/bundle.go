@@ -29,6 +29,7 @@ type BundleCmd struct {
 type BundleExportCmd struct {
 	File    string   `arg:"" help:"Bundle file to write (written to a temporary file, then renamed)." placeholder:"FILE"`
 	Modules []string `arg:"" optional:"" help:"NAME for every version of a module, NAME@VERSION for one; none: every module." placeholder:"MODULE[@VERSION]"`
+	JSON    bool     `help:"Print JSON: the file, its size and sha256, and the manifest."`
 }
 
 // Run selects the modules, streams their blobs from the coordinator into
@@ -55,6 +56,9 @@ func (c *BundleExportCmd) Run(ctx context.Context, cl *api.Client, out *Output) 
 	})
 	if err != nil {
 		return fmt.Errorf("export to %s: %w (nothing was written)", c.File, err)
+	}
+	if c.JSON {
+		return out.JSON(map[string]any{"file": c.File, "bytes": size, "sha256": sum, "manifest": m})
 	}
 	for _, e := range m.Modules {
 		out.Printf("exported %s (%s, %s)\n", e.Ref(), shortDigest(e.Digest), humanSize(e.Size))

@@ -12,7 +12,24 @@ import (
 // ServiceGraphCmd is `dtkctl service graph NAME`.
 type ServiceGraphCmd struct {
 	Name   string `arg:"" help:"Service name."`
-	Format string `default:"dot" enum:"dot,mermaid" help:"Output format: dot (Graphviz) or mermaid."`
+	Format string `default:"dot" enum:"dot,mermaid,json" help:"Output format: dot (Graphviz), mermaid or json."`
+	JSON   bool   `help:"Print JSON (the same as --format json)."`
+}
+
+// graphJSON is what `service graph --json` prints.
+type graphJSON struct {
+	Service string `json:"service"`
+	// Services are the parent → child edges among the related services.
+	Services [][2]string `json:"services"`
+	// Nodes hold each node's create steps (IDs).
+	Nodes []graphJSONNode `json:"nodes"`
+	// Deps are step → step it depends on.
+	Deps [][2]string `json:"deps"`
+}
+
+type graphJSONNode struct {
+	Name  string   `json:"name"`
+	Steps []string `json:"steps"`
 }
 
 // Run prints the environment tree around the service (its ancestors and
@@ -28,6 +45,19 @@ func (c *ServiceGraphCmd) Run(ctx context.Context, cl *api.Client, out *Output) 
 		return err
 	}
 	g := buildGraph(c.Name, st, list)
+	if c.JSON || c.Format == "json" {
+		gj := graphJSON{Service: c.Name, Services: g.services, Deps: g.deps, Nodes: []graphJSONNode{}}
+		if gj.Services == nil {
+			gj.Services = [][2]string{}
+		}
+		if gj.Deps == nil {
+			gj.Deps = [][2]string{}
+		}
+		for _, n := range g.nodes {
+			gj.Nodes = append(gj.Nodes, graphJSONNode{Name: n.name, Steps: append([]string{}, n.steps...)})
+		}
+		return out.JSON(gj)
+	}
 	if c.Format == "mermaid" {
 		out.Printf("%s", g.mermaid())
 	} else {

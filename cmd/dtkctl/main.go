@@ -21,6 +21,7 @@ import (
 	"github.com/alecthomas/kong"
 
 	"github.com/dtkhq/dtk/internal/api"
+	"github.com/dtkhq/dtk/internal/term"
 	"github.com/dtkhq/dtk/internal/tlsutil"
 )
 
@@ -47,16 +48,32 @@ type CLI struct {
 	ClientCert string `help:"Operator certificate (PEM; dtk-agent tls cert create --client). Defaults to $$DTK_CLIENT_CERT." default:"${client_cert}" type:"path"`
 	ClientKey  string `help:"The operator certificate's key. Defaults to $$DTK_CLIENT_KEY." default:"${client_key}" type:"path"`
 	Token      string `help:"ACL token (when the cluster has ACLs on). Defaults to $$DTK_TOKEN (never shown here)." placeholder:"SECRET"`
+	NoColor    bool   `name:"no-color" help:"Do not colour states (colour is on only on a terminal, and off when $$NO_COLOR is set)."`
 
-	Module   ModuleCmd   `cmd:"" help:"Push and list modules."`
-	Service  ServiceCmd  `cmd:"" help:"Stage, plan, deploy, inspect and delete services."`
-	Node     NodeCmd     `cmd:"" help:"List the nodes running dtk-agent."`
-	Operator OperatorCmd `cmd:"" help:"Cluster operations: members, raft peers, snapshots."`
-	Bundle   BundleCmd   `cmd:"" help:"Move modules between clusters (and across an air gap) as one file."`
-	ACL      ACLCmd      `cmd:"" name:"acl" help:"Access control: bootstrap, policies and tokens."`
-	Audit    AuditCmd    `cmd:"" help:"The audit trail of accepted writes."`
-	Events   EventsCmd   `cmd:"" help:"The cluster's events: deploys, failed steps, drift repairs, nodes, leader changes."`
-	Version  VersionCmd  `cmd:"" help:"Print dtkctl's version."`
+	Module     ModuleCmd     `cmd:"" help:"Push and list modules."`
+	Service    ServiceCmd    `cmd:"" help:"Stage, plan, deploy, inspect and delete services."`
+	Node       NodeCmd       `cmd:"" help:"List the nodes running dtk-agent."`
+	Operator   OperatorCmd   `cmd:"" help:"Cluster operations: members, raft peers, snapshots."`
+	Bundle     BundleCmd     `cmd:"" help:"Move modules between clusters (and across an air gap) as one file."`
+	ACL        ACLCmd        `cmd:"" name:"acl" help:"Access control: bootstrap, policies and tokens."`
+	Audit      AuditCmd      `cmd:"" help:"The audit trail of accepted writes."`
+	Events     EventsCmd     `cmd:"" help:"The cluster's events: deploys, failed steps, drift repairs, nodes, leader changes."`
+	Version    VersionCmd    `cmd:"" help:"Print dtkctl's version and the coordinators'."`
+	Completion CompletionCmd `cmd:"" help:"Print a shell completion script (bash, zsh or fish)."`
+	Man        ManCmd        `cmd:"" name:"__man" hidden:"" help:"Write the man pages to DIR (make man)."`
+}
+
+// Help is the detail of `dtkctl --help`.
+func (CLI) Help() string {
+	return `Output: tables and messages for people, --json for scripts; live progress and colour only on a terminal (colour off with --no-color or $NO_COLOR). Shell completion: dtkctl completion bash|zsh|fish.
+
+Examples:
+  dtkctl module validate ./web && dtkctl module push ./web
+  dtkctl service stage web --template web/site --set greeting=Bonjour
+  dtkctl service plan web
+  dtkctl service deploy web --wait
+  dtkctl service status web --json
+  DTK_ADDR=https://coord-1:7070 DTK_CACERT=ca.pem dtkctl node list`
 }
 
 func main() {
@@ -65,6 +82,9 @@ func main() {
 	stop()
 	os.Exit(code)
 }
+
+// isTerminal says whether stdout is a terminal (a variable for tests).
+var isTerminal = term.IsTerminal
 
 // kongExit carries an exit code out of kong (help, --version) by panic, so
 // that run returns instead of the process exiting.
@@ -111,16 +131,38 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	if cli.Token == "" {
 		cli.Token = getenv("DTK_TOKEN")
 	}
-	client, err := newClient(&cli)
-	if err != nil {
-		return exitCode(ctx, stderr, err)
-	}
-	client.Token = strings.TrimSpace(cli.Token)
-	out := &Output{Out: stdout, Err: stderr, TTY: isTerminal(stdout) && getenv("TERM") != "dumb"}
+	// The client is built when a command first needs it, so that the
+	// commands that need no coordinator (module validate, completion)
+	// never look at the address or the TLS flags.
+	var (
+		client    *api.Client
+		clientErr error
+	)
+	clients := clientFunc(func() (*api.Client, error) {
+		if client == nil && clientErr == nil {
+			if client, clientErr = newClient(&cli); client != nil {
+				client.Token = strings.TrimSpace(cli.Token)
+			}
+		}
+		return client, clientErr
+	})
+	tty := isTerminal(stdout) && getenv("TERM") != "dumb"
+	out := &Output{Out: stdout, Err: stderr, TTY: tty, Color: term.ColorWanted(tty, cli.NoColor, getenv),
+		Size: func() (int, int) { return term.Size(stdout) }}
 	kctx.BindTo(ctx, (*context.Context)(nil))
-	err = kctx.Run(client, out)
+	kctx.Bind(clients)
+	if err := kctx.BindToProvider(func() (*api.Client, error) { return clients() }); err != nil {
+		fmt.Fprintf(stderr, "error: internal error: %v\n", err)
+		return exitFailed
+	}
+	err = kctx.Run(out)
 	return exitCode(ctx, stderr, err)
 }
+
+// clientFunc gives the API client, built on first use from the global
+// flags; a command that can do without a coordinator takes it instead of
+// *api.Client and handles the error itself.
+type clientFunc func() (*api.Client, error)
 
 // newClient builds the API client: https with the cluster CA and the
 // operator's certificate when they are given (or the address says https).
@@ -230,15 +272,6 @@ func exitCode(ctx context.Context, stderr io.Writer, err error) int {
 		fmt.Fprintf(stderr, "error: %v\n", err)
 		return exitFailed
 	}
-}
-
-// VersionCmd is `dtkctl version`.
-type VersionCmd struct{}
-
-// Run prints the version.
-func (VersionCmd) Run(out *Output) error {
-	out.Printf("dtkctl %s\n", version)
-	return nil
 }
 
 // isTLSError reports a failed TLS handshake (unknown authority, a

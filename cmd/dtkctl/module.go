@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"os"
 	"sort"
 	"strings"
 
@@ -13,14 +12,17 @@ import (
 
 // ModuleCmd is `dtkctl module`.
 type ModuleCmd struct {
-	Push   ModulePushCmd   `cmd:"" help:"Pack a module folder and push it to the cluster."`
-	List   ModuleListCmd   `cmd:"" help:"List pushed modules."`
-	Delete ModuleDeleteCmd `cmd:"" help:"Delete a module version no service uses (its archive is then collected)."`
+	Push     ModulePushCmd     `cmd:"" help:"Pack a module folder and push it to the cluster."`
+	List     ModuleListCmd     `cmd:"" help:"List pushed modules."`
+	Delete   ModuleDeleteCmd   `cmd:"" help:"Delete a module version no service uses (its archive is then collected)."`
+	Validate ModuleValidateCmd `cmd:"" help:"Check a module folder as a coordinator would, offline (no cluster needed)."`
+	Fmt      ModuleFmtCmd      `cmd:"" help:"Format a module's .hcl files in the canonical style (offline)."`
 }
 
 // ModuleDeleteCmd is `dtkctl module delete NAME@VERSION`.
 type ModuleDeleteCmd struct {
-	Ref string `arg:"" help:"The module version to delete." placeholder:"NAME@VERSION"`
+	Ref  string `arg:"" help:"The module version to delete." placeholder:"NAME@VERSION"`
+	JSON bool   `help:"Print the deleted module as JSON."`
 }
 
 // Validate checks the NAME@VERSION form.
@@ -39,28 +41,30 @@ func (c *ModuleDeleteCmd) Run(ctx context.Context, cl *api.Client, out *Output) 
 	if err != nil {
 		return err
 	}
+	if c.JSON {
+		return out.JSON(m)
+	}
 	out.Printf("deleted %s\n", m.Ref())
 	return nil
 }
 
 // ModulePushCmd is `dtkctl module push DIR`.
 type ModulePushCmd struct {
-	Dir string `arg:"" help:"Module folder." placeholder:"DIR"`
+	Dir  string `arg:"" help:"Module folder." placeholder:"DIR"`
+	JSON bool   `help:"Print the pushed module as JSON."`
+}
+
+// Help is the detail of `module push --help`.
+func (ModulePushCmd) Help() string {
+	return `Packs the folder (dot-folders such as .git left out) and uploads it; the coordinator checks it and records NAME@VERSION from its module block. Check a folder first, offline, with "dtkctl module validate DIR".
+
+Examples:
+  dtkctl module validate ./web && dtkctl module push ./web
+  dtkctl module push ./web --json | jq -r .digest`
 }
 
 // Validate checks DIR before anything is packed.
-func (c *ModulePushCmd) Validate() error {
-	fi, err := os.Stat(c.Dir)
-	switch {
-	case os.IsNotExist(err):
-		return usagef("module folder %q does not exist", c.Dir)
-	case err != nil:
-		return usagef("module folder: %v", err)
-	case !fi.IsDir():
-		return usagef("%q is not a folder: give the module's folder", c.Dir)
-	}
-	return nil
-}
+func (c *ModulePushCmd) Validate() error { return checkModuleDir(c.Dir) }
 
 // Run packs and pushes.
 func (c *ModulePushCmd) Run(ctx context.Context, cl *api.Client, out *Output) error {
@@ -75,6 +79,9 @@ func (c *ModulePushCmd) Run(ctx context.Context, cl *api.Client, out *Output) er
 	}
 	if m.Digest != "" {
 		digest = m.Digest
+	}
+	if c.JSON {
+		return out.JSON(m)
 	}
 	out.Printf("pushed %s (%s…, %s, %s)\n", m.Ref(), digest[:min(len(digest), len("sha256:")+8)],
 		plural(len(m.Components), "component"), plural(len(m.Templates), "template"))

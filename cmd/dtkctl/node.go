@@ -46,7 +46,7 @@ func (c *NodeListCmd) Run(ctx context.Context, cl *api.Client, out *Output) erro
 		if n.Facts.OS != "" || n.Facts.Arch != "" {
 			osArch = n.Facts.OS + "/" + n.Facts.Arch
 		}
-		rows = append(rows, []string{n.Name, orDash(n.Status), orDash(n.Facts.Address),
+		rows = append(rows, []string{n.Name, out.paint(orDash(n.Status)), orDash(n.Facts.Address),
 			orDash(strings.Join(labels, ",")), osArch, orDash(n.Facts.AgentVersion)})
 	}
 	out.Table([]string{"NAME", "STATUS", "ADDRESS", "LABELS", "OS/ARCH", "VERSION"}, rows)

@@ -34,7 +34,7 @@ func (c *OperatorMembersCmd) Run(ctx context.Context, cl *api.Client, out *Outpu
 	}
 	rows := make([][]string, 0, len(ms))
 	for _, m := range ms {
-		rows = append(rows, []string{m.Name, m.Role, m.Status, m.Addr, orDash(m.HTTPAddr), orDash(m.RaftAddr), orDash(m.Version)})
+		rows = append(rows, []string{m.Name, m.Role, out.paint(m.Status), m.Addr, orDash(m.HTTPAddr), orDash(m.RaftAddr), orDash(m.Version)})
 	}
 	out.Table([]string{"NAME", "ROLE", "STATUS", "GOSSIP", "HTTP", "RAFT", "VERSION"}, rows)
 	return nil
@@ -66,7 +66,7 @@ func (c *OperatorRaftPeersCmd) Run(ctx context.Context, cl *api.Client, out *Out
 		if s.Leader {
 			state = "leader"
 		}
-		rows = append(rows, []string{s.ID, s.Address, state, strconv.FormatBool(s.Voter)})
+		rows = append(rows, []string{s.ID, s.Address, out.paint(state), strconv.FormatBool(s.Voter)})
 	}
 	out.Table([]string{"ID", "ADDRESS", "STATE", "VOTER"}, rows)
 	out.Printf("last index %d, applied %d\n", p.LastIndex, p.AppliedIndex)
@@ -75,13 +75,17 @@ func (c *OperatorRaftPeersCmd) Run(ctx context.Context, cl *api.Client, out *Out
 
 // OperatorRaftRemoveCmd is `dtkctl operator raft remove-peer ID`.
 type OperatorRaftRemoveCmd struct {
-	ID string `arg:"" help:"Server ID (the coordinator's name) or Raft address."`
+	ID   string `arg:"" help:"Server ID (the coordinator's name) or Raft address."`
+	JSON bool   `help:"Print JSON."`
 }
 
 // Run removes a peer.
 func (c *OperatorRaftRemoveCmd) Run(ctx context.Context, cl *api.Client, out *Output) error {
 	if err := cl.RemovePeer(ctx, c.ID); err != nil {
 		return err
+	}
+	if c.JSON {
+		return out.JSON(map[string]any{"removed": c.ID})
 	}
 	out.Printf("removed %s from the raft configuration\n", c.ID)
 	return nil
@@ -96,6 +100,7 @@ type OperatorSnapCmd struct {
 // OperatorSnapSaveCmd is `dtkctl operator snapshot save FILE`.
 type OperatorSnapSaveCmd struct {
 	File string `arg:"" help:"Where to write the snapshot." type:"path"`
+	JSON bool   `help:"Print JSON: the file and its size."`
 }
 
 // Run saves a snapshot atomically: a partial download never replaces FILE.
@@ -115,6 +120,9 @@ func (c *OperatorSnapSaveCmd) Run(ctx context.Context, cl *api.Client, out *Outp
 	if err := os.Rename(tmp.Name(), c.File); err != nil {
 		return err
 	}
+	if c.JSON {
+		return out.JSON(map[string]any{"file": c.File, "bytes": n})
+	}
 	out.Printf("saved snapshot to %s (%d bytes)\n", c.File, n)
 	return nil
 }
@@ -122,6 +130,7 @@ func (c *OperatorSnapSaveCmd) Run(ctx context.Context, cl *api.Client, out *Outp
 // OperatorSnapRestoreCmd is `dtkctl operator snapshot restore FILE`.
 type OperatorSnapRestoreCmd struct {
 	File string `arg:"" help:"A snapshot written by snapshot save." type:"existingfile"`
+	JSON bool   `help:"Print the coordinator's answer as JSON."`
 }
 
 // Run restores a snapshot.
@@ -135,17 +144,25 @@ func (c *OperatorSnapRestoreCmd) Run(ctx context.Context, cl *api.Client, out *O
 	if err != nil {
 		return err
 	}
+	if c.JSON {
+		return out.JSON(res)
+	}
 	out.Printf("restored %s (snapshot index %v, %v blobs)\n", c.File, res["restored_index"], res["blobs"])
 	return nil
 }
 
 // OperatorLeaveCmd is `dtkctl operator leave`.
-type OperatorLeaveCmd struct{}
+type OperatorLeaveCmd struct {
+	JSON bool `help:"Print JSON."`
+}
 
 // Run asks the coordinator at --addr to leave.
 func (c *OperatorLeaveCmd) Run(ctx context.Context, cl *api.Client, out *Output) error {
 	if err := cl.Leave(ctx); err != nil {
 		return err
+	}
+	if c.JSON {
+		return out.JSON(map[string]any{"leaving": cl.Current()})
 	}
 	out.Printf("the coordinator at %s is leaving the cluster\n", cl.Current())
 	return nil

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -50,17 +51,32 @@ func stepName(r plan.Report) string {
 	return r.StepID
 }
 
-func dryRun(ctx context.Context, cl *api.Client, out *Output, name string, timeout time.Duration) error {
+// dryRunResult is what `service deploy --dry-run --json` prints.
+type dryRunResult struct {
+	Service string `json:"service"`
+	// Results are the agents' reports, one per step, with its prediction.
+	Results []plan.Report `json:"results"`
+	// Counts are the number of steps per prediction.
+	Counts map[string]int `json:"counts"`
+	// Skipped are the nodes left out because they were down.
+	Skipped []string `json:"skipped,omitempty"`
+}
+
+func dryRun(ctx context.Context, cl *api.Client, out *Output, name string, timeout time.Duration, asJSON bool) error {
 	op, err := cl.StartOp(ctx, name, plan.OpDryRun, nil)
 	if err != nil {
 		return err
 	}
-	out.Printf("dry run of %s on %s (nothing changes)\n", name, plural(len(op.Steps), "node"))
+	if !asJSON {
+		out.Printf("dry run of %s on %s (nothing changes)\n", name, plural(len(op.Steps), "node"))
+	}
 	var rows [][]string
 	op, err = followOp(ctx, cl, out, op, timeout, func(r plan.Report) {
 		rows = append(rows, []string{r.Node, stepName(r), r.Action, r.Prediction})
 	})
-	printTable(out.Out, "", []string{"NODE", "STEP", "ACTION", "PREDICTION"}, rows)
+	if !asJSON {
+		printTable(out.Out, "", []string{"NODE", "STEP", "ACTION", "PREDICTION"}, rows)
+	}
 	if err != nil {
 		return err
 	}
@@ -68,8 +84,18 @@ func dryRun(ctx context.Context, cl *api.Client, out *Output, name string, timeo
 	for _, r := range op.Results {
 		counts[r.Prediction]++
 	}
-	out.Printf("%d would change, %d no change, %d unchanged in the plan, %d cannot predict\n",
-		counts[plan.PredictChange], counts[plan.PredictNoChange], counts[plan.PredictUnchangedPlan], counts[plan.PredictCannot])
+	if asJSON {
+		res := dryRunResult{Service: name, Results: op.Results, Counts: counts, Skipped: op.Skipped}
+		if res.Results == nil {
+			res.Results = []plan.Report{}
+		}
+		if err := out.JSON(res); err != nil {
+			return err
+		}
+	} else {
+		out.Printf("%d would change, %d no change, %d unchanged in the plan, %d cannot predict\n",
+			counts[plan.PredictChange], counts[plan.PredictNoChange], counts[plan.PredictUnchangedPlan], counts[plan.PredictCannot])
+	}
 	if counts["would fail"] > 0 {
 		return failf("%d steps would fail", counts["would fail"])
 	}
@@ -84,6 +110,14 @@ type ServiceExecCmd struct {
 	Component string        `placeholder:"INSTANCE" help:"Only on this component instance."`
 	Param     []string      `placeholder:"KEY=VALUE" sep:"none" help:"Parameter for the action; repeatable."`
 	Timeout   time.Duration `default:"30m" help:"How long to wait for the nodes."`
+	JSON      bool          `help:"Print JSON at the end: the operation with every node's report (output, exit code)."`
+}
+
+// Help is the detail of `service exec --help`.
+func (ServiceExecCmd) Help() string {
+	return `Examples:
+  dtkctl service exec web restart
+  dtkctl service exec db backup --node primary --param target=/var/backups`
 }
 
 // Run starts the action and shows each node's output as it arrives.
@@ -96,22 +130,32 @@ func (c *ServiceExecCmd) Run(ctx context.Context, cl *api.Client, out *Output) e
 	if err != nil {
 		return err
 	}
-	out.Printf("running %s on %s\n", c.Action, plural(len(op.Steps), "node"))
+	if !c.JSON {
+		out.Printf("running %s on %s\n", c.Action, plural(len(op.Steps), "node"))
+	}
 	failed := 0
-	_, err = followOp(ctx, cl, out, op, c.Timeout, func(r plan.Report) {
-		out.Printf("\n== %s %s: %s (exit %d, %s)\n", r.Node, stepName(r), r.State, r.ExitCode, fmtDuration(r.DurationMs))
+	op, err = followOp(ctx, cl, out, op, c.Timeout, func(r plan.Report) {
+		if r.State == plan.StepFailed {
+			failed++
+		}
+		if c.JSON {
+			return
+		}
+		out.Printf("\n== %s %s: %s (exit %d, %s)\n", r.Node, stepName(r), out.paint(r.State), r.ExitCode, fmtDuration(r.DurationMs))
 		if r.Output != "" {
 			out.Printf("%s", indent(r.Output))
 		}
 		if r.Error != "" {
 			out.Printf("  error: %s\n", r.Error)
 		}
-		if r.State == plan.StepFailed {
-			failed++
-		}
 	})
 	if err != nil {
 		return err
+	}
+	if c.JSON {
+		if err := out.JSON(op); err != nil {
+			return err
+		}
 	}
 	if failed > 0 {
 		return failf("%s failed on %d of the steps", c.Action, failed)
@@ -127,6 +171,7 @@ func indent(s string) string {
 // ServiceCancelCmd is `dtkctl service cancel NAME`.
 type ServiceCancelCmd struct {
 	Name string `arg:"" help:"Service name."`
+	JSON bool   `help:"Print JSON at the end: the operation with every node's answer."`
 }
 
 // Run asks every node of the service to stop its running step.
@@ -135,10 +180,15 @@ func (c *ServiceCancelCmd) Run(ctx context.Context, cl *api.Client, out *Output)
 	if err != nil {
 		return err
 	}
-	_, err = followOp(ctx, cl, out, op, time.Minute, func(r plan.Report) {
-		out.Printf("%s: %s\n", r.Node, r.Output)
+	op, err = followOp(ctx, cl, out, op, time.Minute, func(r plan.Report) {
+		if !c.JSON {
+			out.Printf("%s: %s\n", r.Node, r.Output)
+		}
 	})
-	return err
+	if err != nil || !c.JSON {
+		return err
+	}
+	return out.JSON(op)
 }
 
 // ServiceLogsCmd is `dtkctl service logs NAME`.
@@ -150,6 +200,48 @@ type ServiceLogsCmd struct {
 	Bytes   int           `default:"65536" help:"How much of the end of each step's log to fetch from the agents (at most 1048576)."`
 	Tail    bool          `help:"Only the output tails the agents reported (kept by the coordinators), without asking the agents."`
 	Timeout time.Duration `default:"1m" help:"How long to wait for the agents' logs."`
+	JSON    bool          `help:"Print JSON: an array of step logs; with --follow, one object a line as they come."`
+
+	logs []logEntry // collected for --json without --follow
+}
+
+// logEntry is one step's log in `service logs --json`.
+type logEntry struct {
+	Node       string `json:"node"`
+	Step       string `json:"step"` // TEMPLATENODE/INSTANCE
+	StepID     string `json:"step_id"`
+	Action     string `json:"action"`
+	State      string `json:"state"`
+	ExitCode   int    `json:"exit_code"`
+	DurationMs int64  `json:"duration_ms"`
+	Error      string `json:"error,omitempty"`
+	Output     string `json:"output"`
+	// Source says where the output comes from: "agent", the end of the
+	// step's log fetched from the agent (up to --bytes); "tail", the tail
+	// the agent reported, kept by the coordinators.
+	Source string `json:"source"`
+}
+
+// emit prints one log entry as JSON: at once, one compact line, with
+// --follow; else collected and printed as one array at the end.
+func (c *ServiceLogsCmd) emit(out *Output, e logEntry) {
+	if !c.Follow {
+		c.logs = append(c.logs, e)
+		return
+	}
+	b, _ := json.Marshal(e)
+	out.Printf("%s\n", b)
+}
+
+// Help is the detail of `service logs --help`.
+func (ServiceLogsCmd) Help() string {
+	return `By default the end of every step's log is fetched from the agents (each keeps its steps' logs in its data dir); for nodes that are down the tails the agents reported are shown instead. --tail shows only those, without asking the agents; --follow keeps printing them as steps finish. (Output streamed while a step runs is not available yet: a running step's output shows when it ends.)
+
+Examples:
+  dtkctl service logs web
+  dtkctl service logs web --node web-1 --step nginx --bytes 1048576
+  dtkctl service logs web --follow
+  dtkctl service logs web --json | jq -r '.[] | select(.state == "failed") | .output'`
 }
 
 // Validate checks --bytes.
@@ -165,10 +257,19 @@ func (c *ServiceLogsCmd) Validate() error {
 // tail. With --follow or --tail it prints the reported tails instead; for
 // nodes that are down it falls back to them.
 func (c *ServiceLogsCmd) Run(ctx context.Context, cl *api.Client, out *Output) error {
+	var err error
 	if !c.Follow && !c.Tail {
-		return c.fetch(ctx, cl, out)
+		err = c.fetch(ctx, cl, out)
+	} else {
+		err = c.tails(ctx, cl, out, nil)
 	}
-	return c.tails(ctx, cl, out, nil)
+	if err != nil || !c.JSON || c.Follow {
+		return err
+	}
+	if c.logs == nil {
+		c.logs = []logEntry{}
+	}
+	return out.JSON(c.logs)
 }
 
 // fetch asks the agents for their logs.
@@ -178,11 +279,17 @@ func (c *ServiceLogsCmd) fetch(ctx context.Context, cl *api.Client, out *Output)
 		var ae *api.APIError
 		if errors.As(err, &ae) && ae.Code == http.StatusConflict && strings.Contains(ae.Message, "down") {
 			out.Notef("every node is down: showing the reported tails\n")
+
 			return c.tails(ctx, cl, out, nil)
 		}
 		return err
 	}
 	_, err = followOp(ctx, cl, out, op, c.Timeout, func(r plan.Report) {
+		if c.JSON {
+			c.emit(out, logEntry{Node: r.Node, Step: stepName(r), StepID: r.StepID, Action: r.Action, State: r.State,
+				ExitCode: r.ExitCode, DurationMs: r.DurationMs, Error: r.Error, Output: r.Output, Source: "agent"})
+			return
+		}
 		out.Printf("== %s %s %s", r.Node, stepName(r), r.Action)
 		if r.State != plan.StepOK {
 			out.Printf(": %s", orDash(r.Error))
@@ -236,7 +343,12 @@ func (c *ServiceLogsCmd) tails(ctx context.Context, cl *api.Client, out *Output,
 					continue
 				}
 				seen[s.ID] = key
-				out.Printf("== %s %s/%s %s: %s", n.Name, n.TemplateNode, s.Instance, s.Action, s.State)
+				if c.JSON {
+					c.emit(out, logEntry{Node: n.Name, Step: n.TemplateNode + "/" + s.Instance, StepID: s.ID, Action: s.Action,
+						State: s.State, ExitCode: s.ExitCode, DurationMs: s.DurationMs, Error: s.Error, Output: s.Output, Source: "tail"})
+					continue
+				}
+				out.Printf("== %s %s/%s %s: %s", n.Name, n.TemplateNode, s.Instance, s.Action, out.paint(s.State))
 				if s.State != plan.StepRunning {
 					out.Printf(" (exit %d, %s)", s.ExitCode, fmtDuration(s.DurationMs))
 				}

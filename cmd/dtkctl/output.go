@@ -4,28 +4,36 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"os"
 	"strings"
-	"text/tabwriter"
 	"time"
 
-	"github.com/mattn/go-isatty"
-
 	"github.com/dtkhq/dtk/internal/api"
+	"github.com/dtkhq/dtk/internal/term"
 	"github.com/dtkhq/dtk/plan"
 )
 
-// Output is where commands print: results to Out, notes to Err. TTY says
-// Out is a terminal that understands ANSI cursor movement.
+// Output is where commands print: results to Out, notes to Err.
 type Output struct {
 	Out io.Writer
 	Err io.Writer
+	// TTY says Out is a terminal that understands ANSI cursor movement:
+	// live progress is redrawn in place. Elsewhere output is append-only
+	// lines with no escape sequence.
 	TTY bool
+	// Color says to colour states: Out is a terminal, and neither
+	// NO_COLOR nor --no-color turned colour off.
+	Color bool
+	// Size gives Out's columns and rows now (0, 0: unknown); nil: unknown.
+	Size func() (cols, rows int)
 }
 
-func isTerminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
-	return ok && (isatty.IsTerminal(f.Fd()) || isatty.IsCygwinTerminal(f.Fd()))
+// quietIf is o with its results going nowhere when quiet (for progress
+// that --json leaves out); notes still go to Err.
+func (o *Output) quietIf(quiet bool) *Output {
+	if !quiet {
+		return o
+	}
+	return &Output{Out: io.Discard, Err: o.Err}
 }
 
 // Printf prints to Out.
@@ -54,15 +62,61 @@ func (o *Output) Table(header []string, rows [][]string) {
 	printTable(o.Out, "", header, rows)
 }
 
+// printTable aligns columns two spaces apart, as text/tabwriter would, but
+// measures cells by the columns they take on screen, so that a coloured
+// cell (its escape sequences take none) or a wide character lines up too.
 func printTable(w io.Writer, indent string, header []string, rows [][]string) {
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	if header != nil {
-		fmt.Fprintln(tw, indent+strings.Join(header, "\t"))
+		rows = append([][]string{header}, rows...)
 	}
+	var widths []int
 	for _, r := range rows {
-		fmt.Fprintln(tw, indent+strings.Join(r, "\t"))
+		for i, c := range r {
+			if i == len(r)-1 {
+				break // the last cell of a row is not padded
+			}
+			if i >= len(widths) {
+				widths = append(widths, 0)
+			}
+			widths[i] = max(widths[i], term.StringWidth(c))
+		}
 	}
-	tw.Flush()
+	var b strings.Builder
+	for _, r := range rows {
+		b.WriteString(indent)
+		for i, c := range r {
+			if i < len(r)-1 {
+				c = term.PadRight(c, widths[i]+2)
+			}
+			b.WriteString(c)
+		}
+		b.WriteByte('\n')
+	}
+	io.WriteString(w, b.String())
+}
+
+// stateColor is the colour of a service, step, node or member state:
+// green when all is well, red when failed or down, yellow while work is
+// under way, dim while waiting.
+func stateColor(state string) string {
+	word, _, _ := strings.Cut(state, " ")
+	word = strings.TrimSuffix(word, ":")
+	switch word {
+	case plan.StateConverged, plan.StepOK, "up", "alive", "leader":
+		return term.Green
+	case plan.StateFailed, "down", "unreachable":
+		return term.Red
+	case plan.StateDeploying, plan.StateDeleting, plan.StepRunning:
+		return term.Yellow
+	case plan.StepPending, plan.StateStaged, "waiting", "left":
+		return term.Dim
+	}
+	return ""
+}
+
+// paint colours a state when colour is on.
+func (o *Output) paint(state string) string {
+	return term.Paint(o.Color, stateColor(state), state)
 }
 
 // shortDigest is the first 12 hex digits of "sha256:<hex>".
@@ -135,7 +189,8 @@ func nodeLabel(n api.NodeStatus) string {
 
 // stepTable prints NODE STEP ACTION STATE EXIT DURATION for every step, then
 // the error and output tail of each failed step.
-func stepTable(w io.Writer, st *api.ServiceStatus, gen uint64) {
+func (o *Output) stepTable(st *api.ServiceStatus, gen uint64) {
+	w := o.Out
 	var rows [][]string
 	type failure struct {
 		where string
@@ -164,7 +219,7 @@ func stepTable(w io.Writer, st *api.ServiceStatus, gen uint64) {
 			case state == plan.StepPending && len(s.Waiting) > 0:
 				shown = "waiting: " + strings.Join(s.Waiting, "; ")
 			}
-			rows = append(rows, []string{n.Name, step, s.Action, shown, exit, dur})
+			rows = append(rows, []string{n.Name, step, s.Action, o.paint(shown), exit, dur})
 			if state == plan.StepFailed {
 				failed = append(failed, failure{n.Name + " " + stepLabel(n, s), s})
 			}
@@ -180,7 +235,7 @@ func stepTable(w io.Writer, st *api.ServiceStatus, gen uint64) {
 		if msg == "" {
 			msg = fmt.Sprintf("exit code %d", f.s.ExitCode)
 		}
-		fmt.Fprintf(w, "\n%s failed: %s\n", f.where, msg)
+		fmt.Fprintf(w, "\n%s %s: %s\n", f.where, term.Paint(o.Color, term.Red, "failed"), msg)
 		if out := strings.TrimRight(f.s.Output, "\n"); out != "" {
 			lines := strings.Split(out, "\n")
 			const maxLines = 40
@@ -193,132 +248,4 @@ func stepTable(w io.Writer, st *api.ServiceStatus, gen uint64) {
 			}
 		}
 	}
-}
-
-// progress shows a watched service's steps as they change: on a terminal a
-// block of one line per node redrawn in place, elsewhere one line per step
-// state change.
-type progress struct {
-	w     io.Writer
-	tty   bool
-	gen   uint64
-	seen  map[string]string // node + step ID → last state printed
-	lines int               // lines of the block drawn last (TTY)
-}
-
-func (o *Output) progress(gen uint64) *progress {
-	return &progress{w: o.Out, tty: o.TTY, gen: gen, seen: map[string]string{}}
-}
-
-// update shows st.
-func (p *progress) update(st *api.ServiceStatus) {
-	if p.tty {
-		p.redraw(st)
-		return
-	}
-	for _, n := range st.Nodes {
-		for _, s := range n.Steps {
-			key := n.Name + "\x00" + s.ID
-			state := stepState(s, p.gen)
-			prev, ok := p.seen[key]
-			if !ok {
-				prev = plan.StepPending
-			}
-			if state == prev {
-				continue
-			}
-			p.seen[key] = state
-			fmt.Fprintf(p.w, "%s %s: %s\n", n.Name, stepLabel(n, s), stateDetail(s, state))
-		}
-	}
-}
-
-func stateDetail(s api.StepStatus, state string) string {
-	switch state {
-	case plan.StepSkipped:
-		if s.DurationMs == 0 {
-			return state
-		}
-		return fmt.Sprintf("%s (%s)", state, fmtDuration(s.DurationMs))
-	case plan.StepOK:
-		return fmt.Sprintf("%s (%s)", state, fmtDuration(s.DurationMs))
-	case plan.StepFailed:
-		return fmt.Sprintf("failed (exit %d, %s)", s.ExitCode, fmtDuration(s.DurationMs))
-	default:
-		return state
-	}
-}
-
-// ANSI sequences for the TTY block.
-const (
-	ansiUp        = "\x1b[%dA" // cursor up N lines
-	ansiClearDown = "\x1b[J"   // clear from the cursor to the end of the screen
-)
-
-func (p *progress) redraw(st *api.ServiceStatus) {
-	if p.lines > 0 {
-		fmt.Fprintf(p.w, "\r"+ansiUp+ansiClearDown, p.lines)
-	}
-	lines := []string{fmt.Sprintf("%s: %s (generation %d)", st.Name, st.State, p.gen)}
-	for _, n := range st.Nodes {
-		lines = append(lines, "  "+nodeSummary(n, p.gen))
-	}
-	for _, l := range lines {
-		fmt.Fprintln(p.w, l)
-	}
-	p.lines = len(lines)
-}
-
-// nodeSummary is one node's compact line:
-// "agent-1 (web)  ✓ 2 ok  ↷ 1 skipped  ● running: index create  ✗ failed: db create  · 3 pending".
-func nodeSummary(n api.NodeStatus, gen uint64) string {
-	var ok, skipped, pending int
-	var running, failed []string
-	for _, s := range n.Steps {
-		inst := instance(s)
-		switch stepState(s, gen) {
-		case plan.StepOK:
-			ok++
-		case plan.StepSkipped:
-			skipped++
-		case plan.StepRunning:
-			running = append(running, inst+" "+s.Action)
-		case plan.StepFailed:
-			failed = append(failed, inst+" "+s.Action)
-		default:
-			pending++
-		}
-	}
-	parts := []string{nodeLabel(n)}
-	if len(n.Steps) == 0 {
-		parts = append(parts, "no steps")
-	}
-	if ok > 0 {
-		parts = append(parts, fmt.Sprintf("✓ %d ok", ok))
-	}
-	if skipped > 0 {
-		parts = append(parts, fmt.Sprintf("↷ %d skipped", skipped))
-	}
-	if len(running) > 0 {
-		parts = append(parts, "● running: "+firstAndMore(running))
-	}
-	if len(failed) > 0 {
-		parts = append(parts, "✗ failed: "+firstAndMore(failed))
-	}
-	if pending > 0 {
-		parts = append(parts, fmt.Sprintf("· %d pending", pending))
-	}
-	if n.Status != "" && n.Status != "up" {
-		parts = append(parts, "(node "+n.Status+")")
-	}
-	return strings.Join(parts, "  ")
-}
-
-// firstAndMore keeps a TTY line short so that it does not wrap and break
-// the redraw.
-func firstAndMore(names []string) string {
-	if len(names) == 1 {
-		return names[0]
-	}
-	return fmt.Sprintf("%s (+%d more)", names[0], len(names)-1)
 }

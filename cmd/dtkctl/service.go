@@ -110,6 +110,15 @@ type ServiceStageCmd struct {
 	Parent   string   `placeholder:"SERVICE" help:"Service to deploy with respect to (its environment)."`
 	Set      []string `placeholder:"KEY=VALUE" sep:"none" help:"Set an input; repeatable."`
 	SetFile  []string `placeholder:"KEY=PATH" sep:"none" help:"Set an input to the content of a file (less one trailing newline), for secrets; repeatable."`
+	JSON     bool     `help:"Print the staged service as JSON."`
+}
+
+// Help is the detail of `service stage --help`.
+func (ServiceStageCmd) Help() string {
+	return `Examples:
+  dtkctl service stage web --template hello/site --set greeting=Bonjour
+  dtkctl service stage web-eu --template hello@1.2.0/site --parent network-eu
+  dtkctl service stage db --template pg/primary --set-file password=./db-password.txt`
 }
 
 // Validate checks --set and --set-file before anything is sent.
@@ -134,6 +143,9 @@ func (c *ServiceStageCmd) Run(ctx context.Context, cl *api.Client, out *Output) 
 	if err != nil {
 		return err
 	}
+	if c.JSON {
+		return out.JSON(svc)
+	}
 	parent := ""
 	if svc.Parent != "" {
 		parent = " with respect to " + svc.Parent
@@ -148,6 +160,7 @@ type ServiceSetCmd struct {
 	Name    string   `arg:"" help:"Service name."`
 	Inputs  []string `arg:"" optional:"" name:"key=value" sep:"none" help:"Inputs to set; KEY= unsets KEY."`
 	SetFile []string `placeholder:"KEY=PATH" sep:"none" help:"Set an input to the content of a file (less one trailing newline), for secrets; repeatable."`
+	JSON    bool     `help:"Print the updated service as JSON (sensitive values redacted)."`
 }
 
 // Validate checks the KEY=VALUE and KEY=PATH arguments.
@@ -175,6 +188,9 @@ func (c *ServiceSetCmd) Run(ctx context.Context, cl *api.Client, out *Output) er
 	if err != nil {
 		return err
 	}
+	if c.JSON {
+		return out.JSON(svc)
+	}
 	// Values are shown as the coordinator answers them: a sensitive one
 	// as "(sensitive)", never as typed.
 	var changed []string
@@ -198,6 +214,15 @@ func (c *ServiceSetCmd) Run(ctx context.Context, cl *api.Client, out *Output) er
 type ServicePlanCmd struct {
 	Name string `arg:"" help:"Service name."`
 	JSON bool   `help:"Print JSON."`
+}
+
+// Help is the detail of `service plan --help`.
+func (ServicePlanCmd) Help() string {
+	return `Shows, per node, each step the next deploy would add (+), change (~), remove (-) or leave (=), with every attribute's value and where it comes from. Exit 1 when the plan has violations (it cannot be deployed).
+
+Examples:
+  dtkctl service plan web
+  dtkctl service plan web --json | jq '.nodes[].steps[] | select(.change != "unchanged")'`
 }
 
 // Run previews the plan; violations make it fail (exit 1): the plan cannot
@@ -311,30 +336,56 @@ type ServiceDeployCmd struct {
 	Wait    bool          `help:"Wait until the deploy converges (exit 0) or fails (exit 1), showing progress."`
 	DryRun  bool          `name:"dry-run" help:"Change nothing: ask the nodes to predict what the deploy would do."`
 	Timeout time.Duration `default:"10m" help:"How long --wait waits (0: no limit)."`
+	JSON    bool          `help:"Print JSON: the deployed service; with --wait, its status at the end (no progress); with --dry-run, the predictions."`
+}
+
+// Help is the detail of `service deploy --help`.
+func (ServiceDeployCmd) Help() string {
+	return `Compiles the staged service into a plan (a new generation) and publishes it; the agents pick it up and run the steps. With --wait, follows the deploy to its end: on a terminal a live block per node that fits the window, elsewhere one line per step change. Exit 0 converged, 1 failed or timed out, 2 when the plan has violations.
+
+Examples:
+  dtkctl service deploy web --wait
+  dtkctl service deploy web --dry-run
+  dtkctl service deploy web --wait --timeout 30m --json > status.json`
 }
 
 // Run deploys and, with --wait, follows the deploy to its end.
 func (c *ServiceDeployCmd) Run(ctx context.Context, cl *api.Client, out *Output) error {
 	if c.DryRun {
-		return dryRun(ctx, cl, out, c.Name, c.Timeout)
+		return dryRun(ctx, cl, out, c.Name, c.Timeout, c.JSON)
 	}
 	svc, err := cl.Deploy(ctx, c.Name)
 	if err != nil {
 		return err // a 422 lists the violations
 	}
 	gen := svc.Generation
-	out.Printf("deploying %s generation %d (%s)\n", svc.Name, gen, planSize(svc.Plan))
+	if c.JSON && !c.Wait {
+		return out.JSON(svc)
+	}
+	if !c.JSON {
+		out.Printf("deploying %s generation %d (%s)\n", svc.Name, gen, planSize(svc.Plan))
+	}
 	if !c.Wait {
 		out.Notef("follow with \"dtkctl service status %s\"\n", svc.Name)
 		return nil
 	}
-	last, _, err := watch(ctx, cl, out, svc.Name, gen, false, c.Timeout)
-	if last != nil {
+	last, _, err := watch(ctx, cl, out.quietIf(c.JSON), svc.Name, gen, false, c.Timeout)
+	if last != nil && c.JSON {
+		if jerr := out.JSON(last); jerr != nil {
+			return jerr
+		}
+	} else if last != nil {
 		out.Printf("\n")
-		stepTable(out.Out, last, gen)
+		out.stepTable(last, gen)
 	}
 	if err != nil {
 		return err
+	}
+	if c.JSON {
+		if last.State == plan.StateFailed {
+			return failf("deploy of %s failed at generation %d: %s", svc.Name, gen, failedCount(last, gen))
+		}
+		return nil
 	}
 	if last.State == plan.StateFailed {
 		return failf("deploy of %s failed at generation %d: %s", svc.Name, gen, failedCount(last, gen))
@@ -382,6 +433,7 @@ func watch(ctx context.Context, cl *api.Client, out *Output, name string, gen ui
 		defer cancel()
 	}
 	p := out.progress(gen)
+	defer p.close()
 	var index uint64
 	failures := 0
 	for {
@@ -459,6 +511,13 @@ type ServiceStatusCmd struct {
 	JSON bool   `help:"Print JSON (the shape is stable: state, generation, nodes[].steps[])."`
 }
 
+// Help is the detail of `service status --help`.
+func (ServiceStatusCmd) Help() string {
+	return `Examples:
+  dtkctl service status web
+  dtkctl service status web --json | jq -r '.nodes[].steps[] | select(.state == "failed") | .id'`
+}
+
 // Run shows the status.
 func (c *ServiceStatusCmd) Run(ctx context.Context, cl *api.Client, out *Output) error {
 	st, _, err := cl.ServiceStatus(ctx, c.Name, 0, 0)
@@ -472,7 +531,7 @@ func (c *ServiceStatusCmd) Run(ctx context.Context, cl *api.Client, out *Output)
 		return out.JSON(st)
 	}
 	out.Printf("service:    %s\n", st.Name)
-	out.Printf("state:      %s\n", st.State)
+	out.Printf("state:      %s\n", out.paint(st.State))
 	out.Printf("generation: %d\n", st.Generation)
 	out.Printf("template:   %s@%s/%s\n", st.Module, st.Version, st.Template)
 	out.Printf("parent:     %s\n", orDash(st.Parent))
@@ -488,7 +547,7 @@ func (c *ServiceStatusCmd) Run(ctx context.Context, cl *api.Client, out *Output)
 		return nil
 	}
 	out.Printf("\n")
-	stepTable(out.Out, st, st.Generation)
+	out.stepTable(st, st.Generation)
 	return nil
 }
 
@@ -511,7 +570,7 @@ func (c *ServiceListCmd) Run(ctx context.Context, cl *api.Client, out *Output) e
 	}
 	rows := make([][]string, 0, len(svcs))
 	for _, s := range svcs {
-		rows = append(rows, []string{s.Name, s.State, fmt.Sprint(s.Generation),
+		rows = append(rows, []string{s.Name, out.paint(s.State), fmt.Sprint(s.Generation),
 			fmt.Sprintf("%s@%s/%s", s.Module, s.Version, s.Template), orDash(s.Parent)})
 	}
 	out.Table([]string{"NAME", "STATE", "GEN", "TEMPLATE", "PARENT"}, rows)
@@ -529,6 +588,26 @@ type ServiceDeleteCmd struct {
 	Recursive bool          `help:"Also delete the services staged with respect to this one, leaves first."`
 	Wait      bool          `help:"Wait until the service is gone (exit 0) or a delete step fails (exit 1), showing progress."`
 	Timeout   time.Duration `default:"10m" help:"How long --wait waits (0: no limit)."`
+	JSON      bool          `help:"Print JSON: the service being deleted; with --wait, the outcome (no progress)."`
+}
+
+// Help is the detail of `service delete --help`.
+func (ServiceDeleteCmd) Help() string {
+	return `Runs the delete steps of the service's components on its nodes, then forgets it. --node or --component removes only part of it.
+
+Examples:
+  dtkctl service delete web --wait
+  dtkctl service delete web --node db --wait
+  dtkctl service delete network-eu --recursive --wait`
+}
+
+// deleteResult is what `service delete --wait --json` prints.
+type deleteResult struct {
+	Service string `json:"service"`
+	// Deleted says the service (or the part of it) is gone.
+	Deleted bool `json:"deleted"`
+	// Status is the last status seen when the delete did not finish.
+	Status *api.ServiceStatus `json:"status,omitempty"`
 }
 
 // Run starts the delete and, with --wait, follows it to its end.
@@ -536,6 +615,9 @@ func (c *ServiceDeleteCmd) Run(ctx context.Context, cl *api.Client, out *Output)
 	svc, err := cl.Delete(ctx, c.Name, api.DeleteOptions{Node: c.Node, Component: c.Component, Recursive: c.Recursive})
 	if err != nil {
 		return err
+	}
+	if c.JSON {
+		return c.runJSON(ctx, cl, out, svc)
 	}
 	gen := svc.Generation
 	if c.Node != "" || c.Component != "" {
@@ -566,7 +648,7 @@ func (c *ServiceDeleteCmd) Run(ctx context.Context, cl *api.Client, out *Output)
 	last, gone, err := watch(ctx, cl, out, c.Name, gen, true, c.Timeout)
 	if last != nil && !gone { // a finished delete's last status is stale
 		out.Printf("\n")
-		stepTable(out.Out, last, gen)
+		out.stepTable(last, gen)
 	}
 	if err != nil {
 		return err
@@ -579,10 +661,38 @@ func (c *ServiceDeleteCmd) Run(ctx context.Context, cl *api.Client, out *Output)
 	return nil
 }
 
+// runJSON is delete with --json: the service as the coordinator answered,
+// or with --wait the outcome, without progress.
+func (c *ServiceDeleteCmd) runJSON(ctx context.Context, cl *api.Client, out *Output, svc *plan.Service) error {
+	if !c.Wait {
+		return out.JSON(svc)
+	}
+	partial := c.Node != "" || c.Component != ""
+	res := deleteResult{Service: c.Name, Deleted: !partial && svc.State != plan.StateDeleting}
+	if !res.Deleted {
+		last, gone, err := watch(ctx, cl, out.quietIf(true), svc.Name, svc.Generation, !partial, c.Timeout)
+		if err != nil {
+			return err
+		}
+		res.Deleted = gone || partial && last.State != plan.StateFailed
+		if !res.Deleted {
+			res.Status = last
+		}
+	}
+	if err := out.JSON(res); err != nil {
+		return err
+	}
+	if !res.Deleted {
+		return failf("delete of %s failed at generation %d: %s", c.Name, svc.Generation, failedCount(res.Status, svc.Generation))
+	}
+	return nil
+}
+
 // ServiceUpgradeCmd is `dtkctl service upgrade NAME [--version V]`.
 type ServiceUpgradeCmd struct {
 	Name    string `arg:"" help:"Service name."`
 	Version string `placeholder:"VERSION" help:"Module version (default: the highest pushed)."`
+	JSON    bool   `help:"Print the upgraded service as JSON."`
 }
 
 // Run moves the service to another module version.
@@ -590,6 +700,9 @@ func (c *ServiceUpgradeCmd) Run(ctx context.Context, cl *api.Client, out *Output
 	svc, err := cl.Upgrade(ctx, c.Name, c.Version)
 	if err != nil {
 		return err
+	}
+	if c.JSON {
+		return out.JSON(svc)
 	}
 	out.Printf("%s now uses %s@%s/%s\n", svc.Name, svc.Module, svc.Version, svc.Template)
 	out.Notef("see what changes with \"dtkctl service plan %s\", then deploy it\n", svc.Name)

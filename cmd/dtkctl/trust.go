@@ -111,13 +111,17 @@ func labelText(l map[string]string) string {
 
 // NodeTokenDeleteCmd is `dtkctl node token delete`.
 type NodeTokenDeleteCmd struct {
-	ID string `arg:"" help:"Token ID (dtkctl node token list)."`
+	ID   string `arg:"" help:"Token ID (dtkctl node token list)."`
+	JSON bool   `help:"Print JSON."`
 }
 
 // Run revokes a token.
 func (c *NodeTokenDeleteCmd) Run(ctx context.Context, cl *api.Client, out *Output) error {
 	if err := cl.DeleteToken(ctx, c.ID); err != nil {
 		return err
+	}
+	if c.JSON {
+		return out.JSON(map[string]any{"id": c.ID, "deleted": true})
 	}
 	out.Printf("join token %s deleted\n", c.ID)
 	return nil
@@ -154,12 +158,16 @@ func (c *NodePendingCmd) Run(ctx context.Context, cl *api.Client, out *Output) e
 // NodeApproveCmd is `dtkctl node approve`.
 type NodeApproveCmd struct {
 	Name string `arg:"" help:"Node name (dtkctl node pending)."`
+	JSON bool   `help:"Print JSON."`
 }
 
 // Run approves a request: the node gets its certificate.
 func (c *NodeApproveCmd) Run(ctx context.Context, cl *api.Client, out *Output) error {
 	if err := cl.ApproveNode(ctx, c.Name); err != nil {
 		return err
+	}
+	if c.JSON {
+		return out.JSON(map[string]any{"node": c.Name, "approved": true})
 	}
 	out.Printf("node %s approved: it receives its certificate at its next request\n", c.Name)
 	return nil
@@ -168,12 +176,16 @@ func (c *NodeApproveCmd) Run(ctx context.Context, cl *api.Client, out *Output) e
 // NodeRejectCmd is `dtkctl node reject`.
 type NodeRejectCmd struct {
 	Name string `arg:"" help:"Node name (dtkctl node pending)."`
+	JSON bool   `help:"Print JSON."`
 }
 
 // Run rejects a request.
 func (c *NodeRejectCmd) Run(ctx context.Context, cl *api.Client, out *Output) error {
 	if err := cl.RejectNode(ctx, c.Name); err != nil {
 		return err
+	}
+	if c.JSON {
+		return out.JSON(map[string]any{"node": c.Name, "rejected": true})
 	}
 	out.Printf("node %s rejected\n", c.Name)
 	return nil
@@ -182,12 +194,16 @@ func (c *NodeRejectCmd) Run(ctx context.Context, cl *api.Client, out *Output) er
 // NodeRemoveCmd is `dtkctl node remove`.
 type NodeRemoveCmd struct {
 	Name string `arg:"" help:"Node name."`
+	JSON bool   `help:"Print JSON."`
 }
 
 // Run revokes a node's certificates and forgets it.
 func (c *NodeRemoveCmd) Run(ctx context.Context, cl *api.Client, out *Output) error {
 	if err := cl.RemoveNode(ctx, c.Name); err != nil {
 		return err
+	}
+	if c.JSON {
+		return out.JSON(map[string]any{"node": c.Name, "removed": true})
 	}
 	out.Printf("node %s removed: its certificates no longer work\n", c.Name)
 	out.Notef("if the machine may be compromised, also rotate the gossip key (dtkctl operator keyring)\n")
@@ -198,6 +214,7 @@ func (c *NodeRemoveCmd) Run(ctx context.Context, cl *api.Client, out *Output) er
 type NodeLabelCmd struct {
 	Name   string   `arg:"" help:"Node name."`
 	Labels []string `arg:"" placeholder:"KEY=VALUE" help:"Labels to set (KEY= removes one). The node cannot change or remove them."`
+	JSON   bool     `help:"Print JSON."`
 }
 
 // Run sets operator labels.
@@ -208,6 +225,9 @@ func (c *NodeLabelCmd) Run(ctx context.Context, cl *api.Client, out *Output) err
 	}
 	if err := cl.SetNodeLabels(ctx, c.Name, labels); err != nil {
 		return err
+	}
+	if c.JSON {
+		return out.JSON(map[string]any{"node": c.Name, "labels": labels})
 	}
 	out.Printf("node %s labels updated\n", c.Name)
 	return nil

@@ -1,7 +1,7 @@
 // Command dtk-package builds dtk's release artifacts; the Makefile runs it.
 //
-//	dtk-package packages --version V --bin-dir 'dist/build/linux-{arch}' --out dist
-//	dtk-package dist     --version V --bin-dir 'dist/build/linux-{arch}' --out dist
+//	dtk-package packages --version V --bin-dir 'dist/build/linux-{arch}' --share-dir bin/share --out dist
+//	dtk-package dist     --version V --bin-dir 'dist/build/linux-{arch}' --share-dir bin/share --out dist
 //
 // packages writes a .deb and an .rpm per arch; dist writes them too, plus
 // one bundle per arch and dist/SHA256SUMS over everything it wrote.
@@ -37,6 +37,7 @@ func run(args []string) error {
 	binDir := fs.String("bin-dir", "dist/build/linux-{arch}", "folder of dtk-agent and dtkctl; {arch} is replaced")
 	out := fs.String("out", "dist", "output folder")
 	repo := fs.String("repo", ".", "repository root")
+	share := fs.String("share-dir", "", "folder of dtkctl's generated completions/ and man/ (make completions man); empty: none")
 	maintainer := fs.String("maintainer", "", "package maintainer (default: "+packaging.DefaultMaintainer+")")
 	var arches []string
 	fs.Func("arch", "architecture (repeatable; default: amd64 and arm64)", func(s string) error {
@@ -55,7 +56,7 @@ func run(args []string) error {
 		start := time.Now()
 		o := packaging.Options{
 			Version: *version, Arch: arch, BinDir: strings.ReplaceAll(*binDir, "{arch}", arch),
-			RepoDir: *repo, OutDir: *out, MTime: mtime, Maintainer: *maintainer,
+			RepoDir: *repo, ShareDir: *share, OutDir: *out, MTime: mtime, Maintainer: *maintainer,
 		}
 		made, err := packaging.Packages(o)
 		if err != nil {
