@@ -14,13 +14,13 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 
 	"github.com/dtkhq/dtk/internal/api"
 	"github.com/dtkhq/dtk/internal/gossip"
 	"github.com/dtkhq/dtk/internal/limits"
+	"github.com/dtkhq/dtk/internal/logging"
 	"github.com/dtkhq/dtk/internal/tlsutil"
 )
 
@@ -207,7 +207,8 @@ func (s *Server) Start() error {
 func (s *Server) startRaft() error {
 	rc := raft.DefaultConfig()
 	rc.LocalID = raft.ServerID(s.cfg.Name)
-	rc.Logger = hclog.New(&hclog.LoggerOptions{Name: "raft", Level: hclog.Warn, Output: os.Stderr})
+	// Raft logs through the coordinator's slog handler (one format).
+	rc.Logger = logging.HCLog(s.cfg.Logger, "raft")
 	rc.SnapshotThreshold = 4096
 	if s.cfg.Fast {
 		rc.HeartbeatTimeout = 200 * time.Millisecond
