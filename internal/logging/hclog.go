@@ -22,10 +22,13 @@ const LevelTrace = slog.LevelDebug - 4
 // errors) keeps its level. The level a handler shows is the slog handler's
 // own; SetLevel only raises the floor.
 func HCLog(l *slog.Logger, name string) hclog.Logger {
-	return &hcl{l: l.With("component", name), name: name, floor: hclog.Trace}
+	return &hcl{base: l, l: l.With("component", name), name: name, floor: hclog.Trace}
 }
 
 type hcl struct {
+	// base is the logger given; l is base with the component and the
+	// implied arguments.
+	base    *slog.Logger
 	l       *slog.Logger
 	name    string
 	implied []any
@@ -120,7 +123,7 @@ func (h *hcl) Named(name string) hclog.Logger {
 func (h *hcl) ResetNamed(name string) hclog.Logger {
 	n := *h
 	n.name = name
-	n.l = h.l.With("component", name)
+	n.l = h.base.With("component", name).With(values(h.implied)...)
 	return &n
 }
 
