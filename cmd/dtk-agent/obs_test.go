@@ -111,14 +111,41 @@ func TestRun_AgentMetrics_OnlyWithMetricsAddr(t *testing.T) {
 	if strings.Contains(off.out.String(), "serving metrics") {
 		t.Errorf("metrics served without --metrics-addr")
 	}
-	// http, raft and serf: three listeners; the metrics listener is a
-	// fourth only when asked for.
-	if l := listeners(t, off.cmd.Process.Pid); len(l) != 3 {
-		t.Errorf("without --metrics-addr: %d listeners %v, want 3", len(l), l)
+	// Without --metrics-addr the process listens only where its log says:
+	// the API, Raft and gossip; with it, on the metrics address too.
+	ports := func(p *agentProc) map[int]bool {
+		m := regexp.MustCompile(`msg="coordinator started" .*http=\S+:(\d+) raft=\S+:(\d+)`).FindStringSubmatch(p.out.String())
+		if m == nil {
+			t.Fatalf("no addresses in the output:\n%s", p.out.String())
+		}
+		var h, r int
+		fmt.Sscan(m[1], &h)
+		fmt.Sscan(m[2], &r)
+		return map[int]bool{h: true, r: true, 7946: true}
 	}
-	if l := listeners(t, on.cmd.Process.Pid); len(l) != 4 {
-		t.Errorf("with --metrics-addr: %d listeners %v, want 4", len(l), l)
+	check := func(p *agentProc, extra int) {
+		allowed := ports(p)
+		if extra != 0 {
+			allowed[extra] = true
+		}
+		got := listeners(t, p.cmd.Process.Pid)
+		seen := map[int]bool{}
+		for _, l := range got {
+			var port int
+			fmt.Sscanf(l[strings.LastIndex(l, ":")+1:], "%X", &port)
+			seen[port] = true
+			if !allowed[port] {
+				t.Errorf("listens on port %d, not one it was given (%v)", port, got)
+			}
+		}
+		if extra != 0 && !seen[extra] {
+			t.Errorf("metrics port %d not among the listeners %v", extra, got)
+		}
 	}
+	check(off, 0)
+	var metricsPort int
+	fmt.Sscan(m[1][strings.LastIndex(m[1], ":")+1:strings.LastIndex(m[1], "/metrics")], &metricsPort)
+	check(on, metricsPort)
 	off.stop(t)
 	on.stop(t)
 }
