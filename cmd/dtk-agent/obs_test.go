@@ -95,7 +95,9 @@ func TestRun_AgentMetrics_OnlyWithMetricsAddr(t *testing.T) {
 		b, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
 		body = string(b)
-		if regexp.MustCompile(`(?m)^dtk_agent_last_poll_success_timestamp_seconds [1-9]`).MatchString(body) {
+		// The first poll is answered before the converge it brings is timed.
+		if regexp.MustCompile(`(?m)^dtk_agent_last_poll_success_timestamp_seconds [1-9]`).MatchString(body) &&
+			strings.Contains(body, "dtk_agent_converge_duration_seconds_count") {
 			break
 		}
 		if time.Now().After(deadline) {
