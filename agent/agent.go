@@ -52,6 +52,9 @@ type Config struct {
 	// LeftoverGrace is how long a step process group a previous agent
 	// left running has between SIGTERM and SIGKILL; zero means 10 s.
 	LeftoverGrace time.Duration
+	// Metrics receives converge, step and poll measurements; nil: metrics
+	// off (metrics.go).
+	Metrics *Metrics
 }
 
 // Agent pulls its node's plan slice and converges it.
@@ -155,6 +158,9 @@ func New(cfg Config) (*Agent, error) {
 	if err != nil {
 		a.store.close()
 		return nil, err
+	}
+	if cfg.Metrics != nil {
+		cfg.Metrics.watch(a)
 	}
 	return a, nil
 }
@@ -338,6 +344,7 @@ func (a *Agent) pullLoop(ctx context.Context) {
 			continue
 		}
 		b.reset()
+		a.cfg.Metrics.polled()
 		if sl.Index < index {
 			// A coordinator that lags behind what this agent has seen
 			// (a follower catching up): never go backwards.

@@ -33,6 +33,7 @@ func (a *Agent) converge(ctx context.Context, sl *plan.Slice, checks bool) {
 	}
 	a.convergeMu.Lock()
 	defer a.convergeMu.Unlock()
+	defer a.cfg.Metrics.converged(checks, time.Now())
 	a.running.reset()
 	defer func() {
 		a.convergedMu.Lock()
@@ -203,6 +204,14 @@ func (a *Agent) runStep(ctx context.Context, st *plan.Step, checks bool) (ran, o
 		// The agent is shutting down and killed the step: not a failure of
 		// the step. Nothing is recorded, so it runs again after the restart.
 		return true, false
+	}
+	switch {
+	case !ok:
+		a.cfg.Metrics.stepRan(st.Run.Kind, "failed")
+	case rep.Changed:
+		a.cfg.Metrics.stepRan(st.Run.Kind, "changed")
+	default:
+		a.cfg.Metrics.stepRan(st.Run.Kind, "ok")
 	}
 	if !ok {
 		rep.State = plan.StepFailed

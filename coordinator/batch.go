@@ -93,11 +93,13 @@ func (b *reportBatcher) commit(batch []*batchReq, n int) {
 	for _, r := range batch {
 		all = append(all, r.reports...)
 	}
+	start := time.Now()
 	_, err := b.s.apply(ReportsType, ReportsCmd{Reports: all, Time: time.Now().UnixMilli()})
 	if err != nil {
 		b.fail(batch, err)
 		return
 	}
+	b.s.observeBatch(all, time.Since(start))
 	idx := b.s.State().Index()
 	for _, r := range batch {
 		r.done <- batchResult{applied: len(r.reports), index: idx}

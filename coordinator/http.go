@@ -56,7 +56,7 @@ func (s *Server) Handler() http.Handler {
 	s.routes = s.routes[:0]
 	route := func(pattern string, a access, nf needFunc, h handlerFunc) {
 		s.routes = append(s.routes, routeInfo{pattern, a, nf != nil})
-		mux.Handle(pattern, s.wrap(a, nf, bodyClassOf(pattern), h))
+		mux.Handle(pattern, s.instrument(pattern, s.wrap(a, nf, bodyClassOf(pattern), h)))
 	}
 	R, W, D := acl.Read, acl.Write, acl.Deploy
 	route("GET /v1/status", accessAny, nil, s.getStatus)
@@ -120,6 +120,7 @@ func (s *Server) Handler() http.Handler {
 	route("POST /v1/acl/tokens", accessOperator, need(acl.KindACL, W), s.aclCreateToken)
 	route("DELETE /v1/acl/tokens/{id}", accessOperator, need(acl.KindACL, W), s.aclDeleteToken)
 	route("GET /v1/audit", accessOperator, need(acl.KindOperator, R), s.getAudit)
+	s.observabilityRoutes(route) // metrics, health, pprof (health.go)
 	route("/", accessPublic, nil, func(w http.ResponseWriter, r *http.Request) error {
 		return &api.APIError{Code: http.StatusNotFound, Message: fmt.Sprintf("no such endpoint: %s %s", r.Method, r.URL.Path)}
 	})

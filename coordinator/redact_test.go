@@ -210,8 +210,8 @@ func TestRedact_NoRouteShowsSecrets(t *testing.T) {
 	var paths []string
 	for _, ri := range s.routes {
 		method, pattern, ok := strings.Cut(ri.pattern, " ")
-		if !ok || method != "GET" {
-			continue
+		if !ok || method != "GET" || pattern == "/debug/pprof/profile" || pattern == "/debug/pprof/trace" {
+			continue // profiles run for seconds and answer no JSON
 		}
 		expanded := []string{pattern}
 		for key, vals := range fills {

@@ -14,7 +14,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 	"golang.org/x/sync/singleflight"
@@ -22,6 +21,7 @@ import (
 	"github.com/dtkhq/dtk/internal/api"
 	"github.com/dtkhq/dtk/internal/gossip"
 	"github.com/dtkhq/dtk/internal/limits"
+	"github.com/dtkhq/dtk/internal/logging"
 	"github.com/dtkhq/dtk/internal/tlsutil"
 )
 
@@ -129,6 +129,8 @@ type Server struct {
 	// planPolls counts plan long-polls being served (GET /v1/status
 	// shows it; make bench watches agents move after a failover).
 	planPolls atomic.Int64
+	// metrics are served at GET /v1/metrics (metrics.go).
+	metrics *coordMetrics
 }
 
 // ErrNotLeader is returned for a write on a coordinator that cannot reach
@@ -156,10 +158,12 @@ func New(cfg Config) (*Server, error) {
 	if len(cfg.CAKeyPEM) > 0 && len(cfg.KEK) == 0 {
 		return nil, errors.New("coordinator: the CA key (tls.ca_key_file) is kept in the replicated state sealed with a key-encryption key: set keyring_file too")
 	}
-	return &Server{
+	s := &Server{
 		cfg: cfg, log: cfg.Logger.With("component", "coordinator"), stop: make(chan struct{}), kick: make(chan struct{}, 1),
 		pnet: newPeerNet(cfg.TLS), auditQ: make(chan api.AuditEntry, 4096),
-	}, nil
+	}
+	s.metrics = newCoordMetrics(s)
+	return s, nil
 }
 
 // Start opens the stores, starts Raft (bootstrapping a new single-server
@@ -222,7 +226,8 @@ func (s *Server) Start() error {
 func (s *Server) startRaft() error {
 	rc := raft.DefaultConfig()
 	rc.LocalID = raft.ServerID(s.cfg.Name)
-	rc.Logger = hclog.New(&hclog.LoggerOptions{Name: "raft", Level: hclog.Warn, Output: os.Stderr})
+	// Raft logs through the coordinator's slog handler (one format).
+	rc.Logger = logging.HCLog(s.cfg.Logger, "raft")
 	rc.SnapshotThreshold = 4096
 	if s.cfg.Fast {
 		rc.HeartbeatTimeout = 200 * time.Millisecond
@@ -396,8 +401,11 @@ func (s *Server) apply(t MessageType, cmd any) (any, error) {
 	if b, err = s.sealEntry(t, b); err != nil {
 		return nil, err
 	}
+	start := time.Now()
 	f := s.raft.Apply(b, 10*time.Second)
-	if err := f.Error(); err != nil {
+	err = f.Error()
+	s.observeApply(start)
+	if err != nil {
 		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) {
 			return nil, fmt.Errorf("%w: %v", ErrNotLeader, err)
 		}

@@ -2,6 +2,7 @@ package coordinator
 
 import (
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -94,6 +95,10 @@ func (s *Server) extendDeadlines(w http.ResponseWriter, r *http.Request) {
 		d := t.Read + transferTime(r.ContentLength, max)
 		rc.SetReadDeadline(now.Add(d))
 		rc.SetWriteDeadline(now.Add(d + t.Write))
+	case r.Method == http.MethodGet && strings.HasPrefix(p, "/debug/pprof/"):
+		// A CPU profile or trace runs for ?seconds= (operator write only).
+		secs, _ := strconv.Atoi(r.URL.Query().Get("seconds"))
+		rc.SetWriteDeadline(now.Add(t.Write + time.Duration(max(secs, 0))*time.Second))
 	case r.Method == http.MethodGet && (strings.HasPrefix(p, "/v1/blobs/") || p == "/v1/operator/snapshot"):
 		// A download: getBlob sets a deadline once it knows the size.
 		rc.SetWriteDeadline(time.Time{})

@@ -19,12 +19,14 @@ import (
 	"github.com/alecthomas/kong"
 
 	"github.com/dtkhq/dtk/internal/config"
+	"github.com/dtkhq/dtk/internal/logging"
 )
 
 var version = "dev"
 
 type cli struct {
-	LogLevel string `help:"Log level: debug, info, warn, error (overrides log_level of the configuration file)." default:"${log_level}" enum:"debug,info,warn,error"`
+	LogLevel  string `help:"Log level: debug, info, warn, error (overrides log_level of the configuration file)." default:"${log_level}" enum:"debug,info,warn,error"`
+	LogFormat string `help:"Log format: text or json, one JSON object per line, Raft's and gossip's lines included (overrides log_format of the configuration file)." default:"${log_format}" enum:"text,json"`
 
 	Run     runCmd     `cmd:"" help:"Run the agent (and a coordinator with --coordinator)."`
 	Dev     devCmd     `cmd:"" help:"Run a dev cluster: one coordinator and N agents on loopback, state in a temporary folder."`
@@ -67,6 +69,7 @@ func vars() kong.Vars {
 		"http_write_timeout":       d.HTTPWriteTimeout.String(),
 		"http_idle_timeout":        d.HTTPIdleTimeout.String(),
 		"node_gc_after":            d.NodeGCAfter.String(),
+		"log_format":               d.LogFormat,
 	}
 }
 
@@ -105,9 +108,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 		defer stop()
 		level := new(slog.LevelVar)
 		level.Set(config.ParseLevel(c.LogLevel))
-		log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+		// The format can change once run has read the configuration file.
+		handler := logging.NewHandler(stderr, c.LogFormat, level)
+		log := slog.New(handler)
 		kctx.BindTo(ctx, (*context.Context)(nil))
-		kctx.Bind(log, level, flagsSet(kctx), globals{LogLevel: c.LogLevel})
+		kctx.Bind(log, level, handler, flagsSet(kctx), globals{LogLevel: c.LogLevel, LogFormat: c.LogFormat})
 		kctx.BindTo(stdout, (*io.Writer)(nil))
 		code = exitFor(stderr, kctx.Run())
 	}()
@@ -137,7 +142,7 @@ func exitFor(stderr io.Writer, err error) int {
 }
 
 // globals are the flags of the top-level command.
-type globals struct{ LogLevel string }
+type globals struct{ LogLevel, LogFormat string }
 
 // set holds the flags given on the command line (by name), as opposed to
 // the ones left at their defaults.

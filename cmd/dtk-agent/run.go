@@ -12,6 +12,7 @@ import (
 	"github.com/dtkhq/dtk/coordinator"
 	"github.com/dtkhq/dtk/internal/config"
 	"github.com/dtkhq/dtk/internal/daemon"
+	"github.com/dtkhq/dtk/internal/logging"
 )
 
 // runFlags are the flags of `run`, shared with `service install`. Every one
@@ -33,6 +34,7 @@ type runFlags struct {
 	ReconcileInterval time.Duration     `help:"How often the cached plan is converged again, running checks to repair drift." default:"${reconcile_interval}" aliases:"reconcile"`
 	StepUser          string            `help:"User that steps run as when their action names none (default: the agent's own, root)."`
 	StepGroup         string            `help:"Group that steps run as when their action names none (default: the step user's)."`
+	MetricsAddr       string            `help:"Agent: serve Prometheus metrics at http://ADDR/metrics (host:port; default: off). Coordinators serve theirs at GET /v1/metrics."`
 
 	TLSCA         string        `name:"tls-ca" help:"Cluster CA certificate(s) (PEM)." type:"path" group:"Security"`
 	TLSCert       string        `name:"tls-cert" help:"This process's certificate (PEM): a server certificate for a coordinator, a node certificate for an agent." type:"path" group:"Security"`
@@ -123,6 +125,9 @@ func (f *runFlags) overrides(s set, g globals) config.Overrides {
 	if s["log-level"] {
 		o.LogLevel = &g.LogLevel
 	}
+	if s["log-format"] {
+		o.LogFormat = &g.LogFormat
+	}
 	str := func(flag string, v *string, dst **string) {
 		if s[flag] {
 			*dst = v
@@ -130,6 +135,7 @@ func (f *runFlags) overrides(s set, g globals) config.Overrides {
 	}
 	str("step-user", &f.StepUser, &o.StepUser)
 	str("step-group", &f.StepGroup, &o.StepGroup)
+	str("metrics-addr", &f.MetricsAddr, &o.MetricsAddr)
 	str("tls-ca", &f.TLSCA, &o.TLSCAFile)
 	str("tls-cert", &f.TLSCert, &o.TLSCertFile)
 	str("tls-key", &f.TLSKey, &o.TLSKeyFile)
@@ -181,13 +187,16 @@ type runCmd struct {
 	runFlags `embed:""`
 }
 
-func (r *runCmd) Run(ctx context.Context, log *slog.Logger, level *slog.LevelVar, s set, g globals) error {
+func (r *runCmd) Run(ctx context.Context, log *slog.Logger, level *slog.LevelVar, lh *logging.Handler, s set, g globals) error {
 	o := r.overrides(s, g)
 	cfg, err := config.Resolve(r.Config, o)
 	if err != nil {
 		return err
 	}
 	level.Set(cfg.Level())
+	if err := lh.SetFormat(cfg.LogFormat); err != nil {
+		return err
+	}
 	// From here on SIGHUP reloads (a reload asked for during start-up waits
 	// for it) instead of killing the process.
 	hup := make(chan os.Signal, 1)
@@ -208,7 +217,7 @@ func (r *runCmd) Run(ctx context.Context, log *slog.Logger, level *slog.LevelVar
 		case <-d.Done():
 			running = false
 		case <-hup:
-			cfg = reload(cfg, r.Config, o, d, level, log)
+			cfg = reload(cfg, r.Config, o, d, level, lh, log)
 		}
 	}
 	log.Info("shutting down")
@@ -227,7 +236,7 @@ func daemonConfig(c *config.Config, log *slog.Logger) daemon.Config {
 		TLS:           daemon.TLSFiles{CA: c.TLSCAFile, Cert: c.TLSCertFile, Key: c.TLSKeyFile, CAKey: c.TLSCAKeyFile},
 		CAFingerprint: c.CAFingerprint, Encrypt: c.Encrypt, KeyringFile: c.KeyringFile,
 		JoinToken: c.JoinToken, EnrollAddrs: c.EnrollAddr, Insecure: c.Insecure, NodeCertTTL: c.NodeCertTTL,
-		ACLEnabled: c.ACLEnabled, NodeGCAfter: c.NodeGCAfter, Limits: c.Limits,
+		ACLEnabled: c.ACLEnabled, NodeGCAfter: c.NodeGCAfter, Limits: c.Limits, MetricsAddr: c.MetricsAddr,
 		HTTPTimeouts: coordinator.HTTPTimeouts{
 			ReadHeader: c.HTTPReadHeaderTimeout, Read: c.HTTPReadTimeout, Write: c.HTTPWriteTimeout, Idle: c.HTTPIdleTimeout,
 		},
@@ -237,7 +246,7 @@ func daemonConfig(c *config.Config, log *slog.Logger) daemon.Config {
 // reload re-reads the configuration file on SIGHUP, flags still winning,
 // and applies what can change at run time. An invalid file changes
 // nothing. It returns the configuration now in effect.
-func reload(cur *config.Config, path string, o config.Overrides, d *daemon.Daemon, level *slog.LevelVar, log *slog.Logger) *config.Config {
+func reload(cur *config.Config, path string, o config.Overrides, d *daemon.Daemon, level *slog.LevelVar, lh *logging.Handler, log *slog.Logger) *config.Config {
 	log = log.With("component", "reload")
 	// Certificates and CAs are re-read from their files on every SIGHUP,
 	// whatever the configuration file says: rotating them is writing new
@@ -282,6 +291,10 @@ func reload(cur *config.Config, path string, o config.Overrides, d *daemon.Daemo
 			level.Set(next.Level())
 		}
 		applied.LogLevel = next.LogLevel
+	}
+	if cur.LogFormat != next.LogFormat && lh.SetFormat(next.LogFormat) == nil {
+		log.Info("log format changed", "format", next.LogFormat)
+		applied.LogFormat = next.LogFormat
 	}
 	// Record only what the daemon took, so that a later SIGHUP tries the
 	// rest again.

@@ -12,7 +12,8 @@
 //	join      = ["10.0.0.1:7946", "10.0.0.2:7946"]
 //	labels    = { role = "web", env = "prod" }
 //
-// Only labels, log_level and reconcile_interval change at run time (SIGHUP);
+// Only labels, log_level, log_format and reconcile_interval change at run
+// time (SIGHUP);
 // Diff tells the caller which changes need a restart.
 package config
 
@@ -46,6 +47,12 @@ const (
 	FieldPollWait          = "poll_wait"
 	FieldReconcileInterval = "reconcile_interval"
 	FieldLogLevel          = "log_level"
+	// FieldLogFormat is text or json (every line, Raft's and gossip's
+	// included, in that format).
+	FieldLogFormat = "log_format"
+	// FieldMetricsAddr is where an agent serves its Prometheus metrics
+	// (empty: off). Coordinators serve theirs at GET /v1/metrics.
+	FieldMetricsAddr = "metrics_addr"
 	// FieldStepUser and FieldStepGroup name the account steps run as when
 	// their action names none (docs/actions.md).
 	FieldStepUser  = "step_user"
@@ -100,6 +107,8 @@ var fields = append([]field{
 	{name: FieldPollWait, flag: "--poll-wait"},
 	{name: FieldReconcileInterval, flag: "--reconcile-interval", runtime: true},
 	{name: FieldLogLevel, flag: "--log-level", runtime: true},
+	{name: FieldLogFormat, flag: "--log-format", runtime: true},
+	{name: FieldMetricsAddr, flag: "--metrics-addr"},
 	{name: FieldStepUser, flag: "--step-user"},
 	{name: FieldStepGroup, flag: "--step-group"},
 	{name: FieldTLSCAFile, flag: "--tls-ca"},
@@ -165,6 +174,11 @@ type Config struct {
 	PollWait          time.Duration
 	ReconcileInterval time.Duration
 	LogLevel          string
+	// LogFormat is "text" or "json".
+	LogFormat string
+	// MetricsAddr is host:port for the agent's metrics listener; empty:
+	// none.
+	MetricsAddr string
 	// StepUser and StepGroup: the account steps run as when their action
 	// names none; empty: the agent's own (root).
 	StepUser, StepGroup string
@@ -216,6 +230,7 @@ func Default() *Config {
 		PollWait:          5 * time.Minute,
 		ReconcileInterval: 10 * time.Minute,
 		LogLevel:          "info",
+		LogFormat:         "text",
 		NodeCertTTL:       365 * 24 * time.Hour,
 		NodeGCAfter:       24 * time.Hour,
 		Limits:            limits.Default(),

@@ -27,6 +27,8 @@ raft_addr          = "10.0.0.5:7947"
 poll_wait          = "2m"
 reconcile_interval = "30s"
 log_level          = "debug"
+log_format         = "json"
+metrics_addr       = "10.0.0.5:9100"
 encrypt            = "pUqJrVyVRj5jsiYEkM/tFQYfWyJIv4s3XkvDwy7Cu5s="
 keyring_file       = "/etc/dtk/keyring.key"
 node_cert_ttl      = "720h"
@@ -52,6 +54,7 @@ http {
 		Join: []string{"10.0.0.1:7946", "10.0.0.2:7946"}, Labels: map[string]string{"role": "web", "env": "prod"},
 		HTTPAddr: "10.0.0.5:7070", SerfAddr: "10.0.0.5:7946", RaftAddr: "10.0.0.5:7947",
 		PollWait: 2 * time.Minute, ReconcileInterval: 30 * time.Second, LogLevel: "debug", File: "agent.hcl",
+		LogFormat: "json", MetricsAddr: "10.0.0.5:9100",
 		Encrypt: "pUqJrVyVRj5jsiYEkM/tFQYfWyJIv4s3XkvDwy7Cu5s=", KeyringFile: "/etc/dtk/keyring.key", EnrollAddr: []string{"10.0.0.1:7070"},
 		TLSCAFile: "/etc/dtk/tls/dtk-ca.pem", TLSCertFile: "/etc/dtk/tls/server-web-1.pem", TLSKeyFile: "/etc/dtk/tls/server-web-1-key.pem",
 		TLSCAKeyFile: "/etc/dtk/tls/dtk-ca-key.pem", NodeCertTTL: 720 * time.Hour, NodeGCAfter: 72 * time.Hour, Limits: limits.Default(),
@@ -111,6 +114,8 @@ func TestParse_BadConfigurations(t *testing.T) {
 		{"http_addr without coordinator", `http_addr = "10.0.0.5:7070"`, []string{"agent.hcl:1:13: http_addr: only a coordinator uses this"}},
 		{"raft_addr without coordinator", `raft_addr = "10.0.0.5:7947"`, []string{"agent.hcl:1:13: raft_addr: only a coordinator uses this"}},
 		{"join not a list", `join = "10.0.0.1:7946"`, []string{"agent.hcl:1:8: join: must be a list"}},
+		{"bad log format", `log_format = "logfmt"`, []string{"agent.hcl:1:14: log_format: ", `"logfmt" is not a log format: use text or json`}},
+		{"bad metrics address", `metrics_addr = "9100"`, []string{"agent.hcl:1:16: metrics_addr: ", "metrics off"}},
 		{"join element without port", `join = ["10.0.0.1:7946", "10.0.0.2"]`, []string{"agent.hcl:1:26: join: ", `"10.0.0.2" is not host:port (missing port in address)`}},
 		{"join element port 0", `join = ["10.0.0.1:0"]`, []string{"agent.hcl:1:9: join: ", "needs a port"}},
 		{"join element not string", `join = [true]`, []string{"agent.hcl:1:9: join: element 1 must be a \"host:port\" string, got a bool"}},

@@ -26,6 +26,8 @@ type Overrides struct {
 	PollWait          *time.Duration
 	ReconcileInterval *time.Duration
 	LogLevel          *string
+	LogFormat         *string
+	MetricsAddr       *string
 	StepUser          *string
 	StepGroup         *string
 	TLSCAFile         *string
@@ -70,6 +72,8 @@ func (c *Config) Apply(o Overrides) {
 	override(&c.PollWait, o.PollWait, FieldPollWait, set)
 	override(&c.ReconcileInterval, o.ReconcileInterval, FieldReconcileInterval, set)
 	override(&c.LogLevel, o.LogLevel, FieldLogLevel, set)
+	override(&c.LogFormat, o.LogFormat, FieldLogFormat, set)
+	override(&c.MetricsAddr, o.MetricsAddr, FieldMetricsAddr, set)
 	override(&c.StepUser, o.StepUser, FieldStepUser, set)
 	override(&c.StepGroup, o.StepGroup, FieldStepGroup, set)
 	override(&c.TLSCAFile, o.TLSCAFile, FieldTLSCAFile, set)
@@ -159,6 +163,8 @@ func (o Overrides) Args() []string {
 	dur(FieldPollWait, o.PollWait)
 	dur(FieldReconcileInterval, o.ReconcileInterval)
 	str(FieldLogLevel, o.LogLevel)
+	str(FieldLogFormat, o.LogFormat)
+	str(FieldMetricsAddr, o.MetricsAddr)
 	str(FieldStepUser, o.StepUser)
 	str(FieldStepGroup, o.StepGroup)
 	str(FieldTLSCAFile, o.TLSCAFile)
@@ -245,6 +251,10 @@ func fieldValue(c *Config, name string) any {
 		return c.ReconcileInterval
 	case FieldLogLevel:
 		return c.LogLevel
+	case FieldLogFormat:
+		return c.LogFormat
+	case FieldMetricsAddr:
+		return c.MetricsAddr
 	case FieldStepUser:
 		return c.StepUser
 	case FieldStepGroup:

@@ -157,6 +157,10 @@ func (c *Config) decode(field string, a *hcl.Attribute) Errors {
 		err = c.decodeString(a, v, &c.RaftAddr)
 	case FieldLogLevel:
 		err = c.decodeString(a, v, &c.LogLevel)
+	case FieldLogFormat:
+		err = c.decodeString(a, v, &c.LogFormat)
+	case FieldMetricsAddr:
+		err = c.decodeString(a, v, &c.MetricsAddr)
 	case FieldStepUser:
 		err = c.decodeString(a, v, &c.StepUser)
 	case FieldStepGroup:

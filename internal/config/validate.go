@@ -123,6 +123,16 @@ func (c *Config) Validate() error {
 	if _, ok := logLevels[c.LogLevel]; !ok {
 		add(c.fieldError(FieldLogLevel, nil, "%q is not a log level: use debug, info, warn or error", c.LogLevel))
 	}
+	if c.LogFormat != "text" && c.LogFormat != "json" {
+		add(c.fieldError(FieldLogFormat, nil, "%q is not a log format: use text or json", c.LogFormat))
+	}
+	if c.MetricsAddr != "" {
+		if msg := checkHostPort(c.MetricsAddr, false, false); msg != "" {
+			add(c.fieldError(FieldMetricsAddr, nil, "%q %s (or leave it out: metrics off)", c.MetricsAddr, msg))
+		} else if c.Coordinator && c.NoAgent {
+			add(c.fieldError(FieldMetricsAddr, nil, "a coordinator without an agent (no_agent) has no agent metrics; its own are at GET /v1/metrics"))
+		}
+	}
 	sortErrors(errs)
 	return errs.orNil()
 }

@@ -76,6 +76,9 @@ type Config struct {
 	// HTTPTimeouts bound the coordinator API server's waits for its
 	// clients (zero fields: coordinator.DefaultHTTPTimeouts).
 	HTTPTimeouts coordinator.HTTPTimeouts
+	// MetricsAddr is where the agent serves its Prometheus metrics
+	// (empty: off, nothing built).
+	MetricsAddr string
 }
 
 // Daemon is a running dtk-agent process.
@@ -94,6 +97,8 @@ type Daemon struct {
 	doneOnce sync.Once
 	// stopLoops ends the daemon's own background loops (trust refresh).
 	stopLoops context.CancelFunc
+	// metrics serves the agent's metrics (nil: metrics_addr not set).
+	metrics *agent.MetricsServer
 }
 
 // Start starts the coordinator (if asked), the gossip member and the agent.
@@ -187,15 +192,28 @@ func Start(ctx context.Context, cfg Config) (*Daemon, error) {
 		client.Secure = true
 		client.HTTP = api.TLSHTTPClientFor(sec.store)
 	}
+	var am *agent.Metrics
+	if cfg.MetricsAddr != "" {
+		am = agent.NewMetrics()
+	}
 	a, err := agent.New(agent.Config{
 		Name: cfg.Name, DataDir: filepath.Join(cfg.DataDir, "agent"), Labels: cfg.Labels,
 		Address: host, Version: cfg.Version, Client: client, Logger: cfg.Logger,
 		PollWait: cfg.PollWait, ReconcileInterval: cfg.ReconcileInterval,
-		StepUser: cfg.StepUser, StepGroup: cfg.StepGroup,
+		StepUser: cfg.StepUser, StepGroup: cfg.StepGroup, Metrics: am,
 	})
 	if err != nil {
 		d.Shutdown(ctx)
 		return nil, err
+	}
+	if am != nil {
+		ms, err := agent.ServeMetrics(am, cfg.MetricsAddr, cfg.Logger.With("component", "metrics"))
+		if err != nil {
+			a.Shutdown()
+			d.Shutdown(ctx)
+			return nil, setupError("%v", err)
+		}
+		d.metrics = ms
 	}
 	d.mu.Lock()
 	d.agent = a
@@ -271,6 +289,9 @@ func (d *Daemon) Shutdown(ctx context.Context) {
 	}
 	if a := d.Agent(); a != nil {
 		a.Shutdown()
+	}
+	if d.metrics != nil {
+		d.metrics.Close(ctx)
 	}
 	if d.gossip != nil {
 		if d.coord == nil && !d.leaving.Load() {

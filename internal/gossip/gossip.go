@@ -7,7 +7,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"log"
 	"log/slog"
 	"math/rand/v2"
@@ -20,6 +19,8 @@ import (
 
 	"github.com/hashicorp/memberlist"
 	"github.com/hashicorp/serf/serf"
+
+	"github.com/dtkhq/dtk/internal/logging"
 )
 
 // Tag names.
@@ -137,9 +138,11 @@ func Start(ctx context.Context, cfg Config) (*Member, error) {
 	sc.MemberlistConfig.AdvertiseAddr = host
 	sc.MemberlistConfig.AdvertisePort = port
 	sc.MemberlistConfig.LogOutput = nil
-	sc.MemberlistConfig.Logger = log.New(&cryptLog{log: cfg.Logger}, "", 0)
-	sc.LogOutput = io.Discard
-	sc.Logger = log.New(io.Discard, "", 0)
+	// serf and memberlist log through the member's slog handler (one
+	// format; their info lines at debug).
+	sc.MemberlistConfig.Logger = log.New(&cryptLog{log: cfg.Logger, next: logging.StdLogger(cfg.Logger).Writer()}, "", 0)
+	sc.LogOutput = nil
+	sc.Logger = logging.StdLogger(cfg.Logger)
 	sc.SnapshotPath = cfg.SnapshotPath
 	sc.RejoinAfterLeave = true
 	if cfg.Fast {

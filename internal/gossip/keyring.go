@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"maps"
 	"os"
@@ -280,10 +281,12 @@ func (m *Member) watchKeyring(stop <-chan struct{}) {
 
 // cryptLog receives memberlist's log lines and passes on, at warn and at
 // most once per cryptLogEvery, those about traffic that did not decrypt
-// (a member with another key, or without encryption); the rest is
-// dropped, as before.
+// (a member with another key, or without encryption); the rest goes to
+// next (dropped when nil).
 type cryptLog struct {
 	log *slog.Logger
+	// next takes the other lines.
+	next io.Writer
 
 	mu         sync.Mutex
 	last       time.Time
@@ -298,6 +301,9 @@ var cryptNeedles = []string{"ecrypt", "remote state is encrypted", "remote state
 
 func (c *cryptLog) Write(p []byte) (int, error) {
 	if !slices.ContainsFunc(cryptNeedles, func(n string) bool { return bytes.Contains(p, []byte(n)) }) {
+		if c.next != nil {
+			return c.next.Write(p)
+		}
 		return len(p), nil
 	}
 	c.mu.Lock()
