@@ -23,6 +23,8 @@ func get(t *testing.T, c *http.Client, url string, hdr ...string) (int, string) 
 // code, timed, and the Raft and state gauges.
 func TestMetrics_Scrape_RouteCountersAndRaftGauges(t *testing.T) {
 	s := startServer(t)
+	// A leader is known before its first entry is applied.
+	waitCond(t, "the first entry applied", func() bool { return s.raft.AppliedIndex() > 0 })
 	base := "http://" + s.HTTPAddr()
 	c := &http.Client{}
 	for range 3 {
