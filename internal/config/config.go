@@ -5,7 +5,7 @@
 // field and its position (file:line:col, or the flag).
 //
 // The file is flat, one attribute per `run` flag, but for the blocks tls,
-// acl and limits, whose attributes are fields named "BLOCK.attribute".
+// acl, ui and limits, whose attributes are fields named "BLOCK.attribute".
 //
 //	name      = "web-1"
 //	serf_addr = "10.0.0.5:7946"
@@ -66,6 +66,8 @@ const (
 	FieldNodeGCAfter   = "node_gc_after"
 	// FieldACLEnabled is `acl { enabled = true }`.
 	FieldACLEnabled = "acl.enabled"
+	// FieldUIEnabled is `ui { enabled = true }`: the web dashboard at /ui/.
+	FieldUIEnabled = "ui.enabled"
 )
 
 // field describes one configuration field: its file name, the `run` flag
@@ -109,6 +111,7 @@ var fields = append([]field{
 	{name: FieldNodeCertTTL, flag: "--node-cert-ttl", coordinatorOnly: true},
 	{name: FieldNodeGCAfter, flag: "--node-gc-after", coordinatorOnly: true},
 	{name: FieldACLEnabled, flag: "--acl-enabled", coordinatorOnly: true},
+	{name: FieldUIEnabled, flag: "--ui", coordinatorOnly: true},
 }, limitFieldList()...)
 
 func lookupField(name string) field {
@@ -183,6 +186,8 @@ type Config struct {
 	NodeGCAfter time.Duration
 	// ACLEnabled turns on access control with tokens and policies.
 	ACLEnabled bool
+	// UIEnabled serves the read-only web dashboard at /ui/.
+	UIEnabled bool
 	// Limits bound what one request to a coordinator may carry (the
 	// `limits { ... }` block; fields "limits.*").
 	Limits limits.Limits

@@ -33,7 +33,7 @@ var schema = func() *hcl.BodySchema {
 
 // blocks are the `NAME { ... }` blocks of the file; their fields are named
 // "NAME.attribute".
-var blocks = []string{"tls", "acl", "limits"}
+var blocks = []string{"tls", "acl", "ui", "limits"}
 
 // blockSchema is the schema of one block's body.
 func blockSchema(block string) *hcl.BodySchema {
@@ -195,6 +195,8 @@ func (c *Config) decode(field string, a *hcl.Attribute) Errors {
 		err = c.decodeDuration(a, v, &c.NodeGCAfter)
 	case FieldACLEnabled:
 		err = c.decodeBool(a, v, &c.ACLEnabled)
+	case FieldUIEnabled:
+		err = c.decodeBool(a, v, &c.UIEnabled)
 	case FieldEnrollAddr:
 		var elems []hcl.Range
 		err, elems = c.decodeList(a, v, &c.EnrollAddr)
