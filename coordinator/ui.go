@@ -312,8 +312,9 @@ type uiChrome struct {
 	Title       string
 	Who         string
 	Coordinator string
-	Version     string
-	IsLeader    bool
+	// ServerVersion is this coordinator's (pages have their own Version).
+	ServerVersion string
+	IsLeader      bool
 	// Index is the state index the page shows; the script asks for the
 	// page again past it. Gap is the script's pause between updates (ms).
 	Index   uint64
@@ -323,7 +324,7 @@ type uiChrome struct {
 }
 
 func (s *Server) uiChrome(r *http.Request, title string) uiChrome {
-	c := uiChrome{Title: title, Coordinator: s.cfg.Name, Version: s.cfg.Version, Gap: 1000}
+	c := uiChrome{Title: title, Coordinator: s.cfg.Name, ServerVersion: s.cfg.Version, Gap: 1000}
 	if s.raft != nil {
 		c.IsLeader = s.raft.State() == raftLeader
 	}
