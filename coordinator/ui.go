@@ -1,6 +1,7 @@
 package coordinator
 
 import (
+	"bytes"
 	"context"
 	"embed"
 	"encoding/json"
@@ -342,7 +343,8 @@ func (s *Server) uiRender(w http.ResponseWriter, r *http.Request, code int, page
 	if r.URL.Query().Has("fragment") {
 		tmpl = "main"
 	}
-	var b strings.Builder
+	var b bytes.Buffer
+	b.Grow(64 << 10)
 	if err := uiPages[page].ExecuteTemplate(&b, tmpl, v); err != nil {
 		s.log.Error("dashboard template", "page", page, "err", err)
 		http.Error(w, "internal error", http.StatusInternalServerError)
@@ -350,7 +352,7 @@ func (s *Server) uiRender(w http.ResponseWriter, r *http.Request, code int, page
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.WriteHeader(code)
-	_, _ = w.Write([]byte(b.String()))
+	_, _ = w.Write(b.Bytes())
 }
 
 type uiErrorView struct {
