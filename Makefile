@@ -66,9 +66,15 @@ clean:
 # certificates, encrypted gossip) unless BENCHFLAGS=-insecure, and runs with
 # ACLs on (a bootstrapped management token) unless BENCHFLAGS=-no-acl.
 # BENCHFLAGS adds dtkbench flags.
-.PHONY: bench-quick bench-tls-cost bench-acl-cost
-bench: build
+.PHONY: bench-quick bench-tls-cost bench-acl-cost bench-ui
+bench: build bench-ui
 	$(GO) run ./bench/cmd/dtkbench -bin $(BIN) -out bench/results $(BENCHFLAGS)
+
+# The dashboard's fleet page on 1,000 nodes and 200 services (budget: 200
+# ms): render time through the handler, median and worst of 50 runs;
+# writes bench/results/<date>-ui.txt (docs/dashboard.md).
+bench-ui:
+	$(GO) test -run '^$$' -bench 'BenchmarkUI_Overview_1000Nodes_200Services' -benchtime 50x -count 1 ./coordinator | tee bench/results/$$(date +%F)-ui.txt
 
 bench-quick: build
 	$(GO) run ./bench/cmd/dtkbench -quick -idle 1m -bin $(BIN) -out bench/results $(BENCHFLAGS)

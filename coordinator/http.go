@@ -121,6 +121,9 @@ func (s *Server) Handler() http.Handler {
 	route("DELETE /v1/acl/tokens/{id}", accessOperator, need(acl.KindACL, W), s.aclDeleteToken)
 	route("GET /v1/audit", accessOperator, need(acl.KindOperator, R), s.getAudit)
 	s.observabilityRoutes(route) // metrics, health, pprof (health.go)
+	if s.cfg.UI {
+		s.uiRoutes(mux) // the web dashboard: its own sign-in (ui.go)
+	}
 	route("/", accessPublic, nil, func(w http.ResponseWriter, r *http.Request) error {
 		return &api.APIError{Code: http.StatusNotFound, Message: fmt.Sprintf("no such endpoint: %s %s", r.Method, r.URL.Path)}
 	})

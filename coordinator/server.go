@@ -62,6 +62,8 @@ type Config struct {
 	// ACLEnabled makes every operator request carry an ACL token with the
 	// rights it needs (acl { enabled = true }).
 	ACLEnabled bool
+	// UI serves the read-only web dashboard at /ui/ (ui.go).
+	UI bool
 	// NodeGCAfter is how long a node must be down before the leader
 	// forgets it (default DefaultNodeGCAfter).
 	NodeGCAfter time.Duration

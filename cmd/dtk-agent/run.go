@@ -46,6 +46,7 @@ type runFlags struct {
 	JoinToken     string        `help:"Agent enrollment: a join token (dtkctl node token create). Without one, the agent waits for dtkctl node approve." group:"Security"`
 	EnrollAddr    []string      `help:"Agent enrollment: coordinator API address(es) to enroll through (default: the --join hosts, port 7070)." group:"Security"`
 	ACLEnabled    bool          `name:"acl-enabled" help:"Coordinator: turn on access control; every operator request then needs an ACL token (dtkctl acl bootstrap makes the first)." group:"Security"`
+	UIEnabled     bool          `name:"ui" help:"Coordinator: serve the read-only web dashboard at /ui/ (with ACLs on, a browser signs in with a token; docs/dashboard.md)."`
 	NodeCertTTL   time.Duration `help:"Coordinator: lifetime of node certificates issued by enrollment; agents renew at two thirds." default:"${node_cert_ttl}" group:"Security"`
 	NodeGCAfter   time.Duration `help:"Coordinator: forget a node down for this long (it registers again if it comes back)." default:"${node_gc_after}"`
 	Insecure      bool          `help:"Run without TLS, authentication and gossip encryption. Anyone who reaches a coordinator can then run code as root on every node." group:"Security"`
@@ -159,6 +160,9 @@ func (f *runFlags) overrides(s set, g globals) config.Overrides {
 	if s["acl-enabled"] {
 		o.ACLEnabled = &f.ACLEnabled
 	}
+	if s["ui"] {
+		o.UIEnabled = &f.UIEnabled
+	}
 	values := f.limitFlags()
 	for flag, field := range config.LimitFlags() {
 		if s[flag] {
@@ -236,7 +240,7 @@ func daemonConfig(c *config.Config, log *slog.Logger) daemon.Config {
 		TLS:           daemon.TLSFiles{CA: c.TLSCAFile, Cert: c.TLSCertFile, Key: c.TLSKeyFile, CAKey: c.TLSCAKeyFile},
 		CAFingerprint: c.CAFingerprint, Encrypt: c.Encrypt, KeyringFile: c.KeyringFile,
 		JoinToken: c.JoinToken, EnrollAddrs: c.EnrollAddr, Insecure: c.Insecure, NodeCertTTL: c.NodeCertTTL,
-		ACLEnabled: c.ACLEnabled, NodeGCAfter: c.NodeGCAfter, Limits: c.Limits, MetricsAddr: c.MetricsAddr,
+		ACLEnabled: c.ACLEnabled, UIEnabled: c.UIEnabled, NodeGCAfter: c.NodeGCAfter, Limits: c.Limits, MetricsAddr: c.MetricsAddr,
 		HTTPTimeouts: coordinator.HTTPTimeouts{
 			ReadHeader: c.HTTPReadHeaderTimeout, Read: c.HTTPReadTimeout, Write: c.HTTPWriteTimeout, Idle: c.HTTPIdleTimeout,
 		},

@@ -5,7 +5,7 @@
 // field and its position (file:line:col, or the flag).
 //
 // The file is flat, one attribute per `run` flag, but for the blocks tls,
-// acl and limits, whose attributes are fields named "BLOCK.attribute".
+// acl, ui and limits, whose attributes are fields named "BLOCK.attribute".
 //
 //	name      = "web-1"
 //	serf_addr = "10.0.0.5:7946"
@@ -79,6 +79,8 @@ const (
 	FieldHTTPReadTimeout       = "http.read_timeout"
 	FieldHTTPWriteTimeout      = "http.write_timeout"
 	FieldHTTPIdleTimeout       = "http.idle_timeout"
+	// FieldUIEnabled is `ui { enabled = true }`: the web dashboard at /ui/.
+	FieldUIEnabled = "ui.enabled"
 )
 
 // field describes one configuration field: its file name, the `run` flag
@@ -128,6 +130,7 @@ var fields = append([]field{
 	{name: FieldHTTPReadTimeout, flag: "--http-read-timeout", coordinatorOnly: true},
 	{name: FieldHTTPWriteTimeout, flag: "--http-write-timeout", coordinatorOnly: true},
 	{name: FieldHTTPIdleTimeout, flag: "--http-idle-timeout", coordinatorOnly: true},
+	{name: FieldUIEnabled, flag: "--ui", coordinatorOnly: true},
 }, limitFieldList()...)
 
 func lookupField(name string) field {
@@ -207,6 +210,8 @@ type Config struct {
 	NodeGCAfter time.Duration
 	// ACLEnabled turns on access control with tokens and policies.
 	ACLEnabled bool
+	// UIEnabled serves the read-only web dashboard at /ui/.
+	UIEnabled bool
 	// Limits bound what one request to a coordinator may carry (the
 	// `limits { ... }` block; fields "limits.*").
 	Limits limits.Limits

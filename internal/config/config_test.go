@@ -111,6 +111,8 @@ func TestParse_BadConfigurations(t *testing.T) {
 		{"bootstrap_expect string", "coordinator = true\nbootstrap_expect = \"three\"\ninsecure = true", []string{"agent.hcl:2:20: bootstrap_expect: must be a whole number, got a string"}},
 		{"bootstrap_expect without coordinator", `bootstrap_expect = 3`, []string{"agent.hcl:1:20: bootstrap_expect: only a coordinator uses this", "coordinator = true"}},
 		{"no_agent without coordinator", `no_agent = true`, []string{"agent.hcl:1:12: no_agent: only a coordinator uses this"}},
+		{"ui without coordinator", "ui {\n  enabled = true\n}", []string{"agent.hcl:2:13: ui.enabled: only a coordinator uses this"}},
+		{"ui not bool", "coordinator = true\ninsecure = true\nui {\n  enabled = \"yes\"\n}", []string{"agent.hcl:4:13: enabled: must be true or false, got a string"}},
 		{"http_addr without coordinator", `http_addr = "10.0.0.5:7070"`, []string{"agent.hcl:1:13: http_addr: only a coordinator uses this"}},
 		{"raft_addr without coordinator", `raft_addr = "10.0.0.5:7947"`, []string{"agent.hcl:1:13: raft_addr: only a coordinator uses this"}},
 		{"join not a list", `join = "10.0.0.1:7946"`, []string{"agent.hcl:1:8: join: must be a list"}},
@@ -311,5 +313,18 @@ func TestValidate_HTTPTimeouts(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("err = %v, want %q", err, want)
 		}
+	}
+}
+
+func TestParse_UIBlock(t *testing.T) {
+	c, err := Parse([]byte("coordinator = true\ninsecure = true\nui {\n  enabled = true\n}\n"), "agent.hcl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Validate(); err != nil || !c.UIEnabled || !c.IsSet(FieldUIEnabled) {
+		t.Fatalf("ui.enabled: %v, %v", c.UIEnabled, err)
+	}
+	if args := (Overrides{UIEnabled: &c.UIEnabled}).Args(); len(args) != 1 || args[0] != "--ui" {
+		t.Errorf("flag args %v", args)
 	}
 }

@@ -43,6 +43,7 @@ type Overrides struct {
 	NodeCertTTL       *time.Duration
 	NodeGCAfter       *time.Duration
 	ACLEnabled        *bool
+	UIEnabled         *bool
 	// Limits holds the --limits-* flags given, by field name
 	// ("limits.module_packed_bytes").
 	Limits map[string]int64
@@ -92,6 +93,7 @@ func (c *Config) Apply(o Overrides) {
 	override(&c.NodeCertTTL, o.NodeCertTTL, FieldNodeCertTTL, set)
 	override(&c.NodeGCAfter, o.NodeGCAfter, FieldNodeGCAfter, set)
 	override(&c.ACLEnabled, o.ACLEnabled, FieldACLEnabled, set)
+	override(&c.UIEnabled, o.UIEnabled, FieldUIEnabled, set)
 	for _, f := range limitFields {
 		if v, ok := o.Limits[f.name]; ok {
 			f.set(&c.Limits, v)
@@ -185,6 +187,7 @@ func (o Overrides) Args() []string {
 	dur(FieldNodeCertTTL, o.NodeCertTTL)
 	dur(FieldNodeGCAfter, o.NodeGCAfter)
 	boolean(FieldACLEnabled, o.ACLEnabled)
+	boolean(FieldUIEnabled, o.UIEnabled)
 	for _, f := range limitFields {
 		if v, ok := o.Limits[f.name]; ok {
 			out = append(out, f.flag, strconv.FormatInt(v, 10))
@@ -296,6 +299,8 @@ func fieldValue(c *Config, name string) any {
 		return c.HTTPWriteTimeout
 	case FieldHTTPIdleTimeout:
 		return c.HTTPIdleTimeout
+	case FieldUIEnabled:
+		return c.UIEnabled
 	}
 	if f, ok := lookupLimit(name); ok {
 		return f.get(&c.Limits)

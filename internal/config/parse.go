@@ -33,7 +33,7 @@ var schema = func() *hcl.BodySchema {
 
 // blocks are the `NAME { ... }` blocks of the file; their fields are named
 // "NAME.attribute".
-var blocks = []string{"tls", "acl", "limits", "http"}
+var blocks = []string{"tls", "acl", "ui", "limits", "http"}
 
 // blockSchema is the schema of one block's body.
 func blockSchema(block string) *hcl.BodySchema {
@@ -207,6 +207,8 @@ func (c *Config) decode(field string, a *hcl.Attribute) Errors {
 		err = c.decodeDuration(a, v, &c.HTTPWriteTimeout)
 	case FieldHTTPIdleTimeout:
 		err = c.decodeDuration(a, v, &c.HTTPIdleTimeout)
+	case FieldUIEnabled:
+		err = c.decodeBool(a, v, &c.UIEnabled)
 	case FieldEnrollAddr:
 		var elems []hcl.Range
 		err, elems = c.decodeList(a, v, &c.EnrollAddr)

@@ -68,6 +68,8 @@ type Config struct {
 	NodeCertTTL time.Duration
 	// ACLEnabled turns on access control on this coordinator.
 	ACLEnabled bool
+	// UIEnabled serves the web dashboard at /ui/ on this coordinator.
+	UIEnabled bool
 	// NodeGCAfter is how long a node is down before it is forgotten.
 	NodeGCAfter time.Duration
 	// Limits bound what one request to this coordinator may carry (zero:
@@ -151,7 +153,7 @@ func Start(ctx context.Context, cfg Config) (*Daemon, error) {
 			Name: cfg.Name, DataDir: filepath.Join(cfg.DataDir, "coordinator"), HTTPAddr: cfg.HTTPAddr,
 			RaftAddr: cfg.RaftAddr, BootstrapExpect: cfg.BootstrapExpect, Version: cfg.Version,
 			Logger: cfg.Logger, Fast: cfg.Fast, TLS: sec.store, KEK: sec.kek, CAKeyPEM: sec.caKey,
-			NodeCertTTL: cfg.NodeCertTTL, ACLEnabled: cfg.ACLEnabled, NodeGCAfter: cfg.NodeGCAfter, Limits: cfg.Limits, HTTPTimeouts: cfg.HTTPTimeouts,
+			NodeCertTTL: cfg.NodeCertTTL, ACLEnabled: cfg.ACLEnabled, UI: cfg.UIEnabled, NodeGCAfter: cfg.NodeGCAfter, Limits: cfg.Limits, HTTPTimeouts: cfg.HTTPTimeouts,
 		})
 		if err != nil {
 			return nil, err
