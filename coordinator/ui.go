@@ -673,9 +673,16 @@ type uiHistory struct {
 	Changed, Unchanged, Failed int
 }
 
-// uiHistoryOf reads a service's history. HISTORY: returns nil until the
-// State keeps history; the page then says so.
-var uiHistoryOf = func(st *State, service string) []uiHistory { return nil }
+// uiHistoryOf reads a service's history (history.go), newest first.
+func uiHistoryOf(st *State, service string) []uiHistory {
+	recs, _ := st.History(service)
+	out := make([]uiHistory, 0, len(recs))
+	for _, r := range recs {
+		out = append(out, uiHistory{Kind: r.Kind, Generation: r.Generation, By: r.By, Result: r.Result,
+			StartedMS: r.StartedMS, EndedMS: r.EndedMS, Changed: r.Changed, Unchanged: r.Unchanged, Failed: r.Failed})
+	}
+	return out
+}
 
 func (s *Server) uiService(w http.ResponseWriter, r *http.Request) error {
 	name := r.PathValue("name")

@@ -297,7 +297,7 @@ operator { policy = "read" }`}); err != nil {
 		}
 	}
 	svc := pages["/ui/services/app"].body
-	for _, want := range []string{`class="badge state-failed"`, "password", redactedText, "exit 3", "Staged change", "No history yet", "drift repaired"} {
+	for _, want := range []string{`class="badge state-failed"`, "password", redactedText, "exit 3", "Staged change", "<td>deploy</td>", "drift repaired"} {
 		if !strings.Contains(svc, want) {
 			t.Errorf("the service page lacks %q", want)
 		}
