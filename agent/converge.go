@@ -164,10 +164,12 @@ func (a *Agent) runStep(ctx context.Context, st *plan.Step, checks bool) (ran, o
 	// The running report and the final one carry the same start, so that
 	// status shows one run from started_at to finished_at.
 	started := time.Now()
-	a.enqueue(plan.Report{
+	running := plan.Report{
 		Service: st.Service, StepID: st.ID, Action: st.Action, Generation: st.Generation,
 		Digest: st.Digest, State: plan.StepRunning, StartedAt: started.UnixMilli(),
-	})
+	}
+	a.enqueue(running)
+	stopProgress := a.reportProgress(running, filepath.Join(a.cfg.DataDir, "steps", scratchName(st), actions.LogFile))
 	res := a.execute(ctx, st)
 	// Retries, where the action asks for them, with a doubling delay.
 	for try := 1; res.State == actions.Failed && try <= st.Run.Retries && ctx.Err() == nil &&
@@ -183,6 +185,7 @@ func (a *Agent) runStep(ctx context.Context, st *plan.Step, checks bool) (ran, o
 			res.Err = fmt.Errorf("exit code %d after %d retries", res.ExitCode, try)
 		}
 	}
+	stopProgress()
 	rep := plan.Report{
 		Service: st.Service, StepID: st.ID, Action: st.Action, Generation: st.Generation, Drift: drift,
 		Digest: st.Digest, State: plan.StepOK, ExitCode: res.ExitCode, Changed: res.State == actions.Changed,

@@ -317,6 +317,7 @@ func (c *ServiceLogsCmd) fetch(ctx context.Context, cl *api.Client, out *Output)
 // only, when given), and with --follow keeps printing new ones.
 func (c *ServiceLogsCmd) tails(ctx context.Context, cl *api.Client, out *Output, only map[string]bool) error {
 	seen := map[string]string{}
+	shown := map[string]string{} // the output printed so far, per step run
 	var index uint64
 	for {
 		wait := time.Duration(0)
@@ -338,24 +339,32 @@ func (c *ServiceLogsCmd) tails(ctx context.Context, cl *api.Client, out *Output,
 				if c.Step != "" && c.Step != s.Instance {
 					continue
 				}
-				key := fmt.Sprint(s.State, s.FinishedAt, s.Generation)
+				run := fmt.Sprint(s.ID, s.Generation, s.StartedAt)
+				key := fmt.Sprint(s.State, s.FinishedAt, s.Generation, len(s.Output), s.Output[max(len(s.Output)-64, 0):])
 				if seen[s.ID] == key || (s.Output == "" && s.Error == "" && s.State != plan.StepRunning) {
 					continue
 				}
+				first := !strings.HasPrefix(seen[s.ID], plan.StepRunning+" ")
 				seen[s.ID] = key
 				if c.JSON {
 					c.emit(out, logEntry{Node: n.Name, Step: n.TemplateNode + "/" + s.Instance, StepID: s.ID, Action: s.Action,
 						State: s.State, ExitCode: s.ExitCode, DurationMs: s.DurationMs, Error: s.Error, Output: s.Output, Source: "tail"})
 					continue
 				}
-				out.Printf("== %s %s/%s %s: %s", n.Name, n.TemplateNode, s.Instance, s.Action, out.paint(s.State))
-				if s.State != plan.StepRunning {
-					out.Printf(" (exit %d, %s)", s.ExitCode, fmtDuration(s.DurationMs))
+				// A running step's output arrives in pieces (the agent
+				// reports its log's end every few seconds): print the
+				// header once, then only what is new.
+				if s.State != plan.StepRunning || first {
+					out.Printf("== %s %s/%s %s: %s", n.Name, n.TemplateNode, s.Instance, s.Action, out.paint(s.State))
+					if s.State != plan.StepRunning {
+						out.Printf(" (exit %d, %s)", s.ExitCode, fmtDuration(s.DurationMs))
+					}
+					out.Printf("\n")
 				}
-				out.Printf("\n")
-				if s.Output != "" {
-					out.Printf("%s", indent(s.Output))
+				if fresh := newOutput(shown[run], s.Output); fresh != "" {
+					out.Printf("%s", indent(fresh))
 				}
+				shown[run] = s.Output
 				if s.Error != "" {
 					out.Printf("  error: %s\n", s.Error)
 				}
@@ -366,4 +375,23 @@ func (c *ServiceLogsCmd) tails(ctx context.Context, cl *api.Client, out *Output,
 		}
 		index = idx
 	}
+}
+
+// newOutput is what tail adds to prev, two windows on the end of one
+// growing log: the part after where they overlap, or all of tail (after a
+// mark) when they do not.
+func newOutput(prev, tail string) string {
+	if prev == "" || tail == prev {
+		if tail == prev {
+			return ""
+		}
+		return tail
+	}
+	// The end of prev is somewhere in tail: everything after it is new.
+	for n := min(len(prev), 512); n >= min(16, len(prev)) && n > 0; n /= 2 {
+		if i := strings.LastIndex(tail, prev[len(prev)-n:]); i >= 0 {
+			return strings.TrimPrefix(tail[i+n:], "\n")
+		}
+	}
+	return "[…]\n" + tail
 }

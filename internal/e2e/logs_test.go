@@ -1,9 +1,13 @@
 package e2e
 
 import (
+	"bytes"
+	"context"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -81,5 +85,100 @@ template "t" {
 	}
 	if _, errOut, code := ctl(t, addr, "service", "logs", "chat", "--bytes", "0"); code != 2 || !strings.Contains(errOut, "--bytes") {
 		t.Fatalf("--bytes 0: exit %d, %s", code, errOut)
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe to write from a process and read from
+// the test.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// `service logs --follow` shows a step's output while it runs (the agent
+// reports its log's end every few seconds), not only when it ends.
+func TestE2E_Logs_FollowStreamsARunningStep(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end")
+	}
+	root := t.TempDir()
+	const coordIP, nodeIP = "127.0.0.222", "127.0.0.223"
+	addr := coordIP + ":7070"
+	startAgent(t, "coord", "--coordinator", "--no-agent", "--data-dir", filepath.Join(root, "coord"),
+		"--serf-addr", coordIP+":7946")
+	startAgent(t, "slow", "--data-dir", filepath.Join(root, "slow"), "--serf-addr", nodeIP+":7946",
+		"--join="+coordIP+":7946", "--label", "role=slow")
+	waitLeader(t, addr)
+	waitFor(t, 60*time.Second, "the node registered", func() bool {
+		out, _, code := ctl(t, addr, "node", "list", "--json")
+		return code == 0 && strings.Contains(out, `"status": "up"`)
+	})
+	mod := filepath.Join(root, "slow-mod")
+	os.MkdirAll(mod, 0o755)
+	// The step ticks for 30 s, or until the test creates the stop file.
+	stop := filepath.Join(root, "stop")
+	hcl := `module {
+  name    = "slow"
+  version = "1.0.0"
+}
+
+component "ticker" {
+  create {
+    inline  = "for i in $(seq 1 60); do echo \"tick $i\"; [ -e ` + stop + ` ] && break; sleep 0.5; done; echo finished"
+    timeout = "2m"
+  }
+  delete {
+    inline = "true"
+  }
+}
+
+template "t" {
+  node "n" {
+    labels = { role = "slow" }
+    component "ticker" "ticker" {}
+  }
+}
+`
+	if err := os.WriteFile(filepath.Join(mod, "main.hcl"), []byte(hcl), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	mustCtl(t, addr, "module", "push", mod)
+	mustCtl(t, addr, "service", "stage", "tick", "--template", "slow/t")
+	mustCtl(t, addr, "service", "deploy", "tick")
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	follow := exec.CommandContext(ctx, bin.ctl, append(ctlTLSArgs(addr), "service", "logs", "tick", "--follow")...)
+	var out syncBuffer
+	follow.Stdout, follow.Stderr = &out, &out
+	if err := follow.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer follow.Wait()
+	waitFor(t, 20*time.Second, "ticks shown while the step runs", func() bool {
+		return strings.Contains(out.String(), "tick 3")
+	})
+	if st := getStatus(t, addr, "tick"); st.State == "converged" || strings.Contains(out.String(), "finished") {
+		t.Fatalf("the step had already ended (%s): nothing was streamed\n%s", st.State, out.String())
+	}
+	os.WriteFile(stop, nil, 0o644)
+	waitFor(t, 30*time.Second, "the end of the step shown", func() bool {
+		return strings.Contains(out.String(), "finished") && strings.Contains(out.String(), ": ok")
+	})
+	// Each tick once: the pieces do not repeat what was shown.
+	if n := strings.Count(out.String(), "tick 2\n"); n != 1 {
+		t.Fatalf("tick 2 printed %d times:\n%s", n, out.String())
 	}
 }
