@@ -16,6 +16,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -62,14 +63,16 @@ const (
 	uiMaxValue = 300
 )
 
-// uiPages are the page templates, each parsed with the layout.
-var uiPages = func() map[string]*template.Template {
+// uiPages are the page templates, each parsed with the layout, on first
+// use: an agent (the same binary) never parses them, so its memory holds
+// none of them.
+var uiPages = sync.OnceValue(func() map[string]*template.Template {
 	out := map[string]*template.Template{}
 	for _, name := range []string{"overview", "service", "node", "login", "error"} {
 		out[name] = template.Must(template.New(name).Funcs(uiFuncs).ParseFS(uiFiles, "ui/templates/layout.html", "ui/templates/"+name+".html"))
 	}
 	return out
-}()
+})
 
 var uiFuncs = template.FuncMap{
 	"when": func(ms int64) string {
@@ -345,7 +348,7 @@ func (s *Server) uiRender(w http.ResponseWriter, r *http.Request, code int, page
 	}
 	var b bytes.Buffer
 	b.Grow(64 << 10)
-	if err := uiPages[page].ExecuteTemplate(&b, tmpl, v); err != nil {
+	if err := uiPages()[page].ExecuteTemplate(&b, tmpl, v); err != nil {
 		s.log.Error("dashboard template", "page", page, "err", err)
 		http.Error(w, "internal error", http.StatusInternalServerError)
 		return
