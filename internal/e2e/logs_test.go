@@ -159,14 +159,16 @@ template "t" {
 	mustCtl(t, addr, "service", "deploy", "tick")
 
 	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
 	follow := exec.CommandContext(ctx, bin.ctl, append(ctlTLSArgs(addr), "service", "logs", "tick", "--follow")...)
 	var out syncBuffer
 	follow.Stdout, follow.Stderr = &out, &out
 	if err := follow.Start(); err != nil {
 		t.Fatal(err)
 	}
-	defer follow.Wait()
+	defer func() {
+		cancel() // --follow runs until stopped
+		follow.Wait()
+	}()
 	waitFor(t, 20*time.Second, "ticks shown while the step runs", func() bool {
 		return strings.Contains(out.String(), "tick 3")
 	})

@@ -108,11 +108,18 @@ func TestE2E_UI_DashboardThroughADeploy(t *testing.T) {
 		t.Helper()
 		ctx, cancel := context.WithTimeout(browser, 30*time.Second)
 		defer cancel()
-		s, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(sel)))
-		if err != nil {
-			t.Fatalf("text of %s: %v", sel, err)
+		for {
+			s, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(sel)))
+			// A navigation (a form's answer, a live update) can replace
+			// the page under the query: ask the new one.
+			if err != nil && navigated(err) && ctx.Err() == nil {
+				continue
+			}
+			if err != nil {
+				t.Fatalf("text of %s: %v", sel, err)
+			}
+			return s
 		}
-		return s
 	}
 	// waitText waits until the element's text holds want (live updates,
 	// no reload).
@@ -121,8 +128,15 @@ func TestE2E_UI_DashboardThroughADeploy(t *testing.T) {
 		ctx, cancel := context.WithTimeout(browser, timeout+5*time.Second)
 		defer cancel()
 		js := `(document.querySelector(` + jsString(sel) + `)?.textContent || "").includes(` + jsString(want) + `)`
-		if _, err := chromedp.Run(ctx, chromedp.Poll[chromedp.Void](js, chromedp.WithPollingInterval(100*time.Millisecond), chromedp.WithPollingTimeout(timeout))); err != nil {
-			t.Fatalf("waiting for %q in %s: %v (it shows %q)", want, sel, err, text(sel))
+		for {
+			_, err := chromedp.Run(ctx, chromedp.Poll[chromedp.Void](js, chromedp.WithPollingInterval(100*time.Millisecond), chromedp.WithPollingTimeout(timeout)))
+			if err != nil && navigated(err) && ctx.Err() == nil {
+				continue // the page was replaced under the poll: poll the new one
+			}
+			if err != nil {
+				t.Fatalf("waiting for %q in %s: %v (it shows %q)", want, sel, err, text(sel))
+			}
+			return
 		}
 	}
 	noSecret := func(page string) {
@@ -166,11 +180,8 @@ func TestE2E_UI_DashboardThroughADeploy(t *testing.T) {
 		t.Fatalf("sign-in page says %q", got)
 	}
 	screenshot("dashboard-login.png")
-	run("a wrong token", chromedp.SendKeys(chromedp.ID("token"), "dtkacl-not-a-token"), chromedp.Submit(chromedp.ID("token")),
-		chromedp.WaitVisible(chromedp.CSS("p.note")))
-	if got := text("p.note"); !strings.Contains(got, "refused") {
-		t.Errorf("after a wrong token the page says %q", got)
-	}
+	run("a wrong token", chromedp.SendKeys(chromedp.ID("token"), "dtkacl-not-a-token"), chromedp.Submit(chromedp.ID("token")))
+	waitText("p.note", "refused", 15*time.Second)
 	run("sign in", chromedp.SendKeys(chromedp.ID("token"), viewer), chromedp.Submit(chromedp.ID("token")),
 		chromedp.WaitVisible(chromedp.ID("nodes")))
 
@@ -256,4 +267,10 @@ func TestE2E_UI_DashboardThroughADeploy(t *testing.T) {
 // jsString quotes s for a JavaScript expression.
 func jsString(s string) string {
 	return "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`, "\n", `\n`).Replace(s) + "'"
+}
+
+// navigated says a browser call failed because a navigation replaced the
+// page it ran in (a form's answer, a live update): it is asked again.
+func navigated(err error) bool {
+	return strings.Contains(err.Error(), "Cannot find context") || strings.Contains(err.Error(), "Inspected target navigated or closed")
 }
