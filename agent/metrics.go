@@ -9,7 +9,7 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
+	"github.com/VictoriaMetrics/metrics"
 
 	"github.com/dtkhq/dtk/internal/telemetry"
 )
@@ -20,46 +20,35 @@ import (
 // a nil check, and no registry, listener or goroutine exists, so that an
 // idle agent stays small and opens no port it was not asked to.
 type Metrics struct {
-	reg      *prometheus.Registry
-	converge *prometheus.HistogramVec
-	steps    *prometheus.CounterVec
-	lastPoll prometheus.Gauge
+	reg      *telemetry.Registry
+	converge *telemetry.HistogramVec
+	steps    *telemetry.CounterVec
+	lastPoll *metrics.Gauge
 }
 
 // NewMetrics builds the registry with the agent's metrics (and the Go
-// runtime and process collectors).
+// runtime and process metrics).
 func NewMetrics() *Metrics {
-	ns := telemetry.Namespace
-	m := &Metrics{
-		reg: telemetry.NewRegistry(),
-		converge: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Namespace: ns, Subsystem: "agent", Name: "converge_duration_seconds",
-			Help:    "Time of one converge pass over the node's plan slice, by trigger (plan: a new slice arrived; reconcile: the periodic pass with drift checks).",
-			Buckets: telemetry.DurationBuckets,
-		}, []string{"trigger"}),
-		steps: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: ns, Subsystem: "agent", Name: "step_runs_total",
-			Help: "Steps run by this agent, by action kind (bash, exec, puppet, ansible, container) and result (changed, ok, failed).",
-		}, []string{"kind", "result"}),
-		lastPoll: prometheus.NewGauge(prometheus.GaugeOpts{
-			Namespace: ns, Subsystem: "agent", Name: "last_poll_success_timestamp_seconds",
-			Help: "Unix time of the last plan long-poll a coordinator answered (0: none yet).",
-		}),
+	reg := telemetry.NewRegistry()
+	return &Metrics{
+		reg: reg,
+		converge: reg.HistogramVec("dtk_agent_converge_duration_seconds",
+			"Time of one converge pass over the node's plan slice, by trigger (plan: a new slice arrived; reconcile: the periodic pass with drift checks).",
+			telemetry.DurationBuckets, "trigger"),
+		steps: reg.CounterVec("dtk_agent_step_runs_total",
+			"Steps run by this agent, by action kind (bash, exec, puppet, ansible, container) and result (changed, ok, failed).",
+			"kind", "result"),
+		lastPoll: reg.Gauge("dtk_agent_last_poll_success_timestamp_seconds",
+			"Unix time of the last plan long-poll a coordinator answered (0: none yet)."),
 	}
-	m.reg.MustRegister(m.converge, m.steps, m.lastPoll)
-	return m
 }
 
 // watch adds the gauges read from the agent at scrape time.
 func (m *Metrics) watch(a *Agent) {
-	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-		Namespace: telemetry.Namespace, Subsystem: "agent", Name: "outbox_reports",
-		Help: "Reports queued in the outbox, not yet accepted by a coordinator.",
-	}, func() float64 { n, _ := a.store.queued(); return float64(n) }))
-	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-		Namespace: telemetry.Namespace, Subsystem: "agent", Name: "outbox_bytes",
-		Help: "Bytes of the reports queued in the outbox.",
-	}, func() float64 { _, b := a.store.queued(); return float64(b) }))
+	m.reg.GaugeFunc("dtk_agent_outbox_reports", "Reports queued in the outbox, not yet accepted by a coordinator.",
+		func() float64 { n, _ := a.store.queued(); return float64(n) })
+	m.reg.GaugeFunc("dtk_agent_outbox_bytes", "Bytes of the reports queued in the outbox.",
+		func() float64 { _, b := a.store.queued(); return float64(b) })
 }
 
 func (m *Metrics) converged(checks bool, start time.Time) {
@@ -70,12 +59,12 @@ func (m *Metrics) converged(checks bool, start time.Time) {
 	if checks {
 		trigger = "reconcile"
 	}
-	m.converge.WithLabelValues(trigger).Observe(time.Since(start).Seconds())
+	m.converge.With(trigger).Update(time.Since(start).Seconds())
 }
 
 func (m *Metrics) stepRan(kind, result string) {
 	if m != nil {
-		m.steps.WithLabelValues(kind, result).Inc()
+		m.steps.With(kind, result).Inc()
 	}
 }
 

@@ -7,8 +7,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/VictoriaMetrics/metrics"
 	"github.com/hashicorp/raft"
-	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/dtkhq/dtk/internal/telemetry"
 	"github.com/dtkhq/dtk/plan"
@@ -22,15 +22,15 @@ import (
 // counts are cached per state index, so a scrape of an unchanged state does
 // not take the state's read lock for more than a moment.
 type coordMetrics struct {
-	reg *prometheus.Registry
+	reg *telemetry.Registry
 
-	requests     *prometheus.CounterVec
-	latency      *prometheus.HistogramVec
-	applyLatency prometheus.Histogram
-	batchSize    prometheus.Histogram
-	batchCommit  prometheus.Histogram
-	driftRepairs prometheus.Counter
-	deploys      *prometheus.HistogramVec
+	requests     *telemetry.CounterVec
+	latency      *telemetry.HistogramVec
+	applyLatency *metrics.PrometheusHistogram
+	batchSize    *metrics.PrometheusHistogram
+	batchCommit  *metrics.PrometheusHistogram
+	driftRepairs *metrics.Counter
+	deploys      *telemetry.HistogramVec
 
 	// deploying tracks deploys this coordinator started as leader until
 	// they converge or fail (service name → generation).
@@ -39,48 +39,35 @@ type coordMetrics struct {
 }
 
 func newCoordMetrics(s *Server) *coordMetrics {
-	ns := telemetry.Namespace
+	reg := telemetry.NewRegistry()
 	m := &coordMetrics{
-		reg: telemetry.NewRegistry(),
-		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: ns, Subsystem: "http", Name: "requests_total",
-			Help: "API requests answered by this coordinator, by method, route pattern and status code.",
-		}, []string{"method", "route", "code"}),
-		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Namespace: ns, Subsystem: "http", Name: "request_duration_seconds",
-			Help:    "Time to answer an API request, by method and route pattern (blocking queries included).",
-			Buckets: telemetry.DurationBuckets,
-		}, []string{"method", "route"}),
-		applyLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Namespace: ns, Subsystem: "raft", Name: "apply_duration_seconds",
-			Help:    "Time from handing a command to Raft until it is committed and applied (leader only).",
-			Buckets: telemetry.DurationBuckets,
-		}),
-		batchSize: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Namespace: ns, Subsystem: "reports", Name: "batch_size",
-			Help:    "Agent reports per Raft entry written by the report batcher.",
-			Buckets: prometheus.ExponentialBuckets(1, 2, 12), // 1 … 2048 (batchMax)
-		}),
-		batchCommit: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Namespace: ns, Subsystem: "reports", Name: "batch_commit_seconds",
-			Help:    "Time to commit one batch of agent reports through Raft.",
-			Buckets: telemetry.DurationBuckets,
-		}),
-		driftRepairs: prometheus.NewCounter(prometheus.CounterOpts{
-			Namespace: ns, Name: "drift_repairs_total",
-			Help: "Step runs reported as having repaired drift, counted by the coordinator that committed the report (the leader).",
-		}),
-		deploys: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Namespace: ns, Subsystem: "deploy", Name: "duration_seconds",
-			Help:    "Time from a deploy's acceptance until its service converged or failed, by result (measured by the leader that accepted it).",
-			Buckets: telemetry.DurationBuckets,
-		}, []string{"result"}),
+		reg: reg,
+		requests: reg.CounterVec("dtk_http_requests_total",
+			"API requests answered by this coordinator, by method, route pattern and status code.",
+			"method", "route", "code"),
+		latency: reg.HistogramVec("dtk_http_request_duration_seconds",
+			"Time to answer an API request, by method and route pattern (blocking queries included).",
+			telemetry.DurationBuckets, "method", "route"),
+		applyLatency: reg.Histogram("dtk_raft_apply_duration_seconds",
+			"Time from handing a command to Raft until it is committed and applied (leader only).",
+			telemetry.DurationBuckets),
+		batchSize: reg.Histogram("dtk_reports_batch_size",
+			"Agent reports per Raft entry written by the report batcher.",
+			telemetry.ExponentialBuckets(1, 2, 12)), // 1 … 2048 (batchMax)
+		batchCommit: reg.Histogram("dtk_reports_batch_commit_seconds",
+			"Time to commit one batch of agent reports through Raft.",
+			telemetry.DurationBuckets),
+		driftRepairs: reg.Counter("dtk_drift_repairs_total",
+			"Step runs reported as having repaired drift, counted by the coordinator that committed the report (the leader)."),
+		deploys: reg.HistogramVec("dtk_deploy_duration_seconds",
+			"Time from a deploy's acceptance until its service converged or failed, by result (measured by the leader that accepted it).",
+			telemetry.DurationBuckets, "result"),
 		deploying: map[string]uint64{},
 	}
-	m.reg.MustRegister(m.requests, m.latency, m.applyLatency, m.batchSize, m.batchCommit, m.driftRepairs, m.deploys,
-		&coordCollector{s: s})
-	if c, err := telemetry.RaftCollector(); err == nil {
-		m.reg.MustRegister(c)
+	c := &coordCollector{s: s}
+	reg.Collect(c.collect)
+	if lib, err := telemetry.LibraryMetrics(); err == nil {
+		reg.Include(lib)
 	} else {
 		s.log.Warn("raft library metrics not exported", "err", err)
 	}
@@ -104,7 +91,7 @@ func (s *Server) instrument(pattern string, next http.Handler) http.Handler {
 	if route == "/" {
 		route = "unmatched" // the catch-all 404: do not label by path
 	}
-	lat := s.metrics.latency.WithLabelValues(method, route)
+	lat := s.metrics.latency.With(method, route)
 	deploy := pattern == "POST /v1/services/{name}/deploy"
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
@@ -114,8 +101,8 @@ func (s *Server) instrument(pattern string, next http.Handler) http.Handler {
 		if code == 0 {
 			code = http.StatusOK
 		}
-		s.metrics.requests.WithLabelValues(method, route, strconv.Itoa(code)).Inc()
-		lat.Observe(time.Since(start).Seconds())
+		s.metrics.requests.With(method, route, strconv.Itoa(code)).Inc()
+		lat.Update(time.Since(start).Seconds())
 		if deploy && code == http.StatusOK {
 			s.trackDeploy(r.PathValue("name"), start)
 		}
@@ -154,7 +141,7 @@ func (w *codeWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 // observeApply records one Raft apply's latency.
 func (s *Server) observeApply(start time.Time) {
 	if s.metrics != nil {
-		s.metrics.applyLatency.Observe(time.Since(start).Seconds())
+		s.metrics.applyLatency.Update(time.Since(start).Seconds())
 	}
 }
 
@@ -163,8 +150,8 @@ func (s *Server) observeBatch(reports []plan.Report, took time.Duration) {
 	if s.metrics == nil {
 		return
 	}
-	s.metrics.batchSize.Observe(float64(len(reports)))
-	s.metrics.batchCommit.Observe(took.Seconds())
+	s.metrics.batchSize.Update(float64(len(reports)))
+	s.metrics.batchCommit.Update(took.Seconds())
 	for i := range reports {
 		if reports[i].Drift && reports[i].State == plan.StepOK {
 			s.metrics.driftRepairs.Inc()
@@ -217,7 +204,7 @@ func (s *Server) trackDeploy(name string, start time.Time) {
 				return
 			}
 			if svc.Generation == gen && (svc.State == plan.StateConverged || svc.State == plan.StateFailed) {
-				m.deploys.WithLabelValues(svc.State).Observe(time.Since(start).Seconds())
+				m.deploys.With(svc.State).Update(time.Since(start).Seconds())
 				return
 			}
 			idx = svc.ModifyIndex
@@ -247,33 +234,25 @@ type coordCollector struct {
 }
 
 var (
-	descLeader      = prometheus.NewDesc("dtk_raft_leader", "1 when this coordinator is the Raft leader.", nil, nil)
-	descRaftState   = prometheus.NewDesc("dtk_raft_state", "1 for this coordinator's Raft state (follower, candidate, leader, shutdown).", []string{"state"}, nil)
-	descHasLeader   = prometheus.NewDesc("dtk_raft_has_leader", "1 when this coordinator knows a leader.", nil, nil)
-	descApplied     = prometheus.NewDesc("dtk_raft_applied_index", "Last Raft index applied to this coordinator's state.", nil, nil)
-	descCommit      = prometheus.NewDesc("dtk_raft_commit_index", "Last Raft index known committed.", nil, nil)
-	descLastIndex   = prometheus.NewDesc("dtk_raft_last_index", "Last Raft index in this coordinator's log.", nil, nil)
-	descLastContact = prometheus.NewDesc("dtk_raft_last_contact_seconds", "Seconds since a follower last heard from the leader (0 on the leader; -1 never).", nil, nil)
-	descServers     = prometheus.NewDesc("dtk_raft_servers", "Servers in the Raft configuration, by suffrage (voter, nonvoter).", []string{"suffrage"}, nil)
-	descPlanPolls   = prometheus.NewDesc("dtk_plan_polls", "Plan long-polls from agents being served by this coordinator.", nil, nil)
-	descServices    = prometheus.NewDesc("dtk_services", "Services by state (staged, deploying, converged, failed, deleting).", []string{"state"}, nil)
-	descNodes       = prometheus.NewDesc("dtk_nodes", "Registered nodes by status (up, down).", []string{"status"}, nil)
-	descSteps       = prometheus.NewDesc("dtk_steps", "Steps of the current plans by the state of their latest report (pending when none matches).", []string{"state"}, nil)
-	descStateIndex  = prometheus.NewDesc("dtk_state_index", "Raft index of the replicated state this coordinator serves.", nil, nil)
+	descLeader      = &telemetry.Desc{Name: "dtk_raft_leader", Help: "1 when this coordinator is the Raft leader."}
+	descRaftState   = &telemetry.Desc{Name: "dtk_raft_state", Help: "1 for this coordinator's Raft state (follower, candidate, leader, shutdown).", Labels: []string{"state"}}
+	descHasLeader   = &telemetry.Desc{Name: "dtk_raft_has_leader", Help: "1 when this coordinator knows a leader."}
+	descApplied     = &telemetry.Desc{Name: "dtk_raft_applied_index", Help: "Last Raft index applied to this coordinator's state."}
+	descCommit      = &telemetry.Desc{Name: "dtk_raft_commit_index", Help: "Last Raft index known committed."}
+	descLastIndex   = &telemetry.Desc{Name: "dtk_raft_last_index", Help: "Last Raft index in this coordinator's log."}
+	descLastContact = &telemetry.Desc{Name: "dtk_raft_last_contact_seconds", Help: "Seconds since a follower last heard from the leader (0 on the leader; -1 never)."}
+	descServers     = &telemetry.Desc{Name: "dtk_raft_servers", Help: "Servers in the Raft configuration, by suffrage (voter, nonvoter).", Labels: []string{"suffrage"}}
+	descPlanPolls   = &telemetry.Desc{Name: "dtk_plan_polls", Help: "Plan long-polls from agents being served by this coordinator."}
+	descServices    = &telemetry.Desc{Name: "dtk_services", Help: "Services by state (staged, deploying, converged, failed, deleting).", Labels: []string{"state"}}
+	descNodes       = &telemetry.Desc{Name: "dtk_nodes", Help: "Registered nodes by status (up, down).", Labels: []string{"status"}}
+	descSteps       = &telemetry.Desc{Name: "dtk_steps", Help: "Steps of the current plans by the state of their latest report (pending when none matches).", Labels: []string{"state"}}
+	descStateIndex  = &telemetry.Desc{Name: "dtk_state_index", Help: "Raft index of the replicated state this coordinator serves."}
 )
 
-func (c *coordCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descLeader, descRaftState, descHasLeader, descApplied, descCommit, descLastIndex,
-		descLastContact, descServers, descPlanPolls, descServices, descNodes, descSteps, descStateIndex} {
-		ch <- d
-	}
-}
-
-func (c *coordCollector) Collect(ch chan<- prometheus.Metric) {
+// collect writes the gauges (telemetry.Registry.Collect).
+func (c *coordCollector) collect(g *telemetry.Gauges) {
 	s := c.s
-	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
-		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
-	}
+	gauge := g.Add
 	b := func(v bool) float64 {
 		if v {
 			return 1
