@@ -332,6 +332,9 @@ func TestE2E_Hung_FrozenLeader(t *testing.T) {
 // work within seconds, and every agent moves within 5 s.
 func TestE2E_Hung_PartitionedFollower(t *testing.T) {
 	if _, err := exec.LookPath("iptables"); err != nil || os.Geteuid() != 0 {
+		if os.Getenv("DTK_REQUIRE_TOOLS") != "" && os.Geteuid() == 0 {
+			t.Fatal("iptables is not installed (apt-get install iptables) and DTK_REQUIRE_TOOLS is set")
+		}
 		t.Skip("needs iptables and root")
 	}
 	c := newHungCluster(t)
