@@ -21,7 +21,17 @@ import (
 // loopback ports chosen by the kernel.
 func startServer(t *testing.T) *Server {
 	t.Helper()
-	s, err := New(Config{Name: "c1", DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0", RaftAddr: "127.0.0.1:0", Fast: true})
+	return startServerWith(t, nil)
+}
+
+// startServerWith is startServer with the configuration changed by edit.
+func startServerWith(t *testing.T, edit func(*Config)) *Server {
+	t.Helper()
+	cfg := Config{Name: "c1", DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0", RaftAddr: "127.0.0.1:0", Fast: true}
+	if edit != nil {
+		edit(&cfg)
+	}
+	s, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

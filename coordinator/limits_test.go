@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"strings"
 	"testing"
-	"time"
 	"unicode/utf8"
 
 	"github.com/dtkhq/dtk/internal/api"
@@ -22,20 +21,7 @@ import (
 // startLimited runs a single-node coordinator with the given limits.
 func startLimited(t *testing.T, lim limits.Limits) *Server {
 	t.Helper()
-	s, err := New(Config{Name: "c1", DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0", RaftAddr: "127.0.0.1:0", Fast: true, Limits: lim})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Shutdown(context.Background()) })
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := s.WaitLeader(ctx); err != nil {
-		t.Fatal(err)
-	}
-	return s
+	return startServerWith(t, func(c *Config) { c.Limits = lim })
 }
 
 // tgz is a module archive: main.hcl with src and, when extra > 0, a file

@@ -1,7 +1,6 @@
 package coordinator
 
 import (
-	"context"
 	"io"
 	"net"
 	"net/http"
@@ -11,20 +10,7 @@ import (
 
 func startServerTimeouts(t *testing.T, to HTTPTimeouts) *Server {
 	t.Helper()
-	s, err := New(Config{Name: "c1", DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0", RaftAddr: "127.0.0.1:0", Fast: true, HTTPTimeouts: to})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Shutdown(context.Background()) })
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := s.WaitLeader(ctx); err != nil {
-		t.Fatal(err)
-	}
-	return s
+	return startServerWith(t, func(c *Config) { c.HTTPTimeouts = to })
 }
 
 // A client that stops sending its body (stopped, or a slowloris) is cut

@@ -12,6 +12,23 @@ import (
 	"time"
 )
 
+// startCoordAndNode starts a coordinator and one agent (named and labelled
+// role=name) and returns the API address once the node is up.
+func startCoordAndNode(t *testing.T, root, coordIP, nodeIP, name string) string {
+	t.Helper()
+	addr := coordIP + ":7070"
+	startAgent(t, "coord", "--coordinator", "--no-agent", "--data-dir", filepath.Join(root, "coord"),
+		"--serf-addr", coordIP+":7946")
+	startAgent(t, name, "--data-dir", filepath.Join(root, name), "--serf-addr", nodeIP+":7946",
+		"--join="+coordIP+":7946", "--label", "role="+name)
+	waitLeader(t, addr)
+	waitFor(t, 60*time.Second, "the node registered", func() bool {
+		out, _, code := ctl(t, addr, "node", "list", "--json")
+		return code == 0 && strings.Contains(out, `"status": "up"`)
+	})
+	return addr
+}
+
 // Reports carry a bounded tail of a step's output; the whole log stays on
 // the agent and `dtkctl service logs` fetches it on demand.
 func TestE2E_Logs_TailInStateFullLogFromTheAgent(t *testing.T) {
@@ -19,17 +36,7 @@ func TestE2E_Logs_TailInStateFullLogFromTheAgent(t *testing.T) {
 		t.Skip("end-to-end")
 	}
 	root := t.TempDir()
-	const coordIP, nodeIP = "127.0.0.220", "127.0.0.221"
-	addr := coordIP + ":7070"
-	startAgent(t, "coord", "--coordinator", "--no-agent", "--data-dir", filepath.Join(root, "coord"),
-		"--serf-addr", coordIP+":7946")
-	startAgent(t, "chatty", "--data-dir", filepath.Join(root, "chatty"), "--serf-addr", nodeIP+":7946",
-		"--join="+coordIP+":7946", "--label", "role=chatty")
-	waitLeader(t, addr)
-	waitFor(t, 60*time.Second, "the node registered", func() bool {
-		out, _, code := ctl(t, addr, "node", "list", "--json")
-		return code == 0 && strings.Contains(out, `"status": "up"`)
-	})
+	addr := startCoordAndNode(t, root, "127.0.0.220", "127.0.0.221", "chatty")
 
 	mod := filepath.Join(root, "chatty-mod")
 	os.MkdirAll(mod, 0o755)
@@ -114,17 +121,7 @@ func TestE2E_Logs_FollowStreamsARunningStep(t *testing.T) {
 		t.Skip("end-to-end")
 	}
 	root := t.TempDir()
-	const coordIP, nodeIP = "127.0.0.222", "127.0.0.223"
-	addr := coordIP + ":7070"
-	startAgent(t, "coord", "--coordinator", "--no-agent", "--data-dir", filepath.Join(root, "coord"),
-		"--serf-addr", coordIP+":7946")
-	startAgent(t, "slow", "--data-dir", filepath.Join(root, "slow"), "--serf-addr", nodeIP+":7946",
-		"--join="+coordIP+":7946", "--label", "role=slow")
-	waitLeader(t, addr)
-	waitFor(t, 60*time.Second, "the node registered", func() bool {
-		out, _, code := ctl(t, addr, "node", "list", "--json")
-		return code == 0 && strings.Contains(out, `"status": "up"`)
-	})
+	addr := startCoordAndNode(t, root, "127.0.0.222", "127.0.0.223", "slow")
 	mod := filepath.Join(root, "slow-mod")
 	os.MkdirAll(mod, 0o755)
 	// The step ticks for 30 s, or until the test creates the stop file.
