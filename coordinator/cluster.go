@@ -164,19 +164,26 @@ func (s *Server) caughtUp(p gossip.Peer) bool {
 
 // reconcileNodes marks registered nodes up or down from their gossip
 // status, so that a dead node shows within seconds, and a returning one
-// comes back up.
+// comes back up. A node the pool does not list at all (its join has not
+// reached this coordinator yet, or it talks to the API without gossip) is
+// not marked down while it was seen (registered or reported) within
+// nodeGossipGrace: down nodes get no new placements, and an agent that
+// just registered is not down.
 func (s *Server) reconcileNodes() {
-	alive := map[string]bool{}
+	status := map[string]string{}
 	for _, p := range s.getPeers().Peers() {
-		if p.Status == "alive" {
-			alive[p.Name] = true
-		}
+		status[p.Name] = p.Status
 	}
+	recent := time.Now().Add(-nodeGossipGrace).UnixMilli()
 	var updates []NodeStatusUpdate
 	for _, n := range s.State().Nodes() {
+		st, listed := status[n.Name]
 		want := plan.NodeDown
-		if alive[n.Name] {
+		switch {
+		case st == "alive":
 			want = plan.NodeUp
+		case !listed && n.LastSeen >= recent:
+			continue
 		}
 		if n.Status != want {
 			updates = append(updates, NodeStatusUpdate{Name: n.Name, Status: want})
@@ -193,6 +200,10 @@ func (s *Server) reconcileNodes() {
 		s.log.Info("node "+u.Status, "node", u.Name)
 	}
 }
+
+// nodeGossipGrace is how long a node the gossip pool does not list keeps
+// its status after it was last seen.
+const nodeGossipGrace = 2 * time.Minute
 
 // DefaultNodeGCAfter is how long a node is down before it is forgotten.
 const DefaultNodeGCAfter = 24 * time.Hour

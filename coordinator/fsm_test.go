@@ -44,13 +44,13 @@ func testModule() plan.Module {
 }
 
 type fsmHarness struct {
-	t     *testing.T
+	t     testing.TB
 	fsm   *FSM
 	index uint64
 	seq   int // report sequence for reportAll
 }
 
-func newHarness(t *testing.T) *fsmHarness {
+func newHarness(t testing.TB) *fsmHarness {
 	return &fsmHarness{t: t, fsm: NewFSM(slog.New(slog.DiscardHandler))}
 }
 

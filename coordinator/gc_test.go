@@ -210,7 +210,10 @@ func TestCluster_NodeGC_CollectsLongDownNodes(t *testing.T) {
 	c.peers.mu.Lock()
 	c.peers.peers = append(c.peers.peers, gossip.Peer{Name: "here", Role: gossip.RoleAgent, Status: "alive"})
 	c.peers.mu.Unlock()
-	if _, err := srv.apply(RegisterNodeType, RegisterNodeCmd{Node: plan.Node{Name: "gone"}, Time: nowMS() - 1000}); err != nil {
+	// Seen long ago and not in the gossip pool: down, then collected. (A
+	// node not in the pool that was seen within nodeGossipGrace keeps
+	// its status.)
+	if _, err := srv.apply(RegisterNodeType, RegisterNodeCmd{Node: plan.Node{Name: "gone"}, Time: nowMS() - 2*nodeGossipGrace.Milliseconds()}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := srv.apply(RegisterNodeType, RegisterNodeCmd{Node: plan.Node{Name: "here"}, Time: nowMS() - 1000}); err != nil {
@@ -333,5 +336,26 @@ func TestFSM_LogsOps_BoundedInNumberAndAge(t *testing.T) {
 	}
 	if h.fsm.State().Op("exec1") == nil {
 		t.Fatal("an exec op went with the logs")
+	}
+}
+
+// A node the gossip pool does not list yet (it registered over the API a
+// moment ago) is not marked down; one the pool reports failed is.
+func TestCluster_NodeStatus_UnlistedRecentNodeStaysUp(t *testing.T) {
+	c := newTestCluster(t, 1)
+	srv := c.leader()
+	c.peers.mu.Lock()
+	c.peers.peers = append(c.peers.peers, gossip.Peer{Name: "dead", Role: gossip.RoleAgent, Status: "failed"})
+	c.peers.mu.Unlock()
+	for _, name := range []string{"fresh", "dead"} {
+		if _, err := srv.apply(RegisterNodeType, RegisterNodeCmd{Node: plan.Node{Name: name}, Time: nowMS()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitCond(t, "the failed node marked down", func() bool { return srv.State().Node("dead").Status == plan.NodeDown })
+	// The leader has reconciled since: the fresh one is still up.
+	srv.reconcileNodes()
+	if st := srv.State().Node("fresh").Status; st != plan.NodeUp {
+		t.Fatalf("a node registered a moment ago and not yet in the pool is %s", st)
 	}
 }
