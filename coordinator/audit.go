@@ -62,7 +62,9 @@ func (s *State) AuditEntries(service string, since int64, limit int) ([]api.Audi
 	return append([]api.AuditEntry{}, out...), s.data.Audit.Dropped
 }
 
-// statusWriter remembers the status a handler answered with.
+// statusWriter remembers the status a handler answered with (the audit
+// trail and the request metrics); Unwrap keeps http.ResponseController
+// (deadlines, flushes of streamed answers) working through it.
 type statusWriter struct {
 	http.ResponseWriter
 	code int
@@ -88,6 +90,8 @@ func (w *statusWriter) Flush() {
 		f.Flush()
 	}
 }
+
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // audited reports whether a route's writes go into the trail.
 func audited(r *http.Request, a access) bool {

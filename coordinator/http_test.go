@@ -81,6 +81,7 @@ func TestHTTP_BadRequests_JSONErrors(t *testing.T) {
 		{"unknown route", "GET", "/v1/nothing", ``, 404, "no such endpoint"},
 		{"bad index", "GET", "/v1/services/x?index=abc", ``, 400, "index must be"},
 		{"not a module archive", "POST", "/v1/modules", `plain text`, 400, "not a gzip archive"},
+		{"logs over their bound", "POST", "/v1/services/ghost/logs", `{"log_bytes":2000000}`, 400, "log_bytes must be 1 to 1048576"},
 		{"unregistered node poll", "GET", "/v1/nodes/ghost/plan?index=0&wait=1s", ``, 404, "not registered"},
 		// An agent splits a batch on 413 (and only then): anything else
 		// for an over-size body would leave its outbox stuck.

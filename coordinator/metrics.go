@@ -95,7 +95,7 @@ func (s *Server) instrument(pattern string, next http.Handler) http.Handler {
 	deploy := pattern == "POST /v1/services/{name}/deploy"
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		cw := &codeWriter{ResponseWriter: w}
+		cw := &statusWriter{ResponseWriter: w}
 		next.ServeHTTP(cw, r)
 		code := cw.code
 		if code == 0 {
@@ -108,35 +108,6 @@ func (s *Server) instrument(pattern string, next http.Handler) http.Handler {
 		}
 	})
 }
-
-// codeWriter remembers the status code; Unwrap keeps http.ResponseController
-// (flushes of streamed answers) working through it.
-type codeWriter struct {
-	http.ResponseWriter
-	code int
-}
-
-func (w *codeWriter) WriteHeader(code int) {
-	if w.code == 0 {
-		w.code = code
-	}
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *codeWriter) Write(b []byte) (int, error) {
-	if w.code == 0 {
-		w.code = http.StatusOK
-	}
-	return w.ResponseWriter.Write(b)
-}
-
-func (w *codeWriter) Flush() {
-	if f, ok := w.ResponseWriter.(http.Flusher); ok {
-		f.Flush()
-	}
-}
-
-func (w *codeWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // observeApply records one Raft apply's latency.
 func (s *Server) observeApply(start time.Time) {

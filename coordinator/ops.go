@@ -162,10 +162,7 @@ func (s *Server) startOp(kind string) handlerFunc {
 			if err := decode(w, r, &req); err != nil {
 				return err
 			}
-			switch {
-			case req.LogBytes == 0:
-				req.LogBytes = DefaultLogBytes
-			case req.LogBytes < 0 || req.LogBytes > MaxLogBytes:
+			if req.LogBytes < 0 || req.LogBytes > MaxLogBytes {
 				return badRequest("log_bytes must be 1 to %d, got %d", MaxLogBytes, req.LogBytes)
 			}
 		}

@@ -631,9 +631,8 @@ type uiServiceView struct {
 	NodeLinks bool
 	Preview   *uiPreview
 	// History is the service's deploy, delete and exec records, newest
-	// first. HISTORY: nothing fills it yet; when the State keeps history
-	// (issue 13, item 3), uiHistory reads it and the page's table shows it.
-	History []uiHistory
+	// first (State.History).
+	History []api.HistoryRecord
 }
 
 type uiKV struct{ Name, Value string }
@@ -665,26 +664,6 @@ type uiChange struct {
 	Agent, Node, Instance, Component, Action, Change string
 	Changed                                          []string
 	Attributes                                       []uiValue
-}
-
-// uiHistory is one record of a service's history.
-type uiHistory struct {
-	Kind                       string
-	Generation                 uint64
-	By, Result                 string
-	StartedMS, EndedMS         int64
-	Changed, Unchanged, Failed int
-}
-
-// uiHistoryOf reads a service's history (history.go), newest first.
-func uiHistoryOf(st *State, service string) []uiHistory {
-	recs, _ := st.History(service)
-	out := make([]uiHistory, 0, len(recs))
-	for _, r := range recs {
-		out = append(out, uiHistory{Kind: r.Kind, Generation: r.Generation, By: r.By, Result: r.Result,
-			StartedMS: r.StartedMS, EndedMS: r.EndedMS, Changed: r.Changed, Unchanged: r.Unchanged, Failed: r.Failed})
-	}
-	return out
 }
 
 func (s *Server) uiService(w http.ResponseWriter, r *http.Request) error {
@@ -752,7 +731,7 @@ func (s *Server) uiService(w http.ResponseWriter, r *http.Request) error {
 	if status.State != plan.StateDeleting {
 		v.Preview = uiPreviewOf(st.Preview(name))
 	}
-	v.History = uiHistoryOf(st, name)
+	v.History, _ = st.History(name)
 	w.Header().Set(IndexHeader, strconv.FormatUint(v.Index, 10))
 	s.uiRender(w, r, http.StatusOK, "service", &v)
 	return nil

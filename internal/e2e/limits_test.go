@@ -9,33 +9,22 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/dtkhq/dtk/bench"
 )
 
 // peakRSS is the peak resident set size (VmHWM) of process pid, in bytes.
 func peakRSS(t *testing.T, pid int) int64 {
 	t.Helper()
-	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		t.Skipf("no /proc: %v", err)
+	st, err := bench.ReadProcStats(pid)
+	if err != nil || st.HWMKiB == 0 {
+		t.Skipf("no VmHWM for pid %d: %v", pid, err)
 	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if rest, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
-			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return kb << 10
-		}
-	}
-	t.Skip("no VmHWM")
-	return 0
+	return st.HWMKiB << 10
 }
 
 // limitModule writes a module folder holding main.hcl with src after the

@@ -3,6 +3,7 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -29,6 +30,41 @@ func startCoordAndNode(t *testing.T, root, coordIP, nodeIP, name string) string 
 	return addr
 }
 
+// stageOneStep pushes a module NAME whose template "t" puts one component,
+// whose create action is the given HCL, on the node labelled role=NAME,
+// and stages it as service svc.
+func stageOneStep(t *testing.T, addr, root, name, svc, create string) {
+	t.Helper()
+	mod := filepath.Join(root, name+"-mod")
+	os.MkdirAll(mod, 0o755)
+	hcl := fmt.Sprintf(`module {
+  name    = %[1]q
+  version = "1.0.0"
+}
+
+component "step" {
+  create {
+    %[2]s
+  }
+  delete {
+    inline = "true"
+  }
+}
+
+template "t" {
+  node "n" {
+    labels = { role = %[1]q }
+    component "step" "step" {}
+  }
+}
+`, name, create)
+	if err := os.WriteFile(filepath.Join(mod, "main.hcl"), []byte(hcl), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	mustCtl(t, addr, "module", "push", mod)
+	mustCtl(t, addr, "service", "stage", svc, "--template", name+"/t")
+}
+
 // Reports carry a bounded tail of a step's output; the whole log stays on
 // the agent and `dtkctl service logs` fetches it on demand.
 func TestE2E_Logs_TailInStateFullLogFromTheAgent(t *testing.T) {
@@ -38,35 +74,8 @@ func TestE2E_Logs_TailInStateFullLogFromTheAgent(t *testing.T) {
 	root := t.TempDir()
 	addr := startCoordAndNode(t, root, "127.0.0.220", "127.0.0.221", "chatty")
 
-	mod := filepath.Join(root, "chatty-mod")
-	os.MkdirAll(mod, 0o755)
 	// 1,500 numbered lines: about 43 KB, well over the 4 KiB report tail.
-	hcl := `module {
-  name    = "chatty"
-  version = "1.0.0"
-}
-
-component "talk" {
-  create {
-    inline = "for i in $(seq 1 1500); do echo \"line $i of the chatty step\"; done"
-  }
-  delete {
-    inline = "true"
-  }
-}
-
-template "t" {
-  node "n" {
-    labels = { role = "chatty" }
-    component "talk" "talk" {}
-  }
-}
-`
-	if err := os.WriteFile(filepath.Join(mod, "main.hcl"), []byte(hcl), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	mustCtl(t, addr, "module", "push", mod)
-	mustCtl(t, addr, "service", "stage", "chat", "--template", "chatty/t")
+	stageOneStep(t, addr, root, "chatty", "chat", `inline = "for i in $(seq 1 1500); do echo \"line $i of the chatty step\"; done"`)
 	mustCtl(t, addr, "service", "deploy", "chat", "--wait")
 
 	// What the coordinators keep: the tail, cut with a marker.
@@ -122,37 +131,11 @@ func TestE2E_Logs_FollowStreamsARunningStep(t *testing.T) {
 	}
 	root := t.TempDir()
 	addr := startCoordAndNode(t, root, "127.0.0.222", "127.0.0.223", "slow")
-	mod := filepath.Join(root, "slow-mod")
-	os.MkdirAll(mod, 0o755)
 	// The step ticks for 30 s, or until the test creates the stop file.
 	stop := filepath.Join(root, "stop")
-	hcl := `module {
-  name    = "slow"
-  version = "1.0.0"
-}
-
-component "ticker" {
-  create {
-    inline  = "for i in $(seq 1 60); do echo \"tick $i\"; [ -e ` + stop + ` ] && break; sleep 0.5; done; echo finished"
-    timeout = "2m"
-  }
-  delete {
-    inline = "true"
-  }
-}
-
-template "t" {
-  node "n" {
-    labels = { role = "slow" }
-    component "ticker" "ticker" {}
-  }
-}
-`
-	if err := os.WriteFile(filepath.Join(mod, "main.hcl"), []byte(hcl), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	mustCtl(t, addr, "module", "push", mod)
-	mustCtl(t, addr, "service", "stage", "tick", "--template", "slow/t")
+	stageOneStep(t, addr, root, "slow", "tick",
+		`inline  = "for i in $(seq 1 60); do echo \"tick $i\"; [ -e `+stop+` ] && break; sleep 0.5; done; echo finished"
+    timeout = "2m"`)
 	mustCtl(t, addr, "service", "deploy", "tick")
 
 	ctx, cancel := context.WithCancel(context.Background())
