@@ -180,7 +180,37 @@ type Template struct {
 	// staged (at any depth) with respect to this one. Their expressions see
 	// `export` (this template's exports) and `self` (the child's node).
 	Injects []*Instance `json:"injects,omitempty"`
-	Pos     Pos         `json:"pos"`
+	// Rollout is how a deploy walks through the service's nodes by
+	// default (a deploy's flags override it); nil: all nodes at once.
+	Rollout *Rollout `json:"rollout,omitempty"`
+	Pos     Pos      `json:"pos"`
+}
+
+// Rollout is a rollout strategy: a template's rollout block, or a deploy's
+// flags over it. Counts are written "2" or "10%" (of the nodes the deploy
+// changes); see docs/rollouts.md.
+type Rollout struct {
+	// MaxParallel bounds how many nodes converge at once ("" or "0":
+	// all).
+	MaxParallel string `json:"max_parallel,omitempty"`
+	// Canary nodes go first; the rest wait until they are healthy.
+	Canary string `json:"canary,omitempty"`
+	// MinHealthySeconds is how long a node must stay healthy before it
+	// counts as done.
+	MinHealthySeconds int `json:"min_healthy_seconds,omitempty"`
+	// Health is "steps" (the node's steps ok) or "check" (and each
+	// component's check passing for MinHealthySeconds, verified by the
+	// agent).
+	Health string `json:"health,omitempty"`
+	// MaxFailures is how many nodes may fail before the rollout stops.
+	MaxFailures string `json:"max_failures,omitempty"`
+	// AutoRevert: a stopped rollout deploys the last converged
+	// generation's plan to the nodes it changed.
+	AutoRevert bool `json:"auto_revert,omitempty"`
+	// ManualPromote: after the canaries are healthy, wait for
+	// `dtkctl service promote`.
+	ManualPromote bool `json:"manual_promote,omitempty"`
+	Pos           Pos  `json:"pos"`
 }
 
 // Export is a named value offered to child services.
@@ -231,7 +261,10 @@ type Instance struct {
 	// DependsOn names instances that must converge first: "INST" on the
 	// same node, "NODE/INST" on another node.
 	DependsOn []string `json:"depends_on,omitempty"`
-	Pos       Pos      `json:"pos"`
+	// Once: in a node_group, the instance runs on the group's first
+	// member only, before the other members' later instances.
+	Once bool `json:"once,omitempty"`
+	Pos  Pos  `json:"pos"`
 }
 
 // Expr is an HCL expression's source text and where it starts.
@@ -268,6 +301,11 @@ type Service struct {
 	Removed []string `json:"removed,omitempty"`
 	// DeleteRecursive: delete this service once its children are gone.
 	DeleteRecursive bool `json:"delete_recursive,omitempty"`
+	// Stale names the ancestors' exports that changed since this service
+	// was last deployed ("export NAME of SERVICE").
+	Stale []string `json:"stale,omitempty"`
+	// Rollout is the running (or last) rollout of the current generation.
+	Rollout *RolloutState `json:"rollout,omitempty"`
 	// State is staged, deploying, deleting; converged and failed are
 	// derived from reports (see Status).
 	State      string `json:"state"`
@@ -344,6 +382,14 @@ type Step struct {
 	// Digest covers the action, the digest of the asset it runs and the
 	// resolved attributes: an unchanged digest means nothing to do.
 	Digest string `json:"digest"`
+	// Once: the instance is marked once = true (it runs on the first
+	// member of its node group only).
+	Once bool `json:"once,omitempty"`
+	// HealthSeconds (set during a rollout with health = "check"): after a
+	// successful run, the agent runs the step's check again every few
+	// seconds for this long, and reports the step ok only if it kept
+	// passing. Not part of Digest.
+	HealthSeconds int `json:"health_seconds,omitempty"`
 }
 
 // Slice is one agent's part of every service's plan, as the agent pulls it.
@@ -473,3 +519,47 @@ const (
 	PredictCannot        = "cannot predict (would run)"
 	PredictUnchangedPlan = "unchanged (not run)"
 )
+
+// Rollout statuses (RolloutState.Status).
+const (
+	RolloutRunning  = "running"
+	RolloutPromote  = "awaiting promotion"
+	RolloutFailed   = "failed"
+	RolloutReverted = "reverted"
+	RolloutAborted  = "aborted"
+	RolloutDone     = "done"
+)
+
+// RolloutState is a deploy walking through a service's nodes: the nodes in
+// Order[:Admitted] get the new generation's plan, the others keep From's.
+// It lives in the replicated state, so a new leader continues it.
+type RolloutState struct {
+	Generation uint64  `json:"generation"`
+	Strategy   Rollout `json:"strategy"`
+	// Resolved counts, against the nodes the deploy changes.
+	MaxParallel int `json:"max_parallel"`
+	Canaries    int `json:"canaries"`
+	MaxFailures int `json:"max_failures"`
+	// From is the plan the nodes not yet admitted keep; RevertTo the last
+	// converged generation's plan, which auto-revert deploys (nil: none).
+	From     *Plan `json:"from,omitempty"`
+	RevertTo *Plan `json:"revert_to,omitempty"`
+	// Order lists the agents the deploy changes, canaries first; the
+	// first Admitted of them have the new plan.
+	Order    []string `json:"order"`
+	Admitted int      `json:"admitted"`
+	// Unchanged lists agents whose plan the deploy does not change: they
+	// get it at once.
+	Unchanged []string `json:"unchanged,omitempty"`
+	Status    string   `json:"status"`
+	// Paused by an operator (dtkctl service pause): nothing new is
+	// admitted until resume.
+	Paused bool `json:"paused,omitempty"`
+	// HealthyAt is when each admitted agent's steps were all ok (ms).
+	HealthyAt map[string]int64 `json:"healthy_at,omitempty"`
+	// Failed lists the admitted agents whose steps failed.
+	Failed    []string `json:"failed,omitempty"`
+	Reason    string   `json:"reason,omitempty"`
+	StartedAt int64    `json:"started_at_ms"`
+	UpdatedAt int64    `json:"updated_at_ms"`
+}
