@@ -66,6 +66,7 @@ func (s *Server) maintain() {
 			s.recordCoordinators()
 			s.reconcileNodes()
 			s.collectNodes()
+			s.tickRollouts()
 		}
 		s.storeCA()
 		s.rejoinCoordinators()

@@ -58,6 +58,8 @@ type stateData struct {
 	// (history.go); Events the recent cluster events.
 	History map[string][]*api.HistoryRecord `json:"history"`
 	Events  eventData                       `json:"events"`
+	// Generations keeps each service's recent generations (rollout.go).
+	Generations map[string][]*GenerationRecord `json:"generations,omitempty"`
 	// DataKey is the key that seals the log and snapshots, itself sealed
 	// with the coordinators' key-encryption key (datakey.go).
 	DataKey string `json:"data_key_sealed,omitempty"`
@@ -76,6 +78,7 @@ func newStateData() stateData {
 		Coordinators: map[string]*CoordinatorInfo{},
 		OpsIndex:     map[string]uint64{},
 		History:      map[string][]*api.HistoryRecord{},
+		Generations:  map[string][]*GenerationRecord{},
 		Trust:        newTrustData(),
 		ACL:          aclData{Policies: map[string]*api.ACLPolicy{}, Tokens: map[string]*api.ACLToken{}},
 	}
@@ -178,11 +181,7 @@ func (s *State) sliceLocked(node string) *plan.Slice {
 		if svc.Plan == nil {
 			continue
 		}
-		for _, np := range svc.Plan.Nodes {
-			if np.Agent == node {
-				sl.Steps = append(sl.Steps, np.Steps...)
-			}
-		}
+		sl.Steps = append(sl.Steps, nodeSteps(svc, node)...)
 	}
 	return sl
 }
@@ -365,8 +364,10 @@ func (s *State) statusLocked(svc *plan.Service) *api.ServiceStatus {
 		for _, step := range np.Steps {
 			ns.Steps = append(ns.Steps, stepStatus(step, s.data.Reports[step.ID]))
 		}
+		ns.Rollout = nodeRolloutState(svc, np.Agent)
 		st.Nodes = append(st.Nodes, ns)
 	}
+	st.Rollout = rolloutStatus(svc)
 	return st
 }
 

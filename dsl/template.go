@@ -79,6 +79,13 @@ func (l *loader) decodeTemplate(b *hcl.Block) *plan.Template {
 			l.decodeExport(ib, ti)
 		case "inject":
 			l.decodeInject(ib, ti)
+		case "rollout":
+			if t.Rollout != nil {
+				l.errorf(startRange(ib.DefRange), "duplicate rollout block",
+					"first declared at %s; a template has one rollout block", t.Rollout.Pos)
+				continue
+			}
+			t.Rollout = l.decodeRollout(ib)
 		}
 	}
 	if len(t.Nodes) == 0 {

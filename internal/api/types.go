@@ -95,6 +95,8 @@ type ServiceStatus struct {
 	Inputs     map[string]string `json:"inputs,omitempty"`
 	Index      uint64            `json:"index"`
 	Nodes      []NodeStatus      `json:"nodes"`
+	// Rollout is the service's running (or last) rollout.
+	Rollout *RolloutStatus `json:"rollout,omitempty"`
 }
 
 // NodeStatus is one agent's part of a service status.
@@ -104,6 +106,9 @@ type NodeStatus struct {
 	TemplateNode string       `json:"template_node"`
 	Status       string       `json:"status"`
 	Steps        []StepStatus `json:"steps"`
+	// Rollout is where the node is in a running rollout: canary,
+	// admitted, healthy, failed or waiting (it keeps its old plan).
+	Rollout string `json:"rollout,omitempty"`
 }
 
 // StepStatus is one step's state in the current generation.
