@@ -34,11 +34,21 @@ type entry struct {
 // Bundle writes the self-contained bundle for o.Arch into o.OutDir and
 // returns its path. The bundle is one folder holding the static binaries
 // (bin/), the packages given (packages/), install.sh with what it installs
-// (share/), README.md, docs/, examples/ and SHA256SUMS of all of them.
-// Nothing in it reaches the network. Entries are sorted, owned by root and
-// stamped with o.MTime, so the same inputs give the same bytes.
+// (share/), README.md, CHANGELOG.md, LICENSE, NOTICE, the licences of the
+// linked third-party code (THIRD-PARTY-LICENSES), docs/, examples/ and
+// SHA256SUMS of all of them. Nothing in it reaches the network. Entries
+// are sorted, owned by root and stamped with o.MTime, so the same inputs
+// give the same bytes.
 func Bundle(o Options, pkgs []string) (string, error) {
+	linked, err := LinkedCode(filepath.Join(o.BinDir, "dtk-agent"), filepath.Join(o.BinDir, "dtkctl"))
+	if err != nil {
+		return "", fmt.Errorf("bundle for %s: %w", o.Arch, err)
+	}
 	ents := []entry{
+		{name: "LICENSE", src: filepath.Join(o.RepoDir, "LICENSE"), mode: 0o644},
+		{name: "NOTICE", src: filepath.Join(o.RepoDir, "NOTICE"), mode: 0o644},
+		{name: "CHANGELOG.md", src: filepath.Join(o.RepoDir, "CHANGELOG.md"), mode: 0o644},
+		{name: "THIRD-PARTY-LICENSES", data: []byte(ThirdPartyText(linked)), mode: 0o644},
 		{name: "bin/dtk-agent", src: filepath.Join(o.BinDir, "dtk-agent"), mode: 0o755},
 		{name: "bin/dtkctl", src: filepath.Join(o.BinDir, "dtkctl"), mode: 0o755},
 		{name: "install.sh", src: filepath.Join(o.RepoDir, "packaging/install.sh"), mode: 0o755},
@@ -81,7 +91,7 @@ func Bundle(o Options, pkgs []string) (string, error) {
 	}
 	mtime = mtime.Truncate(time.Second)
 	target := filepath.Join(o.OutDir, name)
-	err := writeFile(target, func(w io.Writer) error {
+	err = writeFile(target, func(w io.Writer) error {
 		zw, err := gzip.NewWriterLevel(w, gzip.DefaultCompression)
 		if err != nil {
 			return err

@@ -1,17 +1,27 @@
 // Package packaging builds what dtk ships: .deb and .rpm packages (with
-// nfpm, as a Go library: no fpm, no Ruby) and the self-contained bundle for
-// air-gapped sites. The files that go into them live beside this one:
+// nfpm, as a Go library: no fpm, no Ruby), the self-contained bundle for
+// air-gapped sites. The files
+// that go into them live beside this one:
 //
 //	dtk-agent.service  the systemd unit (equal to what `dtk-agent service
 //	                   install` writes for the packaged paths)
 //	agent.hcl          the default /etc/dtk/agent.hcl
 //	scripts/           maintainer scripts, shared by deb and rpm
 //	install.sh         the bundle's offline installer
+//	dtk-agent.1        dtk-agent's man page
+//	lintian-overrides  what lintian flags by design, with reasons
+//	rpmlint.toml       the same for rpmlint
+//
+// Made at build time: the .deb's DEP-5 copyright file and the list of
+// third-party licences (licenses.go, from the binaries' build information),
+// the packages' changelogs (changelog.go, from CHANGELOG.md).
 //
 // `make packages` and `make dist` run cmd/dtk-package, which calls this.
 package packaging
 
 import (
+	"bytes"
+	"compress/gzip"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -36,9 +46,35 @@ var Arches = []string{"amd64", "arm64"}
 const (
 	PackageName = "dtk"
 	Homepage    = "https://github.com/dtkhq/dtk"
-	Description = "dtk deployment system: the agent and coordinator daemon (dtk-agent) and the operator CLI (dtkctl)"
+	// Summary is the one-line description (the .deb's synopsis, the
+	// .rpm's Summary): under 80 characters, not starting with the name.
+	Summary = "Deployment system with pull agents and Raft-replicated coordinators"
+	// LongDescription is the extended description: paragraphs of lines
+	// under 80 characters, separated by empty lines.
+	LongDescription = `dtk deploys services described in a small HCL language onto fleets of
+Linux machines. Three or five coordinators keep the desired state
+replicated with Raft; an agent on every node learns its part of the plan
+over mutual TLS, converges the machine by running bash scripts, programs,
+Puppet manifests, Ansible playbooks and containers, and reports back.
+
+This package holds dtk-agent, the one static binary that runs as an agent
+or a coordinator (with its systemd unit, neither started nor enabled, and a
+default configuration), and dtkctl, the operator CLI, with its shell
+completions and man pages.`
 	// DefaultMaintainer is used when Options.Maintainer is empty.
 	DefaultMaintainer = "dtk maintainers <maintainers@dtk.invalid>"
+	Vendor            = "The dtk authors"
+)
+
+// Relations to other packages. An agent runs what a module's actions name:
+// bash (Essential on Debian, so not declared there), puppet,
+// ansible-playbook, and podman (or docker) for containers. None is needed
+// to install dtk, and a coordinator needs none, so the tools are
+// suggested; Debian's package names first, then the older ones.
+var (
+	DebSuggests   = []string{"puppet-agent | puppet", "ansible-core | ansible", "podman | docker.io"}
+	RPMRecommends = []string{"bash"}
+	RPMSuggests   = []string{"puppet", "ansible-core", "podman"}
 )
 
 // Installed paths.
@@ -56,6 +92,11 @@ const (
 	UnitPathDeb = "/lib/systemd/system/dtk-agent.service"
 	UnitPathRPM = "/usr/lib/systemd/system/dtk-agent.service"
 	DocDir      = "/usr/share/doc/dtk"
+	// LicenseDir is the rpm's %license folder.
+	LicenseDir = "/usr/share/licenses/dtk"
+	// LintianOverridesPath holds the lintian tags the .deb overrides, each
+	// with its reason (packaging/lintian-overrides).
+	LintianOverridesPath = "/usr/share/lintian/overrides/dtk"
 	// Shell completions and man pages of dtkctl (Options.ShareDir). zsh's
 	// vendor folder differs: Debian's zsh reads vendor-completions, Fedora's
 	// and RHEL's site-functions.
@@ -141,8 +182,9 @@ func clean(s string) string {
 	return strings.Trim(unsafeRE.ReplaceAllString(s, "."), ".")
 }
 
-// info is the nfpm description of the package for one arch and format.
-func (o Options) info(format string) *nfpm.Info {
+// info is the nfpm description of the package for one arch and format;
+// gen holds the files generated for it (generate).
+func (o Options) info(format, gen string) (*nfpm.Info, error) {
 	src := func(p string) string { return filepath.Join(o.RepoDir, p) }
 	bin := func(name string) string { return filepath.Join(o.BinDir, name) }
 	mode := func(m os.FileMode) *files.ContentFileInfo { return &files.ContentFileInfo{Mode: m} }
@@ -163,7 +205,8 @@ func (o Options) info(format string) *nfpm.Info {
 		Section:       "admin",
 		Priority:      "optional",
 		Maintainer:    maintainer,
-		Description:   Description,
+		Vendor:        Vendor,
+		License:       License,
 		Homepage:      Homepage,
 		MTime:         o.MTime,
 		Overridables: nfpm.Overridables{
@@ -184,8 +227,6 @@ func (o Options) info(format string) *nfpm.Info {
 					Destination: DataDir, Type: files.TypeDir,
 					FileInfo: &files.ContentFileInfo{Mode: 0o750, Owner: "dtk", Group: "dtk"},
 				},
-				{Source: src("README.md"), Destination: DocDir + "/README.md", FileInfo: mode(0o644)},
-				{Source: src("docs/*.md"), Destination: DocDir, FileInfo: mode(0o644)},
 			},
 			Scripts: nfpm.Scripts{
 				PreInstall:  src("packaging/scripts/preinstall.sh"),
@@ -193,18 +234,66 @@ func (o Options) info(format string) *nfpm.Info {
 				PreRemove:   src("packaging/scripts/preremove.sh"),
 				PostRemove:  src("packaging/scripts/postremove.sh"),
 			},
-			RPM: nfpm.RPM{Group: "System Environment/Daemons", Summary: "dtk agent, coordinator and CLI"},
 		},
 	}
-	info.Contents = append(info.Contents, o.shareContents(format)...)
-	return nfpm.WithDefaults(info)
+	docType := ""
+	if format == "rpm" {
+		docType = files.TypeRPMDoc
+	}
+	info.Contents = append(info.Contents, &files.Content{
+		Source: filepath.Join(gen, "dtk-agent.1.gz"), Destination: ManDir + "/dtk-agent.1.gz", Type: docType, FileInfo: mode(0o644),
+	})
+	docs := []string{src("README.md"), src("CHANGELOG.md")}
+	more, err := filepath.Glob(src("docs/*.md"))
+	if err != nil {
+		return nil, err
+	}
+	docs = append(docs, more...)
+	switch format {
+	case "deb":
+		// Debian: the synopsis, then the extended description; the
+		// licences in the machine-readable copyright file, the changelog
+		// made from CHANGELOG.md (a native package's changelog.gz).
+		info.Description = Summary + "\n" + LongDescription
+		info.Suggests = DebSuggests
+		for _, d := range docs {
+			info.Contents = append(info.Contents, &files.Content{Source: d, Destination: DocDir + "/" + filepath.Base(d), FileInfo: mode(0o644)})
+		}
+		info.Contents = append(info.Contents,
+			&files.Content{Source: filepath.Join(gen, "copyright"), Destination: DocDir + "/copyright", FileInfo: mode(0o644)},
+			&files.Content{Source: filepath.Join(gen, "changelog.gz"), Destination: DocDir + "/changelog.gz", FileInfo: mode(0o644)},
+			&files.Content{Source: src("packaging/lintian-overrides"), Destination: LintianOverridesPath, FileInfo: mode(0o644)},
+		)
+	case "rpm":
+		// RPM: Summary and Description apart; documentation marked %doc
+		// and licences %license, as rpmbuild would.
+		info.Description = LongDescription
+		info.RPM = nfpm.RPM{Group: "System Environment/Daemons", Summary: Summary}
+		info.Changelog = filepath.Join(gen, "changelog.yml")
+		info.Recommends = RPMRecommends
+		info.Suggests = RPMSuggests
+		for _, d := range docs {
+			info.Contents = append(info.Contents, &files.Content{Source: d, Destination: DocDir + "/" + filepath.Base(d), Type: docType, FileInfo: mode(0o644)})
+		}
+		for _, l := range []struct{ src, name string }{
+			{src("LICENSE"), "LICENSE"}, {src("NOTICE"), "NOTICE"}, {filepath.Join(gen, "third-party-licenses"), "third-party-licenses"},
+		} {
+			info.Contents = append(info.Contents, &files.Content{Source: l.src, Destination: LicenseDir + "/" + l.name, Type: files.TypeRPMLicense, FileInfo: mode(0o644)})
+		}
+	}
+	share, err := o.shareContents(format)
+	if err != nil {
+		return nil, err
+	}
+	info.Contents = append(info.Contents, share...)
+	return nfpm.WithDefaults(info), nil
 }
 
 // shareContents are dtkctl's shell completions and man pages, from
 // o.ShareDir.
-func (o Options) shareContents(format string) files.Contents {
+func (o Options) shareContents(format string) (files.Contents, error) {
 	if o.ShareDir == "" {
-		return nil
+		return nil, nil
 	}
 	src := func(p string) string { return filepath.Join(o.ShareDir, p) }
 	zsh := ZshCompletionPathDeb
@@ -212,12 +301,83 @@ func (o Options) shareContents(format string) files.Contents {
 		zsh = ZshCompletionPathRPM
 	}
 	mode := &files.ContentFileInfo{Mode: 0o644}
-	return files.Contents{
+	out := files.Contents{
 		{Source: src("completions/dtkctl.bash"), Destination: BashCompletionPath, FileInfo: mode},
 		{Source: src("completions/_dtkctl"), Destination: zsh, FileInfo: mode},
 		{Source: src("completions/dtkctl.fish"), Destination: FishCompletionPath, FileInfo: mode},
-		{Source: src("man/*.1.gz"), Destination: ManDir, FileInfo: mode},
 	}
+	pages, err := filepath.Glob(src("man/*.1.gz"))
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range pages {
+		c := &files.Content{Source: p, Destination: ManDir + "/" + filepath.Base(p), FileInfo: mode}
+		if format == "rpm" {
+			c.Type = files.TypeRPMDoc
+		}
+		out = append(out, c)
+	}
+	return out, nil
+}
+
+// generate writes into gen what the packages carry that is made at build
+// time: the .deb's copyright file and changelog, the list of linked
+// third-party code with its licences, and dtk-agent's man page gzipped.
+func (o Options) generate(gen string) error {
+	linked, err := LinkedCode(filepath.Join(o.BinDir, "dtk-agent"), filepath.Join(o.BinDir, "dtkctl"))
+	if err != nil {
+		return err
+	}
+	notice, err := os.ReadFile(filepath.Join(o.RepoDir, "NOTICE"))
+	if err != nil {
+		return err
+	}
+	md, err := os.ReadFile(filepath.Join(o.RepoDir, "CHANGELOG.md"))
+	if err != nil {
+		return err
+	}
+	maintainer := o.Maintainer
+	if maintainer == "" {
+		maintainer = DefaultMaintainer
+	}
+	mtime := o.MTime
+	if mtime.IsZero() {
+		mtime = time.Now()
+	}
+	changelog, err := DebianChangelog(string(md), PackageVersion(o.Version), maintainer, mtime)
+	if err != nil {
+		return err
+	}
+	rpmChangelog, err := RPMChangelog(string(md), PackageVersion(o.Version), maintainer, mtime)
+	if err != nil {
+		return err
+	}
+	man, err := os.ReadFile(filepath.Join(o.RepoDir, "packaging/dtk-agent.1"))
+	if err != nil {
+		return err
+	}
+	for name, data := range map[string][]byte{
+		"copyright":            []byte(DebianCopyright(string(notice), linked)),
+		"third-party-licenses": []byte(ThirdPartyText(linked)),
+		"changelog.gz":         gzipBest([]byte(changelog)),
+		"changelog.yml":        rpmChangelog,
+		"dtk-agent.1.gz":       gzipBest(man),
+	} {
+		if err := os.WriteFile(filepath.Join(gen, name), data, 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// gzipBest compresses as `gzip -9n` does: best compression, no name, no
+// time stamp (lintian checks both).
+func gzipBest(data []byte) []byte {
+	var b bytes.Buffer
+	zw, _ := gzip.NewWriterLevel(&b, gzip.BestCompression)
+	zw.Write(data)
+	zw.Close()
+	return b.Bytes()
 }
 
 // Packages builds the .deb and the .rpm for o.Arch into o.OutDir and
@@ -226,13 +386,24 @@ func Packages(o Options) ([]string, error) {
 	if err := os.MkdirAll(o.OutDir, 0o755); err != nil {
 		return nil, err
 	}
+	gen, err := os.MkdirTemp("", "dtk-package-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(gen)
+	if err := o.generate(gen); err != nil {
+		return nil, fmt.Errorf("packages for %s: %w", o.Arch, err)
+	}
 	var out []string
 	for _, format := range []string{"deb", "rpm"} {
 		var pkg nfpm.Packager = deb.Default
 		if format == "rpm" {
 			pkg = rpm.DefaultRPM
 		}
-		info := o.info(format)
+		info, err := o.info(format, gen)
+		if err != nil {
+			return nil, fmt.Errorf("build %s for %s: %w", format, o.Arch, err)
+		}
 		target := filepath.Join(o.OutDir, pkg.ConventionalFileName(info))
 		info.Target = target
 		if err := writeFile(target, func(w io.Writer) error { return pkg.Package(info, w) }); err != nil {
