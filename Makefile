@@ -98,19 +98,37 @@ bench-acl-cost: build
 # .rpm per ARCH (nfpm as a Go library, see packaging/), and for `dist` one
 # self-contained bundle per ARCH plus dist/SHA256SUMS. Offline once the Go
 # module cache holds nfpm.
+#
+# SIGN_KEY=path/to/secret-key.asc signs everything with that OpenPGP key
+# (its passphrase, if any, in the environment as DTK_SIGN_PASSPHRASE): the
+# .deb and .rpm inside, a detached NAME.asc for every artefact,
+# SHA256SUMS.asc, and the bundles' own SHA256SUMS; the public key goes to
+# dist/dtk-release-key.{asc,gpg}. Without SIGN_KEY nothing is signed, and
+# the build says so loudly. `make release-key` makes a new key in
+# RELEASE_KEY_DIR (packaging/README.md: keeping and rotating it).
 DIST    := dist
 ARCHES  := amd64 arm64
 PACKAGE := $(GO) run ./packaging/cmd/dtk-package
+SIGN_KEY ?=
+RELEASE_KEY_DIR ?= $(HOME)/dtk-release-key
+PACKAGE_FLAGS = --version '$(VERSION)' --bin-dir '$(DIST)/build/linux-{arch}' --share-dir $(SHARE) --out $(DIST) \
+	$(foreach a,$(ARCHES),--arch $(a)) $(if $(SIGN_KEY),--sign-key '$(SIGN_KEY)')
 
-.PHONY: packages dist dist-binaries
+.PHONY: packages dist dist-binaries release-key
 
 packages: dist-binaries completions man
-	$(PACKAGE) packages --version '$(VERSION)' --bin-dir '$(DIST)/build/linux-{arch}' --share-dir $(SHARE) --out $(DIST) $(foreach a,$(ARCHES),--arch $(a))
+	$(PACKAGE) packages $(PACKAGE_FLAGS)
 
 dist: dist-binaries completions man
-	$(PACKAGE) dist --version '$(VERSION)' --bin-dir '$(DIST)/build/linux-{arch}' --share-dir $(SHARE) --out $(DIST) $(foreach a,$(ARCHES),--arch $(a))
+	$(PACKAGE) dist $(PACKAGE_FLAGS)
 
 dist-binaries:
-	rm -f $(DIST)/*.deb $(DIST)/*.rpm $(DIST)/*.tar.gz $(DIST)/SHA256SUMS
+	rm -f $(DIST)/*.deb $(DIST)/*.rpm $(DIST)/*.tar.gz $(DIST)/SHA256SUMS $(DIST)/*.asc $(DIST)/dtk-release-key.gpg
 	$(foreach a,$(ARCHES),GOOS=linux GOARCH=$(a) $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(DIST)/build/linux-$(a)/dtk-agent ./cmd/dtk-agent && \
 	  GOOS=linux GOARCH=$(a) $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(DIST)/build/linux-$(a)/dtkctl ./cmd/dtkctl && ) true
+
+# A new release signing key (RSA 4096): the secret key, 0600 (protected by
+# DTK_SIGN_PASSPHRASE when set), and the public key, armored and binary.
+# Refuses to overwrite an existing key.
+release-key:
+	$(PACKAGE) keygen --out '$(RELEASE_KEY_DIR)'

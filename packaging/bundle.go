@@ -36,9 +36,10 @@ type entry struct {
 // (bin/), the packages given (packages/), install.sh with what it installs
 // (share/), README.md, CHANGELOG.md, LICENSE, NOTICE, the licences of the
 // linked third-party code (THIRD-PARTY-LICENSES), docs/, examples/ and
-// SHA256SUMS of all of them. Nothing in it reaches the network. Entries
-// are sorted, owned by root and stamped with o.MTime, so the same inputs
-// give the same bytes.
+// SHA256SUMS of all of them; with o.Signer, also SHA256SUMS.asc, which
+// install.sh checks with gpgv before anything else. Nothing in it reaches
+// the network. Entries are sorted, owned by root and stamped with o.MTime,
+// so the same inputs give the same bytes (a signature aside).
 func Bundle(o Options, pkgs []string) (string, error) {
 	linked, err := LinkedCode(filepath.Join(o.BinDir, "dtk-agent"), filepath.Join(o.BinDir, "dtkctl"))
 	if err != nil {
@@ -78,7 +79,14 @@ func Bundle(o Options, pkgs []string) (string, error) {
 		}
 		fmt.Fprintf(&sums, "%s  %s\n", sum, e.name)
 	}
-	ents = append(ents, entry{name: "SHA256SUMS", data: []byte(sums.String()), mode: 0o644})
+	ents = append(ents, entry{name: SumsName, data: []byte(sums.String()), mode: 0o644})
+	if o.Signer != nil {
+		var sig strings.Builder
+		if err := o.Signer.ArmoredDetachSign(&sig, strings.NewReader(sums.String())); err != nil {
+			return "", fmt.Errorf("bundle for %s: sign SHA256SUMS: %w", o.Arch, err)
+		}
+		ents = append(ents, entry{name: SumsSigName, data: []byte(sig.String()), mode: 0o644})
+	}
 
 	if err := os.MkdirAll(o.OutDir, 0o755); err != nil {
 		return "", err

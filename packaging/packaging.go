@@ -1,22 +1,23 @@
 // Package packaging builds what dtk ships: .deb and .rpm packages (with
 // nfpm, as a Go library: no fpm, no Ruby), the self-contained bundle for
-// air-gapped sites. The files
+// air-gapped sites, and the OpenPGP signatures on all of them. The files
 // that go into them live beside this one:
 //
 //	dtk-agent.service  the systemd unit (equal to what `dtk-agent service
 //	                   install` writes for the packaged paths)
 //	agent.hcl          the default /etc/dtk/agent.hcl
 //	scripts/           maintainer scripts, shared by deb and rpm
-//	install.sh         the bundle's offline installer
+//	install.sh         the bundle's offline installer (checks the signature)
 //	dtk-agent.1        dtk-agent's man page
 //	lintian-overrides  what lintian flags by design, with reasons
 //	rpmlint.toml       the same for rpmlint
 //
 // Made at build time: the .deb's DEP-5 copyright file and the list of
 // third-party licences (licenses.go, from the binaries' build information),
-// the packages' changelogs (changelog.go, from CHANGELOG.md).
+// the packages' changelogs (changelog.go, from CHANGELOG.md). README.md
+// says how releases are signed and linted.
 //
-// `make packages` and `make dist` run cmd/dtk-package, which calls this.
+// `make packages` and `make dist` run cmd/dtk-package, which calls Release.
 package packaging
 
 import (
@@ -126,6 +127,9 @@ type Options struct {
 	// MTime stamps every file (reproducible builds); zero: now.
 	MTime      time.Time
 	Maintainer string
+	// Signer signs the packages (and in Release and Bundle, the rest);
+	// nil: nothing is signed.
+	Signer *Signer
 }
 
 var (
@@ -280,6 +284,17 @@ func (o Options) info(format, gen string) (*nfpm.Info, error) {
 		} {
 			info.Contents = append(info.Contents, &files.Content{Source: l.src, Destination: LicenseDir + "/" + l.name, Type: files.TypeRPMLicense, FileInfo: mode(0o644)})
 		}
+	}
+	if o.Signer != nil {
+		// The .deb: debsig's _gpgorigin member, an armored detached
+		// signature of debian-binary, control.tar.gz and data.tar.gz
+		// (debsig-verify checks it). The .rpm: the header and the header
+		// with its payload, each signed as `rpm --addsign` does.
+		info.Deb.Signature = nfpm.DebSignature{
+			PackageSignature: nfpm.PackageSignature{SignFn: o.Signer.armoredSignBytes},
+			Method:           "debsign", Type: "origin",
+		}
+		info.RPM.Signature = nfpm.RPMSignature{PackageSignature: nfpm.PackageSignature{SignFn: o.Signer.signBytes}}
 	}
 	share, err := o.shareContents(format)
 	if err != nil {

@@ -169,7 +169,7 @@ func binaries(t *testing.T) string {
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	for _, d := range []string{binDir, pkgDir} {
+	for _, d := range []string{binDir, pkgDir, keyDir, lintDir} {
 		if d != "" {
 			os.RemoveAll(d)
 		}
@@ -551,8 +551,11 @@ func TestBundle_InstallShIntoTempRoot(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("install.sh chowns: needs root")
 	}
+	requireTool(t, "gpgv", "gpgv")
 	o, deb, rpm := sharedPackages(t)
 	o.OutDir = t.TempDir()
+	k := signingKey(t)
+	o.Signer = k.signer
 	pkgs := []string{deb, rpm}
 	start := time.Now()
 	bundle, err := Bundle(o, pkgs)
@@ -566,11 +569,16 @@ func TestBundle_InstallShIntoTempRoot(t *testing.T) {
 	unpacked := t.TempDir()
 	untar(t, bundle, unpacked)
 	dir := filepath.Join(unpacked, "dtk-v1.0.0-linux-"+runtime.GOARCH)
-	for _, p := range []string{"bin/dtk-agent", "bin/dtkctl", "install.sh", "README.md", "SHA256SUMS",
+	for _, p := range []string{"bin/dtk-agent", "bin/dtkctl", "install.sh", "README.md", "SHA256SUMS", "SHA256SUMS.asc",
+		"LICENSE", "NOTICE", "CHANGELOG.md", "THIRD-PARTY-LICENSES",
 		"docs/install.md", "examples/hello/main.hcl", "packages/" + filepath.Base(pkgs[0]), "packages/" + filepath.Base(pkgs[1])} {
 		if _, err := os.Stat(filepath.Join(dir, p)); err != nil {
 			t.Errorf("bundle lacks %s", p)
 		}
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir, "THIRD-PARTY-LICENSES")); !strings.Contains(string(b), "github.com/hashicorp/raft") ||
+		!strings.Contains(string(b), "Go standard library") {
+		t.Errorf("THIRD-PARTY-LICENSES does not list the linked modules:\n%.600s", b)
 	}
 	sums := exec.Command("sha256sum", "--check", "--quiet", "SHA256SUMS")
 	sums.Dir = dir
@@ -580,7 +588,7 @@ func TestBundle_InstallShIntoTempRoot(t *testing.T) {
 
 	root := scratchRoot(t)
 	hostPasswd := fileHash(t, "/etc/passwd")
-	out := run(t, filepath.Join(dir, "install.sh"), "--root", root)
+	out := run(t, filepath.Join(dir, "install.sh"), "--root", root, "--keyring", k.pubBinary)
 	if fileHash(t, "/etc/passwd") != hostPasswd {
 		t.Fatal("install.sh --root changed this machine's /etc/passwd")
 	}
@@ -610,7 +618,7 @@ func TestBundle_InstallShIntoTempRoot(t *testing.T) {
 	// Again, over an edited configuration.
 	cfgPath := filepath.Join(root, "etc/dtk/agent.hcl")
 	os.WriteFile(cfgPath, []byte("labels = { role = \"db\" }\n"), 0o640)
-	out = run(t, filepath.Join(dir, "install.sh"), "--root", root, "--prefix", "/opt/dtk")
+	out = run(t, filepath.Join(dir, "install.sh"), "--root", root, "--prefix", "/opt/dtk", "--keyring", k.pubBinary)
 	if b, _ := os.ReadFile(cfgPath); string(b) != "labels = { role = \"db\" }\n" {
 		t.Errorf("second install replaced the configuration")
 	}
@@ -624,7 +632,7 @@ func TestBundle_InstallShIntoTempRoot(t *testing.T) {
 	// A damaged bundle is refused before anything is installed.
 	os.WriteFile(filepath.Join(dir, "bin/dtkctl"), []byte("tampered"), 0o755)
 	root2 := t.TempDir()
-	b, err := exec.Command(filepath.Join(dir, "install.sh"), "--root", root2).CombinedOutput()
+	b, err := exec.Command(filepath.Join(dir, "install.sh"), "--root", root2, "--keyring", k.pubBinary).CombinedOutput()
 	if err == nil || !strings.Contains(string(b), "checksums do not match") {
 		t.Errorf("damaged bundle: %v\n%s", err, b)
 	}

@@ -17,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/dtkhq/dtk/packaging"
 )
 
 // needTool skips a test when a tool is missing, or fails it when
@@ -70,7 +72,11 @@ func TestE2E_Airgap_BundleInstallImportDeployContainer(t *testing.T) {
 	start := time.Now()
 	const version = "v0.0.0-airgap"
 	dist := filepath.Join(root, "dist")
-	mk := exec.Command("make", "-C", "../..", "dist", "DIST="+dist, "ARCHES="+runtime.GOARCH, "VERSION="+version)
+	// Signed, as a release is: a throwaway key, and install.sh checks the
+	// bundle's SHA256SUMS.asc with its public key.
+	needTool(t, "gpgv", "gpgv")
+	keySecret, keyPublic := releaseKey(t, root)
+	mk := exec.Command("make", "-C", "../..", "dist", "DIST="+dist, "ARCHES="+runtime.GOARCH, "VERSION="+version, "SIGN_KEY="+keySecret)
 	if out, err := mk.CombinedOutput(); err != nil {
 		t.Fatalf("make dist: %v\n%s", err, out)
 	}
@@ -81,7 +87,8 @@ func TestE2E_Airgap_BundleInstallImportDeployContainer(t *testing.T) {
 	untarGz(t, tarball, unpacked)
 	installRoot := filepath.Join(root, "site")
 	installSh := filepath.Join(unpacked, fmt.Sprintf("dtk-%s-linux-%s", version, runtime.GOARCH), "install.sh")
-	if out, err := exec.Command(installSh, "--root", installRoot, "--no-user").CombinedOutput(); err != nil {
+	if out, err := exec.Command(installSh, "--root", installRoot, "--no-user", "--keyring", keyPublic).CombinedOutput(); err != nil ||
+		!strings.Contains(string(out), "signed by the release key") {
 		t.Fatalf("install.sh --root: %v\n%s", err, out)
 	}
 	agentBin := filepath.Join(installRoot, "usr/local/bin/dtk-agent")
@@ -492,4 +499,26 @@ func untarGz(t *testing.T, path, dir string) {
 			out.Close()
 		}
 	}
+}
+
+// releaseKey writes a throwaway release key into dir: the secret key to
+// sign with and the binary public key install.sh checks with.
+func releaseKey(t *testing.T, dir string) (secret, public string) {
+	t.Helper()
+	sec, s, err := packaging.GenerateKey("dtk e2e release key", "e2e@dtk.invalid", 2048, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, err := s.PublicKey(false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	secret, public = filepath.Join(dir, "release-key.asc"), filepath.Join(dir, "release-key.gpg")
+	if err := os.WriteFile(secret, sec, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(public, pub, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return secret, public
 }
