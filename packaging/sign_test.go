@@ -380,7 +380,7 @@ func TestBundle_InstallSh_ChecksSignature(t *testing.T) {
 	requireTool(t, "gpgv", "gpgv")
 	requireTool(t, "sha256sum", "coreutils")
 	k := signingKey(t)
-	_, _, _, bundle := signedRelease(t, k)
+	_, deb, _, bundle := signedRelease(t, k)
 	other, err := writeTestKey(t.TempDir(), "other", nil)
 	if err != nil {
 		t.Fatal(err)
@@ -441,6 +441,8 @@ func TestBundle_InstallSh_ChecksSignature(t *testing.T) {
 
 	out, root, err = install(unpack(flip("bin/dtkctl")), "--keyring", k.pubBinary)
 	refused("a flipped byte", out, root, err, "checksums do not match")
+	out, root, err = install(unpack(flip("packages/"+filepath.Base(deb))), "--keyring", k.pubBinary)
+	refused("a flipped byte in the .deb", out, root, err, "checksums do not match")
 	out, root, err = install(unpack(func(d string) { flip("bin/dtkctl")(d); resum(d) }), "--keyring", k.pubBinary)
 	refused("a flipped byte with SHA256SUMS rewritten", out, root, err, "does not verify")
 	out, root, err = install(unpack(func(d string) {
