@@ -110,10 +110,10 @@ func Release(o Options, arches []string, bundles bool, log io.Writer) ([]string,
 // UnsignedWarning is what `make packages` and `make dist` print, loudly,
 // when no key was given.
 const UnsignedWarning = `
-############################################################################
+#############################################################################
 #  WARNING: these release artefacts are NOT SIGNED (no SIGN_KEY was given). #
 #  Nobody can tell them from forgeries: do not publish them.                #
 #  Sign with:  make dist SIGN_KEY=path/to/release-key.asc                   #
 #  (passphrase in DTK_SIGN_PASSPHRASE; a new key: make release-key)         #
-############################################################################
+#############################################################################
 `
