@@ -62,6 +62,9 @@ func LinkedCode(binaries ...string) ([]ThirdParty, error) {
 			if d.Replace != nil {
 				d = d.Replace
 			}
+			if d.Version == "" {
+				return nil, fmt.Errorf("%s in %s is replaced by a local folder: its licence cannot be read from the module cache", d.Path, b)
+			}
 			mods[modKey{d.Path, d.Version}] = true
 		}
 	}
