@@ -255,10 +255,10 @@ func DebianCopyright(notice string, linked []ThirdParty) string {
 	b.WriteString("Upstream-Name: dtk\n")
 	b.WriteString("Upstream-Contact: " + DefaultMaintainer + "\n")
 	b.WriteString("Source: " + Homepage + "\n")
-	b.WriteString("Comment:" + field(
+	b.WriteString("Comment:" + field(wrapIndent(
 		"dtk-agent and dtkctl are statically linked Go programs. Besides dtk's own code "+
 			"they contain the Go standard library and the Go modules named below "+
-			"(as `go mod vendor` would lay them out), each under its own licence.\n\n"+notice) + "\n")
+			"(as `go mod vendor` would lay them out), each under its own licence.", "", "", 78)+"\n"+notice) + "\n")
 	b.WriteString("\nFiles: *\nCopyright: " + Copyright + "\nLicense: " + License + "\n")
 	used := map[string]bool{License: true}
 	for _, tp := range linked {
