@@ -89,6 +89,8 @@ type compiler struct {
 	byName    map[string][]*placement // template node name → placements
 	tmpl      *Template
 	parentSvc string
+	// onceMember memoizes onceOn by "GROUP/INST".
+	onceMember map[string]*placement
 }
 
 // placement is one agent chosen for a template node.
@@ -97,6 +99,9 @@ type placement struct {
 	agent *Node
 	key   string // "web", or "web[agent-3]" for a node_group member
 	items []*item
+	// borrowed are the group's once instances another member runs, by
+	// name: this member's references and depends_on resolve to them.
+	borrowed map[string]*item
 }
 
 // item is one component instance to compile on one placement.
@@ -509,6 +514,9 @@ func (c *compiler) collectItems() {
 			if c.removed(pl.tnode.Name+"/"+inst.Name) || c.removed(pl.key+"/"+inst.Name) {
 				continue
 			}
+			if inst.Once && pl.tnode.Group && c.onceOn(pl.tnode, inst) != pl {
+				continue
+			}
 			comp, mod := c.component(c.in.Module, c.in.Service, inst)
 			if comp == nil {
 				continue
@@ -516,6 +524,71 @@ func (c *compiler) collectItems() {
 			pl.items = append(pl.items, &item{p: pl, inst: inst, comp: comp, mod: mod, name: inst.Name})
 		}
 	}
+	// The other members of a group borrow its once instances.
+	for _, pl := range c.placed {
+		for _, inst := range pl.tnode.Components {
+			if !inst.Once || !pl.tnode.Group || c.removed(pl.tnode.Name+"/"+inst.Name) {
+				continue
+			}
+			on := c.onceOn(pl.tnode, inst)
+			if on == nil || on == pl {
+				continue
+			}
+			for _, it := range on.items {
+				if it.inject == nil && it.inst == inst {
+					if pl.borrowed == nil {
+						pl.borrowed = map[string]*item{}
+					}
+					pl.borrowed[inst.Name] = it
+				}
+			}
+		}
+	}
+}
+
+// onceOn is the member of node group tn that runs its once instance inst:
+// the one that ran it in the previous plan while it is still a member, so
+// that a new agent does not move a migration, else the first member (by
+// agent name). Members whose copy an operator deleted are left out; nil
+// when that leaves none.
+func (c *compiler) onceOn(tn *TemplateNode, inst *Instance) *placement {
+	key := tn.Name + "/" + inst.Name
+	if pl, ok := c.onceMember[key]; ok {
+		return pl
+	}
+	var cands []*placement
+	for _, pl := range c.byName[tn.Name] {
+		if !c.removed(pl.key + "/" + inst.Name) {
+			cands = append(cands, pl)
+		}
+	}
+	var on *placement
+	if len(cands) > 0 {
+		on = cands[0]
+	}
+	if prev := c.in.Previous; prev != nil && on != nil {
+	search:
+		for _, np := range prev.Nodes {
+			if !strings.HasPrefix(np.Name, tn.Name+"[") {
+				continue
+			}
+			for _, st := range np.Steps {
+				if st.Once && st.Action == "create" && st.Instance == inst.Name {
+					for _, pl := range cands {
+						if pl.key == np.Name {
+							on = pl
+							break search
+						}
+					}
+				}
+			}
+		}
+	}
+	if c.onceMember == nil {
+		c.onceMember = map[string]*placement{}
+	}
+	c.onceMember[key] = on
+	return on
 }
 
 // component finds an instance's component in its module or in a required
@@ -552,7 +625,7 @@ func (c *compiler) order() []*item {
 				return it
 			}
 		}
-		return nil
+		return pl.borrowed[name]
 	}
 	for _, it := range all {
 		seen := map[*item]bool{}
@@ -613,6 +686,7 @@ func (c *compiler) order() []*item {
 					}
 				}
 			}
+			c.waitForOnce(it, link)
 		} else {
 			// An injected instance may depend on the other instances its
 			// template injects, which sit on the same node.
@@ -657,6 +731,30 @@ func (c *compiler) order() []*item {
 		}
 	}
 	return out
+}
+
+// waitForOnce makes an instance of a node group member wait until the
+// group's once instances that another member runs have converged there:
+// the once instances written before it, and those it depends on or refers
+// to.
+func (c *compiler) waitForOnce(it *item, link func(*item)) {
+	if len(it.p.borrowed) == 0 {
+		return
+	}
+	for _, inst := range it.p.tnode.Components {
+		if inst == it.inst {
+			break
+		}
+		link(it.p.borrowed[inst.Name])
+	}
+	for _, d := range it.deps {
+		if it.p.borrowed[d.name] == d {
+			if it.explicit == nil {
+				it.explicit = map[*item]bool{}
+			}
+			it.explicit[d] = true
+		}
+	}
 }
 
 // cycle describes one dependency cycle among the items not yet ordered.
@@ -791,6 +889,12 @@ func (c *compiler) placementVar(pl *placement) cty.Value {
 			outs[it.name] = it.outs
 		}
 	}
+	for name, it := range pl.borrowed {
+		if it.attrs != cty.NilVal {
+			comps[name] = it.attrs
+			outs[name] = it.outs
+		}
+	}
 	attrs["component"] = cty.ObjectVal(comps)
 	attrs["output"] = cty.ObjectVal(outs)
 	return cty.ObjectVal(attrs)
@@ -899,6 +1003,7 @@ func (c *compiler) evaluate(it *item) {
 		Generation: c.in.Generation, Module: it.mod.Ref(), ModuleDigest: it.mod.Digest,
 		Run: *create, Undo: it.comp.Actions["delete"], Check: it.comp.Check,
 		Attributes: attrs, Sources: sources, Sensitive: sensitive,
+		Once: it.inject == nil && it.inst.Once && pl.tnode.Group,
 	}
 	for _, o := range it.comp.Outputs {
 		st.Outputs = append(st.Outputs, o.Name)
@@ -949,7 +1054,11 @@ func (c *compiler) source(e Expr, it *item) string {
 		case len(parts) >= 1 && parts[0] == "self":
 			set["fact of "+it.p.agent.Name] = true
 		case len(parts) >= 2 && (parts[0] == "component" || parts[0] == "output"):
-			set[parts[0]+" of "+it.p.key+"/"+parts[1]] = true
+			key := it.p.key
+			if d := it.p.borrowed[parts[1]]; d != nil {
+				key = d.p.key
+			}
+			set[parts[0]+" of "+key+"/"+parts[1]] = true
 		case len(parts) >= 4 && parts[0] == "node" && (parts[2] == "component" || parts[2] == "output"):
 			set[parts[2]+" of "+parts[1]+"/"+parts[3]] = true
 		case len(parts) >= 2 && parts[0] == "node":
