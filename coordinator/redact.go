@@ -97,6 +97,15 @@ func (s *State) redactServiceLocked(svc *plan.Service) *plan.Service {
 	cp.Lock = maps.Clone(svc.Lock)
 	cp.Removed = slices.Clone(svc.Removed)
 	cp.Plan = plan.RedactPlan(svc.Plan)
+	if r := svc.Rollout; r != nil {
+		// The plans a rollout keeps (what waiting nodes keep, what a revert
+		// deploys) hold values too; an answer names their generations only.
+		rc := *r
+		rc.From, rc.RevertTo = nil, nil
+		rc.HealthyAt = maps.Clone(r.HealthyAt)
+		rc.Order, rc.Failed, rc.Unchanged = slices.Clone(r.Order), slices.Clone(r.Failed), slices.Clone(r.Unchanged)
+		cp.Rollout = &rc
+	}
 	return &cp
 }
 
