@@ -778,7 +778,7 @@ func (s *Server) deployService(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, s.State().Redact(resp))
+	return writeJSON(w, http.StatusOK, s.State().DeployAnswer(resp))
 }
 
 func (s *Server) deleteService(w http.ResponseWriter, r *http.Request) error {

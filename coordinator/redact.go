@@ -386,3 +386,25 @@ func scrub(text string, secrets []string) string {
 	}
 	return text
 }
+
+// DeployAnswer is a deploy's (or revert's) answer: v, a service, redacted,
+// with its plan's steps counted instead of listed.
+func (s *State) DeployAnswer(v any) any {
+	svc, ok := v.(*plan.Service)
+	if !ok || svc == nil {
+		return v
+	}
+	out := &api.DeployAnswer{}
+	s.mu.RLock()
+	red := *s.redactServiceLocked(svc)
+	s.mu.RUnlock()
+	if p := svc.Plan; p != nil {
+		out.PlanNodes = len(p.Nodes)
+		for _, np := range p.Nodes {
+			out.PlanSteps += len(np.Steps)
+		}
+		red.Plan = &plan.Plan{Service: p.Service, Generation: p.Generation, Nodes: []*plan.NodePlan{}, Inputs: red.Plan.Inputs, Exports: red.Plan.Exports}
+	}
+	out.Service = red
+	return out
+}

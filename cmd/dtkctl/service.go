@@ -377,13 +377,19 @@ func (c *ServiceDeployCmd) Run(ctx context.Context, cl *api.Client, out *Output)
 
 // followDeploy prints a deploy (or revert) just made and, with wait,
 // follows it to its end: converged (nil), failed or auto-reverted (exit 1).
-func followDeploy(ctx context.Context, cl *api.Client, out *Output, svc *plan.Service, wait, asJSON bool, timeout time.Duration, what string) error {
+func followDeploy(ctx context.Context, cl *api.Client, out *Output, svc *api.DeployAnswer, wait, asJSON bool, timeout time.Duration, what string) error {
 	gen := svc.Generation
+	if svc.PlanSteps == 0 && svc.Plan != nil && len(svc.Plan.Nodes) > 0 { // an older coordinator's answer
+		svc.PlanNodes = len(svc.Plan.Nodes)
+		for _, np := range svc.Plan.Nodes {
+			svc.PlanSteps += len(np.Steps)
+		}
+	}
 	if asJSON && !wait {
 		return out.JSON(svc)
 	}
 	if !asJSON {
-		line := fmt.Sprintf("%sing %s generation %d (%s)", strings.TrimSuffix(what, "e"), svc.Name, gen, planSize(svc.Plan))
+		line := fmt.Sprintf("%sing %s generation %d (%s on %s)", strings.TrimSuffix(what, "e"), svc.Name, gen, plural(svc.PlanSteps, "step"), plural(svc.PlanNodes, "node"))
 		if r := svc.Rollout; r != nil && r.Generation == gen {
 			line += fmt.Sprintf(", rolling out to %s: %s", plural(len(r.Order), "node"), rolloutPlan(r))
 		}
