@@ -403,6 +403,7 @@ func (f *FSM) Apply(l *raft.Log) any {
 		f.log.Warn("ignoring unknown command", "type", t, "index", l.Index)
 	}
 	s.data.Index = l.Index
+	s.reindexOwned()
 	s.watch.notify(append(append(keys, s.at.keys...), anyKey)...)
 	return resp
 }
@@ -1307,6 +1308,7 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	d.ACL.fill()
 	f.state.mu.Lock()
 	f.state.data = d
+	f.state.rebuildSliceIndex()
 	f.state.mu.Unlock()
 	f.state.watch.notifyAll()
 	return nil

@@ -24,6 +24,8 @@ type State struct {
 	owned map[string]bool
 	// at is the running Apply's entry (history.go).
 	at applyAt
+	// slices indexes what each agent runs (sliceindex.go).
+	slices *sliceIndex
 }
 
 // stateData is the serialized form of State (snapshots).
@@ -86,7 +88,7 @@ func newStateData() stateData {
 
 // NewState returns an empty state.
 func NewState() *State {
-	return &State{data: newStateData(), watch: newWatchSet()}
+	return &State{data: newStateData(), watch: newWatchSet(), slices: newSliceIndex()}
 }
 
 // Watch keys.
@@ -177,11 +179,14 @@ func (s *State) Slice(node string) *plan.Slice {
 
 func (s *State) sliceLocked(node string) *plan.Slice {
 	sl := &plan.Slice{Node: node, Index: s.data.SliceIndex[node], Steps: []*plan.Step{}}
-	for _, svc := range sortedValues(s.data.Services) {
-		if svc.Plan == nil {
-			continue
+	for _, name := range s.slices.services(node) {
+		svc := s.data.Services[name]
+		for _, np := range s.slices.byNode[node][name] {
+			sl.Steps = append(sl.Steps, np.Steps...)
 		}
-		sl.Steps = append(sl.Steps, nodeSteps(svc, node)...)
+		if rolloutActive(svc) && svc.Rollout.Strategy.Health == plan.HealthCheck && svc.Rollout.Strategy.MinHealthySeconds > 0 && !rolloutWaiting(svc, node) {
+			withHealthSeconds(sl.Steps, svc)
+		}
 	}
 	return sl
 }
