@@ -60,7 +60,9 @@ type Registry struct {
 type Options struct {
 	// PlainHTTP serves http without TLS and without a login.
 	PlainHTTP bool
-	// Port is the TCP port on the address (default 5000).
+	// Port is the TCP port on the address (default 5055, not the
+	// registry's usual 5000: a docker-registry service the package
+	// started would hold that port on every address).
 	Port int
 }
 
@@ -77,7 +79,7 @@ func Start(t testing.TB, ip string, opts Options) *Registry {
 		t.Skipf("%s is not installed: apt-get install docker-registry (set DTK_REQUIRE_TOOLS=1 to fail instead)", Binary)
 	}
 	if opts.Port == 0 {
-		opts.Port = 5000
+		opts.Port = 5055
 	}
 	dir := t.TempDir()
 	r := &Registry{Host: net.JoinHostPort(ip, fmt.Sprint(opts.Port)), Storage: filepath.Join(dir, "storage"),
