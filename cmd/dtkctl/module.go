@@ -14,7 +14,7 @@ import (
 // ModuleCmd is `dtkctl module`.
 type ModuleCmd struct {
 	Push     ModulePushCmd     `cmd:"" help:"Pack a module folder and push it to the cluster."`
-	Publish  ModulePublishCmd  `cmd:"" help:"Publish a module folder to an OCI registry (offline: no cluster needed)."`
+	Publish  ModulePublishCmd  `cmd:"" help:"Publish a module folder to an OCI registry (no cluster needed)."`
 	List     ModuleListCmd     `cmd:"" help:"List pushed modules."`
 	Delete   ModuleDeleteCmd   `cmd:"" help:"Delete a module version no service uses (its archive is then collected)."`
 	Validate ModuleValidateCmd `cmd:"" help:"Check a module folder as a coordinator would, offline (no cluster needed)."`
