@@ -267,8 +267,8 @@ func PullOCI(ctx context.Context, ref OCIRef, dir string, opts RegistryOptions, 
 		return nil, fmt.Errorf("pull %s: %w", ref, err)
 	}
 	if layer.Size > lim.PackedBytes {
-		return nil, fmt.Errorf("pull %s: %w: %s", ref, ErrTooLarge, limits.Refusal(limits.KeyModulePackedBytes,
-			"the module archive is %s; a coordinator takes at most %s", limits.Size(layer.Size), limits.Size(lim.PackedBytes)))
+		return nil, fmt.Errorf("pull %s: %w: the module archive is %s; dtkctl pulls at most %s (a coordinator's default %s)",
+			ref, ErrTooLarge, limits.Size(layer.Size), limits.Size(lim.PackedBytes), limits.KeyModulePackedBytes)
 	}
 	art := &Artifact{Reference: ref.String(), Digest: desc.Digest.String(), ArchiveDigest: layer.Digest.String(), Size: layer.Size,
 		Module: m.Annotations[ocispec.AnnotationTitle], Version: m.Annotations[ocispec.AnnotationVersion], Created: m.Annotations[ocispec.AnnotationCreated]}
