@@ -484,11 +484,14 @@ func (s *Server) pushModule(w http.ResponseWriter, r *http.Request) error {
 			s.log.Warn("removing the blob of a refused push", "digest", digest, "err", err)
 		}
 	}()
-	mod, err := s.loadModule(digest)
+	mod, sig, err := s.loadModule(digest, s.moduleTrust())
 	if err != nil {
 		return err
 	}
 	if err := allow(r, acl.Need{Kind: acl.KindModule, Name: mod.Name, Level: acl.Write}); err != nil {
+		return err
+	}
+	if err := s.verifyModuleSig(mod, sig); err != nil {
 		return err
 	}
 	mod.Digest, mod.Size = digest, size
@@ -517,26 +520,36 @@ var pushesInFlight = struct {
 }{n: map[string]int{}}
 
 // loadModule unpacks a stored archive into a scratch folder and parses it.
-func (s *Server) loadModule(digest string) (*plan.Module, error) {
+func (s *Server) loadModule(digest string, trust *ModuleTrust) (*plan.Module, *moduleSig, error) {
 	f, err := s.blobs.Open(digest)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer f.Close()
-	return s.parseModule(f)
+	return s.parseModule(f, trust)
 }
 
-// parseModule unpacks a module archive into a scratch folder and parses it.
-func (s *Server) parseModule(f io.Reader) (*plan.Module, error) {
+// parseModule unpacks a module archive into a scratch folder and parses
+// it. When trust checks signatures it also returns what checking the
+// module's signature needs (verifyModuleSig), else nil.
+func (s *Server) parseModule(f io.Reader, trust *ModuleTrust) (*plan.Module, *moduleSig, error) {
 	dir, err := os.MkdirTemp(s.cfg.DataDir, "module-*")
 	if err != nil {
-		return nil, fmt.Errorf("scratch folder: %w", err)
+		return nil, nil, fmt.Errorf("scratch folder: %w", err)
 	}
 	defer os.RemoveAll(dir)
 	if err := s.archiveLimits().Unpack(f, dir); err != nil {
-		return nil, archiveError(err)
+		return nil, nil, archiveError(err)
 	}
-	return dsl.LoadWithin(dir, s.dslLimits())
+	mod, err := dsl.LoadWithin(dir, s.dslLimits())
+	if err != nil {
+		return nil, nil, err
+	}
+	sig, err := readModuleSig(dir, mod, trust)
+	if err != nil {
+		return nil, nil, err
+	}
+	return mod, sig, nil
 }
 
 func (s *Server) listModules(w http.ResponseWriter, r *http.Request) error {

@@ -77,6 +77,10 @@ type Config struct {
 	// HTTPTimeouts bound the API server's waits for its clients (zero
 	// fields: DefaultHTTPTimeouts).
 	HTTPTimeouts HTTPTimeouts
+	// ModuleTrust is what pushed and imported modules' signatures are
+	// checked against (the modules block; signature.go); nil checks none.
+	// SetModuleTrust replaces it while the coordinator runs.
+	ModuleTrust *ModuleTrust
 }
 
 // Peers is how a coordinator sees the other coordinators: the gossip pool
@@ -137,6 +141,8 @@ type Server struct {
 	planPolls atomic.Int64
 	// metrics are served at GET /v1/metrics (metrics.go).
 	metrics *coordMetrics
+	// trust is Config.ModuleTrust, replaced on reload (signature.go).
+	trust atomic.Pointer[ModuleTrust]
 }
 
 // ErrNotLeader is returned for a write on a coordinator that cannot reach
@@ -169,6 +175,7 @@ func New(cfg Config) (*Server, error) {
 		pnet: newPeerNet(cfg.TLS), auditQ: make(chan api.AuditEntry, 4096),
 	}
 	s.metrics = newCoordMetrics(s)
+	s.trust.Store(cfg.ModuleTrust)
 	return s, nil
 }
 
