@@ -40,7 +40,9 @@ func (t *ModuleTrust) active() bool { return t != nil && (t.Keys.Len() > 0 || t.
 // under way finish with the trust they started with.
 func (s *Server) SetModuleTrust(t *ModuleTrust) { s.trust.Store(t) }
 
-// moduleTrust is the trust in effect.
+// ModuleTrust is the trust in effect (nil: signatures are not checked).
+func (s *Server) ModuleTrust() *ModuleTrust { return s.trust.Load() }
+
 func (s *Server) moduleTrust() *ModuleTrust { return s.trust.Load() }
 
 // moduleSig is what verifying a module needs once its scratch folder is

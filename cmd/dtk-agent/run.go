@@ -52,6 +52,9 @@ type runFlags struct {
 	NodeGCAfter   time.Duration `help:"Coordinator: forget a node down for this long (it registers again if it comes back)." default:"${node_gc_after}"`
 	Insecure      bool          `help:"Run without TLS, authentication and gossip encryption. Anyone who reaches a coordinator can then run code as root on every node." group:"Security"`
 
+	ModulesTrustedKey       []string `name:"modules-trusted-key" help:"Coordinator: a public key file (dtkctl key create) whose module and bundle signatures this coordinator trusts; repeatable. Read again on SIGHUP." type:"path" group:"Module signatures"`
+	ModulesRequireSignature bool     `name:"modules-require-signature" help:"Coordinator: accept only modules and bundles signed by a trusted key (docs/modules.md)." group:"Module signatures"`
+
 	HTTPReadHeaderTimeout time.Duration `name:"http-read-header-timeout" help:"Coordinator: how long the API waits for a request's headers." default:"${http_read_header_timeout}" group:"HTTP server"`
 	HTTPReadTimeout       time.Duration `name:"http-read-timeout" help:"Coordinator: how long the API waits for a whole request (module uploads get more, by size)." default:"${http_read_timeout}" group:"HTTP server"`
 	HTTPWriteTimeout      time.Duration `name:"http-write-timeout" help:"Coordinator: how long the API may take to answer (long-polls get their wait on top; blob downloads more, by size)." default:"${http_write_timeout}" group:"HTTP server"`
@@ -167,6 +170,12 @@ func (f *runFlags) overrides(s set, g globals) config.Overrides {
 	if s["ui"] {
 		o.UIEnabled = &f.UIEnabled
 	}
+	if s["modules-trusted-key"] {
+		o.ModulesTrustedKeys = &f.ModulesTrustedKey
+	}
+	if s["modules-require-signature"] {
+		o.ModulesRequireSignature = &f.ModulesRequireSignature
+	}
 	values := f.limitFlags()
 	for flag, field := range config.LimitFlags() {
 		if s[flag] {
@@ -245,6 +254,7 @@ func daemonConfig(c *config.Config, log *slog.Logger) daemon.Config {
 		CAFingerprint: c.CAFingerprint, Encrypt: c.Encrypt, KeyringFile: c.KeyringFile,
 		JoinToken: c.JoinToken, EnrollAddrs: c.EnrollAddr, Insecure: c.Insecure, NodeCertTTL: c.NodeCertTTL,
 		ACLEnabled: c.ACLEnabled, UIEnabled: c.UIEnabled, NodeGCAfter: c.NodeGCAfter, Limits: c.Limits, MetricsAddr: c.MetricsAddr,
+		ModulesTrustedKeys: c.ModulesTrustedKeys, ModulesRequireSignature: c.ModulesRequireSignature,
 		HTTPTimeouts: coordinator.HTTPTimeouts{
 			ReadHeader: c.HTTPReadHeaderTimeout, Read: c.HTTPReadTimeout, Write: c.HTTPWriteTimeout, Idle: c.HTTPIdleTimeout,
 		},
@@ -276,6 +286,13 @@ func reload(cur *config.Config, path string, o config.Overrides, d *daemon.Daemo
 		}
 		log.Error("configuration not reloaded: keeping the running one", "errors", len(errs))
 		return cur
+	}
+	// Trusted module keys are read again from their files on every SIGHUP,
+	// as certificates are: replacing a key is writing its file and
+	// signalling.
+	trustErr := d.ReloadModuleTrust(next.ModulesTrustedKeys, next.ModulesRequireSignature)
+	if trustErr != nil {
+		log.Error("module signing keys not reloaded: keeping the running ones", "err", trustErr)
 	}
 	changes := config.Diff(cur, next)
 	if len(changes) == 0 {
@@ -315,6 +332,9 @@ func reload(cur *config.Config, path string, o config.Overrides, d *daemon.Daemo
 		log.Warn("not applied", "field", config.FieldReconcileInterval, "err", err)
 	} else {
 		applied.ReconcileInterval = next.ReconcileInterval
+	}
+	if trustErr == nil {
+		applied.ModulesTrustedKeys, applied.ModulesRequireSignature = next.ModulesTrustedKeys, next.ModulesRequireSignature
 	}
 	log.Info("configuration reloaded", "config", next.File, "changes", len(changes))
 	return applied

@@ -84,6 +84,11 @@ type Config struct {
 	// MetricsAddr is where the agent serves its Prometheus metrics
 	// (empty: off, nothing built).
 	MetricsAddr string
+	// ModulesTrustedKeys are the public key files whose module and bundle
+	// signatures this coordinator trusts; ModulesRequireSignature refuses
+	// unsigned ones (modules.go).
+	ModulesTrustedKeys      []string
+	ModulesRequireSignature bool
 }
 
 // Daemon is a running dtk-agent process.
@@ -152,11 +157,17 @@ func Start(ctx context.Context, cfg Config) (*Daemon, error) {
 	d := &Daemon{cfg: cfg, log: cfg.Logger, done: make(chan struct{}), sec: sec}
 	tags := map[string]string{gossip.TagRole: gossip.RoleAgent, gossip.TagVersion: cfg.Version}
 	if cfg.Coordinator {
+		trust, err := loadModuleTrust(cfg.ModulesTrustedKeys, cfg.ModulesRequireSignature)
+		if err != nil {
+			return nil, setupError("%v", err)
+		}
+		logModuleTrust(cfg.Logger, trust)
 		c, err := coordinator.New(coordinator.Config{
 			Name: cfg.Name, DataDir: filepath.Join(cfg.DataDir, "coordinator"), HTTPAddr: cfg.HTTPAddr,
 			RaftAddr: cfg.RaftAddr, BootstrapExpect: cfg.BootstrapExpect, Version: cfg.Version, ReadReplica: cfg.ReadReplica,
 			Logger: cfg.Logger, Fast: cfg.Fast, TLS: sec.store, KEK: sec.kek, CAKeyPEM: sec.caKey,
 			NodeCertTTL: cfg.NodeCertTTL, ACLEnabled: cfg.ACLEnabled, UI: cfg.UIEnabled, NodeGCAfter: cfg.NodeGCAfter, Limits: cfg.Limits, HTTPTimeouts: cfg.HTTPTimeouts,
+			ModuleTrust: trust,
 		})
 		if err != nil {
 			return nil, err
