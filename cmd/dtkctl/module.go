@@ -19,6 +19,8 @@ type ModuleCmd struct {
 	Delete   ModuleDeleteCmd   `cmd:"" help:"Delete a module version no service uses (its archive is then collected)."`
 	Validate ModuleValidateCmd `cmd:"" help:"Check a module folder as a coordinator would, offline (no cluster needed)."`
 	Fmt      ModuleFmtCmd      `cmd:"" help:"Format a module's .hcl files in the canonical style (offline)."`
+	Sign     ModuleSignCmd     `cmd:"" help:"Sign a module folder with a private key: writes DIR/dtk.sig (offline)."`
+	Verify   ModuleVerifyCmd   `cmd:"" help:"Check a module folder's signature against trusted public keys (offline)."`
 }
 
 // ModuleDeleteCmd is `dtkctl module delete NAME@VERSION`.
@@ -97,6 +99,9 @@ func (c *ModulePushCmd) Run(ctx context.Context, cl *api.Client, out *Output) er
 	if err != nil {
 		return err
 	}
+	if stale := staleSignature(b); stale != "" {
+		out.Notef("warning: %s: coordinators that check signatures refuse it; sign it again (dtkctl module sign)\n", stale)
+	}
 	digest := archive.Digest(b)
 	m, err := cl.PushModule(ctx, b, digest)
 	if err != nil {
@@ -132,10 +137,10 @@ func (c *ModuleListCmd) Run(ctx context.Context, cl *api.Client, out *Output) er
 	}
 	rows := make([][]string, 0, len(mods))
 	for _, m := range mods {
-		rows = append(rows, []string{m.Name, m.Version, orDash(shortDigest(m.Digest)),
+		rows = append(rows, []string{m.Name, m.Version, orDash(shortDigest(m.Digest)), sigColumn(m.KeyID, m.SignedBy),
 			orDash(strings.Join(sortedKeys(m.Templates), ",")), orDash(strings.Join(sortedKeys(m.Components), ","))})
 	}
-	out.Table([]string{"NAME", "VERSION", "DIGEST", "TEMPLATES", "COMPONENTS"}, rows)
+	out.Table([]string{"NAME", "VERSION", "DIGEST", "SIGNED BY", "TEMPLATES", "COMPONENTS"}, rows)
 	if len(mods) == 0 {
 		out.Notef("no modules yet: push one with \"dtkctl module push DIR\"\n")
 	}

@@ -216,11 +216,17 @@ func VerifyModule(raw []byte, module, version string, files map[string]string, k
 		return s, failure(ErrInvalid, "%s signs %s, but this is %s@%s: sign this module itself (dtkctl module sign)", SigFile, s.Ref(), module, version)
 	}
 	if diff := diffFiles(s.Files, files); diff != "" {
-		return s, failure(ErrInvalid, "the files of %s@%s differ from what %s signed: %s; sign it again (dtkctl module sign)",
-			module, version, Describe(s.KeyID, s.Signer), diff)
+		return s, failure(ErrInvalid, "the files differ from what %s signed: %s; sign the module again (dtkctl module sign)",
+			Describe(s.KeyID, s.Signer), diff)
 	}
 	return s, nil
 }
+
+// Diff says how files (path → digest; dtk.sig ignored) differ from the
+// files the signature lists: "" when they are the same, else which files
+// changed, were added and were removed. It checks nothing else: a
+// signature that lists the right files may still not hold.
+func (s *Signature) Diff(files map[string]string) string { return diffFiles(s.Files, files) }
 
 // diffFiles says how have differs from signed ("" when they are the
 // same), naming at most a few files of each kind.

@@ -158,7 +158,7 @@ func TestVerifyModule(t *testing.T) {
 		{"good, dtk.sig among the files", raw, "web", "1.2.0", files(func(m map[string]string) { m[SigFile] = "sha256:" + strings.Repeat("0", 64) }), nil, ""},
 		{"unsigned", nil, "web", "1.2.0", testFiles(), ErrUnsigned, "web@1.2.0 is not signed (no dtk.sig)"},
 		{"tampered file", raw, "web", "1.2.0", files(func(m map[string]string) { m["scripts/run.sh"] = "sha256:" + strings.Repeat("9", 64) }),
-			ErrInvalid, "the files of web@1.2.0 differ from what key " + alice.ID() + " (alice) signed: changed scripts/run.sh; sign it again (dtkctl module sign)"},
+			ErrInvalid, "the files differ from what key " + alice.ID() + " (alice) signed: changed scripts/run.sh; sign the module again (dtkctl module sign)"},
 		{"added file", raw, "web", "1.2.0", files(func(m map[string]string) { m[".hidden/payload.sh"] = "sha256:" + strings.Repeat("9", 64) }),
 			ErrInvalid, "added .hidden/payload.sh"},
 		{"removed file", raw, "web", "1.2.0", files(func(m map[string]string) { delete(m, "images/app.tar") }), ErrInvalid, "removed images/app.tar"},
