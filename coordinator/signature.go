@@ -158,7 +158,7 @@ func (s *Server) verifyBundleSig(man *bundle.Manifest, trust *ModuleTrust) error
 		return s.sigRefusal(http.StatusForbidden, "bundle", keyID, "the bundle is signed by %s, which this cluster does not trust (modules.trusted_keys); nothing was imported",
 			signing.ManifestSigner(man))
 	default:
-		return s.sigRefusal(http.StatusUnprocessableEntity, "bundle", keyID, "the bundle's signature does not hold: %v; nothing was imported", err)
+		return s.sigRefusal(http.StatusUnprocessableEntity, "bundle", keyID, "%v; nothing was imported", err)
 	}
 }
 
