@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -14,6 +15,7 @@ import (
 	"github.com/dtkhq/dtk/internal/archive"
 	"github.com/dtkhq/dtk/internal/bundle"
 	"github.com/dtkhq/dtk/internal/bundle/bundletest"
+	"github.com/dtkhq/dtk/internal/modsource/ocitest"
 )
 
 // tamperBundle rewrites a bundle as someone who changed a module would:
@@ -184,5 +186,81 @@ func TestE2E_Signing_RequireSignature(t *testing.T) {
 	}
 	if !strings.Contains(sig.Output(), `msg="signature refused"`) {
 		t.Errorf("refusals not logged:\n%s", sig.Output())
+	}
+}
+
+// A module's signature travels with it through every transport: signed
+// once, published to an OCI registry and committed to git, it is accepted
+// from both by a coordinator that requires signatures and listed with its
+// signer; the same module changed after signing and published is refused
+// (422) when pushed from the registry.
+func TestE2E_Signing_ThroughOCIAndGit(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end")
+	}
+	needTool(t, "git", "git")
+	root := t.TempDir()
+	const coordIP, regIP = "127.0.0.132", "127.0.0.133"
+	addr := coordIP + ":7070"
+	reg := ocitest.Start(t, regIP, ocitest.Options{})
+	alice := filepath.Join(root, "alice")
+	mustCtl(t, addr, "key", "create", "--out", alice, "--signer", "alice")
+	aliceID := strings.Fields(mustCtl(t, addr, "key", "show", alice+".pub"))[1]
+	startAgent(t, "sig-oci", "--coordinator", "--no-agent", "--data-dir", filepath.Join(root, "coord"), "--serf-addr", coordIP+":7946",
+		"--modules-trusted-key", alice+".pub", "--modules-require-signature")
+
+	// One repository holding two signed versions: 1.0.0 goes through the
+	// registry, 1.1.0 through git.
+	repo := filepath.Join(root, "repo")
+	git := func(args ...string) string {
+		t.Helper()
+		cmd := exec.Command("git", args...)
+		cmd.Dir = repo
+		cmd.Env = append(os.Environ(), "GIT_AUTHOR_NAME=e2e", "GIT_AUTHOR_EMAIL=e2e@example.com",
+			"GIT_COMMITTER_NAME=e2e", "GIT_COMMITTER_EMAIL=e2e@example.com", "GIT_CONFIG_NOSYSTEM=1", "HOME="+root)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("git %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		return strings.TrimSpace(string(out))
+	}
+	os.MkdirAll(repo, 0o755)
+	git("init", "-q", "-b", "main")
+	v1, v11 := filepath.Join(repo, "v1"), filepath.Join(repo, "v11")
+	sharedModule(t, v1, "1.0.0")
+	sharedModule(t, v11, "1.1.0")
+	for _, d := range []string{v1, v11} {
+		os.Remove(filepath.Join(d, "dtk.sig")) // sharedModule's stand-in
+		mustCtl(t, addr, "module", "sign", d, "--key", alice+".key")
+	}
+	git("add", "-A")
+	git("commit", "-q", "-m", "signed modules")
+	git("tag", "v1.1.0")
+
+	repoRef := "oci://" + reg.Host + "/dtk/shared"
+	login := []string{"DOCKER_CONFIG=" + reg.DockerConfig}
+	mustCtlIO(t, addr, login, "", "module", "publish", v1, repoRef, "--registry-ca", reg.CAFile)
+	waitLeader(t, addr)
+	out, _ := mustCtlIO(t, addr, login, "", "module", "push", repoRef+":1.0.0", "--registry-ca", reg.CAFile)
+	if !strings.Contains(out, "pushed shared@1.0.0") {
+		t.Fatalf("push from the registry:\n%s", out)
+	}
+	out = mustCtl(t, addr, "module", "push", "git::file://"+repo+"//v11?ref=v1.1.0")
+	if !strings.Contains(out, "pushed shared@1.1.0") {
+		t.Fatalf("push from git:\n%s", out)
+	}
+	if list := mustCtl(t, addr, "module", "list"); strings.Count(list, "alice ("+aliceID+")") != 2 {
+		t.Errorf("module list:\n%s", list)
+	}
+
+	// Changed after signing, published anyway (publishing checks the
+	// module, not its signature): the coordinator refuses it.
+	os.WriteFile(filepath.Join(v1, "main.hcl"), []byte(strings.Replace(readFile(t, filepath.Join(v1, "main.hcl")), "1.0.0", "1.2.0", 1)), 0o644)
+	mustCtl(t, addr, "module", "sign", v1, "--key", alice+".key")
+	os.WriteFile(filepath.Join(v1, "scripts", "note.sh"), []byte("#!/bin/sh\necho changed\n"), 0o755)
+	mustCtlIO(t, addr, login, "", "module", "publish", v1, repoRef, "--registry-ca", reg.CAFile)
+	_, errOut, code := ctlIO(t, addr, login, "", "module", "push", repoRef+":1.2.0", "--registry-ca", reg.CAFile)
+	if code != 2 || !strings.Contains(errOut, "module shared@1.2.0: its signature does not hold: the files differ from what key "+aliceID+" (alice) signed: changed scripts/note.sh") {
+		t.Errorf("push of a module changed after signing: exit %d\n%s", code, errOut)
 	}
 }
