@@ -123,5 +123,6 @@ func (d *stateData) shallowCopy() stateData {
 	c.Audit.Entries = slices.Clip(d.Audit.Entries)
 	c.History = maps.Clone(d.History)
 	c.Events.Entries = slices.Clip(d.Events.Entries)
+	c.Recursive = maps.Clone(d.Recursive)
 	return c
 }

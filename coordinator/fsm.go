@@ -111,10 +111,12 @@ type SetInputsCmd struct {
 	Caller
 }
 
-// DeployServiceCmd compiles a service's plan and publishes it.
+// DeployServiceCmd compiles a service's plan and publishes it. Recursive
+// then deploys the services below it, one by one (cascade.go).
 type DeployServiceCmd struct {
-	Name string `json:"name"`
-	Time int64  `json:"time_ms,omitempty"`
+	Name      string `json:"name"`
+	Time      int64  `json:"time_ms,omitempty"`
+	Recursive bool   `json:"recursive,omitempty"`
 	Caller
 }
 
@@ -384,6 +386,8 @@ func (f *FSM) Apply(l *raft.Log) any {
 		}
 		f.log.Warn("ignoring unknown command", "type", t, "index", l.Index)
 	}
+	// Stale services and recursive deploys follow what the entry changed.
+	keys = append(keys, s.afterApply(l.Index)...)
 	s.data.Index = l.Index
 	s.watch.notify(append(append(keys, s.at.keys...), anyKey)...)
 	return resp
@@ -662,6 +666,7 @@ func (s *State) deployService(idx uint64, c *DeployServiceCmd) (any, []string) {
 	s.startPlanRecord(svc, api.HistoryDeploy, gen, prev, svc.Plan, "")
 	s.refreshState(svc)
 	s.trackService(svc)
+	keys = append(keys, s.deployed(idx, svc, c)...)
 	return svc, keys
 }
 
@@ -939,6 +944,7 @@ func (s *State) setPlan(idx uint64, svc *plan.Service, p *plan.Plan) []string {
 	}
 	touch(svc.Plan)
 	touch(p)
+	s.notePlan(svc, p)
 	svc.Plan = p
 	svc.ModifyIndex = idx
 	return append(keys, serviceKey(svc.Name))
@@ -1031,7 +1037,7 @@ func (s *State) applyReports(idx uint64, c *ReportsCmd) (any, []string) {
 		}
 	}
 	var keys []string
-	for _, name := range sortedKeys(recompile) {
+	for _, name := range s.parentsFirst(sortedKeys(recompile)) {
 		svc := s.data.Services[name]
 		if svc == nil || svc.Plan == nil || svc.State == plan.StateDeleting {
 			continue

@@ -58,6 +58,9 @@ type stateData struct {
 	// (history.go); Events the recent cluster events.
 	History map[string][]*api.HistoryRecord `json:"history"`
 	Events  eventData                       `json:"events"`
+	// Recursive holds the last recursive deploy started from each service
+	// (cascade.go).
+	Recursive map[string]*api.RecursiveDeploy `json:"recursive_deploys,omitempty"`
 	// DataKey is the key that seals the log and snapshots, itself sealed
 	// with the coordinators' key-encryption key (datakey.go).
 	DataKey string `json:"data_key_sealed,omitempty"`
@@ -76,6 +79,7 @@ func newStateData() stateData {
 		Coordinators: map[string]*CoordinatorInfo{},
 		OpsIndex:     map[string]uint64{},
 		History:      map[string][]*api.HistoryRecord{},
+		Recursive:    map[string]*api.RecursiveDeploy{},
 		Trust:        newTrustData(),
 		ACL:          aclData{Policies: map[string]*api.ACLPolicy{}, Tokens: map[string]*api.ACLToken{}},
 	}
@@ -353,6 +357,7 @@ func (s *State) statusLocked(svc *plan.Service) *api.ServiceStatus {
 		Name: svc.Name, Module: svc.Module, Version: svc.Version, Template: svc.Template,
 		Parent: svc.Parent, State: svc.State, Generation: svc.Generation,
 		Inputs: svc.Inputs, Index: svc.ModifyIndex, Nodes: []api.NodeStatus{},
+		Stale: svc.Stale, Recursive: s.data.Recursive[svc.Name],
 	}
 	if svc.Plan == nil {
 		return st
