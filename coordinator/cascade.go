@@ -41,6 +41,11 @@ import (
 // deployed or is being deleted is skipped. As it lives in the replicated
 // state and moves only in Apply, it carries on after the CLI goes and
 // across leader changes and snapshots.
+//
+// Pending changes in previews. compilePending compiles the ancestors of a
+// service with their staged (undeployed) changes, farthest first, and the
+// service against those that would export something else: `dtkctl service
+// plan CHILD` shows what the parent's pending change will do to it.
 
 // planNote is what setPlan tells the end of the entry: a service got a new
 // plan (or, for a recursive deploy's unchanged service, was found current),
@@ -512,4 +517,90 @@ func recursiveSummary(rd *api.RecursiveDeploy) string {
 		msg = joinMessage(msg, rd.Reason)
 	}
 	return msg
+}
+
+// --- pending changes in previews ---
+
+// compilePending compiles svc at generation gen as `service plan` shows
+// it: against its ancestors as they would be once their staged changes are
+// deployed. Each deployed ancestor, farthest first, is compiled again
+// against those above it; one whose exports would change stands in for the
+// deployed one. It returns the plan, those exports ("export NAME of
+// SERVICE") and notes on ancestors whose staged change does not compile.
+func (s *State) compilePending(svc *plan.Service, gen uint64) (*plan.Plan, []string, []string, plan.Violations) {
+	var chain []*plan.Service // nearest first
+	seen := map[string]bool{svc.Name: true}
+	for p := svc.Parent; p != "" && !seen[p]; {
+		seen[p] = true
+		a := s.data.Services[p]
+		if a == nil {
+			break
+		}
+		chain = append(chain, a)
+		p = a.Parent
+	}
+	over := map[string]*plan.Service{}
+	var pending, notes []string
+	for i := len(chain) - 1; i >= 0; i-- {
+		a := chain[i]
+		if a.Plan == nil || a.State == plan.StateDeleting {
+			continue
+		}
+		p, viol := s.compileWith(a, a.Generation+1, over)
+		if viol != nil {
+			notes = append(notes, fmt.Sprintf("%s has staged changes that do not compile (see \"dtkctl service plan %s\"): its deployed exports are used", a.Name, a.Name))
+			continue
+		}
+		changed, _ := exportChanges(a.Plan.Exports, p.Exports)
+		if len(changed) == 0 {
+			continue
+		}
+		cp := *a
+		cp.Plan = p
+		over[a.Name] = &cp
+		for _, x := range changed {
+			pending = append(pending, staleName(x, a.Name))
+		}
+	}
+	p, viol := s.compileWith(svc, gen, over)
+	return p, pending, notes, viol
+}
+
+// markPending adds " (pending change)" to the sources of a plan (a copy the
+// caller owns) that come from pending exports, and returns those the plan
+// consumes, sorted.
+func markPending(p *plan.Plan, pending []string) []string {
+	if len(pending) == 0 {
+		return nil
+	}
+	used := map[string]bool{}
+	for _, in := range p.Inputs {
+		if from, ok := strings.CutPrefix(in.Source, "export of "); ok && slices.Contains(pending, staleName(in.Name, from)) {
+			used[staleName(in.Name, from)] = true
+			in.Source += " (pending change)"
+		}
+	}
+	for _, np := range p.Nodes {
+		for _, st := range np.Steps {
+			for k, src := range st.Sources {
+				parts := strings.Split(src, ", ")
+				for i, part := range parts {
+					if slices.Contains(pending, part) {
+						used[part] = true
+						parts[i] = part + " (pending change)"
+						continue
+					}
+					// "input x (export of net)"
+					if rest, ok := strings.CutPrefix(part, "input "); ok {
+						if name, from, ok := strings.Cut(strings.TrimSuffix(rest, ")"), " (export of "); ok && slices.Contains(pending, staleName(name, from)) {
+							used[staleName(name, from)] = true
+							parts[i] = strings.TrimSuffix(part, ")") + ", pending change)"
+						}
+					}
+				}
+				st.Sources[k] = strings.Join(parts, ", ")
+			}
+		}
+	}
+	return sortedKeys(used)
 }

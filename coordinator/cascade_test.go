@@ -404,3 +404,49 @@ func TestFSM_Recursive_SurvivesSnapshotRestore(t *testing.T) {
 		t.Fatalf("after restore: %+v", rd)
 	}
 }
+
+// A preview of a child compiles its parent with the parent's staged change
+// first: it shows what that change will do to the child, and says where
+// each value comes from. Without pending, it is what deploying the child
+// alone would do.
+func TestState_Preview_ShowsParentsPendingChange(t *testing.T) {
+	h := recursiveHarness(t)
+	h.deployAll()
+	h.mustApply(SetInputsType, SetInputsCmd{Name: "net", Inputs: map[string]string{"cidr": "10.1.0.0/16"}})
+	st := h.fsm.State()
+
+	pv := st.Preview("app")
+	if len(pv.Violations) > 0 || strings.Join(pv.Pending, ",") != "export cidr of net" {
+		t.Fatalf("preview of app: pending %v, violations %v", pv.Pending, pv.Violations)
+	}
+	if in := pv.Inputs[0]; in.Name != "cidr" || string(in.Value) != `"10.1.0.0/16"` || in.Source != "export of net (pending change)" {
+		t.Fatalf("input = %+v", in)
+	}
+	changes := map[string]plan.StepDiff{}
+	for _, nd := range pv.Nodes {
+		for _, sd := range nd.Steps {
+			changes[sd.Instance] = sd
+		}
+	}
+	if changes["uses"].Change != plan.ChangeChange || changes["fixed"].Change != plan.ChangeUnchanged || changes["net.resolver"].Change != plan.ChangeUnchanged {
+		t.Fatalf("changes: %+v", changes)
+	}
+	if src := changes["uses"].Attributes[0].Source; src != "input cidr (export of net, pending change)" {
+		t.Fatalf("source of uses.msg = %q", src)
+	}
+	// web is two levels down: app's export would change with it.
+	if pv := st.Preview("web"); strings.Join(pv.Pending, ",") != "export endpoint of app" {
+		t.Fatalf("preview of web: pending %v", pv.Pending)
+	}
+	// db reads nothing that changes.
+	if pv := st.Preview("db"); len(pv.Pending) > 0 {
+		t.Fatalf("preview of db: pending %v", pv.Pending)
+	}
+	if pv := st.PreviewPending("app", false); len(pv.Pending) > 0 || pv.Nodes[0].Steps[0].Change != plan.ChangeUnchanged {
+		t.Fatalf("preview of app as deployed: %+v", pv)
+	}
+	// The preview wrote nothing.
+	if st.Service("net").Plan.Exports[0].Value == nil || string(st.Service("net").Plan.Exports[0].Value) != `"10.0.0.0/8"` {
+		t.Fatal("the preview changed net's plan")
+	}
+}

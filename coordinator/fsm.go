@@ -672,6 +672,12 @@ func (s *State) deployService(idx uint64, c *DeployServiceCmd) (any, []string) {
 
 // compile runs the compiler on the current state.
 func (s *State) compile(svc *plan.Service, gen uint64) (*plan.Plan, plan.Violations) {
+	return s.compileWith(svc, gen, nil)
+}
+
+// compileWith is compile with some ancestors (by name) standing in for the
+// state's: a preview of their staged changes (cascade.go).
+func (s *State) compileWith(svc *plan.Service, gen uint64, ancestors map[string]*plan.Service) (*plan.Plan, plan.Violations) {
 	in := plan.CompileInput{
 		Service:    svc,
 		Module:     s.data.Modules[svc.Module+"@"+svc.Version],
@@ -691,6 +697,9 @@ func (s *State) compile(svc *plan.Service, gen uint64) (*plan.Plan, plan.Violati
 	for p := svc.Parent; p != "" && !seen[p]; {
 		seen[p] = true
 		a := s.data.Services[p]
+		if o := ancestors[p]; o != nil {
+			a = o
+		}
 		if a == nil {
 			break
 		}

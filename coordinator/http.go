@@ -735,7 +735,9 @@ func (s *Server) getService(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) previewPlan(w http.ResponseWriter, r *http.Request) error {
-	pv := s.State().Preview(r.PathValue("name"))
+	// ?pending=false: against the ancestors as deployed, leaving out
+	// their staged changes.
+	pv := s.State().PreviewPending(r.PathValue("name"), r.URL.Query().Get("pending") != "false")
 	if pv == nil {
 		return fmt.Errorf("%w: service %q", ErrNotFound, r.PathValue("name"))
 	}

@@ -315,8 +315,13 @@ func (s *State) CoordinatorDirectory() []*CoordinatorInfo {
 }
 
 // Preview compiles a service's next plan without changing anything and
-// compares it with the current one. Sensitive values are redacted.
-func (s *State) Preview(name string) *api.PlanPreview {
+// compares it with the current one. Sensitive values are redacted. The
+// plan assumes its ancestors' staged changes deployed (PreviewPending).
+func (s *State) Preview(name string) *api.PlanPreview { return s.PreviewPending(name, true) }
+
+// PreviewPending is Preview; without pending, against the ancestors as
+// deployed (what deploying the service alone would do now).
+func (s *State) PreviewPending(name string, pending bool) *api.PlanPreview {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	svc := s.data.Services[name]
@@ -324,12 +329,20 @@ func (s *State) Preview(name string) *api.PlanPreview {
 		return nil
 	}
 	pv := &api.PlanPreview{Service: name, Generation: svc.Generation + 1, Nodes: []plan.NodeDiff{}, Inputs: []*plan.Value{}, Violations: []plan.Violation{}}
-	p, viol := s.compile(svc, svc.Generation+1)
+	var p *plan.Plan
+	var viol plan.Violations
+	var changes []string
+	if pending {
+		p, changes, pv.Notes, viol = s.compilePending(svc, svc.Generation+1)
+	} else {
+		p, viol = s.compile(svc, svc.Generation+1)
+	}
 	if viol != nil {
 		pv.Violations = viol
 		return pv
 	}
 	p = plan.RedactPlan(withRemovals(svc.Plan, p, svc.Generation+1))
+	pv.Pending = markPending(p, changes)
 	pv.Nodes = plan.Diff(svc.Plan, p)
 	pv.Inputs, pv.Exports = p.Inputs, p.Exports
 	if pv.Inputs == nil {
