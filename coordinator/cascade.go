@@ -521,13 +521,29 @@ func recursiveSummary(rd *api.RecursiveDeploy) string {
 
 // --- pending changes in previews ---
 
+// pendingChanges is what compilePending found above a service.
+type pendingChanges struct {
+	// exports are the ancestors' exports that their staged changes would
+	// change ("export NAME of SERVICE").
+	exports []string
+	// top is the farthest ancestor whose staged change stands in.
+	top string
+	// notes name ancestors whose staged change does not compile.
+	notes []string
+}
+
+// assumes is the preview's note when the plan reads pending exports.
+func (pc pendingChanges) assumes(name string) string {
+	return fmt.Sprintf("the plan assumes the undeployed changes above %s are deployed first (\"dtkctl service deploy %s --recursive\" does that); "+
+		"deployed alone now, %s would read the exports as deployed (see it with --without-pending)", name, pc.top, name)
+}
+
 // compilePending compiles svc at generation gen as `service plan` shows
 // it: against its ancestors as they would be once their staged changes are
 // deployed. Each deployed ancestor, farthest first, is compiled again
 // against those above it; one whose exports would change stands in for the
-// deployed one. It returns the plan, those exports ("export NAME of
-// SERVICE") and notes on ancestors whose staged change does not compile.
-func (s *State) compilePending(svc *plan.Service, gen uint64) (*plan.Plan, []string, []string, plan.Violations) {
+// deployed one.
+func (s *State) compilePending(svc *plan.Service, gen uint64) (*plan.Plan, pendingChanges, plan.Violations) {
 	var chain []*plan.Service // nearest first
 	seen := map[string]bool{svc.Name: true}
 	for p := svc.Parent; p != "" && !seen[p]; {
@@ -540,7 +556,7 @@ func (s *State) compilePending(svc *plan.Service, gen uint64) (*plan.Plan, []str
 		p = a.Parent
 	}
 	over := map[string]*plan.Service{}
-	var pending, notes []string
+	var pc pendingChanges
 	for i := len(chain) - 1; i >= 0; i-- {
 		a := chain[i]
 		if a.Plan == nil || a.State == plan.StateDeleting {
@@ -548,7 +564,7 @@ func (s *State) compilePending(svc *plan.Service, gen uint64) (*plan.Plan, []str
 		}
 		p, viol := s.compileWith(a, a.Generation+1, over)
 		if viol != nil {
-			notes = append(notes, fmt.Sprintf("%s has staged changes that do not compile (see \"dtkctl service plan %s\"): its deployed exports are used", a.Name, a.Name))
+			pc.notes = append(pc.notes, fmt.Sprintf("%s has staged changes that do not compile (see \"dtkctl service plan %s\"): its exports are taken as deployed", a.Name, a.Name))
 			continue
 		}
 		changed, _ := exportChanges(a.Plan.Exports, p.Exports)
@@ -558,12 +574,15 @@ func (s *State) compilePending(svc *plan.Service, gen uint64) (*plan.Plan, []str
 		cp := *a
 		cp.Plan = p
 		over[a.Name] = &cp
+		if pc.top == "" {
+			pc.top = a.Name
+		}
 		for _, x := range changed {
-			pending = append(pending, staleName(x, a.Name))
+			pc.exports = append(pc.exports, staleName(x, a.Name))
 		}
 	}
 	p, viol := s.compileWith(svc, gen, over)
-	return p, pending, notes, viol
+	return p, pc, viol
 }
 
 // markPending adds " (pending change)" to the sources of a plan (a copy the

@@ -434,16 +434,23 @@ func TestState_Preview_ShowsParentsPendingChange(t *testing.T) {
 	if src := changes["uses"].Attributes[0].Source; src != "input cidr (export of net, pending change)" {
 		t.Fatalf("source of uses.msg = %q", src)
 	}
-	// web is two levels down: app's export would change with it.
-	if pv := st.Preview("web"); strings.Join(pv.Pending, ",") != "export endpoint of app" {
-		t.Fatalf("preview of web: pending %v", pv.Pending)
+	// web is two levels down: app's export would change with it, and
+	// deploying net recursively is what does it.
+	if pv := st.Preview("web"); strings.Join(pv.Pending, ",") != "export endpoint of app" ||
+		len(pv.Notes) != 1 || !strings.Contains(pv.Notes[0], `"dtkctl service deploy net --recursive"`) {
+		t.Fatalf("preview of web: pending %v, notes %q", pv.Pending, pv.Notes)
 	}
 	// db reads nothing that changes.
-	if pv := st.Preview("db"); len(pv.Pending) > 0 {
-		t.Fatalf("preview of db: pending %v", pv.Pending)
+	if pv := st.Preview("db"); len(pv.Pending) > 0 || len(pv.Notes) > 0 {
+		t.Fatalf("preview of db: pending %v, notes %q", pv.Pending, pv.Notes)
 	}
 	if pv := st.PreviewPending("app", false); len(pv.Pending) > 0 || pv.Nodes[0].Steps[0].Change != plan.ChangeUnchanged {
 		t.Fatalf("preview of app as deployed: %+v", pv)
+	}
+	// A staged change that does not compile is left out, and said so.
+	h.mustApply(SetInputsType, SetInputsCmd{Name: "net", Inputs: map[string]string{"nope": "x"}})
+	if pv := st.Preview("app"); len(pv.Pending) > 0 || len(pv.Notes) != 1 || !strings.HasPrefix(pv.Notes[0], "net has staged changes that do not compile") {
+		t.Fatalf("preview of app under a broken net: pending %v, notes %q", pv.Pending, pv.Notes)
 	}
 	// The preview wrote nothing.
 	if st.Service("net").Plan.Exports[0].Value == nil || string(st.Service("net").Plan.Exports[0].Value) != `"10.0.0.0/8"` {

@@ -331,9 +331,10 @@ func (s *State) PreviewPending(name string, pending bool) *api.PlanPreview {
 	pv := &api.PlanPreview{Service: name, Generation: svc.Generation + 1, Nodes: []plan.NodeDiff{}, Inputs: []*plan.Value{}, Violations: []plan.Violation{}}
 	var p *plan.Plan
 	var viol plan.Violations
-	var changes []string
+	var pc pendingChanges
 	if pending {
-		p, changes, pv.Notes, viol = s.compilePending(svc, svc.Generation+1)
+		p, pc, viol = s.compilePending(svc, svc.Generation+1)
+		pv.Notes = pc.notes
 	} else {
 		p, viol = s.compile(svc, svc.Generation+1)
 	}
@@ -342,7 +343,9 @@ func (s *State) PreviewPending(name string, pending bool) *api.PlanPreview {
 		return pv
 	}
 	p = plan.RedactPlan(withRemovals(svc.Plan, p, svc.Generation+1))
-	pv.Pending = markPending(p, changes)
+	if pv.Pending = markPending(p, pc.exports); len(pv.Pending) > 0 {
+		pv.Notes = append(pv.Notes, pc.assumes(name))
+	}
 	pv.Nodes = plan.Diff(svc.Plan, p)
 	pv.Inputs, pv.Exports = p.Inputs, p.Exports
 	if pv.Inputs == nil {
