@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
@@ -455,5 +457,36 @@ func TestState_Preview_ShowsParentsPendingChange(t *testing.T) {
 	// The preview wrote nothing.
 	if st.Service("net").Plan.Exports[0].Value == nil || string(st.Service("net").Plan.Exports[0].Value) != `"10.0.0.0/8"` {
 		t.Fatal("the preview changed net's plan")
+	}
+}
+
+// The dashboard shows a stale service on the fleet page and says what
+// changed on its page, with the preview's note on pending changes.
+func TestUI_Stale_OverviewAndServicePage(t *testing.T) {
+	h := recursiveHarness(t)
+	h.deployAll()
+	h.mustApply(SetInputsType, SetInputsCmd{Name: "net", Inputs: map[string]string{"dns": "9.9.9.9"}})
+	h.mustApply(DeployServiceType, DeployServiceCmd{Name: "net", Time: 10})
+	h.mustApply(SetInputsType, SetInputsCmd{Name: "net", Inputs: map[string]string{"cidr": "10.1.0.0/16"}})
+	s := &Server{cfg: Config{Name: "c1", UI: true}, fsm: h.fsm, log: slog.New(slog.DiscardHandler)}
+	page := func(handler func(http.ResponseWriter, *http.Request) error, path, name string) string {
+		t.Helper()
+		req := httptest.NewRequest("GET", path, nil)
+		req.SetPathValue("name", name)
+		req = req.WithContext(withCaller(req.Context(), caller{}))
+		rec := httptest.NewRecorder()
+		if err := handler(rec, req); err != nil || rec.Code != 200 {
+			t.Fatalf("%s: %v %d", path, err, rec.Code)
+		}
+		return rec.Body.String()
+	}
+	if body := page(s.uiOverview, "/ui/", ""); !strings.Contains(body, `title="changed since it was deployed: export dns of net">stale</span>`) {
+		t.Fatalf("overview lacks the stale label:\n%s", body)
+	}
+	body := page(s.uiService, "/ui/services/app", "app")
+	for _, want := range []string{"Stale: export dns of net changed since it was deployed", "the plan assumes the undeployed changes above app", "export of net (pending change)"} {
+		if !strings.Contains(body, want) {
+			t.Fatalf("app's page lacks %q:\n%s", want, body)
+		}
 	}
 }
