@@ -299,15 +299,12 @@ func cloneRecursive(rd *api.RecursiveDeploy) *api.RecursiveDeploy {
 }
 
 // advanceRecursive moves every running recursive deploy as far as the
-// state allows, and forgets finished ones whose service is gone.
+// state allows. (A finished one goes with its service: removeService.)
 func (s *State) advanceRecursive(idx uint64) []string {
 	var keys []string
 	for _, root := range sortedKeys(s.data.Recursive) {
 		rd := s.data.Recursive[root]
 		if rd.Status != api.RecursiveRunning {
-			if s.data.Services[root] == nil {
-				delete(s.data.Recursive, root)
-			}
 			continue
 		}
 		cp := cloneRecursive(rd)

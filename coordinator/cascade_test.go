@@ -490,3 +490,24 @@ func TestUI_Stale_OverviewAndServicePage(t *testing.T) {
 		}
 	}
 }
+
+// A service with nothing below is a recursive deploy of one; its record
+// goes with the service.
+func TestFSM_Recursive_LeafAloneAndForgottenWithItsService(t *testing.T) {
+	h := recursiveHarness(t)
+	h.deployAll()
+	h.mustApply(DeployServiceType, DeployServiceCmd{Name: "db", Time: 20, Recursive: true})
+	st := h.fsm.State()
+	if rd := st.Status("db").Recursive; rd == nil || recursiveOrder(rd) != "db" || rd.Status != api.RecursiveRunning {
+		t.Fatalf("recursive deploy of db = %+v", rd)
+	}
+	h.reportSvc("db", nil)
+	if rd := st.Status("db").Recursive; rd.Status != api.RecursiveConverged {
+		t.Fatalf("recursive deploy of db = %+v", rd)
+	}
+	h.mustApply(DeleteServiceType, DeleteServiceCmd{Name: "db"})
+	h.reportSvc("db", nil)
+	if st.Service("db") != nil || st.data.Recursive["db"] != nil {
+		t.Fatalf("db or its recursive deploy still there: %+v", st.data.Recursive["db"])
+	}
+}

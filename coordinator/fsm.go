@@ -980,6 +980,7 @@ func (s *State) removeService(idx uint64, svc *plan.Service, keys *[]string) *pl
 	}
 	svc.ModifyIndex = idx
 	delete(s.data.Services, svc.Name)
+	delete(s.data.Recursive, svc.Name) // its last recursive deploy (cascade.go)
 	*keys = append(*keys, serviceKey(svc.Name))
 	// A parent deleted recursively goes once its last child is gone.
 	if p := s.data.Services[svc.Parent]; p != nil && p.DeleteRecursive && len(s.children(p.Name)) == 0 {
