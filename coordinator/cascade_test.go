@@ -2,6 +2,7 @@ package coordinator
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -509,5 +510,70 @@ func TestFSM_Recursive_LeafAloneAndForgottenWithItsService(t *testing.T) {
 	h.reportSvc("db", nil)
 	if st.Service("db") != nil || st.data.Recursive["db"] != nil {
 		t.Fatalf("db or its recursive deploy still there: %+v", st.data.Recursive["db"])
+	}
+}
+
+// clusterReport commits ok reports for every step of a service's current
+// plan through s (as the agents' batches are).
+func clusterReport(t *testing.T, s *Server, svc string, seq *int) {
+	t.Helper()
+	var rs []plan.Report
+	for _, np := range s.State().Service(svc).Plan.Nodes {
+		for _, st := range np.Steps {
+			*seq++
+			rs = append(rs, plan.Report{ID: np.Agent + ":" + strconv.Itoa(*seq), Node: np.Agent, Service: svc, StepID: st.ID, Action: st.Action,
+				Generation: st.Generation, Digest: st.Digest, State: plan.StepOK, Outputs: map[string]json.RawMessage{"v": json.RawMessage(`"x"`)}})
+		}
+	}
+	if _, err := s.apply(ReportsType, ReportsCmd{Reports: rs, Time: 100}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A recursive deploy started on one leader carries on under the next: it
+// is replicated state, moved on by the reports whoever is leader commits.
+func TestCluster_Recursive_CarriesOnAcrossLeaderChange(t *testing.T) {
+	c := newTestCluster(t, 3)
+	ctx := context.Background()
+	l := c.leader()
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "main.hcl"), []byte(recursiveModule), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	push(t, l, dir)
+	cl := api.NewClient(l.HTTPAddr())
+	if err := cl.RegisterNode(ctx, nodeWith("n1", "a")); err != nil {
+		t.Fatal(err)
+	}
+	seq := 0
+	for _, s := range []struct{ name, tmpl, parent string }{{"net", "rec/net", ""}, {"app", "rec/app", "net"}, {"web", "rec/web", "app"}} {
+		if _, err := cl.Stage(ctx, api.StageRequest{Name: s.name, Template: s.tmpl, Parent: s.parent}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := cl.Deploy(ctx, s.name); err != nil {
+			t.Fatal(err)
+		}
+		clusterReport(t, l, s.name, &seq)
+	}
+	if _, err := cl.SetInputs(ctx, "net", map[string]string{"cidr": "10.1.0.0/16"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cl.DeployRecursive(ctx, "net"); err != nil {
+		t.Fatal(err)
+	}
+	clusterReport(t, l, "net", &seq) // net converges: app is deployed
+
+	c.partition(l)
+	nl := c.leader(l)
+	waitCond(t, "app deployed on the new leader", func() bool { return nl.State().Service("app").Generation == 2 })
+	clusterReport(t, nl, "app", &seq)
+	clusterReport(t, nl, "web", &seq)
+	c.heal(l)
+	c.converge(c.servers...)
+	for _, s := range c.servers {
+		rd := s.State().Status("net").Recursive
+		if rd == nil || rd.Status != api.RecursiveConverged || results(rd) != "converged converged converged" {
+			t.Fatalf("%s: recursive deploy = %+v", s.cfg.Name, rd)
+		}
 	}
 }
