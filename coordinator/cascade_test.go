@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/dtkhq/dtk/dsl"
 	"github.com/dtkhq/dtk/internal/api"
@@ -514,20 +515,31 @@ func TestFSM_Recursive_LeafAloneAndForgottenWithItsService(t *testing.T) {
 }
 
 // clusterReport commits ok reports for every step of a service's current
-// plan through s (as the agents' batches are).
-func clusterReport(t *testing.T, s *Server, svc string, seq *int) {
+// plan through the leader (as the agents' batches are), trying again
+// through an election.
+func clusterReport(t *testing.T, c *testCluster, svc string, seq *int, except ...*Server) {
 	t.Helper()
-	var rs []plan.Report
-	for _, np := range s.State().Service(svc).Plan.Nodes {
-		for _, st := range np.Steps {
-			*seq++
-			rs = append(rs, plan.Report{ID: np.Agent + ":" + strconv.Itoa(*seq), Node: np.Agent, Service: svc, StepID: st.ID, Action: st.Action,
-				Generation: st.Generation, Digest: st.Digest, State: plan.StepOK, Outputs: map[string]json.RawMessage{"v": json.RawMessage(`"x"`)}})
+	waitCond(t, "reports of "+svc+" committed", func() bool {
+		s := c.leader(except...)
+		var rs []plan.Report
+		for _, np := range s.State().Service(svc).Plan.Nodes {
+			for _, st := range np.Steps {
+				*seq++
+				rs = append(rs, plan.Report{ID: np.Agent + ":" + strconv.Itoa(*seq), Node: np.Agent, Service: svc, StepID: st.ID, Action: st.Action,
+					Generation: st.Generation, Digest: st.Digest, State: plan.StepOK, Outputs: map[string]json.RawMessage{"v": json.RawMessage(`"x"`)}})
+			}
 		}
-	}
-	if _, err := s.apply(ReportsType, ReportsCmd{Reports: rs, Time: 100}); err != nil {
-		t.Fatal(err)
-	}
+		// The leader's clock: a report's time is when its node was last seen.
+		_, err := s.apply(ReportsType, ReportsCmd{Reports: rs, Time: time.Now().UnixMilli()})
+		return err == nil
+	})
+}
+
+// retry calls f until it succeeds (an election may refuse a write).
+func retry(t *testing.T, what string, f func() error) {
+	t.Helper()
+	var err error
+	waitCond(t, what, func() bool { err = f(); return err == nil })
 }
 
 // A recursive deploy started on one leader carries on under the next: it
@@ -535,39 +547,38 @@ func clusterReport(t *testing.T, s *Server, svc string, seq *int) {
 func TestCluster_Recursive_CarriesOnAcrossLeaderChange(t *testing.T) {
 	c := newTestCluster(t, 3)
 	ctx := context.Background()
-	l := c.leader()
 	dir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(dir, "main.hcl"), []byte(recursiveModule), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	push(t, l, dir)
-	cl := api.NewClient(l.HTTPAddr())
-	if err := cl.RegisterNode(ctx, nodeWith("n1", "a")); err != nil {
-		t.Fatal(err)
-	}
+	push(t, c.leader(), dir)
+	cl := api.NewClient(c.servers[0].HTTPAddr(), c.servers[1].HTTPAddr(), c.servers[2].HTTPAddr())
+	retry(t, "node registered", func() error { return cl.RegisterNode(ctx, nodeWith("n1", "a")) })
 	seq := 0
 	for _, s := range []struct{ name, tmpl, parent string }{{"net", "rec/net", ""}, {"app", "rec/app", "net"}, {"web", "rec/web", "app"}} {
-		if _, err := cl.Stage(ctx, api.StageRequest{Name: s.name, Template: s.tmpl, Parent: s.parent}); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := cl.Deploy(ctx, s.name); err != nil {
-			t.Fatal(err)
-		}
-		clusterReport(t, l, s.name, &seq)
+		retry(t, "stage "+s.name, func() error {
+			_, err := cl.Stage(ctx, api.StageRequest{Name: s.name, Template: s.tmpl, Parent: s.parent})
+			return err
+		})
+		retry(t, "deploy "+s.name, func() error { _, err := cl.Deploy(ctx, s.name); return err })
+		clusterReport(t, c, s.name, &seq)
 	}
-	if _, err := cl.SetInputs(ctx, "net", map[string]string{"cidr": "10.1.0.0/16"}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := cl.DeployRecursive(ctx, "net"); err != nil {
-		t.Fatal(err)
-	}
-	clusterReport(t, l, "net", &seq) // net converges: app is deployed
+	retry(t, "set net's cidr", func() error {
+		_, err := cl.SetInputs(ctx, "net", map[string]string{"cidr": "10.1.0.0/16"})
+		return err
+	})
+	retry(t, "deploy net --recursive", func() error { _, err := cl.DeployRecursive(ctx, "net"); return err })
+	clusterReport(t, c, "net", &seq) // net converges: app is deployed
 
+	l := c.leader()
 	c.partition(l)
 	nl := c.leader(l)
-	waitCond(t, "app deployed on the new leader", func() bool { return nl.State().Service("app").Generation == 2 })
-	clusterReport(t, nl, "app", &seq)
-	clusterReport(t, nl, "web", &seq)
+	waitCond(t, "app deployed, on the new leader", func() bool {
+		rd := nl.State().Status("net").Recursive
+		return rd != nil && rd.Current == 1 && rd.Services[1].Result == api.RecursiveDeploying
+	})
+	clusterReport(t, c, "app", &seq, l)
+	clusterReport(t, c, "web", &seq, l)
 	c.heal(l)
 	c.converge(c.servers...)
 	for _, s := range c.servers {
