@@ -111,13 +111,14 @@ type SetInputsCmd struct {
 	Caller
 }
 
-// DeployServiceCmd compiles a service's plan and publishes it. Recursive
-// then deploys the services below it, one by one (cascade.go).
+// DeployServiceCmd compiles a service's plan and publishes it.
 type DeployServiceCmd struct {
-	Name      string `json:"name"`
-	Time      int64  `json:"time_ms,omitempty"`
-	Recursive bool   `json:"recursive,omitempty"`
+	Name string `json:"name"`
+	Time int64  `json:"time_ms,omitempty"`
 	Caller
+	// Recursive then deploys the services below it, one by one
+	// (cascade.go).
+	Recursive bool `json:"recursive,omitempty"`
 }
 
 // DeleteServiceCmd publishes a service's delete steps (or removes a service
