@@ -34,8 +34,9 @@ import (
 // root, then every service below it, parents first and by name among
 // siblings. At the end of every entry afterApply looks at the service it
 // is deploying: converged, the next one is deployed through deployService
-// itself (compile, setPlan, history record, rollout), with the caller and
-// the time of the entry that made the previous one converge; failed, the
+// itself (compile, setPlan, history record, rollout), as the caller who
+// started it, at the time of the entry that made the previous one
+// converge; failed, the
 // recursive deploy stops there. A service whose plan would not change and
 // that is converged is passed over ("unchanged"), and one that was never
 // deployed or is being deleted is skipped. As it lives in the replicated
