@@ -244,7 +244,7 @@ operator { policy = "read" }`)
 		t.Errorf("platform deleting app-api through its parent: %v", err)
 	}
 	// A recursive deploy needs deploy on every service below too.
-	if _, err := platform.DeployRecursive(ctx, "env-prod"); code(err) != 403 || !strings.Contains(err.Error(), `"app-api"`) {
+	if _, err := platform.DeployRecursive(ctx, "env-prod", api.DeployRequest{}); code(err) != 403 || !strings.Contains(err.Error(), `"app-api"`) {
 		t.Errorf("platform deploying app-api through its parent: %v", err)
 	}
 	// A token that may write no module cannot even upload one.

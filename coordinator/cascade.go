@@ -115,15 +115,11 @@ func (s *State) afterApply(idx uint64) []string {
 	return append(keys, s.markStale(idx)...)
 }
 
-// deployed is deployService's hook, once the new plan is set: a deploy
-// compiles against the ancestors' current exports, so the service is no
-// longer stale; with Recursive it starts a recursive deploy from it.
-func (s *State) deployed(idx uint64, svc *plan.Service, c *DeployServiceCmd) []string {
+// deployed is deploy's hook, once the new plan is set (a deploy, a revert):
+// it compiled against the ancestors' current exports, so the service is no
+// longer stale. (deployService starts a recursive deploy after it.)
+func (s *State) deployed(svc *plan.Service) {
 	svc.Stale = nil
-	if !c.Recursive {
-		return nil
-	}
-	return s.startRecursive(idx, svc)
 }
 
 // --- stale services ---
@@ -352,13 +348,15 @@ func (s *State) stepRecursive(idx uint64, rd *api.RecursiveDeploy) ([]string, bo
 			}
 		}
 		svc := s.data.Services[cur.Name]
-		if svc != nil && svc.Generation > cur.Generation && svc.State != plan.StateDeleting {
+		outcome, why := s.deployOutcome(svc, cur.Generation)
+		if outcome != api.RecursiveFailedOne && svc.Generation > cur.Generation {
 			// Deployed again meanwhile (by an operator): follow that.
 			cur.Generation = svc.Generation
 			cur.Message = joinMessage(cur.Message, fmt.Sprintf("deployed again at generation %d", svc.Generation))
 			moved = true
+			outcome, why = s.deployOutcome(svc, cur.Generation)
 		}
-		switch outcome, why := s.deployOutcome(svc); outcome {
+		switch outcome {
 		case api.RecursiveDone:
 			cur.Result = api.RecursiveDone
 			rd.Current++
@@ -375,22 +373,30 @@ func (s *State) stepRecursive(idx uint64, rd *api.RecursiveDeploy) ([]string, bo
 	return keys, true
 }
 
-// deployOutcome says how a service's current deploy went: converged,
-// failed (and why) or still deploying. A rollout of the current generation
-// decides while it runs or when it stopped.
-func (s *State) deployOutcome(svc *plan.Service) (string, string) {
+// deployOutcome says how the deploy of svc at generation gen went:
+// converged, failed (and why) or still deploying. Its rollout decides while
+// it runs or when it stopped: one that failed, was aborted or was
+// auto-reverted (the revert is a later generation that may converge) is a
+// failure.
+func (s *State) deployOutcome(svc *plan.Service, gen uint64) (string, string) {
 	switch {
 	case svc == nil:
 		return api.RecursiveFailedOne, "it was deleted"
 	case svc.State == plan.StateDeleting:
 		return api.RecursiveFailedOne, "it is being deleted"
 	}
-	if r := svc.Rollout; r != nil && r.Generation == svc.Generation {
+	if r := svc.Rollout; r != nil && (r.Generation == gen || r.Generation == svc.Generation) {
 		switch r.Status {
 		case plan.RolloutFailed, plan.RolloutReverted, plan.RolloutAborted:
-			return api.RecursiveFailedOne, strings.TrimSpace(fmt.Sprintf("rollout %s at generation %d %s", r.Status, svc.Generation, r.Reason))
+			why := fmt.Sprintf("rollout %s at generation %d", r.Status, r.Generation)
+			if r.Reason != "" && r.Reason != r.Status {
+				why += ": " + r.Reason
+			}
+			return api.RecursiveFailedOne, why
 		case plan.RolloutRunning, plan.RolloutPromote:
-			return api.RecursiveDeploying, ""
+			if r.Generation == svc.Generation {
+				return api.RecursiveDeploying, ""
+			}
 		}
 	}
 	switch svc.State {

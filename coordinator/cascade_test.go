@@ -567,7 +567,7 @@ func TestCluster_Recursive_CarriesOnAcrossLeaderChange(t *testing.T) {
 		_, err := cl.SetInputs(ctx, "net", map[string]string{"cidr": "10.1.0.0/16"})
 		return err
 	})
-	retry(t, "deploy net --recursive", func() error { _, err := cl.DeployRecursive(ctx, "net"); return err })
+	retry(t, "deploy net --recursive", func() error { _, err := cl.DeployRecursive(ctx, "net", api.DeployRequest{}); return err })
 	clusterReport(t, c, "net", &seq) // net converges: app is deployed
 
 	l := c.leader()
@@ -586,5 +586,53 @@ func TestCluster_Recursive_CarriesOnAcrossLeaderChange(t *testing.T) {
 		if rd == nil || rd.Status != api.RecursiveConverged || results(rd) != "converged converged converged" {
 			t.Fatalf("%s: recursive deploy = %+v", s.cfg.Name, rd)
 		}
+	}
+}
+
+// Each deploy of a recursive deploy has its rollout, and the rollout
+// decides: one awaiting promotion holds the recursive deploy (although
+// the service's steps are all ok), an aborted one stops it.
+func TestFSM_Recursive_WaitsForRolloutAndStopsWhenAborted(t *testing.T) {
+	h := recursiveHarness(t)
+	h.deployAll()
+	h.mustApply(SetInputsType, SetInputsCmd{Name: "net", Inputs: map[string]string{"cidr": "10.1.0.0/16"}})
+	yes := true
+	h.mustApply(DeployServiceType, DeployServiceCmd{Name: "net", Time: 20, Recursive: true,
+		Rollout: &plan.RolloutOverride{Canary: "1", ManualPromote: &yes}})
+	st := h.fsm.State()
+	appGen := st.Service("app").Generation
+	h.reportSvc("net", map[string]json.RawMessage{"v": json.RawMessage(`"gw-1"`)})
+	if r := st.Service("net").Rollout; r == nil || r.Status != plan.RolloutPromote {
+		t.Fatalf("net's rollout: %+v", r)
+	}
+	if st.Service("app").Generation != appGen || st.Status("net").Recursive.Current != 0 {
+		t.Fatal("the recursive deploy went on while net's rollout awaits promotion")
+	}
+	h.mustApply(RolloutType, RolloutCmd{Name: "net", Action: RolloutAbort, Time: 21})
+	rd := st.Status("net").Recursive
+	if rd.Status != api.RecursiveFailed || results(rd) != "failed not reached not reached not reached" || !strings.Contains(rd.Reason, "net: rollout aborted") {
+		t.Fatalf("recursive deploy = %+v", rd)
+	}
+}
+
+// An auto-reverted rollout is a failure, although the revert (a later
+// generation) converges.
+func TestFSM_Recursive_AutoRevertedRolloutStops(t *testing.T) {
+	h := recursiveHarness(t)
+	h.deployAll()
+	h.mustApply(SetInputsType, SetInputsCmd{Name: "net", Inputs: map[string]string{"cidr": "10.1.0.0/16"}})
+	yes := true
+	h.mustApply(DeployServiceType, DeployServiceCmd{Name: "net", Time: 20, Recursive: true,
+		Rollout: &plan.RolloutOverride{MaxParallel: "1", AutoRevert: &yes}})
+	st := h.fsm.State()
+	gen := st.Service("net").Generation
+	h.reportSvc("net", nil, "router")
+	if st.Service("net").Generation != gen+1 {
+		t.Fatalf("net not reverted: generation %d, rollout %+v", st.Service("net").Generation, st.Service("net").Rollout)
+	}
+	h.reportSvc("net", map[string]json.RawMessage{"v": json.RawMessage(`"gw-1"`)}) // the revert converges
+	rd := st.Status("net").Recursive
+	if rd.Status != api.RecursiveFailed || !strings.Contains(rd.Reason, "rollout reverted") || st.Service("app").Generation != 1 {
+		t.Fatalf("recursive deploy = %+v (app at generation %d)", rd, st.Service("app").Generation)
 	}
 }

@@ -63,6 +63,7 @@ func ownIn[T any](s *State, m map[string]*T, kind, key string, clone func(T) T) 
 func (s *State) ownService(name string) *plan.Service {
 	return ownIn(s, s.data.Services, "svc", name, func(c plan.Service) plan.Service {
 		c.Inputs, c.Lock, c.Removed = maps.Clone(c.Inputs), maps.Clone(c.Lock), slices.Clone(c.Removed)
+		c.Stale = slices.Clone(c.Stale)
 		return c
 	})
 }
@@ -122,6 +123,7 @@ func (d *stateData) shallowCopy() stateData {
 	c.ACL.Tokens = maps.Clone(d.ACL.Tokens)
 	c.Audit.Entries = slices.Clip(d.Audit.Entries)
 	c.History = maps.Clone(d.History)
+	c.Generations = maps.Clone(d.Generations)
 	c.Events.Entries = slices.Clip(d.Events.Entries)
 	c.Recursive = maps.Clone(d.Recursive)
 	return c

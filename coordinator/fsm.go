@@ -60,6 +60,10 @@ const (
 	// History and events (coordinator/history.go): a coordinator became
 	// the leader. Sent with IgnoreUnknownFlag.
 	LeaderType
+	// Rollouts (coordinator/rollout.go).
+	RolloutType
+	RolloutTickType
+	RevertServiceType
 )
 
 // IgnoreUnknownFlag marks a command that an older coordinator which does not
@@ -111,10 +115,12 @@ type SetInputsCmd struct {
 	Caller
 }
 
-// DeployServiceCmd compiles a service's plan and publishes it.
+// DeployServiceCmd compiles a service's plan and publishes it, through a
+// rollout when the template's strategy (or Rollout) stages it.
 type DeployServiceCmd struct {
-	Name string `json:"name"`
-	Time int64  `json:"time_ms,omitempty"`
+	Name    string                `json:"name"`
+	Rollout *plan.RolloutOverride `json:"rollout,omitempty"`
+	Time    int64                 `json:"time_ms,omitempty"`
 	Caller
 	// Recursive then deploys the services below it, one by one
 	// (cascade.go).
@@ -371,6 +377,18 @@ func (f *FSM) Apply(l *raft.Log) any {
 		var c ACLDeleteTokenCmd
 		mustDecode(buf, &c, t)
 		resp, keys = s.aclDeleteToken(l.Index, &c)
+	case RolloutType:
+		var c RolloutCmd
+		mustDecode(buf, &c, t)
+		resp, keys = s.rolloutCmd(l.Index, &c)
+	case RolloutTickType:
+		var c RolloutTickCmd
+		mustDecode(buf, &c, t)
+		resp, keys = s.rolloutTick(l.Index, &c)
+	case RevertServiceType:
+		var c RevertServiceCmd
+		mustDecode(buf, &c, t)
+		resp, keys = s.revertService(l.Index, &c)
 	case LeaderType:
 		var c LeaderCmd
 		mustDecode(buf, &c, t)
@@ -390,6 +408,7 @@ func (f *FSM) Apply(l *raft.Log) any {
 	// Stale services and recursive deploys follow what the entry changed.
 	keys = append(keys, s.afterApply(l.Index)...)
 	s.data.Index = l.Index
+	s.reindexOwned()
 	s.watch.notify(append(append(keys, s.at.keys...), anyKey)...)
 	return resp
 }
@@ -469,6 +488,15 @@ func (s *State) nodeStatus(idx uint64, c *NodeStatusCmd) (any, []string) {
 					break
 				}
 			}
+		}
+	}
+	// A rollout does not wait for a node that went down.
+	for _, name := range sortedKeys(s.data.Services) {
+		if rolloutActive(s.data.Services[name]) {
+			svc := s.ownService(name)
+			s.advanceRollout(idx, svc, c.Time, &keys, false)
+			s.refreshState(svc)
+			s.trackService(svc)
 		}
 	}
 	return len(keys), keys
@@ -651,23 +679,43 @@ func (s *State) deployService(idx uint64, c *DeployServiceCmd) (any, []string) {
 	if svc == nil {
 		return fmt.Errorf("%w: service %q", ErrNotFound, c.Name), nil
 	}
+	resp, keys := s.deploy(idx, svc, c.Rollout, c.Time, c.By, c.Token, "")
+	if _, failed := resp.(error); !failed && c.Recursive {
+		keys = append(keys, s.startRecursive(idx, svc)...)
+	}
+	return resp, keys
+}
+
+// deploy compiles svc's next generation and publishes it, to every node at
+// once or through a rollout (rollout.go). svc is owned by this Apply.
+func (s *State) deploy(idx uint64, svc *plan.Service, o *plan.RolloutOverride, now int64, by, token, msg string) (any, []string) {
 	if svc.State == plan.StateDeleting {
-		return fmt.Errorf("%w: service %q is being deleted", ErrConflict, c.Name), nil
+		return fmt.Errorf("%w: service %q is being deleted", ErrConflict, svc.Name), nil
+	}
+	strat := s.strategy(svc, o)
+	if err := strat.Validate(); err != nil {
+		return fmt.Errorf("%w: %v", ErrInvalid, err), nil
 	}
 	gen := svc.Generation + 1
 	p, viol := s.compile(svc, gen)
 	if viol != nil {
 		return viol, nil
 	}
-	s.setAt(c.Time, c.By, c.Token)
+	s.setAt(now, by, token)
 	prev := svc.Plan
-	keys := s.setPlan(idx, svc, withRemovals(svc.Plan, p, gen))
+	// What the agents have: a rollout under way left some on From.
+	have := effectivePlan(svc)
+	keys := s.setPlan(idx, svc, withRemovals(have, p, gen))
 	svc.Generation = gen
 	svc.State = plan.StateDeploying
-	s.startPlanRecord(svc, api.HistoryDeploy, gen, prev, svc.Plan, "")
+	svc.Rollout = nil
+	s.startPlanRecord(svc, api.HistoryDeploy, gen, prev, svc.Plan, msg)
+	if strat.Staged() {
+		keys = append(keys, s.startRollout(idx, svc, have, strat, now)...)
+	}
 	s.refreshState(svc)
 	s.trackService(svc)
-	keys = append(keys, s.deployed(idx, svc, c)...)
+	s.deployed(svc)
 	return svc, keys
 }
 
@@ -1074,6 +1122,7 @@ func (s *State) applyReports(idx uint64, c *ReportsCmd) (any, []string) {
 		}
 		svc.ModifyIndex = idx
 		keys = append(keys, serviceKey(name))
+		s.advanceRollout(idx, svc, c.Time, &keys, false)
 		s.refreshState(svc)
 		switch {
 		case svc.State == plan.StateDeleting:
@@ -1185,6 +1234,12 @@ func sortedKeys[V any](m map[string]V) []string {
 // its steps.
 func (s *State) refreshState(svc *plan.Service) {
 	svc.State = deriveState(svc.State, s.statusLocked(svc))
+	// A rollout that stopped (failed without a revert, or aborted) leaves
+	// the nodes it did not reach on the old plan: the deploy failed.
+	if r := svc.Rollout; r != nil && r.Generation == svc.Generation && svc.State == plan.StateDeploying &&
+		(r.Status == plan.RolloutFailed || r.Status == plan.RolloutAborted) {
+		svc.State = plan.StateFailed
+	}
 }
 
 func (s *State) deleteDone(svc *plan.Service) bool {
@@ -1274,6 +1329,7 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	d.ACL.fill()
 	f.state.mu.Lock()
 	f.state.data = d
+	f.state.rebuildSliceIndex()
 	f.state.mu.Unlock()
 	f.state.watch.notifyAll()
 	return nil

@@ -275,6 +275,7 @@ func (s *State) startDeleteRecord(svc *plan.Service, gen uint64, old, next *plan
 // trackService brings svc's open plan record up to date with its steps:
 // counts, and the result once the service converged or failed.
 func (s *State) trackService(svc *plan.Service) {
+	s.noteGeneration(svc)
 	i, r := s.openPlanRecord(svc.Name)
 	if r == nil || r.Generation != svc.Generation {
 		return

@@ -74,6 +74,9 @@ func (s *Server) Handler() http.Handler {
 	route("GET /v1/events", accessOperator, nil, s.getEvents)
 	route("POST /v1/services/{name}/inputs", accessOperator, needService(W), s.setInputs)
 	route("POST /v1/services/{name}/deploy", accessOperator, needService(D), s.deployService)
+	route("POST /v1/services/{name}/rollout/{action}", accessOperator, needService(D), s.rolloutAction)
+	route("POST /v1/services/{name}/revert", accessOperator, needService(D), s.revertService)
+	route("GET /v1/services/{name}/generations", accessOperator, needService(R), s.getGenerations)
 	route("POST /v1/services/{name}/upgrade", accessOperator, needService(W), s.upgradeService)
 	route("POST /v1/services/{name}/dry-run", accessOperator, needService(D), s.startOp(plan.OpDryRun))
 	route("POST /v1/services/{name}/exec", accessOperator, needService(D), s.startOp(plan.OpExec))
@@ -780,11 +783,20 @@ func (s *Server) deployService(w http.ResponseWriter, r *http.Request) error {
 			}
 		}
 	}
-	resp, err := s.apply(DeployServiceType, DeployServiceCmd{Name: r.PathValue("name"), Time: time.Now().UnixMilli(), Recursive: recursive, Caller: callerFor(r)})
+	var req api.DeployRequest
+	if r.ContentLength != 0 {
+		if err := decode(w, r, &req); err != nil {
+			return err
+		}
+	}
+	if err := req.Rollout.Validate(); err != nil {
+		return badRequest("%v", err)
+	}
+	resp, err := s.apply(DeployServiceType, DeployServiceCmd{Name: r.PathValue("name"), Rollout: req.Rollout, Time: time.Now().UnixMilli(), Recursive: recursive, Caller: callerFor(r)})
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, s.State().Redact(resp))
+	return writeJSON(w, http.StatusOK, s.State().DeployAnswer(resp))
 }
 
 func (s *Server) deleteService(w http.ResponseWriter, r *http.Request) error {

@@ -36,8 +36,12 @@ type Config struct {
 	// BootstrapExpect is the number of coordinators that form the cluster;
 	// with 1 the coordinator bootstraps itself.
 	BootstrapExpect int
-	Version         string
-	Logger          *slog.Logger
+	// ReadReplica: join Raft as a non-voter that is never promoted; it
+	// serves plan long-polls, blobs and reads from its own state and
+	// forwards writes, so that a site grows past what its voters serve.
+	ReadReplica bool
+	Version     string
+	Logger      *slog.Logger
 	// Fast shortens Raft timers (tests and dev clusters). Shipped defaults
 	// are the Raft library's (heartbeat and election about 1 s).
 	Fast bool
@@ -355,10 +359,14 @@ func (s *Server) getPeers() Peers {
 
 // Tags are the serf tags this coordinator advertises.
 func (s *Server) Tags() map[string]string {
-	return map[string]string{
+	tags := map[string]string{
 		gossip.TagRole: gossip.RoleCoordinator, gossip.TagHTTP: s.HTTPAddr(),
 		gossip.TagRaft: s.raftAddr, gossip.TagVersion: s.cfg.Version,
 	}
+	if s.cfg.ReadReplica {
+		tags[gossip.TagReplica] = "1"
+	}
+	return tags
 }
 
 // HTTPAddr is the address the API listens on.

@@ -24,6 +24,8 @@ type State struct {
 	owned map[string]bool
 	// at is the running Apply's entry (history.go).
 	at applyAt
+	// slices indexes what each agent runs (sliceindex.go).
+	slices *sliceIndex
 }
 
 // stateData is the serialized form of State (snapshots).
@@ -61,6 +63,8 @@ type stateData struct {
 	// Recursive holds the last recursive deploy started from each service
 	// (cascade.go).
 	Recursive map[string]*api.RecursiveDeploy `json:"recursive_deploys,omitempty"`
+	// Generations keeps each service's recent generations (rollout.go).
+	Generations map[string][]*GenerationRecord `json:"generations,omitempty"`
 	// DataKey is the key that seals the log and snapshots, itself sealed
 	// with the coordinators' key-encryption key (datakey.go).
 	DataKey string `json:"data_key_sealed,omitempty"`
@@ -80,6 +84,7 @@ func newStateData() stateData {
 		OpsIndex:     map[string]uint64{},
 		History:      map[string][]*api.HistoryRecord{},
 		Recursive:    map[string]*api.RecursiveDeploy{},
+		Generations:  map[string][]*GenerationRecord{},
 		Trust:        newTrustData(),
 		ACL:          aclData{Policies: map[string]*api.ACLPolicy{}, Tokens: map[string]*api.ACLToken{}},
 	}
@@ -87,7 +92,7 @@ func newStateData() stateData {
 
 // NewState returns an empty state.
 func NewState() *State {
-	return &State{data: newStateData(), watch: newWatchSet()}
+	return &State{data: newStateData(), watch: newWatchSet(), slices: newSliceIndex()}
 }
 
 // Watch keys.
@@ -178,14 +183,13 @@ func (s *State) Slice(node string) *plan.Slice {
 
 func (s *State) sliceLocked(node string) *plan.Slice {
 	sl := &plan.Slice{Node: node, Index: s.data.SliceIndex[node], Steps: []*plan.Step{}}
-	for _, svc := range sortedValues(s.data.Services) {
-		if svc.Plan == nil {
-			continue
+	for _, name := range s.slices.services(node) {
+		svc := s.data.Services[name]
+		for _, np := range s.slices.byNode[node][name] {
+			sl.Steps = append(sl.Steps, np.Steps...)
 		}
-		for _, np := range svc.Plan.Nodes {
-			if np.Agent == node {
-				sl.Steps = append(sl.Steps, np.Steps...)
-			}
+		if rolloutActive(svc) && svc.Rollout.Strategy.Health == plan.HealthCheck && svc.Rollout.Strategy.MinHealthySeconds > 0 && !rolloutWaiting(svc, node) {
+			withHealthSeconds(sl.Steps, svc)
 		}
 	}
 	return sl
@@ -386,8 +390,10 @@ func (s *State) statusLocked(svc *plan.Service) *api.ServiceStatus {
 		for _, step := range np.Steps {
 			ns.Steps = append(ns.Steps, stepStatus(step, s.data.Reports[step.ID]))
 		}
+		ns.Rollout = nodeRolloutState(svc, np.Agent)
 		st.Nodes = append(st.Nodes, ns)
 	}
+	st.Rollout = rolloutStatus(svc)
 	return st
 }
 

@@ -637,13 +637,15 @@ type uiServiceView struct {
 	History []api.HistoryRecord
 	// Stale names the exports that changed above it since its deploy.
 	Stale string
+	// Rollout is the service's running or last rollout.
+	Rollout *api.RolloutStatus
 }
 
 type uiKV struct{ Name, Value string }
 
 type uiServiceNode struct {
-	Agent, TemplateNode, Status string
-	Steps                       []uiStep
+	Agent, TemplateNode, Status, Rollout string
+	Steps                                []uiStep
 }
 
 type uiStep struct {
@@ -715,7 +717,7 @@ func (s *Server) uiService(w http.ResponseWriter, r *http.Request) error {
 	}
 	started := st.stepStarts(name)
 	for _, n := range status.Nodes {
-		sn := uiServiceNode{Agent: n.Name, TemplateNode: n.TemplateNode, Status: n.Status}
+		sn := uiServiceNode{Agent: n.Name, TemplateNode: n.TemplateNode, Status: n.Status, Rollout: n.Rollout}
 		for _, step := range n.Steps {
 			v.Total++
 			switch step.State {
@@ -739,6 +741,7 @@ func (s *Server) uiService(w http.ResponseWriter, r *http.Request) error {
 		v.Preview = uiPreviewOf(st.Preview(name))
 	}
 	v.History, _ = st.History(name)
+	v.Rollout = status.Rollout
 	w.Header().Set(IndexHeader, strconv.FormatUint(v.Index, 10))
 	s.uiRender(w, r, http.StatusOK, "service", &v)
 	return nil

@@ -92,6 +92,7 @@ var (
 			{Type: "node_group", LabelNames: []string{"name"}},
 			{Type: "export", LabelNames: []string{"name"}},
 			{Type: "inject", LabelNames: []string{"type", "name"}},
+			{Type: "rollout"},
 		},
 	}
 	nodeSchema = &hcl.BodySchema{

@@ -91,7 +91,8 @@
 //
 // The language also has required modules (module { requires ... }),
 // component outputs, check and custom actions, sensitive values,
-// validations, node_group blocks, depends_on, and the export and inject
+// validations, node_group blocks, depends_on, a template's rollout block (how a
+// deploy walks through the nodes), and the export and inject
 // blocks through which a template customizes the services staged with
 // respect to it. docs/dsl.md is the reference of the whole language, with
 // an example of every construct.

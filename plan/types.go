@@ -555,6 +555,8 @@ type RolloutState struct {
 	// Paused by an operator (dtkctl service pause): nothing new is
 	// admitted until resume.
 	Paused bool `json:"paused,omitempty"`
+	// Promoted: the canaries were healthy and the rest may follow.
+	Promoted bool `json:"promoted,omitempty"`
 	// HealthyAt is when each admitted agent's steps were all ok (ms).
 	HealthyAt map[string]int64 `json:"healthy_at,omitempty"`
 	// Failed lists the admitted agents whose steps failed.
@@ -562,4 +564,7 @@ type RolloutState struct {
 	Reason    string   `json:"reason,omitempty"`
 	StartedAt int64    `json:"started_at_ms"`
 	UpdatedAt int64    `json:"updated_at_ms"`
+	// CheckedAt is the leader's time the last tick looked at it: a node
+	// whose min_healthy_time ran out after it is due a tick.
+	CheckedAt int64 `json:"checked_at_ms,omitempty"`
 }

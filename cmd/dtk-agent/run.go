@@ -22,6 +22,7 @@ type runFlags struct {
 	Config            string            `help:"Configuration file (HCL); default: ${config_path} when it exists." type:"path"`
 	Coordinator       bool              `help:"Also run a coordinator (Raft member, HTTP API)." negatable:""`
 	NoAgent           bool              `help:"With --coordinator: do not act as a node."`
+	ReadReplica       bool              `name:"read-replica" help:"With --coordinator: join Raft as a non-voter that serves agents' plan polls, blobs and reads, and forwards writes (never promoted, never the leader)."`
 	BootstrapExpect   int               `help:"Number of coordinators that form the cluster." default:"${bootstrap_expect}"`
 	Join              []string          `help:"Gossip address (host:port) of any member to join; repeatable."`
 	Name              string            `help:"Node name (default: hostname)."`
@@ -98,6 +99,9 @@ func (f *runFlags) overrides(s set, g globals) config.Overrides {
 	}
 	if s["no-agent"] {
 		o.NoAgent = &f.NoAgent
+	}
+	if s["read-replica"] {
+		o.ReadReplica = &f.ReadReplica
 	}
 	if s["bootstrap-expect"] {
 		o.BootstrapExpect = &f.BootstrapExpect
@@ -233,7 +237,7 @@ func (r *runCmd) Run(ctx context.Context, log *slog.Logger, level *slog.LevelVar
 
 func daemonConfig(c *config.Config, log *slog.Logger) daemon.Config {
 	return daemon.Config{
-		Name: c.Name, DataDir: c.DataDir, Coordinator: c.Coordinator, NoAgent: c.NoAgent,
+		Name: c.Name, DataDir: c.DataDir, Coordinator: c.Coordinator, NoAgent: c.NoAgent, ReadReplica: c.ReadReplica,
 		BootstrapExpect: c.BootstrapExpect, Join: c.Join, Labels: c.Labels, HTTPAddr: c.HTTPAddr,
 		SerfAddr: c.SerfAddr, RaftAddr: c.RaftAddr, Version: version, Logger: log,
 		PollWait: c.PollWait, ReconcileInterval: c.ReconcileInterval, StepUser: c.StepUser, StepGroup: c.StepGroup,

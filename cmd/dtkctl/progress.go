@@ -28,10 +28,12 @@ type progress struct {
 	start time.Time
 	now   func() time.Time
 	seen  map[string]string // node + step ID → last state printed
-	last  *api.ServiceStatus
-	lines int // lines of the block drawn last (TTY)
-	stop  chan struct{}
-	done  chan struct{}
+	// rollout is the rollout line printed last (not a TTY).
+	rollout string
+	last    *api.ServiceStatus
+	lines   int // lines of the block drawn last (TTY)
+	stop    chan struct{}
+	done    chan struct{}
 }
 
 // progressTick is how often the elapsed time is redrawn while the status
@@ -51,6 +53,9 @@ func (o *Output) progress(gen uint64) *progress {
 func (p *progress) update(st *api.ServiceStatus) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if st.Generation > p.gen { // an auto-revert's generation
+		p.gen = st.Generation
+	}
 	if p.tty {
 		p.last = st
 		p.redraw()
@@ -59,6 +64,10 @@ func (p *progress) update(st *api.ServiceStatus) {
 			go p.tick(p.stop, p.done)
 		}
 		return
+	}
+	if l := rolloutLine(st, p.gen); l != "" && l != p.rollout {
+		p.rollout = l
+		fmt.Fprintln(p.w, l)
 	}
 	for _, n := range st.Nodes {
 		for _, s := range n.Steps {
@@ -171,6 +180,9 @@ func progressLines(st *api.ServiceStatus, gen uint64, elapsed time.Duration, col
 	header := fmt.Sprintf("%s: %s (generation %d)  %s", st.Name,
 		term.Paint(color, stateColor(st.State), st.State), gen, fmtElapsed(elapsed))
 	lines := []string{header}
+	if l := rolloutLine(st, gen); l != "" {
+		lines = append(lines, "  "+l)
+	}
 	for _, n := range st.Nodes {
 		lines = append(lines, "  "+nodeSummary(n, gen, color))
 	}
@@ -240,6 +252,9 @@ func nodeSummary(n api.NodeStatus, gen uint64, color bool) string {
 	}
 	if n.Status != "" && n.Status != "up" {
 		parts = append(parts, paint(term.Red, "(node "+n.Status+")"))
+	}
+	if n.Rollout != "" {
+		parts = append(parts, "["+n.Rollout+"]")
 	}
 	return strings.Join(parts, "  ")
 }

@@ -22,7 +22,11 @@ func (c *ServiceDeployCmd) runRecursive(ctx context.Context, cl *api.Client, out
 	if c.DryRun {
 		return dryRunRecursive(ctx, cl, out, c.Name, c.JSON)
 	}
-	svc, err := cl.DeployRecursive(ctx, c.Name)
+	o, err := c.override() // the rollout flags: for this service only
+	if err != nil {
+		return err
+	}
+	svc, err := cl.DeployRecursive(ctx, c.Name, api.DeployRequest{Rollout: o})
 	if err != nil {
 		return err // a 422 lists the violations of the service's own plan
 	}
@@ -30,7 +34,17 @@ func (c *ServiceDeployCmd) runRecursive(ctx context.Context, cl *api.Client, out
 		return out.JSON(svc)
 	}
 	if !c.JSON {
-		out.Printf("deploying %s generation %d (%s), then the services below it, one by one\n", svc.Name, svc.Generation, planSize(svc.Plan))
+		if svc.PlanSteps == 0 && svc.Plan != nil { // an older coordinator's answer
+			svc.PlanNodes = len(svc.Plan.Nodes)
+			for _, np := range svc.Plan.Nodes {
+				svc.PlanSteps += len(np.Steps)
+			}
+		}
+		line := fmt.Sprintf("deploying %s generation %d (%s on %s)", svc.Name, svc.Generation, plural(svc.PlanSteps, "step"), plural(svc.PlanNodes, "node"))
+		if r := svc.Rollout; r != nil && r.Generation == svc.Generation {
+			line += fmt.Sprintf(", rolling out to %s: %s", plural(len(r.Order), "node"), rolloutPlan(r))
+		}
+		out.Printf("%s, then the services below it, one by one\n", line)
 	}
 	if !c.Wait {
 		out.Notef("it carries on without this command: follow with \"dtkctl service status %s\"\n", svc.Name)

@@ -16,19 +16,25 @@ import (
 
 // ServiceCmd is `dtkctl service`.
 type ServiceCmd struct {
-	Stage   ServiceStageCmd   `cmd:"" help:"Stage a template as a service (does not deploy it)."`
-	Set     ServiceSetCmd     `cmd:"" help:"Change a staged service's inputs (KEY= unsets one)."`
-	Plan    ServicePlanCmd    `cmd:"" help:"Preview the steps the next deploy would run on each node."`
-	Deploy  ServiceDeployCmd  `cmd:"" help:"Compile and publish a service's plan to its nodes."`
-	Status  ServiceStatusCmd  `cmd:"" help:"Show a service's state and the state of each step."`
-	List    ServiceListCmd    `cmd:"" help:"List services."`
-	Delete  ServiceDeleteCmd  `cmd:"" help:"Run a service's delete steps and remove it (or part of it)."`
-	Upgrade ServiceUpgradeCmd `cmd:"" help:"Move a service to another version of its module (then deploy)."`
-	Exec    ServiceExecCmd    `cmd:"" help:"Run a custom action (restart, backup, ...) on the nodes that carry it."`
-	Cancel  ServiceCancelCmd  `cmd:"" help:"Stop the service's running steps (their whole process groups)."`
-	Logs    ServiceLogsCmd    `cmd:"" help:"Show the output of the service's steps."`
-	Graph   ServiceGraphCmd   `cmd:"" help:"Draw the environment tree and component dependencies (DOT or Mermaid)."`
-	History ServiceHistoryCmd `cmd:"" help:"Show a service's recent deploys, deletes, execs and changes: who, when, how they went."`
+	Stage       ServiceStageCmd       `cmd:"" help:"Stage a template as a service (does not deploy it)."`
+	Set         ServiceSetCmd         `cmd:"" help:"Change a staged service's inputs (KEY= unsets one)."`
+	Plan        ServicePlanCmd        `cmd:"" help:"Preview the steps the next deploy would run on each node."`
+	Deploy      ServiceDeployCmd      `cmd:"" help:"Compile and publish a service's plan to its nodes."`
+	Status      ServiceStatusCmd      `cmd:"" help:"Show a service's state and the state of each step."`
+	List        ServiceListCmd        `cmd:"" help:"List services."`
+	Delete      ServiceDeleteCmd      `cmd:"" help:"Run a service's delete steps and remove it (or part of it)."`
+	Upgrade     ServiceUpgradeCmd     `cmd:"" help:"Move a service to another version of its module (then deploy)."`
+	Exec        ServiceExecCmd        `cmd:"" help:"Run a custom action (restart, backup, ...) on the nodes that carry it."`
+	Cancel      ServiceCancelCmd      `cmd:"" help:"Stop the service's running steps (their whole process groups)."`
+	Logs        ServiceLogsCmd        `cmd:"" help:"Show the output of the service's steps."`
+	Graph       ServiceGraphCmd       `cmd:"" help:"Draw the environment tree and component dependencies (DOT or Mermaid)."`
+	History     ServiceHistoryCmd     `cmd:"" help:"Show a service's recent deploys, deletes, execs and changes: who, when, how they went."`
+	Pause       ServicePauseCmd       `cmd:"" help:"Pause a running rollout: no more nodes get the new generation until resume."`
+	Resume      ServiceResumeCmd      `cmd:"" help:"Resume a paused rollout."`
+	Promote     ServicePromoteCmd     `cmd:"" help:"Let a rollout go on past its healthy canaries (manual promotion)."`
+	Abort       ServiceAbortCmd       `cmd:"" help:"Stop a running rollout (and revert the nodes it changed, with auto_revert)."`
+	Revert      ServiceRevertCmd      `cmd:"" help:"Deploy a kept generation's configuration again (default: the last converged one)."`
+	Generations ServiceGenerationsCmd `cmd:"" help:"List the generations kept for revert."`
 }
 
 // parseInputs turns KEY=VALUE arguments into a map; the last value of a
@@ -347,6 +353,7 @@ type ServiceDeployCmd struct {
 	DryRun  bool          `name:"dry-run" help:"Change nothing: ask the nodes to predict what the deploy would do."`
 	Timeout time.Duration `default:"10m" help:"How long --wait waits (0: no limit)."`
 	JSON    bool          `help:"Print JSON: the deployed service; with --wait, its status at the end (no progress); with --dry-run, the predictions."`
+	RolloutFlags
 
 	// Recursive: recursive.go.
 	Recursive bool `help:"Then deploy the services below it, one by one (parents first, by name among siblings), each once the one before converged, stopping at the first failure; unchanged ones are passed over, and the coordinators carry on if this command goes away. With --wait, waits for all of them; with --dry-run, shows each one's plan; with --json --wait, prints the recursive deploy at the end."`
@@ -356,9 +363,12 @@ type ServiceDeployCmd struct {
 func (ServiceDeployCmd) Help() string {
 	return `Compiles the staged service into a plan (a new generation) and publishes it; the agents pick it up and run the steps. With --wait, follows the deploy to its end: on a terminal a live block per node that fits the window, elsewhere one line per step change. Exit 0 converged, 1 failed or timed out, 2 when the plan has violations.
 
+A template's rollout block (or the rollout flags) makes the deploy walk through the nodes: canaries first, then at most --max-parallel at a time, each healthy for --min-healthy-time before the next; see docs/rollouts.md. --wait then follows the rollout to its end, and an auto-revert ends it with exit 1.
+
 Examples:
   dtkctl service deploy web --wait
   dtkctl service deploy web --dry-run
+  dtkctl service deploy web --wait --max-parallel 2 --canary 1 --min-healthy-time 30s --auto-revert
   dtkctl service deploy web --wait --timeout 30m --json > status.json
   dtkctl service deploy network --recursive --wait`
 }
@@ -371,44 +381,83 @@ func (c *ServiceDeployCmd) Run(ctx context.Context, cl *api.Client, out *Output)
 	if c.DryRun {
 		return dryRun(ctx, cl, out, c.Name, c.Timeout, c.JSON)
 	}
-	svc, err := cl.Deploy(ctx, c.Name)
+	o, err := c.override()
+	if err != nil {
+		return err
+	}
+	svc, err := cl.DeployWith(ctx, c.Name, api.DeployRequest{Rollout: o})
 	if err != nil {
 		return err // a 422 lists the violations
 	}
+	return followDeploy(ctx, cl, out, svc, c.Wait, c.JSON, c.Timeout, "deploy")
+}
+
+// followDeploy prints a deploy (or revert) just made and, with wait,
+// follows it to its end: converged (nil), failed or auto-reverted (exit 1).
+func followDeploy(ctx context.Context, cl *api.Client, out *Output, svc *api.DeployAnswer, wait, asJSON bool, timeout time.Duration, what string) error {
 	gen := svc.Generation
-	if c.JSON && !c.Wait {
+	if svc.PlanSteps == 0 && svc.Plan != nil && len(svc.Plan.Nodes) > 0 { // an older coordinator's answer
+		svc.PlanNodes = len(svc.Plan.Nodes)
+		for _, np := range svc.Plan.Nodes {
+			svc.PlanSteps += len(np.Steps)
+		}
+	}
+	if asJSON && !wait {
 		return out.JSON(svc)
 	}
-	if !c.JSON {
-		out.Printf("deploying %s generation %d (%s)\n", svc.Name, gen, planSize(svc.Plan))
+	if !asJSON {
+		line := fmt.Sprintf("%sing %s generation %d (%s on %s)", strings.TrimSuffix(what, "e"), svc.Name, gen, plural(svc.PlanSteps, "step"), plural(svc.PlanNodes, "node"))
+		if r := svc.Rollout; r != nil && r.Generation == gen {
+			line += fmt.Sprintf(", rolling out to %s: %s", plural(len(r.Order), "node"), rolloutPlan(r))
+		}
+		out.Printf("%s\n", line)
 	}
-	if !c.Wait {
+	if !wait {
 		out.Notef("follow with \"dtkctl service status %s\"\n", svc.Name)
 		return nil
 	}
-	last, _, err := watch(ctx, cl, out.quietIf(c.JSON), svc.Name, gen, false, c.Timeout)
-	if last != nil && c.JSON {
+	last, _, err := watch(ctx, cl, out.quietIf(asJSON), svc.Name, gen, false, timeout)
+	if last != nil && asJSON {
 		if jerr := out.JSON(last); jerr != nil {
 			return jerr
 		}
 	} else if last != nil {
 		out.Printf("\n")
-		out.stepTable(last, gen)
+		out.stepTable(last, last.Generation)
 	}
 	if err != nil {
 		return err
 	}
-	if c.JSON {
-		if last.State == plan.StateFailed {
-			return failf("deploy of %s failed at generation %d: %s", svc.Name, gen, failedCount(last, gen))
-		}
-		return nil
+	if r := last.Rollout; last.Generation > gen && r != nil && r.Generation == gen && r.Status == plan.RolloutReverted {
+		return failf("%s of %s failed at generation %d: %s; auto-revert deployed generation %d (%s)", what, svc.Name, gen, r.Reason, last.Generation, last.State)
 	}
 	if last.State == plan.StateFailed {
-		return failf("deploy of %s failed at generation %d: %s", svc.Name, gen, failedCount(last, gen))
+		msg := failedCount(last, gen)
+		if r := last.Rollout; r != nil && r.Generation == gen && r.Reason != "" {
+			msg = "rollout " + r.Status + ": " + r.Reason
+		}
+		return failf("%s of %s failed at generation %d: %s", what, svc.Name, gen, msg)
 	}
-	out.Printf("%s converged at generation %d\n", svc.Name, gen)
+	if !asJSON {
+		out.Printf("%s converged at generation %d\n", svc.Name, gen)
+	}
 	return nil
+}
+
+// rolloutPlan describes a rollout's strategy in a few words.
+func rolloutPlan(r *plan.RolloutState) string {
+	parts := []string{}
+	if r.Canaries > 0 {
+		parts = append(parts, plural(r.Canaries, "canary")+" first")
+	}
+	parts = append(parts, fmt.Sprintf("at most %d at a time", r.MaxParallel))
+	if r.Strategy.MinHealthySeconds > 0 {
+		parts = append(parts, fmt.Sprintf("each healthy for %ds", r.Strategy.MinHealthySeconds))
+	}
+	if r.Strategy.AutoRevert {
+		parts = append(parts, "auto-revert")
+	}
+	return strings.Join(parts, ", ")
 }
 
 func planSize(p *plan.Plan) string {
@@ -493,6 +542,8 @@ func watch(ctx context.Context, cl *api.Client, out *Output, name string, gen ui
 		last = st
 		p.update(st)
 		switch {
+		case rolloutRunning(st) && !deleting:
+			// A tolerated failure does not end it, nor a wait for promotion.
 		case st.State == plan.StateFailed:
 			return last, false, nil
 		case st.State == plan.StateConverged && !deleting:
@@ -550,6 +601,9 @@ func (c *ServiceStatusCmd) Run(ctx context.Context, cl *api.Client, out *Output)
 	out.Printf("service:    %s\n", st.Name)
 	out.Printf("state:      %s\n", out.paint(st.State))
 	out.Printf("generation: %d\n", st.Generation)
+	if l := rolloutLine(st, st.Generation); l != "" {
+		out.Printf("rollout:    %s\n", strings.TrimPrefix(l, "rollout "))
+	}
 	out.Printf("template:   %s@%s/%s\n", st.Module, st.Version, st.Template)
 	out.Printf("parent:     %s\n", orDash(st.Parent))
 	if len(st.Stale) > 0 {

@@ -2,9 +2,8 @@ package api
 
 import (
 	"context"
+	"io"
 	"net/url"
-
-	"github.com/dtkhq/dtk/plan"
 )
 
 // Recursive deploys (dtkctl service deploy NAME --recursive).
@@ -81,13 +80,18 @@ func (r *RecursiveDeploy) CurrentService() *RecursiveService {
 	return &r.Services[r.Current]
 }
 
-// DeployRecursive deploys a service and then, one by one, the services
-// below it (POST /v1/services/NAME/deploy?recursive=true). The answer is
-// the service as its own deploy left it; its status follows the rest
+// DeployRecursive deploys a service (with req's rollout override) and then,
+// one by one, the services below it (each with its template's rollout):
+// POST /v1/services/NAME/deploy?recursive=true. The answer is the service
+// as its own deploy left it; its status follows the rest
 // (ServiceStatus.Recursive).
-func (c *Client) DeployRecursive(ctx context.Context, name string) (*plan.Service, error) {
-	var out plan.Service
-	_, err := c.Do(ctx, "POST", "/v1/services/"+url.PathEscape(name)+"/deploy?recursive=true", nil, &out)
+func (c *Client) DeployRecursive(ctx context.Context, name string, req DeployRequest) (*DeployAnswer, error) {
+	var out DeployAnswer
+	var body io.Reader
+	if req.Rollout != nil {
+		body = jsonBody(req)
+	}
+	_, err := c.Do(ctx, "POST", "/v1/services/"+url.PathEscape(name)+"/deploy?recursive=true", body, &out)
 	return &out, err
 }
 

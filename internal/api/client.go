@@ -376,10 +376,39 @@ func (c *Client) SetInputs(ctx context.Context, name string, inputs map[string]s
 }
 
 // Deploy compiles and publishes a service's plan.
-func (c *Client) Deploy(ctx context.Context, name string) (*plan.Service, error) {
-	var out plan.Service
-	_, err := c.Do(ctx, "POST", "/v1/services/"+url.PathEscape(name)+"/deploy", nil, &out)
+func (c *Client) Deploy(ctx context.Context, name string) (*DeployAnswer, error) {
+	return c.DeployWith(ctx, name, DeployRequest{})
+}
+
+// DeployWith deploys with a rollout override.
+func (c *Client) DeployWith(ctx context.Context, name string, req DeployRequest) (*DeployAnswer, error) {
+	var out DeployAnswer
+	var body io.Reader
+	if req.Rollout != nil {
+		body = jsonBody(req)
+	}
+	_, err := c.Do(ctx, "POST", "/v1/services/"+url.PathEscape(name)+"/deploy", body, &out)
 	return &out, err
+}
+
+// RolloutAction pauses, resumes, promotes or aborts a service's rollout.
+func (c *Client) RolloutAction(ctx context.Context, name, action string) error {
+	_, err := c.Do(ctx, "POST", "/v1/services/"+url.PathEscape(name)+"/rollout/"+url.PathEscape(action), nil, nil)
+	return err
+}
+
+// Revert deploys a kept generation's configuration again.
+func (c *Client) Revert(ctx context.Context, name string, req RevertRequest) (*DeployAnswer, error) {
+	var out DeployAnswer
+	_, err := c.Do(ctx, "POST", "/v1/services/"+url.PathEscape(name)+"/revert", jsonBody(req), &out)
+	return &out, err
+}
+
+// Generations lists a service's kept generations.
+func (c *Client) Generations(ctx context.Context, name string) ([]Generation, error) {
+	var out []Generation
+	_, err := c.Do(ctx, "GET", "/v1/services/"+url.PathEscape(name)+"/generations", nil, &out)
+	return out, err
 }
 
 // DeleteOptions limit a delete to part of a service, or extend it to the

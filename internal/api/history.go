@@ -142,3 +142,17 @@ func (c *Client) Events(ctx context.Context, index uint64, wait time.Duration) (
 	}
 	return &out, nil
 }
+
+// Rollout events and records (docs/rollouts.md).
+const (
+	EventRolloutStarted  = "rollout-started"
+	EventRolloutBatch    = "rollout-batch"
+	EventRolloutCanaries = "rollout-canaries"
+	EventRolloutPaused   = "rollout-paused"
+	EventRolloutFailed   = "rollout-failed"
+	EventRolloutReverted = "rollout-reverted"
+	EventRolloutDone     = "rollout-done"
+	// HistoryRollout records an operator's pause, resume, promote or
+	// abort.
+	HistoryRollout = "rollout"
+)

@@ -112,6 +112,8 @@ type ServiceStatus struct {
 	Stale []string `json:"stale,omitempty"`
 	// Recursive is the last recursive deploy started from this service.
 	Recursive *RecursiveDeploy `json:"recursive_deploy,omitempty"`
+	// Rollout is the service's running (or last) rollout.
+	Rollout *RolloutStatus `json:"rollout,omitempty"`
 }
 
 // NodeStatus is one agent's part of a service status.
@@ -121,6 +123,9 @@ type NodeStatus struct {
 	TemplateNode string       `json:"template_node"`
 	Status       string       `json:"status"`
 	Steps        []StepStatus `json:"steps"`
+	// Rollout is where the node is in a running rollout: canary,
+	// admitted, healthy, failed or waiting (it keeps its old plan).
+	Rollout string `json:"rollout,omitempty"`
 }
 
 // StepStatus is one step's state in the current generation.

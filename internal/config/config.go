@@ -38,6 +38,7 @@ const (
 	FieldDataDir           = "data_dir"
 	FieldCoordinator       = "coordinator"
 	FieldNoAgent           = "no_agent"
+	FieldReadReplica       = "read_replica"
 	FieldBootstrapExpect   = "bootstrap_expect"
 	FieldJoin              = "join"
 	FieldLabels            = "labels"
@@ -100,6 +101,7 @@ var fields = append([]field{
 	{name: FieldDataDir, flag: "--data-dir"},
 	{name: FieldCoordinator, flag: "--coordinator"},
 	{name: FieldNoAgent, flag: "--no-agent", coordinatorOnly: true},
+	{name: FieldReadReplica, flag: "--read-replica", coordinatorOnly: true},
 	{name: FieldBootstrapExpect, flag: "--bootstrap-expect", coordinatorOnly: true},
 	{name: FieldJoin, flag: "--join"},
 	{name: FieldLabels, flag: "--label", runtime: true},
@@ -168,6 +170,7 @@ type Config struct {
 	DataDir           string
 	Coordinator       bool
 	NoAgent           bool
+	ReadReplica       bool
 	BootstrapExpect   int
 	Join              []string
 	Labels            map[string]string

@@ -17,6 +17,7 @@ type Overrides struct {
 	DataDir           *string
 	Coordinator       *bool
 	NoAgent           *bool
+	ReadReplica       *bool
 	BootstrapExpect   *int
 	Join              *[]string
 	Labels            *map[string]string
@@ -58,6 +59,7 @@ func (c *Config) Apply(o Overrides) {
 	override(&c.DataDir, o.DataDir, FieldDataDir, set)
 	override(&c.Coordinator, o.Coordinator, FieldCoordinator, set)
 	override(&c.NoAgent, o.NoAgent, FieldNoAgent, set)
+	override(&c.ReadReplica, o.ReadReplica, FieldReadReplica, set)
 	override(&c.BootstrapExpect, o.BootstrapExpect, FieldBootstrapExpect, set)
 	if o.Join != nil {
 		join := slices.Clone(*o.Join)
@@ -141,6 +143,7 @@ func (o Overrides) Args() []string {
 	str(FieldDataDir, o.DataDir)
 	boolean(FieldCoordinator, o.Coordinator)
 	boolean(FieldNoAgent, o.NoAgent)
+	boolean(FieldReadReplica, o.ReadReplica)
 	if o.BootstrapExpect != nil {
 		out = append(out, Flag(FieldBootstrapExpect), strconv.Itoa(*o.BootstrapExpect))
 	}
@@ -230,6 +233,8 @@ func fieldValue(c *Config, name string) any {
 		return c.Coordinator
 	case FieldNoAgent:
 		return c.NoAgent
+	case FieldReadReplica:
+		return c.ReadReplica
 	case FieldBootstrapExpect:
 		return c.BootstrapExpect
 	case FieldJoin:

@@ -169,6 +169,8 @@ func (c *Config) decode(field string, a *hcl.Attribute) Errors {
 		err = c.decodeBool(a, v, &c.Coordinator)
 	case FieldNoAgent:
 		err = c.decodeBool(a, v, &c.NoAgent)
+	case FieldReadReplica:
+		err = c.decodeBool(a, v, &c.ReadReplica)
 	case FieldBootstrapExpect:
 		err = c.decodeInt(a, v, &c.BootstrapExpect)
 	case FieldPollWait:

@@ -39,14 +39,17 @@ type Config struct {
 	Coordinator     bool
 	BootstrapExpect int
 	// NoAgent runs a coordinator that does not also act as a node.
-	NoAgent  bool
-	Join     []string
-	Labels   map[string]string
-	HTTPAddr string
-	SerfAddr string
-	RaftAddr string
-	Version  string
-	Logger   *slog.Logger
+	NoAgent bool
+	// ReadReplica runs the coordinator as a Raft non-voter that serves
+	// agents (coordinator.Config.ReadReplica).
+	ReadReplica bool
+	Join        []string
+	Labels      map[string]string
+	HTTPAddr    string
+	SerfAddr    string
+	RaftAddr    string
+	Version     string
+	Logger      *slog.Logger
 	// Fast shortens Raft and gossip timers (tests and dev clusters).
 	Fast              bool
 	PollWait          time.Duration
@@ -151,7 +154,7 @@ func Start(ctx context.Context, cfg Config) (*Daemon, error) {
 	if cfg.Coordinator {
 		c, err := coordinator.New(coordinator.Config{
 			Name: cfg.Name, DataDir: filepath.Join(cfg.DataDir, "coordinator"), HTTPAddr: cfg.HTTPAddr,
-			RaftAddr: cfg.RaftAddr, BootstrapExpect: cfg.BootstrapExpect, Version: cfg.Version,
+			RaftAddr: cfg.RaftAddr, BootstrapExpect: cfg.BootstrapExpect, Version: cfg.Version, ReadReplica: cfg.ReadReplica,
 			Logger: cfg.Logger, Fast: cfg.Fast, TLS: sec.store, KEK: sec.kek, CAKeyPEM: sec.caKey,
 			NodeCertTTL: cfg.NodeCertTTL, ACLEnabled: cfg.ACLEnabled, UI: cfg.UIEnabled, NodeGCAfter: cfg.NodeGCAfter, Limits: cfg.Limits, HTTPTimeouts: cfg.HTTPTimeouts,
 		})
@@ -255,11 +258,19 @@ func (d *Daemon) coordinatorAddrs() []string {
 	if d.coord != nil {
 		out = append(out, d.coord.HTTPAddr())
 	}
-	var others []string
+	// Agents prefer read replicas when there are some: they are there to
+	// take the agents' polls off the voters.
+	var others, replicas []string
 	for _, p := range d.gossip.Coordinators() {
 		if d.coord == nil || p.HTTPAddr != d.coord.HTTPAddr() {
 			others = append(others, p.HTTPAddr)
+			if p.Replica {
+				replicas = append(replicas, p.HTTPAddr)
+			}
 		}
+	}
+	if len(replicas) > 0 && d.coord == nil {
+		others = replicas
 	}
 	sort.Strings(others)
 	return append(out, others...)
