@@ -89,4 +89,3 @@ func TestSliceIndex_MatchesAFullWalkThroughRolloutsDeletesAndRestore(t *testing.
 	}
 	checkSlices(t, st, "deleted")
 }
-

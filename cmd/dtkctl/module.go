@@ -7,12 +7,14 @@ import (
 
 	"github.com/dtkhq/dtk/internal/api"
 	"github.com/dtkhq/dtk/internal/archive"
+	"github.com/dtkhq/dtk/internal/modsource"
 	"github.com/dtkhq/dtk/plan"
 )
 
 // ModuleCmd is `dtkctl module`.
 type ModuleCmd struct {
 	Push     ModulePushCmd     `cmd:"" help:"Pack a module folder and push it to the cluster."`
+	Publish  ModulePublishCmd  `cmd:"" help:"Publish a module folder to an OCI registry (no cluster needed)."`
 	List     ModuleListCmd     `cmd:"" help:"List pushed modules."`
 	Delete   ModuleDeleteCmd   `cmd:"" help:"Delete a module version no service uses (its archive is then collected)."`
 	Validate ModuleValidateCmd `cmd:"" help:"Check a module folder as a coordinator would, offline (no cluster needed)."`
@@ -50,8 +52,10 @@ func (c *ModuleDeleteCmd) Run(ctx context.Context, cl *api.Client, out *Output) 
 
 // ModulePushCmd is `dtkctl module push DIR`.
 type ModulePushCmd struct {
-	Dir  string `arg:"" help:"Module folder." placeholder:"DIR"`
+	Dir  string `arg:"" help:"Module folder, or oci://REGISTRY/REPO:TAG (or @sha256:DIGEST), or git::URL//PATH?ref=REF." placeholder:"DIR|SOURCE"`
 	JSON bool   `help:"Print the pushed module as JSON."`
+	// Registry: for an oci:// source (module_remote.go).
+	Registry RegistryFlags `embed:""`
 }
 
 // Help is the detail of `module push --help`.
@@ -60,14 +64,35 @@ func (ModulePushCmd) Help() string {
 
 Examples:
   dtkctl module validate ./web && dtkctl module push ./web
-  dtkctl module push ./web --json | jq -r .digest`
+  dtkctl module push ./web --json | jq -r .digest
+  dtkctl module push oci://registry.example.com/dtk/web:1.2.0
+  dtkctl module push 'git::https://git.example.com/ops/modules.git//web?ref=v1.2.0'
+
+A module from an OCI registry (published with "dtkctl module publish") or a git repository is fetched into a scratch folder, checked (media types, size, digest; the module folder inside the clone) and then pushed as that folder would be. See docs/modules.md, "Sharing modules".`
 }
 
-// Validate checks DIR before anything is packed.
-func (c *ModulePushCmd) Validate() error { return checkModuleDir(c.Dir) }
+// Validate checks DIR (or the source's syntax) before anything is packed.
+func (c *ModulePushCmd) Validate() error {
+	if modsource.IsRemote(c.Dir) {
+		return checkRemoteSource(c.Dir, &c.Registry)
+	}
+	if err := c.Registry.check(c.Dir); err != nil {
+		return err
+	}
+	return checkModuleDir(c.Dir)
+}
 
-// Run packs and pushes.
+// Run packs and pushes; a module from a registry or git is fetched into
+// a scratch folder first.
 func (c *ModulePushCmd) Run(ctx context.Context, cl *api.Client, out *Output) error {
+	if modsource.IsRemote(c.Dir) {
+		dir, done, err := fetchModule(ctx, c.Dir, &c.Registry, out, c.JSON)
+		if err != nil {
+			return err
+		}
+		defer done()
+		c.Dir = dir
+	}
 	b, err := archive.Pack(c.Dir)
 	if err != nil {
 		return err
