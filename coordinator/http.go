@@ -725,7 +725,7 @@ func (s *Server) listServices(w http.ResponseWriter, r *http.Request) error {
 		if !canRead(r, acl.KindService, svc.Name) {
 			continue
 		}
-		out = append(out, api.ServiceSummary{Name: svc.Name, State: svc.State, Generation: svc.Generation, Module: svc.Module, Version: svc.Version, Template: svc.Template, Parent: svc.Parent})
+		out = append(out, api.ServiceSummary{Name: svc.Name, State: svc.State, Generation: svc.Generation, Module: svc.Module, Version: svc.Version, Template: svc.Template, Parent: svc.Parent, Stale: svc.Stale})
 	}
 	return writeJSON(w, http.StatusOK, out)
 }
@@ -751,7 +751,9 @@ func (s *Server) getService(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) previewPlan(w http.ResponseWriter, r *http.Request) error {
-	pv := s.State().Preview(r.PathValue("name"))
+	// ?pending=false: against the ancestors as deployed, leaving out
+	// their staged changes.
+	pv := s.State().PreviewPending(r.PathValue("name"), r.URL.Query().Get("pending") != "false")
 	if pv == nil {
 		return fmt.Errorf("%w: service %q", ErrNotFound, r.PathValue("name"))
 	}
@@ -771,10 +773,26 @@ func (s *Server) setInputs(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) deployService(w http.ResponseWriter, r *http.Request) error {
-	if svc := s.State().Service(r.PathValue("name")); svc != nil {
-		if m := s.State().Module(svc.Module, svc.Version); m != nil && m.Digest != "" {
-			if err := s.replicateBlob(r.Context(), m.Digest); err != nil {
-				return &api.APIError{Code: http.StatusServiceUnavailable, Message: err.Error() + "; retry when the coordinators are reachable"}
+	names := []string{r.PathValue("name")}
+	recursive := r.URL.Query().Get("recursive") == "true" || r.URL.Query().Get("recursive") == "1"
+	if recursive {
+		// Deploying the services below needs deploy on each of them too
+		// (cascade.go deploys them as this caller).
+		for _, child := range s.State().Descendants(r.PathValue("name")) {
+			if err := allow(r, acl.Need{Kind: acl.KindService, Name: child, Level: acl.Deploy}); err != nil {
+				return err
+			}
+			names = append(names, child)
+		}
+	}
+	seen := map[string]bool{}
+	for _, name := range names {
+		if svc := s.State().Service(name); svc != nil {
+			if m := s.State().Module(svc.Module, svc.Version); m != nil && m.Digest != "" && !seen[m.Digest] {
+				seen[m.Digest] = true
+				if err := s.replicateBlob(r.Context(), m.Digest); err != nil {
+					return &api.APIError{Code: http.StatusServiceUnavailable, Message: err.Error() + "; retry when the coordinators are reachable"}
+				}
 			}
 		}
 	}
@@ -787,7 +805,7 @@ func (s *Server) deployService(w http.ResponseWriter, r *http.Request) error {
 	if err := req.Rollout.Validate(); err != nil {
 		return badRequest("%v", err)
 	}
-	resp, err := s.apply(DeployServiceType, DeployServiceCmd{Name: r.PathValue("name"), Rollout: req.Rollout, Time: time.Now().UnixMilli(), Caller: callerFor(r)})
+	resp, err := s.apply(DeployServiceType, DeployServiceCmd{Name: r.PathValue("name"), Rollout: req.Rollout, Time: time.Now().UnixMilli(), Recursive: recursive, Caller: callerFor(r)})
 	if err != nil {
 		return err
 	}
