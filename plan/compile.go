@@ -15,6 +15,7 @@ import (
 	"github.com/hashicorp/hcl/v2/hclsyntax"
 	"github.com/zclconf/go-cty/cty"
 	"github.com/zclconf/go-cty/cty/convert"
+	"github.com/zclconf/go-cty/cty/function"
 	ctyjson "github.com/zclconf/go-cty/cty/json"
 )
 
@@ -92,6 +93,10 @@ type compiler struct {
 	parentSvc string
 	// onceMember memoizes onceOn by "GROUP/INST".
 	onceMember map[string]*placement
+	// funcs caches the function table per module (FunctionsFor builds
+	// about 60 functions; building it for every item cost a fifth of a
+	// compile).
+	funcs map[*Module]map[string]function.Function
 	// parsed caches parsed expressions: a node group's members share
 	// their instances' expressions, each read three times (refs, value,
 	// source). ASTs are not changed by evaluation.
@@ -101,6 +106,20 @@ type compiler struct {
 type parsedExpr struct {
 	x     hclsyntax.Expression
 	diags hcl.Diagnostics
+}
+
+// functionsFor is FunctionsFor(m), built once per compile. The table is
+// only read by evaluation.
+func (c *compiler) functionsFor(m *Module) map[string]function.Function {
+	if fs, ok := c.funcs[m]; ok {
+		return fs
+	}
+	if c.funcs == nil {
+		c.funcs = map[*Module]map[string]function.Function{}
+	}
+	fs := FunctionsFor(m)
+	c.funcs[m] = fs
+	return fs
 }
 
 // parse parses e once per compile.
@@ -970,7 +989,7 @@ func (c *compiler) evaluate(it *item) {
 		vars["component"] = self.GetAttr("component")
 		vars["output"] = self.GetAttr("output")
 	}
-	ctx := &hcl.EvalContext{Variables: vars, Functions: FunctionsFor(exprMod)}
+	ctx := &hcl.EvalContext{Variables: vars, Functions: c.functionsFor(exprMod)}
 	attrs := map[string]json.RawMessage{}
 	sources := map[string]string{}
 	values := map[string]cty.Value{}
@@ -1125,7 +1144,7 @@ func (c *compiler) exports() []*Value {
 	}
 	ctx := &hcl.EvalContext{Variables: map[string]cty.Value{
 		"input": cty.ObjectVal(c.inputs), "node": c.nodeVar(),
-	}, Functions: FunctionsFor(c.in.Module)}
+	}, Functions: c.functionsFor(c.in.Module)}
 	var out []*Value
 	for _, e := range c.tmpl.Exports {
 		v, err := c.evalExpr(e.Value, ctx)
