@@ -203,9 +203,18 @@ func (a *Agent) runStep(ctx context.Context, st *plan.Step, checks bool) (ran, o
 		rep.Outputs = outs
 	}
 	ok = res.State != actions.Failed
+	if ok && st.Action == "create" && st.Check != nil && st.HealthSeconds > 0 {
+		// A rollout with health = "check": the step is ok only if its
+		// check keeps passing for a while after the run.
+		if err := a.verifyHealth(ctx, st, running, res.Output); err != nil {
+			ok, rep.Error = false, err.Error()
+		}
+		rep.FinishedAt = time.Now().UnixMilli()
+	}
 	if !ok && ctx.Err() != nil {
-		// The agent is shutting down and killed the step: not a failure of
-		// the step. Nothing is recorded, so it runs again after the restart.
+		// The agent is shutting down and killed the step (or its health
+		// verification): not a failure of the step. Nothing is recorded,
+		// so it runs again after the restart.
 		return true, false
 	}
 	switch {
@@ -280,10 +289,7 @@ func (a *Agent) queueSkipped() {
 // drifted runs a step's check: a failing check means the component is no
 // longer in its desired state.
 func (a *Agent) drifted(ctx context.Context, st *plan.Step) bool {
-	chk := *st
-	chk.Run = *st.Check
-	chk.Action = "check"
-	res := a.execute(ctx, &chk)
+	res := a.runCheck(ctx, st)
 	if ctx.Err() != nil {
 		return false
 	}

@@ -29,14 +29,19 @@ type running struct {
 	cancelled map[string]bool
 }
 
+// start registers work of service until the returned function is called:
+// a cancel of the service cancels the returned context. Calls nest (a
+// health verification registers itself, then each check it runs): the
+// inner one's end registers the outer one again.
 func (r *running) start(ctx context.Context, service string) (context.Context, func()) {
 	ctx, cancel := context.WithCancel(ctx)
 	r.mu.Lock()
+	outerService, outerCancel := r.service, r.cancel
 	r.service, r.cancel = service, cancel
 	r.mu.Unlock()
 	return ctx, func() {
 		r.mu.Lock()
-		r.service, r.cancel = "", nil
+		r.service, r.cancel = outerService, outerCancel
 		r.mu.Unlock()
 		cancel()
 	}

@@ -243,6 +243,10 @@ operator { policy = "read" }`)
 	if _, err := platform.Delete(ctx, "env-prod", api.DeleteOptions{Recursive: true}); code(err) != 403 || !strings.Contains(err.Error(), `"app-api"`) {
 		t.Errorf("platform deleting app-api through its parent: %v", err)
 	}
+	// A recursive deploy needs deploy on every service below too.
+	if _, err := platform.DeployRecursive(ctx, "env-prod", api.DeployRequest{}); code(err) != 403 || !strings.Contains(err.Error(), `"app-api"`) {
+		t.Errorf("platform deploying app-api through its parent: %v", err)
+	}
 	// A token that may write no module cannot even upload one.
 	if err := pushAs(viewer, "anything"); code(err) != 403 || !strings.Contains(err.Error(), "lacks module write") {
 		t.Errorf("viewer push: %v", err)

@@ -107,17 +107,29 @@ func (s *Server) importBundle(w http.ResponseWriter, r *http.Request) error {
 		return fmt.Errorf("import bundle: %w; nothing was imported", err)
 	}
 
-	// Parse every module and check it is what the manifest says.
+	// The bundle's own signature, then every module: parsed, what the
+	// manifest says, and signed as this coordinator requires.
+	trust := s.moduleTrust()
+	if err := s.verifyBundleSig(man, trust); err != nil {
+		return err
+	}
 	mods := make([]plan.Module, 0, len(man.Modules))
 	var conflicts []string
 	allThere := true
 	for _, e := range man.Modules {
-		mod, err := s.parseStaged(e, staged[e.Digest])
+		mod, sig, err := s.parseStaged(e, staged[e.Digest], trust)
 		if err != nil {
 			return err
 		}
 		if mod.Name != e.Name || mod.Version != e.Version {
 			return badRequest("bundle: manifest.json lists %s but its archive %s is module %s; nothing was imported", e.Ref(), shortDigest(e.Digest), mod.Ref())
+		}
+		if err := s.verifyModuleSig(mod, sig); err != nil {
+			var ae *api.APIError
+			if errors.As(err, &ae) {
+				return &api.APIError{Code: ae.Code, Message: "bundle " + ae.Message + "; nothing was imported"}
+			}
+			return err
 		}
 		mod.Digest, mod.Size = e.Digest, e.Size
 		mods = append(mods, *mod)
@@ -182,33 +194,34 @@ func (s *Server) importBundle(w http.ResponseWriter, r *http.Request) error {
 
 // parseStaged parses a bundle module from its staged file, or from the
 // store when the blob was there already.
-func (s *Server) parseStaged(e bundle.Entry, path string) (*plan.Module, error) {
+func (s *Server) parseStaged(e bundle.Entry, path string, trust *ModuleTrust) (*plan.Module, *moduleSig, error) {
 	if max := s.cfg.Limits.ModulePackedBytes; e.Size > max {
-		return nil, tooLarge(limits.KeyModulePackedBytes, "bundle module %s: its archive is larger than %s; nothing was imported", e.Ref(), limits.Size(max))
+		return nil, nil, tooLarge(limits.KeyModulePackedBytes, "bundle module %s: its archive is larger than %s; nothing was imported", e.Ref(), limits.Size(max))
 	}
 	var mod *plan.Module
+	var sig *moduleSig
 	var err error
 	if path == "" {
-		mod, err = s.loadModule(e.Digest)
+		mod, sig, err = s.loadModule(e.Digest, trust)
 	} else {
 		f, oerr := os.Open(path)
 		if oerr != nil {
-			return nil, oerr
+			return nil, nil, oerr
 		}
-		mod, err = s.parseModule(f)
+		mod, sig, err = s.parseModule(f, trust)
 		f.Close()
 	}
 	var derr *dsl.Error
 	var ae *api.APIError
 	switch {
 	case errors.As(err, &derr):
-		return nil, &api.APIError{Code: http.StatusBadRequest, Message: fmt.Sprintf("bundle module %s is invalid here; nothing was imported:\n%s", e.Ref(), derr.Error()), Details: derr.Diagnostics()}
+		return nil, nil, &api.APIError{Code: http.StatusBadRequest, Message: fmt.Sprintf("bundle module %s is invalid here; nothing was imported:\n%s", e.Ref(), derr.Error()), Details: derr.Diagnostics()}
 	case errors.As(err, &ae):
-		return nil, &api.APIError{Code: ae.Code, Message: fmt.Sprintf("bundle module %s: %s; nothing was imported", e.Ref(), ae.Message)}
+		return nil, nil, &api.APIError{Code: ae.Code, Message: fmt.Sprintf("bundle module %s: %s; nothing was imported", e.Ref(), ae.Message)}
 	case err != nil:
-		return nil, fmt.Errorf("bundle module %s: %w", e.Ref(), err)
+		return nil, nil, fmt.Errorf("bundle module %s: %w", e.Ref(), err)
 	}
-	return mod, nil
+	return mod, sig, nil
 }
 
 // writeSynced writes r to a new file at p and syncs it.

@@ -81,7 +81,17 @@ func (s *Server) maintain() {
 // included) are alive and none of them is already part of a cluster, in
 // which case the leader adds this one instead.
 func (s *Server) tryBootstrap() {
-	peers := s.coordinators()
+	if s.cfg.ReadReplica {
+		// A read replica never forms a cluster: the leader adds it.
+		s.bootstrapd = true
+		return
+	}
+	var peers []gossip.Peer
+	for _, p := range s.coordinators() {
+		if !p.Replica {
+			peers = append(peers, p)
+		}
+	}
 	if len(peers) < s.cfg.BootstrapExpect {
 		return
 	}
@@ -135,6 +145,15 @@ func (s *Server) reconcileCoordinators() {
 				s.log.Info("adding coordinator as non-voter", "name", p.Name, "raft", p.RaftAddr)
 				if err := s.raft.AddNonvoter(id, raft.ServerAddress(p.RaftAddr), 0, 5*time.Second).Error(); err != nil {
 					s.log.Warn("add non-voter", "name", p.Name, "err", err)
+				}
+				continue
+			}
+			if p.Replica {
+				if srv.Suffrage == raft.Voter { // configured as a replica after it voted
+					s.log.Info("demoting read replica to non-voter", "name", p.Name)
+					if err := s.raft.DemoteVoter(id, 0, 5*time.Second).Error(); err != nil {
+						s.log.Warn("demote", "name", p.Name, "err", err)
+					}
 				}
 				continue
 			}

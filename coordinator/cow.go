@@ -125,5 +125,6 @@ func (d *stateData) shallowCopy() stateData {
 	c.History = maps.Clone(d.History)
 	c.Generations = maps.Clone(d.Generations)
 	c.Events.Entries = slices.Clip(d.Events.Entries)
+	c.Recursive = maps.Clone(d.Recursive)
 	return c
 }

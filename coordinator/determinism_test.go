@@ -42,6 +42,8 @@ func scriptedLog() []logEntry {
 		{SetInputsType, SetInputsCmd{Name: "s", Inputs: map[string]string{"greeting": "hello"}}},
 		{DeployServiceType, DeployServiceCmd{Name: "s", Time: 4, Caller: Caller{By: "client/ops"}}},
 		{DeployServiceType, DeployServiceCmd{Name: "child"}},
+		// A recursive deploy (cascade.go), finished by the reports below.
+		{DeployServiceType, DeployServiceCmd{Name: "s", Time: 4, Recursive: true}},
 		{LeaderType | IgnoreUnknownFlag, LeaderCmd{Name: "c1", Time: 4}},
 		{CreateOpType, CreateOpCmd{Op: plan.Op{ID: "op1", Kind: "exec", Service: "s", Created: 4, Steps: map[string][]*plan.Step{"n1": {}, "n2": {}}}}},
 		{OpResultsType, OpResultsCmd{ID: "op1", Node: "n1", Reports: []plan.Report{{ID: "r1", Output: "ok"}}, Final: true}},

@@ -122,6 +122,9 @@ type DeployServiceCmd struct {
 	Rollout *plan.RolloutOverride `json:"rollout,omitempty"`
 	Time    int64                 `json:"time_ms,omitempty"`
 	Caller
+	// Recursive then deploys the services below it, one by one
+	// (cascade.go).
+	Recursive bool `json:"recursive,omitempty"`
 }
 
 // DeleteServiceCmd publishes a service's delete steps (or removes a service
@@ -402,7 +405,10 @@ func (f *FSM) Apply(l *raft.Log) any {
 		}
 		f.log.Warn("ignoring unknown command", "type", t, "index", l.Index)
 	}
+	// Stale services and recursive deploys follow what the entry changed.
+	keys = append(keys, s.afterApply(l.Index)...)
 	s.data.Index = l.Index
+	s.reindexOwned()
 	s.watch.notify(append(append(keys, s.at.keys...), anyKey)...)
 	return resp
 }
@@ -673,7 +679,11 @@ func (s *State) deployService(idx uint64, c *DeployServiceCmd) (any, []string) {
 	if svc == nil {
 		return fmt.Errorf("%w: service %q", ErrNotFound, c.Name), nil
 	}
-	return s.deploy(idx, svc, c.Rollout, c.Time, c.By, c.Token, "")
+	resp, keys := s.deploy(idx, svc, c.Rollout, c.Time, c.By, c.Token, "")
+	if _, failed := resp.(error); !failed && c.Recursive {
+		keys = append(keys, s.startRecursive(idx, svc)...)
+	}
+	return resp, keys
 }
 
 // deploy compiles svc's next generation and publishes it, to every node at
@@ -705,11 +715,18 @@ func (s *State) deploy(idx uint64, svc *plan.Service, o *plan.RolloutOverride, n
 	}
 	s.refreshState(svc)
 	s.trackService(svc)
+	s.deployed(svc)
 	return svc, keys
 }
 
 // compile runs the compiler on the current state.
 func (s *State) compile(svc *plan.Service, gen uint64) (*plan.Plan, plan.Violations) {
+	return s.compileWith(svc, gen, nil)
+}
+
+// compileWith is compile with some ancestors (by name) standing in for the
+// state's: a preview of their staged changes (cascade.go).
+func (s *State) compileWith(svc *plan.Service, gen uint64, ancestors map[string]*plan.Service) (*plan.Plan, plan.Violations) {
 	in := plan.CompileInput{
 		Service:    svc,
 		Module:     s.data.Modules[svc.Module+"@"+svc.Version],
@@ -729,6 +746,9 @@ func (s *State) compile(svc *plan.Service, gen uint64) (*plan.Plan, plan.Violati
 	for p := svc.Parent; p != "" && !seen[p]; {
 		seen[p] = true
 		a := s.data.Services[p]
+		if o := ancestors[p]; o != nil {
+			a = o
+		}
 		if a == nil {
 			break
 		}
@@ -982,6 +1002,7 @@ func (s *State) setPlan(idx uint64, svc *plan.Service, p *plan.Plan) []string {
 	}
 	touch(svc.Plan)
 	touch(p)
+	s.notePlan(svc, p)
 	svc.Plan = p
 	svc.ModifyIndex = idx
 	return append(keys, serviceKey(svc.Name))
@@ -1008,6 +1029,7 @@ func (s *State) removeService(idx uint64, svc *plan.Service, keys *[]string) *pl
 	}
 	svc.ModifyIndex = idx
 	delete(s.data.Services, svc.Name)
+	delete(s.data.Recursive, svc.Name) // its last recursive deploy (cascade.go)
 	*keys = append(*keys, serviceKey(svc.Name))
 	// A parent deleted recursively goes once its last child is gone.
 	if p := s.data.Services[svc.Parent]; p != nil && p.DeleteRecursive && len(s.children(p.Name)) == 0 {
@@ -1074,7 +1096,7 @@ func (s *State) applyReports(idx uint64, c *ReportsCmd) (any, []string) {
 		}
 	}
 	var keys []string
-	for _, name := range sortedKeys(recompile) {
+	for _, name := range s.parentsFirst(sortedKeys(recompile)) {
 		svc := s.data.Services[name]
 		if svc == nil || svc.Plan == nil || svc.State == plan.StateDeleting {
 			continue
@@ -1307,6 +1329,7 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	d.ACL.fill()
 	f.state.mu.Lock()
 	f.state.data = d
+	f.state.rebuildSliceIndex()
 	f.state.mu.Unlock()
 	f.state.watch.notifyAll()
 	return nil

@@ -68,6 +68,8 @@ type applyAt struct {
 	by, token string
 	// keys are the watch keys history and events changed.
 	keys []string
+	// plans are setPlan's notes for the end of the entry (cascade.go).
+	plans []planNote
 }
 
 // setAt records the command's time and caller for this Apply.

@@ -484,11 +484,14 @@ func (s *Server) pushModule(w http.ResponseWriter, r *http.Request) error {
 			s.log.Warn("removing the blob of a refused push", "digest", digest, "err", err)
 		}
 	}()
-	mod, err := s.loadModule(digest)
+	mod, sig, err := s.loadModule(digest, s.moduleTrust())
 	if err != nil {
 		return err
 	}
 	if err := allow(r, acl.Need{Kind: acl.KindModule, Name: mod.Name, Level: acl.Write}); err != nil {
+		return err
+	}
+	if err := s.verifyModuleSig(mod, sig); err != nil {
 		return err
 	}
 	mod.Digest, mod.Size = digest, size
@@ -517,26 +520,36 @@ var pushesInFlight = struct {
 }{n: map[string]int{}}
 
 // loadModule unpacks a stored archive into a scratch folder and parses it.
-func (s *Server) loadModule(digest string) (*plan.Module, error) {
+func (s *Server) loadModule(digest string, trust *ModuleTrust) (*plan.Module, *moduleSig, error) {
 	f, err := s.blobs.Open(digest)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer f.Close()
-	return s.parseModule(f)
+	return s.parseModule(f, trust)
 }
 
-// parseModule unpacks a module archive into a scratch folder and parses it.
-func (s *Server) parseModule(f io.Reader) (*plan.Module, error) {
+// parseModule unpacks a module archive into a scratch folder and parses
+// it. When trust checks signatures it also returns what checking the
+// module's signature needs (verifyModuleSig), else nil.
+func (s *Server) parseModule(f io.Reader, trust *ModuleTrust) (*plan.Module, *moduleSig, error) {
 	dir, err := os.MkdirTemp(s.cfg.DataDir, "module-*")
 	if err != nil {
-		return nil, fmt.Errorf("scratch folder: %w", err)
+		return nil, nil, fmt.Errorf("scratch folder: %w", err)
 	}
 	defer os.RemoveAll(dir)
 	if err := s.archiveLimits().Unpack(f, dir); err != nil {
-		return nil, archiveError(err)
+		return nil, nil, archiveError(err)
 	}
-	return dsl.LoadWithin(dir, s.dslLimits())
+	mod, err := dsl.LoadWithin(dir, s.dslLimits())
+	if err != nil {
+		return nil, nil, err
+	}
+	sig, err := readModuleSig(dir, mod, trust)
+	if err != nil {
+		return nil, nil, err
+	}
+	return mod, sig, nil
 }
 
 func (s *Server) listModules(w http.ResponseWriter, r *http.Request) error {
@@ -712,7 +725,7 @@ func (s *Server) listServices(w http.ResponseWriter, r *http.Request) error {
 		if !canRead(r, acl.KindService, svc.Name) {
 			continue
 		}
-		out = append(out, api.ServiceSummary{Name: svc.Name, State: svc.State, Generation: svc.Generation, Module: svc.Module, Version: svc.Version, Template: svc.Template, Parent: svc.Parent})
+		out = append(out, api.ServiceSummary{Name: svc.Name, State: svc.State, Generation: svc.Generation, Module: svc.Module, Version: svc.Version, Template: svc.Template, Parent: svc.Parent, Stale: svc.Stale})
 	}
 	return writeJSON(w, http.StatusOK, out)
 }
@@ -738,7 +751,9 @@ func (s *Server) getService(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) previewPlan(w http.ResponseWriter, r *http.Request) error {
-	pv := s.State().Preview(r.PathValue("name"))
+	// ?pending=false: against the ancestors as deployed, leaving out
+	// their staged changes.
+	pv := s.State().PreviewPending(r.PathValue("name"), r.URL.Query().Get("pending") != "false")
 	if pv == nil {
 		return fmt.Errorf("%w: service %q", ErrNotFound, r.PathValue("name"))
 	}
@@ -758,10 +773,26 @@ func (s *Server) setInputs(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) deployService(w http.ResponseWriter, r *http.Request) error {
-	if svc := s.State().Service(r.PathValue("name")); svc != nil {
-		if m := s.State().Module(svc.Module, svc.Version); m != nil && m.Digest != "" {
-			if err := s.replicateBlob(r.Context(), m.Digest); err != nil {
-				return &api.APIError{Code: http.StatusServiceUnavailable, Message: err.Error() + "; retry when the coordinators are reachable"}
+	names := []string{r.PathValue("name")}
+	recursive := r.URL.Query().Get("recursive") == "true" || r.URL.Query().Get("recursive") == "1"
+	if recursive {
+		// Deploying the services below needs deploy on each of them too
+		// (cascade.go deploys them as this caller).
+		for _, child := range s.State().Descendants(r.PathValue("name")) {
+			if err := allow(r, acl.Need{Kind: acl.KindService, Name: child, Level: acl.Deploy}); err != nil {
+				return err
+			}
+			names = append(names, child)
+		}
+	}
+	seen := map[string]bool{}
+	for _, name := range names {
+		if svc := s.State().Service(name); svc != nil {
+			if m := s.State().Module(svc.Module, svc.Version); m != nil && m.Digest != "" && !seen[m.Digest] {
+				seen[m.Digest] = true
+				if err := s.replicateBlob(r.Context(), m.Digest); err != nil {
+					return &api.APIError{Code: http.StatusServiceUnavailable, Message: err.Error() + "; retry when the coordinators are reachable"}
+				}
 			}
 		}
 	}
@@ -774,11 +805,11 @@ func (s *Server) deployService(w http.ResponseWriter, r *http.Request) error {
 	if err := req.Rollout.Validate(); err != nil {
 		return badRequest("%v", err)
 	}
-	resp, err := s.apply(DeployServiceType, DeployServiceCmd{Name: r.PathValue("name"), Rollout: req.Rollout, Time: time.Now().UnixMilli(), Caller: callerFor(r)})
+	resp, err := s.apply(DeployServiceType, DeployServiceCmd{Name: r.PathValue("name"), Rollout: req.Rollout, Time: time.Now().UnixMilli(), Recursive: recursive, Caller: callerFor(r)})
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, s.State().Redact(resp))
+	return writeJSON(w, http.StatusOK, s.State().DeployAnswer(resp))
 }
 
 func (s *Server) deleteService(w http.ResponseWriter, r *http.Request) error {

@@ -165,8 +165,13 @@ func TestHTTP_PushModule_StageDeployPlanPoll(t *testing.T) {
 	if _, err := c.Stage(ctx, api.StageRequest{Name: "demo", Template: "hello/site", Inputs: map[string]string{"greeting": "Hi"}}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.Deploy(ctx, "demo"); err != nil {
+	ans, err := c.Deploy(ctx, "demo")
+	if err != nil {
 		t.Fatal(err)
+	}
+	// The answer counts the plan's steps rather than carrying them.
+	if ans.Generation != 1 || ans.PlanSteps == 0 || ans.PlanNodes == 0 || ans.Plan == nil || len(ans.Plan.Nodes) != 0 {
+		t.Fatalf("deploy answer: gen %d, %d steps on %d nodes, plan %+v", ans.Generation, ans.PlanSteps, ans.PlanNodes, ans.Plan)
 	}
 	select {
 	case n := <-got:

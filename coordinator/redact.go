@@ -97,6 +97,15 @@ func (s *State) redactServiceLocked(svc *plan.Service) *plan.Service {
 	cp.Lock = maps.Clone(svc.Lock)
 	cp.Removed = slices.Clone(svc.Removed)
 	cp.Plan = plan.RedactPlan(svc.Plan)
+	if r := svc.Rollout; r != nil {
+		// The plans a rollout keeps (what waiting nodes keep, what a revert
+		// deploys) hold values too; an answer names their generations only.
+		rc := *r
+		rc.From, rc.RevertTo = nil, nil
+		rc.HealthyAt = maps.Clone(r.HealthyAt)
+		rc.Order, rc.Failed, rc.Unchanged = slices.Clone(r.Order), slices.Clone(r.Failed), slices.Clone(r.Unchanged)
+		cp.Rollout = &rc
+	}
 	return &cp
 }
 
@@ -376,4 +385,26 @@ func scrub(text string, secrets []string) string {
 		}
 	}
 	return text
+}
+
+// DeployAnswer is a deploy's (or revert's) answer: v, a service, redacted,
+// with its plan's steps counted instead of listed.
+func (s *State) DeployAnswer(v any) any {
+	svc, ok := v.(*plan.Service)
+	if !ok || svc == nil {
+		return v
+	}
+	out := &api.DeployAnswer{}
+	s.mu.RLock()
+	red := *s.redactServiceLocked(svc)
+	s.mu.RUnlock()
+	if p := svc.Plan; p != nil {
+		out.PlanNodes = len(p.Nodes)
+		for _, np := range p.Nodes {
+			out.PlanSteps += len(np.Steps)
+		}
+		red.Plan = &plan.Plan{Service: p.Service, Generation: p.Generation, Nodes: []*plan.NodePlan{}, Inputs: red.Plan.Inputs, Exports: red.Plan.Exports}
+	}
+	out.Service = red
+	return out
 }

@@ -86,33 +86,16 @@ func rolloutActive(svc *plan.Service) bool {
 	return r != nil && r.Generation == svc.Generation && (r.Status == plan.RolloutRunning || r.Status == plan.RolloutPromote)
 }
 
-// nodeSteps is what agent runs of svc now: its part of the plan, or of the
-// plan it keeps while a rollout has not reached it.
-func nodeSteps(svc *plan.Service, agent string) []*plan.Step {
-	p := svc.Plan
-	if rolloutWaiting(svc, agent) {
-		p = svc.Rollout.From
-	}
-	var out []*plan.Step
-	if p == nil {
-		return nil
-	}
-	for _, np := range p.Nodes {
-		if np.Agent == agent {
-			out = append(out, np.Steps...)
+// withHealthSeconds marks svc's create steps that have a check, among
+// steps, for the agent to verify for min_healthy_time (health = "check").
+func withHealthSeconds(steps []*plan.Step, svc *plan.Service) {
+	for i, st := range steps {
+		if st.Service == svc.Name && st.Check != nil && st.Action == "create" {
+			cp := *st
+			cp.HealthSeconds = svc.Rollout.Strategy.MinHealthySeconds
+			steps[i] = &cp
 		}
 	}
-	if rolloutActive(svc) && svc.Rollout.Strategy.Health == plan.HealthCheck && svc.Rollout.Strategy.MinHealthySeconds > 0 && p == svc.Plan {
-		// The agent verifies each check for min_healthy_time.
-		for i, st := range out {
-			if st.Check != nil && st.Action == "create" {
-				cp := *st
-				cp.HealthSeconds = svc.Rollout.Strategy.MinHealthySeconds
-				out[i] = &cp
-			}
-		}
-	}
-	return out
 }
 
 // effectivePlan is what the agents have of svc: the plan, with the nodes a

@@ -39,7 +39,7 @@ func (s *Server) revertService(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, s.State().Redact(resp))
+	return writeJSON(w, http.StatusOK, s.State().DeployAnswer(resp))
 }
 
 // getGenerations is GET /v1/services/NAME/generations.

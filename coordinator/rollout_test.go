@@ -304,3 +304,17 @@ func TestRollout_ContinuesAfterSnapshotRestore(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+func TestRollout_AnswersCarryNoPlanValuesOfTheRollout(t *testing.T) {
+	h := rolloutHarness(t, 2, nil)
+	h.redeploy("secret-looking", &plan.RolloutOverride{MaxParallel: "1", AutoRevert: ptr(true)}, 10)
+	st := h.fsm.State()
+	svc := st.Service("s")
+	if svc.Rollout.From == nil || svc.Rollout.RevertTo == nil {
+		t.Fatal("the rollout keeps no plans")
+	}
+	b, _ := json.Marshal(st.Redact(svc))
+	if strings.Contains(string(b), `"from"`) || strings.Contains(string(b), `"revert_to"`) {
+		t.Fatalf("answer carries the rollout's plans: %s", b)
+	}
+}

@@ -36,8 +36,12 @@ type Config struct {
 	// BootstrapExpect is the number of coordinators that form the cluster;
 	// with 1 the coordinator bootstraps itself.
 	BootstrapExpect int
-	Version         string
-	Logger          *slog.Logger
+	// ReadReplica: join Raft as a non-voter that is never promoted; it
+	// serves plan long-polls, blobs and reads from its own state and
+	// forwards writes, so that a site grows past what its voters serve.
+	ReadReplica bool
+	Version     string
+	Logger      *slog.Logger
 	// Fast shortens Raft timers (tests and dev clusters). Shipped defaults
 	// are the Raft library's (heartbeat and election about 1 s).
 	Fast bool
@@ -73,6 +77,10 @@ type Config struct {
 	// HTTPTimeouts bound the API server's waits for its clients (zero
 	// fields: DefaultHTTPTimeouts).
 	HTTPTimeouts HTTPTimeouts
+	// ModuleTrust is what pushed and imported modules' signatures are
+	// checked against (the modules block; signature.go); nil checks none.
+	// SetModuleTrust replaces it while the coordinator runs.
+	ModuleTrust *ModuleTrust
 }
 
 // Peers is how a coordinator sees the other coordinators: the gossip pool
@@ -133,6 +141,8 @@ type Server struct {
 	planPolls atomic.Int64
 	// metrics are served at GET /v1/metrics (metrics.go).
 	metrics *coordMetrics
+	// trust is Config.ModuleTrust, replaced on reload (signature.go).
+	trust atomic.Pointer[ModuleTrust]
 }
 
 // ErrNotLeader is returned for a write on a coordinator that cannot reach
@@ -165,6 +175,7 @@ func New(cfg Config) (*Server, error) {
 		pnet: newPeerNet(cfg.TLS), auditQ: make(chan api.AuditEntry, 4096),
 	}
 	s.metrics = newCoordMetrics(s)
+	s.trust.Store(cfg.ModuleTrust)
 	return s, nil
 }
 
@@ -355,10 +366,14 @@ func (s *Server) getPeers() Peers {
 
 // Tags are the serf tags this coordinator advertises.
 func (s *Server) Tags() map[string]string {
-	return map[string]string{
+	tags := map[string]string{
 		gossip.TagRole: gossip.RoleCoordinator, gossip.TagHTTP: s.HTTPAddr(),
 		gossip.TagRaft: s.raftAddr, gossip.TagVersion: s.cfg.Version,
 	}
+	if s.cfg.ReadReplica {
+		tags[gossip.TagReplica] = "1"
+	}
+	return tags
 }
 
 // HTTPAddr is the address the API listens on.

@@ -24,6 +24,8 @@ type State struct {
 	owned map[string]bool
 	// at is the running Apply's entry (history.go).
 	at applyAt
+	// slices indexes what each agent runs (sliceindex.go).
+	slices *sliceIndex
 }
 
 // stateData is the serialized form of State (snapshots).
@@ -58,6 +60,9 @@ type stateData struct {
 	// (history.go); Events the recent cluster events.
 	History map[string][]*api.HistoryRecord `json:"history"`
 	Events  eventData                       `json:"events"`
+	// Recursive holds the last recursive deploy started from each service
+	// (cascade.go).
+	Recursive map[string]*api.RecursiveDeploy `json:"recursive_deploys,omitempty"`
 	// Generations keeps each service's recent generations (rollout.go).
 	Generations map[string][]*GenerationRecord `json:"generations,omitempty"`
 	// DataKey is the key that seals the log and snapshots, itself sealed
@@ -78,6 +83,7 @@ func newStateData() stateData {
 		Coordinators: map[string]*CoordinatorInfo{},
 		OpsIndex:     map[string]uint64{},
 		History:      map[string][]*api.HistoryRecord{},
+		Recursive:    map[string]*api.RecursiveDeploy{},
 		Generations:  map[string][]*GenerationRecord{},
 		Trust:        newTrustData(),
 		ACL:          aclData{Policies: map[string]*api.ACLPolicy{}, Tokens: map[string]*api.ACLToken{}},
@@ -86,7 +92,7 @@ func newStateData() stateData {
 
 // NewState returns an empty state.
 func NewState() *State {
-	return &State{data: newStateData(), watch: newWatchSet()}
+	return &State{data: newStateData(), watch: newWatchSet(), slices: newSliceIndex()}
 }
 
 // Watch keys.
@@ -177,11 +183,14 @@ func (s *State) Slice(node string) *plan.Slice {
 
 func (s *State) sliceLocked(node string) *plan.Slice {
 	sl := &plan.Slice{Node: node, Index: s.data.SliceIndex[node], Steps: []*plan.Step{}}
-	for _, svc := range sortedValues(s.data.Services) {
-		if svc.Plan == nil {
-			continue
+	for _, name := range s.slices.services(node) {
+		svc := s.data.Services[name]
+		for _, np := range s.slices.byNode[node][name] {
+			sl.Steps = append(sl.Steps, np.Steps...)
 		}
-		sl.Steps = append(sl.Steps, nodeSteps(svc, node)...)
+		if rolloutActive(svc) && svc.Rollout.Strategy.Health == plan.HealthCheck && svc.Rollout.Strategy.MinHealthySeconds > 0 && !rolloutWaiting(svc, node) {
+			withHealthSeconds(sl.Steps, svc)
+		}
 	}
 	return sl
 }
@@ -310,8 +319,13 @@ func (s *State) CoordinatorDirectory() []*CoordinatorInfo {
 }
 
 // Preview compiles a service's next plan without changing anything and
-// compares it with the current one. Sensitive values are redacted.
-func (s *State) Preview(name string) *api.PlanPreview {
+// compares it with the current one. Sensitive values are redacted. The
+// plan assumes its ancestors' staged changes deployed (PreviewPending).
+func (s *State) Preview(name string) *api.PlanPreview { return s.PreviewPending(name, true) }
+
+// PreviewPending is Preview; without pending, against the ancestors as
+// deployed (what deploying the service alone would do now).
+func (s *State) PreviewPending(name string, pending bool) *api.PlanPreview {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	svc := s.data.Services[name]
@@ -319,12 +333,23 @@ func (s *State) Preview(name string) *api.PlanPreview {
 		return nil
 	}
 	pv := &api.PlanPreview{Service: name, Generation: svc.Generation + 1, Nodes: []plan.NodeDiff{}, Inputs: []*plan.Value{}, Violations: []plan.Violation{}}
-	p, viol := s.compile(svc, svc.Generation+1)
+	var p *plan.Plan
+	var viol plan.Violations
+	var pc pendingChanges
+	if pending {
+		p, pc, viol = s.compilePending(svc, svc.Generation+1)
+		pv.Notes = pc.notes
+	} else {
+		p, viol = s.compile(svc, svc.Generation+1)
+	}
 	if viol != nil {
 		pv.Violations = viol
 		return pv
 	}
 	p = plan.RedactPlan(withRemovals(svc.Plan, p, svc.Generation+1))
+	if pv.Pending = markPending(p, pc.exports); len(pv.Pending) > 0 {
+		pv.Notes = append(pv.Notes, pc.assumes(name))
+	}
 	pv.Nodes = plan.Diff(svc.Plan, p)
 	pv.Inputs, pv.Exports = p.Inputs, p.Exports
 	if pv.Inputs == nil {
@@ -352,6 +377,7 @@ func (s *State) statusLocked(svc *plan.Service) *api.ServiceStatus {
 		Name: svc.Name, Module: svc.Module, Version: svc.Version, Template: svc.Template,
 		Parent: svc.Parent, State: svc.State, Generation: svc.Generation,
 		Inputs: svc.Inputs, Index: svc.ModifyIndex, Nodes: []api.NodeStatus{},
+		Stale: svc.Stale, Recursive: s.data.Recursive[svc.Name],
 	}
 	if svc.Plan == nil {
 		return st

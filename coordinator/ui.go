@@ -441,6 +441,8 @@ type uiNodeRow struct {
 type uiServiceRow struct {
 	Name, State, Module, Version, Template, Parent string
 	Generation                                     uint64
+	// Stale names the exports that changed above it (cascade.go).
+	Stale string
 }
 
 type uiCount struct {
@@ -501,7 +503,7 @@ func (s *Server) uiOverview(w http.ResponseWriter, r *http.Request) error {
 			continue
 		}
 		v.Services = append(v.Services, uiServiceRow{Name: svc.Name, State: svc.State, Module: svc.Module, Version: svc.Version,
-			Template: svc.Template, Parent: svc.Parent, Generation: svc.Generation})
+			Template: svc.Template, Parent: svc.Parent, Generation: svc.Generation, Stale: strings.Join(svc.Stale, ", ")})
 		counts[svc.State]++
 		if svc.State == plan.StateFailed {
 			failed = append(failed, svc.Name)
@@ -633,6 +635,8 @@ type uiServiceView struct {
 	// History is the service's deploy, delete and exec records, newest
 	// first (State.History).
 	History []api.HistoryRecord
+	// Stale names the exports that changed above it since its deploy.
+	Stale string
 	// Rollout is the service's running or last rollout.
 	Rollout *api.RolloutStatus
 }
@@ -654,6 +658,8 @@ type uiStep struct {
 
 type uiPreview struct {
 	Generation uint64
+	// Notes: the undeployed changes above that the preview assumes.
+	Notes      []string
 	Violations []string
 	Inputs     []uiValue
 	Changes    []uiChange
@@ -685,6 +691,7 @@ func (s *Server) uiService(w http.ResponseWriter, r *http.Request) error {
 	v := uiServiceView{uiChrome: s.uiChrome(r, name), Name: name, State: status.State, Module: status.Module, Version: status.Version,
 		Template: status.Template, Generation: status.Generation, NodeLinks: canRead(r, acl.KindNode, "")}
 	v.Index, v.Live = status.Index, true
+	v.Stale = strings.Join(status.Stale, ", ")
 	for p := status.Parent; p != "" && len(v.Ancestors) < 32; {
 		if canRead(r, acl.KindService, p) {
 			v.Ancestors = append([]string{p}, v.Ancestors...)
@@ -765,7 +772,7 @@ func uiPreviewOf(pv *api.PlanPreview) *uiPreview {
 	if pv == nil {
 		return nil
 	}
-	out := &uiPreview{Generation: pv.Generation}
+	out := &uiPreview{Generation: pv.Generation, Notes: pv.Notes}
 	for _, viol := range pv.Violations {
 		out.Violations = append(out.Violations, viol.String())
 	}

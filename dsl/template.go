@@ -41,6 +41,7 @@ type instInfo struct {
 	block   *hcl.Block
 	attrs   []*hcl.Attribute // attribute values in source order, not depends_on
 	deps    *hcl.Attribute   // depends_on
+	once    *hcl.Attribute   // once
 	attrsOK bool             // the body holds attributes only
 }
 
@@ -135,6 +136,9 @@ func (l *loader) decodeNode(b *hcl.Block, ti *tmplInfo) *nodeInfo {
 	for _, cb := range content.Blocks {
 		ii := l.decodeInstance(cb)
 		ii.node = ni
+		if ii.once != nil {
+			ii.inst.Once = l.once(ii.once, tn)
+		}
 		if prev, ok := ni.insts[ii.inst.Name]; ok {
 			l.errorf(startRange(cb.DefRange), fmt.Sprintf("duplicate component instance %q", ii.inst.Name),
 				"first declared at %s; instance names are unique within a node", prev.inst.Pos)
@@ -252,8 +256,12 @@ func (l *loader) decodeInstance(b *hcl.Block) *instInfo {
 	l.add(diags)
 	ii.attrsOK = !diags.HasErrors()
 	for _, a := range sortedAttrs(attrs) {
-		if a.Name == "depends_on" {
+		switch a.Name {
+		case "depends_on":
 			ii.deps = a
+			continue
+		case "once":
+			ii.once = a
 			continue
 		}
 		ii.attrs = append(ii.attrs, a)
@@ -263,6 +271,23 @@ func (l *loader) decodeInstance(b *hcl.Block) *instInfo {
 		inst.Attributes[a.Name] = l.exprSource(a.Expr)
 	}
 	return ii
+}
+
+// once decodes an instance's once: a literal true or false, on an instance
+// of a node_group (a node block's instances run on one agent already).
+func (l *loader) once(a *hcl.Attribute, tn *plan.TemplateNode) bool {
+	v, diags := a.Expr.Value(nil)
+	if len(a.Expr.Variables()) > 0 || diags.HasErrors() || v.Type() != cty.Bool || v.IsNull() {
+		l.errorf(startRange(a.Expr.Range()), "invalid once",
+			"once is written true or false: it is read when the module is pushed, before any service exists")
+		return false
+	}
+	if !tn.Group {
+		l.errorf(startRange(a.NameRange), "once is for instances of a node_group",
+			"node %q is one agent, on which its instances run once already; remove once, or make %q a node_group", tn.Name, tn.Name)
+		return false
+	}
+	return v.True()
 }
 
 // localComponent looks up a component of this module, reporting it at b
@@ -348,6 +373,10 @@ func (l *loader) decodeExport(b *hcl.Block, ti *tmplInfo) {
 // every node of the services staged with respect to this one.
 func (l *loader) decodeInject(b *hcl.Block, ti *tmplInfo) {
 	ii := l.decodeInstance(b)
+	if ii.once != nil {
+		l.errorf(startRange(ii.once.NameRange), "once is not allowed in an inject block",
+			"an injected instance runs on every node of the services staged with respect to this template; once belongs on a component instance of a node_group")
+	}
 	if prev, ok := ti.injects[ii.inst.Name]; ok {
 		l.errorf(startRange(b.DefRange), fmt.Sprintf("duplicate inject %q", ii.inst.Name),
 			"first declared at %s", prev.inst.Pos)

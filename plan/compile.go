@@ -1,6 +1,7 @@
 package plan
 
 import (
+	"container/heap"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -14,6 +15,7 @@ import (
 	"github.com/hashicorp/hcl/v2/hclsyntax"
 	"github.com/zclconf/go-cty/cty"
 	"github.com/zclconf/go-cty/cty/convert"
+	"github.com/zclconf/go-cty/cty/function"
 	ctyjson "github.com/zclconf/go-cty/cty/json"
 )
 
@@ -89,6 +91,51 @@ type compiler struct {
 	byName    map[string][]*placement // template node name → placements
 	tmpl      *Template
 	parentSvc string
+	// onceMember memoizes onceOn by "GROUP/INST".
+	onceMember map[string]*placement
+	// funcs caches the function table per module (FunctionsFor builds
+	// about 60 functions; building it for every item cost a fifth of a
+	// compile).
+	funcs map[*Module]map[string]function.Function
+	// parsed caches parsed expressions: a node group's members share
+	// their instances' expressions, each read three times (refs, value,
+	// source). ASTs are not changed by evaluation.
+	parsed map[Expr]parsedExpr
+}
+
+type parsedExpr struct {
+	x     hclsyntax.Expression
+	diags hcl.Diagnostics
+}
+
+// functionsFor is FunctionsFor(m), built once per compile. The table is
+// only read by evaluation.
+func (c *compiler) functionsFor(m *Module) map[string]function.Function {
+	if fs, ok := c.funcs[m]; ok {
+		return fs
+	}
+	if c.funcs == nil {
+		c.funcs = map[*Module]map[string]function.Function{}
+	}
+	fs := FunctionsFor(m)
+	c.funcs[m] = fs
+	return fs
+}
+
+// parse parses e once per compile.
+func (c *compiler) parse(e Expr) (hclsyntax.Expression, hcl.Diagnostics) {
+	if c == nil {
+		return hclsyntax.ParseExpression([]byte(e.Source), e.Pos.File, hcl.Pos{Line: e.Pos.Line, Column: e.Pos.Column})
+	}
+	if p, ok := c.parsed[e]; ok {
+		return p.x, p.diags
+	}
+	x, diags := hclsyntax.ParseExpression([]byte(e.Source), e.Pos.File, hcl.Pos{Line: e.Pos.Line, Column: e.Pos.Column})
+	if c.parsed == nil {
+		c.parsed = map[Expr]parsedExpr{}
+	}
+	c.parsed[e] = parsedExpr{x, diags}
+	return x, diags
 }
 
 // placement is one agent chosen for a template node.
@@ -97,6 +144,9 @@ type placement struct {
 	agent *Node
 	key   string // "web", or "web[agent-3]" for a node_group member
 	items []*item
+	// borrowed are the group's once instances another member runs, by
+	// name: this member's references and depends_on resolve to them.
+	borrowed map[string]*item
 }
 
 // item is one component instance to compile on one placement.
@@ -277,7 +327,7 @@ func (c *compiler) validate(a *Attribute, v cty.Value, what string) bool {
 	ok := true
 	for _, val := range a.Validations {
 		ctx := &hcl.EvalContext{Variables: map[string]cty.Value{"value": v}, Functions: Functions()}
-		res, err := evalExpr(val.Condition, ctx)
+		res, err := c.evalExpr(val.Condition, ctx)
 		if err != nil {
 			c.violate(posPtr(val.Condition.Pos), "%s: validation: %v", what, err)
 			ok = false
@@ -509,6 +559,9 @@ func (c *compiler) collectItems() {
 			if c.removed(pl.tnode.Name+"/"+inst.Name) || c.removed(pl.key+"/"+inst.Name) {
 				continue
 			}
+			if inst.Once && pl.tnode.Group && c.onceOn(pl.tnode, inst) != pl {
+				continue
+			}
 			comp, mod := c.component(c.in.Module, c.in.Service, inst)
 			if comp == nil {
 				continue
@@ -516,6 +569,71 @@ func (c *compiler) collectItems() {
 			pl.items = append(pl.items, &item{p: pl, inst: inst, comp: comp, mod: mod, name: inst.Name})
 		}
 	}
+	// The other members of a group borrow its once instances.
+	for _, pl := range c.placed {
+		for _, inst := range pl.tnode.Components {
+			if !inst.Once || !pl.tnode.Group || c.removed(pl.tnode.Name+"/"+inst.Name) {
+				continue
+			}
+			on := c.onceOn(pl.tnode, inst)
+			if on == nil || on == pl {
+				continue
+			}
+			for _, it := range on.items {
+				if it.inject == nil && it.inst == inst {
+					if pl.borrowed == nil {
+						pl.borrowed = map[string]*item{}
+					}
+					pl.borrowed[inst.Name] = it
+				}
+			}
+		}
+	}
+}
+
+// onceOn is the member of node group tn that runs its once instance inst:
+// the one that ran it in the previous plan while it is still a member, so
+// that a new agent does not move a migration, else the first member (by
+// agent name). Members whose copy an operator deleted are left out; nil
+// when that leaves none.
+func (c *compiler) onceOn(tn *TemplateNode, inst *Instance) *placement {
+	key := tn.Name + "/" + inst.Name
+	if pl, ok := c.onceMember[key]; ok {
+		return pl
+	}
+	var cands []*placement
+	for _, pl := range c.byName[tn.Name] {
+		if !c.removed(pl.key + "/" + inst.Name) {
+			cands = append(cands, pl)
+		}
+	}
+	var on *placement
+	if len(cands) > 0 {
+		on = cands[0]
+	}
+	if prev := c.in.Previous; prev != nil && on != nil {
+	search:
+		for _, np := range prev.Nodes {
+			if !strings.HasPrefix(np.Name, tn.Name+"[") {
+				continue
+			}
+			for _, st := range np.Steps {
+				if st.Once && st.Action == "create" && st.Instance == inst.Name {
+					for _, pl := range cands {
+						if pl.key == np.Name {
+							on = pl
+							break search
+						}
+					}
+				}
+			}
+		}
+	}
+	if c.onceMember == nil {
+		c.onceMember = map[string]*placement{}
+	}
+	c.onceMember[key] = on
+	return on
 }
 
 // component finds an instance's component in its module or in a required
@@ -552,7 +670,7 @@ func (c *compiler) order() []*item {
 				return it
 			}
 		}
-		return nil
+		return pl.borrowed[name]
 	}
 	for _, it := range all {
 		seen := map[*item]bool{}
@@ -600,7 +718,7 @@ func (c *compiler) order() []*item {
 			}
 			for _, name := range sortedKeys(it.inst.Attributes) {
 				e := it.inst.Attributes[name]
-				for _, ref := range refs(e) {
+				for _, ref := range c.refs(e) {
 					switch {
 					case ref.node == "":
 						if d := find(it.p, ref.inst); d != nil {
@@ -613,6 +731,7 @@ func (c *compiler) order() []*item {
 					}
 				}
 			}
+			c.waitForOnce(it, link)
 		} else {
 			// An injected instance may depend on the other instances its
 			// template injects, which sit on the same node.
@@ -625,38 +744,82 @@ func (c *compiler) order() []*item {
 			}
 		}
 	}
-	// Kahn's algorithm, stable in declaration order.
-	indeg := map[*item]int{}
-	users := map[*item][]*item{}
-	for _, it := range all {
-		indeg[it] += 0
+	// Kahn's algorithm, stable in declaration order: each time, the first
+	// ready item in declaration order, from a heap of ready positions
+	// (O((V+E) log V); a rescan from the start after each item was O(V²)).
+	pos := make(map[*item]int, len(all))
+	indeg := make([]int, len(all))
+	users := make([][]int, len(all))
+	for i, it := range all {
+		pos[it] = i
+	}
+	for i, it := range all {
 		for _, d := range it.deps {
-			indeg[it]++
-			users[d] = append(users[d], it)
+			indeg[i]++
+			users[pos[d]] = append(users[pos[d]], i)
 		}
 	}
-	var out []*item
-	done := map[*item]bool{}
-	for len(out) < len(all) {
-		progressed := false
-		for _, it := range all {
-			if done[it] || indeg[it] > 0 {
-				continue
-			}
-			done[it] = true
-			out = append(out, it)
-			for _, u := range users[it] {
-				indeg[u]--
-			}
-			progressed = true
-			break
+	ready := &intHeap{}
+	for i := range all {
+		if indeg[i] == 0 {
+			heap.Push(ready, i)
 		}
-		if !progressed {
-			c.violate(nil, "dependency cycle: %s", cycle(all, done))
-			return nil
+	}
+	out := make([]*item, 0, len(all))
+	done := make(map[*item]bool, len(all))
+	for ready.Len() > 0 {
+		i := heap.Pop(ready).(int)
+		done[all[i]] = true
+		out = append(out, all[i])
+		for _, u := range users[i] {
+			if indeg[u]--; indeg[u] == 0 {
+				heap.Push(ready, u)
+			}
 		}
+	}
+	if len(out) < len(all) {
+		c.violate(nil, "dependency cycle: %s", cycle(all, done))
+		return nil
 	}
 	return out
+}
+
+// intHeap is a min-heap of positions (container/heap).
+type intHeap []int
+
+func (h intHeap) Len() int           { return len(h) }
+func (h intHeap) Less(i, j int) bool { return h[i] < h[j] }
+func (h intHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *intHeap) Push(x any)        { *h = append(*h, x.(int)) }
+func (h *intHeap) Pop() any {
+	old := *h
+	x := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return x
+}
+
+// waitForOnce makes an instance of a node group member wait until the
+// group's once instances that another member runs have converged there:
+// the once instances written before it, and those it depends on or refers
+// to.
+func (c *compiler) waitForOnce(it *item, link func(*item)) {
+	if len(it.p.borrowed) == 0 {
+		return
+	}
+	for _, inst := range it.p.tnode.Components {
+		if inst == it.inst {
+			break
+		}
+		link(it.p.borrowed[inst.Name])
+	}
+	for _, d := range it.deps {
+		if it.p.borrowed[d.name] == d {
+			if it.explicit == nil {
+				it.explicit = map[*item]bool{}
+			}
+			it.explicit[d] = true
+		}
+	}
 }
 
 // cycle describes one dependency cycle among the items not yet ordered.
@@ -701,8 +864,8 @@ type ref struct{ node, inst string }
 
 // refs lists the component instances an expression reads: component.X,
 // output.X (same node), node.N.component.X, node.N.output.X.
-func refs(e Expr) []ref {
-	x, diags := hclsyntax.ParseExpression([]byte(e.Source), e.Pos.File, hcl.Pos{Line: e.Pos.Line, Column: e.Pos.Column})
+func (c *compiler) refs(e Expr) []ref {
+	x, diags := c.parse(e)
 	if diags.HasErrors() {
 		return nil
 	}
@@ -721,9 +884,9 @@ func refs(e Expr) []ref {
 
 // readsNode says whether any of an instance's expressions reads `node`
 // (or cannot be parsed: its diagnostics must come out as before).
-func readsNode(inst *Instance) bool {
+func (c *compiler) readsNode(inst *Instance) bool {
 	for _, e := range inst.Attributes {
-		x, diags := hclsyntax.ParseExpression([]byte(e.Source), e.Pos.File, hcl.Pos{Line: e.Pos.Line, Column: e.Pos.Column})
+		x, diags := c.parse(e)
 		if diags.HasErrors() {
 			return true
 		}
@@ -791,6 +954,12 @@ func (c *compiler) placementVar(pl *placement) cty.Value {
 			outs[it.name] = it.outs
 		}
 	}
+	for name, it := range pl.borrowed {
+		if it.attrs != cty.NilVal {
+			comps[name] = it.attrs
+			outs[name] = it.outs
+		}
+	}
 	attrs["component"] = cty.ObjectVal(comps)
 	attrs["output"] = cty.ObjectVal(outs)
 	return cty.ObjectVal(attrs)
@@ -811,7 +980,7 @@ func (c *compiler) evaluate(it *item) {
 		exprMod = it.inject.Module
 	} else {
 		vars["input"] = cty.ObjectVal(c.inputs)
-		if readsNode(it.inst) {
+		if c.readsNode(it.inst) {
 			// Built only when read: it holds every placement, so
 			// building it for each instance made a template of N
 			// node blocks cost O(N²) (12 s per deploy at 1,000).
@@ -820,7 +989,7 @@ func (c *compiler) evaluate(it *item) {
 		vars["component"] = self.GetAttr("component")
 		vars["output"] = self.GetAttr("output")
 	}
-	ctx := &hcl.EvalContext{Variables: vars, Functions: FunctionsFor(exprMod)}
+	ctx := &hcl.EvalContext{Variables: vars, Functions: c.functionsFor(exprMod)}
 	attrs := map[string]json.RawMessage{}
 	sources := map[string]string{}
 	values := map[string]cty.Value{}
@@ -843,7 +1012,7 @@ func (c *compiler) evaluate(it *item) {
 		}
 		var v cty.Value
 		if e, ok := it.inst.Attributes[a.Name]; ok {
-			if v, err = evalExpr(e, ctx); err != nil {
+			if v, err = c.evalExpr(e, ctx); err != nil {
 				c.violate(posPtr(e.Pos), "%s.%s: %v", it.name, a.Name, err)
 				continue
 			}
@@ -899,6 +1068,7 @@ func (c *compiler) evaluate(it *item) {
 		Generation: c.in.Generation, Module: it.mod.Ref(), ModuleDigest: it.mod.Digest,
 		Run: *create, Undo: it.comp.Actions["delete"], Check: it.comp.Check,
 		Attributes: attrs, Sources: sources, Sensitive: sensitive,
+		Once: it.inject == nil && it.inst.Once && pl.tnode.Group,
 	}
 	for _, o := range it.comp.Outputs {
 		st.Outputs = append(st.Outputs, o.Name)
@@ -934,7 +1104,7 @@ func (c *compiler) evaluate(it *item) {
 
 // source names where an expression's value comes from.
 func (c *compiler) source(e Expr, it *item) string {
-	x, diags := hclsyntax.ParseExpression([]byte(e.Source), e.Pos.File, hcl.Pos{Line: e.Pos.Line, Column: e.Pos.Column})
+	x, diags := c.parse(e)
 	if diags.HasErrors() {
 		return "template"
 	}
@@ -949,7 +1119,11 @@ func (c *compiler) source(e Expr, it *item) string {
 		case len(parts) >= 1 && parts[0] == "self":
 			set["fact of "+it.p.agent.Name] = true
 		case len(parts) >= 2 && (parts[0] == "component" || parts[0] == "output"):
-			set[parts[0]+" of "+it.p.key+"/"+parts[1]] = true
+			key := it.p.key
+			if d := it.p.borrowed[parts[1]]; d != nil {
+				key = d.p.key
+			}
+			set[parts[0]+" of "+key+"/"+parts[1]] = true
 		case len(parts) >= 4 && parts[0] == "node" && (parts[2] == "component" || parts[2] == "output"):
 			set[parts[2]+" of "+parts[1]+"/"+parts[3]] = true
 		case len(parts) >= 2 && parts[0] == "node":
@@ -970,10 +1144,10 @@ func (c *compiler) exports() []*Value {
 	}
 	ctx := &hcl.EvalContext{Variables: map[string]cty.Value{
 		"input": cty.ObjectVal(c.inputs), "node": c.nodeVar(),
-	}, Functions: FunctionsFor(c.in.Module)}
+	}, Functions: c.functionsFor(c.in.Module)}
 	var out []*Value
 	for _, e := range c.tmpl.Exports {
-		v, err := evalExpr(e.Value, ctx)
+		v, err := c.evalExpr(e.Value, ctx)
 		if err != nil {
 			c.violate(posPtr(e.Value.Pos), "export %s: %v", e.Name, err)
 			continue
@@ -1009,9 +1183,8 @@ func exportsVar(p *Plan) cty.Value {
 	return cty.ObjectVal(m)
 }
 
-func evalExpr(e Expr, ctx *hcl.EvalContext) (cty.Value, error) {
-	start := hcl.Pos{Line: e.Pos.Line, Column: e.Pos.Column, Byte: 0}
-	x, diags := hclsyntax.ParseExpression([]byte(e.Source), e.Pos.File, start)
+func (c *compiler) evalExpr(e Expr, ctx *hcl.EvalContext) (cty.Value, error) {
+	x, diags := c.parse(e)
 	if diags.HasErrors() {
 		return cty.NilVal, diagError(diags)
 	}

@@ -31,6 +31,13 @@ type Module struct {
 	Digest string `json:"digest,omitempty"`
 	// Size is the archive's length in bytes.
 	Size int64 `json:"size,omitempty"`
+	// KeyID and SignedBy say who signed the module (its dtk.sig, see
+	// internal/signing): the id of the key and the signer the signature
+	// names. A coordinator records them only for a signature it verified
+	// against one of its trusted keys when the module was pushed or
+	// imported; both are empty otherwise.
+	KeyID    string `json:"key_id,omitempty"`
+	SignedBy string `json:"signed_by,omitempty"`
 	// Files maps every file in the module folder (slash-separated path
 	// relative to the folder) to "sha256:<hex>" of its content, so that a
 	// step's digest changes only when the asset it runs changes.

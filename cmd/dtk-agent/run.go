@@ -22,6 +22,7 @@ type runFlags struct {
 	Config            string            `help:"Configuration file (HCL); default: ${config_path} when it exists." type:"path"`
 	Coordinator       bool              `help:"Also run a coordinator (Raft member, HTTP API)." negatable:""`
 	NoAgent           bool              `help:"With --coordinator: do not act as a node."`
+	ReadReplica       bool              `name:"read-replica" help:"With --coordinator: join Raft as a non-voter that serves agents' plan polls, blobs and reads, and forwards writes (never promoted, never the leader)."`
 	BootstrapExpect   int               `help:"Number of coordinators that form the cluster." default:"${bootstrap_expect}"`
 	Join              []string          `help:"Gossip address (host:port) of any member to join; repeatable."`
 	Name              string            `help:"Node name (default: hostname)."`
@@ -50,6 +51,9 @@ type runFlags struct {
 	NodeCertTTL   time.Duration `help:"Coordinator: lifetime of node certificates issued by enrollment; agents renew at two thirds." default:"${node_cert_ttl}" group:"Security"`
 	NodeGCAfter   time.Duration `help:"Coordinator: forget a node down for this long (it registers again if it comes back)." default:"${node_gc_after}"`
 	Insecure      bool          `help:"Run without TLS, authentication and gossip encryption. Anyone who reaches a coordinator can then run code as root on every node." group:"Security"`
+
+	ModulesTrustedKey       []string `name:"modules-trusted-key" help:"Coordinator: a public key file (dtkctl key create) whose module and bundle signatures this coordinator trusts; repeatable. Read again on SIGHUP." type:"path" group:"Module signatures"`
+	ModulesRequireSignature bool     `name:"modules-require-signature" help:"Coordinator: accept only modules and bundles signed by a trusted key (docs/modules.md)." group:"Module signatures"`
 
 	HTTPReadHeaderTimeout time.Duration `name:"http-read-header-timeout" help:"Coordinator: how long the API waits for a request's headers." default:"${http_read_header_timeout}" group:"HTTP server"`
 	HTTPReadTimeout       time.Duration `name:"http-read-timeout" help:"Coordinator: how long the API waits for a whole request (module uploads get more, by size)." default:"${http_read_timeout}" group:"HTTP server"`
@@ -98,6 +102,9 @@ func (f *runFlags) overrides(s set, g globals) config.Overrides {
 	}
 	if s["no-agent"] {
 		o.NoAgent = &f.NoAgent
+	}
+	if s["read-replica"] {
+		o.ReadReplica = &f.ReadReplica
 	}
 	if s["bootstrap-expect"] {
 		o.BootstrapExpect = &f.BootstrapExpect
@@ -162,6 +169,12 @@ func (f *runFlags) overrides(s set, g globals) config.Overrides {
 	}
 	if s["ui"] {
 		o.UIEnabled = &f.UIEnabled
+	}
+	if s["modules-trusted-key"] {
+		o.ModulesTrustedKeys = &f.ModulesTrustedKey
+	}
+	if s["modules-require-signature"] {
+		o.ModulesRequireSignature = &f.ModulesRequireSignature
 	}
 	values := f.limitFlags()
 	for flag, field := range config.LimitFlags() {
@@ -233,7 +246,7 @@ func (r *runCmd) Run(ctx context.Context, log *slog.Logger, level *slog.LevelVar
 
 func daemonConfig(c *config.Config, log *slog.Logger) daemon.Config {
 	return daemon.Config{
-		Name: c.Name, DataDir: c.DataDir, Coordinator: c.Coordinator, NoAgent: c.NoAgent,
+		Name: c.Name, DataDir: c.DataDir, Coordinator: c.Coordinator, NoAgent: c.NoAgent, ReadReplica: c.ReadReplica,
 		BootstrapExpect: c.BootstrapExpect, Join: c.Join, Labels: c.Labels, HTTPAddr: c.HTTPAddr,
 		SerfAddr: c.SerfAddr, RaftAddr: c.RaftAddr, Version: version, Logger: log,
 		PollWait: c.PollWait, ReconcileInterval: c.ReconcileInterval, StepUser: c.StepUser, StepGroup: c.StepGroup,
@@ -241,6 +254,7 @@ func daemonConfig(c *config.Config, log *slog.Logger) daemon.Config {
 		CAFingerprint: c.CAFingerprint, Encrypt: c.Encrypt, KeyringFile: c.KeyringFile,
 		JoinToken: c.JoinToken, EnrollAddrs: c.EnrollAddr, Insecure: c.Insecure, NodeCertTTL: c.NodeCertTTL,
 		ACLEnabled: c.ACLEnabled, UIEnabled: c.UIEnabled, NodeGCAfter: c.NodeGCAfter, Limits: c.Limits, MetricsAddr: c.MetricsAddr,
+		ModulesTrustedKeys: c.ModulesTrustedKeys, ModulesRequireSignature: c.ModulesRequireSignature,
 		HTTPTimeouts: coordinator.HTTPTimeouts{
 			ReadHeader: c.HTTPReadHeaderTimeout, Read: c.HTTPReadTimeout, Write: c.HTTPWriteTimeout, Idle: c.HTTPIdleTimeout,
 		},
@@ -272,6 +286,13 @@ func reload(cur *config.Config, path string, o config.Overrides, d *daemon.Daemo
 		}
 		log.Error("configuration not reloaded: keeping the running one", "errors", len(errs))
 		return cur
+	}
+	// Trusted module keys are read again from their files on every SIGHUP,
+	// as certificates are: replacing a key is writing its file and
+	// signalling.
+	trustErr := d.ReloadModuleTrust(next.ModulesTrustedKeys, next.ModulesRequireSignature)
+	if trustErr != nil {
+		log.Error("module signing keys not reloaded: keeping the running ones", "err", trustErr)
 	}
 	changes := config.Diff(cur, next)
 	if len(changes) == 0 {
@@ -311,6 +332,9 @@ func reload(cur *config.Config, path string, o config.Overrides, d *daemon.Daemo
 		log.Warn("not applied", "field", config.FieldReconcileInterval, "err", err)
 	} else {
 		applied.ReconcileInterval = next.ReconcileInterval
+	}
+	if trustErr == nil {
+		applied.ModulesTrustedKeys, applied.ModulesRequireSignature = next.ModulesTrustedKeys, next.ModulesRequireSignature
 	}
 	log.Info("configuration reloaded", "config", next.File, "changes", len(changes))
 	return applied

@@ -15,6 +15,7 @@ import (
 
 	"github.com/dtkhq/dtk/internal/api"
 	"github.com/dtkhq/dtk/internal/bundle"
+	"github.com/dtkhq/dtk/internal/signing"
 	"github.com/dtkhq/dtk/plan"
 )
 
@@ -29,13 +30,31 @@ type BundleCmd struct {
 type BundleExportCmd struct {
 	File    string   `arg:"" help:"Bundle file to write (written to a temporary file, then renamed)." placeholder:"FILE"`
 	Modules []string `arg:"" optional:"" help:"NAME for every version of a module, NAME@VERSION for one; none: every module." placeholder:"MODULE[@VERSION]"`
+	SignKey string   `name:"sign-key" help:"Sign the bundle with this private key (dtkctl key create), and every module in it that this key has not signed yet (its archive then changes: it carries a new dtk.sig)." placeholder:"NAME.key" type:"path"`
+	Signer  string   `help:"With --sign-key: who signs, named in the signatures (default: the signer the key was made for)."`
 	JSON    bool     `help:"Print JSON: the file, its size and sha256, and the manifest."`
+}
+
+// Validate checks the flags that go together.
+func (c *BundleExportCmd) Validate() error {
+	if c.Signer != "" && c.SignKey == "" {
+		return usagef("--signer goes with --sign-key")
+	}
+	return nil
 }
 
 // Run selects the modules, streams their blobs from the coordinator into
 // the bundle (checking each digest) and renames the file into place.
 func (c *BundleExportCmd) Run(ctx context.Context, cl *api.Client, out *Output) error {
 	start := time.Now()
+	var key *signing.PrivateKey
+	if c.SignKey != "" {
+		k, err := signing.LoadPrivateKey(c.SignKey)
+		if err != nil {
+			return usagef("--sign-key: %v", err)
+		}
+		key = k
+	}
 	all, err := cl.Modules(ctx)
 	if err != nil {
 		return err
@@ -45,13 +64,35 @@ func (c *BundleExportCmd) Run(ctx context.Context, cl *api.Client, out *Output) 
 		return err
 	}
 	m := bundle.Manifest{Created: time.Now().UTC(), CreatedBy: "dtkctl " + version}
-	for _, mod := range mods {
-		m.Modules = append(m.Modules, bundle.Entry{Name: mod.Name, Version: mod.Version, Digest: mod.Digest, Size: mod.Size})
+	open := func(e bundle.Entry) (io.ReadCloser, error) { return cl.Blob(ctx, e.Digest) }
+	var signed []exportedModule
+	if key != nil {
+		// Every archive is fetched first: the manifest, written first,
+		// lists the digests of the archives as signed.
+		tmp, err := os.MkdirTemp(filepath.Dir(c.File), ".dtkctl-export-*")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(tmp)
+		if signed, err = prepareSigned(ctx, cl, mods, key, c.Signer, tmp); err != nil {
+			return fmt.Errorf("export to %s: %w (nothing was written)", c.File, err)
+		}
+		paths := map[string]string{}
+		for _, em := range signed {
+			m.Modules = append(m.Modules, em.entry)
+			paths[em.entry.Digest] = em.path
+		}
+		if err := signing.SignManifest(&m, key, c.Signer, time.Now()); err != nil {
+			return usagef("--signer: %v", err)
+		}
+		open = func(e bundle.Entry) (io.ReadCloser, error) { return os.Open(paths[e.Digest]) }
+	} else {
+		for _, mod := range mods {
+			m.Modules = append(m.Modules, bundle.Entry{Name: mod.Name, Version: mod.Version, Digest: mod.Digest, Size: mod.Size})
+		}
 	}
 	sum, size, err := writeAtomic(c.File, func(w io.Writer) error {
-		_, err := bundle.Write(w, m, func(e bundle.Entry) (io.ReadCloser, error) {
-			return cl.Blob(ctx, e.Digest)
-		})
+		_, err := bundle.Write(w, m, open)
 		return err
 	})
 	if err != nil {
@@ -60,11 +101,31 @@ func (c *BundleExportCmd) Run(ctx context.Context, cl *api.Client, out *Output) 
 	if c.JSON {
 		return out.JSON(map[string]any{"file": c.File, "bytes": size, "sha256": sum, "manifest": m})
 	}
+	resigned := 0
+	for _, em := range signed {
+		switch {
+		case em.signed && em.was != "":
+			resigned++
+			out.Printf("signed %s (replacing the signature of %s): its archive is now %s\n", em.entry.Ref(), em.was, shortDigest(em.entry.Digest))
+		case em.signed:
+			resigned++
+			out.Printf("signed %s: its archive is now %s\n", em.entry.Ref(), shortDigest(em.entry.Digest))
+		default:
+			out.Printf("signed already by this key: %s\n", em.entry.Ref())
+		}
+	}
 	for _, e := range m.Modules {
 		out.Printf("exported %s (%s, %s)\n", e.Ref(), shortDigest(e.Digest), humanSize(e.Size))
 	}
 	out.Printf("wrote %s: %s, %s in %s\nsha256 %s\n", c.File, plural(len(m.Modules), "module"), humanSize(size),
 		time.Since(start).Round(time.Millisecond), sum)
+	if key != nil {
+		out.Printf("signed by %s\n", signing.ManifestSigner(&m))
+	}
+	if resigned > 0 {
+		out.Notef("note: %s signed here differ from the cluster's copies (they now carry dtk.sig): a cluster that has them unsigned refuses this bundle (409); sign modules before their first push (dtkctl module sign)\n",
+			plural(resigned, "module"))
+	}
 	return nil
 }
 
@@ -179,8 +240,9 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 
 // BundleImportCmd is `dtkctl bundle import FILE`.
 type BundleImportCmd struct {
-	File string `arg:"" help:"Bundle file written by dtkctl bundle export." placeholder:"FILE"`
-	JSON bool   `help:"Print the coordinator's answer as JSON."`
+	File    string   `arg:"" help:"Bundle file written by dtkctl bundle export." placeholder:"FILE"`
+	Trusted []string `help:"Before uploading, check that the bundle and every module in it are signed by one of these public keys (NAME.pub); repeatable. The coordinator checks again with its own trusted keys." placeholder:"NAME.pub" type:"path"`
+	JSON    bool     `help:"Print the coordinator's answer as JSON."`
 }
 
 // Validate checks FILE exists before anything is read.
@@ -195,8 +257,21 @@ func (c *BundleImportCmd) Run(ctx context.Context, cl *api.Client, out *Output) 
 		return usagef("%v", err)
 	}
 	defer f.Close()
-	m, sum, err := verifyBundle(f, c.File, "; nothing was imported")
-	if err != nil {
+	var m *bundle.Manifest
+	var sum string
+	if len(c.Trusted) > 0 {
+		keys, err := signing.LoadKeyring(c.Trusted)
+		if err != nil {
+			return usagef("--trusted: %v", err)
+		}
+		var sigs moduleSigs
+		if m, sum, sigs, err = readBundleSigs(f, c.File, "; nothing was imported"); err != nil {
+			return err
+		}
+		if problems := sigs.check(m, keys); len(problems) > 0 {
+			return usagef("bundle %s is refused: its signatures do not hold with the --trusted keys; nothing was imported:\n  %s", c.File, strings.Join(problems, "\n  "))
+		}
+	} else if m, sum, err = verifyBundle(f, c.File, "; nothing was imported"); err != nil {
 		return err
 	}
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
@@ -226,8 +301,9 @@ func (c *BundleImportCmd) Run(ctx context.Context, cl *api.Client, out *Output) 
 
 // BundleInspectCmd is `dtkctl bundle inspect FILE`.
 type BundleInspectCmd struct {
-	File string `arg:"" help:"Bundle file." placeholder:"FILE"`
-	JSON bool   `help:"Print the manifest as JSON."`
+	File    string   `arg:"" help:"Bundle file." placeholder:"FILE"`
+	Trusted []string `help:"Also check that the bundle and every module in it are signed by one of these public keys (NAME.pub); repeatable." placeholder:"NAME.pub" type:"path"`
+	JSON    bool     `help:"Print the manifest as JSON."`
 }
 
 // Validate checks FILE exists.
@@ -240,20 +316,46 @@ func (c *BundleInspectCmd) Run(out *Output) error {
 		return usagef("%v", err)
 	}
 	defer f.Close()
-	m, sum, err := verifyBundle(f, c.File, "")
+	var keys *signing.Keyring
+	if len(c.Trusted) > 0 {
+		if keys, err = signing.LoadKeyring(c.Trusted); err != nil {
+			return usagef("--trusted: %v", err)
+		}
+	}
+	m, sum, sigs, err := readBundleSigs(f, c.File, "")
 	if err != nil {
 		return err
 	}
+	var problems []string
+	if keys != nil {
+		problems = sigs.check(m, keys)
+	}
 	if c.JSON {
-		return out.JSON(m)
+		if err := out.JSON(m); err != nil {
+			return err
+		}
+	} else {
+		rows := make([][]string, 0, len(m.Modules))
+		for _, e := range m.Modules {
+			rows = append(rows, []string{e.Name, e.Version, shortDigest(e.Digest), humanSize(e.Size), sigs.signerOf(e)})
+		}
+		out.Table([]string{"NAME", "VERSION", "DIGEST", "SIZE", "SIGNED BY"}, rows)
+		signed := "not signed"
+		if s := signing.ManifestSigner(m); s != "" {
+			signed = "signed by " + s
+		}
+		switch {
+		case keys == nil && m.Signature != nil:
+			signed += " (not checked: give --trusted NAME.pub)"
+		case keys != nil && len(problems) == 0:
+			signed += "; every signature holds with the --trusted keys"
+		}
+		out.Printf("ok: %s, every digest checked; created %s by %s; %s; sha256 %s\n",
+			plural(len(m.Modules), "module"), m.Created.Format(time.RFC3339), orDash(m.CreatedBy), signed, sum)
 	}
-	rows := make([][]string, 0, len(m.Modules))
-	for _, e := range m.Modules {
-		rows = append(rows, []string{e.Name, e.Version, shortDigest(e.Digest), humanSize(e.Size)})
+	if len(problems) > 0 {
+		return usagef("bundle %s: its signatures do not hold with the --trusted keys:\n  %s", c.File, strings.Join(problems, "\n  "))
 	}
-	out.Table([]string{"NAME", "VERSION", "DIGEST", "SIZE"}, rows)
-	out.Printf("ok: %s, every digest checked; created %s by %s; sha256 %s\n",
-		plural(len(m.Modules), "module"), m.Created.Format(time.RFC3339), orDash(m.CreatedBy), sum)
 	return nil
 }
 

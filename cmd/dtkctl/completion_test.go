@@ -67,7 +67,7 @@ t dtkctl --addr service service de
 t dtkctl module validate web
 t dtkctl service graph web --format=m
 `)
-	want := "module\npush list delete validate fmt\ndot mermaid json\n--wait\ndeploy delete\nwebmod\nmermaid\n"
+	want := "module\npush publish list delete validate fmt sign verify\ndot mermaid json\n--wait\ndeploy delete\nwebmod\nmermaid\n"
 	if out != want {
 		t.Errorf("completions:\n%s\nwant:\n%s", out, want)
 	}

@@ -55,6 +55,7 @@ type CLI struct {
 	Node       NodeCmd       `cmd:"" help:"List the nodes running dtk-agent."`
 	Operator   OperatorCmd   `cmd:"" help:"Cluster operations: members, raft peers, snapshots."`
 	Bundle     BundleCmd     `cmd:"" help:"Move modules between clusters (and across an air gap) as one file."`
+	Key        KeyCmd        `cmd:"" help:"Signing keys for modules and bundles, made and used offline."`
 	ACL        ACLCmd        `cmd:"" name:"acl" help:"Access control: bootstrap, policies and tokens."`
 	Audit      AuditCmd      `cmd:"" help:"The audit trail of accepted writes."`
 	Events     EventsCmd     `cmd:"" help:"The cluster's events: deploys, failed steps, drift repairs, nodes, leader changes."`

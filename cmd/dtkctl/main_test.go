@@ -282,8 +282,9 @@ func TestListTables(t *testing.T) {
 			Facts: plan.Facts{OS: "linux", Arch: "amd64", Address: "10.0.0.1", AgentVersion: "0.1.0"}}})
 	})
 	f.handle("GET /v1/modules", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, 200, []*plan.Module{{Name: "hello", Version: "1.0.0", Digest: "sha256:0123456789abcdef",
-			Components: map[string]*plan.Component{"page": {}, "nginx": {}}, Templates: map[string]*plan.Template{"web": {}}}})
+		writeJSON(w, 200, []*plan.Module{{Name: "hello", Version: "1.0.0", Digest: "sha256:0123456789abcdef", KeyID: "3f9a0c2d1e4b5a67", SignedBy: "alice",
+			Components: map[string]*plan.Component{"page": {}, "nginx": {}}, Templates: map[string]*plan.Template{"web": {}}},
+			{Name: "hello", Version: "1.1.0", Templates: map[string]*plan.Template{"web": {}}}})
 	})
 	r := runCLI(t, f.addr(), "node", "list")
 	r.check(t, exitOK)
@@ -294,8 +295,9 @@ func TestListTables(t *testing.T) {
 	}
 	r = runCLI(t, f.addr(), "module", "list")
 	r.check(t, exitOK)
-	want = "NAME   VERSION  DIGEST        TEMPLATES  COMPONENTS\n" +
-		"hello  1.0.0    0123456789ab  web        nginx,page\n"
+	want = "NAME   VERSION  DIGEST        SIGNED BY                 TEMPLATES  COMPONENTS\n" +
+		"hello  1.0.0    0123456789ab  alice (3f9a0c2d1e4b5a67)  web        nginx,page\n" +
+		"hello  1.1.0    -             -                         web        -\n"
 	if r.stdout != want {
 		t.Errorf("module list:\n%s\nwant:\n%s", r.stdout, want)
 	}

@@ -116,11 +116,7 @@ func validateModule(dir string) validateResult {
 	if err := al.Unpack(bytes.NewReader(b), unpacked); err != nil {
 		return validateResult{Error: err.Error()}
 	}
-	m, err := dsl.LoadWithin(unpacked, dsl.Limits{
-		Guard:     hclguard.Limits{Depth: lim.NestingDepth, Setting: limits.KeyNestingDepth},
-		NameBytes: lim.NameBytes, NameSetting: limits.KeyNameBytes,
-		SourceBytes: lim.HCLFileBytes, SourceSetting: limits.KeyHCLFileBytes,
-	})
+	m, err := dsl.LoadWithin(unpacked, dslLimits(lim))
 	var de *dsl.Error
 	switch {
 	case errors.As(err, &de):
@@ -136,6 +132,15 @@ func validateModule(dir string) validateResult {
 	}
 	return validateResult{Valid: true, Module: m.Name, Version: m.Version, Digest: archive.Digest(b),
 		Components: sortedKeys(m.Components), Templates: sortedKeys(m.Templates)}
+}
+
+// dslLimits are the DSL bounds of a coordinator with limits lim.
+func dslLimits(lim limits.Limits) dsl.Limits {
+	return dsl.Limits{
+		Guard:     hclguard.Limits{Depth: lim.NestingDepth, Setting: limits.KeyNestingDepth},
+		NameBytes: lim.NameBytes, NameSetting: limits.KeyNameBytes,
+		SourceBytes: lim.HCLFileBytes, SourceSetting: limits.KeyHCLFileBytes,
+	}
 }
 
 // ModuleFmtCmd is `dtkctl module fmt DIR`.

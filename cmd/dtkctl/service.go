@@ -220,21 +220,28 @@ func (c *ServiceSetCmd) Run(ctx context.Context, cl *api.Client, out *Output) er
 type ServicePlanCmd struct {
 	Name string `arg:"" help:"Service name."`
 	JSON bool   `help:"Print JSON."`
+
+	WithoutPending bool `name:"without-pending" help:"Compile against the services above as deployed, leaving out their staged changes (what deploying this service alone would do now)."`
 }
 
 // Help is the detail of `service plan --help`.
 func (ServicePlanCmd) Help() string {
-	return `Shows, per node, each step the next deploy would add (+), change (~), remove (-) or leave (=), with every attribute's value and where it comes from. Exit 1 when the plan has violations (it cannot be deployed).
+	return `Shows, per node, each step the next deploy would add (+), change (~), remove (-) or leave (=), with every attribute's value and where it comes from. When a service above has staged changes that would change exports this one reads, the plan assumes them deployed (as "deploy --recursive" from there does) and marks those values "(pending change)". Exit 1 when the plan has violations (it cannot be deployed).
 
 Examples:
   dtkctl service plan web
+  dtkctl service plan web --without-pending
   dtkctl service plan web --json | jq '.nodes[].steps[] | select(.change != "unchanged")'`
 }
 
 // Run previews the plan; violations make it fail (exit 1): the plan cannot
 // be deployed.
 func (c *ServicePlanCmd) Run(ctx context.Context, cl *api.Client, out *Output) error {
-	pv, err := cl.Plan(ctx, c.Name)
+	preview := cl.Plan
+	if c.WithoutPending {
+		preview = cl.PlanDeployedAncestors
+	}
+	pv, err := preview(ctx, c.Name)
 	if err != nil {
 		return err
 	}
@@ -267,6 +274,9 @@ func printPlan(out *Output, name string, pv *api.PlanPreview) {
 		return
 	}
 	out.Printf("plan for %s, generation %d:\n", name, pv.Generation)
+	for _, n := range pv.Notes {
+		out.Printf("  note: %s\n", n)
+	}
 	counts := map[string]int{}
 	for _, nd := range pv.Nodes {
 		out.Printf("\nnode %s → %s\n", nd.Name, orDash(nd.Agent))
@@ -344,6 +354,9 @@ type ServiceDeployCmd struct {
 	Timeout time.Duration `default:"10m" help:"How long --wait waits (0: no limit)."`
 	JSON    bool          `help:"Print JSON: the deployed service; with --wait, its status at the end (no progress); with --dry-run, the predictions."`
 	RolloutFlags
+
+	// Recursive: recursive.go.
+	Recursive bool `help:"Then deploy the services below it, one by one (parents first, by name among siblings), each once the one before converged, stopping at the first failure; unchanged ones are passed over, and the coordinators carry on if this command goes away. With --wait, waits for all of them; with --dry-run, shows each one's plan; with --json --wait, prints the recursive deploy at the end."`
 }
 
 // Help is the detail of `service deploy --help`.
@@ -356,11 +369,15 @@ Examples:
   dtkctl service deploy web --wait
   dtkctl service deploy web --dry-run
   dtkctl service deploy web --wait --max-parallel 2 --canary 1 --min-healthy-time 30s --auto-revert
-  dtkctl service deploy web --wait --timeout 30m --json > status.json`
+  dtkctl service deploy web --wait --timeout 30m --json > status.json
+  dtkctl service deploy network --recursive --wait`
 }
 
 // Run deploys and, with --wait, follows the deploy to its end.
 func (c *ServiceDeployCmd) Run(ctx context.Context, cl *api.Client, out *Output) error {
+	if c.Recursive {
+		return c.runRecursive(ctx, cl, out)
+	}
 	if c.DryRun {
 		return dryRun(ctx, cl, out, c.Name, c.Timeout, c.JSON)
 	}
@@ -377,13 +394,19 @@ func (c *ServiceDeployCmd) Run(ctx context.Context, cl *api.Client, out *Output)
 
 // followDeploy prints a deploy (or revert) just made and, with wait,
 // follows it to its end: converged (nil), failed or auto-reverted (exit 1).
-func followDeploy(ctx context.Context, cl *api.Client, out *Output, svc *plan.Service, wait, asJSON bool, timeout time.Duration, what string) error {
+func followDeploy(ctx context.Context, cl *api.Client, out *Output, svc *api.DeployAnswer, wait, asJSON bool, timeout time.Duration, what string) error {
 	gen := svc.Generation
+	if svc.PlanSteps == 0 && svc.Plan != nil && len(svc.Plan.Nodes) > 0 { // an older coordinator's answer
+		svc.PlanNodes = len(svc.Plan.Nodes)
+		for _, np := range svc.Plan.Nodes {
+			svc.PlanSteps += len(np.Steps)
+		}
+	}
 	if asJSON && !wait {
 		return out.JSON(svc)
 	}
 	if !asJSON {
-		line := fmt.Sprintf("%sing %s generation %d (%s)", strings.TrimSuffix(what, "e"), svc.Name, gen, planSize(svc.Plan))
+		line := fmt.Sprintf("%sing %s generation %d (%s on %s)", strings.TrimSuffix(what, "e"), svc.Name, gen, plural(svc.PlanSteps, "step"), plural(svc.PlanNodes, "node"))
 		if r := svc.Rollout; r != nil && r.Generation == gen {
 			line += fmt.Sprintf(", rolling out to %s: %s", plural(len(r.Order), "node"), rolloutPlan(r))
 		}
@@ -583,6 +606,12 @@ func (c *ServiceStatusCmd) Run(ctx context.Context, cl *api.Client, out *Output)
 	}
 	out.Printf("template:   %s@%s/%s\n", st.Module, st.Version, st.Template)
 	out.Printf("parent:     %s\n", orDash(st.Parent))
+	if len(st.Stale) > 0 {
+		out.Printf("stale:      %s changed since it was deployed (dtkctl service deploy %s)\n", staleText(st.Stale), st.Name)
+	}
+	if rd := st.Recursive; rd != nil {
+		out.Printf("recursive:  %s (%s)\n", out.paint(rd.Status), recursiveCounts(rd))
+	}
 	if len(st.Inputs) > 0 {
 		var kvs []string
 		for _, k := range sortedKeys(st.Inputs) {
@@ -619,9 +648,9 @@ func (c *ServiceListCmd) Run(ctx context.Context, cl *api.Client, out *Output) e
 	rows := make([][]string, 0, len(svcs))
 	for _, s := range svcs {
 		rows = append(rows, []string{s.Name, out.paint(s.State), fmt.Sprint(s.Generation),
-			fmt.Sprintf("%s@%s/%s", s.Module, s.Version, s.Template), orDash(s.Parent)})
+			fmt.Sprintf("%s@%s/%s", s.Module, s.Version, s.Template), orDash(s.Parent), staleText(s.Stale)})
 	}
-	out.Table([]string{"NAME", "STATE", "GEN", "TEMPLATE", "PARENT"}, rows)
+	out.Table([]string{"NAME", "STATE", "GEN", "TEMPLATE", "PARENT", "STALE"}, rows)
 	if len(svcs) == 0 {
 		out.Notef("no services yet: stage one with \"dtkctl service stage NAME --template MODULE/TEMPLATE\"\n")
 	}

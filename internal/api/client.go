@@ -376,13 +376,13 @@ func (c *Client) SetInputs(ctx context.Context, name string, inputs map[string]s
 }
 
 // Deploy compiles and publishes a service's plan.
-func (c *Client) Deploy(ctx context.Context, name string) (*plan.Service, error) {
+func (c *Client) Deploy(ctx context.Context, name string) (*DeployAnswer, error) {
 	return c.DeployWith(ctx, name, DeployRequest{})
 }
 
 // DeployWith deploys with a rollout override.
-func (c *Client) DeployWith(ctx context.Context, name string, req DeployRequest) (*plan.Service, error) {
-	var out plan.Service
+func (c *Client) DeployWith(ctx context.Context, name string, req DeployRequest) (*DeployAnswer, error) {
+	var out DeployAnswer
 	var body io.Reader
 	if req.Rollout != nil {
 		body = jsonBody(req)
@@ -398,8 +398,8 @@ func (c *Client) RolloutAction(ctx context.Context, name, action string) error {
 }
 
 // Revert deploys a kept generation's configuration again.
-func (c *Client) Revert(ctx context.Context, name string, req RevertRequest) (*plan.Service, error) {
-	var out plan.Service
+func (c *Client) Revert(ctx context.Context, name string, req RevertRequest) (*DeployAnswer, error) {
+	var out DeployAnswer
 	_, err := c.Do(ctx, "POST", "/v1/services/"+url.PathEscape(name)+"/revert", jsonBody(req), &out)
 	return &out, err
 }

@@ -19,6 +19,9 @@ const (
 	HistoryCancel     = "cancel"
 	HistoryUpgrade    = "upgrade"
 	HistoryInputs     = "inputs"
+	// HistoryDeployRecursive is a recursive deploy started from the
+	// service (each service it deploys has its own deploy record).
+	HistoryDeployRecursive = "deploy-recursive"
 )
 
 // History record results (HistoryRecord.Result).
@@ -86,6 +89,11 @@ const (
 	EventNodeRemoved    = "node-removed"
 	EventLeaderChanged  = "leader-changed"
 	EventExecStarted    = "exec-started"
+	// A service was marked stale: an ancestor's export it consumes changed.
+	EventServiceStale = "service-stale"
+	// A recursive deploy started, and finished (converged or failed).
+	EventRecursiveStarted  = "recursive-deploy-started"
+	EventRecursiveFinished = "recursive-deploy-finished"
 )
 
 // Event is one entry of the cluster's event stream (GET /v1/events). Index

@@ -51,3 +51,12 @@ type Generation struct {
 	Version    string `json:"version"`
 	Converged  bool   `json:"converged"`
 }
+
+// DeployAnswer is what a deploy or a revert answers: the service without
+// its plan's steps (a plan of thousands of nodes is megabytes), and their
+// counts. `dtkctl service status` and GET /v1/nodes/NAME/plan show them.
+type DeployAnswer struct {
+	plan.Service
+	PlanNodes int `json:"plan_nodes"`
+	PlanSteps int `json:"plan_steps"`
+}

@@ -49,6 +49,9 @@ type ServiceSummary struct {
 	Version    string `json:"version"`
 	Template   string `json:"template"`
 	Parent     string `json:"parent,omitempty"`
+	// Stale names the ancestors' exports that changed since the service
+	// was last deployed ("export NAME of SERVICE").
+	Stale []string `json:"stale,omitempty"`
 }
 
 // PlanPreview is GET /v1/services/{name}/plan: what the next deploy would
@@ -60,6 +63,14 @@ type PlanPreview struct {
 	Inputs     []*plan.Value    `json:"inputs"`
 	Exports    []*plan.Value    `json:"exports,omitempty"`
 	Violations []plan.Violation `json:"violations"`
+	// Pending names the ancestors' exports that their staged, undeployed
+	// changes would change ("export NAME of SERVICE"): the plan assumes
+	// those changes deployed first (deploy --recursive from the ancestor
+	// does that), and the values they reach say "(pending change)".
+	Pending []string `json:"pending,omitempty"`
+	// Notes say more about how the plan was made (an ancestor whose staged
+	// change does not compile is taken as deployed).
+	Notes []string `json:"notes,omitempty"`
 }
 
 // UpgradeRequest is POST /v1/services/{name}/upgrade.
@@ -95,6 +106,12 @@ type ServiceStatus struct {
 	Inputs     map[string]string `json:"inputs,omitempty"`
 	Index      uint64            `json:"index"`
 	Nodes      []NodeStatus      `json:"nodes"`
+	// Stale names the ancestors' exports that changed since the service
+	// was last deployed ("export NAME of SERVICE"): what it runs was
+	// resolved against their old values.
+	Stale []string `json:"stale,omitempty"`
+	// Recursive is the last recursive deploy started from this service.
+	Recursive *RecursiveDeploy `json:"recursive_deploy,omitempty"`
 	// Rollout is the service's running (or last) rollout.
 	Rollout *RolloutStatus `json:"rollout,omitempty"`
 }

@@ -10,6 +10,12 @@
 //	manifest.json              Manifest: format, format version, created, modules
 //	blobs/sha256/<hex>         each module archive once, named by its digest
 //
+// A signed bundle (dtkctl bundle export --sign-key) is format_version 2:
+// its manifest carries a signature over itself (internal/signing), which
+// through the digests covers every archive. Unsigned bundles stay
+// format_version 1, so that older readers still take them, and refuse a
+// signed one by its version rather than by an unknown field.
+//
 // Read checks a whole bundle as it streams: the manifest first and well
 // formed, every listed blob present once with the listed size and digest,
 // nothing else, and the stream complete.
@@ -33,12 +39,14 @@ import (
 )
 
 // Format names the file kind in the manifest; FormatVersion is the layout
-// this code writes and the only one it reads.
+// of an unsigned bundle and FormatVersionSigned that of a signed one, the
+// two this code writes and reads.
 const (
-	Format        = "dtk-module-bundle"
-	FormatVersion = 1
-	ManifestName  = "manifest.json"
-	BlobDir       = "blobs/sha256/"
+	Format              = "dtk-module-bundle"
+	FormatVersion       = 1
+	FormatVersionSigned = 2
+	ManifestName        = "manifest.json"
+	BlobDir             = "blobs/sha256/"
 	// MaxManifest bounds the manifest's size.
 	MaxManifest = 16 << 20
 	// MaxModules bounds how many modules one bundle lists.
@@ -53,6 +61,20 @@ type Manifest struct {
 	// CreatedBy names the tool that wrote the bundle ("dtkctl v1.2.3").
 	CreatedBy string  `json:"created_by,omitempty"`
 	Modules   []Entry `json:"modules"`
+	// Signature is set in a signed bundle (format_version 2) only.
+	Signature *Signature `json:"signature,omitempty"`
+}
+
+// Signature is a manifest's signature: who signed it with which key, and
+// the signature itself (internal/signing makes and checks it).
+type Signature struct {
+	KeyID     string `json:"key_id"`
+	Signer    string `json:"signer"`
+	Algorithm string `json:"algorithm"`
+	// SignedAt is RFC 3339, as written.
+	SignedAt string `json:"signed_at"`
+	// Signature is the standard base64 of the signature bytes.
+	Signature string `json:"signature"`
 }
 
 // Entry is one module of a bundle: its archive is the blob named Digest.
@@ -95,8 +117,15 @@ func (m *Manifest) Check() error {
 	if m.Format != Format {
 		return invalidf("%s: format is %q, want %q (not a dtk module bundle)", ManifestName, m.Format, Format)
 	}
-	if m.FormatVersion != FormatVersion {
-		return invalidf("%s: format_version %d is not supported (this dtkctl reads %d)", ManifestName, m.FormatVersion, FormatVersion)
+	switch {
+	case m.FormatVersion != FormatVersion && m.FormatVersion != FormatVersionSigned:
+		return invalidf("%s: format_version %d is not supported (this dtkctl reads %d and %d)", ManifestName, m.FormatVersion, FormatVersion, FormatVersionSigned)
+	case m.FormatVersion == FormatVersion && m.Signature != nil:
+		return invalidf("%s: format_version %d carries no signature, but this manifest has one", ManifestName, FormatVersion)
+	case m.FormatVersion == FormatVersionSigned && m.Signature == nil:
+		return invalidf("%s: format_version %d is a signed bundle, but its signature is missing", ManifestName, FormatVersionSigned)
+	case m.Signature != nil && (m.Signature.KeyID == "" || m.Signature.Algorithm == "" || m.Signature.SignedAt == "" || m.Signature.Signature == ""):
+		return invalidf("%s: the signature needs key_id, algorithm, signed_at and signature", ManifestName)
 	}
 	if len(m.Modules) > MaxModules {
 		return invalidf("%s lists %d modules, more than %d", ManifestName, len(m.Modules), MaxModules)
@@ -130,8 +159,14 @@ func (m *Manifest) Check() error {
 // module's blob; Write checks its size and digest while copying and fails
 // on a mismatch. Each distinct blob is written once. It returns the
 // number of bytes written.
+//
+// A manifest with a Signature is written as format_version 2: sign it
+// (internal/signing) with everything else final, Created included.
 func Write(w io.Writer, m Manifest, open func(Entry) (io.ReadCloser, error)) (int64, error) {
 	m.Format, m.FormatVersion = Format, FormatVersion
+	if m.Signature != nil {
+		m.FormatVersion = FormatVersionSigned
+	}
 	if m.Created.IsZero() {
 		m.Created = time.Now().UTC()
 	}

@@ -5,15 +5,16 @@
 // field and its position (file:line:col, or the flag).
 //
 // The file is flat, one attribute per `run` flag, but for the blocks tls,
-// acl, ui and limits, whose attributes are fields named "BLOCK.attribute".
+// acl, ui, limits, http and modules, whose attributes are fields named
+// "BLOCK.attribute".
 //
 //	name      = "web-1"
 //	serf_addr = "10.0.0.5:7946"
 //	join      = ["10.0.0.1:7946", "10.0.0.2:7946"]
 //	labels    = { role = "web", env = "prod" }
 //
-// Only labels, log_level, log_format and reconcile_interval change at run
-// time (SIGHUP);
+// Only labels, log_level, log_format, reconcile_interval and the modules
+// block change at run time (SIGHUP);
 // Diff tells the caller which changes need a restart.
 package config
 
@@ -38,6 +39,7 @@ const (
 	FieldDataDir           = "data_dir"
 	FieldCoordinator       = "coordinator"
 	FieldNoAgent           = "no_agent"
+	FieldReadReplica       = "read_replica"
 	FieldBootstrapExpect   = "bootstrap_expect"
 	FieldJoin              = "join"
 	FieldLabels            = "labels"
@@ -81,6 +83,11 @@ const (
 	FieldHTTPIdleTimeout       = "http.idle_timeout"
 	// FieldUIEnabled is `ui { enabled = true }`: the web dashboard at /ui/.
 	FieldUIEnabled = "ui.enabled"
+	// The modules block (docs/modules.md): the public keys whose module
+	// and bundle signatures a coordinator trusts, and whether it accepts
+	// only signed ones.
+	FieldModulesTrustedKeys      = "modules.trusted_keys"
+	FieldModulesRequireSignature = "modules.require_signature"
 )
 
 // field describes one configuration field: its file name, the `run` flag
@@ -100,6 +107,7 @@ var fields = append([]field{
 	{name: FieldDataDir, flag: "--data-dir"},
 	{name: FieldCoordinator, flag: "--coordinator"},
 	{name: FieldNoAgent, flag: "--no-agent", coordinatorOnly: true},
+	{name: FieldReadReplica, flag: "--read-replica", coordinatorOnly: true},
 	{name: FieldBootstrapExpect, flag: "--bootstrap-expect", coordinatorOnly: true},
 	{name: FieldJoin, flag: "--join"},
 	{name: FieldLabels, flag: "--label", runtime: true},
@@ -131,6 +139,8 @@ var fields = append([]field{
 	{name: FieldHTTPWriteTimeout, flag: "--http-write-timeout", coordinatorOnly: true},
 	{name: FieldHTTPIdleTimeout, flag: "--http-idle-timeout", coordinatorOnly: true},
 	{name: FieldUIEnabled, flag: "--ui", coordinatorOnly: true},
+	{name: FieldModulesTrustedKeys, flag: "--modules-trusted-key", runtime: true, coordinatorOnly: true},
+	{name: FieldModulesRequireSignature, flag: "--modules-require-signature", runtime: true, coordinatorOnly: true},
 }, limitFieldList()...)
 
 func lookupField(name string) field {
@@ -168,6 +178,7 @@ type Config struct {
 	DataDir           string
 	Coordinator       bool
 	NoAgent           bool
+	ReadReplica       bool
 	BootstrapExpect   int
 	Join              []string
 	Labels            map[string]string
@@ -212,6 +223,12 @@ type Config struct {
 	ACLEnabled bool
 	// UIEnabled serves the read-only web dashboard at /ui/.
 	UIEnabled bool
+	// ModulesTrustedKeys are public key files (dtkctl key create): a
+	// coordinator checks the signature of every module and bundle pushed
+	// or imported against them. ModulesRequireSignature refuses unsigned
+	// ones.
+	ModulesTrustedKeys      []string
+	ModulesRequireSignature bool
 	// Limits bound what one request to a coordinator may carry (the
 	// `limits { ... }` block; fields "limits.*").
 	Limits limits.Limits
@@ -275,6 +292,7 @@ func (c *Config) Clone() *Config {
 	n := *c
 	n.Join = slices.Clone(c.Join)
 	n.EnrollAddr = slices.Clone(c.EnrollAddr)
+	n.ModulesTrustedKeys = slices.Clone(c.ModulesTrustedKeys)
 	n.Labels = maps.Clone(c.Labels)
 	n.origins = maps.Clone(c.origins)
 	return &n

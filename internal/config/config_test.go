@@ -328,3 +328,54 @@ func TestParse_UIBlock(t *testing.T) {
 		t.Errorf("flag args %v", args)
 	}
 }
+
+// The modules block: read from the file, replaced by the flags, changed at
+// run time, and checked (the key files themselves are read when the
+// coordinator starts).
+func TestParse_ModulesBlock(t *testing.T) {
+	src := "coordinator = true\ninsecure = true\nmodules {\n  trusted_keys      = [\"/etc/dtk/keys/team.pub\", \"/etc/dtk/keys/ci.pub\"]\n  require_signature = true\n}\n"
+	c, err := Check([]byte(src), "agent.hcl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(c.ModulesTrustedKeys, []string{"/etc/dtk/keys/team.pub", "/etc/dtk/keys/ci.pub"}) || !c.ModulesRequireSignature ||
+		c.Where(FieldModulesTrustedKeys) != "agent.hcl:4:23" {
+		t.Fatalf("modules block: %q %v %s", c.ModulesTrustedKeys, c.ModulesRequireSignature, c.Where(FieldModulesTrustedKeys))
+	}
+	keys, yes := []string{"/k/a.pub"}, true
+	c.Apply(Overrides{ModulesTrustedKeys: &keys, ModulesRequireSignature: &yes})
+	if !reflect.DeepEqual(c.ModulesTrustedKeys, keys) || c.Where(FieldModulesTrustedKeys) != "--modules-trusted-key" {
+		t.Errorf("flags: %q %s", c.ModulesTrustedKeys, c.Where(FieldModulesTrustedKeys))
+	}
+	if args := (Overrides{ModulesTrustedKeys: &[]string{"/a.pub", "/b.pub"}, ModulesRequireSignature: &yes}).Args(); !reflect.DeepEqual(args,
+		[]string{"--modules-trusted-key", "/a.pub", "--modules-trusted-key", "/b.pub", "--modules-require-signature"}) {
+		t.Errorf("flag args %q", args)
+	}
+	b := c.Clone()
+	b.ModulesTrustedKeys = append(b.ModulesTrustedKeys, "/k/b.pub")
+	b.ModulesRequireSignature = false
+	if got := Diff(c, b); !reflect.DeepEqual(got, []Change{{FieldModulesTrustedKeys, true}, {FieldModulesRequireSignature, true}}) {
+		t.Errorf("diff %v", got)
+	}
+	if len(c.ModulesTrustedKeys) != 1 {
+		t.Error("Clone shares the key list")
+	}
+
+	for _, tc := range []struct{ name, src, want string }{
+		{"require without keys", "coordinator = true\ninsecure = true\nmodules {\n  require_signature = true\n}\n",
+			"agent.hcl:4:23: modules.require_signature: requiring signatures needs at least one trusted key: set modules.trusted_keys (--modules-trusted-key)"},
+		{"on an agent", "modules {\n  trusted_keys = [\"/k.pub\"]\n}\n", "agent.hcl:2:18: modules.trusted_keys: only a coordinator uses this"},
+		{"not a list", "coordinator = true\ninsecure = true\nmodules {\n  trusted_keys = \"/k.pub\"\n}\n",
+			`agent.hcl:4:18: trusted_keys: must be a list of file paths, e.g. ["/etc/dtk/keys/team.pub"], got a string`},
+		{"empty path", "coordinator = true\ninsecure = true\nmodules {\n  trusted_keys = [\"/k.pub\", \"\"]\n}\n",
+			"agent.hcl:4:29: modules.trusted_keys: element 2 is empty"},
+		{"unknown attribute", "coordinator = true\ninsecure = true\nmodules {\n  trusted_key = [\"/k.pub\"]\n}\n", `Did you mean "trusted_keys"?`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Check([]byte(tc.src), "agent.hcl")
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("got %v\nwant %q", err, tc.want)
+			}
+		})
+	}
+}

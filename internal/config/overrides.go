@@ -17,6 +17,7 @@ type Overrides struct {
 	DataDir           *string
 	Coordinator       *bool
 	NoAgent           *bool
+	ReadReplica       *bool
 	BootstrapExpect   *int
 	Join              *[]string
 	Labels            *map[string]string
@@ -44,6 +45,10 @@ type Overrides struct {
 	NodeGCAfter       *time.Duration
 	ACLEnabled        *bool
 	UIEnabled         *bool
+	// ModulesTrustedKeys (--modules-trusted-key, repeatable) replaces the
+	// file's list as a whole.
+	ModulesTrustedKeys      *[]string
+	ModulesRequireSignature *bool
 	// Limits holds the --limits-* flags given, by field name
 	// ("limits.module_packed_bytes").
 	Limits map[string]int64
@@ -58,6 +63,7 @@ func (c *Config) Apply(o Overrides) {
 	override(&c.DataDir, o.DataDir, FieldDataDir, set)
 	override(&c.Coordinator, o.Coordinator, FieldCoordinator, set)
 	override(&c.NoAgent, o.NoAgent, FieldNoAgent, set)
+	override(&c.ReadReplica, o.ReadReplica, FieldReadReplica, set)
 	override(&c.BootstrapExpect, o.BootstrapExpect, FieldBootstrapExpect, set)
 	if o.Join != nil {
 		join := slices.Clone(*o.Join)
@@ -94,6 +100,11 @@ func (c *Config) Apply(o Overrides) {
 	override(&c.NodeGCAfter, o.NodeGCAfter, FieldNodeGCAfter, set)
 	override(&c.ACLEnabled, o.ACLEnabled, FieldACLEnabled, set)
 	override(&c.UIEnabled, o.UIEnabled, FieldUIEnabled, set)
+	if o.ModulesTrustedKeys != nil {
+		keys := slices.Clone(*o.ModulesTrustedKeys)
+		override(&c.ModulesTrustedKeys, &keys, FieldModulesTrustedKeys, set)
+	}
+	override(&c.ModulesRequireSignature, o.ModulesRequireSignature, FieldModulesRequireSignature, set)
 	for _, f := range limitFields {
 		if v, ok := o.Limits[f.name]; ok {
 			f.set(&c.Limits, v)
@@ -141,6 +152,7 @@ func (o Overrides) Args() []string {
 	str(FieldDataDir, o.DataDir)
 	boolean(FieldCoordinator, o.Coordinator)
 	boolean(FieldNoAgent, o.NoAgent)
+	boolean(FieldReadReplica, o.ReadReplica)
 	if o.BootstrapExpect != nil {
 		out = append(out, Flag(FieldBootstrapExpect), strconv.Itoa(*o.BootstrapExpect))
 	}
@@ -188,6 +200,12 @@ func (o Overrides) Args() []string {
 	dur(FieldNodeGCAfter, o.NodeGCAfter)
 	boolean(FieldACLEnabled, o.ACLEnabled)
 	boolean(FieldUIEnabled, o.UIEnabled)
+	if o.ModulesTrustedKeys != nil {
+		for _, k := range *o.ModulesTrustedKeys {
+			out = append(out, Flag(FieldModulesTrustedKeys), k)
+		}
+	}
+	boolean(FieldModulesRequireSignature, o.ModulesRequireSignature)
 	for _, f := range limitFields {
 		if v, ok := o.Limits[f.name]; ok {
 			out = append(out, f.flag, strconv.FormatInt(v, 10))
@@ -230,6 +248,8 @@ func fieldValue(c *Config, name string) any {
 		return c.Coordinator
 	case FieldNoAgent:
 		return c.NoAgent
+	case FieldReadReplica:
+		return c.ReadReplica
 	case FieldBootstrapExpect:
 		return c.BootstrapExpect
 	case FieldJoin:
@@ -301,6 +321,13 @@ func fieldValue(c *Config, name string) any {
 		return c.HTTPIdleTimeout
 	case FieldUIEnabled:
 		return c.UIEnabled
+	case FieldModulesTrustedKeys:
+		if len(c.ModulesTrustedKeys) == 0 {
+			return []string(nil)
+		}
+		return c.ModulesTrustedKeys
+	case FieldModulesRequireSignature:
+		return c.ModulesRequireSignature
 	}
 	if f, ok := lookupLimit(name); ok {
 		return f.get(&c.Limits)

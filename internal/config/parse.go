@@ -33,7 +33,7 @@ var schema = func() *hcl.BodySchema {
 
 // blocks are the `NAME { ... }` blocks of the file; their fields are named
 // "NAME.attribute".
-var blocks = []string{"tls", "acl", "ui", "limits", "http"}
+var blocks = []string{"tls", "acl", "ui", "limits", "http", "modules"}
 
 // blockSchema is the schema of one block's body.
 func blockSchema(block string) *hcl.BodySchema {
@@ -169,6 +169,8 @@ func (c *Config) decode(field string, a *hcl.Attribute) Errors {
 		err = c.decodeBool(a, v, &c.Coordinator)
 	case FieldNoAgent:
 		err = c.decodeBool(a, v, &c.NoAgent)
+	case FieldReadReplica:
+		err = c.decodeBool(a, v, &c.ReadReplica)
 	case FieldBootstrapExpect:
 		err = c.decodeInt(a, v, &c.BootstrapExpect)
 	case FieldPollWait:
@@ -209,13 +211,19 @@ func (c *Config) decode(field string, a *hcl.Attribute) Errors {
 		err = c.decodeDuration(a, v, &c.HTTPIdleTimeout)
 	case FieldUIEnabled:
 		err = c.decodeBool(a, v, &c.UIEnabled)
+	case FieldModulesRequireSignature:
+		err = c.decodeBool(a, v, &c.ModulesRequireSignature)
 	case FieldEnrollAddr:
 		var elems []hcl.Range
-		err, elems = c.decodeList(a, v, &c.EnrollAddr)
+		err, elems = c.decodeList(a, v, &c.EnrollAddr, addrList)
 		o.elems = elems
 	case FieldJoin:
 		var elems []hcl.Range
-		err, elems = c.decodeList(a, v, &c.Join)
+		err, elems = c.decodeList(a, v, &c.Join, addrList)
+		o.elems = elems
+	case FieldModulesTrustedKeys:
+		var elems []hcl.Range
+		err, elems = c.decodeList(a, v, &c.ModulesTrustedKeys, pathList)
 		o.elems = elems
 	case FieldLabels:
 		var keys map[string]hcl.Range
@@ -294,10 +302,18 @@ func (c *Config) decodeDuration(a *hcl.Attribute, v cty.Value, dst *time.Duratio
 	return nil
 }
 
-func (c *Config) decodeList(a *hcl.Attribute, v cty.Value, dst *[]string) (*Error, []hcl.Range) {
+// listKind says what a list attribute holds, for its errors.
+type listKind struct{ elem, example string }
+
+var (
+	addrList = listKind{`"host:port" string`, `["10.0.0.1:7946"]`}
+	pathList = listKind{"file path", `["/etc/dtk/keys/team.pub"]`}
+)
+
+func (c *Config) decodeList(a *hcl.Attribute, v cty.Value, dst *[]string, kind listKind) (*Error, []hcl.Range) {
 	t := v.Type()
 	if !t.IsTupleType() && !t.IsListType() && !t.IsSetType() {
-		return c.fileError(a.Expr.Range(), a.Name, "must be a list of \"host:port\" strings, e.g. [\"10.0.0.1:7946\"], got %s", typeName(t)), nil
+		return c.fileError(a.Expr.Range(), a.Name, "must be a list of %ss, e.g. %s, got %s", kind.elem, kind.example, typeName(t)), nil
 	}
 	var elems []hcl.Range
 	if exprs, diags := hcl.ExprList(a.Expr); !diags.HasErrors() {
@@ -314,7 +330,7 @@ func (c *Config) decodeList(a *hcl.Attribute, v cty.Value, dst *[]string) (*Erro
 			r = elems[i]
 		}
 		if ev.IsNull() || !ev.Type().IsPrimitiveType() || ev.Type() == cty.Bool {
-			return c.fileError(r, a.Name, "element %d must be a \"host:port\" string, got %s", i+1, typeName(ev.Type())), nil
+			return c.fileError(r, a.Name, "element %d must be a %s, got %s", i+1, kind.elem, typeName(ev.Type())), nil
 		}
 		s, _ := convert.Convert(ev, cty.String)
 		out = append(out, s.AsString())

@@ -119,6 +119,7 @@ func (c *Config) Validate() error {
 		}
 	}
 	errs = append(errs, c.validateSecurity()...)
+	errs = append(errs, c.validateModules()...)
 	errs = append(errs, c.validateLimits()...)
 	if _, ok := logLevels[c.LogLevel]; !ok {
 		add(c.fieldError(FieldLogLevel, nil, "%q is not a log level: use debug, info, warn or error", c.LogLevel))
@@ -244,6 +245,25 @@ func (c *Config) validateSecurity() Errors {
 			r := o.elem(i)
 			add(c.fieldError(FieldEnrollAddr, &r, "%q %s", a, msg))
 		}
+	}
+	return errs
+}
+
+// validateModules checks the modules block. The key files themselves are
+// read when the coordinator starts (and on SIGHUP), which refuses one that
+// is missing or not a public key.
+func (c *Config) validateModules() Errors {
+	var errs Errors
+	o := c.origins[FieldModulesTrustedKeys]
+	for i, p := range c.ModulesTrustedKeys {
+		if strings.TrimSpace(p) == "" {
+			r := o.elem(i)
+			errs = append(errs, c.fieldError(FieldModulesTrustedKeys, &r, "element %d is empty: give the path of a public key file (dtkctl key create makes NAME.pub)", i+1))
+		}
+	}
+	if c.ModulesRequireSignature && len(c.ModulesTrustedKeys) == 0 {
+		errs = append(errs, c.fieldError(FieldModulesRequireSignature, nil,
+			"requiring signatures needs at least one trusted key: set modules.trusted_keys (--modules-trusted-key) to the public key files of the signers (dtkctl key create)"))
 	}
 	return errs
 }

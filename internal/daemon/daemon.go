@@ -39,14 +39,17 @@ type Config struct {
 	Coordinator     bool
 	BootstrapExpect int
 	// NoAgent runs a coordinator that does not also act as a node.
-	NoAgent  bool
-	Join     []string
-	Labels   map[string]string
-	HTTPAddr string
-	SerfAddr string
-	RaftAddr string
-	Version  string
-	Logger   *slog.Logger
+	NoAgent bool
+	// ReadReplica runs the coordinator as a Raft non-voter that serves
+	// agents (coordinator.Config.ReadReplica).
+	ReadReplica bool
+	Join        []string
+	Labels      map[string]string
+	HTTPAddr    string
+	SerfAddr    string
+	RaftAddr    string
+	Version     string
+	Logger      *slog.Logger
 	// Fast shortens Raft and gossip timers (tests and dev clusters).
 	Fast              bool
 	PollWait          time.Duration
@@ -81,6 +84,11 @@ type Config struct {
 	// MetricsAddr is where the agent serves its Prometheus metrics
 	// (empty: off, nothing built).
 	MetricsAddr string
+	// ModulesTrustedKeys are the public key files whose module and bundle
+	// signatures this coordinator trusts; ModulesRequireSignature refuses
+	// unsigned ones (modules.go).
+	ModulesTrustedKeys      []string
+	ModulesRequireSignature bool
 }
 
 // Daemon is a running dtk-agent process.
@@ -149,11 +157,17 @@ func Start(ctx context.Context, cfg Config) (*Daemon, error) {
 	d := &Daemon{cfg: cfg, log: cfg.Logger, done: make(chan struct{}), sec: sec}
 	tags := map[string]string{gossip.TagRole: gossip.RoleAgent, gossip.TagVersion: cfg.Version}
 	if cfg.Coordinator {
+		trust, err := loadModuleTrust(cfg.ModulesTrustedKeys, cfg.ModulesRequireSignature)
+		if err != nil {
+			return nil, setupError("%v", err)
+		}
+		logModuleTrust(cfg.Logger, trust)
 		c, err := coordinator.New(coordinator.Config{
 			Name: cfg.Name, DataDir: filepath.Join(cfg.DataDir, "coordinator"), HTTPAddr: cfg.HTTPAddr,
-			RaftAddr: cfg.RaftAddr, BootstrapExpect: cfg.BootstrapExpect, Version: cfg.Version,
+			RaftAddr: cfg.RaftAddr, BootstrapExpect: cfg.BootstrapExpect, Version: cfg.Version, ReadReplica: cfg.ReadReplica,
 			Logger: cfg.Logger, Fast: cfg.Fast, TLS: sec.store, KEK: sec.kek, CAKeyPEM: sec.caKey,
 			NodeCertTTL: cfg.NodeCertTTL, ACLEnabled: cfg.ACLEnabled, UI: cfg.UIEnabled, NodeGCAfter: cfg.NodeGCAfter, Limits: cfg.Limits, HTTPTimeouts: cfg.HTTPTimeouts,
+			ModuleTrust: trust,
 		})
 		if err != nil {
 			return nil, err
@@ -255,11 +269,19 @@ func (d *Daemon) coordinatorAddrs() []string {
 	if d.coord != nil {
 		out = append(out, d.coord.HTTPAddr())
 	}
-	var others []string
+	// Agents prefer read replicas when there are some: they are there to
+	// take the agents' polls off the voters.
+	var others, replicas []string
 	for _, p := range d.gossip.Coordinators() {
 		if d.coord == nil || p.HTTPAddr != d.coord.HTTPAddr() {
 			others = append(others, p.HTTPAddr)
+			if p.Replica {
+				replicas = append(replicas, p.HTTPAddr)
+			}
 		}
+	}
+	if len(replicas) > 0 && d.coord == nil {
+		others = replicas
 	}
 	sort.Strings(others)
 	return append(out, others...)

@@ -29,6 +29,8 @@ const (
 	TagHTTP    = "http"
 	TagRaft    = "raft"
 	TagVersion = "version"
+	// TagReplica is "1" on a read-replica coordinator.
+	TagReplica = "replica"
 	TagDC      = "dc"
 )
 
@@ -102,15 +104,17 @@ type Peer struct {
 	RaftAddr string
 	Version  string
 	DC       string
-	Status   string // alive, leaving, left, failed
-	Addr     string // gossip address
+	// Replica: a read-replica coordinator (a Raft non-voter serving agents).
+	Replica bool
+	Status  string // alive, leaving, left, failed
+	Addr    string // gossip address
 }
 
 // Parse reads a serf member's tags.
 func Parse(m serf.Member) Peer {
 	return Peer{
 		Name: m.Name, Role: m.Tags[TagRole], HTTPAddr: m.Tags[TagHTTP], RaftAddr: m.Tags[TagRaft],
-		Version: m.Tags[TagVersion], DC: m.Tags[TagDC], Status: m.Status.String(),
+		Version: m.Tags[TagVersion], DC: m.Tags[TagDC], Status: m.Status.String(), Replica: m.Tags[TagReplica] == "1",
 		Addr: net.JoinHostPort(m.Addr.String(), strconv.Itoa(int(m.Port))),
 	}
 }
