@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"unicode"
@@ -169,49 +170,82 @@ func readLicenses(dir, path, version string) (ThirdParty, error) {
 			}
 		}
 	}
+	var ids []string
 	for _, f := range tp.Files {
-		base := strings.ToUpper(f.Name)
-		if strings.HasPrefix(base, "NOTICE") || strings.HasPrefix(base, "PATENTS") {
+		if isNoticeFile(f.Name) {
 			continue
 		}
-		if tp.License != "" {
-			return tp, fmt.Errorf("%s@%s has more than one licence file", path, version)
-		}
-		tp.License = classifyLicense(f.Text)
-		if tp.License == "" {
+		found := classifyLicense(f.Text)
+		if len(found) == 0 {
 			return tp, fmt.Errorf("%s@%s: licence in %s not recognised: add it to classifyLicense (packaging/licenses.go) once you know it allows shipping", path, version, f.Name)
 		}
+		if isDocsLicense(f.Name) {
+			continue
+		}
+		for _, id := range found {
+			if !slices.Contains(ids, id) {
+				ids = append(ids, id)
+			}
+		}
 	}
-	if tp.License == "" {
+	if len(ids) == 0 {
 		return tp, fmt.Errorf("%s@%s has no licence file in %s", path, version, dir)
 	}
+	// Code under several licences (a file each, or parts of the module
+	// each under one): all of them apply, as SPDX and DEP-5 write it.
+	sort.Strings(ids)
+	tp.License = strings.Join(ids, " and ")
 	tp.Copyright = copyrightLines(tp.Files)
 	return tp, nil
 }
 
-// classifyLicense names a licence text by SPDX identifier, or "".
-func classifyLicense(text string) string {
+// isNoticeFile: a NOTICE or PATENTS file, which goes along with the
+// licence rather than being one.
+func isNoticeFile(name string) bool {
+	up := strings.ToUpper(name)
+	return strings.HasPrefix(up, "NOTICE") || strings.HasPrefix(up, "PATENTS")
+}
+
+// isDocsLicense: the licence of a module's documentation (LICENSE.docs),
+// which is not compiled into the binaries.
+func isDocsLicense(name string) bool {
+	return strings.Contains(strings.ToUpper(name), "DOCS")
+}
+
+// classifyLicense names the licences in a licence file's text by SPDX
+// identifier; none when it recognises none. One file may hold several (a
+// module with a part under another licence).
+func classifyLicense(text string) []string {
 	t := strings.Join(strings.Fields(text), " ")
 	has := func(s string) bool { return strings.Contains(t, s) }
-	switch {
-	case has("Apache License") && has("Version 2.0"):
-		return "Apache-2.0"
-	case has("Mozilla Public License") && has("Version 2.0"):
-		return "MPL-2.0"
-	case has("Permission is hereby granted, free of charge, to any person obtaining a copy"):
-		return "MIT"
-	case has("Permission to use, copy, modify, and/or distribute this software for any purpose") ||
-		has("Permission to use, copy, modify, and distribute this software for any purpose"):
-		return "ISC"
-	case has("Permission is granted to anyone to use this software for any purpose, including commercial applications, and to alter it and redistribute it freely"):
-		return "Zlib"
-	case has("Redistribution and use in source and binary forms"):
-		if has("Neither the name") || has("names of its contributors") || has("name of the copyright holder") {
-			return "BSD-3-Clause"
-		}
-		return "BSD-2-Clause"
+	var ids []string
+	if has("Apache License") && has("Version 2.0") {
+		ids = append(ids, "Apache-2.0")
 	}
-	return ""
+	if has("Mozilla Public License") && has("Version 2.0") {
+		ids = append(ids, "MPL-2.0")
+	}
+	if has("Permission is hereby granted, free of charge, to any person obtaining a copy") {
+		ids = append(ids, "MIT")
+	}
+	if has("Permission to use, copy, modify, and/or distribute this software for any purpose") ||
+		has("Permission to use, copy, modify, and distribute this software for any purpose") {
+		ids = append(ids, "ISC")
+	}
+	if has("Permission is granted to anyone to use this software for any purpose, including commercial applications, and to alter it and redistribute it freely") {
+		ids = append(ids, "Zlib")
+	}
+	if has("Attribution-ShareAlike 4.0 International") {
+		ids = append(ids, "CC-BY-SA-4.0")
+	}
+	if has("Redistribution and use in source and binary forms") {
+		if has("Neither the name") || has("names of its contributors") || has("name of the copyright holder") {
+			ids = append(ids, "BSD-3-Clause")
+		} else {
+			ids = append(ids, "BSD-2-Clause")
+		}
+	}
+	return ids
 }
 
 func copyrightLines(files []NamedText) []string {
@@ -272,9 +306,11 @@ func DebianCopyright(notice string, linked []ThirdParty) string {
 			cr = []string{"the authors of " + tp.Path}
 		}
 		b.WriteString("Copyright:" + field(strings.Join(cr, "\n")) + "\n")
-		if _, common := commonLicenses[tp.License]; common {
+		if commonOnly(tp.License) {
 			b.WriteString("License: " + tp.License + "\n")
-			used[tp.License] = true
+			for _, id := range strings.Split(tp.License, " and ") {
+				used[id] = true
+			}
 		} else {
 			b.WriteString("License: " + tp.License + "\n" + fieldBody(licenseText(tp)) + "\n")
 		}
@@ -285,8 +321,7 @@ func DebianCopyright(notice string, linked []ThirdParty) string {
 		}
 		comment = append(comment, name)
 		for _, f := range tp.Files {
-			up := strings.ToUpper(f.Name)
-			if strings.HasPrefix(up, "NOTICE") || strings.HasPrefix(up, "PATENTS") {
+			if isNoticeFile(f.Name) {
 				comment = append(comment, f.Name+":\n\n"+f.Text)
 			}
 		}
@@ -307,15 +342,26 @@ func DebianCopyright(notice string, linked []ThirdParty) string {
 	return b.String()
 }
 
-// licenseText is the text of the module's licence file.
-func licenseText(tp ThirdParty) string {
-	for _, f := range tp.Files {
-		up := strings.ToUpper(f.Name)
-		if !strings.HasPrefix(up, "NOTICE") && !strings.HasPrefix(up, "PATENTS") {
-			return f.Text
+// commonOnly: every licence of the expression is one Debian ships.
+func commonOnly(expr string) bool {
+	for _, id := range strings.Split(expr, " and ") {
+		if _, ok := commonLicenses[id]; !ok {
+			return false
 		}
 	}
-	return ""
+	return true
+}
+
+// licenseText is the text of the module's licence files (not its
+// notices, nor its documentation's licence).
+func licenseText(tp ThirdParty) string {
+	var texts []string
+	for _, f := range tp.Files {
+		if !isNoticeFile(f.Name) && !isDocsLicense(f.Name) {
+			texts = append(texts, strings.TrimSpace(f.Text))
+		}
+	}
+	return strings.Join(texts, "\n\n")
 }
 
 // field formats a multi-line DEP-5 field value that starts on the field's
