@@ -144,6 +144,7 @@ func Start(ctx context.Context, cfg Config) (*Daemon, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data dir: %w", err)
 	}
+	tuneMemory(cfg)
 	sec, err := setupSecurity(ctx, &cfg, cfg.Logger)
 	if err != nil {
 		return nil, err
