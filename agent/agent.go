@@ -55,6 +55,12 @@ type Config struct {
 	// Metrics receives converge, step and poll measurements; nil: metrics
 	// off (metrics.go).
 	Metrics *Metrics
+	// DropPages drops this process's mappings of its own binary's
+	// read-only pages once the agent has been quiet for DropPagesAfter
+	// (zero: DefaultDropPagesAfter), so that its RSS holds only what the
+	// idle agent uses (pagedrop.go). Linux only.
+	DropPages      bool
+	DropPagesAfter time.Duration
 }
 
 // Agent pulls its node's plan slice and converges it.
@@ -100,6 +106,9 @@ type Agent struct {
 	// converged is signalled after every converge (tests).
 	convergedMu sync.Mutex
 	converges   uint64
+
+	// pages drops the binary's resident pages when quiet (pagedrop.go).
+	pages pageDropper
 }
 
 // New prepares an agent: it creates the data dir and loads local state but
@@ -141,6 +150,7 @@ func New(cfg Config) (*Agent, error) {
 		a.leftoverGrace = defaultLeftoverGrace
 	}
 	a.reconcileInterval.Store(int64(cfg.ReconcileInterval))
+	a.pages.init(cfg)
 	st, err := loadState(a.statePath)
 	if err != nil {
 		return nil, err
@@ -173,7 +183,7 @@ func (a *Agent) Incarnation() string { return a.store.incarnation }
 // Start runs the pull loop and the report sender until Shutdown.
 func (a *Agent) Start(ctx context.Context) {
 	ctx, a.cancel = context.WithCancel(ctx)
-	a.wg.Add(5)
+	a.wg.Add(6)
 	go func() {
 		defer a.wg.Done()
 		defer close(a.cleared)
@@ -195,6 +205,7 @@ func (a *Agent) Start(ctx context.Context) {
 	go func() { defer a.wg.Done(); a.pullLoop(ctx) }()
 	go func() { defer a.wg.Done(); a.sendLoop(ctx) }()
 	go func() { defer a.wg.Done(); a.opsLoop(ctx) }()
+	go func() { defer a.wg.Done(); a.dropLoop(ctx) }()
 }
 
 // Shutdown stops the loops; a running step is cancelled (its process group
@@ -298,6 +309,7 @@ func (a *Agent) pullLoop(ctx context.Context) {
 		a.mu.Unlock()
 		if cached != nil {
 			a.converge(ctx, cached, true)
+			a.pages.activity()
 		}
 		nextReconcile = a.nextReconcile()
 	}
@@ -345,6 +357,7 @@ func (a *Agent) pullLoop(ctx context.Context) {
 		}
 		b.reset()
 		a.cfg.Metrics.polled()
+		a.pages.activity()
 		if sl.Index < index {
 			// A coordinator that lags behind what this agent has seen
 			// (a follower catching up): never go backwards.
@@ -361,6 +374,7 @@ func (a *Agent) pullLoop(ctx context.Context) {
 				a.log.Error("save state", "err", err)
 			}
 			a.converge(ctx, sl, false)
+			a.pages.activity()
 		}
 		index = sl.Index
 	}

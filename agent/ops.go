@@ -137,6 +137,7 @@ func (a *Agent) opsLoop(ctx context.Context) {
 			continue
 		}
 		index = res.Index
+		a.pages.activity()
 		for _, op := range a.ops.fresh(res.Ops) {
 			if op.Kind == plan.OpCancel {
 				a.cancelOp(ctx, op)

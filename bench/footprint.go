@@ -20,7 +20,22 @@ type ProcFootprint struct {
 	CPUSeconds float64 `json:"cpu_seconds"`
 	// CPUPercent is CPU time over the idle period as a share of one core.
 	CPUPercent float64 `json:"cpu_percent_of_one_core"`
+	// Samples are VmRSS, RssAnon and RssFile every SampleEvery over the
+	// idle period (agents only): whether the RSS holds, or creeps back
+	// (a poll answer every 5 minutes, a reconcile every 10).
+	Samples []RSSSample `json:"samples,omitempty"`
 }
+
+// RSSSample is one reading of a process's memory during the idle period.
+type RSSSample struct {
+	Seconds float64 `json:"seconds"` // since the idle period began
+	RSSMiB  float64 `json:"rss_mib"`
+	AnonMiB float64 `json:"rss_anon_mib"`
+	FileMiB float64 `json:"rss_file_mib"`
+}
+
+// SampleEvery is how often the idle agents' RSS is read.
+const SampleEvery = 30 * time.Second
 
 // FootprintResult is figure 4.
 type FootprintResult struct {
@@ -37,6 +52,10 @@ type IdleBench struct {
 	c     *Cluster
 	start time.Time
 	at    map[*Proc]ProcStats
+
+	stopSampling chan struct{}
+	sampled      chan struct{}
+	samples      map[*Proc][]RSSSample
 }
 
 // StartIdle starts the idle cluster and deploys a three-node service of
@@ -82,7 +101,33 @@ func StartIdle(bin, dir, prefix string, insecure, aclOn bool) (*IdleBench, error
 		st, _ := ReadProcStats(p.PID())
 		ib.at[p] = st
 	}
+	ib.stopSampling, ib.sampled, ib.samples = make(chan struct{}), make(chan struct{}), map[*Proc][]RSSSample{}
+	go ib.sample()
 	return ib, nil
+}
+
+// sample reads the agents' RSS every SampleEvery until Finish.
+func (ib *IdleBench) sample() {
+	defer close(ib.sampled)
+	t := time.NewTicker(SampleEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ib.stopSampling:
+			return
+		case <-t.C:
+		}
+		for _, p := range ib.c.Agents {
+			st, err := ReadProcStats(p.PID())
+			if err != nil {
+				continue
+			}
+			ib.samples[p] = append(ib.samples[p], RSSSample{
+				Seconds: time.Since(ib.start).Seconds(), RSSMiB: float64(st.RSSKiB) / 1024,
+				AnonMiB: float64(st.AnonKiB) / 1024, FileMiB: float64(st.FileKiB) / 1024,
+			})
+		}
+	}
 }
 
 func (ib *IdleBench) procs() []*Proc {
@@ -100,6 +145,8 @@ func (ib *IdleBench) Started() time.Time { return ib.start }
 // RSS and CPU time, and stops the cluster.
 func (ib *IdleBench) Finish(d time.Duration) *FootprintResult {
 	time.Sleep(time.Until(ib.start.Add(d)))
+	close(ib.stopSampling)
+	<-ib.sampled
 	res := &FootprintResult{IdleSeconds: time.Since(ib.start).Seconds()}
 	for _, p := range ib.procs() {
 		st, err := ReadProcStats(p.PID())
@@ -111,6 +158,7 @@ func (ib *IdleBench) Finish(d time.Duration) *FootprintResult {
 			Name: p.Name, RSSMiB: float64(st.RSSKiB) / 1024, PeakMiB: float64(st.HWMKiB) / 1024,
 			AnonMiB: float64(st.AnonKiB) / 1024, FileMiB: float64(st.FileKiB) / 1024,
 			CPUSeconds: cpu.Seconds(), CPUPercent: 100 * cpu.Seconds() / res.IdleSeconds,
+			Samples: ib.samples[p],
 		}
 		if isCoord(ib.c, p) {
 			res.Coordinators = append(res.Coordinators, pf)

@@ -101,12 +101,15 @@ func (r *Results) ComputeGoals() {
 	g = Goal{Name: "idle agent RSS", Target: "≤ 20 MB (19.1 MiB)", Missing: true}
 	if f := r.Footprint; f != nil && len(f.Agents) > 0 {
 		g.Missing = false
-		worst := 0.0
+		w := f.Agents[0]
 		for _, a := range f.Agents {
-			worst = max(worst, a.RSSMiB)
+			if a.RSSMiB > w.RSSMiB {
+				w = a
+			}
 		}
-		g.Measured = fmt.Sprintf("%.1f MiB (largest of %d agents after %s idle)", worst, len(f.Agents), time.Duration(f.IdleSeconds*float64(time.Second)).Round(time.Second))
-		g.Met = worst*(1<<20) <= 20e6
+		g.Measured = fmt.Sprintf("%.1f MiB = %.1f anon + %.1f file (largest of %d agents after %s idle)", w.RSSMiB, w.AnonMiB, w.FileMiB,
+			len(f.Agents), time.Duration(f.IdleSeconds*float64(time.Second)).Round(time.Second))
+		g.Met = w.RSSMiB*(1<<20) <= 20e6
 	}
 	r.Goals = append(r.Goals, g)
 	for _, m := range r.failoverModes() {
@@ -214,6 +217,25 @@ func (r *Results) Markdown() string {
 		p("| process | RSS | of which anonymous (heap, stacks) | of which file-backed (the binary's pages) | peak RSS | CPU over the period | CPU share of one core |\n| --- | --- | --- | --- | --- | --- | --- |\n")
 		for _, x := range append(append([]ProcFootprint(nil), f.Agents...), f.Coordinators...) {
 			p("| %s | %.1f MiB | %.1f MiB | %.1f MiB | %.1f MiB | %.2f s | %.3f%% |\n", x.Name, x.RSSMiB, x.AnonMiB, x.FileMiB, x.PeakMiB, x.CPUSeconds, x.CPUPercent)
+		}
+		if len(f.Agents) > 0 && len(f.Agents[0].Samples) > 0 {
+			p("\nAgent RSS over the idle period (goal ≤ 19.07 MiB = 20 MB), read every %s: VmRSS (RssAnon + RssFile) in MiB. An agent drops its binary's resident pages 30 s after its last poll answer or converge (`drop_binary_pages`); its long-poll is answered every ~5 minutes and it reconciles every ~10.\n\n| after | ", SampleEvery)
+			for _, a := range f.Agents {
+				p("%s | ", a.Name)
+			}
+			p("\n| --- |%s\n", strings.Repeat(" --- |", len(f.Agents)))
+			for i := range f.Agents[0].Samples {
+				p("| %s | ", time.Duration(f.Agents[0].Samples[i].Seconds*float64(time.Second)).Round(time.Second))
+				for _, a := range f.Agents {
+					if i < len(a.Samples) {
+						s := a.Samples[i]
+						p("%.1f (%.1f + %.1f) | ", s.RSSMiB, s.AnonMiB, s.FileMiB)
+					} else {
+						p("| ")
+					}
+				}
+				p("\n")
+			}
 		}
 		if len(f.Coord) > 0 {
 			p("\nCoordinators (real processes) with simulated agents connected and long-polling:\n\n| agents | open plan long-polls | coordinator RSS (each) | peak RSS (each) | leader | benchmark process RSS (the simulated agents) |\n| --- | --- | --- | --- | --- | --- |\n")

@@ -67,6 +67,8 @@ data_dir = "/var/lib/dtk"
 # --- Tuning ---------------------------------------------------------------
 # poll_wait          = "5m"   # longest plan long-poll (at most 10m)
 # reconcile_interval = "10m"  # converge the cached plan again (retry failures, fix drift)
+# drop_binary_pages  = true   # agents: once idle, drop this process's mappings of its binary's
+#                             #   read-only pages (they stay in the page cache): a smaller RSS
 # http {                      # coordinators: how long the API waits for its clients (docs/cluster.md)
 #   read_header_timeout = "10s"
 #   read_timeout        = "30s" # uploads get 1 s more per MiB

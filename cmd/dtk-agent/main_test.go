@@ -174,6 +174,15 @@ func TestOverrides_ArgsRoundTrip(t *testing.T) {
 	if a := parseOverrides(t, "run", "--no-coordinator").Args(); !reflect.DeepEqual(a, []string{"--coordinator=false"}) {
 		t.Errorf("--no-coordinator gave %q", a)
 	}
+	// drop_binary_pages is on by default: only turning it off is written,
+	// and it parses back.
+	o = parseOverrides(t, "run", "--no-drop-binary-pages")
+	if a := o.Args(); !reflect.DeepEqual(a, []string{"--drop-binary-pages=false"}) {
+		t.Errorf("--no-drop-binary-pages gave %q", a)
+	}
+	if back := parseOverrides(t, append([]string{"run"}, o.Args()...)...); !reflect.DeepEqual(o, back) {
+		t.Errorf("--no-drop-binary-pages did not round-trip: %+v", back)
+	}
 }
 
 // --step-user and --step-group reach the daemon, and from it the agent.

@@ -36,6 +36,7 @@ type runFlags struct {
 	StepUser          string            `help:"User that steps run as when their action names none (default: the agent's own, root)."`
 	StepGroup         string            `help:"Group that steps run as when their action names none (default: the step user's)."`
 	MetricsAddr       string            `help:"Agent: serve Prometheus metrics at http://ADDR/metrics (host:port; default: off). Coordinators serve theirs at GET /v1/metrics."`
+	DropBinaryPages   bool              `help:"Agent: once idle, drop this process's mappings of its own binary's read-only pages (they stay in the page cache and come back when used), so that its RSS holds only what it still uses. Linux only." default:"true" negatable:""`
 
 	TLSCA         string        `name:"tls-ca" help:"Cluster CA certificate(s) (PEM)." type:"path" group:"Security"`
 	TLSCert       string        `name:"tls-cert" help:"This process's certificate (PEM): a server certificate for a coordinator, a node certificate for an agent." type:"path" group:"Security"`
@@ -144,6 +145,9 @@ func (f *runFlags) overrides(s set, g globals) config.Overrides {
 	str("step-user", &f.StepUser, &o.StepUser)
 	str("step-group", &f.StepGroup, &o.StepGroup)
 	str("metrics-addr", &f.MetricsAddr, &o.MetricsAddr)
+	if s["drop-binary-pages"] {
+		o.DropBinaryPages = &f.DropBinaryPages
+	}
 	str("tls-ca", &f.TLSCA, &o.TLSCAFile)
 	str("tls-cert", &f.TLSCert, &o.TLSCertFile)
 	str("tls-key", &f.TLSKey, &o.TLSKeyFile)
@@ -255,6 +259,7 @@ func daemonConfig(c *config.Config, log *slog.Logger) daemon.Config {
 		JoinToken: c.JoinToken, EnrollAddrs: c.EnrollAddr, Insecure: c.Insecure, NodeCertTTL: c.NodeCertTTL,
 		ACLEnabled: c.ACLEnabled, UIEnabled: c.UIEnabled, NodeGCAfter: c.NodeGCAfter, Limits: c.Limits, MetricsAddr: c.MetricsAddr,
 		ModulesTrustedKeys: c.ModulesTrustedKeys, ModulesRequireSignature: c.ModulesRequireSignature,
+		KeepBinaryPages: !c.DropBinaryPages, DropPagesAfter: dropPagesAfter(),
 		HTTPTimeouts: coordinator.HTTPTimeouts{
 			ReadHeader: c.HTTPReadHeaderTimeout, Read: c.HTTPReadTimeout, Write: c.HTTPWriteTimeout, Idle: c.HTTPIdleTimeout,
 		},

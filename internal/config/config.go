@@ -55,6 +55,9 @@ const (
 	// FieldMetricsAddr is where an agent serves its Prometheus metrics
 	// (empty: off). Coordinators serve theirs at GET /v1/metrics.
 	FieldMetricsAddr = "metrics_addr"
+	// FieldDropBinaryPages lets an idle agent drop its binary's resident
+	// pages (on by default; agent.Config.DropPages).
+	FieldDropBinaryPages = "drop_binary_pages"
 	// FieldStepUser and FieldStepGroup name the account steps run as when
 	// their action names none (docs/actions.md).
 	FieldStepUser  = "step_user"
@@ -119,6 +122,7 @@ var fields = append([]field{
 	{name: FieldLogLevel, flag: "--log-level", runtime: true},
 	{name: FieldLogFormat, flag: "--log-format", runtime: true},
 	{name: FieldMetricsAddr, flag: "--metrics-addr"},
+	{name: FieldDropBinaryPages, flag: "--drop-binary-pages"},
 	{name: FieldStepUser, flag: "--step-user"},
 	{name: FieldStepGroup, flag: "--step-group"},
 	{name: FieldTLSCAFile, flag: "--tls-ca"},
@@ -193,6 +197,10 @@ type Config struct {
 	// MetricsAddr is host:port for the agent's metrics listener; empty:
 	// none.
 	MetricsAddr string
+	// DropBinaryPages lets the agent, once idle, drop this process's
+	// mappings of its own binary's read-only pages (they stay in the page
+	// cache), so that its RSS holds only what it still uses.
+	DropBinaryPages bool
 	// StepUser and StepGroup: the account steps run as when their action
 	// names none; empty: the agent's own (root).
 	StepUser, StepGroup string
@@ -253,6 +261,7 @@ func Default() *Config {
 		ReconcileInterval: 10 * time.Minute,
 		LogLevel:          "info",
 		LogFormat:         "text",
+		DropBinaryPages:   true,
 		NodeCertTTL:       365 * 24 * time.Hour,
 		NodeGCAfter:       24 * time.Hour,
 		Limits:            limits.Default(),

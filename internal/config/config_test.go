@@ -29,6 +29,7 @@ reconcile_interval = "30s"
 log_level          = "debug"
 log_format         = "json"
 metrics_addr       = "10.0.0.5:9100"
+drop_binary_pages  = false
 encrypt            = "pUqJrVyVRj5jsiYEkM/tFQYfWyJIv4s3XkvDwy7Cu5s="
 keyring_file       = "/etc/dtk/keyring.key"
 node_cert_ttl      = "720h"
@@ -54,7 +55,7 @@ http {
 		Join: []string{"10.0.0.1:7946", "10.0.0.2:7946"}, Labels: map[string]string{"role": "web", "env": "prod"},
 		HTTPAddr: "10.0.0.5:7070", SerfAddr: "10.0.0.5:7946", RaftAddr: "10.0.0.5:7947",
 		PollWait: 2 * time.Minute, ReconcileInterval: 30 * time.Second, LogLevel: "debug", File: "agent.hcl",
-		LogFormat: "json", MetricsAddr: "10.0.0.5:9100",
+		LogFormat: "json", MetricsAddr: "10.0.0.5:9100", DropBinaryPages: false,
 		Encrypt: "pUqJrVyVRj5jsiYEkM/tFQYfWyJIv4s3XkvDwy7Cu5s=", KeyringFile: "/etc/dtk/keyring.key", EnrollAddr: []string{"10.0.0.1:7070"},
 		TLSCAFile: "/etc/dtk/tls/dtk-ca.pem", TLSCertFile: "/etc/dtk/tls/server-web-1.pem", TLSKeyFile: "/etc/dtk/tls/server-web-1-key.pem",
 		TLSCAKeyFile: "/etc/dtk/tls/dtk-ca-key.pem", NodeCertTTL: 720 * time.Hour, NodeGCAfter: 72 * time.Hour, Limits: limits.Default(),
@@ -85,6 +86,9 @@ func TestParse_EmptyFileIsDefaults(t *testing.T) {
 	}
 	if err := Default().Validate(); err != nil {
 		t.Errorf("defaults do not validate: %v", err)
+	}
+	if !c.DropBinaryPages {
+		t.Error("drop_binary_pages is off by default")
 	}
 }
 

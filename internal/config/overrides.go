@@ -29,6 +29,7 @@ type Overrides struct {
 	LogLevel          *string
 	LogFormat         *string
 	MetricsAddr       *string
+	DropBinaryPages   *bool
 	StepUser          *string
 	StepGroup         *string
 	TLSCAFile         *string
@@ -81,6 +82,7 @@ func (c *Config) Apply(o Overrides) {
 	override(&c.LogLevel, o.LogLevel, FieldLogLevel, set)
 	override(&c.LogFormat, o.LogFormat, FieldLogFormat, set)
 	override(&c.MetricsAddr, o.MetricsAddr, FieldMetricsAddr, set)
+	override(&c.DropBinaryPages, o.DropBinaryPages, FieldDropBinaryPages, set)
 	override(&c.StepUser, o.StepUser, FieldStepUser, set)
 	override(&c.StepGroup, o.StepGroup, FieldStepGroup, set)
 	override(&c.TLSCAFile, o.TLSCAFile, FieldTLSCAFile, set)
@@ -179,6 +181,7 @@ func (o Overrides) Args() []string {
 	str(FieldLogLevel, o.LogLevel)
 	str(FieldLogFormat, o.LogFormat)
 	str(FieldMetricsAddr, o.MetricsAddr)
+	boolean(FieldDropBinaryPages, o.DropBinaryPages)
 	str(FieldStepUser, o.StepUser)
 	str(FieldStepGroup, o.StepGroup)
 	str(FieldTLSCAFile, o.TLSCAFile)
@@ -278,6 +281,8 @@ func fieldValue(c *Config, name string) any {
 		return c.LogFormat
 	case FieldMetricsAddr:
 		return c.MetricsAddr
+	case FieldDropBinaryPages:
+		return c.DropBinaryPages
 	case FieldStepUser:
 		return c.StepUser
 	case FieldStepGroup:

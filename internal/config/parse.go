@@ -171,6 +171,8 @@ func (c *Config) decode(field string, a *hcl.Attribute) Errors {
 		err = c.decodeBool(a, v, &c.NoAgent)
 	case FieldReadReplica:
 		err = c.decodeBool(a, v, &c.ReadReplica)
+	case FieldDropBinaryPages:
+		err = c.decodeBool(a, v, &c.DropBinaryPages)
 	case FieldBootstrapExpect:
 		err = c.decodeInt(a, v, &c.BootstrapExpect)
 	case FieldPollWait:

@@ -89,6 +89,11 @@ type Config struct {
 	// unsigned ones (modules.go).
 	ModulesTrustedKeys      []string
 	ModulesRequireSignature bool
+	// KeepBinaryPages turns off the agent's dropping of its binary's
+	// resident pages once idle (agent.Config.DropPages, on by default);
+	// DropPagesAfter is the quiet time before a drop (zero: 30 s).
+	KeepBinaryPages bool
+	DropPagesAfter  time.Duration
 }
 
 // Daemon is a running dtk-agent process.
@@ -139,6 +144,7 @@ func Start(ctx context.Context, cfg Config) (*Daemon, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data dir: %w", err)
 	}
+	tuneMemory(cfg)
 	sec, err := setupSecurity(ctx, &cfg, cfg.Logger)
 	if err != nil {
 		return nil, err
@@ -217,6 +223,7 @@ func Start(ctx context.Context, cfg Config) (*Daemon, error) {
 		Address: host, Version: cfg.Version, Client: client, Logger: cfg.Logger,
 		PollWait: cfg.PollWait, ReconcileInterval: cfg.ReconcileInterval,
 		StepUser: cfg.StepUser, StepGroup: cfg.StepGroup, Metrics: am,
+		DropPages: !cfg.KeepBinaryPages, DropPagesAfter: cfg.DropPagesAfter,
 	})
 	if err != nil {
 		d.Shutdown(ctx)
