@@ -263,4 +263,26 @@ func TestE2E_Signing_ThroughOCIAndGit(t *testing.T) {
 	if code != 2 || !strings.Contains(errOut, "module shared@1.2.0: its signature does not hold: the files differ from what key "+aliceID+" (alice) signed: changed scripts/note.sh") {
 		t.Errorf("push of a module changed after signing: exit %d\n%s", code, errOut)
 	}
+
+	// Re-signed by a stranger and published to the same registry: refused.
+	mallory := filepath.Join(root, "mallory")
+	mustCtl(t, addr, "key", "create", "--out", mallory, "--signer", "mallory")
+	os.WriteFile(filepath.Join(v1, "main.hcl"), []byte(strings.Replace(readFile(t, filepath.Join(v1, "main.hcl")), "1.2.0", "1.3.0", 1)), 0o644)
+	mustCtl(t, addr, "module", "sign", v1, "--key", mallory+".key")
+	mustCtlIO(t, addr, login, "", "module", "publish", v1, repoRef, "--registry-ca", reg.CAFile)
+	_, errOut, code = ctlIO(t, addr, login, "", "module", "push", repoRef+":1.3.0", "--registry-ca", reg.CAFile)
+	if code == 0 || !strings.Contains(errOut, "(mallory), which this cluster does not trust") {
+		t.Errorf("push of a module signed by a stranger: exit %d\n%s", code, errOut)
+	}
+	// And unsigned: refused too.
+	os.Remove(filepath.Join(v1, "dtk.sig"))
+	os.WriteFile(filepath.Join(v1, "main.hcl"), []byte(strings.Replace(readFile(t, filepath.Join(v1, "main.hcl")), "1.3.0", "1.4.0", 1)), 0o644)
+	mustCtlIO(t, addr, login, "", "module", "publish", v1, repoRef, "--registry-ca", reg.CAFile)
+	_, errOut, code = ctlIO(t, addr, login, "", "module", "push", repoRef+":1.4.0", "--registry-ca", reg.CAFile)
+	if code == 0 || !strings.Contains(strings.ToLower(errOut), "unsigned") && !strings.Contains(errOut, "not signed") {
+		t.Errorf("push of an unsigned module: exit %d\n%s", code, errOut)
+	}
+	if list := mustCtl(t, addr, "module", "list"); strings.Contains(list, "1.3.0") || strings.Contains(list, "1.4.0") {
+		t.Errorf("a refused module was recorded:\n%s", list)
+	}
 }
