@@ -199,7 +199,11 @@ func (s *Server) startOp(kind string) handlerFunc {
 		if err != nil {
 			return err
 		}
-		return writeJSON(w, http.StatusOK, s.State().Redact(resp))
+		created, ok := resp.(*plan.Op)
+		if !ok {
+			return fmt.Errorf("create op: unexpected answer %T", resp)
+		}
+		return writeJSON(w, http.StatusOK, s.State().OpStatus(created))
 	}
 }
 
@@ -221,7 +225,7 @@ func (s *Server) getOp(w http.ResponseWriter, r *http.Request) error {
 		return fmt.Errorf("%w: operation %q", ErrNotFound, id)
 	}
 	w.Header().Set(IndexHeader, strconv.FormatUint(op.Index, 10))
-	return writeJSON(w, http.StatusOK, s.State().Redact(op))
+	return writeJSON(w, http.StatusOK, s.State().OpStatus(op))
 }
 
 func (s *Server) nodeOps(w http.ResponseWriter, r *http.Request) error {

@@ -1,0 +1,183 @@
+package coordinator
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/dtkhq/dtk/internal/api"
+	"github.com/dtkhq/dtk/plan"
+)
+
+// dryRunModule is a web group: a page naming its node (with a sensitive
+// token) and a server whose port a node's label may set.
+const dryRunModule = `
+module {
+  name    = "fleet"
+  version = "1.0.0"
+}
+
+component "page" {
+  attribute "message" {
+    type     = string
+    required = true
+  }
+  attribute "token" {
+    type      = string
+    sensitive = true
+  }
+  create {
+    inline = "echo page"
+  }
+}
+
+component "server" {
+  attribute "port" {
+    type = number
+  }
+  create {
+    inline = "echo serve"
+  }
+}
+
+template "site" {
+  input "greeting" {
+    type    = string
+    default = "Hello"
+  }
+  input "token" {
+    type      = string
+    default   = "t0-s3cr3t"
+    sensitive = true
+  }
+  node_group "web" {
+    labels = { role = "web" }
+    component "page" "index" {
+      message = "${input.greeting} from ${self.name}"
+      token   = input.token
+    }
+    component "server" "site" {
+      port = lookup(self.labels, "port", 8080)
+    }
+  }
+}
+`
+
+func pushDryRunModule(t *testing.T, s *Server) {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "main.hcl"), []byte(dryRunModule), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	push(t, s, dir)
+}
+
+// A dry run's answer groups its agents: none has answered at first; then
+// the agents whose page message changes, the one whose port label also
+// changes its server, and the one that was down. No answer carries the
+// sensitive token, old or new.
+func TestHTTP_DryRun_Clusters(t *testing.T) {
+	s := startServer(t)
+	c := api.NewClient(s.HTTPAddr())
+	ctx := context.Background()
+	pushDryRunModule(t, s)
+	for _, n := range []string{"w1", "w2", "w3", "w4"} {
+		if err := c.RegisterNode(ctx, nodeWith(n, "web")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := c.Stage(ctx, api.StageRequest{Name: "site", Template: "fleet/site"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Deploy(ctx, "site"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.SetInputs(ctx, "site", map[string]string{"greeting": "Hi", "token": "n3w-s3cr3t"}); err != nil {
+		t.Fatal(err)
+	}
+	w3 := nodeWith("w3", "web")
+	w3.Labels["port"] = "9090"
+	if err := c.RegisterNode(ctx, w3); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.apply(NodeStatusType, NodeStatusCmd{Updates: []NodeStatusUpdate{{Name: "w4", Status: plan.NodeDown}}}); err != nil {
+		t.Fatal(err)
+	}
+
+	op, err := c.StartOp(ctx, "site", plan.OpDryRun, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := c.OpStatus(ctx, op.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Clusters) != 1 || st.Clusters[0].Key != plan.ClusterCannotPredict || !reflect.DeepEqual(st.Clusters[0].Agents, []string{"w1", "w2", "w3", "w4"}) ||
+		st.BaseGeneration != 1 {
+		t.Fatalf("before any answer: %+v", st)
+	}
+
+	// The agents answer: the steps they have converged are not run,
+	// every other would run (bash cannot predict).
+	done := map[string]string{}
+	for _, np := range s.State().Service("site").Plan.Nodes {
+		for _, step := range np.Steps {
+			done[step.ID] = step.Digest
+		}
+	}
+	for agent, steps := range op.Steps {
+		var reps []plan.Report
+		for _, step := range steps {
+			pred := plan.PredictCannot
+			if done[step.ID] == step.Digest {
+				pred = plan.PredictUnchangedPlan
+			}
+			reps = append(reps, plan.Report{Node: agent, Service: "site", StepID: step.ID, Action: step.Action, State: plan.StepOK, Prediction: pred})
+		}
+		if err := c.OpResults(ctx, agent, op.ID, reps, true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	raw := mustGet(t, "http://"+s.HTTPAddr()+"/v1/ops/"+op.ID)
+	for _, secret := range []string{"t0-s3cr3t", "n3w-s3cr3t"} {
+		if strings.Contains(raw, secret) {
+			t.Fatalf("the sensitive token %q is in the answer", secret)
+		}
+	}
+	if err := json.Unmarshal([]byte(raw), &st); err != nil {
+		t.Fatal(err)
+	}
+	if st.ID != op.ID || len(st.Done) != 3 {
+		t.Fatalf("the op's own fields: %+v", st.Op)
+	}
+	got := map[string][]string{}
+	for _, cl := range st.Clusters {
+		got[strings.Join(cl.Summary, " | ")] = cl.Agents
+	}
+	const msg = `web/index: message "Hello from {node}" → "Hi from {node}", token changes (sensitive) — would run (cannot predict)`
+	want := map[string][]string{
+		msg: {"w1", "w2"},
+		msg + " | web/site: port 8080 → 9090 — would run (cannot predict)": {"w3"},
+		"cannot predict: 1 node down when the dry run started":             {"w4"},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("clusters:\n%q", got)
+	}
+	if st.Clusters[0].Agents[0] != "w1" || st.Clusters[0].Predictions["web/index/create"] != plan.PredictCannot {
+		t.Fatalf("largest first, with predictions: %+v", st.Clusters[0])
+	}
+}
+
+func mustGet(t *testing.T, url string) string {
+	t.Helper()
+	a := call(t, http.DefaultClient, "GET", url, "")
+	if a.code != 200 {
+		t.Fatalf("GET %s: %d %s", url, a.code, a.body)
+	}
+	return a.body
+}
