@@ -337,6 +337,7 @@ type ServiceDeployCmd struct {
 	DryRun  bool          `name:"dry-run" help:"Change nothing: ask the nodes to predict what the deploy would do."`
 	Timeout time.Duration `default:"10m" help:"How long --wait waits (0: no limit)."`
 	JSON    bool          `help:"Print JSON: the deployed service; with --wait, its status at the end (no progress); with --dry-run, the predictions."`
+	Verbose bool          `short:"v" help:"With --dry-run: also every node's prediction for every step, after the groups of nodes."`
 }
 
 // Help is the detail of `service deploy --help`.
@@ -352,7 +353,7 @@ Examples:
 // Run deploys and, with --wait, follows the deploy to its end.
 func (c *ServiceDeployCmd) Run(ctx context.Context, cl *api.Client, out *Output) error {
 	if c.DryRun {
-		return dryRun(ctx, cl, out, c.Name, c.Timeout, c.JSON)
+		return dryRun(ctx, cl, out, c.Name, c.Timeout, c.JSON, c.Verbose)
 	}
 	svc, err := cl.Deploy(ctx, c.Name)
 	if err != nil {
