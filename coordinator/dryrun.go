@@ -11,12 +11,13 @@ import (
 
 // OpStatus is an operation as the API answers it: redacted, and for a dry
 // run with the service's agents clustered by the change the deploy would
-// make on each (docs/dry-run.md).
-func (s *State) OpStatus(op *plan.Op) *api.OpStatus {
+// make on each (docs/dry-run.md). Brief leaves out the steps and the
+// clusters (api.BriefParam).
+func (s *State) OpStatus(op *plan.Op, brief bool) *api.OpStatus {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	out := &api.OpStatus{Op: *s.redactOpLocked(op)}
-	if op.Kind == plan.OpDryRun {
+	out := &api.OpStatus{Op: *s.redactOpLocked(op, brief)}
+	if op.Kind == plan.OpDryRun && !brief {
 		out.Clusters, out.BaseGeneration = s.dryRunClustersLocked(op)
 	}
 	return out

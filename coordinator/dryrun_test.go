@@ -3,12 +3,16 @@ package coordinator
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/dtkhq/dtk/internal/api"
 	"github.com/dtkhq/dtk/plan"
@@ -113,7 +117,7 @@ func TestHTTP_DryRun_Clusters(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := c.OpStatus(ctx, op.ID)
+	st, err := c.OpStatus(ctx, op.ID, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -180,4 +184,71 @@ func mustGet(t *testing.T, url string) string {
 		t.Fatalf("GET %s: %d %s", url, a.code, a.body)
 	}
 	return a.body
+}
+
+// dryRunHarness is a state with 1,000 workers of groupModule deployed, and
+// a dry run of its next generation created.
+func dryRunHarness(tb testing.TB) (*fsmHarness, *plan.Op) {
+	h := newHarness(tb)
+	h.mustApply(RegisterNodeType, RegisterNodeCmd{Node: plan.Node{Name: "db1", Labels: map[string]string{"role": "db"}}, Time: 1})
+	for i := range 1000 {
+		h.mustApply(RegisterNodeType, RegisterNodeCmd{Node: plan.Node{Name: fmt.Sprintf("w%04d", i), Labels: map[string]string{"role": "w"}}, Time: 1})
+	}
+	h.mustApply(PutModuleType, PutModuleCmd{Module: groupModule()})
+	h.mustApply(StageServiceType, StageServiceCmd{Name: "g", Module: "g", Version: "1.0.0", Template: "t", Time: 2})
+	h.mustApply(DeployServiceType, DeployServiceCmd{Name: "g"})
+	steps, err := h.fsm.State().opSteps("g", &api.OpRequest{}, plan.OpDryRun)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	op := h.mustApply(CreateOpType, CreateOpCmd{Op: plan.Op{ID: "op1", Kind: plan.OpDryRun, Service: "g", Created: 3, Steps: steps}}).(*plan.Op)
+	return h, op
+}
+
+// BenchmarkFSM_DryRunResults_1000Agents times the Apply of every agent's
+// answer to a dry run of 1,000 agents (one message per agent, its
+// predictions and final together), in entries of opBatchMax answers as
+// the leader's batcher makes them at most: what each replica pays.
+func BenchmarkFSM_DryRunResults_1000Agents(b *testing.B) {
+	for b.Loop() {
+		b.StopTimer()
+		h, op := dryRunHarness(b)
+		b.StartTimer()
+		var batch []OpResultsCmd
+		for _, agent := range slices.Sorted(maps.Keys(op.Steps)) {
+			var reps []plan.Report
+			for _, st := range op.Steps[agent] {
+				reps = append(reps, plan.Report{Node: agent, Service: "g", StepID: st.ID, Action: st.Action, State: plan.StepOK, Prediction: plan.PredictCannot})
+			}
+			batch = append(batch, OpResultsCmd{ID: op.ID, Node: agent, Reports: reps, Final: true, Time: 4})
+			if len(batch) == opBatchMax {
+				h.mustApply(OpResultsBatchType, OpResultsBatchCmd{Results: batch})
+				batch = nil
+			}
+		}
+		h.mustApply(OpResultsBatchType, OpResultsBatchCmd{Results: batch})
+	}
+}
+
+// A blocking read of an op this coordinator has not applied yet (a
+// follower that forwarded its creation) waits for it rather than saying
+// it does not exist.
+func TestState_WaitOpKnown_WaitsForACreatedOp(t *testing.T) {
+	h, _ := dryRunHarness(t)
+	got := make(chan bool, 1)
+	go func() { got <- h.fsm.State().waitOpKnown(make(chan struct{}), "op2") }()
+	h.mustApply(CreateOpType, CreateOpCmd{Op: plan.Op{ID: "op2", Kind: plan.OpCancel, Service: "g", Created: 4, Steps: map[string][]*plan.Step{"w0001": {}}}})
+	select {
+	case ok := <-got:
+		if !ok {
+			t.Fatal("the op is not known after its creation")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("still waiting after the op was created")
+	}
+	done := make(chan struct{})
+	close(done)
+	if h.fsm.State().waitOpKnown(done, "never") {
+		t.Fatal("an op that was never created is known")
+	}
 }

@@ -60,6 +60,9 @@ const (
 	// History and events (coordinator/history.go): a coordinator became
 	// the leader. Sent with IgnoreUnknownFlag.
 	LeaderType
+	// Several agents' operation results in one entry (coordinator/
+	// opbatch.go). Sent with IgnoreUnknownFlag.
+	OpResultsBatchType
 )
 
 // IgnoreUnknownFlag marks a command that an older coordinator which does not
@@ -368,6 +371,10 @@ func (f *FSM) Apply(l *raft.Log) any {
 		var c ACLDeleteTokenCmd
 		mustDecode(buf, &c, t)
 		resp, keys = s.aclDeleteToken(l.Index, &c)
+	case OpResultsBatchType:
+		var c OpResultsBatchCmd
+		mustDecode(buf, &c, t)
+		resp, keys = s.opResultsBatch(l.Index, &c)
 	case LeaderType:
 		var c LeaderCmd
 		mustDecode(buf, &c, t)

@@ -203,7 +203,7 @@ func (s *Server) startOp(kind string) handlerFunc {
 		if !ok {
 			return fmt.Errorf("create op: unexpected answer %T", resp)
 		}
-		return writeJSON(w, http.StatusOK, s.State().OpStatus(created))
+		return writeJSON(w, http.StatusOK, s.State().OpStatus(created, r.URL.Query().Has(api.BriefParam)))
 	}
 }
 
@@ -217,7 +217,11 @@ func (s *Server) getOp(w http.ResponseWriter, r *http.Request) error {
 	if r.URL.Query().Has("index") {
 		done, stop := waitDone(r, wait)
 		defer stop()
-		op = s.State().WaitOp(done, id, index)
+		// An op this coordinator has not applied yet (a follower that
+		// forwarded its creation a moment ago) is waited for too.
+		if s.State().waitOpKnown(done, id) {
+			op = s.State().WaitOp(done, id, index)
+		}
 	} else {
 		op = s.State().Op(id)
 	}
@@ -225,7 +229,7 @@ func (s *Server) getOp(w http.ResponseWriter, r *http.Request) error {
 		return fmt.Errorf("%w: operation %q", ErrNotFound, id)
 	}
 	w.Header().Set(IndexHeader, strconv.FormatUint(op.Index, 10))
-	return writeJSON(w, http.StatusOK, s.State().OpStatus(op))
+	return writeJSON(w, http.StatusOK, s.State().OpStatus(op, r.URL.Query().Has(api.BriefParam)))
 }
 
 func (s *Server) nodeOps(w http.ResponseWriter, r *http.Request) error {
@@ -271,11 +275,32 @@ func (s *Server) opResults(w http.ResponseWriter, r *http.Request) error {
 	} else {
 		s.cutReports(req.Reports)
 	}
-	_, err := s.apply(OpResultsType, OpResultsCmd{ID: r.PathValue("id"), Node: r.PathValue("name"), Reports: req.Reports, Final: req.Final, Time: time.Now().UnixMilli()})
+	err := s.opBatcher.submit(r.Context(), OpResultsCmd{ID: r.PathValue("id"), Node: r.PathValue("name"), Reports: req.Reports, Final: req.Final, Time: time.Now().UnixMilli()})
 	if err != nil {
 		return err
 	}
 	return writeJSON(w, http.StatusOK, map[string]string{"ok": "recorded"})
+}
+
+// waitOpKnown blocks until the state holds the op (or done is closed) and
+// says whether it does.
+func (s *State) waitOpKnown(done <-chan struct{}, id string) bool {
+	for {
+		s.mu.RLock()
+		if s.data.Ops[id] != nil {
+			s.mu.RUnlock()
+			return true
+		}
+		ch, release := s.watch.wait(opKey(id))
+		s.mu.RUnlock()
+		select {
+		case <-ch:
+			release()
+		case <-done:
+			release()
+			return s.Op(id) != nil
+		}
+	}
 }
 
 // waitDone closes its channel after wait or when the client goes away.

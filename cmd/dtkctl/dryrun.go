@@ -36,17 +36,20 @@ const shownNodes = 5
 // groups of nodes that would change alike, largest first; with verbose,
 // every node's prediction for every step after them.
 func dryRun(ctx context.Context, cl *api.Client, out *Output, name string, timeout time.Duration, asJSON, verbose bool) error {
-	op, err := cl.StartOp(ctx, name, plan.OpDryRun, nil)
+	// Brief answers while following: each agent's steps (every step of
+	// the plan, 1,000 agents' worth) are not needed, the clusters at the
+	// end say what changes.
+	op, err := cl.StartOpBrief(ctx, name, plan.OpDryRun, nil)
 	if err != nil {
 		return err
 	}
 	if !asJSON {
 		out.Printf("dry run of %s on %s (nothing changes)\n", name, countOf(len(op.Steps), "node"))
 	}
-	op, ferr := followOp(ctx, cl, out, op, timeout, func(plan.Report) {})
+	op, ferr := followOpWith(ctx, cl.OpBrief, out, op, timeout, func(plan.Report) {})
 	// The clusters are there even when some nodes did not answer in
 	// time: those are the ones that cannot be predicted.
-	st, err := cl.OpStatus(ctx, op.ID)
+	st, err := cl.OpStatus(ctx, op.ID, op.Index)
 	if err != nil {
 		if ferr != nil {
 			return ferr

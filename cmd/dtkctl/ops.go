@@ -16,6 +16,13 @@ import (
 // followOp waits for every agent of an operation to finish, calling show
 // for each result as it arrives.
 func followOp(ctx context.Context, cl *api.Client, out *Output, op *plan.Op, timeout time.Duration, show func(plan.Report)) (*plan.Op, error) {
+	return followOpWith(ctx, cl.Op, out, op, timeout, show)
+}
+
+// followOpWith is followOp reading the operation with read (cl.Op, or
+// cl.OpBrief when the steps are not needed).
+func followOpWith(ctx context.Context, read func(context.Context, string, uint64, time.Duration) (*plan.Op, error),
+	out *Output, op *plan.Op, timeout time.Duration, show func(plan.Report)) (*plan.Op, error) {
 	if timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, timeout)
@@ -32,7 +39,7 @@ func followOp(ctx context.Context, cl *api.Client, out *Output, op *plan.Op, tim
 		if len(op.Done) >= len(op.Steps) {
 			return op, nil
 		}
-		next, err := cl.Op(ctx, op.ID, op.Index, 30*time.Second)
+		next, err := read(ctx, op.ID, op.Index, 30*time.Second)
 		if err != nil {
 			if ctx.Err() != nil {
 				return op, failf("timed out waiting for %s; %d of %d nodes answered", op.Kind, len(op.Done), len(op.Steps))

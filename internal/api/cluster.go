@@ -2,7 +2,10 @@ package api
 
 import (
 	"context"
+	"fmt"
+	"io"
 	"net/url"
+	"time"
 
 	"github.com/dtkhq/dtk/plan"
 )
@@ -25,9 +28,46 @@ type OpStatus struct {
 	BaseGeneration uint64 `json:"base_generation,omitempty"`
 }
 
-// OpStatus reads an operation at once, with a dry run's clusters.
-func (c *Client) OpStatus(ctx context.Context, id string) (*OpStatus, error) {
+// BriefParam, in the query of an operation's start or read (?brief=1),
+// leaves the agents' steps (each agent's name stays, with no steps) and a
+// dry run's clusters out of the answer: what following an operation to
+// its end needs, a few hundred bytes per agent rather than every step.
+const BriefParam = "brief"
+
+// StartOpBrief is StartOp with a brief answer (BriefParam).
+func (c *Client) StartOpBrief(ctx context.Context, service, kind string, req *OpRequest) (*plan.Op, error) {
+	var body io.Reader
+	if req != nil {
+		body = jsonBody(req)
+	}
+	var out plan.Op
+	_, err := c.Do(ctx, "POST", "/v1/services/"+url.PathEscape(service)+"/"+kind+"?"+BriefParam+"=1", body, &out)
+	return &out, err
+}
+
+// OpBrief is Op with a brief answer (BriefParam): to follow an operation
+// whose steps the caller does not need.
+func (c *Client) OpBrief(ctx context.Context, id string, index uint64, wait time.Duration) (*plan.Op, error) {
+	path := "/v1/ops/" + url.PathEscape(id) + "?" + BriefParam + "=1"
+	if wait > 0 {
+		path += fmt.Sprintf("&index=%d&wait=%s", index, wait)
+	}
+	var out plan.Op
+	_, err := c.do(ctx, "GET", path, nil, &out, shape{wait: effectiveWait(wait)})
+	return &out, err
+}
+
+// OpStatus reads an operation with a dry run's clusters; with index > 0,
+// as of index or later (a blocking query, for a coordinator that has not
+// applied what the caller saw elsewhere yet).
+func (c *Client) OpStatus(ctx context.Context, id string, index uint64) (*OpStatus, error) {
+	path := "/v1/ops/" + url.PathEscape(id)
+	wait := time.Duration(0)
+	if index > 0 {
+		wait = 30 * time.Second
+		path += fmt.Sprintf("?index=%d&wait=%s", index-1, wait)
+	}
 	var out OpStatus
-	_, err := c.Do(ctx, "GET", "/v1/ops/"+url.PathEscape(id), nil, &out)
+	_, err := c.do(ctx, "GET", path, nil, &out, shape{wait: effectiveWait(wait)})
 	return &out, err
 }
