@@ -175,6 +175,17 @@ func TestHTTP_DryRun_Clusters(t *testing.T) {
 	if st.Clusters[0].Agents[0] != "w1" || st.Clusters[0].Predictions["web/index/create"] != plan.PredictCannot {
 		t.Fatalf("largest first, with predictions: %+v", st.Clusters[0])
 	}
+
+	// A brief answer, to follow the op: every agent named, no steps, no
+	// clusters; the results are there.
+	brief := mustGet(t, "http://"+s.HTTPAddr()+"/v1/ops/"+op.ID+"?brief=1")
+	var b api.OpStatus
+	if err := json.Unmarshal([]byte(brief), &b); err != nil {
+		t.Fatal(err)
+	}
+	if len(b.Steps) != 3 || b.Steps["w1"] != nil || len(b.Results) != len(st.Results) || b.Clusters != nil || strings.Contains(brief, `"attributes"`) {
+		t.Fatalf("brief answer: %s", brief)
+	}
 }
 
 func mustGet(t *testing.T, url string) string {
