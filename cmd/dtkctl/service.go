@@ -344,6 +344,8 @@ type ServiceDeployCmd struct {
 func (ServiceDeployCmd) Help() string {
 	return `Compiles the staged service into a plan (a new generation) and publishes it; the agents pick it up and run the steps. With --wait, follows the deploy to its end: on a terminal a live block per node that fits the window, elsewhere one line per step change. Exit 0 converged, 1 failed or timed out, 2 when the plan has violations.
 
+With --dry-run, nothing changes: every node predicts each of its steps, and the nodes are printed in groups that would change alike, the largest first ("2,031 nodes: web/index: message ..."); the nodes that cannot predict (down, or no answer in time) are a group too. -v adds every node's prediction for every step, --json every group's full list of nodes (docs/dry-run.md).
+
 Examples:
   dtkctl service deploy web --wait
   dtkctl service deploy web --dry-run
