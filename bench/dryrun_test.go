@@ -196,7 +196,7 @@ func BenchmarkDryRun_1000Agents_ThreeKinds(b *testing.B) {
 
 // dryRunClusters is dtkctl's dry run: start it, follow it until every
 // agent has answered, read the clusters.
-func dryRunClusters(ctx context.Context, cl *api.Client, svc string) (*api.OpStatus, error) {
+func dryRunClusters(ctx context.Context, cl *api.Client, svc string) (*api.DryRunClusters, error) {
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
 	op, err := cl.StartOpBrief(ctx, svc, plan.OpDryRun, nil)
@@ -219,7 +219,7 @@ func dryRunClusters(ctx context.Context, cl *api.Client, svc string) (*api.OpSta
 		}
 	}
 	t1 := time.Now()
-	st, err := cl.OpStatus(ctx, op.ID, op.Index)
+	st, err := cl.DryRunClusters(ctx, op.ID, op.Index)
 	if os.Getenv("DTK_BENCH_VERBOSE") != "" {
 		fmt.Fprintf(os.Stderr, "first result %s, all done %s after %d polls, clusters %s\n", first, t1.Sub(t0), polls, time.Since(t1))
 	}

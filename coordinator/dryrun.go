@@ -23,6 +23,16 @@ func (s *State) OpStatus(op *plan.Op, brief bool) *api.OpStatus {
 	return out
 }
 
+// DryRunClusters is a dry run's clusters as the API answers them (GET
+// /v1/ops/{id}/clusters).
+func (s *State) DryRunClusters(op *plan.Op) *api.DryRunClusters {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	out := &api.DryRunClusters{Op: op.ID, Service: op.Service, Index: op.Index}
+	out.Clusters, out.BaseGeneration = s.dryRunClustersLocked(op)
+	return out
+}
+
 // dryRunClustersLocked clusters a dry run's agents: the change from the
 // service's current plan to the plan the dry run compiled (the steps it
 // asked each agent to predict), and the predictions received so far. It

@@ -176,6 +176,20 @@ func TestHTTP_DryRun_Clusters(t *testing.T) {
 		t.Fatalf("largest first, with predictions: %+v", st.Clusters[0])
 	}
 
+	// The clusters alone, as of the op's index; an op other than a dry
+	// run has none.
+	dc, err := c.DryRunClusters(ctx, op.ID, st.Index)
+	if err != nil || !reflect.DeepEqual(dc.Clusters, st.Clusters) || dc.Index != st.Index || dc.BaseGeneration != 1 || dc.Service != "site" {
+		t.Fatalf("clusters alone: %+v %v", dc, err)
+	}
+	cancel, err := c.StartOp(ctx, "site", plan.OpCancel, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.DryRunClusters(ctx, cancel.ID, 0); code(err) != 409 || !strings.Contains(err.Error(), "a cancel, not a dry run") {
+		t.Fatalf("clusters of a cancel: %v", err)
+	}
+
 	// A brief answer, to follow the op: every agent named, no steps, no
 	// clusters; the results are there.
 	brief := mustGet(t, "http://"+s.HTTPAddr()+"/v1/ops/"+op.ID+"?brief=1")

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/dtkhq/dtk/internal/acl"
 	"github.com/dtkhq/dtk/internal/api"
 	"github.com/dtkhq/dtk/plan"
 )
@@ -208,17 +209,51 @@ func (s *Server) startOp(kind string) handlerFunc {
 }
 
 func (s *Server) getOp(w http.ResponseWriter, r *http.Request) error {
-	index, wait, err := blockingParams(r)
+	op, err := s.readOp(r)
 	if err != nil {
 		return err
+	}
+	w.Header().Set(IndexHeader, strconv.FormatUint(op.Index, 10))
+	return writeJSON(w, http.StatusOK, s.State().OpStatus(op, r.URL.Query().Has(api.BriefParam)))
+}
+
+// getOpClusters handles GET /v1/ops/{id}/clusters: a dry run's clusters
+// alone (docs/dry-run.md), blocking as GET /v1/ops/{id} does.
+func (s *Server) getOpClusters(w http.ResponseWriter, r *http.Request) error {
+	op, err := s.readOp(r)
+	if err != nil {
+		return err
+	}
+	if op.Kind != plan.OpDryRun {
+		return fmt.Errorf("%w: operation %q is %s, not a dry run: it has no clusters", ErrConflict, op.ID, articled(op.Kind))
+	}
+	w.Header().Set(IndexHeader, strconv.FormatUint(op.Index, 10))
+	return writeJSON(w, http.StatusOK, s.State().DryRunClusters(op))
+}
+
+func articled(kind string) string {
+	if kind == plan.OpExec {
+		return "an exec"
+	}
+	return "a " + kind
+}
+
+// readOp reads the operation a request names: at once, or with ?index=
+// once it has changed past it (blocking); an op this coordinator has not
+// applied yet (a follower that forwarded its creation a moment ago) is
+// waited for too. The caller's rights on the op's service are checked
+// here as well, since a route's check cannot see an op that is not known
+// yet.
+func (s *Server) readOp(r *http.Request) (*plan.Op, error) {
+	index, wait, err := blockingParams(r)
+	if err != nil {
+		return nil, err
 	}
 	id := r.PathValue("id")
 	var op *plan.Op
 	if r.URL.Query().Has("index") {
 		done, stop := waitDone(r, wait)
 		defer stop()
-		// An op this coordinator has not applied yet (a follower that
-		// forwarded its creation a moment ago) is waited for too.
 		if s.State().waitOpKnown(done, id) {
 			op = s.State().WaitOp(done, id, index)
 		}
@@ -226,10 +261,12 @@ func (s *Server) getOp(w http.ResponseWriter, r *http.Request) error {
 		op = s.State().Op(id)
 	}
 	if op == nil {
-		return fmt.Errorf("%w: operation %q", ErrNotFound, id)
+		return nil, fmt.Errorf("%w: operation %q", ErrNotFound, id)
 	}
-	w.Header().Set(IndexHeader, strconv.FormatUint(op.Index, 10))
-	return writeJSON(w, http.StatusOK, s.State().OpStatus(op, r.URL.Query().Has(api.BriefParam)))
+	if err := allow(r, acl.Need{Kind: acl.KindService, Name: op.Service, Level: acl.Read}); err != nil {
+		return nil, err
+	}
+	return op, nil
 }
 
 func (s *Server) nodeOps(w http.ResponseWriter, r *http.Request) error {

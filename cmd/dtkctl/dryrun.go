@@ -48,8 +48,9 @@ func dryRun(ctx context.Context, cl *api.Client, out *Output, name string, timeo
 	}
 	op, ferr := followOpWith(ctx, cl.OpBrief, out, op, timeout, func(plan.Report) {})
 	// The clusters are there even when some nodes did not answer in
-	// time: those are the ones that cannot be predicted.
-	st, err := cl.OpStatus(ctx, op.ID, op.Index)
+	// time: those are the ones that cannot be predicted. They are read as
+	// of what the follow saw, from the same coordinator.
+	st, err := cl.DryRunClusters(ctx, op.ID, op.Index)
 	if err != nil {
 		if ferr != nil {
 			return ferr
@@ -57,11 +58,11 @@ func dryRun(ctx context.Context, cl *api.Client, out *Output, name string, timeo
 		return err
 	}
 	counts := map[string]int{}
-	for _, r := range st.Results {
+	for _, r := range op.Results {
 		counts[r.Prediction]++
 	}
 	if asJSON {
-		res := dryRunResult{Service: name, Clusters: st.Clusters, BaseGeneration: st.BaseGeneration, Results: st.Results, Counts: counts, Skipped: st.Skipped}
+		res := dryRunResult{Service: name, Clusters: st.Clusters, BaseGeneration: st.BaseGeneration, Results: op.Results, Counts: counts, Skipped: op.Skipped}
 		if res.Results == nil {
 			res.Results = []plan.Report{}
 		}
@@ -75,7 +76,7 @@ func dryRun(ctx context.Context, cl *api.Client, out *Output, name string, timeo
 		printClusters(out, st.Clusters)
 		if verbose {
 			var rows [][]string
-			for _, r := range st.Results {
+			for _, r := range op.Results {
 				rows = append(rows, []string{r.Node, stepName(r), r.Action, r.Prediction})
 			}
 			out.Printf("\n")

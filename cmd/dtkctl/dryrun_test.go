@@ -56,6 +56,12 @@ func dryRunFake(t *testing.T) (*fakeCoord, []plan.Cluster) {
 		}
 		writeJSON(w, 200, api.OpStatus{Op: o, Clusters: clusters, BaseGeneration: 3})
 	})
+	f.handle("GET /v1/ops/{id}/clusters", func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Query().Get("index") != "1" {
+			t.Errorf("clusters read as of index %q, want 1 (the followed op's index 2, or later)", r.URL.Query().Get("index"))
+		}
+		writeJSON(w, 200, api.DryRunClusters{Op: "op1", Service: "site", Index: 2, Clusters: clusters, BaseGeneration: 3})
+	})
 	return f, clusters
 }
 

@@ -28,6 +28,26 @@ type OpStatus struct {
 	BaseGeneration uint64 `json:"base_generation,omitempty"`
 }
 
+// DryRunClusters is GET /v1/ops/{id}/clusters: a dry run's clusters alone,
+// as of the op's Index (what dtkctl prints once it has followed the dry
+// run with brief answers).
+type DryRunClusters struct {
+	Op             string         `json:"op"`
+	Service        string         `json:"service"`
+	Index          uint64         `json:"index"`
+	BaseGeneration uint64         `json:"base_generation"`
+	Clusters       []plan.Cluster `json:"clusters"`
+}
+
+// DryRunClusters reads a dry run's clusters; with index > 0, as of index
+// or later (a blocking query, for a coordinator that has not applied what
+// the caller saw elsewhere yet).
+func (c *Client) DryRunClusters(ctx context.Context, id string, index uint64) (*DryRunClusters, error) {
+	var out DryRunClusters
+	err := c.getOpAt(ctx, "/v1/ops/"+url.PathEscape(id)+"/clusters", index, &out)
+	return &out, err
+}
+
 // BriefParam, in the query of an operation's start or read (?brief=1),
 // leaves the agents' steps (each agent's name stays, with no steps) and a
 // dry run's clusters out of the answer: what following an operation to
@@ -61,13 +81,19 @@ func (c *Client) OpBrief(ctx context.Context, id string, index uint64, wait time
 // as of index or later (a blocking query, for a coordinator that has not
 // applied what the caller saw elsewhere yet).
 func (c *Client) OpStatus(ctx context.Context, id string, index uint64) (*OpStatus, error) {
-	path := "/v1/ops/" + url.PathEscape(id)
+	var out OpStatus
+	err := c.getOpAt(ctx, "/v1/ops/"+url.PathEscape(id), index, &out)
+	return &out, err
+}
+
+// getOpAt reads path at once or, with index > 0, once the op is at index
+// or later.
+func (c *Client) getOpAt(ctx context.Context, path string, index uint64, out any) error {
 	wait := time.Duration(0)
 	if index > 0 {
 		wait = 30 * time.Second
 		path += fmt.Sprintf("?index=%d&wait=%s", index-1, wait)
 	}
-	var out OpStatus
-	_, err := c.do(ctx, "GET", path, nil, &out, shape{wait: effectiveWait(wait)})
-	return &out, err
+	_, err := c.do(ctx, "GET", path, nil, out, shape{wait: effectiveWait(wait)})
+	return err
 }
