@@ -166,12 +166,13 @@ func BenchmarkDryRun_1000Agents_ThreeKinds(b *testing.B) {
 	}
 
 	verbose := os.Getenv("DTK_BENCH_VERBOSE") != ""
-	var took, cpu, coordCPU []time.Duration
+	var took, cpu, coordCPU, others []time.Duration
 	for b.Loop() {
 		if d := os.Getenv("DTK_PROFILE_DIR"); d != "" {
 			profileCoords(c, d, 4*time.Second)
 		}
 		start, cpu0 := time.Now(), cpuNow(c)
+		idle0u, all0u := procStat()
 		st, phases, err := dryRunClusters(ctx, cl, "site")
 		if err != nil {
 			b.Fatal(err)
@@ -180,9 +181,14 @@ func BenchmarkDryRun_1000Agents_ThreeKinds(b *testing.B) {
 		used := cpuNow(c).minus(cpu0)
 		cpu = append(cpu, used.total())
 		coordCPU = append(coordCPU, used.total()-used.self)
+		// What the machine's cores did meanwhile besides this run (other
+		// engineers' builds and tests on a shared machine).
+		idle1u, all1u := procStat()
+		busy := time.Duration(float64((all1u-all0u)-(idle1u-idle0u))/float64(clockTicks)*float64(time.Second)) - used.total()
+		others = append(others, max(busy, 0))
 		if verbose {
-			fmt.Fprintf(os.Stderr, "run %d: %s in %s; CPU %s (this process %s, coordinators %v)\n",
-				len(took), phases, took[len(took)-1].Round(time.Millisecond), used.total().Round(time.Millisecond), used.self.Round(time.Millisecond), used.coords)
+			fmt.Fprintf(os.Stderr, "run %d: %s in %s; CPU %s (this process %s, coordinators %v; other processes %s)\n",
+				len(took), phases, took[len(took)-1].Round(time.Millisecond), used.total().Round(time.Millisecond), used.self.Round(time.Millisecond), used.coords, others[len(others)-1].Round(time.Millisecond))
 		}
 		var sizes []int
 		for _, c := range st.Clusters {
@@ -200,6 +206,7 @@ func BenchmarkDryRun_1000Agents_ThreeKinds(b *testing.B) {
 	b.ReportMetric(ms(took, 1), "ms-max")
 	b.ReportMetric(ms(cpu, 0.5), "cpu-ms-median")
 	b.ReportMetric(ms(coordCPU, 0.5), "coord-cpu-ms-median")
+	b.ReportMetric(ms(others, 0.5), "others-cpu-ms-median")
 	b.ReportMetric(loadAvg1(), "load-avg-1m")
 }
 
@@ -287,6 +294,9 @@ func profileCoords(c *Cluster, dir string, d time.Duration) {
 		}()
 	}
 }
+
+// clockTicks is the unit of /proc/stat (USER_HZ: 100 on Linux).
+const clockTicks = 100
 
 // loadAvg1 is the machine's load average over the last minute.
 func loadAvg1() float64 {
