@@ -412,9 +412,9 @@ func (s *State) trackOp(op *plan.Op) {
 	s.replaceRecord(op.Service, i, &cp)
 }
 
-// opFinished says every agent of an operation is done with it. It runs on
-// every result an agent sends (3,000 times for a dry run of 1,000 agents),
-// so it looks at each list once.
+// opFinished says every agent of an operation is done with it. It runs for
+// every message of results an agent sends (a thousand or more for a dry
+// run of 1,000 agents), so it looks at each list once.
 func opFinished(op *plan.Op) bool {
 	if len(op.Done) < len(op.Steps) {
 		return false // Done has no duplicates (a resend is not applied)
