@@ -66,8 +66,8 @@ clean:
 # certificates, encrypted gossip) unless BENCHFLAGS=-insecure, and runs with
 # ACLs on (a bootstrapped management token) unless BENCHFLAGS=-no-acl.
 # BENCHFLAGS adds dtkbench flags.
-.PHONY: bench-quick bench-tls-cost bench-acl-cost bench-ui
-bench: build bench-ui
+.PHONY: bench-quick bench-tls-cost bench-acl-cost bench-ui bench-dryrun
+bench: build bench-ui bench-dryrun
 	$(GO) run ./bench/cmd/dtkbench -bin $(BIN) -out bench/results $(BENCHFLAGS)
 
 # The dashboard's fleet page on 1,000 nodes and 200 services (budget: 200
@@ -75,6 +75,14 @@ bench: build bench-ui
 # writes bench/results/<date>-ui.txt (docs/dashboard.md).
 bench-ui:
 	$(GO) test -run '^$$' -bench 'BenchmarkUI_Overview_1000Nodes_200Services' -benchtime 50x -count 1 ./coordinator | tee bench/results/$$(date +%F)-ui.txt
+
+# A fleet dry run end to end (budget: 2 s): three coordinator processes
+# as shipped and 1,000 simulated agents of three kinds, from the dry run's
+# start to the answer with its clusters; median and worst of 10 runs, the
+# CPU time they took and the machine's load; writes
+# bench/results/<date>-dryrun.txt (docs/dry-run.md). About 2 minutes.
+bench-dryrun: build
+	DTK_BENCH_BIN=$(CURDIR)/$(BIN) $(GO) test -run '^$$' -bench 'BenchmarkDryRun_1000Agents_ThreeKinds' -benchtime 10x -count 1 -timeout 30m ./bench | tee bench/results/$$(date +%F)-dryrun.txt
 
 bench-quick: build
 	$(GO) run ./bench/cmd/dtkbench -quick -idle 1m -bin $(BIN) -out bench/results $(BENCHFLAGS)

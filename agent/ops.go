@@ -162,6 +162,13 @@ func (a *Agent) cancelOp(ctx context.Context, op *plan.Op) {
 	a.sendOpResults(ctx, op, []plan.Report{{Node: a.cfg.Name, Service: op.Service, State: plan.StepOK, Output: msg}})
 }
 
+// A dry run's predictions go out together, with the final message, when
+// they come quickly (a fleet's dry run is then one message per node, not
+// one per step), and at least every predictionFlush while they take
+// longer, as far as the steps allow (a step's prediction is not cut
+// short to send the earlier ones).
+const predictionFlush = time.Second
+
 // runOp runs a dry run or an exec, between converges.
 func (a *Agent) runOp(ctx context.Context, op *plan.Op) {
 	if !a.waitCleared(ctx) {
@@ -169,6 +176,8 @@ func (a *Agent) runOp(ctx context.Context, op *plan.Op) {
 	}
 	a.convergeMu.Lock()
 	defer a.convergeMu.Unlock()
+	var held []plan.Report
+	heldBytes, sent := 0, time.Now()
 	for _, st := range op.Steps[a.cfg.Name] {
 		if ctx.Err() != nil {
 			return
@@ -180,10 +189,19 @@ func (a *Agent) runOp(ctx context.Context, op *plan.Op) {
 			r = a.execOp(ctx, st)
 		}
 		r.Node, r.Service, r.StepID, r.Action = a.cfg.Name, st.Service, st.ID, st.Action
-		// Results go out as they come, for live output.
-		a.sendOpResults(ctx, op, []plan.Report{r}, false)
+		if op.Kind != plan.OpDryRun {
+			// An exec's results go out as they come, for live output.
+			a.sendOpResults(ctx, op, []plan.Report{r}, false)
+			continue
+		}
+		held = append(held, r)
+		heldBytes += len(r.Output) + len(r.Error) + 256
+		if time.Since(sent) >= predictionFlush || len(held) >= maxBatchReports || heldBytes >= maxBatchBytes {
+			a.sendOpResults(ctx, op, held, false)
+			held, heldBytes, sent = nil, 0, time.Now()
+		}
 	}
-	a.sendOpResults(ctx, op, nil, true)
+	a.sendOpResults(ctx, op, held, true)
 }
 
 // logsOp sends the end of each step's full output log, as the runner keeps

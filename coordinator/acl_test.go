@@ -11,10 +11,12 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/dtkhq/dtk/internal/api"
 	"github.com/dtkhq/dtk/internal/archive"
 	"github.com/dtkhq/dtk/internal/tlsutil"
+	"github.com/dtkhq/dtk/plan"
 )
 
 // writeTestModule writes a one-template module NAME@1.0.0.
@@ -167,6 +169,24 @@ operator { policy = "read" }`)
 	if got := deploy(platform, "app-api"); got != 403 {
 		t.Errorf("platform deploying app-api: %d", got)
 	}
+	// A dry run's answers and clusters need read on its service, also
+	// when a blocking read finds the op only once it is created.
+	if _, err := s.apply(CreateOpType, CreateOpCmd{Op: plan.Op{ID: "dry1", Kind: plan.OpDryRun, Service: "app-api", Created: 1, Steps: map[string][]*plan.Step{"n1": {}}}}); err != nil {
+		t.Fatal(err)
+	}
+	for who, c := range map[string]*api.Client{"platform": platform, "viewer": viewer, "app": app} {
+		want := map[string]int{"platform": 403, "viewer": 200, "app": 200}[who]
+		if _, err := c.DryRunClusters(ctx, "dry1", 0); code(err) != want {
+			t.Errorf("%s reading the clusters: %v, want %d", who, err, want)
+		}
+		if _, err := c.DryRunClusters(ctx, "dry1", 1); code(err) != want {
+			t.Errorf("%s reading the clusters, blocking: %v, want %d", who, err, want)
+		}
+		if _, err := c.OpBrief(ctx, "dry1", 0, time.Second); code(err) != want {
+			t.Errorf("%s following the dry run: %v, want %d", who, err, want)
+		}
+	}
+
 	// Read-only: reads work; exec, cancel, push and snapshots do not.
 	if _, _, err := viewer.ServiceStatus(ctx, "app-api", 0, 0); err != nil {
 		t.Errorf("viewer reading: %v", err)

@@ -64,6 +64,9 @@ const (
 	RolloutType
 	RolloutTickType
 	RevertServiceType
+	// Several agents' operation results in one entry (coordinator/
+	// opbatch.go). Sent with IgnoreUnknownFlag.
+	OpResultsBatchType
 )
 
 // IgnoreUnknownFlag marks a command that an older coordinator which does not
@@ -389,6 +392,10 @@ func (f *FSM) Apply(l *raft.Log) any {
 		var c RevertServiceCmd
 		mustDecode(buf, &c, t)
 		resp, keys = s.revertService(l.Index, &c)
+	case OpResultsBatchType:
+		var c OpResultsBatchCmd
+		mustDecode(buf, &c, t)
+		resp, keys = s.opResultsBatch(l.Index, &c)
 	case LeaderType:
 		var c LeaderCmd
 		mustDecode(buf, &c, t)

@@ -83,6 +83,7 @@ func (s *Server) Handler() http.Handler {
 	route("POST /v1/services/{name}/cancel", accessOperator, needService(D), s.startOp(plan.OpCancel))
 	route("POST /v1/services/{name}/logs", accessOperator, needService(R), s.startOp(plan.OpLogs))
 	route("GET /v1/ops/{id}", accessOperator, s.needOp, s.getOp)
+	route("GET /v1/ops/{id}/clusters", accessOperator, s.needOp, s.getOpClusters)
 	route("GET /v1/nodes/{name}/ops", accessNodeRead, need(acl.KindNode, R), s.nodeOps)
 	route("POST /v1/nodes/{name}/ops/{id}/results", accessNodeWrite, nil, s.opResults)
 	route("DELETE /v1/services/{name}", accessOperator, needService(W), s.deleteService)

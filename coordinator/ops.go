@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/dtkhq/dtk/internal/acl"
 	"github.com/dtkhq/dtk/internal/api"
 	"github.com/dtkhq/dtk/plan"
 )
@@ -199,29 +200,73 @@ func (s *Server) startOp(kind string) handlerFunc {
 		if err != nil {
 			return err
 		}
-		return writeJSON(w, http.StatusOK, s.State().Redact(resp))
+		created, ok := resp.(*plan.Op)
+		if !ok {
+			return fmt.Errorf("create op: unexpected answer %T", resp)
+		}
+		return writeJSON(w, http.StatusOK, s.State().OpStatus(created, r.URL.Query().Has(api.BriefParam)))
 	}
 }
 
 func (s *Server) getOp(w http.ResponseWriter, r *http.Request) error {
-	index, wait, err := blockingParams(r)
+	op, err := s.readOp(r)
 	if err != nil {
 		return err
+	}
+	w.Header().Set(IndexHeader, strconv.FormatUint(op.Index, 10))
+	return writeJSON(w, http.StatusOK, s.State().OpStatus(op, r.URL.Query().Has(api.BriefParam)))
+}
+
+// getOpClusters handles GET /v1/ops/{id}/clusters: a dry run's clusters
+// alone (docs/dry-run.md), blocking as GET /v1/ops/{id} does.
+func (s *Server) getOpClusters(w http.ResponseWriter, r *http.Request) error {
+	op, err := s.readOp(r)
+	if err != nil {
+		return err
+	}
+	if op.Kind != plan.OpDryRun {
+		return fmt.Errorf("%w: operation %q is %s, not a dry run: it has no clusters", ErrConflict, op.ID, articled(op.Kind))
+	}
+	w.Header().Set(IndexHeader, strconv.FormatUint(op.Index, 10))
+	return writeJSON(w, http.StatusOK, s.State().DryRunClusters(op))
+}
+
+func articled(kind string) string {
+	if kind == plan.OpExec {
+		return "an exec"
+	}
+	return "a " + kind
+}
+
+// readOp reads the operation a request names: at once, or with ?index=
+// once it has changed past it (blocking); an op this coordinator has not
+// applied yet (a follower that forwarded its creation a moment ago) is
+// waited for too. The caller's rights on the op's service are checked
+// here as well, since a route's check cannot see an op that is not known
+// yet.
+func (s *Server) readOp(r *http.Request) (*plan.Op, error) {
+	index, wait, err := blockingParams(r)
+	if err != nil {
+		return nil, err
 	}
 	id := r.PathValue("id")
 	var op *plan.Op
 	if r.URL.Query().Has("index") {
 		done, stop := waitDone(r, wait)
 		defer stop()
-		op = s.State().WaitOp(done, id, index)
+		if s.State().waitOpKnown(done, id) {
+			op = s.State().WaitOp(done, id, index)
+		}
 	} else {
 		op = s.State().Op(id)
 	}
 	if op == nil {
-		return fmt.Errorf("%w: operation %q", ErrNotFound, id)
+		return nil, fmt.Errorf("%w: operation %q", ErrNotFound, id)
 	}
-	w.Header().Set(IndexHeader, strconv.FormatUint(op.Index, 10))
-	return writeJSON(w, http.StatusOK, s.State().Redact(op))
+	if err := allow(r, acl.Need{Kind: acl.KindService, Name: op.Service, Level: acl.Read}); err != nil {
+		return nil, err
+	}
+	return op, nil
 }
 
 func (s *Server) nodeOps(w http.ResponseWriter, r *http.Request) error {
@@ -267,11 +312,32 @@ func (s *Server) opResults(w http.ResponseWriter, r *http.Request) error {
 	} else {
 		s.cutReports(req.Reports)
 	}
-	_, err := s.apply(OpResultsType, OpResultsCmd{ID: r.PathValue("id"), Node: r.PathValue("name"), Reports: req.Reports, Final: req.Final, Time: time.Now().UnixMilli()})
+	err := s.opBatcher.submit(r.Context(), OpResultsCmd{ID: r.PathValue("id"), Node: r.PathValue("name"), Reports: req.Reports, Final: req.Final, Time: time.Now().UnixMilli()})
 	if err != nil {
 		return err
 	}
 	return writeJSON(w, http.StatusOK, map[string]string{"ok": "recorded"})
+}
+
+// waitOpKnown blocks until the state holds the op (or done is closed) and
+// says whether it does.
+func (s *State) waitOpKnown(done <-chan struct{}, id string) bool {
+	for {
+		s.mu.RLock()
+		if s.data.Ops[id] != nil {
+			s.mu.RUnlock()
+			return true
+		}
+		ch, release := s.watch.wait(opKey(id))
+		s.mu.RUnlock()
+		select {
+		case <-ch:
+			release()
+		case <-done:
+			release()
+			return s.Op(id) != nil
+		}
+	}
 }
 
 // waitDone closes its channel after wait or when the client goes away.

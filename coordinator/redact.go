@@ -38,7 +38,7 @@ func (s *State) Redact(v any) any {
 		if x == nil {
 			return x
 		}
-		return s.redactOpLocked(x)
+		return s.redactOpLocked(x, false)
 	case *plan.Module:
 		return redactModule(x)
 	case []*plan.Module:
@@ -152,8 +152,10 @@ func redactOps(ops []*plan.Op) []*plan.Op {
 
 // redactOpLocked copies an operation with its steps' sensitive attributes
 // replaced, and its results' outputs and texts cleaned of the secrets the
-// steps carry.
-func (s *State) redactOpLocked(op *plan.Op) *plan.Op {
+// steps carry. Brief leaves the steps out (each agent's name stays, with
+// no steps): what following an operation needs, without copying every
+// step of every agent for each answer.
+func (s *State) redactOpLocked(op *plan.Op, brief bool) *plan.Op {
 	cp := *op
 	cp.Done = slices.Clone(op.Done)
 	cp.Skipped = slices.Clone(op.Skipped)
@@ -161,9 +163,14 @@ func (s *State) redactOpLocked(op *plan.Op) *plan.Op {
 	var secrets []string
 	steps := map[string]*plan.Step{}
 	for node, list := range op.Steps {
-		rs := make([]*plan.Step, len(list))
+		var rs []*plan.Step
+		if !brief {
+			rs = make([]*plan.Step, len(list))
+		}
 		for i, st := range list {
-			rs[i] = redactStep(st)
+			if !brief {
+				rs[i] = redactStep(st)
+			}
 			secrets = append(secrets, stepSecrets(st)...)
 			steps[st.ID] = st
 		}

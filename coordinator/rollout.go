@@ -178,9 +178,9 @@ func changeClusters(old, next *plan.Plan) (clusters [][]string, unchanged []stri
 	if len(changed) == 0 {
 		return nil, unchanged
 	}
-	for _, c := range diffClusters(old, next) {
+	for _, c := range plan.Clusters(old, next, nil) {
 		var agents []string
-		for _, a := range c {
+		for _, a := range c.Agents {
 			if changed[a] {
 				agents = append(agents, a)
 				delete(changed, a)
@@ -846,61 +846,4 @@ func nodeRolloutState(svc *plan.Service, agent string) string {
 	default:
 		return "admitted"
 	}
-}
-
-// diffClusters groups the agents of old and next by which steps change
-// (instance and action), largest group first.
-func diffClusters(old, next *plan.Plan) [][]string {
-	steps := func(p *plan.Plan) map[string]map[string]string {
-		out := map[string]map[string]string{}
-		if p == nil {
-			return out
-		}
-		for _, np := range p.Nodes {
-			m := out[np.Agent]
-			if m == nil {
-				m = map[string]string{}
-				out[np.Agent] = m
-			}
-			for _, st := range np.Steps {
-				m[st.Instance+"/"+st.Action] = st.Digest
-			}
-		}
-		return out
-	}
-	before, after := steps(old), steps(next)
-	groups := map[string][]string{}
-	for _, m := range []map[string]map[string]string{after, before} {
-		for a := range m {
-			if _, seen := groups["\x00"+a]; seen {
-				continue
-			}
-			groups["\x00"+a] = nil
-			var changed []string
-			for k, d := range after[a] {
-				if before[a][k] != d {
-					changed = append(changed, k)
-				}
-			}
-			for k := range before[a] {
-				if _, ok := after[a][k]; !ok {
-					changed = append(changed, k+" removed")
-				}
-			}
-			sortStrings(changed)
-			key := strings.Join(changed, ",")
-			groups[key] = append(groups[key], a)
-		}
-	}
-	var out [][]string
-	for _, k := range sortedKeys(groups) {
-		if strings.HasPrefix(k, "\x00") {
-			continue
-		}
-		agents := groups[k]
-		sortStrings(agents)
-		out = append(out, agents)
-	}
-	slices.SortStableFunc(out, func(a, b []string) int { return len(b) - len(a) })
-	return out
 }

@@ -104,6 +104,7 @@ type Server struct {
 	closers   []func() error
 	raftAddr  string
 	batcher   *reportBatcher
+	opBatcher *opResultsBatcher
 	// lastBlobGC is when maintain last collected blobs (gc.go).
 	lastBlobGC time.Time
 
@@ -196,8 +197,10 @@ func (s *Server) Start() error {
 		return err
 	}
 	s.batcher = newReportBatcher(s)
-	s.wg.Add(5)
+	s.opBatcher = newOpResultsBatcher(s)
+	s.wg.Add(6)
 	go func() { defer s.wg.Done(); s.batcher.run(s.stop) }()
+	go func() { defer s.wg.Done(); s.opBatcher.run(s.stop) }()
 	go func() { defer s.wg.Done(); s.blobSyncLoop() }()
 	go func() { defer s.wg.Done(); s.maintain() }()
 	go func() { defer s.wg.Done(); s.auditLoop() }()

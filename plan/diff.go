@@ -59,15 +59,8 @@ func Diff(old, next *Plan) []NodeDiff {
 				seen[st.ID] = true
 				d := StepDiff{ID: st.ID, Instance: st.Instance, Component: st.Component, Action: st.Action, Waiting: st.Waiting}
 				d.Attributes = attributeValues(st)
-				switch p := prev[st.ID]; {
-				case st.Action != "create":
-					d.Change = ChangeRemove
-				case p == nil:
-					d.Change = ChangeAdd
-				case p.Digest == st.Digest:
-					d.Change = ChangeUnchanged
-				default:
-					d.Change = ChangeChange
+				p := prev[st.ID]
+				if d.Change = stepChange(p, st); d.Change == ChangeChange {
 					d.Changed = changedAttributes(p, st)
 					d.AssetOnly = len(d.Changed) == 0
 				}
@@ -102,6 +95,20 @@ func Diff(old, next *Plan) []NodeDiff {
 		}
 	}
 	return out
+}
+
+// stepChange is what a step of the next plan does to the create step of
+// the same ID in the current plan (nil: none): a delete step removes.
+func stepChange(prev, st *Step) string {
+	switch {
+	case st.Action != "create":
+		return ChangeRemove
+	case prev == nil:
+		return ChangeAdd
+	case prev.Digest == st.Digest:
+		return ChangeUnchanged
+	}
+	return ChangeChange
 }
 
 func attributeValues(st *Step) []*Value {

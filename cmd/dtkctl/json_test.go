@@ -55,6 +55,11 @@ func opFake(t *testing.T, kind string, results []plan.Report) *fakeCoord {
 	f.handle("GET /v1/ops/{id}", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, 200, plan.Op{ID: "op1", Kind: kind, Service: "web", Steps: steps, Results: results, Done: done, Index: 2})
 	})
+	if kind == plan.OpDryRun {
+		f.handle("GET /v1/ops/{id}/clusters", func(w http.ResponseWriter, r *http.Request) {
+			writeJSON(w, 200, api.DryRunClusters{Op: "op1", Service: "web", Index: 2, Clusters: []plan.Cluster{}})
+		})
+	}
 	return f
 }
 

@@ -16,6 +16,13 @@ import (
 // followOp waits for every agent of an operation to finish, calling show
 // for each result as it arrives.
 func followOp(ctx context.Context, cl *api.Client, out *Output, op *plan.Op, timeout time.Duration, show func(plan.Report)) (*plan.Op, error) {
+	return followOpWith(ctx, cl.Op, out, op, timeout, show)
+}
+
+// followOpWith is followOp reading the operation with read (cl.Op, or
+// cl.OpBrief when the steps are not needed).
+func followOpWith(ctx context.Context, read func(context.Context, string, uint64, time.Duration) (*plan.Op, error),
+	out *Output, op *plan.Op, timeout time.Duration, show func(plan.Report)) (*plan.Op, error) {
 	if timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, timeout)
@@ -32,7 +39,7 @@ func followOp(ctx context.Context, cl *api.Client, out *Output, op *plan.Op, tim
 		if len(op.Done) >= len(op.Steps) {
 			return op, nil
 		}
-		next, err := cl.Op(ctx, op.ID, op.Index, 30*time.Second)
+		next, err := read(ctx, op.ID, op.Index, 30*time.Second)
 		if err != nil {
 			if ctx.Err() != nil {
 				return op, failf("timed out waiting for %s; %d of %d nodes answered", op.Kind, len(op.Done), len(op.Steps))
@@ -49,57 +56,6 @@ func stepName(r plan.Report) string {
 		return parts[1] + "/" + parts[2]
 	}
 	return r.StepID
-}
-
-// dryRunResult is what `service deploy --dry-run --json` prints.
-type dryRunResult struct {
-	Service string `json:"service"`
-	// Results are the agents' reports, one per step, with its prediction.
-	Results []plan.Report `json:"results"`
-	// Counts are the number of steps per prediction.
-	Counts map[string]int `json:"counts"`
-	// Skipped are the nodes left out because they were down.
-	Skipped []string `json:"skipped,omitempty"`
-}
-
-func dryRun(ctx context.Context, cl *api.Client, out *Output, name string, timeout time.Duration, asJSON bool) error {
-	op, err := cl.StartOp(ctx, name, plan.OpDryRun, nil)
-	if err != nil {
-		return err
-	}
-	if !asJSON {
-		out.Printf("dry run of %s on %s (nothing changes)\n", name, plural(len(op.Steps), "node"))
-	}
-	var rows [][]string
-	op, err = followOp(ctx, cl, out, op, timeout, func(r plan.Report) {
-		rows = append(rows, []string{r.Node, stepName(r), r.Action, r.Prediction})
-	})
-	if !asJSON {
-		printTable(out.Out, "", []string{"NODE", "STEP", "ACTION", "PREDICTION"}, rows)
-	}
-	if err != nil {
-		return err
-	}
-	counts := map[string]int{}
-	for _, r := range op.Results {
-		counts[r.Prediction]++
-	}
-	if asJSON {
-		res := dryRunResult{Service: name, Results: op.Results, Counts: counts, Skipped: op.Skipped}
-		if res.Results == nil {
-			res.Results = []plan.Report{}
-		}
-		if err := out.JSON(res); err != nil {
-			return err
-		}
-	} else {
-		out.Printf("%d would change, %d no change, %d unchanged in the plan, %d cannot predict\n",
-			counts[plan.PredictChange], counts[plan.PredictNoChange], counts[plan.PredictUnchangedPlan], counts[plan.PredictCannot])
-	}
-	if counts["would fail"] > 0 {
-		return failf("%d steps would fail", counts["would fail"])
-	}
-	return nil
 }
 
 // ServiceExecCmd is `dtkctl service exec NAME ACTION`.

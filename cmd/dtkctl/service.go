@@ -357,6 +357,7 @@ type ServiceDeployCmd struct {
 
 	// Recursive: recursive.go.
 	Recursive bool `help:"Then deploy the services below it, one by one (parents first, by name among siblings), each once the one before converged, stopping at the first failure; unchanged ones are passed over, and the coordinators carry on if this command goes away. With --wait, waits for all of them; with --dry-run, shows each one's plan; with --json --wait, prints the recursive deploy at the end."`
+	Verbose   bool `short:"v" help:"With --dry-run: also every node's prediction for every step, after the groups of nodes."`
 }
 
 // Help is the detail of `service deploy --help`.
@@ -364,6 +365,8 @@ func (ServiceDeployCmd) Help() string {
 	return `Compiles the staged service into a plan (a new generation) and publishes it; the agents pick it up and run the steps. With --wait, follows the deploy to its end: on a terminal a live block per node that fits the window, elsewhere one line per step change. Exit 0 converged, 1 failed or timed out, 2 when the plan has violations.
 
 A template's rollout block (or the rollout flags) makes the deploy walk through the nodes: canaries first, then at most --max-parallel at a time, each healthy for --min-healthy-time before the next; see docs/rollouts.md. --wait then follows the rollout to its end, and an auto-revert ends it with exit 1.
+
+With --dry-run, nothing changes: every node predicts each of its steps, and the nodes are printed in groups that would change alike, the largest first ("2,031 nodes: web/index: message ..."); the nodes that cannot predict (down, or no answer in time) are a group too. -v adds every node's prediction for every step, --json every group's full list of nodes (docs/dry-run.md).
 
 Examples:
   dtkctl service deploy web --wait
@@ -379,7 +382,7 @@ func (c *ServiceDeployCmd) Run(ctx context.Context, cl *api.Client, out *Output)
 		return c.runRecursive(ctx, cl, out)
 	}
 	if c.DryRun {
-		return dryRun(ctx, cl, out, c.Name, c.Timeout, c.JSON)
+		return dryRun(ctx, cl, out, c.Name, c.Timeout, c.JSON, c.Verbose)
 	}
 	o, err := c.override()
 	if err != nil {
