@@ -123,10 +123,12 @@ func Clusters(old, next *Plan, predictions map[string]map[string]string) []Clust
 		if predictions != nil {
 			preds = predictions[ap.name]
 		}
-		var key string
+		// sig is the change itself (groups are keyed by it, so that two
+		// changes never share a group); key is its name.
+		var key, sig string
 		var changes []stepChangeSig
 		if predictions != nil && !predictedAll(ap.steps, preds) {
-			key = ClusterCannotPredict
+			key, sig = ClusterCannotPredict, ClusterCannotPredict
 		} else {
 			for _, st := range ap.steps {
 				if c, ok := describe(prev[st.ID], st, ap.name, preds, predictions != nil); ok {
@@ -139,19 +141,21 @@ func Clusters(old, next *Plan, predictions map[string]map[string]string) []Clust
 			slices.SortFunc(changes, func(a, b stepChangeSig) int {
 				return cmp.Or(cmp.Compare(a.step, b.step), cmp.Compare(a.kind, b.kind))
 			})
-			key = ClusterUnchanged
+			key, sig = ClusterUnchanged, ClusterUnchanged
 			if len(changes) > 0 {
-				h := sha256.New()
+				var b strings.Builder
 				for _, c := range changes {
-					h.Write([]byte(c.signature()))
+					b.WriteString(c.signature())
 				}
-				key = "c" + hex.EncodeToString(h.Sum(nil))[:16]
+				sig = b.String()
+				sum := sha256.Sum256([]byte(sig))
+				key = "c" + hex.EncodeToString(sum[:8])
 			}
 		}
-		g := groups[key]
+		g := groups[sig]
 		if g == nil {
 			g = &group{Cluster: Cluster{Key: key}, changes: changes, varies: map[[2]int]bool{}}
-			groups[key] = g
+			groups[sig] = g
 			order = append(order, g)
 		} else {
 			for i, c := range changes {
