@@ -353,17 +353,23 @@ func (a *Agent) pullLoop(ctx context.Context) {
 			continue
 		}
 		if sl.Index != index {
-			a.mu.Lock()
-			a.state.Slice = sl
-			err := a.state.save(a.statePath)
-			a.mu.Unlock()
-			if err != nil {
-				a.log.Error("save state", "err", err)
-			}
-			a.converge(ctx, sl, false)
+			a.adopt(ctx, sl)
 		}
 		index = sl.Index
 	}
+}
+
+// adopt saves a new slice, so that the agent keeps converging it while no
+// coordinator answers, and converges it.
+func (a *Agent) adopt(ctx context.Context, sl *plan.Slice) {
+	a.mu.Lock()
+	a.state.Slice = sl
+	err := a.state.save(a.statePath)
+	a.mu.Unlock()
+	if err != nil {
+		a.log.Error("save state", "err", err)
+	}
+	a.converge(ctx, sl, false)
 }
 
 // nextReconcile is when the cached slice is converged again with drift
