@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -16,10 +17,19 @@ import (
 )
 
 // A step's processes run in their own process group (actions: Setpgid).
-// Before the agent waits on one, it records the group in its database; when
-// the process ends, the record goes. An agent killed with SIGKILL (or the
-// OOM killer) leaves its records behind, and its successor stops what they
-// name before it runs anything, so that a step never runs twice at once.
+// Before the agent waits on one, it records the group in a file of its own
+// in the data dir (running/PGID); when the process ends, the record goes.
+// An agent killed with SIGKILL (or the OOM killer) leaves its records
+// behind, and its successor stops what they name before it runs anything,
+// so that a step never runs twice at once.
+//
+// The records are not fsynced, and need not be: they matter only while
+// the processes they name live, and what kills the machine kills them too.
+// A write that has returned survives the death of the agent alone (it is
+// in the kernel's page cache), which is the crash they are for. Older
+// agents kept them in the database (a commit, and two fsyncs, each way, per
+// process); those are still read.
+const runningDir = "running"
 
 // procRecord is a running step's process group.
 type procRecord struct {
@@ -31,6 +41,8 @@ type procRecord struct {
 	Step      string `json:"step"`
 	AgentPID  int    `json:"agent_pid"`
 	StartedAt int64  `json:"started_at_ms"`
+	// inDB: an older agent's record, in the database's running bucket.
+	inDB bool
 }
 
 func pidKey(pid int) []byte {
@@ -54,38 +66,69 @@ func (p stepProcesses) Started(pid int) error {
 	}
 	rec := procRecord{PGID: pid, StartTime: st.start, Step: p.step, AgentPID: os.Getpid(), StartedAt: time.Now().UnixMilli()}
 	b, _ := json.Marshal(rec)
-	return p.a.store.db.Update(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketRunning).Put(pidKey(pid), b)
-	})
+	return os.WriteFile(p.a.store.runningPath(pid), b, 0o600)
 }
 
 // Ended forgets the process group led by pid: its leader has exited.
 func (p stepProcesses) Ended(pid int) {
-	err := p.a.store.db.Update(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketRunning).Delete(pidKey(pid))
-	})
-	if err != nil {
+	if err := os.Remove(p.a.store.runningPath(pid)); err != nil {
 		p.a.log.Error("forget a finished step's process group", "step", p.step, "pgid", pid, "err", err)
 	}
 }
 
-// leftovers lists the process groups recorded by a previous agent.
+func (s *store) runningPath(pgid int) string {
+	return filepath.Join(s.dir, runningDir, strconv.Itoa(pgid))
+}
+
+// leftovers lists the process groups recorded by a previous agent. A record
+// that does not parse (a power cut during its write) is removed.
 func (s *store) leftovers() ([]procRecord, error) {
 	var out []procRecord
 	err := s.db.View(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketRunning).ForEach(func(k, v []byte) error {
 			var r procRecord
 			if json.Unmarshal(v, &r) == nil && r.PGID > 1 {
+				r.inDB = true
 				out = append(out, r)
 			}
 			return nil
 		})
 	})
-	return out, err
+	if err != nil {
+		return nil, err
+	}
+	ents, err := os.ReadDir(filepath.Join(s.dir, runningDir))
+	if err != nil {
+		return out, err
+	}
+	for _, e := range ents {
+		p := filepath.Join(s.dir, runningDir, e.Name())
+		b, err := os.ReadFile(p)
+		if errors.Is(err, os.ErrNotExist) {
+			continue // ended meanwhile
+		}
+		if err != nil {
+			return out, err
+		}
+		var r procRecord
+		if json.Unmarshal(b, &r) != nil || r.PGID <= 1 || strconv.Itoa(r.PGID) != e.Name() {
+			s.log.Warn("removing an unreadable record of a step's process group", "file", p)
+			os.Remove(p)
+			continue
+		}
+		out = append(out, r)
+	}
+	return out, nil
 }
 
-func (s *store) forgetRunning(pgid int) error {
-	return s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketRunning).Delete(pidKey(pgid)) })
+func (s *store) forgetRunning(rec procRecord) error {
+	if rec.inDB {
+		return s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketRunning).Delete(pidKey(rec.PGID)) })
+	}
+	if err := os.Remove(s.runningPath(rec.PGID)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	return nil
 }
 
 // leftoverGrace is how long a leftover process group has between SIGTERM
@@ -120,7 +163,7 @@ func (a *Agent) stopLeftovers(ctx context.Context) {
 		if ctx.Err() != nil {
 			return
 		}
-		if err := a.store.forgetRunning(rec.PGID); err != nil {
+		if err := a.store.forgetRunning(rec); err != nil {
 			log.Error("forget a stopped process group", "err", err)
 		}
 	}

@@ -2,12 +2,15 @@ package agent
 
 import (
 	"context"
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"syscall"
 	"testing"
 	"time"
+
+	bolt "go.etcd.io/bbolt"
 
 	"github.com/dtkhq/dtk/internal/api"
 )
@@ -67,6 +70,52 @@ func TestAgent_StopLeftovers_KillsThePredecessorsProcessGroup(t *testing.T) {
 	}
 	if recs, _ := a.store.leftovers(); len(recs) != 0 {
 		t.Fatalf("records left: %+v", recs)
+	}
+}
+
+// An older agent kept its records in the database: they are still found,
+// stopped and forgotten.
+func TestAgent_StopLeftovers_OlderAgentsRecordInTheDatabase(t *testing.T) {
+	data := t.TempDir()
+	dead := newIdleAgent(t, data)
+	cmd := startGroup(t, `sleep 300`)
+	pgid := cmd.Process.Pid
+	st, err := readProcStat(pgid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := json.Marshal(procRecord{PGID: pgid, StartTime: st.start, Step: "s/n/i/create", AgentPID: 1})
+	if err := dead.store.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketRunning).Put(pidKey(pgid), b) }); err != nil {
+		t.Fatal(err)
+	}
+	dead.Shutdown()
+
+	a := newIdleAgent(t, data)
+	a.Start(context.Background())
+	select {
+	case <-a.cleared:
+	case <-time.After(30 * time.Second):
+		t.Fatal("leftovers not cleared")
+	}
+	if groupAlive(pgid) {
+		t.Fatal("the older agent's process group is still alive")
+	}
+	if recs, _ := a.store.leftovers(); len(recs) != 0 {
+		t.Fatalf("records left: %+v", recs)
+	}
+}
+
+// A record cut short (a power cut while it was written) is dropped.
+func TestStore_Leftovers_DropsAnUnreadableRecord(t *testing.T) {
+	data := t.TempDir()
+	s := openTestStore(t, data, 0)
+	p := filepath.Join(data, runningDir, "4242")
+	os.WriteFile(p, []byte(`{"pgid":42`), 0o600)
+	if recs, err := s.leftovers(); err != nil || len(recs) != 0 {
+		t.Fatalf("leftovers %+v (%v)", recs, err)
+	}
+	if _, err := os.Stat(p); !os.IsNotExist(err) {
+		t.Fatalf("the unreadable record is still there: %v", err)
 	}
 }
 

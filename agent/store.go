@@ -24,8 +24,8 @@ import (
 
 // The agent's database (bbolt, one file in the data dir) holds what changes
 // often and must survive a crash without rewriting the state file: the
-// agent's incarnation, the outbox of unacknowledged reports and the process
-// groups of running steps.
+// agent's incarnation and the outbox of unacknowledged reports. (The process
+// groups of running steps are files of their own: procs.go.)
 const (
 	storeFile = "agent.db"
 	// DefaultOutboxBytes bounds the outbox when the configuration does not.
@@ -36,7 +36,7 @@ const (
 var (
 	bucketMeta    = []byte("meta")
 	bucketOutbox  = []byte("outbox")
-	bucketRunning = []byte("running")
+	bucketRunning = []byte("running") // older agents' process group records (procs.go)
 
 	keyIncarnation = []byte("incarnation")
 	keyNextSeq     = []byte("next_seq")
@@ -55,6 +55,7 @@ type store struct {
 	// report sequences per incarnation.
 	incarnation string
 	node        string
+	dir         string // the data dir
 	log         *slog.Logger
 
 	mu       sync.Mutex // guards the outbox counters below and appends
@@ -86,7 +87,11 @@ func openStore(dir, node string, maxBytes int64, log *slog.Logger) (*store, erro
 		db.Close()
 		return nil, fmt.Errorf("agent database: %w", err)
 	}
-	s := &store{db: db, key: key, node: node, log: log, maxBytes: maxBytes}
+	if err := privateDir(filepath.Join(dir, runningDir)); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("agent data dir: %w", err)
+	}
+	s := &store{db: db, key: key, node: node, dir: dir, log: log, maxBytes: maxBytes}
 	err = db.Update(func(tx *bolt.Tx) error {
 		for _, b := range [][]byte{bucketMeta, bucketOutbox, bucketRunning} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
@@ -121,6 +126,15 @@ func openStore(dir, node string, maxBytes int64, log *slog.Logger) (*store, erro
 		return nil, fmt.Errorf("agent database %s: %w", path, err)
 	}
 	return s, nil
+}
+
+// privateDir makes a folder only the agent may enter, also when it exists
+// with a wider mode.
+func privateDir(dir string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	return os.Chmod(dir, 0o700)
 }
 
 func (s *store) close() error { return s.db.Close() }
