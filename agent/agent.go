@@ -141,21 +141,14 @@ func New(cfg Config) (*Agent, error) {
 		a.leftoverGrace = defaultLeftoverGrace
 	}
 	a.reconcileInterval.Store(int64(cfg.ReconcileInterval))
-	st, err := loadState(a.statePath)
+	old, err := loadState(a.statePath)
 	if err != nil {
 		return nil, err
 	}
-	a.state = st
 	if a.store, err = openStore(cfg.DataDir, cfg.Name, cfg.OutboxBytes, a.log); err != nil {
 		return nil, err
 	}
-	// Reports an older agent queued in the state file move to the outbox.
-	moved, err := a.store.migrate(st.Queue, st.Seq)
-	if err == nil && moved && st.Queue != nil {
-		st.Queue = nil
-		err = st.save(a.statePath)
-	}
-	if err != nil {
+	if err := a.loadRecords(old); err != nil {
 		a.store.close()
 		return nil, err
 	}
@@ -163,6 +156,24 @@ func New(cfg Config) (*Agent, error) {
 		cfg.Metrics.watch(a)
 	}
 	return a, nil
+}
+
+// loadRecords takes the step records from the database, after moving what
+// an older agent kept in its state file (old) there: its queued reports
+// and its records. The state file is then rewritten with the slice alone.
+func (a *Agent) loadRecords(old *localState) error {
+	if err := a.store.migrate(old); err != nil {
+		return err
+	}
+	steps, failed, seq, err := a.store.records()
+	if err != nil {
+		return err
+	}
+	a.state = &localState{Slice: old.Slice, Steps: steps, Failed: failed, Seq: seq}
+	if old.Queue != nil || len(old.Steps) > 0 || len(old.Failed) > 0 || old.Seq != 0 {
+		return a.state.save(a.statePath)
+	}
+	return nil
 }
 
 // Incarnation is the random ID made when the agent's data dir was: a
@@ -417,10 +428,16 @@ func (a *Agent) CoordinatorsChanged() {
 	a.pollCancel()
 }
 
-// enqueue adds a report to the outbox and wakes the sender.
+// enqueue adds reports to the outbox and wakes the sender.
 func (a *Agent) enqueue(reports ...plan.Report) {
-	if err := a.store.append(reports...); err != nil {
-		a.log.Error("queue report", "err", err)
+	a.commit(reports, nil)
+}
+
+// commit writes reports and a change of the step records in one
+// transaction, and wakes the sender.
+func (a *Agent) commit(reports []plan.Report, change *recordChange) {
+	if err := a.store.write(reports, change); err != nil {
+		a.log.Error("save reports and step records", "err", err)
 	}
 	select {
 	case a.flush <- struct{}{}:

@@ -24,8 +24,10 @@ import (
 
 // The agent's database (bbolt, one file in the data dir) holds what changes
 // often and must survive a crash without rewriting the state file: the
-// agent's incarnation and the outbox of unacknowledged reports. (The process
-// groups of running steps are files of their own: procs.go.)
+// agent's incarnation, the outbox of unacknowledged reports and the step
+// records (records.go). A step's final report and its record are written in
+// one transaction. (The process groups of running steps are files of their
+// own: procs.go.)
 const (
 	storeFile = "agent.db"
 	// DefaultOutboxBytes bounds the outbox when the configuration does not.
@@ -93,7 +95,7 @@ func openStore(dir, node string, maxBytes int64, log *slog.Logger) (*store, erro
 	}
 	s := &store{db: db, key: key, node: node, dir: dir, log: log, maxBytes: maxBytes}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketMeta, bucketOutbox, bucketRunning} {
+		for _, b := range [][]byte{bucketMeta, bucketOutbox, bucketRunning, bucketSteps, bucketFailed} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -150,51 +152,6 @@ func (s *store) reportID(seq uint64) string {
 	return s.node + ":" + s.incarnation + ":" + strconv.FormatUint(seq, 10)
 }
 
-// migrate moves the reports an older agent queued in its state file into
-// the outbox, once, keeping their IDs (the coordinators de-duplicate them
-// as before). It reports whether the caller may drop the state's queue.
-func (s *store) migrate(queue []plan.Report, stateSeq uint64) (bool, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var added, bytes int64
-	err := s.db.Update(func(tx *bolt.Tx) error {
-		meta, out := tx.Bucket(bucketMeta), tx.Bucket(bucketOutbox)
-		if meta.Get(keyMigrated) != nil {
-			return nil // done before a crash kept the state file's copy
-		}
-		next := max(s.next, stateSeq+1)
-		for _, r := range queue {
-			v, err := s.seal(r)
-			if err != nil {
-				return err
-			}
-			if err := out.Put(seqKey(next), v); err != nil {
-				return err
-			}
-			next++
-			added++
-			bytes += int64(len(v))
-		}
-		if err := meta.Put(keyNextSeq, seqKey(next)); err != nil {
-			return err
-		}
-		if err := meta.Put(keyMigrated, []byte{1}); err != nil {
-			return err
-		}
-		s.next = next
-		return nil
-	})
-	if err != nil {
-		return false, fmt.Errorf("move queued reports into the outbox: %w", err)
-	}
-	s.count += int(added)
-	s.bytes += bytes
-	if added > 0 {
-		s.log.Info("moved queued reports from the state file into the outbox", "reports", added)
-	}
-	return true, nil
-}
-
 func (s *store) seal(r plan.Report) ([]byte, error) {
 	b, err := json.Marshal(r)
 	if err != nil {
@@ -212,6 +169,15 @@ func (s *store) seal(r plan.Report) ([]byte, error) {
 // are dropped (logged): the agent never blocks on a full outbox.
 func (s *store) append(reports ...plan.Report) error {
 	if len(reports) == 0 {
+		return nil
+	}
+	return s.write(reports, nil)
+}
+
+// write commits reports to the outbox and a change of the step records
+// (nil: none) in one transaction: both are on disk, or neither is.
+func (s *store) write(reports []plan.Report, change *recordChange) error {
+	if len(reports) == 0 && change == nil {
 		return nil
 	}
 	s.mu.Lock()
@@ -249,9 +215,20 @@ func (s *store) append(reports ...plan.Report) error {
 				return err
 			}
 		}
+		if change != nil {
+			if err := change.apply(tx, s); err != nil {
+				return err
+			}
+		}
+		if next == s.next {
+			return nil
+		}
 		return tx.Bucket(bucketMeta).Put(keyNextSeq, seqKey(next))
 	})
 	if err != nil {
+		if len(reports) == 0 {
+			return err
+		}
 		return fmt.Errorf("queue report: %w", err)
 	}
 	s.next, s.count, s.bytes = next, count, size
