@@ -439,6 +439,18 @@ func (a *Agent) commit(reports []plan.Report, change *recordChange) {
 	if err := a.store.write(reports, change); err != nil {
 		a.log.Error("save reports and step records", "err", err)
 	}
+	a.wakeSender()
+}
+
+// enqueueRunning queues a "running" report (a step started, or its
+// progress) in memory only: a crash may lose it, and the step's final
+// report, which is durable, says everything it said.
+func (a *Agent) enqueueRunning(r plan.Report) {
+	a.store.appendVolatile(r)
+	a.wakeSender()
+}
+
+func (a *Agent) wakeSender() {
 	select {
 	case a.flush <- struct{}{}:
 	default:

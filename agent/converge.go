@@ -166,7 +166,7 @@ func (a *Agent) runStep(ctx context.Context, st *plan.Step, checks bool) (ran, o
 		Service: st.Service, StepID: st.ID, Action: st.Action, Generation: st.Generation,
 		Digest: st.Digest, State: plan.StepRunning, StartedAt: started.UnixMilli(),
 	}
-	a.enqueue(running)
+	a.enqueueRunning(running)
 	stopProgress := a.reportProgress(running, filepath.Join(a.cfg.DataDir, "steps", scratchName(st), actions.LogFile))
 	res := a.execute(ctx, st)
 	// Retries, where the action asks for them, with a doubling delay.
@@ -257,8 +257,9 @@ func (a *Agent) runStep(ctx context.Context, st *plan.Step, checks bool) (ran, o
 	}
 	a.mu.Unlock()
 	// The final report and the record in one transaction: a crash before
-	// it runs the step again; after it, the step is not run again and its
-	// report is sent.
+	// it runs the step again (the running report, in memory only, is
+	// lost with it); after it, the step is not run again and its report
+	// is sent.
 	a.commit([]plan.Report{rep}, change)
 	return true, ok
 }

@@ -174,7 +174,7 @@ func (s *store) migrate(old *localState) error {
 	if err != nil {
 		return fmt.Errorf("move the state file's reports and step records into the agent database: %w", err)
 	}
-	s.next = next
+	s.next, s.reserved = next, next
 	s.count += int(added)
 	s.bytes += bytes
 	if added > 0 {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"time"
 
 	"github.com/dtkhq/dtk/internal/api"
 	"github.com/dtkhq/dtk/plan"
@@ -18,6 +19,15 @@ const (
 	// truncatedTail is how much of a too-large report's output and error
 	// is kept.
 	truncatedTail = 1024
+)
+
+// reserveDelay is how long a running report waits for a write to store
+// its sequence before the sender stores it alone (a step that runs that
+// long); ackFlushDelay how long delivered reports stay in the outbox, when
+// nothing else is written, before they are deleted.
+const (
+	reserveDelay  = 250 * time.Millisecond
+	ackFlushDelay = time.Second
 )
 
 // truncationMarker starts a trimmed output or error.
@@ -39,12 +49,31 @@ func (a *Agent) sendLoop(ctx context.Context) {
 			continue
 		}
 		if len(batch) == 0 {
+			// Volatile reports wait for their sequence to be stored,
+			// which the step's final report does for free unless the
+			// step runs for long; acknowledged reports wait for the
+			// next write to delete them, unless the agent stays idle.
+			var wake <-chan time.Time
+			var idle func() error
+			switch {
+			case a.store.unsendable():
+				wake, idle = time.After(reserveDelay), a.store.reserve
+			case a.store.ackPending():
+				wake, idle = time.After(ackFlushDelay), a.store.flushAcks
+			}
 			select {
 			case <-ctx.Done():
 				return
 			case <-a.flush:
-				continue
+			case <-wake:
+				if err := idle(); err != nil {
+					a.log.Error("write the agent database", "err", err)
+					if !b.wait(ctx) {
+						return
+					}
+				}
 			}
+			continue
 		}
 		if err := a.deliver(ctx, batch); err != nil {
 			if ctx.Err() != nil {

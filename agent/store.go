@@ -1,7 +1,6 @@
 package agent
 
 import (
-	"bytes"
 	"crypto/rand"
 	"encoding/binary"
 	"encoding/hex"
@@ -26,8 +25,7 @@ import (
 // often and must survive a crash without rewriting the state file: the
 // agent's incarnation, the outbox of unacknowledged reports and the step
 // records (records.go). A step's final report and its record are written in
-// one transaction. (The process groups of running steps are files of their
-// own: procs.go.)
+// one transaction, one commit per changing step.
 const (
 	storeFile = "agent.db"
 	// DefaultOutboxBytes bounds the outbox when the configuration does not.
@@ -60,11 +58,27 @@ type store struct {
 	dir         string // the data dir
 	log         *slog.Logger
 
-	mu       sync.Mutex // guards the outbox counters below and appends
+	mu       sync.Mutex // guards the fields below and every write transaction
 	maxBytes int64
-	bytes    int64 // sealed value bytes in the outbox
+	bytes    int64 // sealed value bytes in the outbox (acknowledged ones left out)
 	count    int
 	next     uint64 // sequence of the next report
+	// reserved is the sequence stored in the database (keyNextSeq): every
+	// sequence below it is durably used, so that a restarted agent never
+	// numbers a report with a sequence a coordinator may have seen. A
+	// report is sent only once its sequence is below it.
+	reserved uint64
+	// volatile holds the reports kept in memory only: "running" reports
+	// (a step started, its progress). Their sequences come from next like
+	// the others'; a crash loses them, which costs the coordinators a
+	// status they would have overwritten anyway.
+	volatile      []pending
+	volatileBytes int64
+	// acked holds delivered reports still in the outbox (sequence → sealed
+	// size): they go with the next write transaction, or flushAcks, rather
+	// than with a commit of their own. A crash before that sends them
+	// again, and the coordinators drop the resends.
+	acked map[uint64]int64
 }
 
 // openStore opens (or creates) the database in dir. It fails at once when
@@ -93,7 +107,7 @@ func openStore(dir, node string, maxBytes int64, log *slog.Logger) (*store, erro
 		db.Close()
 		return nil, fmt.Errorf("agent data dir: %w", err)
 	}
-	s := &store{db: db, key: key, node: node, dir: dir, log: log, maxBytes: maxBytes}
+	s := &store{db: db, key: key, node: node, dir: dir, log: log, maxBytes: maxBytes, acked: map[uint64]int64{}}
 	err = db.Update(func(tx *bolt.Tx) error {
 		for _, b := range [][]byte{bucketMeta, bucketOutbox, bucketRunning, bucketSteps, bucketFailed} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
@@ -117,6 +131,7 @@ func openStore(dir, node string, maxBytes int64, log *slog.Logger) (*store, erro
 		if v := meta.Get(keyNextSeq); len(v) == 8 {
 			s.next = binary.BigEndian.Uint64(v)
 		}
+		s.reserved = s.next
 		return tx.Bucket(bucketOutbox).ForEach(func(k, v []byte) error {
 			s.bytes += int64(len(v))
 			s.count++
@@ -130,6 +145,7 @@ func openStore(dir, node string, maxBytes int64, log *slog.Logger) (*store, erro
 	return s, nil
 }
 
+// close deletes the acknowledged reports and closes the database.
 // privateDir makes a folder only the agent may enter, also when it exists
 // with a wider mode.
 func privateDir(dir string) error {
@@ -139,7 +155,10 @@ func privateDir(dir string) error {
 	return os.Chmod(dir, 0o700)
 }
 
-func (s *store) close() error { return s.db.Close() }
+func (s *store) close() error {
+	err := s.flushAcks()
+	return errors.Join(err, s.db.Close())
+}
 
 func seqKey(seq uint64) []byte {
 	var k [8]byte
@@ -175,13 +194,15 @@ func (s *store) append(reports ...plan.Report) error {
 }
 
 // write commits reports to the outbox and a change of the step records
-// (nil: none) in one transaction: both are on disk, or neither is.
+// (nil: none) in one transaction: both are on disk, or neither is. It
+// also deletes the acknowledged reports and stores the next sequence,
+// which makes the volatile reports numbered so far sendable.
 func (s *store) write(reports []plan.Report, change *recordChange) error {
-	if len(reports) == 0 && change == nil {
-		return nil
-	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if len(reports) == 0 && change == nil && len(s.acked) == 0 && s.next == s.reserved {
+		return nil
+	}
 	var dropped []plan.Report
 	var droppedBytes int64
 	next, count, size := s.next, s.count, s.bytes
@@ -189,6 +210,11 @@ func (s *store) write(reports []plan.Report, change *recordChange) error {
 		dropped, droppedBytes = nil, 0
 		next, count, size = s.next, s.count, s.bytes
 		out := tx.Bucket(bucketOutbox)
+		for seq := range s.acked {
+			if err := out.Delete(seqKey(seq)); err != nil {
+				return err
+			}
+		}
 		for _, r := range reports {
 			r.ID, r.Node = s.reportID(next), s.node
 			v, err := s.seal(r)
@@ -220,7 +246,7 @@ func (s *store) write(reports []plan.Report, change *recordChange) error {
 				return err
 			}
 		}
-		if next == s.next {
+		if next == s.reserved {
 			return nil
 		}
 		return tx.Bucket(bucketMeta).Put(keyNextSeq, seqKey(next))
@@ -231,7 +257,8 @@ func (s *store) write(reports []plan.Report, change *recordChange) error {
 		}
 		return fmt.Errorf("queue report: %w", err)
 	}
-	s.next, s.count, s.bytes = next, count, size
+	s.next, s.reserved, s.count, s.bytes = next, next, count, size
+	clear(s.acked)
 	if len(dropped) > 0 {
 		steps := make([]string, 0, min(len(dropped), 5))
 		for _, r := range dropped[:min(len(dropped), 5)] {
@@ -241,6 +268,85 @@ func (s *store) write(reports []plan.Report, change *recordChange) error {
 			"dropped", len(dropped), "bytes", droppedBytes, "limit", s.maxBytes, "oldest", strings.Join(steps, ", "))
 	}
 	return nil
+}
+
+// Bounds of the volatile reports, which a coordinator that does not answer
+// leaves in memory: beyond either, the oldest go.
+const (
+	maxVolatileReports = 256
+	maxVolatileBytes   = 4 << 20
+)
+
+// appendVolatile numbers a report and keeps it in memory only, without a
+// write: for "running" reports, which a crash may lose. It replaces an
+// earlier volatile report of the same step not yet delivered (a running
+// report by its progress), so that a coordinator that does not answer
+// costs at most one report per step. It is sent once its sequence is
+// stored: with the next write, or by reserve.
+func (s *store) appendVolatile(r plan.Report) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r.ID, r.Node = s.reportID(s.next), s.node
+	b, _ := json.Marshal(r)
+	p := pending{seq: s.next, report: r, size: len(b)}
+	s.next++
+	kept := s.volatile[:0]
+	for _, v := range s.volatile {
+		if v.report.StepID == r.StepID {
+			s.volatileBytes -= int64(v.size)
+			continue
+		}
+		kept = append(kept, v)
+	}
+	s.volatile = append(kept, p)
+	s.volatileBytes += int64(p.size)
+	for len(s.volatile) > 1 && (len(s.volatile) > maxVolatileReports || s.volatileBytes > maxVolatileBytes) {
+		s.volatileBytes -= int64(s.volatile[0].size)
+		s.volatile = s.volatile[1:]
+	}
+}
+
+// unsendable says whether volatile reports wait for their sequence to be
+// stored (reserve).
+func (s *store) unsendable() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := len(s.volatile)
+	return n > 0 && s.volatile[n-1].seq >= s.reserved
+}
+
+// reserve stores the next sequence, so that the volatile reports numbered
+// so far may be sent. The sender calls it when they have waited a while
+// for a write to do it (a step that runs for long).
+func (s *store) reserve() error {
+	s.mu.Lock()
+	pending := s.next != s.reserved
+	s.mu.Unlock()
+	if !pending {
+		return nil
+	}
+	return s.write(nil, nil)
+}
+
+// flushAcks deletes the acknowledged reports from the outbox.
+func (s *store) flushAcks() error {
+	s.mu.Lock()
+	n := len(s.acked)
+	s.mu.Unlock()
+	if n == 0 {
+		return nil
+	}
+	if err := s.write(nil, nil); err != nil {
+		return fmt.Errorf("remove delivered reports from the outbox: %w", err)
+	}
+	return nil
+}
+
+// ackPending says whether acknowledged reports wait for flushAcks.
+func (s *store) ackPending() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.acked) > 0
 }
 
 func (s *store) open(v []byte) (plan.Report, error) {
@@ -263,63 +369,117 @@ type pending struct {
 	shrunk int
 }
 
-// peek returns the oldest reports, at most maxCount of them and (but for
-// the first) at most maxBytes of JSON. A value that no longer opens is
-// dropped with an error logged, so that it cannot block the outbox.
+// peek returns the oldest reports, durable and volatile in sequence order,
+// at most maxCount of them and (but for the first) at most maxBytes of
+// JSON. It returns only reports whose sequence is stored (below reserved):
+// those after them wait. A value that no longer opens is dropped with an
+// error logged, so that it cannot block the outbox.
 func (s *store) peek(maxCount, maxBytes int) ([]pending, error) {
+	// What was numbered up to now, in one view: durable reports are
+	// committed under mu, so every report below the limit is either in
+	// the database or in the volatile copy.
+	s.mu.Lock()
+	limit := s.reserved
+	var volatile []pending
+	for _, p := range s.volatile {
+		if p.seq < limit {
+			volatile = append(volatile, p)
+		}
+	}
+	acked := make(map[uint64]bool, len(s.acked))
+	for seq := range s.acked {
+		acked[seq] = true
+	}
+	s.mu.Unlock()
 	var out []pending
-	var bad [][]byte
+	var bad []uint64
 	total := 0
+	full := false
+	add := func(p pending) {
+		if len(out) >= maxCount || (len(out) > 0 && total+p.size > maxBytes) {
+			full = true
+			return
+		}
+		total += p.size
+		out = append(out, p)
+	}
 	err := s.db.View(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bucketOutbox).Cursor()
-		for k, v := c.First(); k != nil && len(out) < maxCount; k, v = c.Next() {
+		for k, v := c.First(); k != nil && !full; k, v = c.Next() {
+			seq := binary.BigEndian.Uint64(k)
+			if seq >= limit {
+				break
+			}
+			if acked[seq] {
+				continue
+			}
+			for len(volatile) > 0 && volatile[0].seq < seq && !full {
+				add(volatile[0])
+				volatile = volatile[1:]
+			}
+			if full {
+				break
+			}
 			r, err := s.open(v)
 			if err != nil {
-				s.log.Error("dropping a queued report that cannot be read", "seq", binary.BigEndian.Uint64(k), "err", err)
-				bad = append(bad, bytes.Clone(k))
+				s.log.Error("dropping a queued report that cannot be read", "seq", seq, "err", err)
+				bad = append(bad, seq)
 				continue
 			}
 			b, _ := json.Marshal(r)
-			if len(out) > 0 && total+len(b) > maxBytes {
-				break
-			}
-			total += len(b)
-			out = append(out, pending{seq: binary.BigEndian.Uint64(k), report: r, size: len(b)})
+			add(pending{seq: seq, report: r, size: len(b)})
 		}
 		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("read the outbox: %w", err)
 	}
+	for len(volatile) > 0 && !full {
+		add(volatile[0])
+		volatile = volatile[1:]
+	}
 	if len(bad) > 0 {
-		seqs := make([]uint64, len(bad))
-		for i, k := range bad {
-			seqs[i] = binary.BigEndian.Uint64(k)
-		}
-		if err := s.ack(seqs...); err != nil {
+		if err := s.ack(bad...); err != nil {
 			return nil, err
 		}
 	}
 	return out, nil
 }
 
-// ack removes delivered (or given up) reports from the outbox.
+// ack removes delivered (or given up) reports: volatile ones at once,
+// durable ones from the count at once and from the database with the next
+// write (or flushAcks).
 func (s *store) ack(seqs ...uint64) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var removed int
-	var size int64
-	err := s.db.Update(func(tx *bolt.Tx) error {
-		removed, size = 0, 0
+	gone := make(map[uint64]bool, len(seqs))
+	for _, seq := range seqs {
+		gone[seq] = true
+	}
+	kept := s.volatile[:0]
+	for _, p := range s.volatile {
+		if gone[p.seq] {
+			delete(gone, p.seq)
+			s.volatileBytes -= int64(p.size)
+			continue
+		}
+		kept = append(kept, p)
+	}
+	clear(s.volatile[len(kept):])
+	s.volatile = kept
+	if len(gone) == 0 {
+		return nil
+	}
+	err := s.db.View(func(tx *bolt.Tx) error {
 		out := tx.Bucket(bucketOutbox)
-		for _, seq := range seqs {
-			k := seqKey(seq)
-			if v := out.Get(k); v != nil {
-				size += int64(len(v))
-				removed++
-				if err := out.Delete(k); err != nil {
-					return err
-				}
+		for seq := range gone {
+			if _, done := s.acked[seq]; done {
+				continue
+			}
+			if v := out.Get(seqKey(seq)); v != nil {
+				s.acked[seq] = int64(len(v))
+				s.count--
+				s.bytes -= int64(len(v))
 			}
 		}
 		return nil
@@ -327,14 +487,13 @@ func (s *store) ack(seqs ...uint64) error {
 	if err != nil {
 		return fmt.Errorf("remove delivered reports from the outbox: %w", err)
 	}
-	s.count -= removed
-	s.bytes -= size
 	return nil
 }
 
-// queued says how many reports, and how many bytes, the outbox holds.
+// queued says how many reports, and how many bytes, wait to be sent
+// (volatile ones included).
 func (s *store) queued() (int, int64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.count, s.bytes
+	return s.count + len(s.volatile), s.bytes + s.volatileBytes
 }
