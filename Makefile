@@ -66,8 +66,8 @@ clean:
 # certificates, encrypted gossip) unless BENCHFLAGS=-insecure, and runs with
 # ACLs on (a bootstrapped management token) unless BENCHFLAGS=-no-acl.
 # BENCHFLAGS adds dtkbench flags.
-.PHONY: bench-quick bench-tls-cost bench-acl-cost bench-ui
-bench: build bench-ui
+.PHONY: bench-quick bench-tls-cost bench-acl-cost bench-ui bench-converge
+bench: build bench-ui bench-converge
 	$(GO) run ./bench/cmd/dtkbench -bin $(BIN) -out bench/results $(BENCHFLAGS)
 
 # The dashboard's fleet page on 1,000 nodes and 200 services (budget: 200
@@ -75,6 +75,13 @@ bench: build bench-ui
 # writes bench/results/<date>-ui.txt (docs/dashboard.md).
 bench-ui:
 	$(GO) test -run '^$$' -bench 'BenchmarkUI_Overview_1000Nodes_200Services' -benchtime 50x -count 1 ./coordinator | tee bench/results/$$(date +%F)-ui.txt
+
+# A first (changing) converge of 100 one-line bash steps by a real agent,
+# data dir on disk (budget: 250 ms): median wall time and CPU time per pass
+# over 10 passes; writes bench/results/<date>-converge.txt
+# (docs/performance.md). The commit of one step alone: BenchmarkStore_WriteStep.
+bench-converge:
+	$(GO) test -run '^$$' -bench 'BenchmarkConverge_100BashSteps_FirstRun' -benchtime 10x -count 1 ./agent | tee bench/results/$$(date +%F)-converge.txt
 
 bench-quick: build
 	$(GO) run ./bench/cmd/dtkbench -quick -idle 1m -bin $(BIN) -out bench/results $(BENCHFLAGS)

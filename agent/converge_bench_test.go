@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"sort"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -98,4 +100,29 @@ func BenchmarkConverge_100BashSteps_FirstRun(b *testing.B) {
 	b.ReportMetric(float64(walls[len(walls)/2].Microseconds())/1000, "median-ms")
 	b.ReportMetric(float64(cpuSelf.Microseconds())/1000/float64(b.N), "agent-cpu-ms/op")
 	b.ReportMetric(float64(cpuChildren.Microseconds())/1000/float64(b.N), "steps-cpu-ms/op")
+}
+
+// One changing step's write: its final report and its record, in one
+// transaction (the fsyncs a changing step costs).
+func BenchmarkStore_WriteStep(b *testing.B) {
+	s, err := openStore(b.TempDir(), "n1", 0, slog.New(slog.DiscardHandler))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.close()
+	st := benchSteps("sha256:"+strings.Repeat("0", 64), 1)[0]
+	rec := &stepRecord{Digest: st.Digest, Service: st.Service, Node: st.Node, Instance: st.Instance,
+		Action: st.Action, ModuleDigest: st.ModuleDigest, Attributes: st.Attributes}
+	rep := plan.Report{Service: st.Service, StepID: st.ID, Action: st.Action, Generation: 1, Digest: st.Digest,
+		State: plan.StepOK, Changed: true, Output: "done\n"}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		c := &recordChange{seq: uint64(i + 1), unfail: []string{st.ID}}
+		if err := c.putRecord(st.ID, rec); err != nil {
+			b.Fatal(err)
+		}
+		if err := s.write([]plan.Report{rep}, c); err != nil {
+			b.Fatal(err)
+		}
+	}
 }
