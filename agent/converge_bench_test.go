@@ -5,12 +5,15 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
-	"sort"
+	"os"
+	"os/exec"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/dtkhq/dtk/actions"
 	"github.com/dtkhq/dtk/internal/api"
 	"github.com/dtkhq/dtk/plan"
 )
@@ -43,22 +46,50 @@ func cpuTimes() (self, children time.Duration) {
 	return self, time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
+// spawnBare runs the steps' script as the bash runner would, n times, in
+// plain exec calls: what the processes alone cost at this moment.
+func spawnBare(b *testing.B, steps []*plan.Step) time.Duration {
+	dir := b.TempDir()
+	start := time.Now()
+	for _, st := range steps {
+		cmd := exec.Command("bash", "-euo", "pipefail", "-c", st.Run.Inline, "dtk-inline")
+		cmd.Env = append(os.Environ(), "content="+actions.EnvValue(st.Attributes["content"]), "DTK_SCRATCH="+dir)
+		cmd.Dir = dir
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		if out, err := cmd.CombinedOutput(); err != nil {
+			b.Fatalf("%v: %s", err, out)
+		}
+	}
+	return time.Since(start)
+}
+
+func medianMs(d []time.Duration) float64 {
+	d = slices.Clone(d)
+	slices.Sort(d)
+	return float64(d[len(d)/2].Microseconds()) / 1000
+}
+
 // A first (changing) converge of 100 one-line bash steps by a real agent
 // (real bash runner, data dir on the disk under $TMPDIR, report sender
 // running against a fake coordinator): from adopting the slice to the
 // pass's end. Each iteration is a fresh agent on a fresh data dir, so
 // every step runs. Besides ns/op (the mean) it reports the median wall
-// time and the CPU time per pass of the agent's process (sender and fake
-// coordinator included) and of the step processes. `make bench-converge`.
+// time, the CPU time per pass of the agent's process (sender and fake
+// coordinator included) and of the step processes, and, since process
+// creation costs what the machine makes it cost, the median time of the
+// same 100 scripts run by plain exec calls just before each pass
+// (bare-spawns-ms) and the median of the difference (overhead-ms): what
+// the agent adds. `make bench-converge`.
 func BenchmarkConverge_100BashSteps_FirstRun(b *testing.B) {
 	const n = 100
 	f, srv := newFake(b, testModuleDir(b))
 	steps := benchSteps(f.digest, n)
-	var walls []time.Duration
+	var walls, bare, overhead []time.Duration
 	var cpuSelf, cpuChildren time.Duration
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()
+		spawns := spawnBare(b, steps)
 		f.mu.Lock()
 		f.reports = nil
 		f.mu.Unlock()
@@ -79,6 +110,8 @@ func BenchmarkConverge_100BashSteps_FirstRun(b *testing.B) {
 		a.adopt(ctx, sl)
 		b.StopTimer()
 		walls = append(walls, time.Since(start))
+		bare = append(bare, spawns)
+		overhead = append(overhead, walls[len(walls)-1]-spawns)
 		self1, children1 := cpuTimes()
 		cpuSelf += self1 - self0
 		cpuChildren += children1 - children0
@@ -96,8 +129,9 @@ func BenchmarkConverge_100BashSteps_FirstRun(b *testing.B) {
 		cancel()
 		a.Shutdown()
 	}
-	sort.Slice(walls, func(i, j int) bool { return walls[i] < walls[j] })
-	b.ReportMetric(float64(walls[len(walls)/2].Microseconds())/1000, "median-ms")
+	b.ReportMetric(medianMs(walls), "median-ms")
+	b.ReportMetric(medianMs(bare), "bare-spawns-ms")
+	b.ReportMetric(medianMs(overhead), "overhead-ms")
 	b.ReportMetric(float64(cpuSelf.Microseconds())/1000/float64(b.N), "agent-cpu-ms/op")
 	b.ReportMetric(float64(cpuChildren.Microseconds())/1000/float64(b.N), "steps-cpu-ms/op")
 }
