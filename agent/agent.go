@@ -442,6 +442,14 @@ func (a *Agent) commit(reports []plan.Report, change *recordChange) {
 	a.wakeSender()
 }
 
+// checkpoint applies the journal to the database: at the end of a
+// converge pass, so that the journal holds at most one pass.
+func (a *Agent) checkpoint() {
+	if err := a.store.checkpoint(); err != nil {
+		a.log.Error("checkpoint the agent journal", "err", err)
+	}
+}
+
 // enqueueRunning queues a "running" report (a step started, or its
 // progress) in memory only: a crash may lose it, and the step's final
 // report, which is durable, says everything it said.

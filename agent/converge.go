@@ -40,6 +40,9 @@ func (a *Agent) converge(ctx context.Context, sl *plan.Slice, checks bool) {
 		a.converges++
 		a.convergedMu.Unlock()
 	}()
+	// Deferred calls run last first: the skipped reports are queued, then
+	// the journal goes into the database.
+	defer a.checkpoint()
 	defer a.queueSkipped()
 	undone := a.undoRemoved(ctx, sl)
 	failed := map[string]bool{}

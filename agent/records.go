@@ -30,7 +30,7 @@ var (
 const recordLabel = "agent-step-record"
 
 // recordChange is what a converge changes in the step records, written in
-// the same transaction as its reports (store.write).
+// the same entry as its reports (store.write).
 type recordChange struct {
 	// put holds records as JSON by step ID; del the step IDs whose records
 	// go.
@@ -55,35 +55,19 @@ func (c *recordChange) putRecord(id string, rec *stepRecord) error {
 	return nil
 }
 
-func (c *recordChange) apply(tx *bolt.Tx, s *store) error {
-	steps, failed := tx.Bucket(bucketSteps), tx.Bucket(bucketFailed)
-	for _, id := range c.del {
-		if err := steps.Delete([]byte(id)); err != nil {
-			return err
-		}
-	}
+// seal puts the change into e, its records sealed with key.
+func (c *recordChange) seal(e *entry, key []byte) error {
 	for id, b := range c.put {
-		v, err := secret.Seal(s.key, b, recordLabel)
+		v, err := secret.Seal(key, b, recordLabel)
 		if err != nil {
 			return fmt.Errorf("seal step record: %w", err)
 		}
-		if err := steps.Put([]byte(id), []byte(v)); err != nil {
-			return err
+		if e.Put == nil {
+			e.Put = map[string]string{}
 		}
+		e.Put[id] = v
 	}
-	for _, id := range c.unfail {
-		if err := failed.Delete([]byte(id)); err != nil {
-			return err
-		}
-	}
-	for id, key := range c.fail {
-		if err := failed.Put([]byte(id), []byte(key)); err != nil {
-			return err
-		}
-	}
-	if c.seq != 0 {
-		return tx.Bucket(bucketMeta).Put(keyRecordSeq, seqKey(c.seq))
-	}
+	e.Del, e.Fail, e.Unfail, e.RecordSeq = c.del, c.fail, c.unfail, c.seq
 	return nil
 }
 
@@ -166,7 +150,11 @@ func (s *store) migrate(old *localState) error {
 			}
 		}
 		recs = len(c.put)
-		if err := c.apply(tx, s); err != nil {
+		e := &entry{}
+		if err := c.seal(e, s.key); err != nil {
+			return err
+		}
+		if err := e.apply(tx); err != nil {
 			return err
 		}
 		return meta.Put(keyRecordsMigrated, []byte{1})
@@ -174,7 +162,7 @@ func (s *store) migrate(old *localState) error {
 	if err != nil {
 		return fmt.Errorf("move the state file's reports and step records into the agent database: %w", err)
 	}
-	s.next, s.reserved = next, next
+	s.next, s.reserved, s.stored = next, next, next
 	s.count += int(added)
 	s.bytes += bytes
 	if added > 0 {

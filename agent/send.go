@@ -23,11 +23,11 @@ const (
 
 // reserveDelay is how long a running report waits for a write to store
 // its sequence before the sender stores it alone (a step that runs that
-// long); ackFlushDelay how long delivered reports stay in the outbox, when
-// nothing else is written, before they are deleted.
+// long); checkpointDelay how long the sender, idle, leaves the journal and
+// the delivered reports before a checkpoint.
 const (
-	reserveDelay  = 250 * time.Millisecond
-	ackFlushDelay = time.Second
+	reserveDelay    = 250 * time.Millisecond
+	checkpointDelay = time.Second
 )
 
 // truncationMarker starts a trimmed output or error.
@@ -51,15 +51,16 @@ func (a *Agent) sendLoop(ctx context.Context) {
 		if len(batch) == 0 {
 			// Volatile reports wait for their sequence to be stored,
 			// which the step's final report does for free unless the
-			// step runs for long; acknowledged reports wait for the
-			// next write to delete them, unless the agent stays idle.
+			// step runs for long; the journal and the acknowledged
+			// reports wait for a checkpoint, which the end of a
+			// converge pass or an idle second brings.
 			var wake <-chan time.Time
 			var idle func() error
 			switch {
 			case a.store.unsendable():
 				wake, idle = time.After(reserveDelay), a.store.reserve
-			case a.store.ackPending():
-				wake, idle = time.After(ackFlushDelay), a.store.flushAcks
+			case a.store.checkpointPending():
+				wake, idle = time.After(checkpointDelay), a.store.checkpoint
 			}
 			select {
 			case <-ctx.Done():

@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"cmp"
 	"crypto/rand"
 	"encoding/binary"
 	"encoding/hex"
@@ -10,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -24,8 +26,10 @@ import (
 // The agent's database (bbolt, one file in the data dir) holds what changes
 // often and must survive a crash without rewriting the state file: the
 // agent's incarnation, the outbox of unacknowledged reports and the step
-// records (records.go). A step's final report and its record are written in
-// one transaction, one commit per changing step.
+// records (records.go). A write (a step's final report with its record, in
+// the main) is one entry: appended to the journal (journal.go) with one
+// fdatasync, and applied to the database with the entries before it by the
+// next checkpoint, one bbolt commit for many steps.
 const (
 	storeFile = "agent.db"
 	// DefaultOutboxBytes bounds the outbox when the configuration does not.
@@ -58,27 +62,36 @@ type store struct {
 	dir         string // the data dir
 	log         *slog.Logger
 
-	mu       sync.Mutex // guards the fields below and every write transaction
+	mu       sync.Mutex // guards the fields below and every write
 	maxBytes int64
-	bytes    int64 // sealed value bytes in the outbox (acknowledged ones left out)
-	count    int
-	next     uint64 // sequence of the next report
-	// reserved is the sequence stored in the database (keyNextSeq): every
-	// sequence below it is durably used, so that a restarted agent never
-	// numbers a report with a sequence a coordinator may have seen. A
-	// report is sent only once its sequence is below it.
-	reserved uint64
+	// count and bytes: the reports waiting in the outbox and the journal
+	// and their sealed bytes (acknowledged ones left out).
+	count int
+	bytes int64
+	next  uint64 // sequence of the next report
+	// reserved is the sequence stored last (keyNextSeq in the database or
+	// an entry's Next in the journal): every sequence below it is durably
+	// used, so that a restarted agent never numbers a report with a
+	// sequence a coordinator may have seen. A report is sent only once its
+	// sequence is below it. stored is keyNextSeq in the database.
+	reserved, stored uint64
 	// volatile holds the reports kept in memory only: "running" reports
 	// (a step started, its progress). Their sequences come from next like
 	// the others'; a crash loses them, which costs the coordinators a
 	// status they would have overwritten anyway.
 	volatile      []pending
 	volatileBytes int64
-	// acked holds delivered reports still in the outbox (sequence → sealed
-	// size): they go with the next write transaction, or flushAcks, rather
-	// than with a commit of their own. A crash before that sends them
-	// again, and the coordinators drop the resends.
+	// acked holds delivered reports still in the outbox or the journal
+	// (sequence → sealed size): the next checkpoint deletes them rather
+	// than a commit of their own. A crash before that sends them again,
+	// and the coordinators drop the resends.
 	acked map[uint64]int64
+	// journal (nil: every write is a bbolt commit) holds the entries
+	// written since the last checkpoint, also kept here until then:
+	// jEntries to apply, jReports the reports they queued (for peek).
+	journal  *journal
+	jEntries []*entry
+	jReports []pending
 }
 
 // openStore opens (or creates) the database in dir. It fails at once when
@@ -108,6 +121,7 @@ func openStore(dir, node string, maxBytes int64, log *slog.Logger) (*store, erro
 		return nil, fmt.Errorf("agent data dir: %w", err)
 	}
 	s := &store{db: db, key: key, node: node, dir: dir, log: log, maxBytes: maxBytes, acked: map[uint64]int64{}}
+	var epoch uint64
 	err = db.Update(func(tx *bolt.Tx) error {
 		for _, b := range [][]byte{bucketMeta, bucketOutbox, bucketRunning, bucketSteps, bucketFailed} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
@@ -131,7 +145,10 @@ func openStore(dir, node string, maxBytes int64, log *slog.Logger) (*store, erro
 		if v := meta.Get(keyNextSeq); len(v) == 8 {
 			s.next = binary.BigEndian.Uint64(v)
 		}
-		s.reserved = s.next
+		s.reserved, s.stored = s.next, s.next
+		if v := meta.Get(keyJournalEpoch); len(v) == 8 {
+			epoch = binary.BigEndian.Uint64(v)
+		}
 		return tx.Bucket(bucketOutbox).ForEach(func(k, v []byte) error {
 			s.bytes += int64(len(v))
 			s.count++
@@ -142,10 +159,13 @@ func openStore(dir, node string, maxBytes int64, log *slog.Logger) (*store, erro
 		db.Close()
 		return nil, fmt.Errorf("agent database %s: %w", path, err)
 	}
+	if err := s.openJournal(epoch); err != nil {
+		db.Close()
+		return nil, err
+	}
 	return s, nil
 }
 
-// close deletes the acknowledged reports and closes the database.
 // privateDir makes a folder only the agent may enter, also when it exists
 // with a wider mode.
 func privateDir(dir string) error {
@@ -155,8 +175,12 @@ func privateDir(dir string) error {
 	return os.Chmod(dir, 0o700)
 }
 
+// close applies the journal to the database and closes both.
 func (s *store) close() error {
-	err := s.flushAcks()
+	err := s.checkpoint()
+	if s.journal != nil {
+		err = errors.Join(err, s.journal.f.Close())
+	}
 	return errors.Join(err, s.db.Close())
 }
 
@@ -193,40 +217,130 @@ func (s *store) append(reports ...plan.Report) error {
 	return s.write(reports, nil)
 }
 
-// write commits reports to the outbox and a change of the step records
-// (nil: none) in one transaction: both are on disk, or neither is. It
-// also deletes the acknowledged reports and stores the next sequence,
-// which makes the volatile reports numbered so far sendable.
+// write queues reports and a change of the step records (nil: none) as
+// one entry: both are on disk when it returns, or neither is. It numbers
+// the reports and stores the next sequence, which makes the volatile
+// reports numbered so far sendable. The entry goes to the journal (one
+// fdatasync); to the database, with everything the journal holds, when
+// the journal cannot take it (full, or broken) or the outbox is over its
+// bound (the database drops the oldest reports).
 func (s *store) write(reports []plan.Report, change *recordChange) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if len(reports) == 0 && change == nil && len(s.acked) == 0 && s.next == s.reserved {
+	if len(reports) == 0 && change == nil && s.next == s.reserved {
 		return nil
+	}
+	e, queued, err := s.entry(reports, change)
+	if err != nil {
+		return fmt.Errorf("queue report: %w", err)
+	}
+	var size int64
+	for _, p := range queued {
+		size += int64(p.sealed)
+	}
+	if s.journal != nil && s.bytes+size <= s.maxBytes {
+		err := s.journal.append(e)
+		if err == nil {
+			s.next, s.reserved = e.Next, e.Next
+			s.jEntries = append(s.jEntries, e)
+			s.jReports = append(s.jReports, queued...)
+			s.count += len(queued)
+			s.bytes += size
+			return nil
+		}
+		if !errors.Is(err, errJournalFull) {
+			s.log.Warn("write the journal; committing to the database instead", "err", err)
+		}
+	}
+	return s.commit(e)
+}
+
+// entry numbers reports from next and seals them and the records of
+// change, as an entry; queued are the reports as peek returns them.
+func (s *store) entry(reports []plan.Report, change *recordChange) (*entry, []pending, error) {
+	next := s.next
+	e := &entry{}
+	var queued []pending
+	for _, r := range reports {
+		r.ID, r.Node = s.reportID(next), s.node
+		b, err := json.Marshal(r)
+		if err != nil {
+			return nil, nil, err
+		}
+		v, err := secret.Seal(s.key, b, reportLabel)
+		if err != nil {
+			return nil, nil, fmt.Errorf("seal report: %w", err)
+		}
+		e.Reports = append(e.Reports, entryReport{Seq: next, Sealed: v})
+		queued = append(queued, pending{seq: next, report: r, size: len(b), sealed: len(v)})
+		next++
+	}
+	e.Next = next
+	if change != nil {
+		if err := change.seal(e, s.key); err != nil {
+			return nil, nil, err
+		}
+	}
+	return e, queued, nil
+}
+
+// checkpoint applies the journal's entries to the database and deletes the
+// acknowledged reports, in one commit, and starts the journal afresh.
+func (s *store) checkpoint() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.jEntries) == 0 && len(s.acked) == 0 {
+		return nil
+	}
+	if err := s.commit(nil); err != nil {
+		return fmt.Errorf("apply the journal to the agent database: %w", err)
+	}
+	return nil
+}
+
+// checkpointPending says whether the journal holds entries, or reports
+// were acknowledged, since the last checkpoint.
+func (s *store) checkpointPending() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.jEntries) > 0 || len(s.acked) > 0
+}
+
+// commit applies the journal's entries, then e (nil: none), to the
+// database in one transaction, deletes the acknowledged reports, drops
+// the oldest reports over the outbox's bound, and moves the journal to a
+// new epoch: its entries are in the database now, and would not open
+// again. Called with mu held.
+func (s *store) commit(e *entry) error {
+	entries := s.jEntries
+	if e != nil {
+		entries = append(slices.Clip(entries), e)
 	}
 	var dropped []plan.Report
 	var droppedBytes int64
-	next, count, size := s.next, s.count, s.bytes
+	next, count0, size0 := s.next, s.count, s.bytes
+	if e != nil {
+		next = e.Next
+		for _, r := range e.Reports {
+			count0++
+			size0 += int64(len(r.Sealed))
+		}
+	}
+	var count int
+	var size int64
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		dropped, droppedBytes = nil, 0
-		next, count, size = s.next, s.count, s.bytes
+		count, size = count0, size0
+		for _, e := range entries {
+			if err := e.apply(tx); err != nil {
+				return err
+			}
+		}
 		out := tx.Bucket(bucketOutbox)
 		for seq := range s.acked {
 			if err := out.Delete(seqKey(seq)); err != nil {
 				return err
 			}
-		}
-		for _, r := range reports {
-			r.ID, r.Node = s.reportID(next), s.node
-			v, err := s.seal(r)
-			if err != nil {
-				return err
-			}
-			if err := out.Put(seqKey(next), v); err != nil {
-				return err
-			}
-			next++
-			count++
-			size += int64(len(v))
 		}
 		// Over the bound: the oldest go first, but never the last one.
 		c := out.Cursor()
@@ -241,24 +355,26 @@ func (s *store) write(reports []plan.Report, change *recordChange) error {
 				return err
 			}
 		}
-		if change != nil {
-			if err := change.apply(tx, s); err != nil {
+		meta := tx.Bucket(bucketMeta)
+		if next != s.stored {
+			if err := meta.Put(keyNextSeq, seqKey(next)); err != nil {
 				return err
 			}
 		}
-		if next == s.reserved {
-			return nil
+		if s.journal != nil {
+			return meta.Put(keyJournalEpoch, seqKey(s.journal.epoch+1))
 		}
-		return tx.Bucket(bucketMeta).Put(keyNextSeq, seqKey(next))
+		return nil
 	})
 	if err != nil {
-		if len(reports) == 0 {
-			return err
-		}
-		return fmt.Errorf("queue report: %w", err)
+		return err
 	}
-	s.next, s.reserved, s.count, s.bytes = next, next, count, size
+	s.next, s.reserved, s.stored, s.count, s.bytes = next, next, next, count, size
 	clear(s.acked)
+	s.jEntries, s.jReports = nil, nil
+	if s.journal != nil {
+		s.journal.restart()
+	}
 	if len(dropped) > 0 {
 		steps := make([]string, 0, min(len(dropped), 5))
 		for _, r := range dropped[:min(len(dropped), 5)] {
@@ -328,27 +444,6 @@ func (s *store) reserve() error {
 	return s.write(nil, nil)
 }
 
-// flushAcks deletes the acknowledged reports from the outbox.
-func (s *store) flushAcks() error {
-	s.mu.Lock()
-	n := len(s.acked)
-	s.mu.Unlock()
-	if n == 0 {
-		return nil
-	}
-	if err := s.write(nil, nil); err != nil {
-		return fmt.Errorf("remove delivered reports from the outbox: %w", err)
-	}
-	return nil
-}
-
-// ackPending says whether acknowledged reports wait for flushAcks.
-func (s *store) ackPending() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return len(s.acked) > 0
-}
-
 func (s *store) open(v []byte) (plan.Report, error) {
 	var r plan.Report
 	b, err := secret.Open(s.key, string(v), reportLabel)
@@ -364,26 +459,29 @@ type pending struct {
 	seq    uint64
 	report plan.Report
 	size   int // bytes of its JSON
+	sealed int // bytes of its sealed value (reports in the journal)
 	// shrunk counts how often the report was made smaller after a 413
 	// (send.go); the outbox keeps the original.
 	shrunk int
 }
 
-// peek returns the oldest reports, durable and volatile in sequence order,
-// at most maxCount of them and (but for the first) at most maxBytes of
-// JSON. It returns only reports whose sequence is stored (below reserved):
-// those after them wait. A value that no longer opens is dropped with an
-// error logged, so that it cannot block the outbox.
+// peek returns the oldest reports (in the database, the journal and
+// memory) in sequence order, at most maxCount of them and (but for the
+// first) at most maxBytes of JSON. It returns only reports whose sequence
+// is stored (below reserved): those after them wait. A value that no
+// longer opens is dropped with an error logged, so that it cannot block
+// the outbox.
 func (s *store) peek(maxCount, maxBytes int) ([]pending, error) {
-	// What was numbered up to now, in one view: durable reports are
-	// committed under mu, so every report below the limit is either in
-	// the database or in the volatile copy.
+	// What was numbered up to now, in one view: every report below the
+	// limit is in the database, or in the copies of the journal's and the
+	// volatile ones. A checkpoint may move the journal's into the
+	// database meanwhile: the database's copy is taken.
 	s.mu.Lock()
 	limit := s.reserved
-	var volatile []pending
+	mem := slices.Clone(s.jReports)
 	for _, p := range s.volatile {
 		if p.seq < limit {
-			volatile = append(volatile, p)
+			mem = append(mem, p)
 		}
 	}
 	acked := make(map[uint64]bool, len(s.acked))
@@ -391,6 +489,7 @@ func (s *store) peek(maxCount, maxBytes int) ([]pending, error) {
 		acked[seq] = true
 	}
 	s.mu.Unlock()
+	slices.SortFunc(mem, func(a, b pending) int { return cmp.Compare(a.seq, b.seq) })
 	var out []pending
 	var bad []uint64
 	total := 0
@@ -410,15 +509,14 @@ func (s *store) peek(maxCount, maxBytes int) ([]pending, error) {
 			if seq >= limit {
 				break
 			}
-			if acked[seq] {
+			for len(mem) > 0 && mem[0].seq <= seq && !full {
+				if mem[0].seq < seq {
+					add(mem[0])
+				}
+				mem = mem[1:]
+			}
+			if full || acked[seq] {
 				continue
-			}
-			for len(volatile) > 0 && volatile[0].seq < seq && !full {
-				add(volatile[0])
-				volatile = volatile[1:]
-			}
-			if full {
-				break
 			}
 			r, err := s.open(v)
 			if err != nil {
@@ -434,9 +532,9 @@ func (s *store) peek(maxCount, maxBytes int) ([]pending, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read the outbox: %w", err)
 	}
-	for len(volatile) > 0 && !full {
-		add(volatile[0])
-		volatile = volatile[1:]
+	for len(mem) > 0 && !full {
+		add(mem[0])
+		mem = mem[1:]
 	}
 	if len(bad) > 0 {
 		if err := s.ack(bad...); err != nil {
@@ -447,8 +545,8 @@ func (s *store) peek(maxCount, maxBytes int) ([]pending, error) {
 }
 
 // ack removes delivered (or given up) reports: volatile ones at once,
-// durable ones from the count at once and from the database with the next
-// write (or flushAcks).
+// durable ones from the count at once and from the database and the
+// journal with the next checkpoint.
 func (s *store) ack(seqs ...uint64) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -456,17 +554,24 @@ func (s *store) ack(seqs ...uint64) error {
 	for _, seq := range seqs {
 		gone[seq] = true
 	}
-	kept := s.volatile[:0]
-	for _, p := range s.volatile {
+	s.volatile = slices.DeleteFunc(s.volatile, func(p pending) bool {
 		if gone[p.seq] {
 			delete(gone, p.seq)
 			s.volatileBytes -= int64(p.size)
-			continue
+			return true
 		}
-		kept = append(kept, p)
-	}
-	clear(s.volatile[len(kept):])
-	s.volatile = kept
+		return false
+	})
+	s.jReports = slices.DeleteFunc(s.jReports, func(p pending) bool {
+		if gone[p.seq] {
+			delete(gone, p.seq)
+			s.acked[p.seq] = int64(p.sealed)
+			s.count--
+			s.bytes -= int64(p.sealed)
+			return true
+		}
+		return false
+	})
 	if len(gone) == 0 {
 		return nil
 	}
@@ -491,7 +596,7 @@ func (s *store) ack(seqs ...uint64) error {
 }
 
 // queued says how many reports, and how many bytes, wait to be sent
-// (volatile ones included).
+// (those in the journal and volatile ones included).
 func (s *store) queued() (int, int64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()

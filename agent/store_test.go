@@ -130,7 +130,7 @@ func TestStore_Outbox_ReopenAfterCrash(t *testing.T) {
 		s.append(plan.Report{StepID: fmt.Sprintf("s/n/%d/create", i)})
 	}
 	s.ack(1)
-	s.flushAcks() // an acknowledgement is on disk after the next write (TestStore_Outbox_LazyAcksAndVolatileReports)
+	s.checkpoint() // an acknowledgement is on disk after the next checkpoint (TestStore_Outbox_LazyAcksAndVolatileReports)
 	crashed := t.TempDir()
 	for _, f := range []string{storeFile, stateKeyFile} {
 		b, err := os.ReadFile(filepath.Join(dir, f))
@@ -162,7 +162,7 @@ func TestStore_Outbox_ReopenAfterCrash(t *testing.T) {
 func copyStore(t *testing.T, dir string) *store {
 	t.Helper()
 	crashed := t.TempDir()
-	for _, f := range []string{storeFile, stateKeyFile} {
+	for _, f := range []string{storeFile, journalFile, stateKeyFile} {
 		b, err := os.ReadFile(filepath.Join(dir, f))
 		if err != nil {
 			t.Fatal(err)
@@ -184,8 +184,8 @@ func seqs(ps []pending) string {
 // once its sequence is on disk (the next write, or reserve), so that a
 // restarted agent never reuses a sequence a coordinator may have seen; a
 // later one of the same step replaces it. An acknowledgement leaves the
-// count at once and the disk with the next write: a crash before that
-// sends the report again, which the coordinators drop as a resend.
+// count at once and the disk with the next checkpoint: a crash before
+// that sends the report again, which the coordinators drop as a resend.
 func TestStore_Outbox_LazyAcksAndVolatileReports(t *testing.T) {
 	dir := t.TempDir()
 	s := openTestStore(t, dir, 0)
@@ -228,7 +228,13 @@ func TestStore_Outbox_LazyAcksAndVolatileReports(t *testing.T) {
 	if c.next != 6 {
 		t.Fatalf("after a crash the next sequence is %d, want 6", c.next)
 	}
-	// The next write deletes what was acknowledged.
+	// The next checkpoint deletes what was acknowledged.
+	if err := s.checkpoint(); err != nil {
+		t.Fatal(err)
+	}
+	if got := seqs(peekAll(t, copyStore(t, dir))); got != "3" {
+		t.Fatalf("after the checkpoint: %s, want 3", got)
+	}
 	s.append(plan.Report{StepID: "z", State: plan.StepOK}) // 6
 	if got := seqs(peekAll(t, copyStore(t, dir))); got != "3,6" {
 		t.Fatalf("after the next write: %s, want 3,6", got)
