@@ -136,8 +136,9 @@ func BenchmarkConverge_100BashSteps_FirstRun(b *testing.B) {
 	b.ReportMetric(float64(cpuChildren.Microseconds())/1000/float64(b.N), "steps-cpu-ms/op")
 }
 
-// One changing step's write: its final report and its record, in one
-// transaction (the fsyncs a changing step costs).
+// One changing step's write: its final report and its record, one entry
+// in the journal (the flush a changing step costs; a checkpoint every
+// journal's worth of steps included).
 func BenchmarkStore_WriteStep(b *testing.B) {
 	s, err := openStore(b.TempDir(), "n1", 0, slog.New(slog.DiscardHandler))
 	if err != nil {
