@@ -3,7 +3,6 @@ package agent
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -62,11 +61,13 @@ if [ "$msg" = c ] && [ ! -f "$DTK_DATA_DIR/go" ]; then sleep 300; fi`), 0o755)
 	// Its process group is on record (the successor stops it).
 	var leftover int
 	waitFor(t, "c's process group on record", func() bool {
-		ents, _ := os.ReadDir(filepath.Join(data, runningDir))
-		if len(ents) == 1 {
-			fmt.Sscan(ents[0].Name(), &leftover)
+		live, _, _ := readProcLog(filepath.Join(data, procLogFile))
+		for pgid, rec := range live {
+			if rec.Step == steps[2].ID {
+				leftover = pgid
+			}
 		}
-		return len(ents) == 1
+		return leftover != 0
 	})
 	killed := time.Now()
 	cmd.Process.Signal(syscall.SIGKILL)

@@ -105,17 +105,42 @@ func TestAgent_StopLeftovers_OlderAgentsRecordInTheDatabase(t *testing.T) {
 	}
 }
 
-// A record cut short (a power cut while it was written) is dropped.
-func TestStore_Leftovers_DropsAnUnreadableRecord(t *testing.T) {
+// The process log is read line by line: a line cut short (a power cut
+// while it was written) is skipped, an ended group is not a leftover, and
+// the log is emptied once no group is left.
+func TestStore_ProcLog_ReadBackAndEmptied(t *testing.T) {
 	data := t.TempDir()
-	s := openTestStore(t, data, 0)
-	p := filepath.Join(data, runningDir, "4242")
-	os.WriteFile(p, []byte(`{"pgid":42`), 0o600)
-	if recs, err := s.leftovers(); err != nil || len(recs) != 0 {
-		t.Fatalf("leftovers %+v (%v)", recs, err)
+	log := `{"pgid":4242,"start_time":1,"step":"a"}
+{"pgid":4243,"start_time":2,"step":"b"}
+{"pgid":4242,"ended":true}
+{"pgid":4244,"start_ti`
+	if err := os.WriteFile(filepath.Join(data, procLogFile), []byte(log), 0o600); err != nil {
+		t.Fatal(err)
 	}
-	if _, err := os.Stat(p); !os.IsNotExist(err) {
-		t.Fatalf("the unreadable record is still there: %v", err)
+	s := openTestStore(t, data, 0)
+	recs, err := s.leftovers()
+	if err != nil || len(recs) != 1 || recs[0].PGID != 4243 || recs[0].Step != "b" {
+		t.Fatalf("leftovers %+v (%v), want b's group alone", recs, err)
+	}
+	if err := s.forgetRunning(recs[0]); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Stat(filepath.Join(data, procLogFile)); err != nil || fi.Size() != 0 {
+		t.Fatalf("the process log is not emptied once no group is left: %v, %v", fi.Size(), err)
+	}
+	// Compacted when it grows while a group stays.
+	s.procs.started(procRecord{PGID: 10, Step: "long"})
+	for i := range 2000 {
+		s.procs.started(procRecord{PGID: 100 + i, Step: "short"})
+		s.procs.ended(100 + i)
+	}
+	if fi, _ := os.Stat(filepath.Join(data, procLogFile)); fi.Size() > compactProcLog+1000 {
+		t.Fatalf("the process log grew to %d bytes", fi.Size())
+	}
+	s.close()
+	s2 := openTestStore(t, data, 0)
+	if recs, _ := s2.leftovers(); len(recs) != 1 || recs[0].PGID != 10 {
+		t.Fatalf("after compaction: %+v", recs)
 	}
 }
 

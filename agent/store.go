@@ -61,6 +61,8 @@ type store struct {
 	node        string
 	dir         string // the data dir
 	log         *slog.Logger
+	// procs records the process groups of running steps (procs.go).
+	procs *procLog
 
 	mu       sync.Mutex // guards the fields below and every write
 	maxBytes int64
@@ -116,11 +118,12 @@ func openStore(dir, node string, maxBytes int64, log *slog.Logger) (*store, erro
 		db.Close()
 		return nil, fmt.Errorf("agent database: %w", err)
 	}
-	if err := privateDir(filepath.Join(dir, runningDir)); err != nil {
+	procs, err := openProcLog(dir)
+	if err != nil {
 		db.Close()
-		return nil, fmt.Errorf("agent data dir: %w", err)
+		return nil, err
 	}
-	s := &store{db: db, key: key, node: node, dir: dir, log: log, maxBytes: maxBytes, acked: map[uint64]int64{}}
+	s := &store{db: db, key: key, node: node, dir: dir, log: log, maxBytes: maxBytes, acked: map[uint64]int64{}, procs: procs}
 	var epoch uint64
 	err = db.Update(func(tx *bolt.Tx) error {
 		for _, b := range [][]byte{bucketMeta, bucketOutbox, bucketRunning, bucketSteps, bucketFailed} {
@@ -157,10 +160,12 @@ func openStore(dir, node string, maxBytes int64, log *slog.Logger) (*store, erro
 	})
 	if err != nil {
 		db.Close()
+		procs.close()
 		return nil, fmt.Errorf("agent database %s: %w", path, err)
 	}
 	if err := s.openJournal(epoch); err != nil {
 		db.Close()
+		procs.close()
 		return nil, err
 	}
 	return s, nil
@@ -181,7 +186,7 @@ func (s *store) close() error {
 	if s.journal != nil {
 		err = errors.Join(err, s.journal.f.Close())
 	}
-	return errors.Join(err, s.db.Close())
+	return errors.Join(err, s.procs.close(), s.db.Close())
 }
 
 func seqKey(seq uint64) []byte {
