@@ -433,8 +433,8 @@ func (a *Agent) enqueue(reports ...plan.Report) {
 	a.commit(reports, nil)
 }
 
-// commit writes reports and a change of the step records in one
-// transaction, and wakes the sender.
+// commit writes reports and a change of the step records in one write
+// (store.write: on disk together when it returns), and wakes the sender.
 func (a *Agent) commit(reports []plan.Report, change *recordChange) {
 	if err := a.store.write(reports, change); err != nil {
 		a.log.Error("save reports and step records", "err", err)

@@ -11,9 +11,10 @@ import (
 )
 
 // The step records live in the agent's database beside the outbox, so that
-// a step's final report and its record are one transaction: one commit per
-// changing step, where the state file took a rewrite of everything (the
-// slice and every record, sealed, fsynced) on top of the report's own.
+// a step's final report and its record are one write (one journal entry,
+// journal.go): one flush per changing step, where the state file took a
+// rewrite of everything (the slice and every record, sealed, fsynced) on
+// top of the report's own.
 // Older agents kept them in the state file; openStore's caller moves them
 // here once (migrate).
 var (

@@ -212,7 +212,7 @@ func (s *store) seal(r plan.Report) ([]byte, error) {
 	return []byte(v), nil
 }
 
-// append adds reports to the outbox in one transaction, giving each its ID.
+// append adds reports to the outbox in one write, giving each its ID.
 // When the outbox would hold more than its byte bound, the oldest reports
 // are dropped (logged): the agent never blocks on a full outbox.
 func (s *store) append(reports ...plan.Report) error {
