@@ -66,8 +66,8 @@ clean:
 # certificates, encrypted gossip) unless BENCHFLAGS=-insecure, and runs with
 # ACLs on (a bootstrapped management token) unless BENCHFLAGS=-no-acl.
 # BENCHFLAGS adds dtkbench flags.
-.PHONY: bench-quick bench-tls-cost bench-acl-cost bench-ui bench-dryrun
-bench: build bench-ui bench-dryrun
+.PHONY: bench-quick bench-tls-cost bench-acl-cost bench-ui bench-dryrun bench-converge
+bench: build bench-ui bench-dryrun bench-converge
 	$(GO) run ./bench/cmd/dtkbench -bin $(BIN) -out bench/results $(BENCHFLAGS)
 
 # The dashboard's fleet page on 1,000 nodes and 200 services (budget: 200
@@ -83,6 +83,13 @@ bench-ui:
 # bench/results/<date>-dryrun.txt (docs/dry-run.md). About 2 minutes.
 bench-dryrun: build
 	DTK_BENCH_BIN=$(CURDIR)/$(BIN) $(GO) test -run '^$$' -bench 'BenchmarkDryRun_1000Agents_ThreeKinds' -benchtime 10x -count 1 -timeout 30m ./bench | tee bench/results/$$(date +%F)-dryrun.txt
+
+# A first (changing) converge of 100 one-line bash steps by a real agent,
+# data dir on disk (budget: 250 ms): median wall time and CPU time per pass
+# over 10 passes; writes bench/results/<date>-converge.txt
+# (docs/performance.md). The commit of one step alone: BenchmarkStore_WriteStep.
+bench-converge:
+	$(GO) test -run '^$$' -bench 'BenchmarkConverge_100BashSteps_FirstRun' -benchtime 10x -count 1 ./agent | tee bench/results/$$(date +%F)-converge.txt
 
 bench-quick: build
 	$(GO) run ./bench/cmd/dtkbench -quick -idle 1m -bin $(BIN) -out bench/results $(BENCHFLAGS)

@@ -151,21 +151,14 @@ func New(cfg Config) (*Agent, error) {
 	}
 	a.reconcileInterval.Store(int64(cfg.ReconcileInterval))
 	a.pages.init(cfg)
-	st, err := loadState(a.statePath)
+	old, err := loadState(a.statePath)
 	if err != nil {
 		return nil, err
 	}
-	a.state = st
 	if a.store, err = openStore(cfg.DataDir, cfg.Name, cfg.OutboxBytes, a.log); err != nil {
 		return nil, err
 	}
-	// Reports an older agent queued in the state file move to the outbox.
-	moved, err := a.store.migrate(st.Queue, st.Seq)
-	if err == nil && moved && st.Queue != nil {
-		st.Queue = nil
-		err = st.save(a.statePath)
-	}
-	if err != nil {
+	if err := a.loadRecords(old); err != nil {
 		a.store.close()
 		return nil, err
 	}
@@ -173,6 +166,24 @@ func New(cfg Config) (*Agent, error) {
 		cfg.Metrics.watch(a)
 	}
 	return a, nil
+}
+
+// loadRecords takes the step records from the database, after moving what
+// an older agent kept in its state file (old) there: its queued reports
+// and its records. The state file is then rewritten with the slice alone.
+func (a *Agent) loadRecords(old *localState) error {
+	if err := a.store.migrate(old); err != nil {
+		return err
+	}
+	steps, failed, seq, err := a.store.records()
+	if err != nil {
+		return err
+	}
+	a.state = &localState{Slice: old.Slice, Steps: steps, Failed: failed, Seq: seq}
+	if old.Queue != nil || len(old.Steps) > 0 || len(old.Failed) > 0 || old.Seq != 0 {
+		return a.state.save(a.statePath)
+	}
+	return nil
 }
 
 // Incarnation is the random ID made when the agent's data dir was: a
@@ -366,18 +377,24 @@ func (a *Agent) pullLoop(ctx context.Context) {
 			continue
 		}
 		if sl.Index != index {
-			a.mu.Lock()
-			a.state.Slice = sl
-			err := a.state.save(a.statePath)
-			a.mu.Unlock()
-			if err != nil {
-				a.log.Error("save state", "err", err)
-			}
-			a.converge(ctx, sl, false)
+			a.adopt(ctx, sl)
 			a.pages.activity()
 		}
 		index = sl.Index
 	}
+}
+
+// adopt saves a new slice, so that the agent keeps converging it while no
+// coordinator answers, and converges it.
+func (a *Agent) adopt(ctx context.Context, sl *plan.Slice) {
+	a.mu.Lock()
+	a.state.Slice = sl
+	err := a.state.save(a.statePath)
+	a.mu.Unlock()
+	if err != nil {
+		a.log.Error("save state", "err", err)
+	}
+	a.converge(ctx, sl, false)
 }
 
 // nextReconcile is when the cached slice is converged again with drift
@@ -425,11 +442,37 @@ func (a *Agent) CoordinatorsChanged() {
 	a.pollCancel()
 }
 
-// enqueue adds a report to the outbox and wakes the sender.
+// enqueue adds reports to the outbox and wakes the sender.
 func (a *Agent) enqueue(reports ...plan.Report) {
-	if err := a.store.append(reports...); err != nil {
-		a.log.Error("queue report", "err", err)
+	a.commit(reports, nil)
+}
+
+// commit writes reports and a change of the step records in one write
+// (store.write: on disk together when it returns), and wakes the sender.
+func (a *Agent) commit(reports []plan.Report, change *recordChange) {
+	if err := a.store.write(reports, change); err != nil {
+		a.log.Error("save reports and step records", "err", err)
 	}
+	a.wakeSender()
+}
+
+// checkpoint applies the journal to the database: at the end of a
+// converge pass, so that the journal holds at most one pass.
+func (a *Agent) checkpoint() {
+	if err := a.store.checkpoint(); err != nil {
+		a.log.Error("checkpoint the agent journal", "err", err)
+	}
+}
+
+// enqueueRunning queues a "running" report (a step started, or its
+// progress) in memory only: a crash may lose it, and the step's final
+// report, which is durable, says everything it said.
+func (a *Agent) enqueueRunning(r plan.Report) {
+	a.store.appendVolatile(r)
+	a.wakeSender()
+}
+
+func (a *Agent) wakeSender() {
 	select {
 	case a.flush <- struct{}{}:
 	default:

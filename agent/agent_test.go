@@ -31,7 +31,7 @@ type fakeCoordinator struct {
 	registered *plan.Node
 }
 
-func newFake(t *testing.T, moduleDir string) (*fakeCoordinator, *httptest.Server) {
+func newFake(t testing.TB, moduleDir string) (*fakeCoordinator, *httptest.Server) {
 	blob, err := archive.Pack(moduleDir)
 	if err != nil {
 		t.Fatal(err)
@@ -118,7 +118,7 @@ func (f *fakeCoordinator) step(instance, msg string, gen uint64) *plan.Step {
 	return st
 }
 
-func testModuleDir(t *testing.T) string {
+func testModuleDir(t testing.TB) string {
 	dir := t.TempDir()
 	os.WriteFile(filepath.Join(dir, "run.sh"), []byte(`echo "run $msg" >> "$DTK_DATA_DIR/runs"; [[ "$msg" != fail ]]`), 0o755)
 	return dir
@@ -133,7 +133,7 @@ func startAgent(t *testing.T, srv *httptest.Server, dataDir string) *Agent {
 	return a
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
+func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for !cond() {

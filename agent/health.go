@@ -43,7 +43,7 @@ func (a *Agent) verifyHealth(ctx context.Context, st *plan.Step, running plan.Re
 		progress = tailString(progress+fmt.Sprintf("\nverifying health: %s of %s", seconds(elapsed), seconds(total)), actions.TailBytes)
 		r := running
 		r.Output = strings.TrimPrefix(progress, "\n") + "\n"
-		a.enqueue(r)
+		a.enqueueRunning(r)
 	}
 	report(0)
 	for next := interval; ; next += interval {

@@ -12,19 +12,24 @@ import (
 	"github.com/dtkhq/dtk/plan"
 )
 
-// localState is what the agent keeps in its data dir between runs.
+// localState is what the agent keeps between runs. The state file
+// (agent-state.json, save) holds the slice; the step records, failed runs
+// and record sequence live in the agent's database (records.go), where
+// they are written with each step's report. Older agents kept those in the
+// state file, and the report queue too: New moves them once.
 type localState struct {
 	// Slice is the last plan slice pulled, so the agent keeps converging
 	// while no coordinator answers.
 	Slice *plan.Slice `json:"slice,omitempty"`
-	// Steps records each step's last successful run by step ID.
-	Steps map[string]*stepRecord `json:"steps"`
+	// Steps records each step's last successful run by step ID. A record
+	// is never changed once stored here: a change stores a new one.
+	Steps map[string]*stepRecord `json:"steps,omitempty"`
 	// Queue held the reports not yet acknowledged, before the outbox
 	// (store.go): read once to move them there.
 	Queue []plan.Report `json:"queue,omitempty"`
 	// Seq orders step records (Order); it only grows. Before the outbox
 	// it numbered reports too.
-	Seq uint64 `json:"seq"`
+	Seq uint64 `json:"seq,omitempty"`
 	// Failed remembers steps whose last run failed (ID → digest#generation):
 	// they are not retried until their plan changes or the service is
 	// deployed again (a new generation).
@@ -117,9 +122,11 @@ func stateKey(dir string) ([]byte, error) {
 	return key, nil
 }
 
-// save writes the state atomically (temp file, fsync, rename), sealed.
+// save writes the state file atomically (temp file, fsync, rename),
+// sealed: the slice, and a report queue only if one is left to migrate.
+// The step records are not in it: they are in the database.
 func (st *localState) save(path string) error {
-	b, err := json.Marshal(st)
+	b, err := json.Marshal(&localState{Slice: st.Slice, Queue: st.Queue})
 	if err != nil {
 		return err
 	}

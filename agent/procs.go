@@ -7,8 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -16,10 +18,160 @@ import (
 )
 
 // A step's processes run in their own process group (actions: Setpgid).
-// Before the agent waits on one, it records the group in its database; when
-// the process ends, the record goes. An agent killed with SIGKILL (or the
-// OOM killer) leaves its records behind, and its successor stops what they
-// name before it runs anything, so that a step never runs twice at once.
+// Before the agent waits on one, it records the group in its process log
+// (running.log in the data dir); when the process ends, it logs that too.
+// An agent killed with SIGKILL (or the OOM killer) leaves its records
+// behind, and its successor stops what they name before it runs anything,
+// so that a step never runs twice at once.
+//
+// The log is one line appended per event and emptied whenever no process
+// is left, and it is not fsynced, nor need it be: a record matters only
+// while the process it names lives, and what kills the machine kills the
+// process too. A write that has returned survives the death of the agent
+// alone (it is in the kernel's page cache), which is the crash it is for.
+// Older agents kept the records in the database (a commit, and two fsyncs,
+// each way, per process); those are still read.
+const procLogFile = "running.log"
+
+// procLog is the process log and the groups it names.
+type procLog struct {
+	mu   sync.Mutex
+	f    *os.File // opened for appending
+	live map[int]procRecord
+	size int64
+}
+
+// procEvent is a line of the process log: a group started (its record) or
+// ended.
+type procEvent struct {
+	procRecord
+	Ended bool `json:"ended,omitempty"`
+}
+
+// compactProcLog is the size beyond which the log is rewritten with the
+// live records alone (it is emptied anyway whenever none is left).
+const compactProcLog = 64 << 10
+
+// openProcLog opens the process log and reads the groups it names. A line
+// that does not parse (a power cut while it was written) is skipped.
+func openProcLog(dir string) (*procLog, error) {
+	path := filepath.Join(dir, procLogFile)
+	live, b, err := readProcLog(path)
+	if err != nil {
+		return nil, err
+	}
+	l := &procLog{live: live}
+	if l.f, err = os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_APPEND, 0o600); err == nil {
+		err = l.f.Chmod(0o600)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open the process log: %w", err)
+	}
+	l.size = int64(len(b))
+	if err := l.compact(); err != nil {
+		l.f.Close()
+		return nil, err
+	}
+	return l, nil
+}
+
+// readProcLog reads the groups a process log names, and its bytes.
+func readProcLog(path string) (map[int]procRecord, []byte, error) {
+	b, err := os.ReadFile(path)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, nil, fmt.Errorf("read the process log: %w", err)
+	}
+	live := map[int]procRecord{}
+	for _, line := range strings.Split(string(b), "\n") {
+		var ev procEvent
+		if json.Unmarshal([]byte(line), &ev) != nil || ev.PGID <= 1 {
+			continue
+		}
+		if ev.Ended {
+			delete(live, ev.PGID)
+		} else {
+			live[ev.PGID] = ev.procRecord
+		}
+	}
+	return live, b, nil
+}
+
+func (l *procLog) close() error { return l.f.Close() }
+
+func (l *procLog) write(ev procEvent) error {
+	b, _ := json.Marshal(ev)
+	n, err := l.f.Write(append(b, '\n'))
+	l.size += int64(n)
+	return err
+}
+
+// started records a group.
+func (l *procLog) started(rec procRecord) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err := l.write(procEvent{procRecord: rec}); err != nil {
+		return fmt.Errorf("write the process log: %w", err)
+	}
+	l.live[rec.PGID] = rec
+	return nil
+}
+
+// ended forgets a group.
+func (l *procLog) ended(pgid int) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if _, ok := l.live[pgid]; !ok {
+		return nil
+	}
+	delete(l.live, pgid)
+	if len(l.live) > 0 && l.size < compactProcLog {
+		if err := l.write(procEvent{procRecord: procRecord{PGID: pgid}, Ended: true}); err != nil {
+			return fmt.Errorf("write the process log: %w", err)
+		}
+		return nil
+	}
+	return l.compact()
+}
+
+// compact rewrites the log with the live records alone: nothing when none
+// is left (the usual case: truncated). Otherwise the new log is written
+// beside it and renamed over it, so that a crash leaves one or the other.
+// Called with mu held, or before the log is shared.
+func (l *procLog) compact() error {
+	if len(l.live) == 0 {
+		if l.size == 0 {
+			return nil
+		}
+		if err := l.f.Truncate(0); err != nil {
+			return fmt.Errorf("empty the process log: %w", err)
+		}
+		l.size = 0
+		return nil
+	}
+	if l.size < compactProcLog {
+		return nil
+	}
+	var buf []byte
+	for _, rec := range l.live {
+		b, _ := json.Marshal(procEvent{procRecord: rec})
+		buf = append(append(buf, b...), '\n')
+	}
+	path := l.f.Name()
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, buf, 0o600); err != nil {
+		return fmt.Errorf("compact the process log: %w", err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("compact the process log: %w", err)
+	}
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_APPEND, 0o600)
+	if err != nil {
+		return fmt.Errorf("compact the process log: %w", err)
+	}
+	l.f.Close()
+	l.f, l.size = f, int64(len(buf))
+	return nil
+}
 
 // procRecord is a running step's process group.
 type procRecord struct {
@@ -31,6 +183,8 @@ type procRecord struct {
 	Step      string `json:"step"`
 	AgentPID  int    `json:"agent_pid"`
 	StartedAt int64  `json:"started_at_ms"`
+	// inDB: an older agent's record, in the database's running bucket.
+	inDB bool `json:"-"`
 }
 
 func pidKey(pid int) []byte {
@@ -52,40 +206,46 @@ func (p stepProcesses) Started(pid int) error {
 	if err != nil {
 		return fmt.Errorf("read the start time of process %d: %w", pid, err)
 	}
-	rec := procRecord{PGID: pid, StartTime: st.start, Step: p.step, AgentPID: os.Getpid(), StartedAt: time.Now().UnixMilli()}
-	b, _ := json.Marshal(rec)
-	return p.a.store.db.Update(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketRunning).Put(pidKey(pid), b)
-	})
+	return p.a.store.procs.started(procRecord{PGID: pid, StartTime: st.start, Step: p.step, AgentPID: os.Getpid(), StartedAt: time.Now().UnixMilli()})
 }
 
 // Ended forgets the process group led by pid: its leader has exited.
 func (p stepProcesses) Ended(pid int) {
-	err := p.a.store.db.Update(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketRunning).Delete(pidKey(pid))
-	})
-	if err != nil {
+	if err := p.a.store.procs.ended(pid); err != nil {
 		p.a.log.Error("forget a finished step's process group", "step", p.step, "pgid", pid, "err", err)
 	}
 }
 
-// leftovers lists the process groups recorded by a previous agent.
+// leftovers lists the process groups on record: at start, those a previous
+// agent left.
 func (s *store) leftovers() ([]procRecord, error) {
 	var out []procRecord
 	err := s.db.View(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketRunning).ForEach(func(k, v []byte) error {
 			var r procRecord
 			if json.Unmarshal(v, &r) == nil && r.PGID > 1 {
+				r.inDB = true
 				out = append(out, r)
 			}
 			return nil
 		})
 	})
-	return out, err
+	if err != nil {
+		return nil, err
+	}
+	s.procs.mu.Lock()
+	for _, r := range s.procs.live {
+		out = append(out, r)
+	}
+	s.procs.mu.Unlock()
+	return out, nil
 }
 
-func (s *store) forgetRunning(pgid int) error {
-	return s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketRunning).Delete(pidKey(pgid)) })
+func (s *store) forgetRunning(rec procRecord) error {
+	if rec.inDB {
+		return s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketRunning).Delete(pidKey(rec.PGID)) })
+	}
+	return s.procs.ended(rec.PGID)
 }
 
 // leftoverGrace is how long a leftover process group has between SIGTERM
@@ -120,7 +280,7 @@ func (a *Agent) stopLeftovers(ctx context.Context) {
 		if ctx.Err() != nil {
 			return
 		}
-		if err := a.store.forgetRunning(rec.PGID); err != nil {
+		if err := a.store.forgetRunning(rec); err != nil {
 			log.Error("forget a stopped process group", "err", err)
 		}
 	}

@@ -2,12 +2,15 @@ package agent
 
 import (
 	"context"
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"syscall"
 	"testing"
 	"time"
+
+	bolt "go.etcd.io/bbolt"
 
 	"github.com/dtkhq/dtk/internal/api"
 )
@@ -67,6 +70,77 @@ func TestAgent_StopLeftovers_KillsThePredecessorsProcessGroup(t *testing.T) {
 	}
 	if recs, _ := a.store.leftovers(); len(recs) != 0 {
 		t.Fatalf("records left: %+v", recs)
+	}
+}
+
+// An older agent kept its records in the database: they are still found,
+// stopped and forgotten.
+func TestAgent_StopLeftovers_OlderAgentsRecordInTheDatabase(t *testing.T) {
+	data := t.TempDir()
+	dead := newIdleAgent(t, data)
+	cmd := startGroup(t, `sleep 300`)
+	pgid := cmd.Process.Pid
+	st, err := readProcStat(pgid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := json.Marshal(procRecord{PGID: pgid, StartTime: st.start, Step: "s/n/i/create", AgentPID: 1})
+	if err := dead.store.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketRunning).Put(pidKey(pgid), b) }); err != nil {
+		t.Fatal(err)
+	}
+	dead.Shutdown()
+
+	a := newIdleAgent(t, data)
+	a.Start(context.Background())
+	select {
+	case <-a.cleared:
+	case <-time.After(30 * time.Second):
+		t.Fatal("leftovers not cleared")
+	}
+	if groupAlive(pgid) {
+		t.Fatal("the older agent's process group is still alive")
+	}
+	if recs, _ := a.store.leftovers(); len(recs) != 0 {
+		t.Fatalf("records left: %+v", recs)
+	}
+}
+
+// The process log is read line by line: a line cut short (a power cut
+// while it was written) is skipped, an ended group is not a leftover, and
+// the log is emptied once no group is left.
+func TestStore_ProcLog_ReadBackAndEmptied(t *testing.T) {
+	data := t.TempDir()
+	log := `{"pgid":4242,"start_time":1,"step":"a"}
+{"pgid":4243,"start_time":2,"step":"b"}
+{"pgid":4242,"ended":true}
+{"pgid":4244,"start_ti`
+	if err := os.WriteFile(filepath.Join(data, procLogFile), []byte(log), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s := openTestStore(t, data, 0)
+	recs, err := s.leftovers()
+	if err != nil || len(recs) != 1 || recs[0].PGID != 4243 || recs[0].Step != "b" {
+		t.Fatalf("leftovers %+v (%v), want b's group alone", recs, err)
+	}
+	if err := s.forgetRunning(recs[0]); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Stat(filepath.Join(data, procLogFile)); err != nil || fi.Size() != 0 {
+		t.Fatalf("the process log is not emptied once no group is left: %v, %v", fi.Size(), err)
+	}
+	// Compacted when it grows while a group stays.
+	s.procs.started(procRecord{PGID: 10, Step: "long"})
+	for i := range 2000 {
+		s.procs.started(procRecord{PGID: 100 + i, Step: "short"})
+		s.procs.ended(100 + i)
+	}
+	if fi, _ := os.Stat(filepath.Join(data, procLogFile)); fi.Size() > compactProcLog+1000 {
+		t.Fatalf("the process log grew to %d bytes", fi.Size())
+	}
+	s.close()
+	s2 := openTestStore(t, data, 0)
+	if recs, _ := s2.leftovers(); len(recs) != 1 || recs[0].PGID != 10 {
+		t.Fatalf("after compaction: %+v", recs)
 	}
 }
 

@@ -37,7 +37,7 @@ func (a *Agent) reportProgress(running plan.Report, logPath string) (stop func()
 			last = tail
 			r := running
 			r.Output = tail
-			a.enqueue(r)
+			a.enqueueRunning(r)
 		}
 	}()
 	return func() {

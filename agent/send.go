@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"time"
 
 	"github.com/dtkhq/dtk/internal/api"
 	"github.com/dtkhq/dtk/plan"
@@ -18,6 +19,15 @@ const (
 	// truncatedTail is how much of a too-large report's output and error
 	// is kept.
 	truncatedTail = 1024
+)
+
+// reserveDelay is how long a running report waits for a write to store
+// its sequence before the sender stores it alone (a step that runs that
+// long); checkpointDelay how long the sender, idle, leaves the journal and
+// the delivered reports before a checkpoint.
+const (
+	reserveDelay    = 250 * time.Millisecond
+	checkpointDelay = time.Second
 )
 
 // truncationMarker starts a trimmed output or error.
@@ -39,12 +49,32 @@ func (a *Agent) sendLoop(ctx context.Context) {
 			continue
 		}
 		if len(batch) == 0 {
+			// Volatile reports wait for their sequence to be stored,
+			// which the step's final report does for free unless the
+			// step runs for long; the journal and the acknowledged
+			// reports wait for a checkpoint, which the end of a
+			// converge pass or an idle second brings.
+			var wake <-chan time.Time
+			var idle func() error
+			switch {
+			case a.store.unsendable():
+				wake, idle = time.After(reserveDelay), a.store.reserve
+			case a.store.checkpointPending():
+				wake, idle = time.After(checkpointDelay), a.store.checkpoint
+			}
 			select {
 			case <-ctx.Done():
 				return
 			case <-a.flush:
-				continue
+			case <-wake:
+				if err := idle(); err != nil {
+					a.log.Error("write the agent database", "err", err)
+					if !b.wait(ctx) {
+						return
+					}
+				}
 			}
+			continue
 		}
 		if err := a.deliver(ctx, batch); err != nil {
 			if ctx.Err() != nil {

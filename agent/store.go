@@ -1,7 +1,7 @@
 package agent
 
 import (
-	"bytes"
+	"cmp"
 	"crypto/rand"
 	"encoding/binary"
 	"encoding/hex"
@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -24,8 +25,11 @@ import (
 
 // The agent's database (bbolt, one file in the data dir) holds what changes
 // often and must survive a crash without rewriting the state file: the
-// agent's incarnation, the outbox of unacknowledged reports and the process
-// groups of running steps.
+// agent's incarnation, the outbox of unacknowledged reports and the step
+// records (records.go). A write (a step's final report with its record, in
+// the main) is one entry: appended to the journal (journal.go) with one
+// fdatasync, and applied to the database with the entries before it by the
+// next checkpoint, one bbolt commit for many steps.
 const (
 	storeFile = "agent.db"
 	// DefaultOutboxBytes bounds the outbox when the configuration does not.
@@ -36,7 +40,7 @@ const (
 var (
 	bucketMeta    = []byte("meta")
 	bucketOutbox  = []byte("outbox")
-	bucketRunning = []byte("running")
+	bucketRunning = []byte("running") // older agents' process group records (procs.go)
 
 	keyIncarnation = []byte("incarnation")
 	keyNextSeq     = []byte("next_seq")
@@ -55,13 +59,41 @@ type store struct {
 	// report sequences per incarnation.
 	incarnation string
 	node        string
+	dir         string // the data dir
 	log         *slog.Logger
+	// procs records the process groups of running steps (procs.go).
+	procs *procLog
 
-	mu       sync.Mutex // guards the outbox counters below and appends
+	mu       sync.Mutex // guards the fields below and every write
 	maxBytes int64
-	bytes    int64 // sealed value bytes in the outbox
-	count    int
-	next     uint64 // sequence of the next report
+	// count and bytes: the reports waiting in the outbox and the journal
+	// and their sealed bytes (acknowledged ones left out).
+	count int
+	bytes int64
+	next  uint64 // sequence of the next report
+	// reserved is the sequence stored last (keyNextSeq in the database or
+	// an entry's Next in the journal): every sequence below it is durably
+	// used, so that a restarted agent never numbers a report with a
+	// sequence a coordinator may have seen. A report is sent only once its
+	// sequence is below it. stored is keyNextSeq in the database.
+	reserved, stored uint64
+	// volatile holds the reports kept in memory only: "running" reports
+	// (a step started, its progress). Their sequences come from next like
+	// the others'; a crash loses them, which costs the coordinators a
+	// status they would have overwritten anyway.
+	volatile      []pending
+	volatileBytes int64
+	// acked holds delivered reports still in the outbox or the journal
+	// (sequence → sealed size): the next checkpoint deletes them rather
+	// than a commit of their own. A crash before that sends them again,
+	// and the coordinators drop the resends.
+	acked map[uint64]int64
+	// journal (nil: every write is a bbolt commit) holds the entries
+	// written since the last checkpoint, also kept here until then:
+	// jEntries to apply, jReports the reports they queued (for peek).
+	journal  *journal
+	jEntries []*entry
+	jReports []pending
 }
 
 // openStore opens (or creates) the database in dir. It fails at once when
@@ -86,9 +118,15 @@ func openStore(dir, node string, maxBytes int64, log *slog.Logger) (*store, erro
 		db.Close()
 		return nil, fmt.Errorf("agent database: %w", err)
 	}
-	s := &store{db: db, key: key, node: node, log: log, maxBytes: maxBytes}
+	procs, err := openProcLog(dir)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	s := &store{db: db, key: key, node: node, dir: dir, log: log, maxBytes: maxBytes, acked: map[uint64]int64{}, procs: procs}
+	var epoch uint64
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketMeta, bucketOutbox, bucketRunning} {
+		for _, b := range [][]byte{bucketMeta, bucketOutbox, bucketRunning, bucketSteps, bucketFailed} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -110,6 +148,10 @@ func openStore(dir, node string, maxBytes int64, log *slog.Logger) (*store, erro
 		if v := meta.Get(keyNextSeq); len(v) == 8 {
 			s.next = binary.BigEndian.Uint64(v)
 		}
+		s.reserved, s.stored = s.next, s.next
+		if v := meta.Get(keyJournalEpoch); len(v) == 8 {
+			epoch = binary.BigEndian.Uint64(v)
+		}
 		return tx.Bucket(bucketOutbox).ForEach(func(k, v []byte) error {
 			s.bytes += int64(len(v))
 			s.count++
@@ -118,12 +160,34 @@ func openStore(dir, node string, maxBytes int64, log *slog.Logger) (*store, erro
 	})
 	if err != nil {
 		db.Close()
+		procs.close()
 		return nil, fmt.Errorf("agent database %s: %w", path, err)
+	}
+	if err := s.openJournal(epoch); err != nil {
+		db.Close()
+		procs.close()
+		return nil, err
 	}
 	return s, nil
 }
 
-func (s *store) close() error { return s.db.Close() }
+// privateDir makes a folder only the agent may enter, also when it exists
+// with a wider mode.
+func privateDir(dir string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	return os.Chmod(dir, 0o700)
+}
+
+// close applies the journal to the database and closes both.
+func (s *store) close() error {
+	err := s.checkpoint()
+	if s.journal != nil {
+		err = errors.Join(err, s.journal.f.Close())
+	}
+	return errors.Join(err, s.procs.close(), s.db.Close())
+}
 
 func seqKey(seq uint64) []byte {
 	var k [8]byte
@@ -134,51 +198,6 @@ func seqKey(seq uint64) []byte {
 // reportID names a report of this incarnation: "node:incarnation:seq".
 func (s *store) reportID(seq uint64) string {
 	return s.node + ":" + s.incarnation + ":" + strconv.FormatUint(seq, 10)
-}
-
-// migrate moves the reports an older agent queued in its state file into
-// the outbox, once, keeping their IDs (the coordinators de-duplicate them
-// as before). It reports whether the caller may drop the state's queue.
-func (s *store) migrate(queue []plan.Report, stateSeq uint64) (bool, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var added, bytes int64
-	err := s.db.Update(func(tx *bolt.Tx) error {
-		meta, out := tx.Bucket(bucketMeta), tx.Bucket(bucketOutbox)
-		if meta.Get(keyMigrated) != nil {
-			return nil // done before a crash kept the state file's copy
-		}
-		next := max(s.next, stateSeq+1)
-		for _, r := range queue {
-			v, err := s.seal(r)
-			if err != nil {
-				return err
-			}
-			if err := out.Put(seqKey(next), v); err != nil {
-				return err
-			}
-			next++
-			added++
-			bytes += int64(len(v))
-		}
-		if err := meta.Put(keyNextSeq, seqKey(next)); err != nil {
-			return err
-		}
-		if err := meta.Put(keyMigrated, []byte{1}); err != nil {
-			return err
-		}
-		s.next = next
-		return nil
-	})
-	if err != nil {
-		return false, fmt.Errorf("move queued reports into the outbox: %w", err)
-	}
-	s.count += int(added)
-	s.bytes += bytes
-	if added > 0 {
-		s.log.Info("moved queued reports from the state file into the outbox", "reports", added)
-	}
-	return true, nil
 }
 
 func (s *store) seal(r plan.Report) ([]byte, error) {
@@ -193,34 +212,140 @@ func (s *store) seal(r plan.Report) ([]byte, error) {
 	return []byte(v), nil
 }
 
-// append adds reports to the outbox in one transaction, giving each its ID.
+// append adds reports to the outbox in one write, giving each its ID.
 // When the outbox would hold more than its byte bound, the oldest reports
 // are dropped (logged): the agent never blocks on a full outbox.
 func (s *store) append(reports ...plan.Report) error {
 	if len(reports) == 0 {
 		return nil
 	}
+	return s.write(reports, nil)
+}
+
+// write queues reports and a change of the step records (nil: none) as
+// one entry: both are on disk when it returns, or neither is. It numbers
+// the reports and stores the next sequence, which makes the volatile
+// reports numbered so far sendable. The entry goes to the journal (one
+// fdatasync); to the database, with everything the journal holds, when
+// the journal cannot take it (full, or broken) or the outbox is over its
+// bound (the database drops the oldest reports).
+func (s *store) write(reports []plan.Report, change *recordChange) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if len(reports) == 0 && change == nil && s.next == s.reserved {
+		return nil
+	}
+	e, queued, err := s.entry(reports, change)
+	if err != nil {
+		return fmt.Errorf("queue report: %w", err)
+	}
+	var size int64
+	for _, p := range queued {
+		size += int64(p.sealed)
+	}
+	if s.journal != nil && s.bytes+size <= s.maxBytes {
+		err := s.journal.append(e)
+		if err == nil {
+			s.next, s.reserved = e.Next, e.Next
+			s.jEntries = append(s.jEntries, e)
+			s.jReports = append(s.jReports, queued...)
+			s.count += len(queued)
+			s.bytes += size
+			return nil
+		}
+		if !errors.Is(err, errJournalFull) {
+			s.log.Warn("write the journal; committing to the database instead", "err", err)
+		}
+	}
+	return s.commit(e)
+}
+
+// entry numbers reports from next and seals them and the records of
+// change, as an entry; queued are the reports as peek returns them.
+func (s *store) entry(reports []plan.Report, change *recordChange) (*entry, []pending, error) {
+	next := s.next
+	e := &entry{}
+	var queued []pending
+	for _, r := range reports {
+		r.ID, r.Node = s.reportID(next), s.node
+		b, err := json.Marshal(r)
+		if err != nil {
+			return nil, nil, err
+		}
+		v, err := secret.Seal(s.key, b, reportLabel)
+		if err != nil {
+			return nil, nil, fmt.Errorf("seal report: %w", err)
+		}
+		e.Reports = append(e.Reports, entryReport{Seq: next, Sealed: v})
+		queued = append(queued, pending{seq: next, report: r, size: len(b), sealed: len(v)})
+		next++
+	}
+	e.Next = next
+	if change != nil {
+		if err := change.seal(e, s.key); err != nil {
+			return nil, nil, err
+		}
+	}
+	return e, queued, nil
+}
+
+// checkpoint applies the journal's entries to the database and deletes the
+// acknowledged reports, in one commit, and starts the journal afresh.
+func (s *store) checkpoint() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.jEntries) == 0 && len(s.acked) == 0 {
+		return nil
+	}
+	if err := s.commit(nil); err != nil {
+		return fmt.Errorf("apply the journal to the agent database: %w", err)
+	}
+	return nil
+}
+
+// checkpointPending says whether the journal holds entries, or reports
+// were acknowledged, since the last checkpoint.
+func (s *store) checkpointPending() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.jEntries) > 0 || len(s.acked) > 0
+}
+
+// commit applies the journal's entries, then e (nil: none), to the
+// database in one transaction, deletes the acknowledged reports, drops
+// the oldest reports over the outbox's bound, and moves the journal to a
+// new epoch: its entries are in the database now, and would not open
+// again. Called with mu held.
+func (s *store) commit(e *entry) error {
+	entries := s.jEntries
+	if e != nil {
+		entries = append(slices.Clip(entries), e)
+	}
 	var dropped []plan.Report
 	var droppedBytes int64
-	next, count, size := s.next, s.count, s.bytes
+	next, count0, size0 := s.next, s.count, s.bytes
+	if e != nil {
+		next = e.Next
+		for _, r := range e.Reports {
+			count0++
+			size0 += int64(len(r.Sealed))
+		}
+	}
+	var count int
+	var size int64
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		dropped, droppedBytes = nil, 0
-		next, count, size = s.next, s.count, s.bytes
+		count, size = count0, size0
+		for _, e := range entries {
+			if err := e.apply(tx); err != nil {
+				return err
+			}
+		}
 		out := tx.Bucket(bucketOutbox)
-		for _, r := range reports {
-			r.ID, r.Node = s.reportID(next), s.node
-			v, err := s.seal(r)
-			if err != nil {
+		for seq := range s.acked {
+			if err := out.Delete(seqKey(seq)); err != nil {
 				return err
 			}
-			if err := out.Put(seqKey(next), v); err != nil {
-				return err
-			}
-			next++
-			count++
-			size += int64(len(v))
 		}
 		// Over the bound: the oldest go first, but never the last one.
 		c := out.Cursor()
@@ -235,12 +360,26 @@ func (s *store) append(reports ...plan.Report) error {
 				return err
 			}
 		}
-		return tx.Bucket(bucketMeta).Put(keyNextSeq, seqKey(next))
+		meta := tx.Bucket(bucketMeta)
+		if next != s.stored {
+			if err := meta.Put(keyNextSeq, seqKey(next)); err != nil {
+				return err
+			}
+		}
+		if s.journal != nil {
+			return meta.Put(keyJournalEpoch, seqKey(s.journal.epoch+1))
+		}
+		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("queue report: %w", err)
+		return err
 	}
-	s.next, s.count, s.bytes = next, count, size
+	s.next, s.reserved, s.stored, s.count, s.bytes = next, next, next, count, size
+	clear(s.acked)
+	s.jEntries, s.jReports = nil, nil
+	if s.journal != nil {
+		s.journal.restart()
+	}
 	if len(dropped) > 0 {
 		steps := make([]string, 0, min(len(dropped), 5))
 		for _, r := range dropped[:min(len(dropped), 5)] {
@@ -250,6 +389,64 @@ func (s *store) append(reports ...plan.Report) error {
 			"dropped", len(dropped), "bytes", droppedBytes, "limit", s.maxBytes, "oldest", strings.Join(steps, ", "))
 	}
 	return nil
+}
+
+// Bounds of the volatile reports, which a coordinator that does not answer
+// leaves in memory: beyond either, the oldest go.
+const (
+	maxVolatileReports = 256
+	maxVolatileBytes   = 4 << 20
+)
+
+// appendVolatile numbers a report and keeps it in memory only, without a
+// write: for "running" reports, which a crash may lose. It replaces an
+// earlier volatile report of the same step not yet delivered (a running
+// report by its progress), so that a coordinator that does not answer
+// costs at most one report per step. It is sent once its sequence is
+// stored: with the next write, or by reserve.
+func (s *store) appendVolatile(r plan.Report) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r.ID, r.Node = s.reportID(s.next), s.node
+	b, _ := json.Marshal(r)
+	p := pending{seq: s.next, report: r, size: len(b)}
+	s.next++
+	kept := s.volatile[:0]
+	for _, v := range s.volatile {
+		if v.report.StepID == r.StepID {
+			s.volatileBytes -= int64(v.size)
+			continue
+		}
+		kept = append(kept, v)
+	}
+	s.volatile = append(kept, p)
+	s.volatileBytes += int64(p.size)
+	for len(s.volatile) > 1 && (len(s.volatile) > maxVolatileReports || s.volatileBytes > maxVolatileBytes) {
+		s.volatileBytes -= int64(s.volatile[0].size)
+		s.volatile = s.volatile[1:]
+	}
+}
+
+// unsendable says whether volatile reports wait for their sequence to be
+// stored (reserve).
+func (s *store) unsendable() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := len(s.volatile)
+	return n > 0 && s.volatile[n-1].seq >= s.reserved
+}
+
+// reserve stores the next sequence, so that the volatile reports numbered
+// so far may be sent. The sender calls it when they have waited a while
+// for a write to do it (a step that runs for long).
+func (s *store) reserve() error {
+	s.mu.Lock()
+	pending := s.next != s.reserved
+	s.mu.Unlock()
+	if !pending {
+		return nil
+	}
+	return s.write(nil, nil)
 }
 
 func (s *store) open(v []byte) (plan.Report, error) {
@@ -267,68 +464,132 @@ type pending struct {
 	seq    uint64
 	report plan.Report
 	size   int // bytes of its JSON
+	sealed int // bytes of its sealed value (reports in the journal)
 	// shrunk counts how often the report was made smaller after a 413
 	// (send.go); the outbox keeps the original.
 	shrunk int
 }
 
-// peek returns the oldest reports, at most maxCount of them and (but for
-// the first) at most maxBytes of JSON. A value that no longer opens is
-// dropped with an error logged, so that it cannot block the outbox.
+// peek returns the oldest reports (in the database, the journal and
+// memory) in sequence order, at most maxCount of them and (but for the
+// first) at most maxBytes of JSON. It returns only reports whose sequence
+// is stored (below reserved): those after them wait. A value that no
+// longer opens is dropped with an error logged, so that it cannot block
+// the outbox.
 func (s *store) peek(maxCount, maxBytes int) ([]pending, error) {
+	// What was numbered up to now, in one view: every report below the
+	// limit is in the database, or in the copies of the journal's and the
+	// volatile ones. A checkpoint may move the journal's into the
+	// database meanwhile: the database's copy is taken.
+	s.mu.Lock()
+	limit := s.reserved
+	mem := slices.Clone(s.jReports)
+	for _, p := range s.volatile {
+		if p.seq < limit {
+			mem = append(mem, p)
+		}
+	}
+	acked := make(map[uint64]bool, len(s.acked))
+	for seq := range s.acked {
+		acked[seq] = true
+	}
+	s.mu.Unlock()
+	slices.SortFunc(mem, func(a, b pending) int { return cmp.Compare(a.seq, b.seq) })
 	var out []pending
-	var bad [][]byte
+	var bad []uint64
 	total := 0
+	full := false
+	add := func(p pending) {
+		if len(out) >= maxCount || (len(out) > 0 && total+p.size > maxBytes) {
+			full = true
+			return
+		}
+		total += p.size
+		out = append(out, p)
+	}
 	err := s.db.View(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bucketOutbox).Cursor()
-		for k, v := c.First(); k != nil && len(out) < maxCount; k, v = c.Next() {
+		for k, v := c.First(); k != nil && !full; k, v = c.Next() {
+			seq := binary.BigEndian.Uint64(k)
+			if seq >= limit {
+				break
+			}
+			for len(mem) > 0 && mem[0].seq <= seq && !full {
+				if mem[0].seq < seq {
+					add(mem[0])
+				}
+				mem = mem[1:]
+			}
+			if full || acked[seq] {
+				continue
+			}
 			r, err := s.open(v)
 			if err != nil {
-				s.log.Error("dropping a queued report that cannot be read", "seq", binary.BigEndian.Uint64(k), "err", err)
-				bad = append(bad, bytes.Clone(k))
+				s.log.Error("dropping a queued report that cannot be read", "seq", seq, "err", err)
+				bad = append(bad, seq)
 				continue
 			}
 			b, _ := json.Marshal(r)
-			if len(out) > 0 && total+len(b) > maxBytes {
-				break
-			}
-			total += len(b)
-			out = append(out, pending{seq: binary.BigEndian.Uint64(k), report: r, size: len(b)})
+			add(pending{seq: seq, report: r, size: len(b)})
 		}
 		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("read the outbox: %w", err)
 	}
+	for len(mem) > 0 && !full {
+		add(mem[0])
+		mem = mem[1:]
+	}
 	if len(bad) > 0 {
-		seqs := make([]uint64, len(bad))
-		for i, k := range bad {
-			seqs[i] = binary.BigEndian.Uint64(k)
-		}
-		if err := s.ack(seqs...); err != nil {
+		if err := s.ack(bad...); err != nil {
 			return nil, err
 		}
 	}
 	return out, nil
 }
 
-// ack removes delivered (or given up) reports from the outbox.
+// ack removes delivered (or given up) reports: volatile ones at once,
+// durable ones from the count at once and from the database and the
+// journal with the next checkpoint.
 func (s *store) ack(seqs ...uint64) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var removed int
-	var size int64
-	err := s.db.Update(func(tx *bolt.Tx) error {
-		removed, size = 0, 0
+	gone := make(map[uint64]bool, len(seqs))
+	for _, seq := range seqs {
+		gone[seq] = true
+	}
+	s.volatile = slices.DeleteFunc(s.volatile, func(p pending) bool {
+		if gone[p.seq] {
+			delete(gone, p.seq)
+			s.volatileBytes -= int64(p.size)
+			return true
+		}
+		return false
+	})
+	s.jReports = slices.DeleteFunc(s.jReports, func(p pending) bool {
+		if gone[p.seq] {
+			delete(gone, p.seq)
+			s.acked[p.seq] = int64(p.sealed)
+			s.count--
+			s.bytes -= int64(p.sealed)
+			return true
+		}
+		return false
+	})
+	if len(gone) == 0 {
+		return nil
+	}
+	err := s.db.View(func(tx *bolt.Tx) error {
 		out := tx.Bucket(bucketOutbox)
-		for _, seq := range seqs {
-			k := seqKey(seq)
-			if v := out.Get(k); v != nil {
-				size += int64(len(v))
-				removed++
-				if err := out.Delete(k); err != nil {
-					return err
-				}
+		for seq := range gone {
+			if _, done := s.acked[seq]; done {
+				continue
+			}
+			if v := out.Get(seqKey(seq)); v != nil {
+				s.acked[seq] = int64(len(v))
+				s.count--
+				s.bytes -= int64(len(v))
 			}
 		}
 		return nil
@@ -336,14 +597,13 @@ func (s *store) ack(seqs ...uint64) error {
 	if err != nil {
 		return fmt.Errorf("remove delivered reports from the outbox: %w", err)
 	}
-	s.count -= removed
-	s.bytes -= size
 	return nil
 }
 
-// queued says how many reports, and how many bytes, the outbox holds.
+// queued says how many reports, and how many bytes, wait to be sent
+// (those in the journal and volatile ones included).
 func (s *store) queued() (int, int64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.count, s.bytes
+	return s.count + len(s.volatile), s.bytes + s.volatileBytes
 }

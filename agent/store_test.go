@@ -130,6 +130,7 @@ func TestStore_Outbox_ReopenAfterCrash(t *testing.T) {
 		s.append(plan.Report{StepID: fmt.Sprintf("s/n/%d/create", i)})
 	}
 	s.ack(1)
+	s.checkpoint() // an acknowledgement is on disk after the next checkpoint (TestStore_Outbox_LazyAcksAndVolatileReports)
 	crashed := t.TempDir()
 	for _, f := range []string{storeFile, stateKeyFile} {
 		b, err := os.ReadFile(filepath.Join(dir, f))
@@ -153,6 +154,90 @@ func TestStore_Outbox_ReopenAfterCrash(t *testing.T) {
 	// A wiped data dir is a new incarnation.
 	if s3 := openTestStore(t, t.TempDir(), 0); s3.incarnation == s.incarnation {
 		t.Fatal("a new data dir kept the incarnation")
+	}
+}
+
+// copyStore copies the database and its key as a crash at this point would
+// leave them, and opens the copy.
+func copyStore(t *testing.T, dir string) *store {
+	t.Helper()
+	crashed := t.TempDir()
+	for _, f := range []string{storeFile, journalFile, stateKeyFile} {
+		b, err := os.ReadFile(filepath.Join(dir, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		os.WriteFile(filepath.Join(crashed, f), b, 0o600)
+	}
+	return openTestStore(t, crashed, 0)
+}
+
+func seqs(ps []pending) string {
+	var out []string
+	for _, p := range ps {
+		out = append(out, fmt.Sprint(p.seq))
+	}
+	return strings.Join(out, ",")
+}
+
+// A running report lives in memory: it is numbered at once but sent only
+// once its sequence is on disk (the next write, or reserve), so that a
+// restarted agent never reuses a sequence a coordinator may have seen; a
+// later one of the same step replaces it. An acknowledgement leaves the
+// count at once and the disk with the next checkpoint: a crash before
+// that sends the report again, which the coordinators drop as a resend.
+func TestStore_Outbox_LazyAcksAndVolatileReports(t *testing.T) {
+	dir := t.TempDir()
+	s := openTestStore(t, dir, 0)
+	s.append(plan.Report{StepID: "a", State: plan.StepOK})              // 1
+	s.appendVolatile(plan.Report{StepID: "x", State: plan.StepRunning}) // 2
+	if got := seqs(peekAll(t, s)); got != "1" || !s.unsendable() {
+		t.Fatalf("peeked %s (unsendable %v), want 1 and the running report held back", got, s.unsendable())
+	}
+	s.append(plan.Report{StepID: "x", State: plan.StepOK}) // 3, stores the sequence past 2
+	if got := seqs(peekAll(t, s)); got != "1,2,3" || s.unsendable() {
+		t.Fatalf("peeked %s, want 1,2,3 in order", got)
+	}
+	s.appendVolatile(plan.Report{StepID: "y", State: plan.StepRunning})                     // 4
+	s.appendVolatile(plan.Report{StepID: "y", State: plan.StepRunning, Output: "progress"}) // 5 replaces 4
+	if err := s.reserve(); err != nil {
+		t.Fatal(err)
+	}
+	got := peekAll(t, s)
+	if seqs(got) != "1,2,3,5" || got[3].report.Output != "progress" || got[3].report.ID != s.reportID(5) {
+		t.Fatalf("peeked %s, want 1,2,3,5 (the progress report)", seqs(got))
+	}
+	if n, _ := s.queued(); n != 4 {
+		t.Fatalf("queued %d, want 4", n)
+	}
+	if err := s.ack(1, 2); err != nil {
+		t.Fatal(err)
+	}
+	if got := seqs(peekAll(t, s)); got != "3,5" {
+		t.Fatalf("after the ack: %s", got)
+	}
+	if n, _ := s.queued(); n != 2 {
+		t.Fatalf("queued %d after the ack, want 2", n)
+	}
+	// A crash now: the acknowledged report is sent again, the running
+	// reports are gone, and numbering goes on past every sequence used.
+	c := copyStore(t, dir)
+	if got := seqs(peekAll(t, c)); got != "1,3" {
+		t.Fatalf("after a crash before the next write: %s, want 1,3", got)
+	}
+	if c.next != 6 {
+		t.Fatalf("after a crash the next sequence is %d, want 6", c.next)
+	}
+	// The next checkpoint deletes what was acknowledged.
+	if err := s.checkpoint(); err != nil {
+		t.Fatal(err)
+	}
+	if got := seqs(peekAll(t, copyStore(t, dir))); got != "3" {
+		t.Fatalf("after the checkpoint: %s, want 3", got)
+	}
+	s.append(plan.Report{StepID: "z", State: plan.StepOK}) // 6
+	if got := seqs(peekAll(t, copyStore(t, dir))); got != "3,6" {
+		t.Fatalf("after the next write: %s, want 3,6", got)
 	}
 }
 
