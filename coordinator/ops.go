@@ -322,22 +322,8 @@ func (s *Server) opResults(w http.ResponseWriter, r *http.Request) error {
 // waitOpKnown blocks until the state holds the op (or done is closed) and
 // says whether it does.
 func (s *State) waitOpKnown(done <-chan struct{}, id string) bool {
-	for {
-		s.mu.RLock()
-		if s.data.Ops[id] != nil {
-			s.mu.RUnlock()
-			return true
-		}
-		ch, release := s.watch.wait(opKey(id))
-		s.mu.RUnlock()
-		select {
-		case <-ch:
-			release()
-		case <-done:
-			release()
-			return s.Op(id) != nil
-		}
-	}
+	s.waitKey(done, opKey(id), func() bool { return s.data.Ops[id] != nil })
+	return s.Op(id) != nil
 }
 
 // waitDone closes its channel after wait or when the client goes away.

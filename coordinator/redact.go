@@ -401,10 +401,10 @@ func (s *State) DeployAnswer(v any) any {
 	if !ok || svc == nil {
 		return v
 	}
-	out := &api.DeployAnswer{}
 	s.mu.RLock()
-	red := *s.redactServiceLocked(svc)
+	red := s.redactServiceLocked(svc)
 	s.mu.RUnlock()
+	out := &api.DeployAnswer{}
 	if p := svc.Plan; p != nil {
 		out.PlanNodes = len(p.Nodes)
 		for _, np := range p.Nodes {
@@ -412,6 +412,6 @@ func (s *State) DeployAnswer(v any) any {
 		}
 		red.Plan = &plan.Plan{Service: p.Service, Generation: p.Generation, Nodes: []*plan.NodePlan{}, Inputs: red.Plan.Inputs, Exports: red.Plan.Exports}
 	}
-	out.Service = red
+	out.Service = *red
 	return out
 }

@@ -70,14 +70,18 @@ type GenerationRecord struct {
 // converged one is kept beyond it).
 const maxGenerations = 10
 
-// rolloutWaiting says whether agent keeps its old plan of svc: a rollout of
-// the current generation has not admitted it yet.
-func rolloutWaiting(svc *plan.Service, agent string) bool {
+// waitingAgents are the agents a rollout of svc's current generation has
+// not reached: they keep From's part of the plan (nil: none).
+func waitingAgents(svc *plan.Service) map[string]bool {
 	r := svc.Rollout
-	if r == nil || r.Generation != svc.Generation || r.Admitted >= len(r.Order) {
-		return false
+	if svc.Plan == nil || r == nil || r.Generation != svc.Generation || r.Admitted >= len(r.Order) {
+		return nil
 	}
-	return slices.Contains(r.Order[r.Admitted:], agent)
+	out := make(map[string]bool, len(r.Order)-r.Admitted)
+	for _, a := range r.Order[r.Admitted:] {
+		out[a] = true
+	}
+	return out
 }
 
 // rolloutActive says a rollout of svc's current generation is under way.
@@ -101,14 +105,11 @@ func withHealthSeconds(steps []*plan.Step, svc *plan.Service) {
 // effectivePlan is what the agents have of svc: the plan, with the nodes a
 // rollout has not reached taking From's part.
 func effectivePlan(svc *plan.Service) *plan.Plan {
-	r := svc.Rollout
-	if svc.Plan == nil || r == nil || r.Generation != svc.Generation || r.Admitted >= len(r.Order) {
+	waiting := waitingAgents(svc)
+	if waiting == nil {
 		return svc.Plan
 	}
-	waiting := map[string]bool{}
-	for _, a := range r.Order[r.Admitted:] {
-		waiting[a] = true
-	}
+	r := svc.Rollout
 	out := *svc.Plan
 	out.Nodes = nil
 	for _, np := range svc.Plan.Nodes {

@@ -2,6 +2,7 @@ package coordinator
 
 import (
 	"sort"
+	"strings"
 
 	"github.com/dtkhq/dtk/plan"
 )
@@ -23,6 +24,8 @@ type indexedService struct {
 	rollout *plan.RolloutState
 	gen     uint64
 	agents  []string
+	// waiting are the agents a rollout has not reached (they keep From).
+	waiting map[string]bool
 }
 
 func newSliceIndex() *sliceIndex {
@@ -47,12 +50,7 @@ func (x *sliceIndex) update(name string, svc *plan.Service) {
 	if svc == nil || svc.Plan == nil {
 		return
 	}
-	waiting := map[string]bool{}
-	if r := svc.Rollout; r != nil && r.Generation == svc.Generation && r.Admitted < len(r.Order) {
-		for _, a := range r.Order[r.Admitted:] {
-			waiting[a] = true
-		}
-	}
+	waiting := waitingAgents(svc)
 	var agents []string
 	add := func(np *plan.NodePlan) {
 		m := x.byNode[np.Agent]
@@ -77,7 +75,7 @@ func (x *sliceIndex) update(name string, svc *plan.Service) {
 			}
 		}
 	}
-	x.bySvc[name] = indexedService{plan: svc.Plan, rollout: svc.Rollout, gen: svc.Generation, agents: agents}
+	x.bySvc[name] = indexedService{plan: svc.Plan, rollout: svc.Rollout, gen: svc.Generation, agents: agents, waiting: waiting}
 }
 
 // services lists the services agent runs something of, sorted.
@@ -103,15 +101,8 @@ func (s *State) rebuildSliceIndex() {
 // reindexOwned updates the index for the services this Apply changed.
 func (s *State) reindexOwned() {
 	for key := range s.owned {
-		if name, ok := cutPrefix(key, "svc/"); ok {
+		if name, ok := strings.CutPrefix(key, "svc/"); ok {
 			s.slices.update(name, s.data.Services[name])
 		}
 	}
-}
-
-func cutPrefix(s, prefix string) (string, bool) {
-	if len(s) >= len(prefix) && s[:len(prefix)] == prefix {
-		return s[len(prefix):], true
-	}
-	return "", false
 }

@@ -20,7 +20,7 @@ func fullWalkSlice(s *State, node string) []*plan.Step {
 		if p == nil {
 			continue
 		}
-		if rolloutWaiting(svc, node) {
+		if waitingAgents(svc)[node] {
 			p = svc.Rollout.From
 		}
 		for _, np := range p.Nodes {

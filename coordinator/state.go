@@ -188,7 +188,7 @@ func (s *State) sliceLocked(node string) *plan.Slice {
 		for _, np := range s.slices.byNode[node][name] {
 			sl.Steps = append(sl.Steps, np.Steps...)
 		}
-		if rolloutActive(svc) && svc.Rollout.Strategy.Health == plan.HealthCheck && svc.Rollout.Strategy.MinHealthySeconds > 0 && !rolloutWaiting(svc, node) {
+		if rolloutActive(svc) && svc.Rollout.Strategy.Health == plan.HealthCheck && svc.Rollout.Strategy.MinHealthySeconds > 0 && !s.slices.bySvc[name].waiting[node] {
 			withHealthSeconds(sl.Steps, svc)
 		}
 	}
@@ -253,21 +253,30 @@ func (s *State) Op(id string) *plan.Op {
 
 // WaitOp blocks until the op changes past index (or done is closed).
 func (s *State) WaitOp(done <-chan struct{}, id string, index uint64) *plan.Op {
+	s.waitKey(done, opKey(id), func() bool {
+		op := s.data.Ops[id]
+		return op == nil || op.Index > index
+	})
+	return s.Op(id)
+}
+
+// waitKey blocks until ready (called under the read lock) holds or done is
+// closed, waking when key is notified.
+func (s *State) waitKey(done <-chan struct{}, key string, ready func() bool) {
 	for {
 		s.mu.RLock()
-		op := s.data.Ops[id]
-		if op == nil || op.Index > index {
+		if ready() {
 			s.mu.RUnlock()
-			return op
+			return
 		}
-		ch, release := s.watch.wait(opKey(id))
+		ch, release := s.watch.wait(key)
 		s.mu.RUnlock()
 		select {
 		case <-ch:
 			release()
 		case <-done:
 			release()
-			return s.Op(id)
+			return
 		}
 	}
 }
