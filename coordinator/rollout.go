@@ -318,14 +318,21 @@ const (
 	healthFailed
 )
 
-// agentHealth says whether agent's steps of svc's plan are all done (ok or
-// skipped), one failed, or some are still to run.
-func (s *State) agentHealth(svc *plan.Service, agent string) int {
+// nodeParts maps each agent of p to its node plans: one pass, so that a
+// rollout looks up each admitted agent without scanning the plan for it.
+func nodeParts(p *plan.Plan) map[string][]*plan.NodePlan {
+	out := make(map[string][]*plan.NodePlan, len(p.Nodes))
+	for _, np := range p.Nodes {
+		out[np.Agent] = append(out[np.Agent], np)
+	}
+	return out
+}
+
+// agentHealth says whether an agent's steps (its node plans) are all done
+// (ok or skipped), one failed, or some are still to run.
+func (s *State) agentHealth(parts []*plan.NodePlan) int {
 	out := healthOK
-	for _, np := range svc.Plan.Nodes {
-		if np.Agent != agent {
-			continue
-		}
+	for _, np := range parts {
 		for _, st := range np.Steps {
 			state := plan.StepPending
 			if r := s.data.Reports[st.ID]; r != nil && r.Digest == st.Digest && r.Generation >= st.Generation {
@@ -366,6 +373,7 @@ func (s *State) advanceRollout(idx uint64, svc *plan.Service, now int64, keys *[
 		return
 	}
 	r := cloneRollout(svc.Rollout)
+	parts := nodeParts(svc.Plan)
 	changed := false
 	if tick {
 		r.CheckedAt, changed = now, true
@@ -374,7 +382,7 @@ func (s *State) advanceRollout(idx uint64, svc *plan.Service, now int64, keys *[
 		if slices.Contains(r.Failed, a) {
 			continue
 		}
-		switch s.agentHealth(svc, a) {
+		switch s.agentHealth(parts[a]) {
 		case healthFailed:
 			r.Failed = append(r.Failed, a)
 			delete(r.HealthyAt, a)
@@ -443,7 +451,7 @@ func (s *State) advanceRollout(idx uint64, svc *plan.Service, now int64, keys *[
 			r.Admitted++
 			inflight++
 		}
-		admitted = append(admitted, s.pullForward(svc, r)...)
+		admitted = append(admitted, s.pullForward(svc, r, parts)...)
 	}
 	if len(admitted) > 0 {
 		changed = true
@@ -473,21 +481,19 @@ func (s *State) advanceRollout(idx uint64, svc *plan.Service, now int64, keys *[
 // pullForward admits, out of turn, the nodes that an admitted node's
 // waiting steps wait for (a cross-node dependency in the new plan), so that
 // a rollout never waits on a node it has not reached.
-func (s *State) pullForward(svc *plan.Service, r *plan.RolloutState) []string {
-	stepAgent := map[string]string{}
+func (s *State) pullForward(svc *plan.Service, r *plan.RolloutState, parts map[string][]*plan.NodePlan) []string {
+	var stepAgent map[string]string
 	var out []string
 	for again := true; again; {
 		again = false
 		for _, a := range r.Order[:r.Admitted] {
-			for _, np := range svc.Plan.Nodes {
-				if np.Agent != a {
-					continue
-				}
+			for _, np := range parts[a] {
 				for _, st := range np.Steps {
 					if len(st.Waiting) == 0 {
 						continue
 					}
-					if len(stepAgent) == 0 {
+					if stepAgent == nil {
+						stepAgent = map[string]string{}
 						for _, n := range svc.Plan.Nodes {
 							for _, x := range n.Steps {
 								stepAgent[x.ID] = n.Agent

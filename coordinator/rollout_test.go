@@ -318,3 +318,37 @@ func TestRollout_AnswersCarryNoPlanValuesOfTheRollout(t *testing.T) {
 		t.Fatalf("answer carries the rollout's plans: %s", b)
 	}
 }
+
+// A node the rollout admits that waits for a step on a node it has not
+// reached pulls that node in, so the rollout never waits on itself.
+func TestRollout_PullsInTheNodeAnAdmittedNodeWaitsFor(t *testing.T) {
+	m := rolloutModule(nil)
+	m.Templates["t"].Nodes = []*plan.TemplateNode{
+		{Name: "app", Group: true, Labels: map[string]string{"role": "web"}, Components: []*plan.Instance{
+			{Name: "page", Component: "c", DependsOn: []string{"db/data"}, Attributes: map[string]plan.Expr{"msg": {Source: `input.greeting`}}},
+		}},
+		{Name: "db", Labels: map[string]string{"role": "db"}, Components: []*plan.Instance{
+			{Name: "data", Component: "c", Attributes: map[string]plan.Expr{"msg": {Source: `input.greeting`}}},
+		}},
+	}
+	h := newHarness(t)
+	h.mustApply(RegisterNodeType, RegisterNodeCmd{Node: plan.Node{Name: "w1", Labels: map[string]string{"role": "web"}}, Time: 1})
+	h.mustApply(RegisterNodeType, RegisterNodeCmd{Node: plan.Node{Name: "w2", Labels: map[string]string{"role": "db"}}, Time: 1})
+	h.mustApply(RegisterNodeType, RegisterNodeCmd{Node: plan.Node{Name: "w3", Labels: map[string]string{"role": "web"}}, Time: 1})
+	h.mustApply(PutModuleType, PutModuleCmd{Module: m})
+	h.mustApply(StageServiceType, StageServiceCmd{Name: "s", Module: "g", Version: "1.0.0", Template: "t", Time: 2})
+	h.mustApply(DeployServiceType, DeployServiceCmd{Name: "s", Time: 3, Rollout: &plan.RolloutOverride{AllAtOnce: true}})
+	h.reportSlice("w2", plan.StepOK, 4)
+	h.reportSlice("w1", plan.StepOK, 4)
+	h.reportSlice("w3", plan.StepOK, 4)
+	h.redeploy("new", &plan.RolloutOverride{MaxParallel: "1", Canary: "1"}, 10)
+	r := h.rollout()
+	// The canary comes from the larger group of changes (the two web
+	// members): it waits for the db node's step.
+	if r.Order[0] != "w1" {
+		t.Fatalf("rollout order %v, want the web member w1 first", r.Order)
+	}
+	if r.Admitted != 2 || r.Order[1] != "w2" || h.sliceMsg("w2") != "new" || h.sliceMsg("w3") != "hi" {
+		t.Fatalf("w1 waits for w2's step, but w2 was not pulled in: %+v", r)
+	}
+}
