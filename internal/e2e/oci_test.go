@@ -307,18 +307,7 @@ func TestE2E_Git_PushByTagAndCommit(t *testing.T) {
 
 	repo := filepath.Join(root, "repo")
 	mod := filepath.Join(repo, "modules", "shared")
-	git := func(args ...string) string {
-		t.Helper()
-		cmd := exec.Command("git", args...)
-		cmd.Dir = repo
-		cmd.Env = append(os.Environ(), "GIT_AUTHOR_NAME=e2e", "GIT_AUTHOR_EMAIL=e2e@example.com",
-			"GIT_COMMITTER_NAME=e2e", "GIT_COMMITTER_EMAIL=e2e@example.com", "GIT_CONFIG_NOSYSTEM=1", "HOME="+root)
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			t.Fatalf("git %s: %v\n%s", strings.Join(args, " "), err, out)
-		}
-		return strings.TrimSpace(string(out))
-	}
+	git := gitIn(t, repo, root)
 	os.MkdirAll(repo, 0o755)
 	git("init", "-q", "-b", "main")
 	os.WriteFile(filepath.Join(repo, "README.md"), []byte("modules\n"), 0o644)
@@ -379,5 +368,22 @@ func TestE2E_Git_PushByTagAndCommit(t *testing.T) {
 	}
 	if got := pushedDigests(t, addr); len(got) != 2 {
 		t.Errorf("modules after the refusals: %v", got)
+	}
+}
+
+// gitIn returns a runner of the git binary in repo, with a fixed identity
+// and no system or user configuration (HOME is home).
+func gitIn(t *testing.T, repo, home string) func(args ...string) string {
+	return func(args ...string) string {
+		t.Helper()
+		cmd := exec.Command("git", args...)
+		cmd.Dir = repo
+		cmd.Env = append(os.Environ(), "GIT_AUTHOR_NAME=e2e", "GIT_AUTHOR_EMAIL=e2e@example.com",
+			"GIT_COMMITTER_NAME=e2e", "GIT_COMMITTER_EMAIL=e2e@example.com", "GIT_CONFIG_NOSYSTEM=1", "HOME="+home)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("git %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		return strings.TrimSpace(string(out))
 	}
 }

@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -212,18 +211,7 @@ func TestE2E_Signing_ThroughOCIAndGit(t *testing.T) {
 	// One repository holding two signed versions: 1.0.0 goes through the
 	// registry, 1.1.0 through git.
 	repo := filepath.Join(root, "repo")
-	git := func(args ...string) string {
-		t.Helper()
-		cmd := exec.Command("git", args...)
-		cmd.Dir = repo
-		cmd.Env = append(os.Environ(), "GIT_AUTHOR_NAME=e2e", "GIT_AUTHOR_EMAIL=e2e@example.com",
-			"GIT_COMMITTER_NAME=e2e", "GIT_COMMITTER_EMAIL=e2e@example.com", "GIT_CONFIG_NOSYSTEM=1", "HOME="+root)
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			t.Fatalf("git %s: %v\n%s", strings.Join(args, " "), err, out)
-		}
-		return strings.TrimSpace(string(out))
-	}
+	git := gitIn(t, repo, root)
 	os.MkdirAll(repo, 0o755)
 	git("init", "-q", "-b", "main")
 	v1, v11 := filepath.Join(repo, "v1"), filepath.Join(repo, "v11")
