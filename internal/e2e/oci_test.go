@@ -3,8 +3,6 @@ package e2e
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io/fs"
@@ -76,37 +74,6 @@ template "site" {
 	}
 }
 
-// fileDigests maps each file under dir to its sha256 and mode bits, dot
-// folders left out (as a module push leaves them out).
-func fileDigests(t *testing.T, dir string) map[string]string {
-	t.Helper()
-	out := map[string]string{}
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if d.IsDir() && p != dir && strings.HasPrefix(d.Name(), ".") {
-			return filepath.SkipDir
-		}
-		if !d.Type().IsRegular() {
-			return nil
-		}
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		fi, _ := d.Info()
-		sum := sha256.Sum256(b)
-		rel, _ := filepath.Rel(dir, p)
-		out[filepath.ToSlash(rel)] = fmt.Sprintf("%s %v", hex.EncodeToString(sum[:]), fi.Mode().Perm()&0o111 != 0)
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
-}
-
 // ctlIO runs dtkctl against addr with extra environment and standard
 // input; it returns stdout, stderr and the exit code.
 func ctlIO(t *testing.T, addr string, env []string, stdin string, args ...string) (string, string, int) {
@@ -167,7 +134,7 @@ func coordinatorFiles(t *testing.T, addr, digest string) map[string]string {
 	if err := archive.Unpack(resp.Body, dir); err != nil {
 		t.Fatal(err)
 	}
-	return fileDigests(t, dir)
+	return ocitest.TreeDigests(t, dir)
 }
 
 func sameFiles(t *testing.T, what string, want, got map[string]string) {
@@ -204,7 +171,7 @@ func TestE2E_OCI_PublishPushDeploy(t *testing.T) {
 		"--join", ociCoordIP+":7946", "--label", "zone=oci")
 	mod := filepath.Join(root, "shared")
 	sharedModule(t, mod, "1.0.0")
-	local := fileDigests(t, mod)
+	local := ocitest.TreeDigests(t, mod)
 	packed, err := archive.Pack(mod)
 	if err != nil {
 		t.Fatal(err)
@@ -315,13 +282,13 @@ func TestE2E_Git_PushByTagAndCommit(t *testing.T) {
 	git("add", "-A")
 	git("commit", "-q", "-m", "shared 1.0.0")
 	git("tag", "v1.0.0")
-	c1, files1 := git("rev-parse", "HEAD"), fileDigests(t, mod)
+	c1, files1 := git("rev-parse", "HEAD"), ocitest.TreeDigests(t, mod)
 	sharedModule(t, mod, "1.1.0")
 	os.WriteFile(filepath.Join(mod, "files", "added-in-1.1.txt"), []byte("new\n"), 0o644)
 	git("add", "-A")
 	git("commit", "-q", "-m", "shared 1.1.0")
 	git("tag", "-a", "-m", "release 1.1.0", "v1.1.0")
-	c2, files2 := git("rev-parse", "HEAD"), fileDigests(t, mod)
+	c2, files2 := git("rev-parse", "HEAD"), ocitest.TreeDigests(t, mod)
 	git("commit", "-q", "--allow-empty", "-m", "later")
 
 	waitLeader(t, addr)

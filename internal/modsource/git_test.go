@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/dtkhq/dtk/internal/modsource/ocitest"
 )
 
 // gitRepo is a repository made with the git binary in a temporary folder.
@@ -97,7 +99,7 @@ func TestFetchGit_Refs(t *testing.T) {
 	for _, c := range []string{c1, c2, c3} {
 		wt := filepath.Join(t.TempDir(), "wt")
 		r.git("worktree", "add", "-q", "--detach", wt, c)
-		want[c] = treeDigests(t, filepath.Join(wt, "modules", "web"))
+		want[c] = ocitest.TreeDigests(t, filepath.Join(wt, "modules", "web"))
 	}
 	for _, tc := range []struct {
 		src, commit, refName string
@@ -121,7 +123,7 @@ func TestFetchGit_Refs(t *testing.T) {
 		if filepath.Base(co.Dir) != "web" {
 			t.Errorf("%s: module folder %s", tc.src, co.Dir)
 		}
-		sameTree(t, want[tc.commit], treeDigests(t, co.Dir))
+		sameTree(t, want[tc.commit], ocitest.TreeDigests(t, co.Dir))
 	}
 }
 

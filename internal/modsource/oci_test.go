@@ -3,12 +3,9 @@ package modsource
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"io"
-	"io/fs"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -48,37 +45,6 @@ func writeTree(t *testing.T, dir string, files map[string]string) {
 			t.Fatal(err)
 		}
 	}
-}
-
-// treeDigests maps each regular file under dir (dot-folders left out, as
-// archive.Pack does) to its sha256 and whether it is executable.
-func treeDigests(t *testing.T, dir string) map[string]string {
-	t.Helper()
-	out := map[string]string{}
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if d.IsDir() && p != dir && strings.HasPrefix(d.Name(), ".") {
-			return filepath.SkipDir
-		}
-		if !d.Type().IsRegular() {
-			return nil
-		}
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		info, _ := d.Info()
-		sum := sha256.Sum256(b)
-		rel, _ := filepath.Rel(dir, p)
-		out[filepath.ToSlash(rel)] = hex.EncodeToString(sum[:]) + map[bool]string{true: " x", false: ""}[info.Mode()&0o111 != 0]
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
 }
 
 func sameTree(t *testing.T, want, got map[string]string) {
@@ -174,7 +140,7 @@ func TestPublishPullOCI_RoundTrip(t *testing.T) {
 		if art.Digest != pub.Digest || art.ArchiveDigest != pub.ArchiveDigest || art.Module != "web" || art.Version != "1.2.0" {
 			t.Fatalf("pulled %+v, published %+v", art, pub)
 		}
-		sameTree(t, treeDigests(t, src), treeDigests(t, dst))
+		sameTree(t, ocitest.TreeDigests(t, src), ocitest.TreeDigests(t, dst))
 		again, _ := archive.Pack(dst)
 		if !bytes.Equal(again, b) {
 			t.Fatal("the pulled folder packs to other bytes than the published archive")
