@@ -372,7 +372,25 @@ func (s *State) advanceRollout(idx uint64, svc *plan.Service, now int64, keys *[
 	if !rolloutActive(svc) || svc.Plan == nil {
 		return
 	}
-	r := cloneRollout(svc.Rollout)
+	// A copy whose HealthyAt is copied only when it changes: most report
+	// batches change nobody's health, and the map has an entry per node.
+	cp := *svc.Rollout
+	r := &cp
+	r.Failed, r.Order = slices.Clip(r.Failed), slices.Clip(r.Order)
+	ownHealthy := false
+	setHealthy := func(a string, t int64) {
+		if !ownHealthy {
+			r.HealthyAt, ownHealthy = maps.Clone(r.HealthyAt), true
+			if r.HealthyAt == nil {
+				r.HealthyAt = map[string]int64{}
+			}
+		}
+		if t == 0 {
+			delete(r.HealthyAt, a)
+		} else {
+			r.HealthyAt[a] = t
+		}
+	}
 	parts := nodeParts(svc.Plan)
 	changed := false
 	if tick {
@@ -385,16 +403,16 @@ func (s *State) advanceRollout(idx uint64, svc *plan.Service, now int64, keys *[
 		switch s.agentHealth(parts[a]) {
 		case healthFailed:
 			r.Failed = append(r.Failed, a)
-			delete(r.HealthyAt, a)
+			setHealthy(a, 0)
 			changed = true
 		case healthOK:
 			if r.HealthyAt[a] == 0 {
-				r.HealthyAt[a] = now
+				setHealthy(a, now)
 				changed = true
 			}
 		default:
 			if r.HealthyAt[a] != 0 { // it runs again (drift, a recompile)
-				delete(r.HealthyAt, a)
+				setHealthy(a, 0)
 				changed = true
 			}
 		}
