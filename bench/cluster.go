@@ -29,7 +29,10 @@ type Cluster struct {
 	Bin    string
 	Prefix string
 	Coords []*Coord
-	Agents []*Proc
+	// Replicas are read-replica coordinators (--read-replica): non-voters
+	// that serve agents' long-polls and forward writes.
+	Replicas []*Coord
+	Agents   []*Proc
 	// PKI secures the cluster: mutual TLS on the API, forwarding and
 	// Raft, encrypted gossip. Nil: --insecure.
 	PKI *PKI
@@ -74,31 +77,18 @@ func StartClusterACL(bin, dir, prefix string, n int, insecure, aclOn bool) (*Clu
 	}
 	c.probe = c.PKI.HTTP(c.PKI.operatorStore())
 	for i := 1; i <= n; i++ {
-		ip := fmt.Sprintf("%s.%d", prefix, i)
-		name := fmt.Sprintf("coord-%d", i)
-		co := &Coord{IP: ip, HTTP: ip + ":7070", Serf: ip + ":7946", DataDir: filepath.Join(dir, name), c: c}
-		args := []string{"run", "--coordinator", "--no-agent", "--bootstrap-expect", fmt.Sprint(n),
-			"--name", name, "--data-dir", co.DataDir, "--serf-addr", co.Serf, "--log-level", "info"}
-		sec, err := c.PKI.RunArgs(tlsutil.RoleServer, name, ip)
-		if err != nil {
-			c.Stop()
-			return nil, err
-		}
-		args = append(args, sec...)
-		if aclOn {
-			args = append(args, "--acl-enabled")
-		}
+		var join []string
 		for j := 1; j <= n; j++ {
 			if j != i {
-				args = append(args, "--join", fmt.Sprintf("%s.%d:7946", prefix, j))
+				join = append(join, fmt.Sprintf("%s.%d:7946", prefix, j))
 			}
 		}
-		p, err := StartProc(bin, dir, name, args...)
+		co, err := c.startCoord(fmt.Sprintf("coord-%d", i), fmt.Sprintf("%s.%d", prefix, i), join,
+			"--bootstrap-expect", fmt.Sprint(n))
 		if err != nil {
 			c.Stop()
 			return nil, err
 		}
-		co.Proc = p
 		c.Coords = append(c.Coords, co)
 	}
 	if err := c.WaitReady(60 * time.Second); err != nil {
@@ -120,6 +110,70 @@ func StartClusterACL(bin, dir, prefix string, n int, insecure, aclOn bool) (*Clu
 		}
 	}
 	return c, nil
+}
+
+// startCoord starts one coordinator process named name on ip that joins
+// the given gossip addresses.
+func (c *Cluster) startCoord(name, ip string, join []string, extra ...string) (*Coord, error) {
+	co := &Coord{IP: ip, HTTP: ip + ":7070", Serf: ip + ":7946", DataDir: filepath.Join(c.Dir, name), c: c}
+	args := append([]string{"run", "--coordinator", "--no-agent",
+		"--name", name, "--data-dir", co.DataDir, "--serf-addr", co.Serf, "--log-level", "info"}, extra...)
+	sec, err := c.PKI.RunArgs(tlsutil.RoleServer, name, ip)
+	if err != nil {
+		return nil, err
+	}
+	args = append(args, sec...)
+	if c.ACL {
+		args = append(args, "--acl-enabled")
+	}
+	for _, j := range join {
+		args = append(args, "--join", j)
+	}
+	p, err := StartProc(c.Bin, c.Dir, name, args...)
+	if err != nil {
+		return nil, err
+	}
+	co.Proc = p
+	return co, nil
+}
+
+// AddReadReplicas starts n read-replica coordinators (--read-replica) on
+// PREFIX.11, PREFIX.12, ..., joined to the voters, and waits until each
+// serves (knows the leader and holds the state). Agents prefer them.
+func (c *Cluster) AddReadReplicas(n int) error {
+	for i := 1; i <= n; i++ {
+		co, err := c.startCoord(fmt.Sprintf("replica-%d", i), fmt.Sprintf("%s.%d", c.Prefix, 10+i),
+			[]string{c.Coords[0].Serf}, "--read-replica")
+		if err != nil {
+			return err
+		}
+		c.Replicas = append(c.Replicas, co)
+	}
+	return waitUntil(60*time.Second, 50*time.Millisecond, "read replicas serving", func() bool {
+		for _, co := range c.Replicas {
+			if !co.Alive() {
+				return false
+			}
+			st, err := co.Status(time.Second)
+			if err != nil || st.Leader == "" || !st.RaftConfigured {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+// AgentAddrs are the addresses agents poll: the read replicas when there
+// are some (as real agents prefer them), else the voters.
+func (c *Cluster) AgentAddrs() []string {
+	if len(c.Replicas) == 0 {
+		return c.Addrs()
+	}
+	out := make([]string, len(c.Replicas))
+	for i, co := range c.Replicas {
+		out[i] = co.HTTP
+	}
+	return out
 }
 
 // bootstrapACL makes the management token (an operator certificate, no
@@ -275,6 +329,9 @@ func PlanPolls(coords []*Coord) (int64, error) {
 func (c *Cluster) Stop() {
 	for _, a := range c.Agents {
 		a.Stop()
+	}
+	for _, co := range c.Replicas {
+		co.Stop()
 	}
 	for _, co := range c.Coords {
 		co.Stop()

@@ -67,6 +67,10 @@ type CoordFootprint struct {
 	RSSMiB    []float64 `json:"rss_mib"`
 	PeakMiB   []float64 `json:"peak_rss_mib"`
 	Leader    string    `json:"leader"`
+	// ReplicaRSSMiB and ReplicaPeakMiB are the read replicas' (when the
+	// run has some: agents then poll them, not the voters).
+	ReplicaRSSMiB  []float64 `json:"replica_rss_mib,omitempty"`
+	ReplicaPeakMiB []float64 `json:"replica_peak_rss_mib,omitempty"`
 	// BenchRSSMiB is this process's RSS: the simulated agents.
 	BenchRSSMiB float64 `json:"bench_process_rss_mib"`
 }
@@ -148,7 +152,7 @@ func RunFleet(cfg FleetConfig) (*FleetResults, error) {
 	if _, err := PushModule(cl, modDir); err != nil {
 		return res, err
 	}
-	fleet, err := NewSimFleet(cfg.AgentDir, cfg.Cluster.Addrs(), cfg.Cluster.PKI, func(i int) map[string]string {
+	fleet, err := NewSimFleet(cfg.AgentDir, cfg.Cluster.AgentAddrs(), cfg.Cluster.PKI, func(i int) map[string]string {
 		return map[string]string{"bench_id": fmt.Sprintf("%05d", i)}
 	})
 	if err != nil {
@@ -309,11 +313,16 @@ func deployRun(cl *api.Client, fleet *SimFleet, svc, gen string, n int) (*runSam
 
 func coordFootprint(c *Cluster, n int) CoordFootprint {
 	cf := CoordFootprint{Agents: n}
-	cf.PlanPolls, _ = PlanPolls(c.Coords)
+	cf.PlanPolls, _ = PlanPolls(append(append([]*Coord(nil), c.Coords...), c.Replicas...))
 	for _, co := range c.Coords {
 		st, _ := ReadProcStats(co.PID())
 		cf.RSSMiB = append(cf.RSSMiB, float64(st.RSSKiB)/1024)
 		cf.PeakMiB = append(cf.PeakMiB, float64(st.HWMKiB)/1024)
+	}
+	for _, co := range c.Replicas {
+		st, _ := ReadProcStats(co.PID())
+		cf.ReplicaRSSMiB = append(cf.ReplicaRSSMiB, float64(st.RSSKiB)/1024)
+		cf.ReplicaPeakMiB = append(cf.ReplicaPeakMiB, float64(st.HWMKiB)/1024)
 	}
 	if l, err := c.Leader(); err == nil {
 		cf.Leader = l.Name

@@ -241,6 +241,9 @@ func (r *Results) Markdown() string {
 			p("\nCoordinators (real processes) with simulated agents connected and long-polling:\n\n| agents | open plan long-polls | coordinator RSS (each) | peak RSS (each) | leader | benchmark process RSS (the simulated agents) |\n| --- | --- | --- | --- | --- | --- |\n")
 			for _, c := range f.Coord {
 				p("| %d | %d | %s | %s | %s | %.0f MiB |\n", c.Agents, c.PlanPolls, mibList(c.RSSMiB), mibList(c.PeakMiB), c.Leader, c.BenchRSSMiB)
+				if len(c.ReplicaRSSMiB) > 0 {
+					p("| %d (read replicas, which the agents poll) | | %s | %s | | |\n", c.Agents, mibList(c.ReplicaRSSMiB), mibList(c.ReplicaPeakMiB))
+				}
 			}
 		}
 		p("\nBinaries (`make build`: CGO_ENABLED=0, -trimpath, -ldflags '-s -w'): ")

@@ -45,6 +45,7 @@ func main() {
 		wpDur       = flag.Duration("write-path", 0, "measured write-path period (default 10s; quick 5s)")
 		agentDir    = flag.String("agent-dir", "/dev/shm/dtkbench-agents", "data dirs of simulated agents (tmpfs by default: see docs/performance.md)")
 		workDir     = flag.String("work", "", "work folder on a real disk (default: a new folder under $TMPDIR)")
+		replicas    = flag.Int("read-replicas", 0, "start this many read-replica coordinators (--read-replica) next to the 3 voters for figures 1–3; simulated agents then poll the replicas")
 		only        = flag.String("only", "", "comma-separated figures to run: local,fleet,failover,idle (default all)")
 		cpuprofile  = flag.String("cpuprofile", "", "write a CPU profile of this process (simulated agents, clients) to this file")
 		keep        = flag.Bool("keep", false, "keep the work folder (logs of every process)")
@@ -225,6 +226,14 @@ func main() {
 		c, err := bench.StartClusterACL(agentBin, filepath.Join(*workDir, "fleet"), "127.0.201", 3, *insecure, !*insecure && !*noACL)
 		if err != nil {
 			lg.Fatalf("cluster: %v", err)
+		}
+		if *replicas > 0 {
+			lg.Printf("starting %d read replicas", *replicas)
+			if err := c.AddReadReplicas(*replicas); err != nil {
+				c.Stop()
+				lg.Fatalf("read replicas: %v", err)
+			}
+			notes = append(notes, fmt.Sprintf("%d read-replica coordinators (--read-replica, non-voters, %s.11 onwards) ran next to the 3 voters; the simulated agents polled them (the voters served operator calls and forwarded writes)", *replicas, "127.0.201"))
 		}
 		if want("local") {
 			loadNote("local")
