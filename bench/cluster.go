@@ -117,7 +117,9 @@ func StartClusterACL(bin, dir, prefix string, n int, insecure, aclOn bool) (*Clu
 func (c *Cluster) startCoord(name, ip string, join []string, extra ...string) (*Coord, error) {
 	co := &Coord{IP: ip, HTTP: ip + ":7070", Serf: ip + ":7946", DataDir: filepath.Join(c.Dir, name), c: c}
 	args := append([]string{"run", "--coordinator", "--no-agent",
-		"--name", name, "--data-dir", co.DataDir, "--serf-addr", co.Serf, "--log-level", "info"}, extra...)
+		"--name", name, "--data-dir", co.DataDir, "--serf-addr", co.Serf, "--log-level", "info",
+		// The fleet module holds one node block per agent: 1.8 MB at 10,000.
+		"--limits-hcl-file-bytes", "16MiB"}, extra...)
 	sec, err := c.PKI.RunArgs(tlsutil.RoleServer, name, ip)
 	if err != nil {
 		return nil, err
