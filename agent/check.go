@@ -84,13 +84,18 @@ func checkFindings(res actions.Result) []string {
 // check found; dtkctl service status shows them.
 const driftPrefix = "dtk: drift: "
 
-// repairOutput is the output of a run that repaired drift: what the check
-// found, then the end of the run's own output, within the report's tail.
+// repairOutput is the output of a run that repaired drift: the end of the
+// run's own output, then what the check found, within the report's tail.
+// The findings come last because a coordinator that keeps less of a
+// report's output keeps its end.
 func repairOutput(found []string, output string) string {
 	var b strings.Builder
 	for _, f := range found {
 		b.WriteString(driftPrefix + f + "\n")
 	}
 	note := tailString(b.String(), actions.TailBytes/4)
-	return note + tailString(output, actions.TailBytes-len(note))
+	if output != "" && !strings.HasSuffix(output, "\n") {
+		output += "\n"
+	}
+	return tailString(output, actions.TailBytes-len(note)) + note
 }

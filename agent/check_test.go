@@ -145,7 +145,7 @@ func TestAgent_Check_NoopRepairsDriftAndSaysWhatItFound(t *testing.T) {
 		}
 		waitFor(t, "drift repaired of "+st.Instance, func() bool { return len(f.drifts(st.ID)) > 0 })
 		r := f.drifts(st.ID)[0]
-		want := driftPrefix + "would fix " + st.Instance + "\nfixed " + st.Instance + "\n"
+		want := "fixed " + st.Instance + "\n" + driftPrefix + "would fix " + st.Instance + "\n"
 		if r.State != plan.StepOK || !r.Changed || r.Output != want {
 			t.Errorf("repair report: state %s, changed %v, output %q, want %q", r.State, r.Changed, r.Output, want)
 		}
@@ -168,7 +168,7 @@ func TestAgent_Check_OfAPredictingKindDoesNotConverge(t *testing.T) {
 	}
 	waitFor(t, "drift repaired", func() bool { return len(f.drifts(st.ID)) > 0 })
 	r := f.drifts(st.ID)[0]
-	if r.Output != driftPrefix+"would fix a\nrepaired\n" {
+	if r.Output != "repaired\n"+driftPrefix+"would fix a\n" {
 		t.Errorf("repair output %q", r.Output)
 	}
 	real, dry := audit.requests()
@@ -188,7 +188,7 @@ func TestAgent_Check_BashFailureIsDrift(t *testing.T) {
 	waitFor(t, "the step ran", func() bool { return len(f.final(st.ID)) == 1 })
 	os.Remove(filepath.Join(data, "f"))
 	waitFor(t, "drift repaired", func() bool { return len(f.drifts(st.ID)) > 0 })
-	if r := f.drifts(st.ID)[0]; r.Output != driftPrefix+"f is gone\nmade\n" || r.State != plan.StepOK {
+	if r := f.drifts(st.ID)[0]; r.Output != "made\n"+driftPrefix+"f is gone\n" || r.State != plan.StepOK {
 		t.Errorf("repair report: %s %q", r.State, r.Output)
 	}
 }

@@ -239,7 +239,7 @@ func (o *Output) stepTable(st *api.ServiceStatus, gen uint64) {
 	}
 	printTable(w, "", []string{"NODE", "STEP", "ACTION", "STATE", "EXIT", "DURATION"}, rows)
 	for _, d := range drifted {
-		// What the check found, as the agent put it at the head of the
+		// What the check found, as the agent put it at the end of the
 		// repair's output ("dtk: drift: " lines).
 		var found []string
 		for _, l := range strings.Split(d.s.Output, "\n") {
