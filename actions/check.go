@@ -41,7 +41,7 @@ func (Container) Predicts() bool { return true }
 // Bounds of Result.Changes.
 const (
 	maxChanges    = 20
-	maxChangeLine = 300
+	maxChangeLine = 512
 )
 
 // changeFinders read, from the output log of a dry run that predicted a

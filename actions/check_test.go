@@ -119,7 +119,7 @@ localhost : ok=4 changed=3
 	if got := containerChanges(scan(container)); !slices.Equal(got, []string{"would replace container c: it is not running"}) {
 		t.Errorf("container: %q", got)
 	}
-	many := strings.Repeat("Notice: /Stage[main]/Main/File[/"+strings.Repeat("x", 400)+"]/ensure: current_value 'absent', should be 'file' (noop)\n", 30)
+	many := strings.Repeat("Notice: /Stage[main]/Main/File[/"+strings.Repeat("x", 600)+"]/ensure: current_value 'absent', should be 'file' (noop)\n", 30)
 	got := puppetChanges(scan(many))
 	if len(got) != maxChanges || len(got[0]) != maxChangeLine+len("...") {
 		t.Errorf("bounds: %d lines, the first %d bytes", len(got), len(got[0]))

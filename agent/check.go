@@ -93,7 +93,7 @@ func repairOutput(found []string, output string) string {
 	for _, f := range found {
 		b.WriteString(driftPrefix + f + "\n")
 	}
-	note := tailString(b.String(), actions.TailBytes/4)
+	note := tailString(b.String(), actions.TailBytes/2)
 	if output != "" && !strings.HasSuffix(output, "\n") {
 		output += "\n"
 	}
