@@ -1,7 +1,9 @@
 package actions
 
 import (
+	"archive/tar"
 	"bufio"
+	"bytes"
 	"os"
 	"path/filepath"
 	"slices"
@@ -123,5 +125,42 @@ localhost : ok=4 changed=3
 	got := puppetChanges(scan(many))
 	if len(got) != maxChanges || len(got[0]) != maxChangeLine+len("...") {
 		t.Errorf("bounds: %d lines, the first %d bytes", len(got), len(got[0]))
+	}
+}
+
+// The image ID of a tarball is read once per file version: a container's
+// check runs on every reconcile interval.
+func TestArchiveIDCache(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "image.tar")
+	write := func(config string) {
+		var buf bytes.Buffer
+		tw := tar.NewWriter(&buf)
+		manifest := `[{"Config":"` + config + `.json","RepoTags":["localhost/box:1"]}]`
+		tw.WriteHeader(&tar.Header{Name: "manifest.json", Mode: 0o644, Size: int64(len(manifest))})
+		tw.Write([]byte(manifest))
+		tw.Close()
+		if err := os.WriteFile(file, buf.Bytes(), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var c archiveIDCache
+	write("aaaa")
+	if id, err := c.get(file, "localhost/box:1"); err != nil || id != "aaaa" {
+		t.Fatalf("get = %q, %v", id, err)
+	}
+	key := ""
+	for k := range c.ids {
+		key = k
+	}
+	c.ids[key] = "remembered"
+	if id, _ := c.get(file, "box:1"); id != "aaaa" {
+		t.Errorf("another reference of the same file: %q, want it read (aaaa)", id)
+	}
+	if id, _ := c.get(file, "localhost/box:1"); id != "remembered" {
+		t.Errorf("the same file again: %q, want the remembered ID", id)
+	}
+	write("bbbbbb") // another size
+	if id, _ := c.get(file, "localhost/box:1"); id != "bbbbbb" {
+		t.Errorf("after the file changed: %q, want bbbbbb", id)
 	}
 }
