@@ -114,6 +114,11 @@ type Result struct {
 	// whether the run would change anything (bash, exec): State is then
 	// Changed, read as "would run", never as "no change".
 	CannotPredict bool
+	// Changes is what a dry run that predicted a change found would
+	// change, one line each (at most 20): Puppet's "(noop)" events,
+	// Ansible's changed tasks, the container runner's "would ..." notes.
+	// Redacted like Output. Empty when the runner cannot tell.
+	Changes []string
 }
 
 // Runner runs one kind of asset.

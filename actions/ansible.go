@@ -156,7 +156,7 @@ func (Ansible) Run(ctx context.Context, req Request) Result {
 	}
 	args := []string{"-c", "local", "-i", "localhost,", "--extra-vars", "@" + varsFile}
 	if req.DryRun {
-		args = append(args, "--check")
+		args = append(args, "--check", "--diff") // --diff: what would change
 	}
 	args = append(args, playbook)
 	// The recap is read from the output if the plugin wrote nothing.

@@ -20,6 +20,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // Container runs, replaces or removes one container with podman or docker.
@@ -417,7 +418,7 @@ func ensureImage(s *session, eng *engine, spec containerSpec) (string, error) {
 		if err != nil {
 			return "", err
 		}
-		want, err := archiveImageID(archive, spec.Image)
+		want, err := archiveIDs.get(archive, spec.Image)
 		if err != nil {
 			return "", fmt.Errorf("image_archive %s: %w", spec.ImageArchive, err)
 		}
@@ -516,6 +517,41 @@ func runContainer(s *session, eng *engine, spec containerSpec, hash string) (str
 	if i := strings.LastIndexByte(id, '\n'); i >= 0 { // after pull progress
 		id = id[i+1:]
 	}
+	return id, nil
+}
+
+// archiveIDCache remembers the image IDs read from tarballs, by file, size
+// and modification time: a container's check runs on every reconcile
+// interval, and manifest.json is usually at the end of the tarball.
+type archiveIDCache struct {
+	mu  sync.Mutex
+	ids map[string]string
+}
+
+var archiveIDs archiveIDCache
+
+// get is archiveImageID, remembered.
+func (c *archiveIDCache) get(file, ref string) (string, error) {
+	info, err := os.Stat(file)
+	if err != nil {
+		return "", err
+	}
+	key := fmt.Sprintf("%s\x00%s\x00%d\x00%d", file, ref, info.Size(), info.ModTime().UnixNano())
+	c.mu.Lock()
+	id, ok := c.ids[key]
+	c.mu.Unlock()
+	if ok {
+		return id, nil
+	}
+	if id, err = archiveImageID(file, ref); err != nil {
+		return "", err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.ids == nil || len(c.ids) >= 256 { // module versions come and go
+		c.ids = map[string]string{}
+	}
+	c.ids[key] = id
 	return id, nil
 }
 

@@ -181,6 +181,11 @@ func TestContainer_Run(t *testing.T) {
 	if _, err := podman(t, eng, "stop", "-t", "5", name); err != nil {
 		t.Fatal(err)
 	}
+	res = run(t, create(kv, true))
+	wantState(t, res, Changed)
+	if want := "would replace container " + name + ": it is not running"; len(res.Changes) != 1 || res.Changes[0] != want {
+		t.Errorf("dry run of a stopped container: changes %q, want %q", res.Changes, want)
+	}
 	wantState(t, run(t, create(kv, false)), Changed)
 	if c := inspectContainer(t, eng, name); c == nil || !c.State.Running {
 		t.Fatalf("drift not repaired: %+v", c)

@@ -229,6 +229,9 @@ func (s *session) finish(res Result) Result {
 	}
 	res.Duration = time.Since(s.start)
 	res.Output = s.tail.String()
+	if s.req.DryRun && res.State == Changed && !res.CannotPredict {
+		res.Changes = dryRunChanges(s.req.Action.Kind, s.log.Name())
+	}
 	if res.Err != nil {
 		if msg := redact(res.Err.Error(), s.secrets); msg != res.Err.Error() {
 			res.Err = errors.New(msg)

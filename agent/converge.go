@@ -25,8 +25,9 @@ import (
 // (newest first), then run every step whose digest differs from its last
 // success, in order. A failed step stops the rest of its service's steps on
 // this node. Unchanged steps spawn no process, except that with checks set
-// (the reconcile interval) an unchanged step's check runs, and a failed
-// check re-runs its create action, reported as drift repaired.
+// (the reconcile interval) an unchanged step's check runs (see
+// runCheck), and a check that finds drift re-runs its create action,
+// reported as drift repaired with what the check found.
 func (a *Agent) converge(ctx context.Context, sl *plan.Slice, checks bool) {
 	if !a.waitCleared(ctx) {
 		return
@@ -139,10 +140,11 @@ func (a *Agent) runStep(ctx context.Context, st *plan.Step, checks bool) (ran, o
 	a.mu.Lock()
 	rec := a.state.Steps[st.ID]
 	a.mu.Unlock()
-	drift := false
-	if rec != nil && rec.Digest == st.Digest && checks && st.Check != nil && st.Action == "create" {
-		drift = a.drifted(ctx, st)
+	var found []string // what a check found out of the desired state
+	if rec != nil && rec.Digest == st.Digest && checks && st.Action == "create" && stepCheck(st) != nil {
+		found = a.drifted(ctx, st)
 	}
+	drift := found != nil
 	a.mu.Lock()
 	failedBefore := a.state.Failed[st.ID] == failKey(st)
 	a.mu.Unlock()
@@ -192,6 +194,9 @@ func (a *Agent) runStep(ctx context.Context, st *plan.Step, checks bool) (ran, o
 		Digest: st.Digest, State: plan.StepOK, ExitCode: res.ExitCode, Changed: res.State == actions.Changed,
 		DurationMs: res.Duration.Milliseconds(), Output: res.Output,
 		StartedAt: started.UnixMilli(), FinishedAt: time.Now().UnixMilli(),
+	}
+	if drift {
+		rep.Output = repairOutput(found, res.Output)
 	}
 	if res.Err != nil {
 		rep.Error = res.Err.Error()
@@ -294,20 +299,6 @@ func (a *Agent) queueSkipped() {
 	a.skipped = nil
 }
 
-// drifted runs a step's check: a failing check means the component is no
-// longer in its desired state.
-func (a *Agent) drifted(ctx context.Context, st *plan.Step) bool {
-	res := a.runCheck(ctx, st)
-	if ctx.Err() != nil {
-		return false
-	}
-	if res.State == actions.Failed {
-		a.log.Warn("drift detected, repairing", "step", st.ID, "exit", res.ExitCode)
-		return true
-	}
-	return false
-}
-
 // execute fetches the step's module and runs its action.
 func (a *Agent) execute(ctx context.Context, st *plan.Step) actions.Result {
 	ctx, done := a.running.start(ctx, st.Service)
@@ -321,11 +312,7 @@ func (a *Agent) executeWith(ctx context.Context, st *plan.Step, dryRun bool) act
 	if err != nil {
 		return actions.Result{State: actions.Failed, ExitCode: -1, Err: err}
 	}
-	lookup := a.cfg.Runner
-	if lookup == nil {
-		lookup = actions.Lookup
-	}
-	runner, err := lookup(st.Run.Kind)
+	runner, err := a.runner(st.Run.Kind)
 	if err != nil {
 		return actions.Result{State: actions.Failed, ExitCode: -1, Err: err}
 	}
@@ -340,6 +327,14 @@ func (a *Agent) executeWith(ctx context.Context, st *plan.Step, dryRun bool) act
 		StepUser: a.cfg.StepUser, StepGroup: a.cfg.StepGroup,
 		ScratchDir: scratch, Processes: stepProcesses{a: a, step: st.ID},
 	})
+}
+
+// runner finds the runner of an action kind.
+func (a *Agent) runner(kind string) (actions.Runner, error) {
+	if a.cfg.Runner != nil {
+		return a.cfg.Runner(kind)
+	}
+	return actions.Lookup(kind)
 }
 
 // attributeFiles are the files runners write to hand a step its

@@ -54,14 +54,14 @@ func (a *Agent) verifyHealth(ctx context.Context, st *plan.Step, running plan.Re
 			return cancelled()
 		case <-wait.C:
 		}
-		res := a.runCheck(vctx, st)
+		res, drift := a.runCheck(vctx, st)
 		if vctx.Err() != nil || a.running.isCancelled(st.Service) {
 			return cancelled()
 		}
 		elapsed := time.Since(start)
-		if res.State == actions.Failed {
+		if drift {
 			a.log.Warn("health check failed", "step", st.ID, "after", elapsed.Round(time.Second), "exit", res.ExitCode)
-			return fmt.Errorf("health check failed %s after the run: %s", seconds(elapsed), checkTail(res))
+			return fmt.Errorf("health check failed %s after the run: %s", seconds(elapsed), strings.Join(checkFindings(res), "\n"))
 		}
 		if elapsed >= total {
 			a.log.Info("health verified", "step", st.ID, "for", total)
@@ -69,14 +69,6 @@ func (a *Agent) verifyHealth(ctx context.Context, st *plan.Step, running plan.Re
 		}
 		report(elapsed)
 	}
-}
-
-// runCheck runs a create step's check action.
-func (a *Agent) runCheck(ctx context.Context, st *plan.Step) actions.Result {
-	chk := *st
-	chk.Run = *st.Check
-	chk.Action = "check"
-	return a.execute(ctx, &chk)
 }
 
 // checkTail is what a failed check said: the end of its output, else its

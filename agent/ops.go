@@ -290,9 +290,7 @@ func (a *Agent) predict(ctx context.Context, st *plan.Step) plan.Report {
 	case res.CannotPredict && st.Check != nil:
 		// bash and exec cannot predict; the component's check can tell
 		// whether the new desired state already holds.
-		chk := *st
-		chk.Run, chk.Action = *st.Check, "check"
-		if c := a.executeWith(ctx, &chk, false); c.State != actions.Failed {
+		if _, drift := a.checkWith(ctx, st); !drift {
 			r.Prediction = plan.PredictNoChange
 		} else {
 			r.Prediction = plan.PredictChange

@@ -22,6 +22,9 @@ import (
 // settings it takes (besides kind and timeout) and how to decode them.
 type actionKind struct {
 	settings []string
+	// predicts: its dry run tells whether a run would change anything,
+	// so that a noop check (plan.CheckNoop) can run it.
+	predicts bool
 	// decode fills act from the block's attributes (all of them among
 	// settings); it reports problems and says whether all went well.
 	decode func(l *loader, b *hcl.Block, attrs map[string]*hcl.Attribute, act *plan.Action) bool
@@ -32,10 +35,14 @@ type actionKind struct {
 var actionKinds = map[string]actionKind{
 	"bash":      {settings: []string{"script", "inline"}, decode: decodeBash},
 	"exec":      {settings: []string{"program", "args"}, decode: decodeExec},
-	"puppet":    {settings: []string{"manifest", "class", "modulepath"}, decode: decodePuppet},
-	"ansible":   {settings: []string{"playbook", "role"}, decode: decodeAnsible},
-	"container": {settings: []string{"engine"}, decode: decodeContainer},
+	"puppet":    {settings: []string{"manifest", "class", "modulepath"}, decode: decodePuppet, predicts: true},
+	"ansible":   {settings: []string{"playbook", "role"}, decode: decodeAnsible, predicts: true},
+	"container": {settings: []string{"engine"}, decode: decodeContainer, predicts: true},
 }
+
+// noopCheck is the kind of check { kind = "noop" }: the create action run
+// as a dry run. It takes no settings of its own but timeout.
+var noopCheck = actionKind{decode: func(*loader, *hcl.Block, map[string]*hcl.Attribute, *plan.Action) bool { return true }}
 
 // defaultKind is the kind of an action block that names none.
 const defaultKind = "bash"
@@ -74,6 +81,11 @@ func (l *loader) decodeAction(b *hcl.Block) *plan.Action {
 		switch {
 		case !good:
 			return nil
+		case s == plan.CheckNoop && b.Type == "check":
+		case s == plan.CheckNoop:
+			l.errorf(startRange(a.Expr.Range()), fmt.Sprintf("kind %q is a kind of check only", s),
+				"check { kind = \"noop\" } runs the create action as a dry run; create, delete and custom actions run one of %s", quoteList(ActionKinds()))
+			return nil
 		case actionKinds[s].decode == nil:
 			l.errorf(startRange(a.Expr.Range()), fmt.Sprintf("unknown action kind %q", s),
 				"allowed kinds: %s", quoteList(ActionKinds()))
@@ -82,10 +94,17 @@ func (l *loader) decodeAction(b *hcl.Block) *plan.Action {
 		act.Kind = s
 	}
 	kind := actionKinds[act.Kind]
+	if act.Kind == plan.CheckNoop {
+		kind = noopCheck
+	}
 
 	settings := map[string]*hcl.Attribute{}
 	for _, a := range sortedAttrs(content.Attributes) {
 		switch {
+		case act.Kind == plan.CheckNoop && a.Name != "kind" && a.Name != "timeout":
+			l.errorf(startRange(a.NameRange), fmt.Sprintf("a noop check takes no %s", a.Name),
+				"a noop check runs the create action (its settings, user and group) as a dry run; it takes only timeout")
+			ok = false
 		case a.Name == "kind" || a.Name == "timeout" || a.Name == "retries" || a.Name == "retry_delay" ||
 			a.Name == "user" || a.Name == "group":
 		case contains(kind.settings, a.Name):
@@ -462,6 +481,18 @@ func (l *loader) checkContainerAttributes(c *plan.Component) {
 		l.errorf(l.posRange(a.Pos), fmt.Sprintf("container setting %q has type %s", a.Name, a.Type),
 			"the container action reads %s as %s", a.Name, want)
 	}
+}
+
+// checkNoopCheck checks that a component's noop check has a create
+// action that can predict what it would change.
+func (l *loader) checkNoopCheck(c *plan.Component) {
+	create := c.Actions["create"]
+	if c.Check == nil || c.Check.Kind != plan.CheckNoop || create == nil || actionKinds[create.Kind].predicts {
+		return
+	}
+	l.errorf(l.posRange(c.Check.Pos), fmt.Sprintf("a noop check needs a create action that can predict, not %s", create.Kind),
+		"a noop check runs create as a dry run, and %s action cannot say what it would change (its dry run only says it would run); "+
+			"write a check that tests the state instead: check { inline = \"...\" } (exit 0: in its desired state)", withArticle(create.Kind))
 }
 
 // posRange is the empty range at p.

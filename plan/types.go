@@ -126,13 +126,22 @@ type Validation struct {
 	Pos          Pos    `json:"pos"`
 }
 
+// CheckNoop is the kind of a check that runs the component's create
+// action in its own dry-run mode (Puppet --noop, Ansible --check, the
+// container comparison): a change it predicts is drift. It is the default
+// check of a container create action. It is in no step's digest (Check is
+// not). An older agent has no runner of that kind: it takes every such
+// check for drift and runs create again on each reconcile interval, which
+// changes nothing but is reported as drift repaired; upgrade agents first.
+const CheckNoop = "noop"
+
 // Action is one wrapped asset run. Which fields are set depends on Kind
 // (see docs/actions.md); paths "inside the module" are slash-separated,
 // relative to the module folder and cleaned (keys of Module.Files, or of
 // folders holding such keys).
 type Action struct {
 	// Kind names the runner: "bash", "exec", "puppet", "ansible" or
-	// "container".
+	// "container"; a check may also be CheckNoop.
 	Kind string `json:"kind"`
 	// bash: Script is a path inside the module folder; Inline is script
 	// text. Exactly one is set.

@@ -187,16 +187,21 @@ func nodeLabel(n api.NodeStatus) string {
 	return n.Name + " (" + n.TemplateNode + ")"
 }
 
+// driftPrefix starts the lines of a repair's output that say what the
+// step's check found (the agent writes them).
+const driftPrefix = "dtk: drift: "
+
 // stepTable prints NODE STEP ACTION STATE EXIT DURATION for every step, then
-// the error and output tail of each failed step.
+// what the check found of each step that repaired drift, and the error and
+// output tail of each failed step.
 func (o *Output) stepTable(st *api.ServiceStatus, gen uint64) {
 	w := o.Out
 	var rows [][]string
-	type failure struct {
+	type noted struct {
 		where string
 		s     api.StepStatus
 	}
-	var failed []failure
+	var failed, drifted []noted
 	for _, n := range st.Nodes {
 		for _, s := range n.Steps {
 			state := stepState(s, gen)
@@ -221,7 +226,10 @@ func (o *Output) stepTable(st *api.ServiceStatus, gen uint64) {
 			}
 			rows = append(rows, []string{n.Name, step, s.Action, o.paint(shown), exit, dur})
 			if state == plan.StepFailed {
-				failed = append(failed, failure{n.Name + " " + stepLabel(n, s), s})
+				failed = append(failed, noted{n.Name + " " + stepLabel(n, s), s})
+			}
+			if state == plan.StepOK && s.Drift {
+				drifted = append(drifted, noted{n.Name + " " + stepLabel(n, s), s})
 			}
 		}
 	}
@@ -230,6 +238,23 @@ func (o *Output) stepTable(st *api.ServiceStatus, gen uint64) {
 		return
 	}
 	printTable(w, "", []string{"NODE", "STEP", "ACTION", "STATE", "EXIT", "DURATION"}, rows)
+	for _, d := range drifted {
+		// What the check found, as the agent put it at the end of the
+		// repair's output ("dtk: drift: " lines).
+		var found []string
+		for _, l := range strings.Split(d.s.Output, "\n") {
+			if f, ok := strings.CutPrefix(l, driftPrefix); ok {
+				found = append(found, f)
+			}
+		}
+		if len(found) == 0 {
+			continue
+		}
+		fmt.Fprintf(w, "\n%s %s: the check found:\n", d.where, term.Paint(o.Color, term.Yellow, "drift repaired"))
+		for _, f := range found {
+			fmt.Fprintf(w, "    %s\n", f)
+		}
+	}
 	for _, f := range failed {
 		msg := f.s.Error
 		if msg == "" {

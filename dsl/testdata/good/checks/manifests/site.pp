@@ -1,0 +1,1 @@
+file { "/tmp/checks-example": content => "x\n" }
