@@ -97,6 +97,10 @@ type Agent struct {
 	// way; they are queued together, with one state save (guarded by
 	// convergeMu).
 	skipped []plan.Report
+	// changed holds the IDs of the steps whose run changed something in
+	// the converge pass under way, for their subscribers (subscribe.go;
+	// guarded by convergeMu).
+	changed map[string]bool
 
 	pollMu     sync.Mutex
 	pollCancel context.CancelFunc

@@ -51,6 +51,9 @@ type stepRecord struct {
 	Attributes   map[string]json.RawMessage `json:"attributes,omitempty"`
 	// Order is when the step first succeeded, so undos run newest first.
 	Order uint64 `json:"order"`
+	// Force is the step's Force when it last ran: a higher one in the
+	// plan (deploy --force) runs it again, once.
+	Force uint64 `json:"force,omitempty"`
 }
 
 func loadState(path string) (*localState, error) {
