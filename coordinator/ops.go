@@ -98,7 +98,7 @@ func (s *State) opSteps(svcName string, req *api.OpRequest, kind string) (map[st
 func selectSteps(p *plan.Plan, req *api.OpRequest) iter.Seq2[*plan.NodePlan, *plan.Step] {
 	return func(yield func(*plan.NodePlan, *plan.Step) bool) {
 		for _, np := range p.Nodes {
-			if req.Node != "" && req.Node != np.Name && req.Node != np.Agent && req.Node != baseNode(np.Name) {
+			if !onNode(np, req.Node) {
 				continue
 			}
 			for _, st := range np.Steps {
