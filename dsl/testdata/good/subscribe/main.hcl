@@ -29,4 +29,10 @@ template "t" {
       subscribe  = [component.config]
     }
   }
+  inject "file" "agent_conf" { path = "/etc/agent.conf" }
+  inject "service" "agent" {
+    name      = "agent"
+    subscribe = ["agent_conf"]
+    refresh   = "reload"
+  }
 }
