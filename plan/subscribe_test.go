@@ -69,3 +69,27 @@ func TestCompileKeepsForce(t *testing.T) {
 		}
 	}
 }
+
+// An injected instance subscribes to another one its template injects.
+func TestCompileSubscribe_Injected(t *testing.T) {
+	mod := loadModule(t, "../dsl/testdata/good/subscribe")
+	parent := &plan.Service{Name: "env", Module: mod.Name, Version: mod.Version, Template: "t", Plan: subscribeCompile(t, nil)}
+	child := &plan.Service{Name: "app", Module: mod.Name, Version: mod.Version, Template: "t", Parent: "env"}
+	p, viol := plan.Compile(plan.CompileInput{
+		Service: child, Module: mod, Modules: map[string]*plan.Module{mod.Ref(): mod},
+		Nodes: []*plan.Node{{Name: "n1"}}, Generation: 1, Done: map[string]string{},
+		Ancestors: []plan.Ancestor{{Service: parent, Module: mod}},
+	})
+	if viol != nil {
+		t.Fatalf("violations:\n%v", viol)
+	}
+	for _, st := range p.Nodes[0].Steps {
+		if st.Instance == "env.agent" {
+			if !slices.Equal(st.Subscribe, []string{"app/a/env.agent_conf/create"}) || st.RefreshAction != "reload" {
+				t.Errorf("env.agent subscribes to %v, refresh %q", st.Subscribe, st.RefreshAction)
+			}
+			return
+		}
+	}
+	t.Fatalf("no injected agent step in %+v", p.Nodes[0].Steps)
+}
