@@ -1,7 +1,11 @@
 package agent
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
+
+	"github.com/dtkhq/dtk/actions"
 
 	"github.com/dtkhq/dtk/plan"
 )
@@ -44,4 +48,22 @@ func stepInstance(id string) string {
 		return id
 	}
 	return parts[len(parts)-2]
+}
+
+// lastLog is the log file of a step's last run: its refresh action's when
+// that ran after its create action.
+func (a *Agent) lastLog(st *plan.Step) string {
+	path := filepath.Join(a.cfg.DataDir, "steps", scratchName(st), actions.LogFile)
+	if st.RefreshAction == "" {
+		return path
+	}
+	r := *st
+	r.Action = st.RefreshAction
+	refresh := filepath.Join(a.cfg.DataDir, "steps", scratchName(&r), actions.LogFile)
+	if fr, err := os.Stat(refresh); err == nil {
+		if fc, err := os.Stat(path); err != nil || fr.ModTime().After(fc.ModTime()) {
+			return refresh
+		}
+	}
+	return path
 }

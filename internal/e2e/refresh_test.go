@@ -122,8 +122,11 @@ func TestE2E_Subscribe_RefreshForceAndLogs(t *testing.T) {
 	if got := readRuns(t, root); got != "start,reload" {
 		t.Fatalf("after an unchanged deploy: runs %s", got)
 	}
-	if out := mustCtl(t, addr, "service", "logs", "web", "--tail"); !strings.Contains(out, "reloaded b") || !strings.Contains(out, "writing b") {
-		t.Fatalf("logs after an unchanged deploy lost the last runs:\n%s", out)
+	for _, args := range [][]string{{"--tail"}, {}} {
+		out := mustCtl(t, addr, append([]string{"service", "logs", "web"}, args...)...)
+		if !strings.Contains(out, "reloaded b") || !strings.Contains(out, "writing b") {
+			t.Fatalf("logs %v after an unchanged deploy lost the last runs:\n%s", args, out)
+		}
 	}
 	// --force runs the daemon's create again, once: not on the next deploy.
 	mustCtl(t, addr, "service", "deploy", "web", "--force", "--step", "daemon", "--wait")
