@@ -73,6 +73,31 @@ func TestFSM_DeployRestore_BringsBackADeletedComponent(t *testing.T) {
 	if planStep(t, st, "s/a/two/create") == nil || len(st.Service("s").Removed) != 0 {
 		t.Fatalf("after restore: removed %v, two in plan: %v", st.Service("s").Removed, planStep(t, st, "s/a/two/create") != nil)
 	}
+	// A whole node, by its template node's name.
+	h.mustApply(DeleteServiceType, DeleteServiceCmd{Name: "s", Node: "b"})
+	h.report("n2", "s/b/three/delete", 2, plan.StepOK)
+	if !slices.Equal(st.Service("s").Removed, []string{"b"}) {
+		t.Fatalf("after deleting node b: removed %v", st.Service("s").Removed)
+	}
+	h.mustApply(DeployServiceType, DeployServiceCmd{Name: "s", Restore: &api.Part{Node: "b"}})
+	if planStep(t, st, "s/b/three/create") == nil || len(st.Service("s").Removed) != 0 {
+		t.Fatalf("after restoring node b: removed %v", st.Service("s").Removed)
+	}
+}
+
+// A restore whose deploy is refused leaves the removed part removed.
+func TestFSM_DeployRestore_RefusedDeployKeepsItRemoved(t *testing.T) {
+	h := newHarness(t)
+	h.setup()
+	h.mustApply(DeployServiceType, DeployServiceCmd{Name: "s"})
+	h.mustApply(DeleteServiceType, DeleteServiceCmd{Name: "s", Component: "two"})
+	bad := &plan.RolloutOverride{MaxParallel: "-1"}
+	if err, _ := h.apply(DeployServiceType, DeployServiceCmd{Name: "s", Rollout: bad, Restore: &api.Part{Component: "two"}}).(error); err == nil {
+		t.Fatal("a deploy with a bad rollout was accepted")
+	}
+	if got := h.fsm.State().Service("s").Removed; !slices.Equal(got, []string{"a/two"}) {
+		t.Fatalf("after a refused restore: removed %v", got)
+	}
 }
 
 // A skipped step's report keeps the output and exit code of its last run.
