@@ -8,7 +8,8 @@ import (
 	"testing"
 )
 
-// writeModule writes main.hcl of a module folder under root and pushes it.
+// pushModule writes main.hcl of module name in a folder under root and
+// pushes it.
 func pushModule(t *testing.T, addr, root, name, hcl string) {
 	t.Helper()
 	mod := filepath.Join(root, name+"-mod")
