@@ -179,16 +179,16 @@ func (a *Agent) runStep(ctx context.Context, st *plan.Step, checks bool) (ran, o
 	stopProgress := a.reportProgress(running, filepath.Join(a.cfg.DataDir, "steps", scratchName(run), actions.LogFile))
 	res := a.execute(ctx, run)
 	// Retries, where the action asks for them, with a doubling delay.
-	for try := 1; res.State == actions.Failed && try <= st.Run.Retries && ctx.Err() == nil &&
+	for try := 1; res.State == actions.Failed && try <= run.Run.Retries && ctx.Err() == nil &&
 		!a.running.isCancelled(st.Service) && !errors.Is(res.Err, actions.ErrCancelled); try++ {
-		delay := retryDelay(st.Run, try)
-		a.log.Warn("step failed, retrying", "step", st.ID, "exit", res.ExitCode, "retry", try, "of", st.Run.Retries, "in", delay)
+		delay := retryDelay(run.Run, try)
+		a.log.Warn("step failed, retrying", "step", st.ID, "exit", res.ExitCode, "retry", try, "of", run.Run.Retries, "in", delay)
 		select {
 		case <-ctx.Done():
 		case <-time.After(delay):
 		}
 		res = a.execute(ctx, run)
-		if res.State == actions.Failed && try == st.Run.Retries && res.Err == nil {
+		if res.State == actions.Failed && try == run.Run.Retries && res.Err == nil {
 			res.Err = fmt.Errorf("exit code %d after %d retries", res.ExitCode, try)
 		}
 	}
