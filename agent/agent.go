@@ -97,10 +97,9 @@ type Agent struct {
 	// way; they are queued together, with one state save (guarded by
 	// convergeMu).
 	skipped []plan.Report
-	// changed holds the IDs of the steps whose run changed something in
-	// the converge pass under way, for their subscribers (subscribe.go;
-	// guarded by convergeMu).
-	changed map[string]bool
+	// subscribers maps a step ID of the slice being converged to the
+	// steps that subscribe to it (subscribe.go; guarded by convergeMu).
+	subscribers map[string][]string
 
 	pollMu     sync.Mutex
 	pollCancel context.CancelFunc

@@ -35,7 +35,7 @@ func (a *Agent) converge(ctx context.Context, sl *plan.Slice, checks bool) {
 	defer a.convergeMu.Unlock()
 	defer a.cfg.Metrics.converged(checks, time.Now())
 	a.running.reset()
-	a.changed = map[string]bool{}
+	a.subscribers = subscribers(sl)
 	defer func() {
 		a.convergedMu.Lock()
 		a.converges++
@@ -254,7 +254,7 @@ func (a *Agent) runStep(ctx context.Context, st *plan.Step, checks bool) (ran, o
 		}
 		a.state.Steps[st.ID] = rec
 		if rep.Changed {
-			a.changed[st.ID] = true
+			a.notifySubscribers(st.ID, change)
 		}
 		delete(a.state.Failed, st.ID)
 		change.unfail = []string{st.ID}

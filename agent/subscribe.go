@@ -3,6 +3,7 @@ package agent
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/dtkhq/dtk/actions"
@@ -13,22 +14,16 @@ import (
 // runAgain says whether a step whose digest is unchanged since its last
 // run (rec) runs again in this converge, why, and what it runs: once per
 // force request (deploy --force), its create action; after a step it
-// subscribes to changed something in this converge, its refresh action
+// subscribes to changed something (rec.Refresh), its refresh action
 // (create when it has none).
 func (a *Agent) runAgain(st *plan.Step, rec *stepRecord) (run *plan.Step, why string) {
 	if st.Force > rec.Force {
 		return st, "forced"
 	}
-	var changed []string
-	for _, id := range st.Subscribe {
-		if a.changed[id] {
-			changed = append(changed, "component."+stepInstance(id))
-		}
-	}
-	if len(changed) == 0 {
+	if len(rec.Refresh) == 0 {
 		return st, ""
 	}
-	why = "refreshed: " + strings.Join(changed, ", ") + " changed"
+	why = "refreshed: component." + strings.Join(rec.Refresh, ", component.") + " changed"
 	if st.RefreshRun == nil {
 		return st, why
 	}
@@ -38,6 +33,37 @@ func (a *Agent) runAgain(st *plan.Step, rec *stepRecord) (run *plan.Step, why st
 	r := *st
 	r.Action, r.Run, r.Outputs = st.RefreshAction, *st.RefreshRun, nil
 	return &r, why + " (ran " + st.RefreshAction + ")"
+}
+
+// subscribers maps each step of a slice to the steps that subscribe to it.
+func subscribers(sl *plan.Slice) map[string][]string {
+	out := map[string][]string{}
+	for _, st := range sl.Steps {
+		for _, id := range st.Subscribe {
+			out[id] = append(out[id], st.ID)
+		}
+	}
+	return out
+}
+
+// notifySubscribers marks the records of the steps that subscribe to step
+// id, which just changed something, in the change that records id's run:
+// each runs its refresh at its turn (a.mu held). A subscriber without a
+// record has not run yet, and runs anyway.
+func (a *Agent) notifySubscribers(id string, change *recordChange) {
+	inst := stepInstance(id)
+	for _, sub := range a.subscribers[id] {
+		rec := a.state.Steps[sub]
+		if rec == nil || slices.Contains(rec.Refresh, inst) {
+			continue
+		}
+		next := *rec // records handed out are not changed
+		next.Refresh = append(slices.Clone(rec.Refresh), inst)
+		a.state.Steps[sub] = &next
+		if err := change.putRecord(sub, &next); err != nil {
+			a.log.Error("encode step record", "step", sub, "err", err)
+		}
+	}
 }
 
 // stepInstance is the instance part of a step ID

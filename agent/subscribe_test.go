@@ -69,11 +69,59 @@ func TestAgent_Force_RunsOnceAcrossRestarts(t *testing.T) {
 	again := f.step("one", "a", 3)
 	again.Force = 7
 	f.publish(again)
-	waitFor(t, "one reported for gen 3", func() bool { return len(f.final("s/n/one/create")) == 3 })
-	if r := f.final("s/n/one/create")[2]; r.State != plan.StepSkipped {
+	// (A restarted agent may send a report again whose acknowledgement
+	// it had not stored: the coordinators apply it once.)
+	waitFor(t, "one reported for gen 3", func() bool { return reportOf(f, "s/n/one/create", 3) != nil })
+	if r := reportOf(f, "s/n/one/create", 3); r.State != plan.StepSkipped {
 		t.Errorf("after the force, report = %+v", r)
 	}
 	if got := strings.Join(runs(t, data), ","); got != "run_a,run_a" {
 		t.Fatalf("runs = %s", got)
 	}
+}
+
+// A refresh survives a restart of the agent between the change and the
+// subscriber's run: the mark is written with the changed step's record.
+func TestAgent_Subscribe_RefreshKeptUntilTheSubscriberRuns(t *testing.T) {
+	f, srv := newFake(t, testModuleDir(t))
+	data := t.TempDir()
+	a := startAgent(t, srv, data)
+	defer func() { a.Shutdown() }()
+
+	svc := func(gen uint64) *plan.Step {
+		st := f.step("svc", "s", gen)
+		st.Subscribe = []string{"s/n/conf/create"}
+		return st
+	}
+	f.publish(f.step("conf", "a", 1), svc(1))
+	waitFor(t, "svc ran", func() bool { return len(f.final("s/n/svc/create")) == 1 })
+	// The config changes while svc waits for another node: the refresh
+	// is kept, through a restart, until svc can run.
+	waiting := svc(2)
+	waiting.Waiting = []string{"db/pg to converge"}
+	f.publish(f.step("conf", "b", 2), waiting)
+	waitFor(t, "conf ran", func() bool { return len(f.final("s/n/conf/create")) == 2 })
+	a.Shutdown()
+	a = startAgent(t, srv, data)
+	f.publish(f.step("conf", "b", 3), svc(3))
+	waitFor(t, "svc reported for gen 3", func() bool { return reportOf(f, "s/n/svc/create", 3) != nil })
+	if r := reportOf(f, "s/n/svc/create", 3); r.State != plan.StepOK || r.Reason != "refreshed: component.conf changed" {
+		t.Errorf("refresh report = %+v", r)
+	}
+	f.publish(f.step("conf", "b", 4), svc(4))
+	waitFor(t, "svc reported for gen 4", func() bool { return reportOf(f, "s/n/svc/create", 4) != nil })
+	if got := strings.Join(runs(t, data), ","); got != "run_a,run_s,run_b,run_s" {
+		t.Fatalf("runs = %s", got)
+	}
+}
+
+// reportOf is the last final report of a step for generation gen, or nil.
+func reportOf(f *fakeCoordinator, stepID string, gen uint64) *plan.Report {
+	var out *plan.Report
+	for _, r := range f.final(stepID) {
+		if r.Generation == gen {
+			out = &r
+		}
+	}
+	return out
 }
