@@ -97,6 +97,9 @@ type Agent struct {
 	// way; they are queued together, with one state save (guarded by
 	// convergeMu).
 	skipped []plan.Report
+	// subscribers maps a step ID of the slice being converged to the
+	// steps that subscribe to it (subscribe.go; guarded by convergeMu).
+	subscribers map[string][]string
 
 	pollMu     sync.Mutex
 	pollCancel context.CancelFunc

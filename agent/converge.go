@@ -36,6 +36,7 @@ func (a *Agent) converge(ctx context.Context, sl *plan.Slice, checks bool) {
 	defer a.convergeMu.Unlock()
 	defer a.cfg.Metrics.converged(checks, time.Now())
 	a.running.reset()
+	a.subscribers = subscribers(sl)
 	defer func() {
 		a.convergedMu.Lock()
 		a.converges++
@@ -151,7 +152,12 @@ func (a *Agent) runStep(ctx context.Context, st *plan.Step, checks bool) (ran, o
 	if failedBefore && !drift {
 		return false, false // not retried until the plan changes
 	}
-	if rec != nil && rec.Digest == st.Digest && !drift {
+	unchanged := rec != nil && rec.Digest == st.Digest && !drift
+	run, why := st, ""
+	if unchanged {
+		run, why = a.runAgain(st, rec)
+	}
+	if unchanged && why == "" {
 		a.mu.Lock()
 		stale := rec.ReportedGeneration < st.Generation
 		a.mu.Unlock()
@@ -172,19 +178,19 @@ func (a *Agent) runStep(ctx context.Context, st *plan.Step, checks bool) (ran, o
 		Digest: st.Digest, State: plan.StepRunning, StartedAt: started.UnixMilli(),
 	}
 	a.enqueueRunning(running)
-	stopProgress := a.reportProgress(running, filepath.Join(a.cfg.DataDir, "steps", scratchName(st), actions.LogFile))
-	res := a.execute(ctx, st)
+	stopProgress := a.reportProgress(running, filepath.Join(a.cfg.DataDir, "steps", scratchName(run), actions.LogFile))
+	res := a.execute(ctx, run)
 	// Retries, where the action asks for them, with a doubling delay.
-	for try := 1; res.State == actions.Failed && try <= st.Run.Retries && ctx.Err() == nil &&
+	for try := 1; res.State == actions.Failed && try <= run.Run.Retries && ctx.Err() == nil &&
 		!a.running.isCancelled(st.Service) && !errors.Is(res.Err, actions.ErrCancelled); try++ {
-		delay := retryDelay(st.Run, try)
-		a.log.Warn("step failed, retrying", "step", st.ID, "exit", res.ExitCode, "retry", try, "of", st.Run.Retries, "in", delay)
+		delay := retryDelay(run.Run, try)
+		a.log.Warn("step failed, retrying", "step", st.ID, "exit", res.ExitCode, "retry", try, "of", run.Run.Retries, "in", delay)
 		select {
 		case <-ctx.Done():
 		case <-time.After(delay):
 		}
-		res = a.execute(ctx, st)
-		if res.State == actions.Failed && try == st.Run.Retries && res.Err == nil {
+		res = a.execute(ctx, run)
+		if res.State == actions.Failed && try == run.Run.Retries && res.Err == nil {
 			res.Err = fmt.Errorf("exit code %d after %d retries", res.ExitCode, try)
 		}
 	}
@@ -192,7 +198,7 @@ func (a *Agent) runStep(ctx context.Context, st *plan.Step, checks bool) (ran, o
 	rep := plan.Report{
 		Service: st.Service, StepID: st.ID, Action: st.Action, Generation: st.Generation, Drift: drift,
 		Digest: st.Digest, State: plan.StepOK, ExitCode: res.ExitCode, Changed: res.State == actions.Changed,
-		DurationMs: res.Duration.Milliseconds(), Output: res.Output,
+		DurationMs: res.Duration.Milliseconds(), Output: res.Output, Reason: why,
 		StartedAt: started.UnixMilli(), FinishedAt: time.Now().UnixMilli(),
 	}
 	if drift {
@@ -202,7 +208,7 @@ func (a *Agent) runStep(ctx context.Context, st *plan.Step, checks bool) (ran, o
 		rep.Error = res.Err.Error()
 	}
 	if res.State != actions.Failed {
-		outs, err := declaredOutputs(st, res.Outputs)
+		outs, err := declaredOutputs(run, res.Outputs)
 		if err != nil {
 			res.State, rep.Error = actions.Failed, err.Error()
 		}
@@ -249,9 +255,12 @@ func (a *Agent) runStep(ctx context.Context, st *plan.Step, checks bool) (ran, o
 		rec := &stepRecord{
 			Digest: st.Digest, ReportedGeneration: st.Generation, Service: st.Service, Node: st.Node,
 			Instance: st.Instance, Action: st.Action, ModuleDigest: st.ModuleDigest, Undo: st.Undo,
-			Attributes: st.Attributes, Order: a.state.Seq,
+			Attributes: st.Attributes, Order: a.state.Seq, Force: st.Force,
 		}
 		a.state.Steps[st.ID] = rec
+		if rep.Changed {
+			a.notifySubscribers(st.ID, change)
+		}
 		delete(a.state.Failed, st.ID)
 		change.unfail = []string{st.ID}
 		if err := change.putRecord(st.ID, rec); err != nil {

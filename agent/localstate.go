@@ -51,6 +51,14 @@ type stepRecord struct {
 	Attributes   map[string]json.RawMessage `json:"attributes,omitempty"`
 	// Order is when the step first succeeded, so undos run newest first.
 	Order uint64 `json:"order"`
+	// Force is the step's Force when it last ran: a higher one in the
+	// plan (deploy --force) runs it again, once.
+	Force uint64 `json:"force,omitempty"`
+	// Refresh lists the instances this step subscribes to that changed
+	// since its last run: it runs its refresh action at its next turn.
+	// Written with the changed step's record, so that a crash between
+	// the two steps loses no refresh.
+	Refresh []string `json:"refresh,omitempty"`
 }
 
 func loadState(path string) (*localState, error) {

@@ -9,7 +9,6 @@ import (
 	"io/fs"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -217,7 +216,7 @@ func (a *Agent) logsOp(ctx context.Context, op *plan.Op) {
 			return
 		}
 		r := plan.Report{Node: a.cfg.Name, Service: st.Service, StepID: st.ID, Action: st.Action, State: plan.StepOK}
-		out, size, err := tailFile(filepath.Join(a.cfg.DataDir, "steps", scratchName(st), actions.LogFile), limit)
+		out, size, err := tailFile(a.lastLog(st), limit)
 		switch {
 		case errors.Is(err, fs.ErrNotExist):
 			r.State, r.Error = plan.StepSkipped, "no log on this node: the step has not run here"

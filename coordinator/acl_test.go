@@ -169,6 +169,12 @@ operator { policy = "read" }`)
 	if got := deploy(platform, "app-api"); got != 403 {
 		t.Errorf("platform deploying app-api: %d", got)
 	}
+	// Force and restore are deploys, with the same right.
+	for _, req := range []api.DeployRequest{{Force: &api.Part{}}, {Restore: &api.Part{Component: "x"}}} {
+		if _, err := viewer.DeployWith(ctx, "app-api", req); code(err) != 403 {
+			t.Errorf("viewer deploying app-api with force or restore: %v", err)
+		}
+	}
 	// A dry run's answers and clusters need read on its service, also
 	// when a blocking read finds the op only once it is created.
 	if _, err := s.apply(CreateOpType, CreateOpCmd{Op: plan.Op{ID: "dry1", Kind: plan.OpDryRun, Service: "app-api", Created: 1, Steps: map[string][]*plan.Step{"n1": {}}}}); err != nil {

@@ -128,6 +128,9 @@ type DeployServiceCmd struct {
 	// Recursive then deploys the services below it, one by one
 	// (cascade.go).
 	Recursive bool `json:"recursive,omitempty"`
+	// Force and Restore: force.go.
+	Force   *api.Part `json:"force,omitempty"`
+	Restore *api.Part `json:"restore,omitempty"`
 }
 
 // DeleteServiceCmd publishes a service's delete steps (or removes a service
@@ -686,7 +689,16 @@ func (s *State) deployService(idx uint64, c *DeployServiceCmd) (any, []string) {
 	if svc == nil {
 		return fmt.Errorf("%w: service %q", ErrNotFound, c.Name), nil
 	}
-	resp, keys := s.deploy(idx, svc, c.Rollout, c.Time, c.By, c.Token, "")
+	undo, msg, err := s.prepareDeploy(svc, c)
+	if err != nil {
+		return err, nil
+	}
+	resp, keys := s.deploy(idx, svc, c.Rollout, c.Time, c.By, c.Token, msg)
+	if _, failed := resp.(error); failed {
+		undo()
+	} else {
+		markForce(svc.Plan, idx, c.Force)
+	}
 	if _, failed := resp.(error); !failed && c.Recursive {
 		keys = append(keys, s.startRecursive(idx, svc)...)
 	}
@@ -911,11 +923,8 @@ func (s *State) deletePart(idx uint64, svc *plan.Service, c *DeleteServiceCmd) (
 	matched := 0
 	removed := map[string]bool{}
 	for _, np := range svc.Plan.Nodes {
-		base := np.Name
-		if i := strings.IndexByte(base, '['); i >= 0 {
-			base = base[:i]
-		}
-		nodeMatch := c.Node == "" || c.Node == base || c.Node == np.Name || c.Node == np.Agent
+		base := baseNode(np.Name)
+		nodeMatch := onNode(np, c.Node)
 		selected := func(st *plan.Step) bool {
 			return st.Action == "create" && nodeMatch && (c.Component == "" || c.Component == st.Instance)
 		}
@@ -1076,6 +1085,7 @@ func (s *State) applyReports(idx uint64, c *ReportsCmd) (any, []string) {
 		if old := s.data.Reports[r.StepID]; old != nil && old.Generation > r.Generation {
 			continue
 		}
+		keepLastRun(&r, s.data.Reports[r.StepID])
 		if r.State == plan.StepOK && r.Action == "create" && r.Outputs != nil {
 			if !sameOutputs(s.data.Outputs[r.StepID], r.Outputs) {
 				recompile[r.Service] = true
@@ -1144,6 +1154,16 @@ func (s *State) applyReports(idx uint64, c *ReportsCmd) (any, []string) {
 		}
 	}
 	return applied, keys
+}
+
+// keepLastRun gives a skipped report the output, exit code and times of
+// the step's last run (at the same digest), so that status and logs keep
+// showing what that run printed.
+func keepLastRun(r, old *plan.Report) {
+	if r.State != plan.StepSkipped || old == nil || old.Digest != r.Digest || (old.State != plan.StepOK && old.State != plan.StepSkipped) {
+		return
+	}
+	r.Output, r.ExitCode, r.DurationMs, r.StartedAt, r.FinishedAt = old.Output, old.ExitCode, old.DurationMs, old.StartedAt, old.FinishedAt
 }
 
 // descendants lists every service below name.

@@ -59,7 +59,7 @@ func (s *State) opSteps(svcName string, req *api.OpRequest, kind string) (map[st
 		for np, st := range selectSteps(svc.Plan, req) {
 			// Only what names the log: no attributes, no actions.
 			out[np.Agent] = append(out[np.Agent], &plan.Step{ID: st.ID, Service: st.Service, Node: st.Node,
-				Instance: st.Instance, Component: st.Component, Action: st.Action})
+				Instance: st.Instance, Component: st.Component, Action: st.Action, RefreshAction: st.RefreshAction})
 		}
 		if len(out) == 0 {
 			return nil, fmt.Errorf("%w: no step of service %q%s", ErrNotFound, svcName, where(req))
@@ -98,7 +98,7 @@ func (s *State) opSteps(svcName string, req *api.OpRequest, kind string) (map[st
 func selectSteps(p *plan.Plan, req *api.OpRequest) iter.Seq2[*plan.NodePlan, *plan.Step] {
 	return func(yield func(*plan.NodePlan, *plan.Step) bool) {
 		for _, np := range p.Nodes {
-			if req.Node != "" && req.Node != np.Name && req.Node != np.Agent && req.Node != baseNode(np.Name) {
+			if !onNode(np, req.Node) {
 				continue
 			}
 			for _, st := range np.Steps {

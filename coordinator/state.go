@@ -420,6 +420,7 @@ func stepStatus(step *plan.Step, r *plan.Report) api.StepStatus {
 		ss.Generation = r.Generation
 		ss.Changed, ss.Drift, ss.FinishedAt = r.Changed, r.Drift, r.FinishedAt
 		ss.StartedAt = r.StartedAt
+		ss.Reason = r.Reason
 	}
 	return ss
 }

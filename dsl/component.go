@@ -13,7 +13,7 @@ import (
 
 // reservedAttributes are names a component attribute may not take: an
 // instance block uses them for itself.
-var reservedAttributes = []string{"depends_on", "once"}
+var reservedAttributes = []string{"depends_on", "once", "subscribe", "refresh"}
 
 // reservedActions are the action names that have their own blocks.
 var reservedActions = []string{"create", "delete", "check"}

@@ -42,6 +42,8 @@ type instInfo struct {
 	attrs   []*hcl.Attribute // attribute values in source order, not depends_on
 	deps    *hcl.Attribute   // depends_on
 	once    *hcl.Attribute   // once
+	subs    *hcl.Attribute   // subscribe
+	refresh *hcl.Attribute   // refresh
 	attrsOK bool             // the body holds attributes only
 }
 
@@ -98,6 +100,7 @@ func (l *loader) decodeTemplate(b *hcl.Block) *plan.Template {
 	for _, check := range ti.pending {
 		check()
 	}
+	l.subscribeCycles(ti)
 	return t
 }
 
@@ -263,6 +266,12 @@ func (l *loader) decodeInstance(b *hcl.Block) *instInfo {
 		case "once":
 			ii.once = a
 			continue
+		case "subscribe":
+			ii.subs = a
+			continue
+		case "refresh":
+			ii.refresh = a
+			continue
 		}
 		ii.attrs = append(ii.attrs, a)
 		if inst.Attributes == nil {
@@ -339,6 +348,17 @@ func (l *loader) checkInstance(ii *instInfo, ti *tmplInfo, sc *scope) {
 	if ii.deps != nil {
 		ii.inst.DependsOn = l.dependsOn(ii, ti)
 	}
+	if ii.subs != nil {
+		// A subscription implies a dependency: the instance runs after
+		// those it subscribes to.
+		ii.inst.Subscribe = l.subscribe(ii, ti)
+		for _, s := range ii.inst.Subscribe {
+			ii.inst.DependsOn = appendNew(ii.inst.DependsOn, s)
+		}
+	}
+	if ii.refresh != nil {
+		ii.inst.Refresh = l.refresh(ii)
+	}
 }
 
 // decodeExport decodes an export block.
@@ -398,21 +418,105 @@ func (l *loader) decodeInject(b *hcl.Block, ti *tmplInfo) {
 // accepted as well as strings. An injected instance may depend on other
 // instances its template injects, named as strings.
 func (l *loader) dependsOn(ii *instInfo, ti *tmplInfo) []string {
-	const usage = `depends_on is a list of instances: component.NAME or "NAME" on the same node, node.NODE.component.NAME or "NODE/NAME" on another`
-	const injectUsage = `depends_on of an inject block names other instances this template injects: ["NAME"]`
-	exprs, diags := hcl.ExprList(ii.deps.Expr)
+	var out []string
+	for _, r := range l.instanceList(ii, ti, ii.deps, "depends_on") {
+		out = appendNew(out, r.String())
+	}
+	return out
+}
+
+// subscribe resolves an instance's subscribe, written as depends_on is, to
+// instances on the same node, and checks its refresh action.
+func (l *loader) subscribe(ii *instInfo, ti *tmplInfo) []string {
+	var out []string
+	for _, r := range l.instanceList(ii, ti, ii.subs, "subscribe") {
+		switch {
+		case r.node != "" && r.node != ii.node.tn.Name:
+			l.errorf(r.rng, fmt.Sprintf("%s subscribes to %s on another node", ii.inst.Name, r),
+				"subscribe names instances on the same node (component.NAME), whose changes the agent sees in the same converge; "+
+					"to act on another node's change, use its output in an attribute: a changed output changes the digest, and the step runs again")
+			continue
+		case ii.node != nil && ii.node.insts[r.inst].inst.Once && !ii.inst.Once:
+			l.errorf(r.rng, fmt.Sprintf("%s subscribes to %s, which runs once", ii.inst.Name, r.inst),
+				"a once instance runs on one member of the group only; the others would never see it change")
+			continue
+		}
+		out = appendNew(out, r.inst)
+	}
+	return out
+}
+
+// refresh checks an instance's refresh: the name of one of its
+// component's actions other than delete, with a subscribe beside it.
+func (l *loader) refresh(ii *instInfo) string {
+	name, ok := l.stringValue(ii.refresh)
+	if !ok {
+		return ""
+	}
+	rng := startRange(ii.refresh.Expr.Range())
+	switch {
+	case ii.subs == nil:
+		l.errorf(startRange(ii.refresh.NameRange), "refresh without subscribe",
+			"refresh names the action a change of a subscribed instance runs: add subscribe = [component.NAME]")
+		return ""
+	case name == "delete" || name == "check":
+		l.errorf(rng, fmt.Sprintf("refresh cannot run %q", name),
+			"refresh names create or one of the component's custom actions (reload, restart, ...)")
+		return ""
+	case ii.comp != nil && ii.comp.Actions[name] == nil:
+		var custom []string
+		for _, a := range keys(ii.comp.Actions) {
+			if a != "delete" {
+				custom = append(custom, a)
+			}
+		}
+		l.errorf(rng, fmt.Sprintf("unknown action %q", name), "%s",
+			hint(name, custom, "", fmt.Sprintf("component %q has actions %%s", ii.comp.Name)))
+		return ""
+	}
+	return name
+}
+
+// instRef is an entry of depends_on or subscribe: an instance of node (""
+// for the same node) and where it is written.
+type instRef struct {
+	node, inst string
+	rng        hcl.Range
+}
+
+func (r instRef) String() string {
+	if r.node == "" {
+		return r.inst
+	}
+	return r.node + "/" + r.inst
+}
+
+func appendNew(list []string, s string) []string {
+	if contains(list, s) {
+		return list
+	}
+	return append(list, s)
+}
+
+// instanceList reads a list of instances (depends_on, subscribe):
+// component.NAME or "NAME" on the same node, node.NODE.component.NAME or
+// "NODE/NAME" on another, "NAME" of another injected instance in an
+// inject block; each one checked to exist and not to be ii.
+func (l *loader) instanceList(ii *instInfo, ti *tmplInfo, attr *hcl.Attribute, what string) []instRef {
+	usage := what + ` is a list of instances: component.NAME or "NAME" on the same node, node.NODE.component.NAME or "NODE/NAME" on another`
+	injectUsage := what + ` of an inject block names other instances this template injects: ["NAME"]`
+	exprs, diags := hcl.ExprList(attr.Expr)
 	if diags.HasErrors() {
-		l.errorf(startRange(ii.deps.Expr.Range()), "invalid depends_on", "%s", map[bool]string{true: injectUsage, false: usage}[ii.node == nil])
+		l.errorf(startRange(attr.Expr.Range()), "invalid "+what, "%s", map[bool]string{true: injectUsage, false: usage}[ii.node == nil])
 		return nil
 	}
-	var out []string
-	seen := map[string]bool{}
+	var out []instRef
 	for _, e := range exprs {
 		rng := startRange(e.Range())
 		var node, inst string
 		if st, ok := e.(*hclsyntax.ScopeTraversalExpr); ok {
 			if ii.node == nil {
-				l.errorf(rng, "invalid depends_on", "%s", injectUsage)
+				l.errorf(rng, "invalid "+what, "%s", injectUsage)
 				continue
 			}
 			var names []string
@@ -432,13 +536,13 @@ func (l *loader) dependsOn(ii *instInfo, ti *tmplInfo) []string {
 			case len(names) == len(st.Traversal) && len(names) == 4 && names[0] == "node" && names[2] == "component":
 				node, inst = names[1], names[3]
 			default:
-				l.errorf(rng, "invalid depends_on", "%s", usage)
+				l.errorf(rng, "invalid "+what, "%s", usage)
 				continue
 			}
 		} else {
 			v, diags := e.Value(nil)
 			if diags.HasErrors() || v.Type() != cty.String || v.IsNull() {
-				l.errorf(rng, "invalid depends_on", "%s", map[bool]string{true: injectUsage, false: usage}[ii.node == nil])
+				l.errorf(rng, "invalid "+what, "%s", map[bool]string{true: injectUsage, false: usage}[ii.node == nil])
 				continue
 			}
 			s := v.AsString()
@@ -449,27 +553,25 @@ func (l *loader) dependsOn(ii *instInfo, ti *tmplInfo) []string {
 			case len(parts) == 2 && ii.node != nil:
 				node, inst = parts[0], parts[1]
 			default:
-				l.errorf(rng, fmt.Sprintf("invalid depends_on entry %q", s), "%s", map[bool]string{true: injectUsage, false: usage}[ii.node == nil])
+				l.errorf(rng, fmt.Sprintf("invalid %s entry %q", what, s), "%s", map[bool]string{true: injectUsage, false: usage}[ii.node == nil])
 				continue
 			}
 		}
-		if !l.checkDep(ii, ti, node, inst, rng) {
-			continue
-		}
-		s := inst
-		if node != "" {
-			s = node + "/" + inst
-		}
-		if !seen[s] {
-			seen[s] = true
-			out = append(out, s)
+		if l.checkDep(ii, ti, node, inst, rng, what) {
+			out = append(out, instRef{node: node, inst: inst, rng: rng})
 		}
 	}
 	return out
 }
 
-// checkDep checks that a depends_on entry names an instance other than ii.
-func (l *loader) checkDep(ii *instInfo, ti *tmplInfo, node, inst string, rng hcl.Range) bool {
+// checkDep checks that a depends_on (or subscribe: what) entry names an
+// instance other than ii.
+func (l *loader) checkDep(ii *instInfo, ti *tmplInfo, node, inst string, rng hcl.Range, what string) bool {
+	self := func() bool {
+		verb := map[bool]string{true: "depends on", false: "subscribes to"}[what == "depends_on"]
+		l.errorf(rng, fmt.Sprintf("%s %s itself", ii.inst.Name, verb), "remove it from its %s", what)
+		return false
+	}
 	if ii.node == nil {
 		if ti.injects[inst] == nil {
 			l.errorf(rng, fmt.Sprintf("unknown injected instance %q", inst), "%s",
@@ -477,8 +579,7 @@ func (l *loader) checkDep(ii *instInfo, ti *tmplInfo, node, inst string, rng hcl
 			return false
 		}
 		if inst == ii.inst.Name {
-			l.errorf(rng, fmt.Sprintf("%s depends on itself", ii.inst.Name), "remove it from its depends_on")
-			return false
+			return self()
 		}
 		return true
 	}
@@ -497,8 +598,45 @@ func (l *loader) checkDep(ii *instInfo, ti *tmplInfo, node, inst string, rng hcl
 		return false
 	}
 	if ni.insts[inst] == ii {
-		l.errorf(rng, fmt.Sprintf("%s depends on itself", ii.inst.Name), "remove it from its depends_on")
-		return false
+		return self()
 	}
 	return true
+}
+
+// subscribeCycles reports a subscription that closes a cycle on its node,
+// through other subscriptions and depends_on entries of the same node (the
+// compiler finds the others, through references and across nodes).
+func (l *loader) subscribeCycles(ti *tmplInfo) {
+	for _, tn := range ti.t.Nodes {
+		ni := ti.nodes[tn.Name]
+		for _, name := range ni.names {
+			ii := ni.insts[name]
+			if len(ii.inst.Subscribe) == 0 {
+				continue
+			}
+			if path := sameNodePath(ni, ii.inst.DependsOn, name, map[string]bool{}); path != nil {
+				l.errorf(startRange(ii.subs.Expr.Range()), "subscription cycle",
+					"%s → %s: an instance runs after those it subscribes to and depends on, so one of them must go",
+					name, strings.Join(path, " → "))
+			}
+		}
+	}
+}
+
+// sameNodePath is a path from one of deps to target through same-node
+// dependencies, or nil.
+func sameNodePath(ni *nodeInfo, deps []string, target string, seen map[string]bool) []string {
+	for _, d := range deps {
+		if strings.Contains(d, "/") || seen[d] || ni.insts[d] == nil {
+			continue
+		}
+		if d == target {
+			return []string{d}
+		}
+		seen[d] = true
+		if p := sameNodePath(ni, ni.insts[d].inst.DependsOn, target, seen); p != nil {
+			return append([]string{d}, p...)
+		}
+	}
+	return nil
 }

@@ -83,6 +83,7 @@ func Compile(in CompileInput) (*Plan, Violations) {
 
 type compiler struct {
 	in        CompileInput
+	prevSteps map[string]*Step // the previous plan's steps by ID (previousForce)
 	errs      Violations
 	inputs    map[string]cty.Value
 	inputSrc  map[string]string
@@ -1099,6 +1100,8 @@ func (c *compiler) evaluate(it *item) {
 	}
 	st.Waiting = waiting
 	st.Digest = StepDigest(st, it.mod.Files)
+	c.subscriptions(it, st)
+	st.Force = c.previousForce(st.ID)
 	it.step = st
 }
 

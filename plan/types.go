@@ -280,7 +280,13 @@ type Instance struct {
 	// Once: in a node_group, the instance runs on the group's first
 	// member only, before the other members' later instances.
 	Once bool `json:"once,omitempty"`
-	Pos  Pos  `json:"pos"`
+	// Subscribe names instances on the same node whose change (a run that
+	// reported changed) makes this one run again in the same converge:
+	// its Refresh action, else create. Subscribed instances are also in
+	// DependsOn.
+	Subscribe []string `json:"subscribe,omitempty"`
+	Refresh   string   `json:"refresh,omitempty"`
+	Pos       Pos      `json:"pos"`
 }
 
 // Expr is an HCL expression's source text and where it starts.
@@ -406,6 +412,18 @@ type Step struct {
 	// seconds for this long, and reports the step ok only if it kept
 	// passing. Not part of Digest.
 	HealthSeconds int `json:"health_seconds,omitempty"`
+	// Subscribe lists the step IDs (same node) whose changed run makes
+	// this step run again in the same converge although its digest is
+	// unchanged: RefreshRun (the custom action named RefreshAction) when
+	// set, else Run. Not part of Digest: it says when to run, not what.
+	Subscribe     []string `json:"subscribe,omitempty"`
+	RefreshAction string   `json:"refresh_action,omitempty"`
+	RefreshRun    *Action  `json:"refresh_run,omitempty"`
+	// Force is the Raft index of the last `deploy --force` that named
+	// this step: an agent runs the step again, once, when Force is above
+	// the one it recorded at the step's last run. Kept across recompiles
+	// and generations; not part of Digest.
+	Force uint64 `json:"force,omitempty"`
 }
 
 // Slice is one agent's part of every service's plan, as the agent pulls it.
@@ -448,6 +466,10 @@ type Report struct {
 	// check failed although its plan had not changed.
 	Changed bool `json:"changed,omitempty"`
 	Drift   bool `json:"drift,omitempty"`
+	// Reason says why a step whose digest had not changed ran:
+	// "refreshed: component.config changed" (subscribe), "forced"
+	// (deploy --force).
+	Reason string `json:"reason,omitempty"`
 	// Prediction is a dry run's answer for the step.
 	Prediction string `json:"prediction,omitempty"`
 	// Outputs are the values the action set (create steps).

@@ -34,7 +34,7 @@ HEAD
   printf '\n## dtkctl\n'
   for cmd in "module push" "module publish" "module list" "module delete" "module sign" "module verify" "key create" "key show" "service stage" "service set" "service plan" "service deploy" \
              "service status" "service list" "service logs" "service exec" "service cancel" "service upgrade" \
-             "service delete" "service graph" "service history" "events" "node list" "node token create" "node token list" \
+             "service delete" "service restore" "service graph" "service history" "events" "node list" "node token create" "node token list" \
              "node token delete" "node pending" "node approve" "node reject" "node remove" "node label" \
              "bundle export" "bundle import" "bundle inspect" \
              "operator members" "operator raft peers" "operator raft remove-peer" "operator snapshot save" \

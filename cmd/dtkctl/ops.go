@@ -315,6 +315,9 @@ func (c *ServiceLogsCmd) tails(ctx context.Context, cl *api.Client, out *Output,
 					if s.State != plan.StepRunning {
 						out.Printf(" (exit %d, %s)", s.ExitCode, fmtDuration(s.DurationMs))
 					}
+					if s.Reason != "" {
+						out.Printf(" %s", s.Reason)
+					}
 					out.Printf("\n")
 				}
 				if fresh := newOutput(shown[run], s.Output); fresh != "" {

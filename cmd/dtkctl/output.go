@@ -221,6 +221,8 @@ func (o *Output) stepTable(st *api.ServiceStatus, gen uint64) {
 			switch {
 			case state == plan.StepOK && s.Drift:
 				shown = "ok (drift repaired)"
+			case state == plan.StepOK && s.Reason != "":
+				shown = "ok (" + s.Reason + ")"
 			case state == plan.StepPending && len(s.Waiting) > 0:
 				shown = "waiting: " + strings.Join(s.Waiting, "; ")
 			}

@@ -34,6 +34,7 @@ type ServiceCmd struct {
 	Promote     ServicePromoteCmd     `cmd:"" help:"Let a rollout go on past its healthy canaries (manual promotion)."`
 	Abort       ServiceAbortCmd       `cmd:"" help:"Stop a running rollout (and revert the nodes it changed, with auto_revert)."`
 	Revert      ServiceRevertCmd      `cmd:"" help:"Deploy a kept generation's configuration again (default: the last converged one)."`
+	Restore     ServiceRestoreCmd     `cmd:"" help:"Bring back what \"service delete --node/--component\" removed, and deploy."`
 	Generations ServiceGenerationsCmd `cmd:"" help:"List the generations kept for revert."`
 }
 
@@ -358,6 +359,9 @@ type ServiceDeployCmd struct {
 	// Recursive: recursive.go.
 	Recursive bool `help:"Then deploy the services below it, one by one (parents first, by name among siblings), each once the one before converged, stopping at the first failure; unchanged ones are passed over, and the coordinators carry on if this command goes away. With --wait, waits for all of them; with --dry-run, shows each one's plan; with --json --wait, prints the recursive deploy at the end."`
 	Verbose   bool `short:"v" help:"With --dry-run: also every node's prediction for every step, after the groups of nodes."`
+
+	// Force: force.go.
+	ForceFlags
 }
 
 // Help is the detail of `service deploy --help`.
@@ -373,7 +377,8 @@ Examples:
   dtkctl service deploy web --dry-run
   dtkctl service deploy web --wait --max-parallel 2 --canary 1 --min-healthy-time 30s --auto-revert
   dtkctl service deploy web --wait --timeout 30m --json > status.json
-  dtkctl service deploy network --recursive --wait`
+  dtkctl service deploy network --recursive --wait
+  dtkctl service deploy web --force --node web-1 --step nginx --wait`
 }
 
 // Run deploys and, with --wait, follows the deploy to its end.
@@ -388,7 +393,7 @@ func (c *ServiceDeployCmd) Run(ctx context.Context, cl *api.Client, out *Output)
 	if err != nil {
 		return err
 	}
-	svc, err := cl.DeployWith(ctx, c.Name, api.DeployRequest{Rollout: o})
+	svc, err := cl.DeployWith(ctx, c.Name, api.DeployRequest{Rollout: o, Force: c.force()})
 	if err != nil {
 		return err // a 422 lists the violations
 	}

@@ -380,11 +380,11 @@ func (c *Client) Deploy(ctx context.Context, name string) (*DeployAnswer, error)
 	return c.DeployWith(ctx, name, DeployRequest{})
 }
 
-// DeployWith deploys with a rollout override.
+// DeployWith deploys with a rollout override, force or restore.
 func (c *Client) DeployWith(ctx context.Context, name string, req DeployRequest) (*DeployAnswer, error) {
 	var out DeployAnswer
 	var body io.Reader
-	if req.Rollout != nil {
+	if req != (DeployRequest{}) {
 		body = jsonBody(req)
 	}
 	_, err := c.Do(ctx, "POST", "/v1/services/"+url.PathEscape(name)+"/deploy", body, &out)

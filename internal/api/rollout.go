@@ -33,6 +33,20 @@ type RolloutStatus struct {
 type DeployRequest struct {
 	// Rollout overrides the template's rollout block for this deploy.
 	Rollout *plan.RolloutOverride `json:"rollout,omitempty"`
+	// Force runs create steps again although their digest is unchanged,
+	// once: every one of the service, or those on Node, or the one of
+	// instance (or step ID) Component.
+	Force *Part `json:"force,omitempty"`
+	// Restore brings back what a partial delete removed (Node, Component
+	// or both, as given to the delete): this deploy creates it again.
+	Restore *Part `json:"restore,omitempty"`
+}
+
+// Part names part of a service: a template node (or a node group's
+// member, or an agent) and/or a component instance.
+type Part struct {
+	Node      string `json:"node,omitempty"`
+	Component string `json:"component,omitempty"`
 }
 
 // RevertRequest is the body of POST /v1/services/NAME/revert.

@@ -148,6 +148,9 @@ type StepStatus struct {
 	Drift      bool  `json:"drift_repaired,omitempty"`
 	StartedAt  int64 `json:"started_at_ms,omitempty"`
 	FinishedAt int64 `json:"finished_at_ms,omitempty"`
+	// Reason says why the last run ran although the step's digest had not
+	// changed: "refreshed: component.config changed", "forced".
+	Reason string `json:"reason,omitempty"`
 	// DependsOn and Waiting come from the plan (graph, progress).
 	DependsOn []string `json:"depends_on,omitempty"`
 	Waiting   []string `json:"waiting,omitempty"`

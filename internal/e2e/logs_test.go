@@ -35,8 +35,6 @@ func startCoordAndNode(t *testing.T, root, coordIP, nodeIP, name string) string 
 // and stages it as service svc.
 func stageOneStep(t *testing.T, addr, root, name, svc, create string) {
 	t.Helper()
-	mod := filepath.Join(root, name+"-mod")
-	os.MkdirAll(mod, 0o755)
 	hcl := fmt.Sprintf(`module {
   name    = %[1]q
   version = "1.0.0"
@@ -58,10 +56,7 @@ template "t" {
   }
 }
 `, name, create)
-	if err := os.WriteFile(filepath.Join(mod, "main.hcl"), []byte(hcl), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	mustCtl(t, addr, "module", "push", mod)
+	pushModule(t, addr, root, name, hcl)
 	mustCtl(t, addr, "service", "stage", svc, "--template", name+"/t")
 }
 
