@@ -2,7 +2,9 @@ package plan
 
 import (
 	"encoding/json"
+	"fmt"
 	"sort"
+	"strings"
 )
 
 // Change kinds in a plan diff.
@@ -11,6 +13,9 @@ const (
 	ChangeChange    = "change"
 	ChangeRemove    = "remove"
 	ChangeUnchanged = "unchanged"
+	// ChangeRun is a step the plan leaves unchanged that the deploy runs
+	// all the same: it reads an output of a step that runs (Reason).
+	ChangeRun = "run"
 )
 
 // NodeDiff is what a new plan changes on one agent.
@@ -32,6 +37,9 @@ type StepDiff struct {
 	Attributes []*Value `json:"attributes,omitempty"`
 	Waiting    []string `json:"waiting,omitempty"`
 	AssetOnly  bool     `json:"asset_changed,omitempty"`
+	// Reason says why a step of change "run" runs: "reads output pg of
+	// node db, which changes".
+	Reason string `json:"reason,omitempty"`
 }
 
 // Redacted is shown in place of a sensitive value.
@@ -68,6 +76,14 @@ func Diff(old, next *Plan) []NodeDiff {
 			}
 			out = append(out, nd)
 		}
+		reasons := rerunsOf(prev, next, nil)
+		for i := range out {
+			for j := range out[i].Steps {
+				if d := &out[i].Steps[j]; reasons[d.ID] != "" {
+					d.Change, d.Reason = ChangeRun, reasons[d.ID]
+				}
+			}
+		}
 	}
 	// Steps of the old plan that the next one drops without a delete step
 	// (their component has no delete action): shown as removed.
@@ -95,6 +111,76 @@ func Diff(old, next *Plan) []NodeDiff {
 		}
 	}
 	return out
+}
+
+// Reruns finds the steps of next that its plan leaves unchanged but that a
+// deploy runs all the same: each reads an output of a step that runs, whose
+// new output reaches it when that step reports. runs holds the steps known
+// to run (step ID → true when the step changes, false when it may: the
+// agent could not predict it); it is not changed. The answer maps each
+// such step's ID to the reason ("reads output pg of node db, which
+// changes"); a step that runs only because of another's output may change
+// its own outputs, so steps reading those run too ("which may change").
+func Reruns(next *Plan, runs map[string]bool) map[string]string {
+	if next == nil || len(runs) == 0 {
+		return nil
+	}
+	byID := map[string]*Step{}
+	for _, np := range next.Nodes {
+		for _, st := range np.Steps {
+			byID[st.ID] = st
+		}
+	}
+	out := map[string]string{}
+	running := func(id string) (bool, bool) {
+		if certain, ok := runs[id]; ok {
+			return certain, true
+		}
+		_, ok := out[id]
+		return false, ok
+	}
+	// Until nothing more runs: a chain of readers across nodes need not
+	// be in plan order.
+	for more := true; more; {
+		more = false
+		for _, np := range next.Nodes {
+			for _, st := range np.Steps {
+				if _, known := running(st.ID); known || st.Action != "create" {
+					continue
+				}
+				for _, dep := range st.DependsOn {
+					p := byID[dep]
+					if p == nil || !readsOutput(st, p) {
+						continue
+					}
+					if certain, ok := running(dep); ok {
+						how := "may change"
+						if certain {
+							how = "changes"
+						}
+						out[st.ID] = fmt.Sprintf("reads output %s of node %s, which %s", p.Instance, p.Node, how)
+						more = true
+						break
+					}
+				}
+			}
+		}
+	}
+	return out
+}
+
+// readsOutput says an attribute of st takes its value from an output of
+// p: its source names "output of NODE/INSTANCE".
+func readsOutput(st, p *Step) bool {
+	want := "output of " + p.Node + "/" + p.Instance
+	for _, src := range st.Sources {
+		for part := range strings.SplitSeq(src, ", ") {
+			if part == want {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // stepChange is what a step of the next plan does to the create step of
