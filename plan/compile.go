@@ -82,13 +82,13 @@ func Compile(in CompileInput) (*Plan, Violations) {
 }
 
 type compiler struct {
-	in        CompileInput
-	errs      Violations
-	inputs    map[string]cty.Value
-	inputSrc  map[string]string
-	facts     map[string]cty.Value // by agent name
-	placed    []*placement
-	byName    map[string][]*placement // template node name → placements
+	in       CompileInput
+	errs     Violations
+	inputs   map[string]cty.Value
+	inputSrc map[string]string
+	facts    map[string]cty.Value // by agent name
+	placed   []*placement
+	byName   map[string][]*placement // template node name → placements
 	// selectors are the selector expressions' values by template node
 	// name (NodePlan.Selector).
 	selectors map[string][]*Value
