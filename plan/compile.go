@@ -82,16 +82,13 @@ func Compile(in CompileInput) (*Plan, Violations) {
 }
 
 type compiler struct {
-	in       CompileInput
-	errs     Violations
-	inputs   map[string]cty.Value
-	inputSrc map[string]string
-	facts    map[string]cty.Value // by agent name
-	placed   []*placement
-	byName   map[string][]*placement // template node name → placements
-	// selectors are the selector expressions' values by template node
-	// name (NodePlan.Selector).
-	selectors map[string][]*Value
+	in        CompileInput
+	errs      Violations
+	inputs    map[string]cty.Value
+	inputSrc  map[string]string
+	facts     map[string]cty.Value // by agent name
+	placed    []*placement
+	byName    map[string][]*placement // template node name → placements
 	tmpl      *Template
 	parentSvc string
 	// onceMember memoizes onceOn by "GROUP/INST".
@@ -104,6 +101,9 @@ type compiler struct {
 	// their instances' expressions, each read three times (refs, value,
 	// source). ASTs are not changed by evaluation.
 	parsed map[Expr]parsedExpr
+	// selectors are the selector expressions' values by template node
+	// name (NodePlan.Selector).
+	selectors map[string][]*Value
 }
 
 type parsedExpr struct {
