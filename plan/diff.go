@@ -3,6 +3,7 @@ package plan
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -23,6 +24,9 @@ type NodeDiff struct {
 	Name  string     `json:"name"`
 	Agent string     `json:"agent"`
 	Steps []StepDiff `json:"steps"`
+	// Selector is the node plan's: its labels, facts and count written
+	// as expressions, with where their values came from.
+	Selector []*Value `json:"selector,omitempty"`
 }
 
 // StepDiff is one step's change, with every attribute and its source.
@@ -62,7 +66,7 @@ func Diff(old, next *Plan) []NodeDiff {
 	seen := map[string]bool{}
 	if next != nil {
 		for _, np := range next.Nodes {
-			nd := NodeDiff{Name: np.Name, Agent: np.Agent, Steps: []StepDiff{}}
+			nd := NodeDiff{Name: np.Name, Agent: np.Agent, Steps: []StepDiff{}, Selector: np.Selector}
 			for _, st := range np.Steps {
 				seen[st.ID] = true
 				d := StepDiff{ID: st.ID, Instance: st.Instance, Component: st.Component, Action: st.Action, Waiting: st.Waiting}
@@ -71,6 +75,7 @@ func Diff(old, next *Plan) []NodeDiff {
 				if d.Change = stepChange(p, st); d.Change == ChangeChange {
 					d.Changed = changedAttributes(p, st)
 					d.AssetOnly = len(d.Changed) == 0
+					withOld(d.Attributes, d.Changed, p)
 				}
 				nd.Steps = append(nd.Steps, d)
 			}
@@ -110,7 +115,27 @@ func Diff(old, next *Plan) []NodeDiff {
 			}
 		}
 	}
+	// By node name, each node's steps in plan order (the compiler lists
+	// node blocks before node groups).
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out
+}
+
+// withOld sets the old value (prev's) of each changed attribute.
+func withOld(attrs []*Value, changed []string, prev *Step) {
+	for _, v := range attrs {
+		if !slices.Contains(changed, v.Name) {
+			continue
+		}
+		switch old, ok := prev.Attributes[v.Name]; {
+		case v.Sensitive || slices.Contains(prev.Sensitive, v.Name):
+			v.Old = json.RawMessage(Redacted)
+		case ok:
+			v.Old = old
+		default:
+			v.Old = json.RawMessage("null")
+		}
+	}
 }
 
 // Reruns finds the steps of next that its plan leaves unchanged but that a

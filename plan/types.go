@@ -350,6 +350,9 @@ type Value struct {
 	Value     json.RawMessage `json:"value,omitempty"`
 	Source    string          `json:"source"`
 	Sensitive bool            `json:"sensitive,omitempty"`
+	// Old (in a plan diff) is a changed attribute's value in the current
+	// plan ("null" when it had none); redacted when sensitive.
+	Old json.RawMessage `json:"old,omitempty"`
 }
 
 // NodePlan is the part of a plan that one agent runs.

@@ -102,7 +102,7 @@ func stateColor(state string) string {
 	word, _, _ := strings.Cut(state, " ")
 	word = strings.TrimSuffix(word, ":")
 	switch word {
-	case plan.StateConverged, plan.StepOK, "up", "alive", "leader":
+	case plan.StateConverged, plan.StepOK, stepChanged, stepUnchanged, "drift", "up", "alive", "leader":
 		return term.Green
 	case plan.StateFailed, "down", "unreachable":
 		return term.Red
@@ -187,6 +187,25 @@ func nodeLabel(n api.NodeStatus) string {
 	return n.Name + " (" + n.TemplateNode + ")"
 }
 
+// What a step that ran without error did, as status shows it.
+const (
+	stepChanged       = "changed"
+	stepUnchanged     = "unchanged"
+	stepDriftRepaired = "drift repaired"
+)
+
+// okState is what a step whose last run succeeded did: repaired drift,
+// changed something, or found nothing to change (Report.Changed).
+func okState(s api.StepStatus) string {
+	switch {
+	case s.Drift:
+		return stepDriftRepaired
+	case s.Changed:
+		return stepChanged
+	}
+	return stepUnchanged
+}
+
 // stepTable prints NODE STEP ACTION STATE EXIT DURATION for every step, then
 // the error and output tail of each failed step.
 func (o *Output) stepTable(st *api.ServiceStatus, gen uint64) {
@@ -214,8 +233,8 @@ func (o *Output) stepTable(st *api.ServiceStatus, gen uint64) {
 			}
 			shown := state
 			switch {
-			case state == plan.StepOK && s.Drift:
-				shown = "ok (drift repaired)"
+			case state == plan.StepOK:
+				shown = okState(s)
 			case state == plan.StepPending && len(s.Waiting) > 0:
 				shown = "waiting: " + strings.Join(s.Waiting, "; ")
 			}

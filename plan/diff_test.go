@@ -104,3 +104,38 @@ func TestClusters_ReaderOfUnpredictableOutput_MayRun(t *testing.T) {
 		t.Errorf("pg predicted no change, yet reruns %v", runs)
 	}
 }
+
+// A diff lists the nodes by name, each node's steps in plan order, and
+// gives a changed attribute's old value (a sensitive one redacted).
+func TestDiff_SortedNodesAndOldValues(t *testing.T) {
+	step := func(node, inst, attr string, sensitive bool) *plan.Step {
+		st := &plan.Step{ID: "s/" + node + "/" + inst + "/create", Service: "s", Node: node, Instance: inst, Action: "create",
+			Attributes: map[string]json.RawMessage{"v": json.RawMessage(attr)}, Digest: attr}
+		if sensitive {
+			st.Sensitive = []string{"v"}
+		}
+		return st
+	}
+	old := &plan.Plan{Nodes: []*plan.NodePlan{
+		{Name: "web", Agent: "a2", Steps: []*plan.Step{step("web", "b", `"1"`, false), step("web", "a", `"x"`, true)}},
+		{Name: "db", Agent: "a1", Steps: []*plan.Step{step("db", "pg", `"1"`, false)}},
+	}}
+	next := &plan.Plan{Nodes: []*plan.NodePlan{
+		{Name: "web", Agent: "a2", Steps: []*plan.Step{step("web", "b", `"2"`, false), step("web", "a", `"y"`, true)}},
+		{Name: "db", Agent: "a1", Steps: []*plan.Step{step("db", "pg", `"1"`, false)}},
+	}}
+	var got []string
+	for _, nd := range plan.Diff(old, next) {
+		for _, d := range nd.Steps {
+			s := nd.Name + "/" + d.Instance + " " + d.Change
+			for _, a := range d.Attributes {
+				s += " " + string(a.Old) + "→" + string(a.Value)
+			}
+			got = append(got, s)
+		}
+	}
+	want := []string{`db/pg unchanged →"1"`, `web/b change "1"→"2"`, `web/a change "(sensitive)"→"(sensitive)"`}
+	if !slices.Equal(got, want) {
+		t.Errorf("diff %q\nwant %q", got, want)
+	}
+}
