@@ -228,7 +228,7 @@ type ServicePlanCmd struct {
 
 // Help is the detail of `service plan --help`.
 func (ServicePlanCmd) Help() string {
-	return `Shows, per node, each step the next deploy would add (+), change (~), remove (-) or leave (=), with every attribute's value and where it comes from. When a service above has staged changes that would change exports this one reads, the plan assumes them deployed (as "deploy --recursive" from there does) and marks those values "(pending change)". Exit 1 when the plan has violations (it cannot be deployed).
+	return `Shows, per node (by name), each step the next deploy would add (+), change (~), remove (-) or leave (=), with every attribute's value in full and where it comes from; a changed value as OLD → NEW, a sensitive one only as "(sensitive)". A step whose plan is unchanged but that reads an output of a step that runs is marked ↻ with why ("reads output pg of node db, which changes"): the deploy runs it once that output arrives. When a service above has staged changes that would change exports this one reads, the plan assumes them deployed (as "deploy --recursive" from there does) and marks those values "(pending change)". Exit 1 when the plan has violations (it cannot be deployed).
 
 Examples:
   dtkctl service plan web
@@ -636,7 +636,9 @@ type ServiceStatusCmd struct {
 
 // Help is the detail of `service status --help`.
 func (ServiceStatusCmd) Help() string {
-	return `Examples:
+	return `The STATE of a step whose last run succeeded says what it did: changed, unchanged (the run found nothing to change) or drift repaired (its check had failed); skipped means it did not run (converged at this plan already).
+
+Examples:
   dtkctl service status web
   dtkctl service status web --json | jq -r '.nodes[].steps[] | select(.state == "failed") | .id'`
 }
