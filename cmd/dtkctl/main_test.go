@@ -617,7 +617,8 @@ func TestPrintPlan_FullValuesWrappedAndAligned(t *testing.T) {
 			{Instance: "pg", Component: "postgres", Action: "create", Change: plan.ChangeChange, Changed: []string{"password", "peers"},
 				Attributes: []*plan.Value{
 					{Name: "password", Value: []byte(plan.Redacted), Old: []byte(plan.Redacted), Source: "input pw (operator)", Sensitive: true},
-					{Name: "peers", Value: []byte(addrs), Old: []byte(`["127.0.32.2"]`), Source: "input peers (operator)"},
+					// As the coordinator's indented answer holds them.
+					{Name: "peers", Value: []byte(strings.ReplaceAll(addrs, ",", ",\n      ")), Old: []byte("[\n  \"127.0.32.2\"\n]"), Source: "input peers (operator)"},
 					{Name: "port", Value: []byte(`5432`), Source: "default"},
 				}},
 			{Instance: "schema", Component: "migrate", Action: "create", Change: plan.ChangeRun, Reason: "reads output pg of node db, which changes"},

@@ -88,10 +88,11 @@ func (p *progress) update(st *api.ServiceStatus) {
 }
 
 // progressStates is each step's state as progress shows it (by step ID):
-// its state in generation gen, except that a step skipped while a step it
-// depends on is still pending or running stays pending. Its agent skipped
-// it as the plan stood; when what it depends on reports a new output, the
-// step may run after all, and "skipped" then "running" would be untrue.
+// its state in generation gen, except that while the service deploys, a
+// step skipped although a step it depends on runs in this generation stays
+// pending. Its agent skipped it as the plan stood; when what it depends on
+// reports a new output, the step may run after all, and "skipped" then
+// "running" would be untrue. Once the deploy ends, it shows as it is.
 func progressStates(st *api.ServiceStatus, gen uint64) map[string]string {
 	out := map[string]string{}
 	for _, n := range st.Nodes {
@@ -99,13 +100,16 @@ func progressStates(st *api.ServiceStatus, gen uint64) map[string]string {
 			out[s.ID] = stepState(s, gen)
 		}
 	}
+	if st.State != plan.StateDeploying {
+		return out
+	}
 	for _, n := range st.Nodes {
 		for _, s := range n.Steps {
 			if out[s.ID] != plan.StepSkipped {
 				continue
 			}
 			for _, d := range s.DependsOn {
-				if ds := out[d]; ds == plan.StepPending || ds == plan.StepRunning {
+				if ds, ok := out[d]; ok && ds != plan.StepSkipped {
 					out[s.ID] = plan.StepPending
 					break
 				}

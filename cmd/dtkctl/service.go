@@ -1,7 +1,9 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -341,13 +343,13 @@ func printPlan(out *Output, name string, pv *api.PlanPreview) {
 func valueRows(vs []*plan.Value, changed []string) [][3]string {
 	rows := make([][3]string, 0, len(vs))
 	for _, v := range vs {
-		val := string(v.Value)
+		val := compactJSON(v.Value)
 		if v.Value == nil {
 			val = "(known after apply)"
 		}
 		if slices.Contains(changed, v.Name) {
 			if v.Old != nil && !v.Sensitive {
-				val = string(v.Old) + " → " + val
+				val = compactJSON(v.Old) + " → " + val
 			} else {
 				val += " (changed)"
 			}
@@ -359,6 +361,16 @@ func valueRows(vs []*plan.Value, changed []string) [][3]string {
 		rows = append(rows, [3]string{v.Name, val, src})
 	}
 	return rows
+}
+
+// compactJSON is a value on one line (the coordinator's answer is
+// indented JSON, values included).
+func compactJSON(raw json.RawMessage) string {
+	var b bytes.Buffer
+	if json.Compact(&b, raw) != nil {
+		return string(raw)
+	}
+	return b.String()
 }
 
 // printValues prints "name = value ← source" rows in three aligned
