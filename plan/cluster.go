@@ -62,16 +62,7 @@ const (
 // size, largest first, then by Key; so are their agents by name. Clusters
 // is pure and deterministic.
 func Clusters(old, next *Plan, predictions map[string]map[string]string) []Cluster {
-	prev := map[string]*Step{}
-	if old != nil {
-		for _, np := range old.Nodes {
-			for _, st := range np.Steps {
-				if st.Action == "create" {
-					prev[st.ID] = st
-				}
-			}
-		}
-	}
+	prev := createSteps(old)
 	type agentPlan struct {
 		name  string
 		steps []*Step // of next
@@ -203,17 +194,7 @@ func Clusters(old, next *Plan, predictions map[string]map[string]string) []Clust
 // the agents predicted (agent → step ID → prediction; nil: as the plan
 // says).
 func PredictedReruns(old, next *Plan, predictions map[string]map[string]string) map[string]string {
-	prev := map[string]*Step{}
-	if old != nil {
-		for _, np := range old.Nodes {
-			for _, st := range np.Steps {
-				if st.Action == "create" {
-					prev[st.ID] = st
-				}
-			}
-		}
-	}
-	return rerunsOf(prev, next, predictions)
+	return rerunsOf(createSteps(old), next, predictions)
 }
 
 // rerunsOf is PredictedReruns with old's create steps by ID. A step runs

@@ -52,16 +52,7 @@ const Redacted = `"(sensitive)"`
 // Diff compares the current plan (nil before the first deploy) with the
 // next one, node by node. Sensitive values are redacted.
 func Diff(old, next *Plan) []NodeDiff {
-	prev := map[string]*Step{}
-	if old != nil {
-		for _, np := range old.Nodes {
-			for _, st := range np.Steps {
-				if st.Action == "create" {
-					prev[st.ID] = st
-				}
-			}
-		}
-	}
+	prev := createSteps(old)
 	var out []NodeDiff
 	seen := map[string]bool{}
 	if next != nil {
@@ -118,6 +109,22 @@ func Diff(old, next *Plan) []NodeDiff {
 	// By node name, each node's steps in plan order (the compiler lists
 	// node blocks before node groups).
 	sort.SliceStable(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// createSteps are the create steps of a plan (nil: none) by ID.
+func createSteps(p *Plan) map[string]*Step {
+	out := map[string]*Step{}
+	if p == nil {
+		return out
+	}
+	for _, np := range p.Nodes {
+		for _, st := range np.Steps {
+			if st.Action == "create" {
+				out[st.ID] = st
+			}
+		}
+	}
 	return out
 }
 
