@@ -18,7 +18,7 @@ func (s *State) OpStatus(op *plan.Op, brief bool) *api.OpStatus {
 	defer s.mu.RUnlock()
 	out := &api.OpStatus{Op: *s.redactOpLocked(op, brief)}
 	if op.Kind == plan.OpDryRun && !brief {
-		out.Clusters, out.BaseGeneration = s.dryRunClustersLocked(op)
+		out.Clusters, out.BaseGeneration, _ = s.dryRunClustersLocked(op)
 	}
 	return out
 }
@@ -29,7 +29,7 @@ func (s *State) DryRunClusters(op *plan.Op) *api.DryRunClusters {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	out := &api.DryRunClusters{Op: op.ID, Service: op.Service, Index: op.Index}
-	out.Clusters, out.BaseGeneration = s.dryRunClustersLocked(op)
+	out.Clusters, out.BaseGeneration, out.Runs = s.dryRunClustersLocked(op)
 	return out
 }
 
@@ -38,8 +38,9 @@ func (s *State) DryRunClusters(op *plan.Op) *api.DryRunClusters {
 // asked each agent to predict), and the predictions received so far. It
 // reads the state and the op, and changes neither: the clusters are
 // computed for each answer, not stored (plan.Clusters takes about 20 ms on
-// 1,000 agents).
-func (s *State) dryRunClustersLocked(op *plan.Op) ([]plan.Cluster, uint64) {
+// 1,000 agents). runs are the steps predicted unchanged that the deploy
+// runs all the same, with why (plan.PredictedReruns).
+func (s *State) dryRunClustersLocked(op *plan.Op) (cs []plan.Cluster, base uint64, runs map[string]string) {
 	var old *plan.Plan
 	if svc := s.data.Services[op.Service]; svc != nil && svc.Plan != nil {
 		old = svc.Plan
@@ -59,7 +60,6 @@ func (s *State) dryRunClustersLocked(op *plan.Op) ([]plan.Cluster, uint64) {
 	for _, a := range op.Skipped {
 		skipped[a] = true
 	}
-	base := uint64(0)
 	if old != nil {
 		base = old.Generation
 		if len(skipped) > 0 {
@@ -85,11 +85,11 @@ func (s *State) dryRunClustersLocked(op *plan.Op) ([]plan.Cluster, uint64) {
 		}
 		m[r.StepID] = r.Prediction
 	}
-	cs := plan.Clusters(old, next, preds)
+	cs = plan.Clusters(old, next, preds)
 	if len(op.Skipped) > 0 {
 		cs = withDown(cs, op.Skipped)
 	}
-	return cs, base
+	return cs, base, plan.PredictedReruns(old, next, preds)
 }
 
 // withDown adds the agents that were down to the cannot-predict cluster,

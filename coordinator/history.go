@@ -219,7 +219,7 @@ func historyDiff(old, next *plan.Plan) ([]plan.NodeDiff, bool) {
 		for j := range d[i].Steps {
 			sd := &d[i].Steps[j]
 			switch sd.Change {
-			case plan.ChangeUnchanged, plan.ChangeRemove:
+			case plan.ChangeUnchanged, plan.ChangeRemove, plan.ChangeRun:
 				sd.Attributes = nil
 			case plan.ChangeChange:
 				var keep []*plan.Value

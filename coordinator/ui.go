@@ -672,6 +672,8 @@ type uiChange struct {
 	Agent, Node, Instance, Component, Action, Change string
 	Changed                                          []string
 	Attributes                                       []uiValue
+	// Reason: why a step the plan leaves unchanged runs (plan.ChangeRun).
+	Reason string
 }
 
 func (s *Server) uiService(w http.ResponseWriter, r *http.Request) error {
@@ -785,7 +787,7 @@ func uiPreviewOf(pv *api.PlanPreview) *uiPreview {
 				out.Unchanged++
 				continue
 			}
-			c := uiChange{Agent: n.Agent, Node: n.Name, Instance: d.Instance, Component: d.Component, Action: d.Action, Change: d.Change, Changed: d.Changed}
+			c := uiChange{Agent: n.Agent, Node: n.Name, Instance: d.Instance, Component: d.Component, Action: d.Action, Change: d.Change, Changed: d.Changed, Reason: d.Reason}
 			for _, a := range d.Attributes {
 				c.Attributes = append(c.Attributes, uiValueOf(a))
 			}

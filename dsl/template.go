@@ -2,13 +2,11 @@ package dsl
 
 import (
 	"fmt"
-	"math"
 	"strings"
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/hclsyntax"
 	"github.com/zclconf/go-cty/cty"
-	"github.com/zclconf/go-cty/cty/convert"
 
 	"github.com/dtkhq/dtk/plan"
 )
@@ -48,7 +46,7 @@ type instInfo struct {
 }
 
 // selectableFacts are the facts a node or node_group may select by.
-var selectableFacts = []string{"name", "address", "hostname", "os", "arch", "cpus", "memory_bytes"}
+var selectableFacts = plan.SelectableFacts
 
 func (l *loader) decodeTemplate(b *hcl.Block) *plan.Template {
 	t := &plan.Template{Name: b.Labels[0], Nodes: []*plan.TemplateNode{}, Pos: blockPos(b)}
@@ -117,11 +115,15 @@ func (l *loader) decodeNode(b *hcl.Block, ti *tmplInfo) *nodeInfo {
 	content, diags := b.Body.Content(schema)
 	l.add(diags)
 	if a := content.Attributes["labels"]; a != nil {
-		tn.Labels = l.stringMap(a, "labels", `{ role = "web" }`)
+		if v, ok := l.selectorValue(a, ti, &tn.LabelsExpr); ok {
+			tn.Labels = l.stringMap(v, a, "labels", `{ role = "web" }`)
+		}
 	}
 	if a := content.Attributes["facts"]; a != nil {
-		tn.Facts = l.stringMap(a, "facts", `{ os = "linux", arch = "amd64" }`)
-		for _, k := range keys(tn.Facts) {
+		if v, ok := l.selectorValue(a, ti, &tn.FactsExpr); ok {
+			tn.Facts = l.stringMap(v, a, "facts", `{ os = "linux", arch = "amd64" }`)
+		}
+		for _, k := range append(keys(tn.Facts), constKeys(a.Expr)...) {
 			if contains(selectableFacts, k) {
 				continue
 			}
@@ -134,7 +136,9 @@ func (l *loader) decodeNode(b *hcl.Block, ti *tmplInfo) *nodeInfo {
 		}
 	}
 	if a := content.Attributes["count"]; a != nil {
-		tn.Count = l.count(a)
+		if v, ok := l.selectorValue(a, ti, &tn.CountExpr); ok {
+			tn.Count = l.count(v, a)
+		}
 	}
 	for _, cb := range content.Blocks {
 		ii := l.decodeInstance(cb)
@@ -161,52 +165,59 @@ func (l *loader) decodeNode(b *hcl.Block, ti *tmplInfo) *nodeInfo {
 	return ni
 }
 
-// count decodes a node_group's count: a positive whole number.
-func (l *loader) count(a *hcl.Attribute) int {
-	v, ok := l.constValue(a)
-	if !ok {
-		return 0
+// selectorValue reads a node's labels, facts or count: a constant value
+// (ok), or an expression over the template's inputs that the compiler
+// evaluates, kept in *expr. Placement is decided before anything runs, so
+// the expression may not read outputs, components, other nodes or facts.
+func (l *loader) selectorValue(a *hcl.Attribute, ti *tmplInfo, expr **plan.Expr) (cty.Value, bool) {
+	if len(a.Expr.Variables()) > 0 {
+		e := l.exprSource(a.Expr)
+		*expr = &e
+		ti.pending = append(ti.pending, func() {
+			l.checkExpr(a.Expr, &scope{where: "agents are chosen before any step runs: a node's " + a.Name, roots: []string{"input"}, tmpl: ti})
+		})
+		return cty.NilVal, false
 	}
-	n, err := convert.Convert(v, cty.Number)
-	if err == nil && !n.IsNull() {
-		if bf := n.AsBigFloat(); bf.IsInt() && bf.Sign() > 0 {
-			if i, _ := bf.Int64(); i <= math.MaxInt32 && bf.IsInt() {
-				return int(i)
-			}
+	v, diags := a.Expr.Value(&hcl.EvalContext{Functions: plan.Functions()})
+	l.add(diags)
+	return v, !diags.HasErrors()
+}
+
+// constKeys are the keys of an expression's object constructor that are
+// written as constants, when the expression is computed (a computed
+// facts map is checked here for the keys it names).
+func constKeys(expr hcl.Expression) []string {
+	obj, ok := expr.(*hclsyntax.ObjectConsExpr)
+	if !ok || len(expr.Variables()) == 0 {
+		return nil
+	}
+	var out []string
+	for _, item := range obj.Items {
+		if k, diags := item.KeyExpr.Value(nil); !diags.HasErrors() && k.Type() == cty.String && k.IsKnown() && !k.IsNull() {
+			out = append(out, k.AsString())
 		}
 	}
-	l.errorf(startRange(a.Expr.Range()), "invalid count",
-		"count is a positive whole number of agents; leave it out to take every agent that matches")
-	return 0
+	return out
+}
+
+// count decodes a node_group's constant count: a positive whole number.
+func (l *loader) count(v cty.Value, a *hcl.Attribute) int {
+	n, err := plan.CountValue(v, 1)
+	if err != nil {
+		l.errorf(startRange(a.Expr.Range()), "invalid count",
+			"count is a positive whole number of agents; leave it out to take every agent that matches")
+	}
+	return n
 }
 
 // stringMap decodes a constant map of strings (labels, facts).
-func (l *loader) stringMap(a *hcl.Attribute, what, example string) map[string]string {
-	v, ok := l.constValue(a)
-	if !ok {
-		return nil
-	}
-	mv, err := convert.Convert(v, cty.Map(cty.String))
-	switch {
-	case err != nil:
+func (l *loader) stringMap(v cty.Value, a *hcl.Attribute, what, example string) map[string]string {
+	m, err := plan.StringMap(v)
+	if err != nil {
 		l.errorf(startRange(a.Expr.Range()), "invalid "+what,
 			"%s must be a map of strings, e.g. %s: %s", what, example, err)
-		return nil
-	case mv.IsNull():
-		return nil
 	}
-	var out map[string]string
-	for k, e := range mv.AsValueMap() {
-		if e.IsNull() {
-			l.errorf(keyRange(a.Expr, k), "invalid "+what, "%q has a null value", k)
-			continue
-		}
-		if out == nil {
-			out = map[string]string{}
-		}
-		out[k] = e.AsString()
-	}
-	return out
+	return m
 }
 
 // keyRange is where key is written in an object constructor, else where

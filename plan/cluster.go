@@ -62,16 +62,7 @@ const (
 // size, largest first, then by Key; so are their agents by name. Clusters
 // is pure and deterministic.
 func Clusters(old, next *Plan, predictions map[string]map[string]string) []Cluster {
-	prev := map[string]*Step{}
-	if old != nil {
-		for _, np := range old.Nodes {
-			for _, st := range np.Steps {
-				if st.Action == "create" {
-					prev[st.ID] = st
-				}
-			}
-		}
-	}
+	prev := createSteps(old)
 	type agentPlan struct {
 		name  string
 		steps []*Step // of next
@@ -109,6 +100,8 @@ func Clusters(old, next *Plan, predictions map[string]map[string]string) []Clust
 		}
 	}
 
+	reasons := rerunsOf(prev, next, predictions)
+
 	type group struct {
 		Cluster
 		changes []stepChangeSig
@@ -131,7 +124,7 @@ func Clusters(old, next *Plan, predictions map[string]map[string]string) []Clust
 			key, sig = ClusterCannotPredict, ClusterCannotPredict
 		} else {
 			for _, st := range ap.steps {
-				if c, ok := describe(prev[st.ID], st, ap.name, preds, predictions != nil); ok {
+				if c, ok := describe(prev[st.ID], st, ap.name, preds, predictions != nil, reasons[st.ID]); ok {
 					changes = append(changes, c)
 				}
 			}
@@ -196,6 +189,41 @@ func Clusters(old, next *Plan, predictions map[string]map[string]string) []Clust
 	return out
 }
 
+// PredictedReruns is Reruns for a dry run: the steps its plan (next)
+// leaves unchanged from old that read an output of a step that runs, as
+// the agents predicted (agent → step ID → prediction; nil: as the plan
+// says).
+func PredictedReruns(old, next *Plan, predictions map[string]map[string]string) map[string]string {
+	return rerunsOf(createSteps(old), next, predictions)
+}
+
+// rerunsOf is PredictedReruns with old's create steps by ID. A step runs
+// when the plan adds or changes it (without predictions) or its agent
+// predicts it would change (it changes) or cannot predict it (it may).
+func rerunsOf(prev map[string]*Step, next *Plan, predictions map[string]map[string]string) map[string]string {
+	if next == nil {
+		return nil
+	}
+	runs := map[string]bool{}
+	for _, np := range next.Nodes {
+		for _, st := range np.Steps {
+			if predictions == nil {
+				if k := stepChange(prev[st.ID], st); k == ChangeAdd || k == ChangeChange {
+					runs[st.ID] = true
+				}
+				continue
+			}
+			switch predictions[np.Agent][st.ID] {
+			case PredictChange:
+				runs[st.ID] = true
+			case PredictCannot:
+				runs[st.ID] = false
+			}
+		}
+	}
+	return Reruns(next, runs)
+}
+
 // SortClusters sorts clusters as Clusters returns them: largest first, then
 // by Key.
 func SortClusters(cs []Cluster) {
@@ -225,13 +253,16 @@ func predictedAll(steps []*Step, preds map[string]string) bool {
 type stepChangeSig struct {
 	step  string // TEMPLATENODE/INSTANCE/ACTION
 	label string // TEMPLATENODE/INSTANCE
-	kind  string // ChangeAdd, ChangeRemove, ChangeChange, or runsAgain
+	kind  string // ChangeAdd, ChangeRemove, ChangeChange, ChangeRun or runsAgain
 	comp  string // the component (added steps)
 	attrs []attrChange
 	// asset: the step changes but none of its attributes does.
 	asset   bool
 	waiting string
 	pred    string
+	// reason: a step unchanged in the plan runs because it reads an
+	// output that changes (Reruns).
+	reason string
 }
 
 // runsAgain is a step the plan leaves unchanged but that the agent
@@ -250,7 +281,7 @@ type attrChange struct {
 
 func (c stepChangeSig) signature() string {
 	var b strings.Builder
-	for _, s := range []string{c.step, c.kind, c.comp, c.waiting, c.pred} {
+	for _, s := range []string{c.step, c.kind, c.comp, c.waiting, c.pred, c.reason} {
 		b.WriteString(s)
 		b.WriteByte(0)
 	}
@@ -285,6 +316,8 @@ func (c stepChangeSig) line(varies func(int) bool) string {
 		s = "removed"
 	case runsAgain:
 		s = "unchanged in the plan, but not converged on the node: runs again"
+	case ChangeRun:
+		s = "unchanged in the plan, but runs: " + c.reason
 	default:
 		var parts []string
 		for j, a := range c.attrs {
@@ -346,10 +379,18 @@ func predictionText(p string) string {
 // describe is the change a step of the next plan makes on agent (prev: the
 // create step of the same ID in the current plan), and whether it makes
 // one at all.
-func describe(prev, st *Step, agent string, preds map[string]string, predicting bool) (stepChangeSig, bool) {
+func describe(prev, st *Step, agent string, preds map[string]string, predicting bool, reason string) (stepChangeSig, bool) {
 	c := stepChangeSig{step: stepKey(st), label: stepLabel(st), kind: stepChange(prev, st), comp: st.Component}
 	if predicting {
 		c.pred = normalize(preds[st.ID], agent)
+	}
+	if c.kind == ChangeUnchanged && reason != "" {
+		// The agent predicted the step as the plan has it now; the
+		// output it reads arrives later in the deploy.
+		c.kind, c.reason = ChangeRun, normalize(reason, agent)
+		if c.pred == PredictUnchangedPlan {
+			c.pred = ""
+		}
 	}
 	if c.kind == ChangeUnchanged {
 		if !predicting || c.pred == PredictUnchangedPlan {

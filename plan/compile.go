@@ -102,6 +102,9 @@ type compiler struct {
 	// their instances' expressions, each read three times (refs, value,
 	// source). ASTs are not changed by evaluation.
 	parsed map[Expr]parsedExpr
+	// selectors are the selector expressions' values by template node
+	// name (NodePlan.Selector).
+	selectors map[string][]*Value
 }
 
 type parsedExpr struct {
@@ -209,7 +212,7 @@ func (c *compiler) compile() (*Plan, Violations) {
 	}
 	p := &Plan{Service: svc.Name, Generation: c.in.Generation}
 	for _, pl := range c.placed {
-		np := &NodePlan{Name: pl.key, Agent: pl.agent.Name, Steps: []*Step{}}
+		np := &NodePlan{Name: pl.key, Agent: pl.agent.Name, Steps: []*Step{}, Selector: c.selectors[pl.tnode.Name]}
 		for _, it := range order {
 			if it.p == pl && it.step != nil {
 				np.Steps = append(np.Steps, it.step)
@@ -453,6 +456,7 @@ func (c *compiler) place() {
 		return sorted
 	}
 	c.byName = map[string][]*placement{}
+	c.selectors = map[string][]*Value{}
 	add := func(tn *TemplateNode, n *Node, key string) {
 		claimed[n.Name] = tn.Name
 		pl := &placement{tnode: tn, agent: n, key: key}
@@ -468,7 +472,13 @@ func (c *compiler) place() {
 			if tn.Group != group || c.removed(tn.Name) {
 				continue
 			}
-			cands := preferred(tn, matches(tn))
+			// sel is tn with its selector expressions evaluated.
+			sel, srcs := c.selectorOf(tn)
+			if sel == nil || sel.Count == noMembers {
+				continue
+			}
+			c.selectors[tn.Name] = srcs
+			cands := preferred(tn, matches(sel))
 			var free []*Node
 			var takenBy []string
 			for _, n := range cands {
@@ -478,23 +488,23 @@ func (c *compiler) place() {
 					free = append(free, n)
 				}
 			}
-			sel := selector(tn)
+			what := selector(sel)
 			switch {
 			case len(cands) == 0:
-				c.violate(posPtr(tn.Pos), "%s %q: no agent matches %s%s", map[bool]string{false: "node", true: "node_group"}[tn.Group], tn.Name, sel, where)
+				c.violate(posPtr(tn.Pos), "%s %q: no agent matches %s%s", nodeKind(tn), tn.Name, what, where)
 			case !tn.Group && len(free) == 0:
-				c.violate(posPtr(tn.Pos), "node %q: every agent matching %s is claimed by another node (%s)", tn.Name, sel, strings.Join(takenBy, ", "))
+				c.violate(posPtr(tn.Pos), "node %q: every agent matching %s is claimed by another node (%s)", tn.Name, what, strings.Join(takenBy, ", "))
 			case !tn.Group:
 				add(tn, free[0], tn.Name)
-			case tn.Count > 0 && len(free) < tn.Count:
-				c.violate(posPtr(tn.Pos), "node_group %q: wants %d agents matching %s, %d are free%s", tn.Name, tn.Count, sel, len(free), where)
+			case sel.Count > 0 && len(free) < sel.Count:
+				c.violate(posPtr(tn.Pos), "node_group %q: wants %d agents matching %s, %d are free%s", tn.Name, sel.Count, what, len(free), where)
 			default:
 				n := len(free)
-				if tn.Count > 0 {
-					n = tn.Count
+				if sel.Count > 0 {
+					n = sel.Count
 				}
 				if n == 0 {
-					c.violate(posPtr(tn.Pos), "node_group %q: every agent matching %s is claimed by another node (%s)", tn.Name, sel, strings.Join(takenBy, ", "))
+					c.violate(posPtr(tn.Pos), "node_group %q: every agent matching %s is claimed by another node (%s)", tn.Name, what, strings.Join(takenBy, ", "))
 				}
 				members := free[:n]
 				sort.Slice(members, func(i, j int) bool { return members[i].Name < members[j].Name })
@@ -928,8 +938,8 @@ func (c *compiler) nodeVar() cty.Value {
 	m := map[string]cty.Value{}
 	for _, tn := range c.tmpl.Nodes {
 		pls := c.byName[tn.Name]
-		if len(pls) == 0 {
-			continue
+		if len(pls) == 0 && (!tn.Group || c.removed(tn.Name)) {
+			continue // a node_group whose count is 0 is an empty list
 		}
 		if tn.Group {
 			members := make([]cty.Value, len(pls))
@@ -1117,6 +1127,7 @@ func (c *compiler) source(e Expr, it *item) string {
 		switch {
 		case len(parts) >= 2 && parts[0] == "input":
 			set["input "+parts[1]+" ("+c.inputSrc[parts[1]]+")"] = true
+		case it == nil: // a node's selector: inputs only
 		case len(parts) >= 2 && parts[0] == "export" && it.inject != nil:
 			set["export "+parts[1]+" of "+it.inject.Service.Name] = true
 		case len(parts) >= 1 && parts[0] == "self":

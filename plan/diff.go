@@ -2,7 +2,10 @@ package plan
 
 import (
 	"encoding/json"
+	"fmt"
+	"slices"
 	"sort"
+	"strings"
 )
 
 // Change kinds in a plan diff.
@@ -11,6 +14,9 @@ const (
 	ChangeChange    = "change"
 	ChangeRemove    = "remove"
 	ChangeUnchanged = "unchanged"
+	// ChangeRun is a step the plan leaves unchanged that the deploy runs
+	// all the same: it reads an output of a step that runs (Reason).
+	ChangeRun = "run"
 )
 
 // NodeDiff is what a new plan changes on one agent.
@@ -18,6 +24,9 @@ type NodeDiff struct {
 	Name  string     `json:"name"`
 	Agent string     `json:"agent"`
 	Steps []StepDiff `json:"steps"`
+	// Selector is the node plan's: its labels, facts and count written
+	// as expressions, with where their values came from.
+	Selector []*Value `json:"selector,omitempty"`
 }
 
 // StepDiff is one step's change, with every attribute and its source.
@@ -32,6 +41,9 @@ type StepDiff struct {
 	Attributes []*Value `json:"attributes,omitempty"`
 	Waiting    []string `json:"waiting,omitempty"`
 	AssetOnly  bool     `json:"asset_changed,omitempty"`
+	// Reason says why a step of change "run" runs: "reads output pg of
+	// node db, which changes".
+	Reason string `json:"reason,omitempty"`
 }
 
 // Redacted is shown in place of a sensitive value.
@@ -40,21 +52,12 @@ const Redacted = `"(sensitive)"`
 // Diff compares the current plan (nil before the first deploy) with the
 // next one, node by node. Sensitive values are redacted.
 func Diff(old, next *Plan) []NodeDiff {
-	prev := map[string]*Step{}
-	if old != nil {
-		for _, np := range old.Nodes {
-			for _, st := range np.Steps {
-				if st.Action == "create" {
-					prev[st.ID] = st
-				}
-			}
-		}
-	}
+	prev := createSteps(old)
 	var out []NodeDiff
 	seen := map[string]bool{}
 	if next != nil {
 		for _, np := range next.Nodes {
-			nd := NodeDiff{Name: np.Name, Agent: np.Agent, Steps: []StepDiff{}}
+			nd := NodeDiff{Name: np.Name, Agent: np.Agent, Steps: []StepDiff{}, Selector: np.Selector}
 			for _, st := range np.Steps {
 				seen[st.ID] = true
 				d := StepDiff{ID: st.ID, Instance: st.Instance, Component: st.Component, Action: st.Action, Waiting: st.Waiting}
@@ -63,10 +66,19 @@ func Diff(old, next *Plan) []NodeDiff {
 				if d.Change = stepChange(p, st); d.Change == ChangeChange {
 					d.Changed = changedAttributes(p, st)
 					d.AssetOnly = len(d.Changed) == 0
+					withOld(d.Attributes, d.Changed, p)
 				}
 				nd.Steps = append(nd.Steps, d)
 			}
 			out = append(out, nd)
+		}
+		reasons := rerunsOf(prev, next, nil)
+		for i := range out {
+			for j := range out[i].Steps {
+				if d := &out[i].Steps[j]; reasons[d.ID] != "" {
+					d.Change, d.Reason = ChangeRun, reasons[d.ID]
+				}
+			}
 		}
 	}
 	// Steps of the old plan that the next one drops without a delete step
@@ -94,7 +106,113 @@ func Diff(old, next *Plan) []NodeDiff {
 			}
 		}
 	}
+	// By node name, each node's steps in plan order (the compiler lists
+	// node blocks before node groups).
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out
+}
+
+// createSteps are the create steps of a plan (nil: none) by ID.
+func createSteps(p *Plan) map[string]*Step {
+	out := map[string]*Step{}
+	if p == nil {
+		return out
+	}
+	for _, np := range p.Nodes {
+		for _, st := range np.Steps {
+			if st.Action == "create" {
+				out[st.ID] = st
+			}
+		}
+	}
+	return out
+}
+
+// withOld sets the old value (prev's) of each changed attribute.
+func withOld(attrs []*Value, changed []string, prev *Step) {
+	for _, v := range attrs {
+		if !slices.Contains(changed, v.Name) {
+			continue
+		}
+		switch old, ok := prev.Attributes[v.Name]; {
+		case v.Sensitive || slices.Contains(prev.Sensitive, v.Name):
+			v.Old = json.RawMessage(Redacted)
+		case ok:
+			v.Old = old
+		default:
+			v.Old = json.RawMessage("null")
+		}
+	}
+}
+
+// Reruns finds the steps of next that its plan leaves unchanged but that a
+// deploy runs all the same: each reads an output of a step that runs, whose
+// new output reaches it when that step reports. runs holds the steps known
+// to run (step ID → true when the step changes, false when it may: the
+// agent could not predict it); it is not changed. The answer maps each
+// such step's ID to the reason ("reads output pg of node db, which
+// changes"); a step that runs only because of another's output may change
+// its own outputs, so steps reading those run too ("which may change").
+func Reruns(next *Plan, runs map[string]bool) map[string]string {
+	if next == nil || len(runs) == 0 {
+		return nil
+	}
+	byID := map[string]*Step{}
+	for _, np := range next.Nodes {
+		for _, st := range np.Steps {
+			byID[st.ID] = st
+		}
+	}
+	out := map[string]string{}
+	running := func(id string) (bool, bool) {
+		if certain, ok := runs[id]; ok {
+			return certain, true
+		}
+		_, ok := out[id]
+		return false, ok
+	}
+	// Until nothing more runs: a chain of readers across nodes need not
+	// be in plan order.
+	for more := true; more; {
+		more = false
+		for _, np := range next.Nodes {
+			for _, st := range np.Steps {
+				if _, known := running(st.ID); known || st.Action != "create" {
+					continue
+				}
+				for _, dep := range st.DependsOn {
+					p := byID[dep]
+					if p == nil || !readsOutput(st, p) {
+						continue
+					}
+					if certain, ok := running(dep); ok {
+						how := "may change"
+						if certain {
+							how = "changes"
+						}
+						out[st.ID] = fmt.Sprintf("reads output %s of node %s, which %s", p.Instance, p.Node, how)
+						more = true
+						break
+					}
+				}
+			}
+		}
+	}
+	return out
+}
+
+// readsOutput says an attribute of st takes its value from an output of
+// p: its source names "output of NODE/INSTANCE".
+func readsOutput(st, p *Step) bool {
+	want := "output of " + p.Node + "/" + p.Instance
+	for _, src := range st.Sources {
+		for part := range strings.SplitSeq(src, ", ") {
+			if part == want {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // stepChange is what a step of the next plan does to the create step of

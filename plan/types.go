@@ -259,9 +259,16 @@ type TemplateNode struct {
 	// Labels an agent must all carry to be chosen for this node.
 	Labels map[string]string `json:"labels,omitempty"`
 	// Facts an agent's facts must equal (os, arch, hostname, ...).
-	Facts      map[string]string `json:"facts,omitempty"`
-	Components []*Instance       `json:"components"`
-	Pos        Pos               `json:"pos"`
+	Facts map[string]string `json:"facts,omitempty"`
+	// LabelsExpr, FactsExpr and CountExpr are a selector written as an
+	// expression over the template's inputs (labels = { env = input.env
+	// }), which the compiler evaluates; Labels, Facts and Count are then
+	// unset. A count expression may be 0: the group takes no agent.
+	LabelsExpr *Expr       `json:"labels_expr,omitempty"`
+	FactsExpr  *Expr       `json:"facts_expr,omitempty"`
+	CountExpr  *Expr       `json:"count_expr,omitempty"`
+	Components []*Instance `json:"components"`
+	Pos        Pos         `json:"pos"`
 }
 
 // Instance is a component placed on a template node. Attribute values are
@@ -358,6 +365,9 @@ type Value struct {
 	Value     json.RawMessage `json:"value,omitempty"`
 	Source    string          `json:"source"`
 	Sensitive bool            `json:"sensitive,omitempty"`
+	// Old (in a plan diff) is a changed attribute's value in the current
+	// plan ("null" when it had none); redacted when sensitive.
+	Old json.RawMessage `json:"old,omitempty"`
 }
 
 // NodePlan is the part of a plan that one agent runs.
@@ -366,6 +376,10 @@ type NodePlan struct {
 	Name  string  `json:"name"`
 	Agent string  `json:"agent"`
 	Steps []*Step `json:"steps"`
+	// Selector holds the template node's labels, facts and count that
+	// were written as expressions, as evaluated, with where each came
+	// from ("input env (operator)").
+	Selector []*Value `json:"selector,omitempty"`
 }
 
 // Step is one action of one component instance on one node, with everything

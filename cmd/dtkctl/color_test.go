@@ -35,13 +35,13 @@ func TestColor_OnlyOnATerminal_OffWithNoColor(t *testing.T) {
 
 	fakeTerminal(t)
 	colored := status(map[string]string{"TERM": "xterm"})
-	for _, want := range []string{"\x1b[31mfailed\x1b[0m", "\x1b[32mok\x1b[0m"} {
+	for _, want := range []string{"\x1b[31mfailed\x1b[0m", "\x1b[32munchanged\x1b[0m"} {
 		if !strings.Contains(colored, want) {
 			t.Errorf("terminal output lacks %q:\n%q", want, colored)
 		}
 	}
 	// Columns still line up: the escapes take no room.
-	if !strings.Contains(colored, "agent-1  index/index (index-comp)  create  \x1b[32mok\x1b[0m      0     9ms") {
+	if !strings.Contains(colored, "agent-1  index/index (index-comp)  create  \x1b[32munchanged\x1b[0m  0     9ms") {
 		t.Errorf("coloured table misaligned:\n%s", colored)
 	}
 	for name, out := range map[string]string{

@@ -27,6 +27,10 @@ type dryRunResult struct {
 	Counts map[string]int `json:"counts"`
 	// Skipped are the nodes left out because they were down.
 	Skipped []string `json:"skipped,omitempty"`
+	// Runs are the steps predicted unchanged in the plan that the deploy
+	// runs all the same (they read an output that changes), by step ID,
+	// with why; Counts counts them as would change.
+	Runs map[string]string `json:"runs,omitempty"`
 }
 
 // shownNodes is how many nodes of a cluster the text output names.
@@ -57,12 +61,15 @@ func dryRun(ctx context.Context, cl *api.Client, out *Output, name string, timeo
 		}
 		return err
 	}
+	// Each node's answers in the order it gave them (its steps' order),
+	// the nodes by name.
+	slices.SortStableFunc(op.Results, func(a, b plan.Report) int { return strings.Compare(a.Node, b.Node) })
 	counts := map[string]int{}
 	for _, r := range op.Results {
-		counts[r.Prediction]++
+		counts[prediction(r, st.Runs)]++
 	}
 	if asJSON {
-		res := dryRunResult{Service: name, Clusters: st.Clusters, BaseGeneration: st.BaseGeneration, Results: op.Results, Counts: counts, Skipped: op.Skipped}
+		res := dryRunResult{Service: name, Clusters: st.Clusters, BaseGeneration: st.BaseGeneration, Results: op.Results, Counts: counts, Skipped: op.Skipped, Runs: st.Runs}
 		if res.Results == nil {
 			res.Results = []plan.Report{}
 		}
@@ -77,7 +84,11 @@ func dryRun(ctx context.Context, cl *api.Client, out *Output, name string, timeo
 		if verbose {
 			var rows [][]string
 			for _, r := range op.Results {
-				rows = append(rows, []string{r.Node, stepName(r), r.Action, r.Prediction})
+				p := r.Prediction
+				if why := st.Runs[r.StepID]; why != "" && p == plan.PredictUnchangedPlan {
+					p = "would run: " + why
+				}
+				rows = append(rows, []string{r.Node, stepName(r), r.Action, p})
 			}
 			out.Printf("\n")
 			printTable(out.Out, "", []string{"NODE", "STEP", "ACTION", "PREDICTION"}, rows)
@@ -92,6 +103,15 @@ func dryRun(ctx context.Context, cl *api.Client, out *Output, name string, timeo
 		return failf("%d steps would fail", counts["would fail"])
 	}
 	return nil
+}
+
+// prediction is what a step's answer counts as: a step predicted unchanged
+// in the plan that runs all the same (runs) would change.
+func prediction(r plan.Report, runs map[string]string) string {
+	if r.Prediction == plan.PredictUnchangedPlan && runs[r.StepID] != "" {
+		return plan.PredictChange
+	}
+	return r.Prediction
 }
 
 // printClusters prints each group of nodes: how many, what changes on

@@ -119,3 +119,41 @@ func TestThousands(t *testing.T) {
 		}
 	}
 }
+
+// A dry run's rows come out by node name whatever order the answers came
+// in, each node's steps in its order; a step the agent predicted unchanged
+// that reads an output that changes shows and counts as one that runs.
+func TestServiceDeployDryRun_SortedRowsAndReruns(t *testing.T) {
+	f := newFake(t)
+	why := "reads output pg of node db, which changes"
+	results := []plan.Report{
+		{Node: "n2", StepID: "shop/web/app/create", Action: "create", Prediction: plan.PredictUnchangedPlan},
+		{Node: "n1", StepID: "shop/db/pg/create", Action: "create", Prediction: plan.PredictChange},
+		{Node: "n2", StepID: "shop/web/worker/create", Action: "create", Prediction: plan.PredictUnchangedPlan},
+		{Node: "n1", StepID: "shop/db/schema/create", Action: "create", Prediction: plan.PredictUnchangedPlan},
+	}
+	op := plan.Op{ID: "op1", Kind: plan.OpDryRun, Service: "shop", Results: results, Done: []string{"n1", "n2"}, Index: 2,
+		Steps: map[string][]*plan.Step{"n1": {{ID: "shop/db/pg/create"}}, "n2": {{ID: "shop/web/app/create"}}}}
+	f.handle("POST /v1/services/{name}/dry-run", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, 200, api.OpStatus{Op: op})
+	})
+	f.handle("GET /v1/ops/{id}", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, 200, api.OpStatus{Op: op})
+	})
+	f.handle("GET /v1/ops/{id}/clusters", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, 200, api.DryRunClusters{Op: "op1", Service: "shop", Index: 2, Runs: map[string]string{"shop/web/app/create": why, "shop/db/schema/create": why}})
+	})
+	r := runCLI(t, f.addr(), "service", "deploy", "shop", "--dry-run", "-v")
+	r.check(t, 0)
+	want := `NODE  STEP        ACTION  PREDICTION
+n1    db/pg       create  would change
+n1    db/schema   create  would run: ` + why + `
+n2    web/app     create  would run: ` + why + `
+n2    web/worker  create  unchanged (not run)
+
+3 would change, 0 no change, 1 unchanged in the plan, 0 cannot predict
+`
+	if !strings.HasSuffix(r.stdout, want) {
+		t.Fatalf("stdout:\n%s\nwant it to end with:\n%s", r.stdout, want)
+	}
+}

@@ -15,6 +15,7 @@ import (
 	"testing"
 
 	"github.com/dtkhq/dtk/internal/api"
+	"github.com/dtkhq/dtk/internal/term"
 	"github.com/dtkhq/dtk/plan"
 )
 
@@ -349,9 +350,9 @@ agent-1 index/index create: ok (12ms)
 agent-2 db/db create: running
 agent-2 db/db create: skipped (1.5s)
 
-NODE     STEP                      ACTION  STATE    EXIT  DURATION
-agent-1  index/index (index-comp)  create  ok       0     12ms
-agent-2  db/db (db-comp)           create  skipped  -     1.5s
+NODE     STEP                      ACTION  STATE      EXIT  DURATION
+agent-1  index/index (index-comp)  create  unchanged  0     12ms
+agent-2  db/db (db-comp)           create  skipped    -     1.5s
 web converged at generation 3
 `
 	if r.stdout != want {
@@ -371,7 +372,7 @@ func TestServiceDeploy_WaitFailed_Exit1(t *testing.T) {
 	r.check(t, exitFailed)
 	for _, want := range []string{
 		"agent-2 db/db create: failed (exit 3, 40ms)\n",
-		"agent-2  db/db (db-comp)           create  failed  3     40ms\n",
+		"agent-2  db/db (db-comp)           create  failed     3     40ms\n",
 		"agent-2 db/db create failed: exit status 3\n    creating table\n    permission denied\n",
 	} {
 		if !strings.Contains(r.stdout, want) {
@@ -493,7 +494,7 @@ func TestServicePlan_DiffWithProvenance(t *testing.T) {
 			Service: "web", Generation: 2,
 			Nodes: []plan.NodeDiff{{Name: "web", Agent: "agent-1", Steps: []plan.StepDiff{
 				{Instance: "index", Component: "page", Action: "create", Change: plan.ChangeChange, Changed: []string{"message"},
-					Attributes: []*plan.Value{{Name: "message", Value: []byte(`"Bonjour"`), Source: "input greeting (operator)"}}},
+					Attributes: []*plan.Value{{Name: "message", Value: []byte(`"Bonjour"`), Old: []byte(`"Hello"`), Source: "input greeting (operator)"}}},
 				{Instance: "site", Component: "http_server", Action: "create", Change: plan.ChangeUnchanged},
 			}}},
 			Inputs: []*plan.Value{{Name: "greeting", Value: []byte(`"Bonjour"`), Source: "operator"}},
@@ -501,7 +502,7 @@ func TestServicePlan_DiffWithProvenance(t *testing.T) {
 	})
 	r := runCLI(t, f.addr(), "service", "plan", "web")
 	r.check(t, exitOK)
-	for _, want := range []string{"~ index (page) create", `message  =  "Bonjour"  ← input greeting (operator)  changed`, "= site (http_server) create", "0 to add, 1 to change, 0 to remove, 1 unchanged"} {
+	for _, want := range []string{"~ index (page)        create", `message = "Hello" → "Bonjour"  ← input greeting (operator)`, "= site  (http_server) create", "0 to add, 1 to change, 0 to remove, 1 unchanged"} {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("stdout lacks %q:\n%s", want, r.stdout)
 		}
@@ -602,5 +603,65 @@ func TestService_SetFile(t *testing.T) {
 				t.Errorf("the secret is printed:\n%s%s", r.stdout, r.stderr)
 			}
 		})
+	}
+}
+
+// The text plan shows every value in full, wrapped within its column to
+// the terminal's width; a changed value as old → new (a sensitive one only
+// as changed); the names, values and sources in aligned columns; a step
+// that runs because it reads a changing output, with why.
+func TestPrintPlan_FullValuesWrappedAndAligned(t *testing.T) {
+	addrs := `["127.0.32.2","127.0.32.3","127.0.32.4","127.0.32.5"]`
+	pv := &api.PlanPreview{Service: "web", Generation: 4, Nodes: []plan.NodeDiff{
+		{Name: "db", Agent: "a1", Steps: []plan.StepDiff{
+			{Instance: "pg", Component: "postgres", Action: "create", Change: plan.ChangeChange, Changed: []string{"password", "peers"},
+				Attributes: []*plan.Value{
+					{Name: "password", Value: []byte(plan.Redacted), Old: []byte(plan.Redacted), Source: "input pw (operator)", Sensitive: true},
+					// As the coordinator's indented answer holds them.
+					{Name: "peers", Value: []byte(strings.ReplaceAll(addrs, ",", ",\n      ")), Old: []byte("[\n  \"127.0.32.2\"\n]"), Source: "input peers (operator)"},
+					{Name: "port", Value: []byte(`5432`), Source: "default"},
+				}},
+			{Instance: "schema", Component: "migrate", Action: "create", Change: plan.ChangeRun, Reason: "reads output pg of node db, which changes"},
+		}},
+	}}
+	var buf bytes.Buffer
+	printPlan(&Output{Out: &buf, Size: func() (int, int) { return 72, 0 }}, "web", pv)
+	want := `plan for web, generation 4:
+
+node db → a1
+  ~ pg     (postgres) create
+      password = "(sensitive)" (changed)       ← input pw (operator)
+      peers    = ["127.0.32.2"] →              ← input peers (operator)
+                 ["127.0.32.2","127.0.32.3",
+                 "127.0.32.4","127.0.32.5"]
+      port     = 5432                          ← default
+  ↻ schema (migrate)  create  [runs: reads output pg of node db, which changes]
+
+0 to add, 1 to change, 1 to run, 0 to remove, 0 unchanged
+`
+	if buf.String() != want {
+		t.Errorf("got:\n%s\nwant:\n%s", buf.String(), want)
+	}
+	for _, l := range strings.Split(buf.String(), "\n") {
+		if strings.Contains(l, "…") || term.StringWidth(l) > 72 && strings.HasPrefix(l, "      ") {
+			t.Errorf("line cut or too wide: %q", l)
+		}
+	}
+}
+
+// Status says what a successful step did: changed something, found
+// nothing to change, or repaired drift; not a bare "ok".
+func TestStepTable_SaysWhatASuccessfulStepDid(t *testing.T) {
+	changed, drift := step("index", "ok", 0, 5, 3), step("db", "ok", 0, 5, 3)
+	changed.Changed, drift.Changed, drift.Drift = true, true, true
+	var buf bytes.Buffer
+	(&Output{Out: &buf}).stepTable(testStatus(3, "converged", changed, drift, step("site", "ok", 0, 5, 3)), 3)
+	want := `NODE     STEP                      ACTION  STATE           EXIT  DURATION
+agent-1  index/index (index-comp)  create  changed         0     5ms
+agent-2  db/db (db-comp)           create  drift repaired  0     5ms
+agent-3  site/site (site-comp)     create  unchanged       0     5ms
+`
+	if buf.String() != want {
+		t.Errorf("got:\n%s\nwant:\n%s", buf.String(), want)
 	}
 }

@@ -102,7 +102,7 @@ func stateColor(state string) string {
 	word, _, _ := strings.Cut(state, " ")
 	word = strings.TrimSuffix(word, ":")
 	switch word {
-	case plan.StateConverged, plan.StepOK, "up", "alive", "leader":
+	case plan.StateConverged, plan.StepOK, stepChanged, stepUnchanged, "drift", "up", "alive", "leader":
 		return term.Green
 	case plan.StateFailed, "down", "unreachable":
 		return term.Red
@@ -191,6 +191,30 @@ func nodeLabel(n api.NodeStatus) string {
 // step's check found (the agent writes them).
 const driftPrefix = "dtk: drift: "
 
+// What a step that ran without error did, as status shows it.
+const (
+	stepChanged       = "changed"
+	stepUnchanged     = "unchanged"
+	stepDriftRepaired = "drift repaired"
+)
+
+// okState is what a step whose last run succeeded did: repaired drift,
+// changed something, or found nothing to change (Report.Changed); and why
+// it ran, when it says (a refresh).
+func okState(s api.StepStatus) string {
+	shown := stepUnchanged
+	switch {
+	case s.Drift:
+		shown = stepDriftRepaired
+	case s.Changed:
+		shown = stepChanged
+	}
+	if s.Reason != "" {
+		shown += " (" + s.Reason + ")"
+	}
+	return shown
+}
+
 // stepTable prints NODE STEP ACTION STATE EXIT DURATION for every step, then
 // what the check found of each step that repaired drift, and the error and
 // output tail of each failed step.
@@ -219,10 +243,8 @@ func (o *Output) stepTable(st *api.ServiceStatus, gen uint64) {
 			}
 			shown := state
 			switch {
-			case state == plan.StepOK && s.Drift:
-				shown = "ok (drift repaired)"
-			case state == plan.StepOK && s.Reason != "":
-				shown = "ok (" + s.Reason + ")"
+			case state == plan.StepOK:
+				shown = okState(s)
 			case state == plan.StepPending && len(s.Waiting) > 0:
 				shown = "waiting: " + strings.Join(s.Waiting, "; ")
 			}

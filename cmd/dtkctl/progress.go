@@ -69,10 +69,11 @@ func (p *progress) update(st *api.ServiceStatus) {
 		p.rollout = l
 		fmt.Fprintln(p.w, l)
 	}
+	shown := progressStates(st, p.gen)
 	for _, n := range st.Nodes {
 		for _, s := range n.Steps {
 			key := n.Name + "\x00" + s.ID
-			state := stepState(s, p.gen)
+			state := shown[s.ID]
 			prev, ok := p.seen[key]
 			if !ok {
 				prev = plan.StepPending
@@ -84,6 +85,38 @@ func (p *progress) update(st *api.ServiceStatus) {
 			fmt.Fprintf(p.w, "%s %s: %s\n", n.Name, stepLabel(n, s), stateDetail(s, state))
 		}
 	}
+}
+
+// progressStates is each step's state as progress shows it (by step ID):
+// its state in generation gen, except that while the service deploys, a
+// step skipped although a step it depends on runs in this generation stays
+// pending. Its agent skipped it as the plan stood; when what it depends on
+// reports a new output, the step may run after all, and "skipped" then
+// "running" would be untrue. Once the deploy ends, it shows as it is.
+func progressStates(st *api.ServiceStatus, gen uint64) map[string]string {
+	out := map[string]string{}
+	for _, n := range st.Nodes {
+		for _, s := range n.Steps {
+			out[s.ID] = stepState(s, gen)
+		}
+	}
+	if st.State != plan.StateDeploying {
+		return out
+	}
+	for _, n := range st.Nodes {
+		for _, s := range n.Steps {
+			if out[s.ID] != plan.StepSkipped {
+				continue
+			}
+			for _, d := range s.DependsOn {
+				if ds, ok := out[d]; ok && ds != plan.StepSkipped {
+					out[s.ID] = plan.StepPending
+					break
+				}
+			}
+		}
+	}
+	return out
 }
 
 // tick redraws the block every progressTick until stop is closed.
@@ -183,8 +216,9 @@ func progressLines(st *api.ServiceStatus, gen uint64, elapsed time.Duration, col
 	if l := rolloutLine(st, gen); l != "" {
 		lines = append(lines, "  "+l)
 	}
+	shown := progressStates(st, gen)
 	for _, n := range st.Nodes {
-		lines = append(lines, "  "+nodeSummary(n, gen, color))
+		lines = append(lines, "  "+nodeSummary(n, shown, color))
 	}
 	if rows > 2 && len(lines) > rows-1 {
 		keep := rows - 2
@@ -212,12 +246,12 @@ func fmtElapsed(d time.Duration) string {
 
 // nodeSummary is one node's compact line:
 // "agent-1 (web)  ✓ 2 ok  ↷ 1 skipped  ● running: index create  ✗ failed: db create  · 3 pending".
-func nodeSummary(n api.NodeStatus, gen uint64, color bool) string {
+func nodeSummary(n api.NodeStatus, shown map[string]string, color bool) string {
 	var ok, skipped, pending int
 	var running, failed []string
 	for _, s := range n.Steps {
 		inst := instance(s)
-		switch stepState(s, gen) {
+		switch shown[s.ID] {
 		case plan.StepOK:
 			ok++
 		case plan.StepSkipped:

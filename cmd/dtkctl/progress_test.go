@@ -169,3 +169,35 @@ func (l *lockedBuffer) String() string {
 	defer l.mu.Unlock()
 	return l.b.String()
 }
+
+// A step skipped while the step whose output it reads runs is not shown
+// skipped while the deploy goes on: it runs once that step reports its new
+// output, and the lines say running → ok, never skipped then running. One
+// that stays skipped shows so when the deploy ends.
+func TestProgress_SkippedReaderOfRunningStep_NotShownSkipped(t *testing.T) {
+	reader := func(state, db, app string) *api.ServiceStatus {
+		st := testStatus(3, state, step("db", db, 0, 0, 3), step("app", app, 0, 5, 3))
+		st.Nodes[1].Steps[0].DependsOn = []string{st.Nodes[0].Steps[0].ID}
+		return st
+	}
+	var buf bytes.Buffer
+	p := (&Output{Out: &buf}).progress(3)
+	p.update(reader("deploying", "running", "skipped"))
+	if s := nodeSummary(reader("deploying", "running", "skipped").Nodes[1], progressStates(reader("deploying", "running", "skipped"), 3), false); s != "agent-2 (app)  · 1 pending" {
+		t.Errorf("summary %q", s)
+	}
+	p.update(reader("deploying", "ok", "skipped")) // the recompile is yet to come
+	p.update(reader("deploying", "ok", "running"))
+	p.update(reader("converged", "ok", "ok"))
+	want := "agent-1 db/db create: running\nagent-1 db/db create: ok (0s)\nagent-2 app/app create: running\nagent-2 app/app create: ok (5ms)\n"
+	if buf.String() != want {
+		t.Errorf("lines:\n%s\nwant:\n%s", buf.String(), want)
+	}
+	var end bytes.Buffer
+	p = (&Output{Out: &end}).progress(3)
+	p.update(reader("deploying", "ok", "skipped"))
+	p.update(reader("converged", "ok", "skipped"))
+	if want := "agent-1 db/db create: ok (0s)\nagent-2 app/app create: skipped (5ms)\n"; end.String() != want {
+		t.Errorf("lines:\n%s\nwant:\n%s", end.String(), want)
+	}
+}

@@ -133,7 +133,7 @@ func TestServiceDeploy_RecursiveDryRun_PlansInOrder(t *testing.T) {
 	}
 	for _, want := range []string{
 		"plan for app, generation 2:\n  note: the plan assumes the undeployed changes above app are deployed first\n",
-		`cidr  =  "10.1.0.0/16"  ← export of net (pending change)`,
+		`cidr = "10.1.0.0/16"  ← export of net (pending change)`,
 		"not deployed, left out: new\n",
 	} {
 		if !strings.Contains(r.stdout, want) {

@@ -1,16 +1,20 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/dtkhq/dtk/internal/api"
+	"github.com/dtkhq/dtk/internal/term"
 	"github.com/dtkhq/dtk/plan"
 )
 
@@ -227,7 +231,7 @@ type ServicePlanCmd struct {
 
 // Help is the detail of `service plan --help`.
 func (ServicePlanCmd) Help() string {
-	return `Shows, per node, each step the next deploy would add (+), change (~), remove (-) or leave (=), with every attribute's value and where it comes from. When a service above has staged changes that would change exports this one reads, the plan assumes them deployed (as "deploy --recursive" from there does) and marks those values "(pending change)". Exit 1 when the plan has violations (it cannot be deployed).
+	return `Shows, per node (by name), each step the next deploy would add (+), change (~), remove (-) or leave (=), with every attribute's value in full and where it comes from; a changed value as OLD → NEW, a sensitive one only as "(sensitive)". A step whose plan is unchanged but that reads an output of a step that runs is marked ↻ with why ("reads output pg of node db, which changes"): the deploy runs it once that output arrives. When a service above has staged changes that would change exports this one reads, the plan assumes them deployed (as "deploy --recursive" from there does) and marks those values "(pending change)". Exit 1 when the plan has violations (it cannot be deployed).
 
 Examples:
   dtkctl service plan web
@@ -263,7 +267,7 @@ func (c *ServicePlanCmd) Run(ctx context.Context, cl *api.Client, out *Output) e
 }
 
 var changeMark = map[string]string{
-	plan.ChangeAdd: "+", plan.ChangeChange: "~", plan.ChangeRemove: "-", plan.ChangeUnchanged: "=",
+	plan.ChangeAdd: "+", plan.ChangeChange: "~", plan.ChangeRemove: "-", plan.ChangeUnchanged: "=", plan.ChangeRun: "↻",
 }
 
 func printPlan(out *Output, name string, pv *api.PlanPreview) {
@@ -274,6 +278,10 @@ func printPlan(out *Output, name string, pv *api.PlanPreview) {
 		}
 		return
 	}
+	cols := 0
+	if out.Size != nil {
+		cols, _ = out.Size()
+	}
 	out.Printf("plan for %s, generation %d:\n", name, pv.Generation)
 	for _, n := range pv.Notes {
 		out.Printf("  note: %s\n", n)
@@ -281,14 +289,25 @@ func printPlan(out *Output, name string, pv *api.PlanPreview) {
 	counts := map[string]int{}
 	for _, nd := range pv.Nodes {
 		out.Printf("\nnode %s → %s\n", nd.Name, orDash(nd.Agent))
+		if len(nd.Selector) > 0 {
+			out.Printf("  selected by:\n")
+			printValues(out, "      ", valueRows(nd.Selector, nil), cols)
+		}
 		if len(nd.Steps) == 0 {
 			out.Printf("  no steps\n")
 		}
+		var instW, compW int
+		for _, st := range nd.Steps {
+			instW, compW = max(instW, term.StringWidth(st.Instance)), max(compW, term.StringWidth(st.Component)+2)
+		}
 		for _, st := range nd.Steps {
 			counts[st.Change]++
-			line := fmt.Sprintf("  %s %s (%s) %s", changeMark[st.Change], st.Instance, st.Component, st.Action)
+			line := fmt.Sprintf("  %s %s %s %s", orDash(changeMark[st.Change]), term.PadRight(st.Instance, instW), term.PadRight("("+st.Component+")", compW), st.Action)
 			if st.AssetOnly {
 				line += "  [asset changed]"
+			}
+			if st.Reason != "" {
+				line += "  [runs: " + st.Reason + "]"
 			}
 			if len(st.Waiting) > 0 {
 				line += "  [waits for " + strings.Join(st.Waiting, "; ") + "]"
@@ -297,55 +316,100 @@ func printPlan(out *Output, name string, pv *api.PlanPreview) {
 			if st.Change != plan.ChangeAdd && st.Change != plan.ChangeChange {
 				continue
 			}
-			changed := map[string]bool{}
-			for _, c := range st.Changed {
-				changed[c] = true
-			}
-			rows := make([][]string, 0, len(st.Attributes))
-			for _, a := range st.Attributes {
-				val := string(a.Value)
-				if a.Value == nil {
-					val = "(known after apply)"
-				}
-				mark := ""
-				if changed[a.Name] {
-					mark = "changed"
-				}
-				rows = append(rows, []string{a.Name, "=", truncate(val, 60), "← " + a.Source, mark})
-			}
-			printTable(out.Out, "      ", nil, rows)
+			printValues(out, "      ", valueRows(st.Attributes, st.Changed), cols)
 		}
 	}
 	if len(pv.Inputs) > 0 {
 		out.Printf("\ninputs:\n")
-		rows := make([][]string, 0, len(pv.Inputs))
-		for _, in := range pv.Inputs {
-			rows = append(rows, []string{in.Name, "=", truncate(string(in.Value), 60), "← " + in.Source})
-		}
-		printTable(out.Out, "  ", nil, rows)
+		printValues(out, "  ", valueRows(pv.Inputs, nil), cols)
 	}
 	if len(pv.Exports) > 0 {
 		out.Printf("\nexports (offered to services staged under %s):\n", name)
-		rows := make([][]string, 0, len(pv.Exports))
-		for _, e := range pv.Exports {
-			v := string(e.Value)
-			if e.Value == nil {
-				v = "(known after apply)"
-			}
-			rows = append(rows, []string{e.Name, "=", truncate(v, 60)})
+		rows := valueRows(pv.Exports, nil)
+		for i := range rows {
+			rows[i][2] = "" // an export's source is this service
 		}
-		printTable(out.Out, "  ", nil, rows)
+		printValues(out, "  ", rows, cols)
 	}
-	out.Printf("\n%d to add, %d to change, %d to remove, %d unchanged\n",
-		counts[plan.ChangeAdd], counts[plan.ChangeChange], counts[plan.ChangeRemove], counts[plan.ChangeUnchanged])
+	run := ""
+	if n := counts[plan.ChangeRun]; n > 0 {
+		run = fmt.Sprintf(", %d to run", n) // unchanged, reading an output that changes
+	}
+	out.Printf("\n%d to add, %d to change%s, %d to remove, %d unchanged\n",
+		counts[plan.ChangeAdd], counts[plan.ChangeChange], run, counts[plan.ChangeRemove], counts[plan.ChangeUnchanged])
 }
 
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
+// valueRows are name, value and source of each value: a changed one's
+// (named in changed) "old → new"; a sensitive one only "(sensitive)".
+func valueRows(vs []*plan.Value, changed []string) [][3]string {
+	rows := make([][3]string, 0, len(vs))
+	for _, v := range vs {
+		val := compactJSON(v.Value)
+		if v.Value == nil {
+			val = "(known after apply)"
+		}
+		if slices.Contains(changed, v.Name) {
+			if v.Old != nil && !v.Sensitive {
+				val = compactJSON(v.Old) + " → " + val
+			} else {
+				val += " (changed)"
+			}
+		}
+		src := ""
+		if v.Source != "" {
+			src = "← " + v.Source
+		}
+		rows = append(rows, [3]string{v.Name, val, src})
 	}
-	return s[:n-1] + "…"
+	return rows
 }
+
+// compactJSON is a value on one line (the coordinator's answer is
+// indented JSON, values included).
+func compactJSON(raw json.RawMessage) string {
+	var b bytes.Buffer
+	if json.Compact(&b, raw) != nil {
+		return string(raw)
+	}
+	return b.String()
+}
+
+// printValues prints "name = value ← source" rows in three aligned
+// columns, every value in full: with cols (the terminal's width; 0: no
+// limit), a value too wide for its column wraps within it.
+func printValues(out *Output, indent string, rows [][3]string, cols int) {
+	var nameW, valW, srcW int
+	for _, r := range rows {
+		nameW, valW, srcW = max(nameW, term.StringWidth(r[0])), max(valW, term.StringWidth(r[1])), max(srcW, term.StringWidth(r[2]))
+	}
+	if cols > 0 {
+		avail := cols - 1 - term.StringWidth(indent) - nameW - len(" = ")
+		if srcW > 0 {
+			avail -= srcW + 2
+		}
+		valW = min(valW, max(avail, minValueWidth))
+	}
+	var b strings.Builder
+	for _, r := range rows {
+		for i, chunk := range term.Wrap(r[1], valW) {
+			head := strings.Repeat(" ", nameW+len(" = "))
+			if i == 0 {
+				head = term.PadRight(r[0], nameW) + " = "
+			}
+			line := indent + head + term.PadRight(chunk, valW)
+			if i == 0 && r[2] != "" {
+				line += "  " + r[2]
+			}
+			b.WriteString(strings.TrimRight(line, " "))
+			b.WriteByte('\n')
+		}
+	}
+	out.Printf("%s", b.String())
+}
+
+// minValueWidth is the narrowest a wrapped value column gets, however
+// narrow the terminal.
+const minValueWidth = 24
 
 // ServiceDeployCmd is `dtkctl service deploy NAME`.
 type ServiceDeployCmd struct {
@@ -589,7 +653,9 @@ type ServiceStatusCmd struct {
 
 // Help is the detail of `service status --help`.
 func (ServiceStatusCmd) Help() string {
-	return `Examples:
+	return `The STATE of a step whose last run succeeded says what it did: changed, unchanged (the run found nothing to change) or drift repaired (its check had failed); skipped means it did not run (converged at this plan already).
+
+Examples:
   dtkctl service status web
   dtkctl service status web --json | jq -r '.nodes[].steps[] | select(.state == "failed") | .id'`
 }

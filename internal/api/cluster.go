@@ -37,6 +37,10 @@ type DryRunClusters struct {
 	Index          uint64         `json:"index"`
 	BaseGeneration uint64         `json:"base_generation"`
 	Clusters       []plan.Cluster `json:"clusters"`
+	// Runs are the steps the agents predicted unchanged (as the plan
+	// stands) that the deploy runs all the same, by step ID, with why:
+	// "reads output pg of node db, which changes".
+	Runs map[string]string `json:"runs,omitempty"`
 }
 
 // DryRunClusters reads a dry run's clusters; with index > 0, as of index

@@ -115,7 +115,7 @@ func TestE2E_Drift_NoopCheckRepairsPuppetAndContainer(t *testing.T) {
 		b, _ := os.ReadFile(conf)
 		return string(b) == string(managed) && strings.Contains(status, found)
 	})
-	if !strings.Contains(status, "(noop)") || !strings.Contains(status, "ok (drift repaired)") {
+	if !strings.Contains(status, "(noop)") || !strings.Contains(status, "drift repaired") {
 		t.Fatalf("status:\n%s", status)
 	}
 

@@ -171,8 +171,8 @@ func TestE2E_Recursive_StaleChildAndRecursiveDeploy(t *testing.T) {
 	mustCtl(t, addr, "service", "set", "net", "zone=b")
 	planOut := mustCtl(t, addr, "service", "plan", "app")
 	for _, want := range []string{
-		`zone  =  "b"  ← export of net (pending change)`,
-		"~ consumer (mark) create", "= fixed (mark) create",
+		`zone = "b"  ← export of net (pending change)`,
+		"~ consumer (mark) create", "= fixed    (mark) create",
 		`← input zone (export of net, pending change)`,
 		`"dtkctl service deploy net --recursive"`,
 	} {

@@ -182,3 +182,41 @@ func PadRight(s string, n int) string {
 	}
 	return s
 }
+
+// Wrap breaks s into lines of at most n columns, after a space or a comma
+// where the line has one, else at n columns; every rune of s is kept, in
+// order, and no line is empty. A newline in s ends a line. n < 1 gives s
+// as one line. s should hold no escape sequence.
+func Wrap(s string, n int) []string {
+	if n < 1 {
+		return []string{s}
+	}
+	var out []string
+	for para := range strings.SplitSeq(s, "\n") {
+		for StringWidth(para) > n {
+			cut, cols, soft := 0, 0, 0
+			for i, r := range para {
+				if cols+RuneWidth(r) > n {
+					break
+				}
+				cols += RuneWidth(r)
+				cut = i + utf8.RuneLen(r)
+				if r == ' ' || r == ',' {
+					soft = cut
+				}
+			}
+			if soft > 0 {
+				cut = soft
+			}
+			if cut == 0 { // a rune wider than n
+				_, cut = utf8.DecodeRuneInString(para)
+			}
+			out = append(out, para[:cut])
+			para = para[cut:]
+		}
+		if para != "" || len(out) == 0 {
+			out = append(out, para)
+		}
+	}
+	return out
+}

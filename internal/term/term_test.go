@@ -85,3 +85,25 @@ func TestStripAndPaint(t *testing.T) {
 		t.Error("Paint(false) adds escapes")
 	}
 }
+
+// Wrap breaks after a comma or a space where it can, at the width where it
+// cannot, and loses nothing.
+func TestWrap(t *testing.T) {
+	for _, c := range []struct {
+		s    string
+		n    int
+		want []string
+	}{
+		{`["127.0.32.2","127.0.32.3","127.0.32.4"]`, 16, []string{`["127.0.32.2",`, `"127.0.32.3",`, `"127.0.32.4"]`}},
+		{"abcdefghij", 4, []string{"abcd", "efgh", "ij"}},
+		{"short", 40, []string{"short"}},
+		{"two\nlines", 40, []string{"two", "lines"}},
+		{"データベース", 5, []string{"デー", "タベ", "ース"}},
+		{"", 10, []string{""}},
+	} {
+		got := Wrap(c.s, c.n)
+		if strings.Join(got, "|") != strings.Join(c.want, "|") {
+			t.Errorf("Wrap(%q, %d) = %q, want %q", c.s, c.n, got, c.want)
+		}
+	}
+}
