@@ -209,12 +209,16 @@ func isDir(p string) bool {
 	return err == nil && info.IsDir()
 }
 
-// writeAnsibleVars writes the extra vars: the attributes and the dtk_*
-// context (which wins over an attribute of the same name).
+// writeAnsibleVars writes the extra vars: the attributes that are not
+// null (extra vars win over a role's defaults, so a null one would hide
+// its default) and the dtk_* context (which wins over an attribute of the
+// same name).
 func writeAnsibleVars(req Request, path string) error {
 	vars := map[string]any{}
 	for k, v := range req.Attributes {
-		vars[k] = v
+		if !isNull(v) {
+			vars[k] = v
+		}
 	}
 	for k, v := range map[string]string{
 		"dtk_outputs":    outputsPath(req),

@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -50,11 +51,25 @@ var envName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 // Env builds the environment of an asset: the agent's own, every
 // attribute under its own name (strings as is, other values as JSON), and
 // DTK_* variables naming the module folder, data folder, service, node,
-// step, scratch folder, the attributes file and the outputs file.
+// step, scratch folder, the attributes file and the outputs file. A null
+// attribute (an optional one left unset) is left out: its variable is
+// unset, also when the agent's own environment has one of that name.
 func Env(req Request, attrFile string) []string {
 	env := os.Environ()
+	unset := map[string]bool{}
 	for k, raw := range req.Attributes {
-		if !envName.MatchString(k) {
+		if isNull(raw) {
+			unset[k] = true
+		}
+	}
+	if len(unset) > 0 {
+		env = slices.DeleteFunc(env, func(kv string) bool {
+			k, _, _ := strings.Cut(kv, "=")
+			return unset[k]
+		})
+	}
+	for k, raw := range req.Attributes {
+		if !envName.MatchString(k) || unset[k] {
 			continue
 		}
 		env = append(env, k+"="+EnvValue(raw))
@@ -82,6 +97,13 @@ func EnvValue(raw json.RawMessage) string {
 		return ""
 	}
 	return string(raw)
+}
+
+// isNull says whether a JSON value is null (an optional attribute left
+// unset, or a parameter that maps to nothing): runners leave it out, so that
+// the asset's own default applies.
+func isNull(raw json.RawMessage) bool {
+	return len(raw) == 0 || string(bytes.TrimSpace(raw)) == "null"
 }
 
 // writeAttributes writes the attributes JSON file into the scratch folder.
