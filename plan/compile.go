@@ -1098,8 +1098,27 @@ func (c *compiler) evaluate(it *item) {
 		}
 	}
 	st.Waiting = waiting
+	if len(waiting) == 0 {
+		c.checkParams(it.comp, st)
+	}
 	st.Digest = StepDigest(st, it.mod.Files)
 	it.step = st
+}
+
+// checkParams refuses an instance whose actions' params (see
+// ResolveParams) cannot be evaluated with its step's attributes, which the
+// runner would fail on.
+func (c *compiler) checkParams(comp *Component, st *Step) {
+	for _, name := range sortedKeys(comp.Actions) {
+		c.checkActionParams(comp.Actions[name], st)
+	}
+	c.checkActionParams(comp.Check, st)
+}
+
+func (c *compiler) checkActionParams(a *Action, st *Step) {
+	if _, err := ResolveParams(a, st.Attributes); err != nil {
+		c.violate(posPtr(a.Pos), "%s: %v", st.Instance, err)
+	}
 }
 
 // source names where an expression's value comes from.
@@ -1360,20 +1379,32 @@ func StepID(service, node, instance, action string) string {
 func StepDigest(st *Step, files map[string]string) string {
 	h := sha256.New()
 	enc := json.NewEncoder(h)
+	// What a params mapping passes (nil without one; a compiled step's
+	// params evaluate, see evaluate) is covered explicitly, beside the
+	// expressions and attributes it is made of.
+	params, _ := ResolveParams(&st.Run, st.Attributes)
 	_ = enc.Encode(struct {
 		Action  string
 		Run     Action
 		Assets  map[string]string
 		Attrs   map[string]json.RawMessage
 		Waiting []string
-	}{st.Action, runIdentity(st.Run), assetDigests(st.Run, st.Attributes, files), st.Attributes, st.Waiting})
+		Params  map[string]json.RawMessage `json:",omitempty"`
+	}{st.Action, runIdentity(st.Run), assetDigests(st.Run, st.Attributes, files), st.Attributes, st.Waiting, params})
 	return "sha256:" + hex.EncodeToString(h.Sum(nil))
 }
 
-// runIdentity is an action without its source position, which moves when
+// runIdentity is an action without its source positions, which move when
 // unrelated lines of a file change.
 func runIdentity(a Action) Action {
 	a.Pos = Pos{}
+	if a.Params != nil {
+		ps := make(map[string]Expr, len(a.Params))
+		for k, e := range a.Params {
+			ps[k] = Expr{Source: e.Source}
+		}
+		a.Params = ps
+	}
 	return a
 }
 

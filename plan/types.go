@@ -154,6 +154,12 @@ type Action struct {
 	// name of a role under the module's roles/ folder; exactly one is set.
 	Playbook string `json:"playbook,omitempty"`
 	Role     string `json:"role,omitempty"`
+	// puppet (class) and ansible: Params maps each class parameter or
+	// role variable to pass to an expression over the component's
+	// attributes (each a variable of its own name). When set, only these
+	// are passed (a null value is left out); nil: every attribute is. See
+	// ResolveParams.
+	Params map[string]Expr `json:"params,omitempty"`
 	// container: Engine is "podman" or "docker"; empty means whichever is
 	// installed, podman first. The container's settings are attributes.
 	Engine string `json:"engine,omitempty"`
