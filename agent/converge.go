@@ -339,6 +339,7 @@ func (a *Agent) executeWith(ctx context.Context, st *plan.Step, dryRun bool) act
 		Node: a.cfg.Name, StepID: st.ID, DefaultTimeout: a.cfg.DefaultTimeout, DataDir: a.cfg.DataDir,
 		StepUser: a.cfg.StepUser, StepGroup: a.cfg.StepGroup,
 		ScratchDir: scratch, Processes: stepProcesses{a: a, step: st.ID},
+		Origin: st.Origin, Origins: st.Origins,
 	})
 }
 

@@ -1098,11 +1098,46 @@ func (c *compiler) evaluate(it *item) {
 		}
 	}
 	st.Waiting = waiting
+	if usesKind(it.comp, "puppet") {
+		c.origins(st, it, exprMod)
+	}
 	if len(waiting) == 0 {
 		c.checkParams(it.comp, st)
 	}
 	st.Digest = StepDigest(st, it.mod.Files)
 	it.step = st
+}
+
+// origins records where the instance and each attribute it sets are
+// written (exprMod: the module the instance is written in).
+func (c *compiler) origins(st *Step, it *item, exprMod *Module) {
+	where := func(p Pos, attr string) string {
+		s := fmt.Sprintf("%s/%s (component %q %q", exprMod.Name, p, it.inst.Component, it.inst.Name)
+		if attr != "" {
+			s += fmt.Sprintf(", attribute %q", attr)
+		}
+		return s + ")"
+	}
+	st.Origin = where(it.inst.Pos, "")
+	for name, e := range it.inst.Attributes {
+		if st.Origins == nil {
+			st.Origins = map[string]string{}
+		}
+		st.Origins[name] = where(e.Pos, name)
+	}
+}
+
+// usesKind says whether any action of comp is of the kind.
+func usesKind(comp *Component, kind string) bool {
+	if comp.Check != nil && comp.Check.Kind == kind {
+		return true
+	}
+	for _, a := range comp.Actions {
+		if a.Kind == kind {
+			return true
+		}
+	}
+	return false
 }
 
 // checkParams refuses an instance whose actions' params (see

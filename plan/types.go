@@ -398,6 +398,13 @@ type Step struct {
 	// Once: the instance is marked once = true (it runs on the first
 	// member of its node group only).
 	Once bool `json:"once,omitempty"`
+	// Origin is where the instance is written and Origins where each
+	// attribute the instance sets is, as "MODULE/FILE:LINE:COL (component
+	// "TYPE" "NAME", attribute "ATTR")": a failed Puppet run names the one
+	// that set the parameter Puppet complains about. Set only for
+	// components with a puppet action; not part of Digest.
+	Origin  string            `json:"origin,omitempty"`
+	Origins map[string]string `json:"origins,omitempty"`
 	// HealthSeconds (set during a rollout with health = "check"): after a
 	// successful run, the agent runs the step's check again every few
 	// seconds for this long, and reports the step ok only if it kept
