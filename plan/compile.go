@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -1151,7 +1152,11 @@ func (c *compiler) checkParams(comp *Component, st *Step) {
 }
 
 func (c *compiler) checkActionParams(a *Action, st *Step) {
-	if _, err := ResolveParams(a, st.Attributes); err != nil {
+	_, err := ResolveParams(a, st.Attributes)
+	var pe *ParamError
+	if errors.As(err, &pe) {
+		c.violate(posPtr(pe.Pos), "%s: params %s: %v", st.Instance, pe.Name, pe.Err)
+	} else if err != nil {
 		c.violate(posPtr(a.Pos), "%s: %v", st.Instance, err)
 	}
 }

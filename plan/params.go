@@ -2,6 +2,7 @@ package plan
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 
 	"github.com/hashicorp/hcl/v2"
@@ -33,12 +34,13 @@ func ResolveParams(a *Action, attrs map[string]json.RawMessage) (map[string]json
 	ctx := &hcl.EvalContext{Variables: vars, Functions: Functions()}
 	out := make(map[string]json.RawMessage, len(a.Params))
 	for _, name := range sortedKeys(a.Params) {
-		v, err := (*compiler)(nil).evalExpr(a.Params[name], ctx)
-		if err != nil {
-			return nil, fmt.Errorf("params %s: %w", name, err)
+		e := a.Params[name]
+		v, err := (*compiler)(nil).evalExpr(e, ctx)
+		if err == nil && !v.IsWhollyKnown() {
+			err = errors.New("the value is not known yet")
 		}
-		if !v.IsWhollyKnown() {
-			return nil, fmt.Errorf("params %s: the value is not known yet", name)
+		if err != nil {
+			return nil, &ParamError{Name: name, Pos: e.Pos, Err: err}
 		}
 		if v.IsNull() {
 			out[name] = json.RawMessage("null")
@@ -48,6 +50,22 @@ func ResolveParams(a *Action, attrs map[string]json.RawMessage) (map[string]json
 	}
 	return out, nil
 }
+
+// ParamError is a params value that cannot be evaluated.
+type ParamError struct {
+	Name string
+	Pos  Pos // of the expression, in the component's module
+	Err  error
+}
+
+func (e *ParamError) Error() string {
+	if e.Pos.File == "" {
+		return fmt.Sprintf("params %s: %v", e.Name, e.Err)
+	}
+	return fmt.Sprintf("params %s (%s): %v", e.Name, e.Pos, e.Err)
+}
+
+func (e *ParamError) Unwrap() error { return e.Err }
 
 // ParamAttributes names the attributes the value of parameter name reads:
 // those its params expression refers to, in the order they appear, or the attribute of that name
