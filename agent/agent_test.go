@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dtkhq/dtk/actions"
 	"github.com/dtkhq/dtk/internal/api"
 	"github.com/dtkhq/dtk/internal/archive"
 	"github.com/dtkhq/dtk/plan"
@@ -415,5 +416,44 @@ func TestAgent_Delete_RemovesScratchFolders(t *testing.T) {
 	})
 	if got := strings.Join(runs(t, data), ","); got != "run_a,run_b,undo_a,undo_b" {
 		t.Errorf("runs = %s", got)
+	}
+}
+
+// recordingRunner answers every run OK and keeps the requests.
+type recordingRunner struct {
+	mu   sync.Mutex
+	reqs []actions.Request
+}
+
+func (r *recordingRunner) Kind() string { return "bash" }
+
+func (r *recordingRunner) Run(_ context.Context, req actions.Request) actions.Result {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.reqs = append(r.reqs, req)
+	return actions.Result{State: actions.OK}
+}
+
+// Proves: a runner learns where the step's instance and attributes are
+// written (a failed Puppet run names them).
+func TestAgent_Run_PassesOrigins(t *testing.T) {
+	f, srv := newFake(t, testModuleDir(t))
+	rr := &recordingRunner{}
+	a, err := New(Config{Name: "n1", DataDir: t.TempDir(), Client: api.NewClient(srv.URL), PollWait: time.Second,
+		Runner: func(string) (actions.Runner, error) { return rr, nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.Start(context.Background())
+	defer a.Shutdown()
+	st := f.step("one", "a", 1)
+	st.Origin = `m/main.hcl:3:5 (component "c" "one")`
+	st.Origins = map[string]string{"msg": `m/main.hcl:4:13 (component "c" "one", attribute "msg")`}
+	f.publish(st)
+	waitFor(t, "the step reported", func() bool { return len(f.final(st.ID)) == 1 })
+	rr.mu.Lock()
+	defer rr.mu.Unlock()
+	if len(rr.reqs) != 1 || rr.reqs[0].Origin != st.Origin || rr.reqs[0].Origins["msg"] != st.Origins["msg"] {
+		t.Errorf("requests = %+v", rr.reqs)
 	}
 }
