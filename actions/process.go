@@ -508,15 +508,15 @@ func (w *lineWriter) flush() {
 	}
 }
 
-// keepOutOfTail leaves the lines that noise matches (and the indented
+// keepOutOfTail leaves the lines noise says are noise (and the indented
 // lines that continue them) out of the report's tail, so that a runner's
 // known chatter does not push the real error out of it; the output log
 // keeps every line. Call it before anything runs.
-func (s *session) keepOutOfTail(noise *regexp.Regexp) {
+func (s *session) keepOutOfTail(noise func(line string) bool) {
 	inNoise := false
 	s.tailLines = &lineWriter{fn: func(line string) {
 		cont := inNoise && (strings.HasPrefix(line, " ") || strings.HasPrefix(line, "\t"))
-		if inNoise = cont || noise.MatchString(line); inNoise {
+		if inNoise = cont || noise(line); inNoise {
 			s.leftOut++
 			return
 		}

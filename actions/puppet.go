@@ -151,11 +151,16 @@ func (Puppet) Run(ctx context.Context, req Request) Result {
 	return s.finish(res)
 }
 
-// puppetNoise matches the lines Puppet and Facter print on most runs that
-// are not about the manifest: facter's complaints about the machine and
-// the fact counts, and deprecation warnings. They stay in the output log
-// and are left out of the report's tail (see keepOutOfTail).
-var puppetNoise = regexp.MustCompile(`^(Warning|Error): Facter: |^Warning: The current (total number|size) of facts|^Warning: .*\bdeprecated\b`)
+// puppetNoise says whether a line is one Puppet and Facter print on many
+// runs that is not about the manifest: facter's complaints about the
+// machine (not about a module's custom fact), the fact counts, and
+// deprecation warnings. Such lines stay in the output log and are left
+// out of the report's tail (see keepOutOfTail).
+func puppetNoise(line string) bool {
+	return puppetNoiseRE.MatchString(line) && !strings.Contains(line, "custom fact")
+}
+
+var puppetNoiseRE = regexp.MustCompile(`^(Warning|Error): Facter: |^Warning: The current (total number|size) of facts|^Warning: .*\bdeprecated\b`)
 
 // puppetParam finds the class parameter a Puppet error names:
 // "Class[Ntp]: parameter 'servers' expects an Array value, got String",

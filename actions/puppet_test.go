@@ -296,6 +296,7 @@ done
 echo "Warning: The current total number of facts: 12345 exceeds the number of facts limit: 10000"
 echo "Warning: The function 'hiera' is deprecated in favor of using 'lookup'."
 echo "   (file & line not available)"
+echo 'Error: Facter: error while resolving custom fact "app_version": a module fact'
 echo "Error: the real error"
 printf "Notice: no newline at the end"`
 	req := request(t, t.TempDir(), plan.Action{Kind: "bash", Inline: script}, nil)
@@ -309,12 +310,12 @@ printf "Notice: no newline at the end"`
 		t.Fatalf("run: %d, %v", code, err)
 	}
 	res := s.finish(Result{State: OK})
-	want := "Error: the real error\nNotice: no newline at the end\n" +
+	want := "Error: Facter: error while resolving custom fact \"app_version\": a module fact\nError: the real error\nNotice: no newline at the end\n" +
 		"dtk: 603 lines of known noise (facter, deprecation warnings) left out of this tail; output.log has them\n"
 	if res.Output != want {
 		t.Errorf("tail = %q, want %q", res.Output, want)
 	}
-	if log := readFile(t, filepath.Join(req.ScratchDir, LogFile)); strings.Count(log, "Facter:") != 600 || !strings.Contains(log, "the real error") {
+	if log := readFile(t, filepath.Join(req.ScratchDir, LogFile)); strings.Count(log, "Facter:") != 601 || !strings.Contains(log, "the real error") {
 		t.Errorf("the log lost lines: %d bytes", len(log))
 	}
 }
