@@ -56,6 +56,12 @@ type Request struct {
 	// the account a run takes on when its action names none (see
 	// identity). Empty means the agent's own. Container runs ignore them.
 	StepUser, StepGroup string
+	// Origin and Origins say where the step's instance and the
+	// attributes it sets are written in the HCL (plan.Step's fields of the
+	// same names): a failed Puppet run names the one behind the parameter
+	// Puppet complains about.
+	Origin  string
+	Origins map[string]string
 	// Processes, when set, is told about every process the run starts
 	// (each leads its own process group) before the runner waits on it,
 	// and when it has exited.

@@ -209,12 +209,20 @@ func isDir(p string) bool {
 	return err == nil && info.IsDir()
 }
 
-// writeAnsibleVars writes the extra vars: the attributes and the dtk_*
-// context (which wins over an attribute of the same name).
+// writeAnsibleVars writes the extra vars: the attributes (or the
+// action's params, see passedParams) that are not null (extra vars win over a role's defaults, so a null one would hide
+// its default) and the dtk_* context (which wins over an attribute of the
+// same name).
 func writeAnsibleVars(req Request, path string) error {
+	params, err := passedParams(req)
+	if err != nil {
+		return err
+	}
 	vars := map[string]any{}
-	for k, v := range req.Attributes {
-		vars[k] = v
+	for k, v := range params {
+		if !isNull(v) {
+			vars[k] = v
+		}
 	}
 	for k, v := range map[string]string{
 		"dtk_outputs":    outputsPath(req),
@@ -257,7 +265,7 @@ func readAnsibleStats(path string) (int, map[string]json.RawMessage, error) {
 
 // recapScanner remembers the changed= counts of PLAY RECAP lines.
 type recapScanner struct {
-	buf     []byte
+	lines   lineWriter
 	counts  []int
 	inRecap bool
 }
@@ -265,25 +273,22 @@ type recapScanner struct {
 var recapChanged = regexp.MustCompile(`\bchanged=(\d+)`)
 
 func (r *recapScanner) Write(p []byte) (int, error) {
-	r.buf = append(r.buf, p...)
-	for {
-		i := strings.IndexByte(string(r.buf), '\n')
-		if i < 0 {
-			break
-		}
-		line := string(r.buf[:i])
-		r.buf = r.buf[i+1:]
-		switch {
-		case strings.HasPrefix(line, "PLAY RECAP"):
-			r.inRecap = true
-		case r.inRecap:
-			if m := recapChanged.FindStringSubmatch(line); m != nil {
-				n, _ := strconv.Atoi(m[1])
-				r.counts = append(r.counts, n)
-			}
+	if r.lines.fn == nil {
+		r.lines.fn = r.line
+	}
+	return r.lines.Write(p)
+}
+
+func (r *recapScanner) line(line string) {
+	switch {
+	case strings.HasPrefix(line, "PLAY RECAP"):
+		r.inRecap = true
+	case r.inRecap:
+		if m := recapChanged.FindStringSubmatch(line); m != nil {
+			n, _ := strconv.Atoi(m[1])
+			r.counts = append(r.counts, n)
 		}
 	}
-	return len(p), nil
 }
 
 func (r *recapScanner) changed() (int, error) {

@@ -134,3 +134,55 @@ func TestRecapScanner(t *testing.T) {
 		t.Errorf("changed = %d, %v", n, err)
 	}
 }
+
+// Proves: an attribute left unset (null) is not an extra var, so the role's
+// own default (defaults/main.yml) applies; one that is set wins over it.
+func TestAnsible_Run_NullKeepsRoleDefault(t *testing.T) {
+	needTool(t, "ansible-playbook", "ansible-core")
+	t.Parallel()
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{
+		"roles/motd/defaults/main.yml": "motd_text: from the role default\n",
+		"roles/motd/tasks/main.yml": `- copy:
+    dest: "{{ path }}"
+    content: "{{ motd_text }}\n"
+`,
+	})
+	target := filepath.Join(t.TempDir(), "motd")
+	act := plan.Action{Kind: "ansible", Role: "motd"}
+	wantState(t, run(t, request(t, dir, act, map[string]any{"path": target, "motd_text": nil})), Changed)
+	if got := readFile(t, target); got != "from the role default\n" {
+		t.Fatalf("unset attribute: file = %q, want the role default", got)
+	}
+	wantState(t, run(t, request(t, dir, act, map[string]any{"path": target, "motd_text": "set by the instance"})), Changed)
+	if got := readFile(t, target); got != "set by the instance\n" {
+		t.Fatalf("set attribute: file = %q", got)
+	}
+}
+
+// Proves: with params, a role gets exactly the mapped variables: a renamed
+// one, one computed from attributes, and a null one left out (the role
+// default applies); attributes not mapped are not variables.
+func TestAnsible_Run_RoleParams(t *testing.T) {
+	needTool(t, "ansible-playbook", "ansible-core")
+	t.Parallel()
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{
+		"roles/motd/defaults/main.yml": "motd_text: default text\nmotd_owner: default owner\n",
+		"roles/motd/tasks/main.yml": `- copy:
+    dest: "{{ motd_path }}"
+    content: "{{ motd_text }} / {{ motd_owner }} / {{ note | default('note is no variable') }}\n"
+`,
+	})
+	out := t.TempDir()
+	act := plan.Action{Kind: "ansible", Role: "motd", Params: map[string]plan.Expr{
+		"motd_path":  {Source: `"${dir}/motd"`},
+		"motd_text":  {Source: "upper(text)"},
+		"motd_owner": {Source: "owner"},
+	}}
+	req := request(t, dir, act, map[string]any{"dir": out, "text": "hello", "owner": nil, "note": "a helper"})
+	wantState(t, run(t, req), Changed)
+	if got := readFile(t, filepath.Join(out, "motd")); got != "HELLO / default owner / note is no variable\n" {
+		t.Fatalf("motd = %q", got)
+	}
+}

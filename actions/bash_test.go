@@ -282,3 +282,16 @@ func TestExec_Run_SensitiveNotInArgv(t *testing.T) {
 		t.Errorf("scan: %s", got)
 	}
 }
+
+// Proves: a null attribute is an unset variable (not an empty one), also
+// over a variable of that name in the agent's own environment; the
+// attributes file still has it as null.
+func TestBash_Run_NullIsUnset(t *testing.T) {
+	t.Setenv("mode", "from-the-agent")
+	script := `echo "mode=${mode-UNSET} name=${name-UNSET}" > "$DTK_SCRATCH/seen"; grep -q '"mode": null' "$DTK_ATTRIBUTES"`
+	req := request(t, t.TempDir(), plan.Action{Kind: "bash", Inline: script}, map[string]any{"mode": nil, "name": ""})
+	wantState(t, run(t, req), Changed)
+	if got := readFile(t, filepath.Join(req.ScratchDir, "seen")); got != "mode=UNSET name=\n" {
+		t.Errorf("seen %q, want mode unset and name empty", got)
+	}
+}

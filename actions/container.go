@@ -110,7 +110,7 @@ func parseContainerSpec(req Request) (spec containerSpec, notes []string, err er
 	}
 	for _, k := range names {
 		raw := req.Attributes[k]
-		if string(raw) == "null" {
+		if isNull(raw) {
 			continue
 		}
 		target, ok := fields[k]
@@ -123,6 +123,9 @@ func parseContainerSpec(req Request) (spec containerSpec, notes []string, err er
 			}
 			spec.Env = map[string]string{}
 			for ek, ev := range m {
+				if isNull(ev) {
+					continue // unset, as for every kind
+				}
 				if !envName.MatchString(ek) {
 					return spec, nil, fmt.Errorf("container setting env: invalid variable name %q", ek)
 				}

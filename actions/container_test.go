@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -126,7 +127,7 @@ func TestContainer_Run(t *testing.T) {
 	kv := map[string]any{
 		"image": ref, "image_archive": "image.tar", "name": name, "network": "none",
 		"command":      []string{"sh", "-c", "trap 'exit 0' TERM; while :; do sleep 0.1; done"},
-		"env":          map[string]any{"GREETING": "hi", "PASSWORD": secret, "PORT": 8080},
+		"env":          map[string]any{"GREETING": "hi", "PASSWORD": secret, "PORT": 8080, "UNSET": nil},
 		"stop_timeout": 5, "volumes": []string{t.TempDir() + ":/data"}, "unused": "x",
 	}
 	create := func(kv map[string]any, dry bool) Request {
@@ -143,8 +144,9 @@ func TestContainer_Run(t *testing.T) {
 	if c == nil || !c.State.Running || c.Config.Labels[LabelConfig] == "" || res.Outputs["id"] != c.ID {
 		t.Fatalf("container = %+v, outputs %v", c, res.Outputs)
 	}
-	if !contains(c.Config.Env, "GREETING=hi") || !contains(c.Config.Env, "PASSWORD="+secret) {
-		t.Errorf("env = %v", c.Config.Env)
+	if !contains(c.Config.Env, "GREETING=hi") || !contains(c.Config.Env, "PASSWORD="+secret) ||
+		slices.ContainsFunc(c.Config.Env, func(e string) bool { return strings.HasPrefix(e, "UNSET=") }) {
+		t.Errorf("env = %v (a null value is left out)", c.Config.Env)
 	}
 	if cmdline := strings.Join(c.Config.CreateCommand, " "); strings.Contains(cmdline, secret) || strings.Contains(cmdline, "GREETING") {
 		t.Errorf("env values on the command line: %s", cmdline)

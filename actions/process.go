@@ -11,10 +11,13 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/dtkhq/dtk/plan"
 )
 
 // TailBytes is how much of a run's output a report carries.
@@ -50,11 +53,25 @@ var envName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 // Env builds the environment of an asset: the agent's own, every
 // attribute under its own name (strings as is, other values as JSON), and
 // DTK_* variables naming the module folder, data folder, service, node,
-// step, scratch folder, the attributes file and the outputs file.
+// step, scratch folder, the attributes file and the outputs file. A null
+// attribute (an optional one left unset) is left out: its variable is
+// unset, also when the agent's own environment has one of that name.
 func Env(req Request, attrFile string) []string {
 	env := os.Environ()
+	unset := map[string]bool{}
 	for k, raw := range req.Attributes {
-		if !envName.MatchString(k) {
+		if isNull(raw) {
+			unset[k] = true
+		}
+	}
+	if len(unset) > 0 {
+		env = slices.DeleteFunc(env, func(kv string) bool {
+			k, _, _ := strings.Cut(kv, "=")
+			return unset[k]
+		})
+	}
+	for k, raw := range req.Attributes {
+		if !envName.MatchString(k) || unset[k] {
 			continue
 		}
 		env = append(env, k+"="+EnvValue(raw))
@@ -82,6 +99,24 @@ func EnvValue(raw json.RawMessage) string {
 		return ""
 	}
 	return string(raw)
+}
+
+// isNull says whether a JSON value is null (an optional attribute left
+// unset, or a parameter that maps to nothing): runners leave it out, so that
+// the asset's own default applies.
+func isNull(raw json.RawMessage) bool {
+	return len(raw) == 0 || string(bytes.TrimSpace(raw)) == "null"
+}
+
+// passedParams are what a Puppet class gets as parameters and Ansible as
+// variables: the action's params resolved against the attributes when it
+// has a params mapping, else every attribute. Null values are still in it
+// (the runners leave them out).
+func passedParams(req Request) (map[string]json.RawMessage, error) {
+	if req.Action.Params == nil {
+		return req.Attributes, nil
+	}
+	return plan.ResolveParams(&req.Action, req.Attributes)
 }
 
 // writeAttributes writes the attributes JSON file into the scratch folder.
@@ -148,6 +183,10 @@ type session struct {
 	secrets []string
 	// ident is the account the run's processes take on; nil: the agent's.
 	ident *identity
+	// tailLines, when set, filters what reaches tail (see keepOutOfTail);
+	// leftOut counts the lines it left out.
+	tailLines *lineWriter
+	leftOut   int
 }
 
 // newSession starts a run: it looks up the account the run takes on,
@@ -224,6 +263,16 @@ func (s *session) finish(res Result) Result {
 	s.cancel()
 	_ = s.out.Flush()
 	_ = s.log.Close()
+	if s.tailLines != nil {
+		s.tailLines.flush()
+		if s.leftOut > 0 {
+			if t := s.tail.String(); t != "" && !strings.HasSuffix(t, "\n") {
+				_, _ = s.tail.Write([]byte("\n"))
+			}
+			fmt.Fprintf(s.tail, "dtk: %d lines of known noise (facter, deprecation warnings) left out of this tail; %s has them\n",
+				s.leftOut, filepath.Base(s.log.Name()))
+		}
+	}
 	if s.req.DryRun {
 		res.Outputs = nil // nothing ran to set them
 	}
@@ -432,6 +481,51 @@ func moduleFile(req Request, what, rel string) (string, error) {
 		return "", fmt.Errorf("%s %q: %w", what, rel, err)
 	}
 	return p, nil
+}
+
+// lineWriter calls fn with each line written to it, with its "\n"; flush
+// hands on a last line that has none.
+type lineWriter struct {
+	buf []byte
+	fn  func(line string)
+}
+
+func (w *lineWriter) Write(p []byte) (int, error) {
+	w.buf = append(w.buf, p...)
+	for {
+		i := bytes.IndexByte(w.buf, '\n')
+		if i < 0 {
+			return len(p), nil
+		}
+		line := string(w.buf[:i+1])
+		w.buf = w.buf[i+1:]
+		w.fn(line)
+	}
+}
+
+func (w *lineWriter) flush() {
+	if len(w.buf) > 0 {
+		line := string(w.buf)
+		w.buf = nil
+		w.fn(line)
+	}
+}
+
+// keepOutOfTail leaves the lines noise says are noise (and the indented
+// lines that continue them) out of the report's tail, so that a runner's
+// known chatter does not push the real error out of it; the output log
+// keeps every line. Call it before anything runs.
+func (s *session) keepOutOfTail(noise func(line string) bool) {
+	inNoise := false
+	s.tailLines = &lineWriter{fn: func(line string) {
+		cont := inNoise && (strings.HasPrefix(line, " ") || strings.HasPrefix(line, "\t"))
+		if inNoise = cont || noise(line); inNoise {
+			s.leftOut++
+			return
+		}
+		_, _ = s.tail.Write([]byte(line))
+	}}
+	s.out = newRedactor(io.MultiWriter(s.log, s.tailLines), s.secrets)
 }
 
 // tailBuffer keeps the last max bytes written to it.

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -43,6 +44,7 @@ func (Puppet) Run(ctx context.Context, req Request) Result {
 	if err != nil {
 		return fail("puppet: %w", err)
 	}
+	s.keepOutOfTail(puppetNoise)
 	act := req.Action
 	state := filepath.Join(req.ScratchDir, "puppet")
 	dirs := map[string]string{}
@@ -94,7 +96,11 @@ func (Puppet) Run(ctx context.Context, req Request) Result {
 		args = append(args, p)
 	case act.Class != "":
 		p := filepath.Join(state, "dtk_class.pp")
-		if err := writeClassManifest(p, act.Class, req.Attributes); err != nil {
+		params, err := passedParams(req)
+		if err != nil {
+			return s.failed(err)
+		}
+		if err := writeClassManifest(p, act.Class, params); err != nil {
 			return s.failed(err)
 		}
 		args = append(args, p)
@@ -104,7 +110,9 @@ func (Puppet) Run(ctx context.Context, req Request) Result {
 
 	summary := filepath.Join(dirs["publicdir"], "last_run_summary.yaml")
 	_ = os.Remove(summary)
-	code, err := s.run(command{name: "puppet", args: args, env: Env(req, attrFile)})
+	named := &paramScanner{}
+	named.lines.fn = named.line
+	code, err := s.run(command{name: "puppet", args: args, env: Env(req, attrFile), tee: &named.lines})
 	if err != nil {
 		return s.failed(err)
 	}
@@ -117,6 +125,10 @@ func (Puppet) Run(ctx context.Context, req Request) Result {
 	default:
 		// 1: compilation failed; 4 or 6: resources failed.
 		res.State = Failed
+		named.lines.flush()
+		for _, where := range setAt(req, named.params) {
+			s.notef("set at %s", where)
+		}
 		return s.finish(res)
 	}
 	if req.DryRun {
@@ -137,6 +149,60 @@ func (Puppet) Run(ctx context.Context, req Request) Result {
 		return s.failed(err)
 	}
 	return s.finish(res)
+}
+
+// puppetNoise says whether a line is one Puppet and Facter print on many
+// runs that is not about the manifest: facter's complaints about the
+// machine (not about a module's custom fact), the fact counts, and
+// deprecation warnings. Such lines stay in the output log and are left
+// out of the report's tail (see keepOutOfTail).
+func puppetNoise(line string) bool {
+	return puppetNoiseRE.MatchString(line) && !strings.Contains(line, "custom fact")
+}
+
+var puppetNoiseRE = regexp.MustCompile(`^(Warning|Error): Facter: |^Warning: The current (total number|size) of facts|^Warning: .*\bdeprecated\b`)
+
+// puppetParam finds the class parameter a Puppet error names:
+// "Class[Ntp]: parameter 'servers' expects an Array value, got String",
+// "expects a value for parameter 'path'", "has no parameter named 'x'".
+var puppetParam = regexp.MustCompile(`\bparameter (?:named )?'([a-z_][a-z0-9_]*)'`)
+
+// paramScanner collects the parameters Error lines name, in order.
+type paramScanner struct {
+	lines  lineWriter
+	params []string
+}
+
+func (p *paramScanner) line(line string) {
+	if !strings.HasPrefix(line, "Error: ") {
+		return
+	}
+	for _, m := range puppetParam.FindAllStringSubmatch(line, -1) {
+		if !slices.Contains(p.params, m[1]) {
+			p.params = append(p.params, m[1])
+		}
+	}
+}
+
+// setAt says where in the HCL the parameters a failed run names were set:
+// for each, the first attribute its value reads that the instance sets;
+// the instance itself when none is known.
+func setAt(req Request, params []string) []string {
+	var out []string
+	for _, name := range params {
+		for _, attr := range req.Action.ParamAttributes(name) {
+			if where, ok := req.Origins[attr]; ok {
+				if !slices.Contains(out, where) {
+					out = append(out, where)
+				}
+				break
+			}
+		}
+	}
+	if len(out) == 0 && req.Origin != "" {
+		out = append(out, req.Origin)
+	}
+	return out
 }
 
 // writePuppetFacts writes the external facts file that carries the
@@ -166,8 +232,8 @@ func writePuppetFacts(req Request, path string) error {
 	return nil
 }
 
-// writeClassManifest writes `class { 'NAME': attr => value, ... }` with
-// every attribute that is not null as a parameter.
+// writeClassManifest writes `class { 'NAME': param => value, ... }` with
+// every parameter that is not null (see passedParams).
 func writeClassManifest(path, class string, attrs map[string]json.RawMessage) error {
 	if !PuppetClassRE.MatchString(class) {
 		return fmt.Errorf("invalid puppet class name %q", class)

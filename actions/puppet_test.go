@@ -1,6 +1,7 @@
 package actions
 
 import (
+	"context"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -188,5 +189,133 @@ func TestPuppetLiteral(t *testing.T) {
 		if err != nil || got != want {
 			t.Errorf("%s: got %s (%v), want %s", in, got, err, want)
 		}
+	}
+}
+
+// publicModules links Debian's packaged puppetlabs-ntp and -stdlib, unchanged,
+// into the module folder dir's modules/ (skipping the test without them).
+func publicModules(t *testing.T, dir string) {
+	t.Helper()
+	for _, m := range []string{"ntp", "stdlib"} {
+		src := "/usr/share/puppet/modules/" + m
+		if _, err := os.Stat(src); err != nil {
+			t.Skipf("%s not installed (apt-get install puppet-module-puppetlabs-%s)", src, m)
+		}
+		if err := os.MkdirAll(filepath.Join(dir, "modules"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink(src, filepath.Join(dir, "modules", m)); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// params wraps puppetlabs-ntp as a component would: a renamed parameter
+// (servers from the attribute upstream), one computed from an attribute
+// (config), constants, a null attribute (iburst: the class default
+// applies) and a helper attribute (note) that is not passed.
+func ntpParams() map[string]plan.Expr {
+	return map[string]plan.Expr{
+		"servers":        {Source: "upstream", Pos: plan.Pos{File: "main.hcl", Line: 9, Column: 16}},
+		"config":         {Source: `"${dir}/ntp.conf"`, Pos: plan.Pos{File: "main.hcl", Line: 10, Column: 16}},
+		"package_manage": {Source: "false"},
+		"service_manage": {Source: "false"},
+		"iburst_enable":  {Source: "iburst"},
+	}
+}
+
+// Proves: with params, a public Puppet class gets exactly the mapped
+// parameters (the helper attribute would fail the class: it has no such
+// parameter), a null one keeps the class default.
+func TestPuppet_Run_ClassParams(t *testing.T) {
+	needTool(t, "puppet", "puppet")
+	t.Parallel()
+	dir := t.TempDir()
+	publicModules(t, dir)
+	out := t.TempDir()
+	act := plan.Action{Kind: "puppet", Class: "ntp", Params: ntpParams()}
+	req := request(t, dir, act, map[string]any{
+		"upstream": []string{"a.example", "b.example"}, "dir": out, "iburst": nil, "note": "a helper",
+	})
+	wantState(t, run(t, req), Changed)
+	conf := readFile(t, filepath.Join(out, "ntp.conf"))
+	for _, want := range []string{"server a.example iburst\n", "server b.example iburst\n"} {
+		if !strings.Contains(conf, want) {
+			t.Errorf("ntp.conf lacks %q:\n%s", want, conf)
+		}
+	}
+	wantState(t, run(t, req), OK)
+}
+
+// Proves: a failed class names, after Puppet's error, the HCL that set the
+// parameter Puppet complains about (through params, the attribute it
+// reads), or the instance when no parameter is named; the report's tail
+// holds Puppet's error and none of Facter's noise.
+func TestPuppet_Run_FailureSetAt(t *testing.T) {
+	needTool(t, "puppet", "puppet")
+	t.Parallel()
+	dir := t.TempDir()
+	publicModules(t, dir)
+	const (
+		instance = `shop/main.hcl:12:3 (component "ntp" "time")`
+		upstream = `shop/main.hcl:14:7 (component "ntp" "time", attribute "upstream")`
+	)
+	req := request(t, dir, plan.Action{Kind: "puppet", Class: "ntp", Params: ntpParams()}, map[string]any{
+		"upstream": "pool.example", "dir": t.TempDir(), "iburst": nil,
+	})
+	req.Origin, req.Origins = instance, map[string]string{"upstream": upstream, "dir": "elsewhere"}
+	res := run(t, req)
+	wantState(t, res, Failed)
+	if !strings.Contains(res.Output, "parameter 'servers' expects an Array value") ||
+		!strings.Contains(res.Output, "\ndtk: set at "+upstream+"\n") || strings.Count(res.Output, "set at") != 1 {
+		t.Errorf("output does not end with where servers was set:\n%s", res.Output)
+	}
+	if strings.Contains(res.Output, "Facter:") {
+		t.Errorf("facter's noise is in the tail:\n%s", res.Output)
+	}
+
+	// A manifest's failure names no parameter: the instance.
+	writeFiles(t, dir, map[string]string{"boom.pp": "fail('boom')\n"})
+	req = request(t, dir, plan.Action{Kind: "puppet", Manifest: "boom.pp"}, nil)
+	req.Origin = instance
+	res = run(t, req)
+	wantState(t, res, Failed)
+	if !strings.Contains(res.Output, "dtk: set at "+instance+"\n") {
+		t.Errorf("output lacks the instance:\n%s", res.Output)
+	}
+}
+
+// Proves: known noise (facter's complaints, fact counts, deprecations and
+// their indented continuation lines) is left out of the report's tail, so
+// that the real error stays in its 4 KiB; the output log keeps every line.
+func TestSession_KeepOutOfTail(t *testing.T) {
+	script := `for i in $(seq 300); do
+  echo "Warning: Facter: Could not process routing table entry: $i"
+  echo "Error: Facter: Permission denied @ rb_sysopen - /proc/1/environ"
+done
+echo "Warning: The current total number of facts: 12345 exceeds the number of facts limit: 10000"
+echo "Warning: The function 'hiera' is deprecated in favor of using 'lookup'."
+echo "   (file & line not available)"
+echo 'Error: Facter: error while resolving custom fact "app_version": a module fact'
+echo "Error: the real error"
+printf "Notice: no newline at the end"`
+	req := request(t, t.TempDir(), plan.Action{Kind: "bash", Inline: script}, nil)
+	s, err := newSession(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.keepOutOfTail(puppetNoise)
+	code, err := s.run(command{name: "bash", args: []string{"-c", script}})
+	if err != nil || code != 0 {
+		t.Fatalf("run: %d, %v", code, err)
+	}
+	res := s.finish(Result{State: OK})
+	want := "Error: Facter: error while resolving custom fact \"app_version\": a module fact\nError: the real error\nNotice: no newline at the end\n" +
+		"dtk: 603 lines of known noise (facter, deprecation warnings) left out of this tail; output.log has them\n"
+	if res.Output != want {
+		t.Errorf("tail = %q, want %q", res.Output, want)
+	}
+	if log := readFile(t, filepath.Join(req.ScratchDir, LogFile)); strings.Count(log, "Facter:") != 601 || !strings.Contains(log, "the real error") {
+		t.Errorf("the log lost lines: %d bytes", len(log))
 	}
 }

@@ -3,6 +3,7 @@ package actions
 import (
 	"encoding/json"
 	"io"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -45,11 +46,7 @@ func sensitiveValues(req Request) []string {
 			}
 		}
 	}
-	for _, name := range req.Sensitive {
-		raw, ok := req.Attributes[name]
-		if !ok {
-			continue
-		}
+	for _, raw := range sensitiveRaw(req) {
 		dec := json.NewDecoder(strings.NewReader(string(raw)))
 		dec.UseNumber()
 		var v any
@@ -64,6 +61,34 @@ func sensitiveValues(req Request) []string {
 		walk(v)
 	}
 	sort.Slice(out, func(i, j int) bool { return len(out[i]) > len(out[j]) })
+	return out
+}
+
+// sensitiveRaw lists the JSON values of req's sensitive attributes and of
+// the params computed from them (params of the action: see passedParams),
+// whose text may differ ("${password}-suffix", upper(password)).
+func sensitiveRaw(req Request) []json.RawMessage {
+	var out []json.RawMessage
+	for _, name := range req.Sensitive {
+		if raw, ok := req.Attributes[name]; ok {
+			out = append(out, raw)
+		}
+	}
+	if len(out) == 0 || req.Action.Params == nil {
+		return out
+	}
+	params, err := passedParams(req)
+	if err != nil {
+		return out
+	}
+	for name, raw := range params {
+		for _, attr := range req.Action.ParamAttributes(name) {
+			if slices.Contains(req.Sensitive, attr) {
+				out = append(out, raw)
+				break
+			}
+		}
+	}
 	return out
 }
 

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"testing"
+
+	"github.com/dtkhq/dtk/plan"
 )
 
 func TestRedactor_Write_SplitAcrossWrites(t *testing.T) {
@@ -53,6 +55,32 @@ func TestSensitiveValues(t *testing.T) {
 		if got[not] {
 			t.Errorf("%q should not be redacted", not)
 		}
+	}
+}
+
+// A params value computed from a sensitive attribute is as secret as the
+// attribute, whatever its text; one from other attributes is not.
+func TestSensitiveValues_Params(t *testing.T) {
+	req := Request{
+		Action: plan.Action{Kind: "puppet", Class: "db", Params: map[string]plan.Expr{
+			"password": {Source: "upper(pw)"},
+			"dsn":      {Source: `"${user}:${pw}@db"`},
+			"user":     {Source: "user"},
+		}},
+		Attributes: map[string]json.RawMessage{"pw": json.RawMessage(`"s3cret"`), "user": json.RawMessage(`"app"`)},
+		Sensitive:  []string{"pw"},
+	}
+	got := map[string]bool{}
+	for _, s := range sensitiveValues(req) {
+		got[s] = true
+	}
+	for _, want := range []string{"s3cret", "S3CRET", "app:s3cret@db"} {
+		if !got[want] {
+			t.Errorf("missing %q in %v", want, got)
+		}
+	}
+	if got["app"] {
+		t.Errorf("user is not sensitive: %v", got)
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dtkhq/dtk/actions"
 	"github.com/dtkhq/dtk/internal/api"
 	"github.com/dtkhq/dtk/internal/archive"
 	"github.com/dtkhq/dtk/plan"
@@ -363,5 +364,96 @@ func TestAgent_DataDir_PrivateModes(t *testing.T) {
 	})
 	if checked < 6 {
 		t.Fatalf("checked only %d paths", checked)
+	}
+}
+
+// Proves: a delete that ran removes the undone step's scratch folder (the
+// delete's own keeps its log until it leaves the plan), an instance removed
+// from the plan loses its folders once undone, and the removal follows no
+// symbolic link out of the steps folder.
+func TestAgent_Delete_RemovesScratchFolders(t *testing.T) {
+	f, srv := newFake(t, testModuleDir(t))
+	data := t.TempDir()
+	a := startAgent(t, srv, data)
+	defer a.Shutdown()
+	steps := filepath.Join(data, "steps")
+	exists := func(name string) bool {
+		_, err := os.Lstat(filepath.Join(steps, name))
+		return err == nil
+	}
+
+	one, two := f.step("one", "a", 1), f.step("two", "b", 1)
+	f.publish(one, two)
+	waitFor(t, "both steps reported ok", func() bool { return len(f.final("s/n/two/create")) == 1 })
+	if !exists("s_n_one_create") || !exists("s_n_two_create") {
+		t.Fatal("no scratch folders after the runs")
+	}
+	outside := t.TempDir()
+	if err := os.WriteFile(filepath.Join(outside, "keep"), []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(outside, filepath.Join(steps, "s_n_one_create", "link")); err != nil {
+		t.Fatal(err)
+	}
+
+	// An explicit delete of one.
+	f.publish(plan.UndoStep(one, 2), f.step("two", "b", 2))
+	waitFor(t, "one's create folder removed", func() bool { return !exists("s_n_one_create") })
+	if len(f.final("s/n/one/delete")) != 1 || !exists("s_n_one_delete") || !exists("s_n_two_create") {
+		t.Errorf("delete reported %d times; delete folder %v, two's folder %v",
+			len(f.final("s/n/one/delete")), exists("s_n_one_delete"), exists("s_n_two_create"))
+	}
+	if _, err := os.Stat(filepath.Join(outside, "keep")); err != nil {
+		t.Fatalf("the removal followed a symbolic link: %v", err)
+	}
+
+	// two leaves the plan: undone, then its folders go; one's delete
+	// leaves it too: its folder goes with its record.
+	f.publish()
+	waitFor(t, "every scratch folder removed", func() bool {
+		entries, err := os.ReadDir(steps)
+		return err == nil && len(entries) == 0
+	})
+	if got := strings.Join(runs(t, data), ","); got != "run_a,run_b,undo_a,undo_b" {
+		t.Errorf("runs = %s", got)
+	}
+}
+
+// recordingRunner answers every run OK and keeps the requests.
+type recordingRunner struct {
+	mu   sync.Mutex
+	reqs []actions.Request
+}
+
+func (r *recordingRunner) Kind() string { return "bash" }
+
+func (r *recordingRunner) Run(_ context.Context, req actions.Request) actions.Result {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.reqs = append(r.reqs, req)
+	return actions.Result{State: actions.OK}
+}
+
+// Proves: a runner learns where the step's instance and attributes are
+// written (a failed Puppet run names them).
+func TestAgent_Run_PassesOrigins(t *testing.T) {
+	f, srv := newFake(t, testModuleDir(t))
+	rr := &recordingRunner{}
+	a, err := New(Config{Name: "n1", DataDir: t.TempDir(), Client: api.NewClient(srv.URL), PollWait: time.Second,
+		Runner: func(string) (actions.Runner, error) { return rr, nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.Start(context.Background())
+	defer a.Shutdown()
+	st := f.step("one", "a", 1)
+	st.Origin = `m/main.hcl:3:5 (component "c" "one")`
+	st.Origins = map[string]string{"msg": `m/main.hcl:4:13 (component "c" "one", attribute "msg")`}
+	f.publish(st)
+	waitFor(t, "the step reported", func() bool { return len(f.final(st.ID)) == 1 })
+	rr.mu.Lock()
+	defer rr.mu.Unlock()
+	if len(rr.reqs) != 1 || rr.reqs[0].Origin != st.Origin || rr.reqs[0].Origins["msg"] != st.Origins["msg"] {
+		t.Errorf("requests = %+v", rr.reqs)
 	}
 }

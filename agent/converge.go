@@ -123,16 +123,44 @@ func (a *Agent) undoRemoved(ctx context.Context, sl *plan.Slice) (undone int) {
 		a.log.Info("undid removed step", "step", id, "state", res.State, "exit", res.ExitCode)
 		if res.State != actions.Failed {
 			a.forget(id)
+			a.dropScratch(st) // no record keeps this delete's folder
 		}
 	}
 	return undone
 }
 
+// forget drops the record of a step that left the plan, and its scratch
+// folders.
 func (a *Agent) forget(id string) {
 	a.mu.Lock()
+	rec := a.state.Steps[id]
 	delete(a.state.Steps, id)
 	a.mu.Unlock()
 	a.commit(nil, &recordChange{del: []string{id}})
+	if rec != nil {
+		a.dropScratch(&plan.Step{ID: id, Action: rec.Action})
+	}
+}
+
+// dropScratch removes the scratch folders of a step that is gone (its
+// own, and its check's) with everything in them. It removes only entries
+// of the agent's steps folder and follows no symbolic link (os.Root).
+func (a *Agent) dropScratch(st *plan.Step) {
+	root, err := os.OpenRoot(filepath.Join(a.cfg.DataDir, "steps"))
+	if err != nil {
+		return // no steps folder: nothing ran
+	}
+	defer root.Close()
+	check := *st
+	check.Action = "check"
+	for _, name := range []string{scratchName(st), scratchName(&check)} {
+		if name == "." || name == ".." || strings.ContainsAny(name, `/\`) {
+			continue
+		}
+		if err := root.RemoveAll(name); err != nil {
+			a.log.Warn("remove a step's scratch folder", "step", st.ID, "folder", name, "err", err)
+		}
+	}
 }
 
 // runStep converges one step and reports it. It says whether it ran a
@@ -251,6 +279,9 @@ func (a *Agent) runStep(ctx context.Context, st *plan.Step, checks bool) (ran, o
 			id := plan.StepID(st.Service, st.Node, st.Instance, "create")
 			delete(a.state.Steps, id)
 			change.del = append(change.del, id)
+			// The undone create's folders go (the delete's own keeps its
+			// log until its record is forgotten).
+			defer a.dropScratch(&plan.Step{ID: id, Action: "create"})
 		}
 		rec := &stepRecord{
 			Digest: st.Digest, ReportedGeneration: st.Generation, Service: st.Service, Node: st.Node,
@@ -335,6 +366,7 @@ func (a *Agent) executeWith(ctx context.Context, st *plan.Step, dryRun bool) act
 		Node: a.cfg.Name, StepID: st.ID, DefaultTimeout: a.cfg.DefaultTimeout, DataDir: a.cfg.DataDir,
 		StepUser: a.cfg.StepUser, StepGroup: a.cfg.StepGroup,
 		ScratchDir: scratch, Processes: stepProcesses{a: a, step: st.ID},
+		Origin: st.Origin, Origins: st.Origins,
 	})
 }
 

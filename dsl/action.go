@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/hclsyntax"
 	"github.com/zclconf/go-cty/cty"
 	"github.com/zclconf/go-cty/cty/convert"
 
@@ -35,8 +36,8 @@ type actionKind struct {
 var actionKinds = map[string]actionKind{
 	"bash":      {settings: []string{"script", "inline"}, decode: decodeBash},
 	"exec":      {settings: []string{"program", "args"}, decode: decodeExec},
-	"puppet":    {settings: []string{"manifest", "class", "modulepath"}, decode: decodePuppet, predicts: true},
-	"ansible":   {settings: []string{"playbook", "role"}, decode: decodeAnsible, predicts: true},
+	"puppet":    {settings: []string{"manifest", "class", "modulepath", "params"}, decode: decodePuppet, predicts: true},
+	"ansible":   {settings: []string{"playbook", "role", "params"}, decode: decodeAnsible, predicts: true},
 	"container": {settings: []string{"engine"}, decode: decodeContainer, predicts: true},
 }
 
@@ -55,6 +56,10 @@ var (
 	puppetClassRE = regexp.MustCompile(`^(::)?[a-z][a-z0-9_]*(::[a-z][a-z0-9_]*)*$`)
 	// ansibleRoleRE is the form of an Ansible role name.
 	ansibleRoleRE = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]*$`)
+	// puppetParamRE is the form of a Puppet class parameter name;
+	// ansibleVarRE that of an Ansible variable name.
+	puppetParamRE = regexp.MustCompile(`^[a-z_][a-z0-9_]*$`)
+	ansibleVarRE  = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 )
 
 // actionSchema accepts every setting of every kind; which ones a block may
@@ -374,8 +379,16 @@ func decodePuppet(l *loader, b *hcl.Block, attrs map[string]*hcl.Attribute, act 
 		return false
 	}
 	if a.Name == "manifest" {
+		if p := attrs["params"]; p != nil {
+			l.errorf(startRange(p.NameRange), "params needs a class",
+				"a manifest reads the attributes as $facts['dtk_attributes']; params maps the parameters of a class (class = \"mymod::web\")")
+			return false
+		}
 		act.Manifest, good = l.checkModuleFile(a, s, "manifest", `"manifests/site.pp"`)
 		return ok && good
+	}
+	if p := attrs["params"]; p != nil && !l.decodeParams(p, act) {
+		ok = false
 	}
 	act.Class = s
 	if !puppetClassRE.MatchString(s) {
@@ -392,6 +405,9 @@ func decodePuppet(l *loader, b *hcl.Block, attrs map[string]*hcl.Attribute, act 
 }
 
 func decodeAnsible(l *loader, b *hcl.Block, attrs map[string]*hcl.Attribute, act *plan.Action) bool {
+	if p := attrs["params"]; p != nil && !l.decodeParams(p, act) {
+		return false
+	}
 	a := l.exactlyOne(b, attrs, "playbook", "role",
 		`set exactly one of playbook (a playbook file in the module folder) or role (a role under roles/, e.g. "web")`)
 	if a == nil {
@@ -426,6 +442,78 @@ func decodeAnsible(l *loader, b *hcl.Block, attrs map[string]*hcl.Attribute, act
 	}
 	act.Role = s
 	return true
+}
+
+// decodeParams reads params = { NAME = EXPRESSION, ... }: the class
+// parameters (puppet) or role variables (ansible) to pass, each an
+// expression over the component's attributes, which checkParams checks
+// once the component's attributes are all known.
+func (l *loader) decodeParams(a *hcl.Attribute, act *plan.Action) bool {
+	pairs, diags := hcl.ExprMap(a.Expr)
+	if diags.HasErrors() {
+		l.errorf(startRange(a.Expr.Range()), "invalid params",
+			`params is an object of NAME = EXPRESSION over the attributes, e.g. { servers = servers, config = "${dir}/ntp.conf" }`)
+		return false
+	}
+	what, re, example := "puppet class parameter", puppetParamRE, `lowercase letters, digits and '_', e.g. "servers"`
+	if act.Kind == "ansible" {
+		what, re, example = "ansible variable", ansibleVarRE, `letters, digits and '_', not starting with a digit, e.g. "http_port"`
+	}
+	ok := true
+	act.Params = map[string]plan.Expr{}
+	for _, p := range pairs {
+		rng := startRange(p.Key.Range())
+		k, kd := p.Key.Value(nil)
+		if kd.HasErrors() || k.IsNull() || !k.IsKnown() || k.Type() != cty.String {
+			l.errorf(rng, "invalid params name", "a params name is a constant: the %s to set", what)
+			ok = false
+			continue
+		}
+		name := k.AsString()
+		switch {
+		case !re.MatchString(name):
+			l.errorf(rng, fmt.Sprintf("invalid %s name %q", what, name), "%s", example)
+			ok = false
+		case act.Kind == "puppet" && (name == "name" || name == "title"):
+			l.errorf(rng, fmt.Sprintf("%q cannot be a puppet class parameter", name), "a class has no parameter of that name")
+			ok = false
+		case act.Kind == "ansible" && strings.HasPrefix(name, "dtk_"):
+			l.errorf(rng, fmt.Sprintf("ansible variable %q is reserved", name), "dtk sets the variables dtk_* itself; pick another name")
+			ok = false
+		case act.Params[name].Source != "":
+			l.errorf(rng, fmt.Sprintf("duplicate params name %q", name), "set each %s once", what)
+			ok = false
+		default:
+			act.Params[name] = l.exprSource(p.Value)
+		}
+	}
+	return ok
+}
+
+// checkParams checks that the params of c's actions refer to c's
+// attributes only (they are the variables there).
+func (l *loader) checkParams(c *plan.Component) {
+	names := make([]string, len(c.Attributes))
+	for i, a := range c.Attributes {
+		names[i] = a.Name
+	}
+	acts := []*plan.Action{c.Check}
+	for _, name := range keys(c.Actions) {
+		acts = append(acts, c.Actions[name])
+	}
+	for _, act := range acts {
+		if act == nil {
+			continue
+		}
+		for _, name := range keys(act.Params) {
+			e := act.Params[name]
+			x, diags := hclsyntax.ParseExpression([]byte(e.Source), e.Pos.File, l.posRange(e.Pos).Start)
+			if diags.HasErrors() {
+				continue // reported when the block was read
+			}
+			l.checkExpr(x, &scope{where: fmt.Sprintf("params of component %q", c.Name), roots: names})
+		}
+	}
 }
 
 func decodeContainer(l *loader, b *hcl.Block, attrs map[string]*hcl.Attribute, act *plan.Action) bool {

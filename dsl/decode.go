@@ -408,6 +408,7 @@ func (l *loader) decodeComponent(b *hcl.Block) *plan.Component {
 	}
 	l.checkContainerAttributes(c)
 	l.checkNoopCheck(c)
+	l.checkParams(c)
 	if actions["create"] == nil {
 		l.errorf(startRange(b.DefRange), fmt.Sprintf("component %q has no create block", c.Name),
 			"a component needs a create action: create { script = \"...\" } or create { inline = \"...\" }")

@@ -136,6 +136,11 @@ func moduleExprs(m *plan.Module) map[string]plan.Expr {
 	}
 	for _, c := range m.Components {
 		validations(c.Name, c.Attributes)
+		for an, a := range c.Actions {
+			for name, e := range a.Params {
+				out[c.Name+"."+an+".params."+name] = e
+			}
+		}
 	}
 	for _, tpl := range m.Templates {
 		validations(tpl.Name, tpl.Inputs)

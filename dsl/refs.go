@@ -49,9 +49,14 @@ func (l *loader) checkExpr(expr hcl.Expression, sc *scope) {
 		if !contains(sc.roots, root) {
 			usages := make([]string, len(sc.roots))
 			for i, r := range sc.roots {
-				usages[i] = rootUsage[r]
+				if usages[i] = rootUsage[r]; usages[i] == "" {
+					usages[i] = r // an attribute's name (params)
+				}
 			}
-			list := usages[0]
+			list := "no variables"
+			if len(usages) > 0 {
+				list = usages[0]
+			}
 			if n := len(usages); n > 1 {
 				list = strings.Join(usages[:n-1], ", ") + " and " + usages[n-1]
 			}
@@ -250,7 +255,7 @@ func (l *loader) checkCall(x *hclsyntax.FunctionCallExpr, sc *scope) {
 	if x.Name != "templatefile" {
 		return
 	}
-	if contains(sc.roots, "value") {
+	if sc.tmpl == nil { // validations and params: evaluated without the module's files
 		l.errorf(rng, "templatefile is not available here", "%s cannot render template files", sc.where)
 		return
 	}

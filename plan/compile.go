@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -1109,10 +1110,68 @@ func (c *compiler) evaluate(it *item) {
 		}
 	}
 	st.Waiting = waiting
+	if usesKind(it.comp, "puppet") {
+		c.origins(st, it, exprMod)
+	}
+	if len(waiting) == 0 {
+		c.checkParams(it.comp, st)
+	}
 	st.Digest = StepDigest(st, it.mod.Files)
 	c.subscriptions(it, st)
 	st.Force = c.previousForce(st.ID)
 	it.step = st
+}
+
+// origins records where the instance and each attribute it sets are
+// written (exprMod: the module the instance is written in).
+func (c *compiler) origins(st *Step, it *item, exprMod *Module) {
+	where := func(p Pos, attr string) string {
+		s := fmt.Sprintf("%s/%s (component %q %q", exprMod.Name, p, it.inst.Component, it.inst.Name)
+		if attr != "" {
+			s += fmt.Sprintf(", attribute %q", attr)
+		}
+		return s + ")"
+	}
+	st.Origin = where(it.inst.Pos, "")
+	for name, e := range it.inst.Attributes {
+		if st.Origins == nil {
+			st.Origins = map[string]string{}
+		}
+		st.Origins[name] = where(e.Pos, name)
+	}
+}
+
+// usesKind says whether any action of comp is of the kind.
+func usesKind(comp *Component, kind string) bool {
+	if comp.Check != nil && comp.Check.Kind == kind {
+		return true
+	}
+	for _, a := range comp.Actions {
+		if a.Kind == kind {
+			return true
+		}
+	}
+	return false
+}
+
+// checkParams refuses an instance whose actions' params (see
+// ResolveParams) cannot be evaluated with its step's attributes, which the
+// runner would fail on.
+func (c *compiler) checkParams(comp *Component, st *Step) {
+	for _, name := range sortedKeys(comp.Actions) {
+		c.checkActionParams(comp.Actions[name], st)
+	}
+	c.checkActionParams(comp.Check, st)
+}
+
+func (c *compiler) checkActionParams(a *Action, st *Step) {
+	_, err := ResolveParams(a, st.Attributes)
+	var pe *ParamError
+	if errors.As(err, &pe) {
+		c.violate(posPtr(pe.Pos), "%s: params %s: %v", st.Instance, pe.Name, pe.Err)
+	} else if err != nil {
+		c.violate(posPtr(a.Pos), "%s: %v", st.Instance, err)
+	}
 }
 
 // source names where an expression's value comes from.
@@ -1374,20 +1433,32 @@ func StepID(service, node, instance, action string) string {
 func StepDigest(st *Step, files map[string]string) string {
 	h := sha256.New()
 	enc := json.NewEncoder(h)
+	// What a params mapping passes (nil without one; a compiled step's
+	// params evaluate, see evaluate) is covered explicitly, beside the
+	// expressions and attributes it is made of.
+	params, _ := ResolveParams(&st.Run, st.Attributes)
 	_ = enc.Encode(struct {
 		Action  string
 		Run     Action
 		Assets  map[string]string
 		Attrs   map[string]json.RawMessage
 		Waiting []string
-	}{st.Action, runIdentity(st.Run), assetDigests(st.Run, st.Attributes, files), st.Attributes, st.Waiting})
+		Params  map[string]json.RawMessage `json:",omitempty"`
+	}{st.Action, runIdentity(st.Run), assetDigests(st.Run, st.Attributes, files), st.Attributes, st.Waiting, params})
 	return "sha256:" + hex.EncodeToString(h.Sum(nil))
 }
 
-// runIdentity is an action without its source position, which moves when
+// runIdentity is an action without its source positions, which move when
 // unrelated lines of a file change.
 func runIdentity(a Action) Action {
 	a.Pos = Pos{}
+	if a.Params != nil {
+		ps := make(map[string]Expr, len(a.Params))
+		for k, e := range a.Params {
+			ps[k] = Expr{Source: e.Source}
+		}
+		a.Params = ps
+	}
 	return a
 }
 

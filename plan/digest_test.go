@@ -47,3 +47,43 @@ func TestStepDigest_UserAndGroup(t *testing.T) {
 		t.Errorf("action JSON = %s", j)
 	}
 }
+
+// What a params mapping passes is part of the digest: another mapping, or
+// another value of an attribute it reads, runs the step again; moving the
+// expression in its file does not. A step without params keeps the digest
+// it had before params existed.
+func TestStepDigest_Params(t *testing.T) {
+	step := func(params map[string]plan.Expr, dir string) *plan.Step {
+		return &plan.Step{
+			ID: "s/n/i/create", Action: "create",
+			Run:        plan.Action{Kind: "puppet", Class: "ntp", Params: params},
+			Attributes: map[string]json.RawMessage{"dir": json.RawMessage(`"` + dir + `"`)},
+		}
+	}
+	at := func(src string, line int) map[string]plan.Expr {
+		return map[string]plan.Expr{"config": {Source: src, Pos: plan.Pos{File: "main.hcl", Line: line, Column: 7}}}
+	}
+	// Computed with the code before params existed (commit 30d0414).
+	const before = "sha256:a9cc1b8a4981852d4ca3f04b16e9c26905af123e0eb4149ef69a90330ed8f737"
+	if got := plan.StepDigest(step(nil, "/etc"), nil); got != before {
+		t.Errorf("digest without params = %s, want the old %s", got, before)
+	}
+	base := plan.StepDigest(step(at(`"${dir}/ntp.conf"`, 3), "/etc"), nil)
+	if got := plan.StepDigest(step(at(`"${dir}/ntp.conf"`, 30), "/etc"), nil); got != base {
+		t.Errorf("moving the expression changed the digest")
+	}
+	for name, st := range map[string]*plan.Step{
+		"no params":       step(nil, "/etc"),
+		"empty params":    step(map[string]plan.Expr{}, "/etc"),
+		"another mapping": step(at(`"${dir}/chrony.conf"`, 3), "/etc"),
+		"another value":   step(at(`"${dir}/ntp.conf"`, 3), "/srv"),
+	} {
+		if plan.StepDigest(st, nil) == base {
+			t.Errorf("%s: same digest", name)
+		}
+	}
+	r, err := plan.ResolveParams(&step(at(`"${dir}/ntp.conf"`, 3), "/etc").Run, step(nil, "/etc").Attributes)
+	if err != nil || string(r["config"]) != `"/etc/ntp.conf"` {
+		t.Errorf("resolved %s, %v", r, err)
+	}
+}

@@ -163,6 +163,12 @@ type Action struct {
 	// name of a role under the module's roles/ folder; exactly one is set.
 	Playbook string `json:"playbook,omitempty"`
 	Role     string `json:"role,omitempty"`
+	// puppet (class) and ansible: Params maps each class parameter or
+	// role variable to pass to an expression over the component's
+	// attributes (each a variable of its own name). When set, only these
+	// are passed (a null value is left out); nil: every attribute is. See
+	// ResolveParams.
+	Params map[string]Expr `json:"params,omitempty"`
 	// container: Engine is "podman" or "docker"; empty means whichever is
 	// installed, podman first. The container's settings are attributes.
 	Engine string `json:"engine,omitempty"`
@@ -421,6 +427,13 @@ type Step struct {
 	// Once: the instance is marked once = true (it runs on the first
 	// member of its node group only).
 	Once bool `json:"once,omitempty"`
+	// Origin is where the instance is written and Origins where each
+	// attribute the instance sets is, as "MODULE/FILE:LINE:COL (component
+	// "TYPE" "NAME", attribute "ATTR")": a failed Puppet run names the one
+	// that set the parameter Puppet complains about. Set only for
+	// components with a puppet action; not part of Digest.
+	Origin  string            `json:"origin,omitempty"`
+	Origins map[string]string `json:"origins,omitempty"`
 	// HealthSeconds (set during a rollout with health = "check"): after a
 	// successful run, the agent runs the step's check again every few
 	// seconds for this long, and reports the step ok only if it kept

@@ -68,3 +68,19 @@ component "app" {
     engine = "podman"
   }
 }
+
+component "wrapped" {
+  attribute "dir" { type = string }
+  attribute "servers" { type = list(string) }
+  attribute "helper" { type = bool }
+  create {
+    kind   = "puppet"
+    class  = "mymod::web"
+    params = { path = "${dir}/web.conf", "tags" = servers }
+  }
+  delete {
+    kind   = "ansible"
+    role   = "web"
+    params = { web_dir = dir }
+  }
+}

@@ -1,0 +1,3 @@
+class mymod::web (String $path) {
+  file { $path: content => 'x' }
+}

@@ -1,0 +1,1 @@
+class ntp (Array[String] $servers, String $config = '/etc/ntp.conf') {}
