@@ -80,7 +80,10 @@ func (Puppet) Run(ctx context.Context, req Request) Result {
 		if err != nil {
 			return s.failed(err)
 		}
-		args = append(args, "--modulepath", p)
+		// Then Puppet's own module folders ($basemodulepath: the codedir's,
+		// which is the step's own, and the system's, e.g. Debian's
+		// /usr/share/puppet/modules), as a plain `puppet apply` searches.
+		args = append(args, "--modulepath", p+":$basemodulepath")
 	}
 	if req.DryRun {
 		args = append(args, "--noop")

@@ -199,14 +199,36 @@ func publicModules(t *testing.T, dir string) {
 	for _, m := range []string{"ntp", "stdlib"} {
 		src := "/usr/share/puppet/modules/" + m
 		if _, err := os.Stat(src); err != nil {
-			t.Skipf("%s not installed (apt-get install puppet-module-puppetlabs-%s)", src, m)
+			needTool(t, src, "puppet-module-puppetlabs-"+m)
 		}
-		if err := os.MkdirAll(filepath.Join(dir, "modules"), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Symlink(src, filepath.Join(dir, "modules", m)); err != nil {
-			t.Fatal(err)
-		}
+	}
+	// Nothing to ship: Puppet searches the node's module folders
+	// ($basemodulepath) after the module's own.
+}
+
+// Proves: a module that ships a Puppet module of its own (modules/wrap)
+// also reaches the modules installed on the node, where Debian's packages
+// put them: its class declares puppetlabs-ntp, which stdlib's functions
+// serve, neither of them shipped.
+func TestPuppet_Run_ShippedModuleUsesTheNodesModules(t *testing.T) {
+	needTool(t, "puppet", "puppet")
+	t.Parallel()
+	dir := t.TempDir()
+	publicModules(t, dir)
+	writeFiles(t, dir, map[string]string{"modules/wrap/manifests/init.pp": `class wrap (String $dir) {
+  class { 'ntp':
+    config         => "${dir}/ntp.conf",
+    servers        => ['wrap.example'],
+    package_manage => false,
+    service_manage => false,
+  }
+}
+`})
+	out := t.TempDir()
+	req := request(t, dir, plan.Action{Kind: "puppet", Class: "wrap"}, map[string]any{"dir": out})
+	wantState(t, run(t, req), Changed)
+	if conf := readFile(t, filepath.Join(out, "ntp.conf")); !strings.Contains(conf, "server wrap.example") {
+		t.Errorf("ntp.conf lacks the server:\n%s", conf)
 	}
 }
 

@@ -396,11 +396,8 @@ func decodePuppet(l *loader, b *hcl.Block, attrs map[string]*hcl.Attribute, act 
 			`a class name is lowercase words joined by ::, e.g. "web" or "mymod::web"`)
 		return false
 	}
-	if act.ModulePath == "" && attrs["modulepath"] == nil {
-		l.errorf(startRange(a.Expr.Range()), fmt.Sprintf("class %q has no modulepath", s),
-			"ship the Puppet module that defines it under modules/ in the module folder, or set modulepath")
-		return false
-	}
+	// No modulepath and no modules/ folder: the class comes from the
+	// Puppet modules installed on the node ($basemodulepath).
 	return ok
 }
 

@@ -5,8 +5,10 @@ module {
   version = "1.0.0"
 }
 
-# puppetlabs-ntp, as Debian packages it, applied by class. Its parameters
-# are the attributes; here it manages only its configuration file.
+# puppetlabs-ntp, as Debian packages it (puppet-module-puppetlabs-ntp, with
+# stdlib), applied by class from where the package puts it: Puppet searches
+# the node's module folders (/usr/share/puppet/modules). Its parameters are
+# the attributes; here it manages only its configuration file.
 component "ntp" {
   attribute "config" {
     type        = string
@@ -21,9 +23,8 @@ component "ntp" {
     default = false
   }
   create {
-    kind       = "puppet"
-    class      = "ntp"
-    modulepath = "modules"
+    kind  = "puppet"
+    class = "ntp"
   }
   # puppet apply --noop of the same class: a resource out of sync is drift.
   check { kind = "noop" }
