@@ -1,6 +1,7 @@
 package plan
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -182,7 +183,11 @@ func Reruns(next *Plan, runs map[string]bool) map[string]string {
 				}
 				for _, dep := range st.DependsOn {
 					p := byID[dep]
-					if p == nil || !readsOutput(st, p) {
+					if p == nil {
+						continue
+					}
+					reads, subscribes := readsOutput(st, p), slices.Contains(st.Subscribe, dep)
+					if !reads && !subscribes {
 						continue
 					}
 					if certain, ok := running(dep); ok {
@@ -190,7 +195,14 @@ func Reruns(next *Plan, runs map[string]bool) map[string]string {
 						if certain {
 							how = "changes"
 						}
-						out[st.ID] = fmt.Sprintf("reads output %s of node %s, which %s", p.Instance, p.Node, how)
+						if reads {
+							out[st.ID] = fmt.Sprintf("reads output %s of node %s, which %s", p.Instance, p.Node, how)
+						} else {
+							// A subscriber runs when what it subscribes to
+							// reports a change, which only the run can tell.
+							out[st.ID] = fmt.Sprintf("subscribes to %s, which runs: refreshes (%s) if it reports a change",
+								p.Instance, cmp.Or(st.RefreshAction, "create"))
+						}
 						more = true
 						break
 					}

@@ -139,3 +139,28 @@ func TestDiff_SortedNodesAndOldValues(t *testing.T) {
 		t.Errorf("diff %q\nwant %q", got, want)
 	}
 }
+
+// A subscriber whose plan does not change runs its refresh when what it
+// subscribes to runs and reports a change: the plan says it may run, and
+// why, so that it predicts every step the deploy can run.
+func TestDiff_SubscriberOfChangingStep_MayRun(t *testing.T) {
+	old, next := rerunPlans(t)
+	for _, np := range next.Nodes {
+		for _, st := range np.Steps {
+			if st.Instance == "worker" {
+				if len(st.DependsOn) == 0 {
+					t.Fatal("worker depends on nothing")
+				}
+				st.Subscribe, st.RefreshAction = st.DependsOn, "reload"
+			}
+		}
+	}
+	for _, nd := range plan.Diff(old, next) {
+		for _, d := range nd.Steps {
+			if d.Instance == "worker" && (d.Change != plan.ChangeRun || !strings.Contains(d.Reason, "subscribes to ") ||
+				!strings.HasSuffix(d.Reason, "which runs: refreshes (reload) if it reports a change")) {
+				t.Errorf("worker: %s %q", d.Change, d.Reason)
+			}
+		}
+	}
+}
