@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -93,7 +94,7 @@ func newTestClusterWith(t *testing.T, n int, tweak func(*Config)) *testCluster {
 		cfg.Servers = append(cfg.Servers, raft.Server{ID: raft.ServerID(s.cfg.Name), Address: c.trans[i].LocalAddr()})
 		c.peers.peers = append(c.peers.peers, gossip.Peer{
 			Name: s.cfg.Name, Role: gossip.RoleCoordinator, Status: "alive",
-			HTTPAddr: s.HTTPAddr(), RaftAddr: string(c.trans[i].LocalAddr()),
+			HTTPAddr: s.HTTPAddr(), RaftAddr: string(c.trans[i].LocalAddr()), Features: strings.Join(features, ","),
 		})
 	}
 	for _, s := range c.servers {

@@ -806,7 +806,7 @@ func (s *Server) deployService(w http.ResponseWriter, r *http.Request) error {
 	if err := req.Rollout.Validate(); err != nil {
 		return badRequest("%v", err)
 	}
-	resp, err := s.apply(DeployServiceType, DeployServiceCmd{Name: r.PathValue("name"), Rollout: req.Rollout, Time: time.Now().UnixMilli(), Recursive: recursive, Caller: callerFor(r)})
+	resp, err := s.applyDeploy(DeployServiceCmd{Name: r.PathValue("name"), Rollout: req.Rollout, Time: time.Now().UnixMilli(), Recursive: recursive, Caller: callerFor(r)})
 	if err != nil {
 		return err
 	}
