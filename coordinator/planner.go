@@ -77,11 +77,13 @@ func (s *State) plannedDeploy(idx uint64, c *PlannedDeployCmd) (any, []string) {
 // compileNeutral lists the entry types that change nothing the compiler
 // reads, or mark it themselves (compileInputsChanged): reports converge
 // steps and bring outputs, rollouts and reverts set plans (setPlan). Any
-// other type, a future one included, moves CompileIndex.
+// other type, a future one included, moves CompileIndex; so does
+// ResliceType, which follows a snapshot restore: a plan made before the
+// restore is stale after it.
 var compileNeutral = map[MessageType]bool{
 	ReportsType: true, OpResultsType: true, OpResultsBatchType: true, CreateOpType: true,
 	CoordinatorsType: true, LeaderType: true, AuditType: true, DataKeyType: true,
-	CreateTokenType: true, DeleteTokenType: true, PendingType: true, PutCAType: true, ResliceType: true,
+	CreateTokenType: true, DeleteTokenType: true, PendingType: true, PutCAType: true,
 	ACLBootstrapType: true, ACLPolicyType: true, ACLDeletePolicyType: true, ACLTokenType: true, ACLDeleteTokenType: true,
 	RolloutType: true, RolloutTickType: true, PlannedDeployType: true,
 }

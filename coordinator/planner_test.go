@@ -1,0 +1,292 @@
+package coordinator
+
+import (
+	"bytes"
+	"errors"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/dtkhq/dtk/internal/gossip"
+	"github.com/dtkhq/dtk/plan"
+)
+
+// swapCompile replaces the compiler for the test.
+func swapCompile(t *testing.T, fn func(plan.CompileInput) (*plan.Plan, plan.Violations)) {
+	t.Helper()
+	old := compileFn
+	compileFn = fn
+	t.Cleanup(func() { compileFn = old })
+}
+
+func noCompile(t *testing.T) func(plan.CompileInput) (*plan.Plan, plan.Violations) {
+	return func(in plan.CompileInput) (*plan.Plan, plan.Violations) {
+		t.Errorf("the compiler ran on a replica, for %s", in.Service.Name)
+		return plan.Compile(in)
+	}
+}
+
+// TestFSM_PlannedDeploy_AppliesWithoutTheCompilerAsTheOldEntryWould: a
+// replica applies the leader's planned deploy without running the compiler,
+// and ends with the state (plan, slices, history, generations, indexes)
+// the old DeployServiceType entry gives, byte for byte.
+func TestFSM_PlannedDeploy_AppliesWithoutTheCompilerAsTheOldEntryWould(t *testing.T) {
+	leader, follower, old := newHarness(t), newHarness(t), newHarness(t)
+	for _, h := range []*fsmHarness{leader, follower, old} {
+		h.setup()
+	}
+	cmd := DeployServiceCmd{Name: "s", Time: 5, Caller: Caller{By: "client/ops"}}
+	pc := leader.fsm.State().PlanDeploy(cmd)
+	if pc.Plan == nil || pc.Generation != 1 || pc.CompileIndex == 0 {
+		t.Fatalf("planned: gen %d at %d, plan %v", pc.Generation, pc.CompileIndex, pc.Plan)
+	}
+	old.mustApply(DeployServiceType, cmd)
+	swapCompile(t, noCompile(t))
+	resp := follower.mustApply(PlannedDeployType, pc)
+	if svc, ok := resp.(*plan.Service); !ok || svc.Generation != 1 {
+		t.Fatalf("planned deploy answered %#v", resp)
+	}
+	if got := follower.fsm.State().Service("s").Plan; !samePlan(got, pc.Plan) {
+		t.Fatal("the stored plan is not the leader's")
+	}
+	for _, n := range []string{"n1", "n2"} {
+		if a, b := follower.fsm.State().Slice(n), old.fsm.State().Slice(n); len(a.Steps) == 0 || a.Index != b.Index || len(a.Steps) != len(b.Steps) {
+			t.Fatalf("%s slice: %d steps at %d, want %d at %d", n, len(a.Steps), a.Index, len(b.Steps), b.Index)
+		}
+	}
+	if a, b := snapshotBytes(t, follower.fsm), snapshotBytes(t, old.fsm); !bytes.Equal(a, b) {
+		t.Fatalf("planned and in-Apply deploys differ:\n%s\n%s", a, b)
+	}
+}
+
+// TestFSM_PlannedDeploy_StaleAfterAConflictingWrite: a plan made before an
+// entry that changes what the compiler reads (inputs, a node, a module) is
+// refused and changes nothing; planned again it carries the write. An
+// entry the compiler does not read (an audit record, a resent report) does
+// not make it stale.
+func TestFSM_PlannedDeploy_StaleAfterAConflictingWrite(t *testing.T) {
+	m2 := testModule()
+	m2.Version = "1.1.0"
+	for _, tc := range []struct {
+		name  string
+		typ   MessageType
+		cmd   any
+		check func(*State) bool
+	}{
+		{"inputs", SetInputsType, SetInputsCmd{Name: "s", Inputs: map[string]string{"greeting": "yo"}}, func(s *State) bool {
+			return string(s.Slice("n1").Steps[0].Attributes["msg"]) == `"yo 127.0.0.3"`
+		}},
+		{"node", RegisterNodeType, RegisterNodeCmd{Node: plan.Node{Name: "n2", Labels: map[string]string{"role": "b"}, Facts: plan.Facts{Address: "127.0.0.9"}}, Time: 3}, func(s *State) bool {
+			return string(s.Slice("n1").Steps[0].Attributes["msg"]) == `"hi 127.0.0.9"`
+		}},
+		{"module", PutModuleType, PutModuleCmd{Module: m2}, nil},
+		{"node down", NodeStatusType, NodeStatusCmd{Updates: []NodeStatusUpdate{{Name: "n2", Status: "down"}}, Time: 3}, func(s *State) bool {
+			return s.Service("s").Generation == 0 // node b has no agent up now: violations
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t)
+			h.setup()
+			pc := h.fsm.State().PlanDeploy(DeployServiceCmd{Name: "s"})
+			h.mustApply(AuditType, AuditCmd{})
+			h.mustApply(tc.typ, tc.cmd)
+			err, _ := h.apply(PlannedDeployType, pc).(error)
+			if !errors.Is(err, ErrStalePlan) {
+				t.Fatalf("a plan older than the %s write: %v, want ErrStalePlan", tc.name, err)
+			}
+			if svc := h.fsm.State().Service("s"); svc.Generation != 0 || svc.Plan != nil {
+				t.Fatalf("a stale plan changed the service: gen %d", svc.Generation)
+			}
+			if err, _ := h.apply(PlannedDeployType, h.fsm.State().PlanDeploy(DeployServiceCmd{Name: "s"})).(error); errors.Is(err, ErrStalePlan) {
+				t.Fatalf("planned again: %v", err)
+			}
+			if tc.check != nil && !tc.check(h.fsm.State()) {
+				t.Fatalf("the plan made again misses the %s write", tc.name)
+			}
+		})
+	}
+	// A second deploy planned before the first committed is stale too
+	// (its generation and Previous are the first's).
+	h := newHarness(t)
+	h.setup()
+	a := h.fsm.State().PlanDeploy(DeployServiceCmd{Name: "s"})
+	b := h.fsm.State().PlanDeploy(DeployServiceCmd{Name: "s"})
+	h.mustApply(PlannedDeployType, a)
+	if err, _ := h.apply(PlannedDeployType, b).(error); !errors.Is(err, ErrStalePlan) {
+		t.Fatalf("a second plan of generation 1: %v", err)
+	}
+	// A converged step whose report comes again changes nothing the
+	// compiler reads.
+	h.report("n2", h.fsm.State().Slice("n2").Steps[0].ID, 1, plan.StepOK)
+	c := h.fsm.State().PlanDeploy(DeployServiceCmd{Name: "s"})
+	h.report("n2", h.fsm.State().Slice("n2").Steps[0].ID, 2, plan.StepOK)
+	h.mustApply(PlannedDeployType, c)
+}
+
+// TestFSM_PlannedDeploy_AnswersAsDeployService: a missing service, one
+// being deleted, and violations answer as DeployServiceType does.
+func TestFSM_PlannedDeploy_AnswersAsDeployService(t *testing.T) {
+	h := newHarness(t)
+	h.setup()
+	if err, _ := h.apply(PlannedDeployType, h.fsm.State().PlanDeploy(DeployServiceCmd{Name: "nope"})).(error); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("missing service: %v", err)
+	}
+	h.mustApply(RemoveNodeType, RemoveNodeCmd{Name: "n2"})
+	pc := h.fsm.State().PlanDeploy(DeployServiceCmd{Name: "s"})
+	if len(pc.Violations) == 0 {
+		t.Fatal("no violations planned without node b")
+	}
+	if _, ok := h.apply(PlannedDeployType, pc).(plan.Violations); !ok {
+		t.Fatal("violations not answered")
+	}
+	if svc := h.fsm.State().Service("s"); svc.Generation != 0 {
+		t.Fatal("violations deployed")
+	}
+}
+
+// TestFSM_PlannedDeploy_ScriptedLogSameSnapshot: the scripted log with
+// every deploy planned gives the snapshot the log of old entries gives
+// (recursive deploys and their cascade included).
+func TestFSM_PlannedDeploy_ScriptedLogSameSnapshot(t *testing.T) {
+	planned := 0
+	b := snapshotBytes(t, applyScriptWith(t, func(s *State, e logEntry) logEntry {
+		if e.typ != DeployServiceType {
+			return e
+		}
+		planned++
+		return logEntry{PlannedDeployType, s.PlanDeploy(e.cmd.(DeployServiceCmd))}
+	}))
+	if planned == 0 {
+		t.Fatal("the script has no deploy")
+	}
+	if a := snapshotBytes(t, applyScript(t)); !bytes.Equal(a, b) {
+		t.Fatalf("planned deploys changed the state:\n%s\n%s", a, b)
+	}
+}
+
+// TestCluster_PlannedDeploy_LeaderCompilesRetriesAStalePlan: on a real
+// Raft cluster the leader compiles (the replicas do not); a write that
+// lands while it compiles makes its first plan stale, and the retry's plan
+// carries the write, on every replica.
+func TestCluster_PlannedDeploy_LeaderCompilesRetriesAStalePlan(t *testing.T) {
+	c := newTestCluster(t, 3)
+	l := c.leader()
+	for _, e := range []logEntry{
+		{RegisterNodeType, RegisterNodeCmd{Node: plan.Node{Name: "n1", Labels: map[string]string{"role": "a"}, Facts: plan.Facts{Address: "127.0.0.2"}}, Time: 1}},
+		{RegisterNodeType, RegisterNodeCmd{Node: plan.Node{Name: "n2", Labels: map[string]string{"role": "b"}, Facts: plan.Facts{Address: "127.0.0.3"}}, Time: 1}},
+		{PutModuleType, PutModuleCmd{Module: testModule()}},
+		{StageServiceType, StageServiceCmd{Name: "s", Module: "m", Version: "1.0.0", Template: "t", Time: 2}},
+	} {
+		if _, err := l.apply(e.typ, e.cmd); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.converge(c.servers...)
+	var calls atomic.Int32
+	swapCompile(t, func(in plan.CompileInput) (*plan.Plan, plan.Violations) {
+		if calls.Add(1) == 1 { // an operator sets an input meanwhile
+			if _, err := l.apply(SetInputsType, SetInputsCmd{Name: "s", Inputs: map[string]string{"greeting": "yo"}}); err != nil {
+				t.Error(err)
+			}
+		}
+		return plan.Compile(in)
+	})
+	if _, err := l.applyDeploy(DeployServiceCmd{Name: "s"}); err != nil {
+		t.Fatal(err)
+	}
+	c.converge(c.servers...)
+	if n := calls.Load(); n != 2 {
+		t.Fatalf("the compiler ran %d times, want 2 (a stale plan and its retry, on the leader only)", n)
+	}
+	for _, s := range c.servers {
+		if got := string(s.State().Slice("n1").Steps[0].Attributes["msg"]); got != `"yo 127.0.0.3"` {
+			t.Fatalf("%s: msg = %s: the retry lost the input set meanwhile", s.cfg.Name, got)
+		}
+	}
+}
+
+// TestCluster_PlannedDeploy_OnlyOnceEveryCoordinatorHasTheFeature: while
+// one coordinator does not advertise planned-deploy (an older version, or
+// one the pool does not list), the leader commits DeployServiceType, which
+// every replica compiles; once all do, the leader alone compiles.
+func TestCluster_PlannedDeploy_OnlyOnceEveryCoordinatorHasTheFeature(t *testing.T) {
+	c := newTestCluster(t, 3)
+	l := c.leader()
+	for _, e := range []logEntry{
+		{RegisterNodeType, RegisterNodeCmd{Node: plan.Node{Name: "n1", Labels: map[string]string{"role": "a"}, Facts: plan.Facts{Address: "127.0.0.2"}}, Time: 1}},
+		{RegisterNodeType, RegisterNodeCmd{Node: plan.Node{Name: "n2", Labels: map[string]string{"role": "b"}, Facts: plan.Facts{Address: "127.0.0.3"}}, Time: 1}},
+		{PutModuleType, PutModuleCmd{Module: testModule()}},
+		{StageServiceType, StageServiceCmd{Name: "s", Module: "m", Version: "1.0.0", Template: "t", Time: 2}},
+	} {
+		if _, err := l.apply(e.typ, e.cmd); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !l.clusterHas(FeaturePlannedDeploy) {
+		t.Fatal("every coordinator advertises planned-deploy, and clusterHas says no")
+	}
+	var other string
+	for _, s := range c.servers {
+		if s != l {
+			other = s.cfg.Name
+		}
+	}
+	setFeatures := func(f string) {
+		c.peers.mu.Lock()
+		defer c.peers.mu.Unlock()
+		for i := range c.peers.peers {
+			if c.peers.peers[i].Name == other {
+				c.peers.peers[i].Features = f
+			}
+		}
+	}
+	var calls atomic.Int32
+	swapCompile(t, func(in plan.CompileInput) (*plan.Plan, plan.Violations) {
+		calls.Add(1)
+		return plan.Compile(in)
+	})
+	deploy := func(gen uint64) {
+		t.Helper()
+		calls.Store(0)
+		if _, err := l.applyDeploy(DeployServiceCmd{Name: "s"}); err != nil {
+			t.Fatal(err)
+		}
+		c.converge(c.servers...)
+		for _, s := range c.servers {
+			if g := s.State().Service("s").Generation; g != gen {
+				t.Fatalf("%s: generation %d, want %d", s.cfg.Name, g, gen)
+			}
+		}
+	}
+	setFeatures("")
+	deploy(1)
+	if n := calls.Load(); n != 3 {
+		t.Fatalf("with an old coordinator: %d compiles, want 3 (one per replica, in Apply)", n)
+	}
+	setFeatures("other," + FeaturePlannedDeploy)
+	deploy(2)
+	if n := calls.Load(); n != 1 {
+		t.Fatalf("with every coordinator new: %d compiles, want 1 (the leader's plan)", n)
+	}
+	// A coordinator in the Raft configuration that gossip does not list
+	// counts as old.
+	c.peers.mu.Lock()
+	c.peers.peers = slicesWithout(c.peers.peers, other)
+	c.peers.mu.Unlock()
+	if l.clusterHas(FeaturePlannedDeploy) {
+		t.Fatal("a coordinator gossip does not list counted as new")
+	}
+	if got := strings.Join(features, ","); !strings.Contains(l.Tags()[gossip.TagFeatures], got) {
+		t.Fatalf("tags %v do not advertise %s", l.Tags(), got)
+	}
+}
+
+func slicesWithout(ps []gossip.Peer, name string) []gossip.Peer {
+	var out []gossip.Peer
+	for _, p := range ps {
+		if p.Name != name {
+			out = append(out, p)
+		}
+	}
+	return out
+}
