@@ -21,14 +21,20 @@ func BenchmarkFSM_Deploy_1000Nodes(b *testing.B) { benchDeploy(b, 1000) }
 func BenchmarkFSM_Deploy_5000Nodes(b *testing.B) { benchDeploy(b, 5000) }
 
 func benchDeploy(b *testing.B, n int) {
-	h := newHarness(b)
-	for _, e := range groupEntries(n) {
-		h.mustApply(e.typ, e.cmd)
-	}
+	h := groupHarnessOf(b, n)
 	b.ResetTimer()
 	for i := 0; b.Loop(); i++ {
 		h.mustApply(DeployServiceType, DeployServiceCmd{Name: "g"})
 	}
+}
+
+// groupHarnessOf is an FSM with groupEntries(n) applied.
+func groupHarnessOf(b *testing.B, n int) *fsmHarness {
+	h := newHarness(b)
+	for _, e := range groupEntries(n) {
+		h.mustApply(e.typ, e.cmd)
+	}
+	return h
 }
 
 // groupEntries register n workers (role w) and db1, push groupModule and
@@ -54,10 +60,7 @@ func BenchmarkFSM_PlannedDeploy_Apply_1000Nodes(b *testing.B) { benchPlannedAppl
 func BenchmarkFSM_PlannedDeploy_Apply_5000Nodes(b *testing.B) { benchPlannedApply(b, 5000) }
 
 func benchPlannedApply(b *testing.B, n int) {
-	h := newHarness(b)
-	for _, e := range groupEntries(n) {
-		h.mustApply(e.typ, e.cmd)
-	}
+	h := groupHarnessOf(b, n)
 	size := 0
 	b.ResetTimer()
 	for range b.N {
@@ -86,10 +89,7 @@ func BenchmarkState_PlanDeploy_1000Nodes(b *testing.B) { benchPlan(b, 1000) }
 func BenchmarkState_PlanDeploy_5000Nodes(b *testing.B) { benchPlan(b, 5000) }
 
 func benchPlan(b *testing.B, n int) {
-	h := newHarness(b)
-	for _, e := range groupEntries(n) {
-		h.mustApply(e.typ, e.cmd)
-	}
+	h := groupHarnessOf(b, n)
 	b.ResetTimer()
 	for b.Loop() {
 		if _, err := Encode(PlannedDeployType, h.fsm.State().PlanDeploy(DeployServiceCmd{Name: "g"})); err != nil {
@@ -122,11 +122,7 @@ func benchClusterDeploy(b *testing.B, n int, planned bool) {
 		}
 	}
 	c.peers.mu.Unlock()
-	for _, e := range groupEntries(n) {
-		if _, err := l.apply(e.typ, e.cmd); err != nil {
-			b.Fatal(err)
-		}
-	}
+	applyAll(b, l, groupEntries(n))
 	c.converge(c.servers...)
 	b.ResetTimer()
 	for b.Loop() {

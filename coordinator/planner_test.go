@@ -171,16 +171,7 @@ func TestFSM_PlannedDeploy_ScriptedLogSameSnapshot(t *testing.T) {
 func TestCluster_PlannedDeploy_LeaderCompilesRetriesAStalePlan(t *testing.T) {
 	c := newTestCluster(t, 3)
 	l := c.leader()
-	for _, e := range []logEntry{
-		{RegisterNodeType, RegisterNodeCmd{Node: plan.Node{Name: "n1", Labels: map[string]string{"role": "a"}, Facts: plan.Facts{Address: "127.0.0.2"}}, Time: 1}},
-		{RegisterNodeType, RegisterNodeCmd{Node: plan.Node{Name: "n2", Labels: map[string]string{"role": "b"}, Facts: plan.Facts{Address: "127.0.0.3"}}, Time: 1}},
-		{PutModuleType, PutModuleCmd{Module: testModule()}},
-		{StageServiceType, StageServiceCmd{Name: "s", Module: "m", Version: "1.0.0", Template: "t", Time: 2}},
-	} {
-		if _, err := l.apply(e.typ, e.cmd); err != nil {
-			t.Fatal(err)
-		}
-	}
+	applyAll(t, l, setupEntries())
 	c.converge(c.servers...)
 	var calls atomic.Int32
 	swapCompile(t, func(in plan.CompileInput) (*plan.Plan, plan.Violations) {
@@ -212,16 +203,7 @@ func TestCluster_PlannedDeploy_LeaderCompilesRetriesAStalePlan(t *testing.T) {
 func TestCluster_PlannedDeploy_OnlyOnceEveryCoordinatorHasTheFeature(t *testing.T) {
 	c := newTestCluster(t, 3)
 	l := c.leader()
-	for _, e := range []logEntry{
-		{RegisterNodeType, RegisterNodeCmd{Node: plan.Node{Name: "n1", Labels: map[string]string{"role": "a"}, Facts: plan.Facts{Address: "127.0.0.2"}}, Time: 1}},
-		{RegisterNodeType, RegisterNodeCmd{Node: plan.Node{Name: "n2", Labels: map[string]string{"role": "b"}, Facts: plan.Facts{Address: "127.0.0.3"}}, Time: 1}},
-		{PutModuleType, PutModuleCmd{Module: testModule()}},
-		{StageServiceType, StageServiceCmd{Name: "s", Module: "m", Version: "1.0.0", Template: "t", Time: 2}},
-	} {
-		if _, err := l.apply(e.typ, e.cmd); err != nil {
-			t.Fatal(err)
-		}
-	}
+	applyAll(t, l, setupEntries())
 	if !l.clusterHas(FeaturePlannedDeploy) {
 		t.Fatal("every coordinator advertises planned-deploy, and clusterHas says no")
 	}
@@ -278,6 +260,16 @@ func TestCluster_PlannedDeploy_OnlyOnceEveryCoordinatorHasTheFeature(t *testing.
 	}
 	if got := strings.Join(features, ","); !strings.Contains(l.Tags()[gossip.TagFeatures], got) {
 		t.Fatalf("tags %v do not advertise %s", l.Tags(), got)
+	}
+}
+
+// applyAll commits entries through the leader l.
+func applyAll(t testing.TB, l *Server, entries []logEntry) {
+	t.Helper()
+	for _, e := range entries {
+		if _, err := l.apply(e.typ, e.cmd); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
 
