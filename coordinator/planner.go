@@ -60,6 +60,15 @@ type PlannedDeployCmd struct {
 // plannedDeploy stores a planned deploy as deployService would have
 // compiled it, or rejects it as stale.
 func (s *State) plannedDeploy(idx uint64, c *PlannedDeployCmd) (any, []string) {
+	if !s.data.LeaderPlans {
+		// CompileIndex is the same on every replica only from here: one
+		// that restored a snapshot of an older version, or one taken
+		// before this version applied the entries in it, has its own.
+		// The first planned entry starts it and is planned again.
+		s.data.LeaderPlans = true
+		s.compileInputsChanged()
+		return fmt.Errorf("%w: planning on the leader starts at index %d", ErrStalePlan, idx), nil
+	}
 	return s.deployServiceWith(idx, &c.DeployServiceCmd, func(svc *plan.Service, gen uint64) (*plan.Plan, plan.Violations, error) {
 		if gen != c.Generation || s.data.CompileIndex != c.CompileIndex {
 			return nil, nil, fmt.Errorf("%w: service %q was planned at index %d (generation %d); the compiler's inputs changed at %d", ErrStalePlan, svc.Name, c.CompileIndex, c.Generation, s.data.CompileIndex)

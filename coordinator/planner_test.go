@@ -2,7 +2,9 @@ package coordinator
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
+	"io"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -26,6 +28,18 @@ func noCompile(t *testing.T) func(plan.CompileInput) (*plan.Plan, plan.Violation
 	}
 }
 
+// startPlanning applies the first planned entry, which only starts
+// planning on the leader (CompileIndex) and is refused as stale.
+func (h *fsmHarness) startPlanning() {
+	h.t.Helper()
+	if err, _ := h.apply(PlannedDeployType, h.fsm.State().PlanDeploy(DeployServiceCmd{Name: "s"})).(error); !errors.Is(err, ErrStalePlan) {
+		h.t.Fatalf("the first planned entry: %v, want ErrStalePlan", err)
+	}
+	if !h.fsm.State().data.LeaderPlans {
+		h.t.Fatal("the first planned entry did not start planning")
+	}
+}
+
 // TestFSM_PlannedDeploy_AppliesWithoutTheCompilerAsTheOldEntryWould: a
 // replica applies the leader's planned deploy without running the compiler,
 // and ends with the state (plan, slices, history, generations, indexes)
@@ -34,6 +48,7 @@ func TestFSM_PlannedDeploy_AppliesWithoutTheCompilerAsTheOldEntryWould(t *testin
 	leader, follower, old := newHarness(t), newHarness(t), newHarness(t)
 	for _, h := range []*fsmHarness{leader, follower, old} {
 		h.setup()
+		h.startPlanning()
 	}
 	cmd := DeployServiceCmd{Name: "s", Time: 5, Caller: Caller{By: "client/ops"}}
 	pc := leader.fsm.State().PlanDeploy(cmd)
@@ -56,6 +71,37 @@ func TestFSM_PlannedDeploy_AppliesWithoutTheCompilerAsTheOldEntryWould(t *testin
 	}
 	if a, b := snapshotBytes(t, follower.fsm), snapshotBytes(t, old.fsm); !bytes.Equal(a, b) {
 		t.Fatalf("planned and in-Apply deploys differ:\n%s\n%s", a, b)
+	}
+}
+
+// TestFSM_PlannedDeploy_ReplicaRestoredFromAnOldSnapshotAgrees: a replica
+// that restored a snapshot of an older version (no compile_index) takes the
+// first planned entries as the others do: the first starts planning on
+// both, and the next one applies on both, to the same state.
+func TestFSM_PlannedDeploy_ReplicaRestoredFromAnOldSnapshotAgrees(t *testing.T) {
+	a, b := newHarness(t), newHarness(t)
+	a.setup()
+	var d map[string]any
+	if err := json.Unmarshal(snapshotBytes(t, a.fsm), &d); err != nil {
+		t.Fatal(err)
+	}
+	delete(d, "compile_index")
+	raw, _ := json.Marshal(d)
+	if err := b.fsm.Restore(io.NopCloser(bytes.NewReader(raw))); err != nil {
+		t.Fatal(err)
+	}
+	b.index = a.index
+	for range 2 {
+		pc := a.fsm.State().PlanDeploy(DeployServiceCmd{Name: "s"})
+		ra, rb := a.apply(PlannedDeployType, pc), b.apply(PlannedDeployType, pc)
+		ea, _ := ra.(error)
+		eb, _ := rb.(error)
+		if errors.Is(ea, ErrStalePlan) != errors.Is(eb, ErrStalePlan) {
+			t.Fatalf("the replicas disagree on a planned entry: %v / %v", ea, eb)
+		}
+	}
+	if sa, sb := snapshotBytes(t, a.fsm), snapshotBytes(t, b.fsm); !bytes.Equal(sa, sb) || a.fsm.State().Service("s").Generation != 1 {
+		t.Fatalf("replicas differ:\n%s\n%s", sa, sb)
 	}
 }
 
@@ -87,6 +133,7 @@ func TestFSM_PlannedDeploy_StaleAfterAConflictingWrite(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			h := newHarness(t)
 			h.setup()
+			h.startPlanning()
 			pc := h.fsm.State().PlanDeploy(DeployServiceCmd{Name: "s"})
 			h.mustApply(AuditType, AuditCmd{})
 			h.mustApply(tc.typ, tc.cmd)
@@ -109,6 +156,7 @@ func TestFSM_PlannedDeploy_StaleAfterAConflictingWrite(t *testing.T) {
 	// (its generation and Previous are the first's).
 	h := newHarness(t)
 	h.setup()
+	h.startPlanning()
 	a := h.fsm.State().PlanDeploy(DeployServiceCmd{Name: "s"})
 	b := h.fsm.State().PlanDeploy(DeployServiceCmd{Name: "s"})
 	h.mustApply(PlannedDeployType, a)
@@ -128,6 +176,7 @@ func TestFSM_PlannedDeploy_StaleAfterAConflictingWrite(t *testing.T) {
 func TestFSM_PlannedDeploy_AnswersAsDeployService(t *testing.T) {
 	h := newHarness(t)
 	h.setup()
+	h.startPlanning()
 	if err, _ := h.apply(PlannedDeployType, h.fsm.State().PlanDeploy(DeployServiceCmd{Name: "nope"})).(error); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("missing service: %v", err)
 	}
@@ -148,8 +197,11 @@ func TestFSM_PlannedDeploy_AnswersAsDeployService(t *testing.T) {
 // every deploy planned gives the snapshot the log of old entries gives
 // (recursive deploys and their cascade included).
 func TestFSM_PlannedDeploy_ScriptedLogSameSnapshot(t *testing.T) {
+	// Both runs start with planning started (as by a first planned
+	// entry, here without taking an index).
 	planned := 0
 	b := snapshotBytes(t, applyScriptWith(t, func(s *State, e logEntry) logEntry {
+		s.data.LeaderPlans = true
 		if e.typ != DeployServiceType {
 			return e
 		}
@@ -159,7 +211,11 @@ func TestFSM_PlannedDeploy_ScriptedLogSameSnapshot(t *testing.T) {
 	if planned == 0 {
 		t.Fatal("the script has no deploy")
 	}
-	if a := snapshotBytes(t, applyScript(t)); !bytes.Equal(a, b) {
+	a := snapshotBytes(t, applyScriptWith(t, func(s *State, e logEntry) logEntry {
+		s.data.LeaderPlans = true
+		return e
+	}))
+	if !bytes.Equal(a, b) {
 		t.Fatalf("planned deploys changed the state:\n%s\n%s", a, b)
 	}
 }
@@ -172,6 +228,7 @@ func TestCluster_PlannedDeploy_LeaderCompilesRetriesAStalePlan(t *testing.T) {
 	c := newTestCluster(t, 3)
 	l := c.leader()
 	applyAll(t, l, setupEntries())
+	startPlanning(t, l)
 	c.converge(c.servers...)
 	var calls atomic.Int32
 	swapCompile(t, func(in plan.CompileInput) (*plan.Plan, plan.Violations) {
@@ -207,6 +264,7 @@ func TestCluster_PlannedDeploy_OnlyOnceEveryCoordinatorHasTheFeature(t *testing.
 	if !l.clusterHas(FeaturePlannedDeploy) {
 		t.Fatal("every coordinator advertises planned-deploy, and clusterHas says no")
 	}
+	startPlanning(t, l)
 	var other string
 	for _, s := range c.servers {
 		if s != l {
@@ -260,6 +318,18 @@ func TestCluster_PlannedDeploy_OnlyOnceEveryCoordinatorHasTheFeature(t *testing.
 	}
 	if got := strings.Join(features, ","); !strings.Contains(l.Tags()[gossip.TagFeatures], got) {
 		t.Fatalf("tags %v do not advertise %s", l.Tags(), got)
+	}
+}
+
+// startPlanning makes the leader l's first planned entry, which starts
+// planning (a deploy of a missing service: planned again, not found).
+func startPlanning(t testing.TB, l *Server) {
+	t.Helper()
+	if _, err := l.applyDeploy(DeployServiceCmd{Name: "nope"}); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("deploy of a missing service: %v", err)
+	}
+	if !l.State().data.LeaderPlans {
+		t.Fatal("planning did not start")
 	}
 }
 

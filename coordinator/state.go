@@ -72,6 +72,9 @@ type stateData struct {
 	// the compiler reads: a planned deploy compiled before it is stale
 	// (planner.go).
 	CompileIndex uint64 `json:"compile_index,omitempty"`
+	// LeaderPlans: the log holds a planned deploy, from which on every
+	// replica's CompileIndex is the same (planner.go).
+	LeaderPlans bool `json:"leader_plans,omitempty"`
 }
 
 func newStateData() stateData {
