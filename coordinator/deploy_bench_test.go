@@ -61,6 +61,7 @@ func BenchmarkFSM_PlannedDeploy_Apply_5000Nodes(b *testing.B) { benchPlannedAppl
 
 func benchPlannedApply(b *testing.B, n int) {
 	h := groupHarnessOf(b, n)
+	h.startPlanning()
 	size := 0
 	b.ResetTimer()
 	for range b.N {
@@ -123,6 +124,9 @@ func benchClusterDeploy(b *testing.B, n int, planned bool) {
 	}
 	c.peers.mu.Unlock()
 	applyAll(b, l, groupEntries(n))
+	if planned {
+		startPlanning(b, l)
+	}
 	c.converge(c.servers...)
 	b.ResetTimer()
 	for b.Loop() {
