@@ -129,12 +129,15 @@ func (s *Server) applyDeploy(c DeployServiceCmd) (any, error) {
 		for range planTries {
 			resp, err := s.apply(PlannedDeployType, s.State().PlanDeploy(c))
 			if !errors.Is(err, ErrStalePlan) {
+				s.metrics.deployPlans.With("planned").Inc()
 				return resp, err
 			}
+			s.metrics.deployPlans.With("stale").Inc()
 			s.log.Debug("planned deploy was stale; planning again", "service", c.Name, "err", err)
 		}
 		s.log.Warn("planned deploy stale on every try; compiling in Apply", "service", c.Name, "tries", planTries)
 	}
+	s.metrics.deployPlans.With("in_apply").Inc()
 	return s.apply(DeployServiceType, c)
 }
 

@@ -298,15 +298,23 @@ func TestCluster_PlannedDeploy_OnlyOnceEveryCoordinatorHasTheFeature(t *testing.
 			}
 		}
 	}
+	entries := func(kind string) uint64 { return l.metrics.deployPlans.With(kind).Get() }
 	setFeatures("")
 	deploy(1)
 	if n := calls.Load(); n != 3 {
 		t.Fatalf("with an old coordinator: %d compiles, want 3 (one per replica, in Apply)", n)
 	}
+	if entries("in_apply") != 1 {
+		t.Fatalf("dtk_deploy_entries_total{plan=in_apply} = %d, want 1", entries("in_apply"))
+	}
 	setFeatures("other," + FeaturePlannedDeploy)
+	planned := entries("planned")
 	deploy(2)
 	if n := calls.Load(); n != 1 {
 		t.Fatalf("with every coordinator new: %d compiles, want 1 (the leader's plan)", n)
+	}
+	if entries("planned") != planned+1 || entries("in_apply") != 1 {
+		t.Fatalf("entries: planned %d (was %d), in_apply %d", entries("planned"), planned, entries("in_apply"))
 	}
 	// A coordinator in the Raft configuration that gossip does not list
 	// counts as old.
