@@ -66,8 +66,18 @@ func scriptedLog() []logEntry {
 // audit entry; it returns the FSM.
 func applyScript(t *testing.T) *FSM {
 	t.Helper()
+	return applyScriptWith(t, nil)
+}
+
+// applyScriptWith is applyScript with each entry of the scripted log first
+// rewritten (against the state so far) by rewrite, when given.
+func applyScriptWith(t *testing.T, rewrite func(*State, logEntry) logEntry) *FSM {
+	t.Helper()
 	h := newHarness(t)
 	for _, e := range scriptedLog() {
+		if rewrite != nil {
+			e = rewrite(h.fsm.State(), e)
+		}
 		h.mustApply(e.typ, e.cmd)
 	}
 	seq := 0

@@ -5,7 +5,9 @@
 //
 // Writes are FSM commands (a type byte plus JSON) applied
 // deterministically: times and IDs travel inside commands, the Raft index
-// is the version, and the plan compiler (package plan) runs inside Apply.
+// is the version. The plan compiler (package plan) runs on the leader for
+// deploys (planner.go), whose entries carry the plan, and inside Apply for
+// recompiles, cascades and the older deploy entry.
 // Reads and agents' blocking queries are answered from local state by any
 // coordinator; writes are forwarded to the leader. See DESIGN.md for why
 // the pieces are coupled as they are.

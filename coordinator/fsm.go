@@ -67,6 +67,9 @@ const (
 	// Several agents' operation results in one entry (coordinator/
 	// opbatch.go). Sent with IgnoreUnknownFlag.
 	OpResultsBatchType
+	// A deploy the leader compiled (planner.go). Never sent with
+	// IgnoreUnknownFlag: a coordinator that skipped it would diverge.
+	PlannedDeployType
 )
 
 // IgnoreUnknownFlag marks a command that an older coordinator which does not
@@ -399,6 +402,10 @@ func (f *FSM) Apply(l *raft.Log) any {
 		var c OpResultsBatchCmd
 		mustDecode(buf, &c, t)
 		resp, keys = s.opResultsBatch(l.Index, &c)
+	case PlannedDeployType:
+		var c PlannedDeployCmd
+		mustDecode(buf, &c, t)
+		resp, keys = s.plannedDeploy(l.Index, &c)
 	case LeaderType:
 		var c LeaderCmd
 		mustDecode(buf, &c, t)
@@ -414,6 +421,9 @@ func (f *FSM) Apply(l *raft.Log) any {
 			panic(fmt.Sprintf("fsm: unknown command type %d at index %d", t, l.Index))
 		}
 		f.log.Warn("ignoring unknown command", "type", t, "index", l.Index)
+	}
+	if !compileNeutral[t] {
+		s.compileInputsChanged()
 	}
 	// Stale services and recursive deploys follow what the entry changed.
 	keys = append(keys, s.afterApply(l.Index)...)
@@ -685,6 +695,12 @@ func (s *State) setInputs(idx uint64, c *SetInputsCmd) (any, []string) {
 }
 
 func (s *State) deployService(idx uint64, c *DeployServiceCmd) (any, []string) {
+	return s.deployServiceWith(idx, c, s.compileNow)
+}
+
+// deployServiceWith is deployService with the plan from compiled: the
+// compiler here, or what the leader compiled (planner.go).
+func (s *State) deployServiceWith(idx uint64, c *DeployServiceCmd, compiled compiledFn) (any, []string) {
 	svc := s.ownService(c.Name)
 	if svc == nil {
 		return fmt.Errorf("%w: service %q", ErrNotFound, c.Name), nil
@@ -693,7 +709,7 @@ func (s *State) deployService(idx uint64, c *DeployServiceCmd) (any, []string) {
 	if err != nil {
 		return err, nil
 	}
-	resp, keys := s.deploy(idx, svc, c.Rollout, c.Time, c.By, c.Token, msg)
+	resp, keys := s.deployWith(idx, svc, c.Rollout, c.Time, c.By, c.Token, msg, compiled)
 	if _, failed := resp.(error); failed {
 		undo()
 	} else {
@@ -708,6 +724,22 @@ func (s *State) deployService(idx uint64, c *DeployServiceCmd) (any, []string) {
 // deploy compiles svc's next generation and publishes it, to every node at
 // once or through a rollout (rollout.go). svc is owned by this Apply.
 func (s *State) deploy(idx uint64, svc *plan.Service, o *plan.RolloutOverride, now int64, by, token, msg string) (any, []string) {
+	return s.deployWith(idx, svc, o, now, by, token, msg, s.compileNow)
+}
+
+// compiledFn gives a service's plan of a generation: its violations, or an
+// error when there is no plan to store (a stale planned deploy).
+type compiledFn func(svc *plan.Service, gen uint64) (*plan.Plan, plan.Violations, error)
+
+// compileNow is the compiledFn that runs the compiler in Apply.
+func (s *State) compileNow(svc *plan.Service, gen uint64) (*plan.Plan, plan.Violations, error) {
+	p, viol := s.compile(svc, gen)
+	return p, viol, nil
+}
+
+// deployWith is deploy with the plan from compiled: everything but the
+// compile, which both deploy entry types share.
+func (s *State) deployWith(idx uint64, svc *plan.Service, o *plan.RolloutOverride, now int64, by, token, msg string, compiled compiledFn) (any, []string) {
 	if svc.State == plan.StateDeleting {
 		return fmt.Errorf("%w: service %q is being deleted", ErrConflict, svc.Name), nil
 	}
@@ -716,7 +748,10 @@ func (s *State) deploy(idx uint64, svc *plan.Service, o *plan.RolloutOverride, n
 		return fmt.Errorf("%w: %v", ErrInvalid, err), nil
 	}
 	gen := svc.Generation + 1
-	p, viol := s.compile(svc, gen)
+	p, viol, err := compiled(svc, gen)
+	if err != nil {
+		return err, nil
+	}
 	if viol != nil {
 		return viol, nil
 	}
@@ -746,6 +781,11 @@ func (s *State) compile(svc *plan.Service, gen uint64) (*plan.Plan, plan.Violati
 // compileWith is compile with some ancestors (by name) standing in for the
 // state's: a preview of their staged changes (cascade.go).
 func (s *State) compileWith(svc *plan.Service, gen uint64, ancestors map[string]*plan.Service) (*plan.Plan, plan.Violations) {
+	return compileFn(s.compileInput(svc, gen, ancestors))
+}
+
+// compileInput is what the compiler reads of the state, under its lock.
+func (s *State) compileInput(svc *plan.Service, gen uint64, ancestors map[string]*plan.Service) plan.CompileInput {
 	in := plan.CompileInput{
 		Service:    svc,
 		Module:     s.data.Modules[svc.Module+"@"+svc.Version],
@@ -757,8 +797,8 @@ func (s *State) compileWith(svc *plan.Service, gen uint64, ancestors map[string]
 		Done:       map[string]string{},
 	}
 	for id, r := range s.data.Reports {
-		if r.Action == "create" && (r.State == plan.StepOK || r.State == plan.StepSkipped) {
-			in.Done[id] = r.Digest
+		if d, ok := doneDigest(r); ok {
+			in.Done[id] = d
 		}
 	}
 	seen := map[string]bool{svc.Name: true}
@@ -774,7 +814,7 @@ func (s *State) compileWith(svc *plan.Service, gen uint64, ancestors map[string]
 		in.Ancestors = append(in.Ancestors, plan.Ancestor{Service: a, Module: s.data.Modules[a.Module+"@"+a.Version]})
 		p = a.Parent
 	}
-	return plan.Compile(in)
+	return in
 }
 
 // withRemovals adds to a new plan the delete steps of create steps that
@@ -1018,6 +1058,7 @@ func (s *State) setPlan(idx uint64, svc *plan.Service, p *plan.Plan) []string {
 	}
 	touch(svc.Plan)
 	touch(p)
+	s.compileInputsChanged() // a service's plan is the next compile's Previous, or an ancestor's
 	s.notePlan(svc, p)
 	svc.Plan = p
 	svc.ModifyIndex = idx
@@ -1025,6 +1066,7 @@ func (s *State) setPlan(idx uint64, svc *plan.Service, p *plan.Plan) []string {
 }
 
 func (s *State) removeService(idx uint64, svc *plan.Service, keys *[]string) *plan.Service {
+	s.compileInputsChanged()
 	s.finishDeleteRecord(svc)
 	if svc.Plan != nil {
 		for _, np := range svc.Plan.Nodes {
@@ -1082,12 +1124,17 @@ func (s *State) applyReports(idx uint64, c *ReportsCmd) (any, []string) {
 		if svc == nil {
 			continue
 		}
-		if old := s.data.Reports[r.StepID]; old != nil && old.Generation > r.Generation {
+		old := s.data.Reports[r.StepID]
+		if old != nil && old.Generation > r.Generation {
 			continue
 		}
-		keepLastRun(&r, s.data.Reports[r.StepID])
+		if !sameDone(old, &r) {
+			s.compileInputsChanged() // the compiler's Done
+		}
+		keepLastRun(&r, old)
 		if r.State == plan.StepOK && r.Action == "create" && r.Outputs != nil {
 			if !sameOutputs(s.data.Outputs[r.StepID], r.Outputs) {
+				s.compileInputsChanged()
 				recompile[r.Service] = true
 				for _, ch := range s.descendants(r.Service) {
 					recompile[ch] = true
@@ -1214,6 +1261,21 @@ func (s *State) dropFinishedDeletes(idx uint64, svc *plan.Service) []string {
 	keys := s.setPlan(idx, svc, &p)
 	s.refreshState(svc)
 	return keys
+}
+
+// doneDigest is the digest a create step converged at, as the compiler's
+// Done holds it: ok is false when the report is no such step.
+func doneDigest(r *plan.Report) (digest string, ok bool) {
+	if r != nil && r.Action == "create" && (r.State == plan.StepOK || r.State == plan.StepSkipped) {
+		return r.Digest, true
+	}
+	return "", false
+}
+
+func sameDone(a, b *plan.Report) bool {
+	da, oka := doneDigest(a)
+	db, okb := doneDigest(b)
+	return da == db && oka == okb
 }
 
 func hasWaiting(p *plan.Plan) bool {

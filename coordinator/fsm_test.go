@@ -75,10 +75,19 @@ func (h *fsmHarness) mustApply(typ MessageType, cmd any) any {
 
 // setup registers two nodes, pushes the module and stages service s.
 func (h *fsmHarness) setup() {
-	h.mustApply(RegisterNodeType, RegisterNodeCmd{Node: plan.Node{Name: "n1", Labels: map[string]string{"role": "a"}, Facts: plan.Facts{Address: "127.0.0.2"}}, Time: 1})
-	h.mustApply(RegisterNodeType, RegisterNodeCmd{Node: plan.Node{Name: "n2", Labels: map[string]string{"role": "b"}, Facts: plan.Facts{Address: "127.0.0.3"}}, Time: 1})
-	h.mustApply(PutModuleType, PutModuleCmd{Module: testModule()})
-	h.mustApply(StageServiceType, StageServiceCmd{Name: "s", Module: "m", Version: "1.0.0", Template: "t", Time: 2})
+	for _, e := range setupEntries() {
+		h.mustApply(e.typ, e.cmd)
+	}
+}
+
+// setupEntries are setup's entries.
+func setupEntries() []logEntry {
+	return []logEntry{
+		{RegisterNodeType, RegisterNodeCmd{Node: plan.Node{Name: "n1", Labels: map[string]string{"role": "a"}, Facts: plan.Facts{Address: "127.0.0.2"}}, Time: 1}},
+		{RegisterNodeType, RegisterNodeCmd{Node: plan.Node{Name: "n2", Labels: map[string]string{"role": "b"}, Facts: plan.Facts{Address: "127.0.0.3"}}, Time: 1}},
+		{PutModuleType, PutModuleCmd{Module: testModule()}},
+		{StageServiceType, StageServiceCmd{Name: "s", Module: "m", Version: "1.0.0", Template: "t", Time: 2}},
+	}
 }
 
 func (h *fsmHarness) report(node, step string, seq int, state string) {

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -21,7 +22,7 @@ import (
 // transport with short timers; HTTP is real (loopback, kernel-chosen ports)
 // so that forwarding is exercised as in production.
 type testCluster struct {
-	t       *testing.T
+	t       testing.TB
 	servers []*Server
 	trans   []*raft.InmemTransport
 	peers   *fakePeers
@@ -51,14 +52,14 @@ func (f *fakePeers) setStatus(name, status string) {
 	}
 }
 
-func newTestCluster(t *testing.T, n int) *testCluster {
+func newTestCluster(t testing.TB, n int) *testCluster {
 	t.Helper()
 	return newTestClusterWith(t, n, nil)
 }
 
 // newTestClusterWith is newTestCluster with each server's configuration
 // changed by tweak before it starts.
-func newTestClusterWith(t *testing.T, n int, tweak func(*Config)) *testCluster {
+func newTestClusterWith(t testing.TB, n int, tweak func(*Config)) *testCluster {
 	t.Helper()
 	c := &testCluster{t: t, peers: &fakePeers{}}
 	for i := 0; i < n; i++ {
@@ -93,7 +94,7 @@ func newTestClusterWith(t *testing.T, n int, tweak func(*Config)) *testCluster {
 		cfg.Servers = append(cfg.Servers, raft.Server{ID: raft.ServerID(s.cfg.Name), Address: c.trans[i].LocalAddr()})
 		c.peers.peers = append(c.peers.peers, gossip.Peer{
 			Name: s.cfg.Name, Role: gossip.RoleCoordinator, Status: "alive",
-			HTTPAddr: s.HTTPAddr(), RaftAddr: string(c.trans[i].LocalAddr()),
+			HTTPAddr: s.HTTPAddr(), RaftAddr: string(c.trans[i].LocalAddr()), Features: strings.Join(features, ","),
 		})
 	}
 	for _, s := range c.servers {
@@ -160,7 +161,7 @@ func (c *testCluster) heal(s *Server) {
 	c.peers.setStatus(s.cfg.Name, "alive")
 }
 
-func waitCond(t *testing.T, what string, cond func() bool) {
+func waitCond(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(15 * time.Second)
 	for !cond() {

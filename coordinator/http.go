@@ -809,7 +809,7 @@ func (s *Server) deployService(w http.ResponseWriter, r *http.Request) error {
 	if err := checkParts(&req, recursive); err != nil {
 		return err
 	}
-	resp, err := s.apply(DeployServiceType, DeployServiceCmd{Name: r.PathValue("name"), Rollout: req.Rollout, Time: time.Now().UnixMilli(), Recursive: recursive, Caller: callerFor(r),
+	resp, err := s.applyDeploy(DeployServiceCmd{Name: r.PathValue("name"), Rollout: req.Rollout, Time: time.Now().UnixMilli(), Recursive: recursive, Caller: callerFor(r),
 		Force: req.Force, Restore: req.Restore})
 	if err != nil {
 		return err

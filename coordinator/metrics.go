@@ -31,6 +31,7 @@ type coordMetrics struct {
 	batchCommit  *metrics.PrometheusHistogram
 	driftRepairs *metrics.Counter
 	deploys      *telemetry.HistogramVec
+	deployPlans  *telemetry.CounterVec
 
 	// deploying tracks deploys this coordinator started as leader until
 	// they converge or fail (service name → generation).
@@ -62,6 +63,9 @@ func newCoordMetrics(s *Server) *coordMetrics {
 		deploys: reg.HistogramVec("dtk_deploy_duration_seconds",
 			"Time from a deploy's acceptance until its service converged or failed, by result (measured by the leader that accepted it).",
 			telemetry.DurationBuckets, "result"),
+		deployPlans: reg.CounterVec("dtk_deploy_entries_total",
+			"Deploy entries this coordinator committed as leader, by how the plan was made (planned: on the leader; stale: a planned entry refused and planned again; in_apply: compiled in every replica's Apply).",
+			"plan"),
 		deploying: map[string]uint64{},
 	}
 	c := &coordCollector{s: s}

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -372,6 +373,7 @@ func (s *Server) Tags() map[string]string {
 	tags := map[string]string{
 		gossip.TagRole: gossip.RoleCoordinator, gossip.TagHTTP: s.HTTPAddr(),
 		gossip.TagRaft: s.raftAddr, gossip.TagVersion: s.cfg.Version,
+		gossip.TagFeatures: strings.Join(features, ","),
 	}
 	if s.cfg.ReadReplica {
 		tags[gossip.TagReplica] = "1"

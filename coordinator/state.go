@@ -68,6 +68,13 @@ type stateData struct {
 	// DataKey is the key that seals the log and snapshots, itself sealed
 	// with the coordinators' key-encryption key (datakey.go).
 	DataKey string `json:"data_key_sealed,omitempty"`
+	// CompileIndex is the index of the last entry that changed something
+	// the compiler reads: a planned deploy compiled before it is stale
+	// (planner.go).
+	CompileIndex uint64 `json:"compile_index,omitempty"`
+	// LeaderPlans: the log holds a planned deploy, from which on every
+	// replica's CompileIndex is the same (planner.go).
+	LeaderPlans bool `json:"leader_plans,omitempty"`
 }
 
 func newStateData() stateData {

@@ -32,6 +32,9 @@ const (
 	// TagReplica is "1" on a read-replica coordinator.
 	TagReplica = "replica"
 	TagDC      = "dc"
+	// TagFeatures lists a coordinator's capabilities, comma-separated
+	// (the log entry types it knows beyond its version's baseline).
+	TagFeatures = "features"
 )
 
 // Roles.
@@ -106,8 +109,10 @@ type Peer struct {
 	DC       string
 	// Replica: a read-replica coordinator (a Raft non-voter serving agents).
 	Replica bool
-	Status  string // alive, leaving, left, failed
-	Addr    string // gossip address
+	// Features is the TagFeatures list, comma-separated.
+	Features string
+	Status   string // alive, leaving, left, failed
+	Addr     string // gossip address
 }
 
 // Parse reads a serf member's tags.
@@ -115,7 +120,8 @@ func Parse(m serf.Member) Peer {
 	return Peer{
 		Name: m.Name, Role: m.Tags[TagRole], HTTPAddr: m.Tags[TagHTTP], RaftAddr: m.Tags[TagRaft],
 		Version: m.Tags[TagVersion], DC: m.Tags[TagDC], Status: m.Status.String(), Replica: m.Tags[TagReplica] == "1",
-		Addr: net.JoinHostPort(m.Addr.String(), strconv.Itoa(int(m.Port))),
+		Features: m.Tags[TagFeatures],
+		Addr:     net.JoinHostPort(m.Addr.String(), strconv.Itoa(int(m.Port))),
 	}
 }
 
