@@ -449,6 +449,11 @@ func (l *loader) decodeAttribute(b *hcl.Block, what string, schema *hcl.BodySche
 				"remove either required = true or the default")
 		}
 		v, ok := l.constValue(a)
+		if ok && v.IsNull() {
+			// default = null: optional, null when not set (an input
+			// without a default must be given).
+			attr.Default = []byte("null")
+		}
 		if ok && ty != cty.NilType && !v.IsNull() {
 			cv, err := convert.Convert(v, ty)
 			if err != nil {

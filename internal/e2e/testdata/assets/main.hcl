@@ -67,3 +67,133 @@ template "site" {
     }
   }
 }
+
+# The same puppetlabs-ntp through params: the class's parameters are named
+# and computed here, so the component keeps helper attributes (note) and
+# its own names (dir, upstream). upstream left unset: the class default.
+component "timesync" {
+  attribute "dir" {
+    type     = string
+    required = true
+  }
+  attribute "upstream" { type = list(string) }
+  attribute "note" {
+    type    = string
+    default = "a helper attribute: not a class parameter"
+  }
+  create {
+    kind  = "puppet"
+    class = "ntp"
+    params = {
+      config         = "${dir}/ntp.conf"
+      servers        = upstream
+      package_manage = false
+      service_manage = false
+    }
+  }
+  check { kind = "noop" }
+}
+
+# An Ansible role in the standard layout (roles/appconf: defaults, tasks,
+# handlers, templates, community.general.ini_file), wrapped unchanged. An
+# attribute left unset is not passed: the role's default applies.
+component "appconf" {
+  attribute "dir" {
+    type     = string
+    required = true
+  }
+  attribute "port" { type = number }
+  attribute "greeting" { type = string }
+  create {
+    kind = "ansible"
+    role = "appconf"
+    params = {
+      appconf_dir      = dir
+      appconf_port     = port
+      appconf_greeting = greeting
+    }
+  }
+  check { kind = "noop" }
+}
+
+# The application the configuration is for: started once, reloaded when
+# its configuration changed (subscribe below). Its url is an output.
+component "app" {
+  attribute "dir" {
+    type     = string
+    required = true
+  }
+  output "url" {}
+  create {
+    inline = <<-SH
+      echo "started $(sed -n 's/^port = //p' "$dir/app.conf")" >> "$dir/app.log"
+      echo "url=http://$DTK_NODE/app" >> "$DTK_OUTPUTS"
+    SH
+  }
+  action "reload" {
+    inline = "echo \"reloaded $(sed -n 's/^port = //p' \"$dir/app.conf\")\" >> \"$dir/app.log\""
+  }
+}
+
+# A client on another node: it reads the app's url (an output of another
+# node), so it runs when the url changes.
+component "client" {
+  attribute "dir" {
+    type     = string
+    required = true
+  }
+  attribute "url" {
+    type     = string
+    required = true
+  }
+  create {
+    inline = "echo \"$url\" >> \"$dir/client.log\""
+  }
+  delete {
+    inline = "echo deleted >> \"$dir/client.log\""
+  }
+}
+
+# Three nodes: time (Puppet), app (Ansible and bash, subscribed) and edge
+# (a container and the client). dir is each node's own folder.
+template "shop" {
+  input "dir" { type = string }
+  input "image" { type = string }
+  input "port" {
+    type    = number
+    default = null # unset: the role's default
+  }
+  input "upstream" {
+    type    = list(string)
+    default = null # unset: the class's default
+  }
+  node "time" {
+    labels = { shop = "time" }
+    component "timesync" "ntp" {
+      dir      = "${input.dir}/time"
+      upstream = input.upstream
+    }
+  }
+  node "app" {
+    labels = { shop = "app" }
+    component "appconf" "conf" {
+      dir  = "${input.dir}/app"
+      port = input.port
+    }
+    component "app" "web" {
+      dir       = "${input.dir}/app"
+      subscribe = [component.conf] # after conf; reloaded when conf changed
+      refresh   = "reload"
+    }
+  }
+  node "edge" {
+    labels = { shop = "edge" }
+    component "box" "box" {
+      image = input.image
+    }
+    component "client" "client" {
+      dir = "${input.dir}/edge"
+      url = node.app.output.web.url
+    }
+  }
+}
