@@ -29,6 +29,13 @@ import (
 )
 
 func main() {
+	// Each simulated agent holds a few files (its state, its journal) and
+	// connections open: 10,000 of them need more than a login's usual
+	// hard limit. Raise it when allowed (root); Go raises the soft limit
+	// to the hard one by itself.
+	if lim := (syscall.Rlimit{Cur: 1 << 20, Max: 1 << 20}); syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim) != nil {
+		fmt.Fprintln(os.Stderr, "dtkbench: could not raise the open-files limit; large fleets may fail with too many open files")
+	}
 	var (
 		quick       = flag.Bool("quick", false, "shorter run: fewer sizes and runs, 1 minute idle")
 		out         = flag.String("out", "bench/results", "folder for <date>.md and <date>.json")
