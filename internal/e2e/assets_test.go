@@ -197,6 +197,7 @@ func TestE2E_Assets_PublishedAssetsUnchanged(t *testing.T) {
 	// subscribed to it reloads (and is not started again); the plan said
 	// so, and that the client may run (it reads the application's url).
 	mustCtl(t, addr, "service", "set", service, "port=9090")
+	t.Logf("service plan:\n%s", mustCtl(t, addr, "service", "plan", service))
 	p, ran := deployAsPlanned(t, addr, service)
 	byInst := map[string]plan.StepDiff{}
 	for _, d := range p {
@@ -237,9 +238,11 @@ func TestE2E_Assets_PublishedAssetsUnchanged(t *testing.T) {
 		return read("time/ntp.conf") == ntpConf && read("app/app.conf") == conf &&
 			ntp.Drift && strings.Contains(ntp.Output, "(noop)") && cf.Drift && strings.Contains(cf.Output, "changed")
 	})
-	if text := mustCtl(t, addr, "service", "status", service); strings.Count(text, "drift repaired") < 2 {
+	text := mustCtl(t, addr, "service", "status", service)
+	if strings.Count(text, "drift repaired") < 2 {
 		t.Fatalf("status text does not show both repairs:\n%s", text)
 	}
+	t.Logf("service status:\n%s", text)
 
 	// The container stopped behind the agent's back is run again.
 	var box string
