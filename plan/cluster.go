@@ -59,8 +59,9 @@ const (
 // steps in next but not a prediction for each goes into the
 // ClusterCannotPredict cluster. Steps unchanged in the plan count only when
 // the agent predicts that it would run them. The clusters are sorted by
-// size, largest first, then by Key; so are their agents by name. Clusters
-// is pure and deterministic.
+// size, largest first, changes before the nodes that cannot predict and
+// the unchanged ones, then by Key; their agents by name. Clusters is pure
+// and deterministic.
 func Clusters(old, next *Plan, predictions map[string]map[string]string) []Cluster {
 	prev := createSteps(old)
 	type agentPlan struct {
@@ -224,11 +225,22 @@ func rerunsOf(prev map[string]*Step, next *Plan, predictions map[string]map[stri
 	return Reruns(next, runs)
 }
 
-// SortClusters sorts clusters as Clusters returns them: largest first, then
-// by Key.
+// SortClusters sorts clusters as Clusters returns them: largest first;
+// among clusters of a size, changes first, then the nodes that cannot
+// predict, then the unchanged ones; then by Key (a digest: stable, not
+// meaningful).
 func SortClusters(cs []Cluster) {
+	rank := func(c Cluster) int {
+		switch c.Key {
+		case ClusterCannotPredict:
+			return 1
+		case ClusterUnchanged:
+			return 2
+		}
+		return 0
+	}
 	slices.SortFunc(cs, func(a, b Cluster) int {
-		return cmp.Or(cmp.Compare(len(b.Agents), len(a.Agents)), cmp.Compare(a.Key, b.Key))
+		return cmp.Or(cmp.Compare(len(b.Agents), len(a.Agents)), cmp.Compare(rank(a), rank(b)), cmp.Compare(a.Key, b.Key))
 	})
 }
 
@@ -317,7 +329,7 @@ func (c stepChangeSig) line(varies func(int) bool) string {
 	case runsAgain:
 		s = "unchanged in the plan, but not converged on the node: runs again"
 	case ChangeRun:
-		s = "unchanged in the plan, but runs: " + c.reason
+		s = "unchanged in the plan, but may run: " + c.reason
 	default:
 		var parts []string
 		for j, a := range c.attrs {

@@ -463,3 +463,24 @@ func BenchmarkClusters_1000Nodes_ThreeKinds(b *testing.B) {
 		plan.Clusters(old, next, preds)
 	}
 }
+
+// Among clusters of one size, changes come first, then the nodes that
+// cannot predict, then the unchanged ones, whatever their keys' digests.
+func TestSortClusters_ChangesBeforeCannotPredictBeforeUnchanged(t *testing.T) {
+	cs := []plan.Cluster{
+		{Key: plan.ClusterUnchanged, Agents: []string{"u"}},
+		{Key: plan.ClusterCannotPredict, Agents: []string{"p"}},
+		{Key: "cffff000000000000", Agents: []string{"x"}},
+		{Key: "c0000000000000000", Agents: []string{"y"}},
+		{Key: plan.ClusterUnchanged, Agents: []string{"a", "b"}},
+	}
+	plan.SortClusters(cs)
+	var got []string
+	for _, c := range cs {
+		got = append(got, c.Key)
+	}
+	want := []string{plan.ClusterUnchanged, "c0000000000000000", "cffff000000000000", plan.ClusterCannotPredict, plan.ClusterUnchanged}
+	if !slices.Equal(got, want) {
+		t.Fatalf("order %v, want %v", got, want)
+	}
+}

@@ -191,17 +191,19 @@ func Reruns(next *Plan, runs map[string]bool) map[string]string {
 						continue
 					}
 					if certain, ok := running(dep); ok {
-						how := "may change"
+						how := "may run"
 						if certain {
-							how = "changes"
+							how = "runs"
 						}
 						if reads {
-							out[st.ID] = fmt.Sprintf("reads output %s of node %s, which %s", p.Instance, p.Node, how)
+							// It runs if the value it reads is new: only the
+							// producer's run can tell.
+							out[st.ID] = fmt.Sprintf("reads output %s of node %s, which %s in this deploy", p.Instance, p.Node, how)
 						} else {
 							// A subscriber runs when what it subscribes to
 							// reports a change, which only the run can tell.
-							out[st.ID] = fmt.Sprintf("subscribes to %s, which runs: refreshes (%s) if it reports a change",
-								p.Instance, cmp.Or(st.RefreshAction, "create"))
+							out[st.ID] = fmt.Sprintf("subscribes to %s, which %s in this deploy: refreshes (%s) if it reports a change",
+								p.Instance, how, cmp.Or(st.RefreshAction, "create"))
 						}
 						more = true
 						break

@@ -65,8 +65,8 @@ func TestDiff_ReaderOfChangingOutput_WillRun(t *testing.T) {
 	}
 	want := map[string]string{
 		"pg":     "change ",
-		"schema": "run reads output pg of node db, which changes",
-		"app":    "run reads output pg of node db, which changes",
+		"schema": "run reads output pg of node db, which runs in this deploy",
+		"app":    "run reads output pg of node db, which runs in this deploy",
 		"worker": "unchanged ",
 	}
 	for k, w := range want {
@@ -89,14 +89,14 @@ func TestClusters_ReaderOfUnpredictableOutput_MayRun(t *testing.T) {
 		}
 	}
 	runs := plan.PredictedReruns(old, next, preds(plan.PredictCannot))
-	if w := "reads output pg of node db, which may change"; runs["shop/web/app/create"] != w || runs["shop/db/schema/create"] != w || len(runs) != 2 {
+	if w := "reads output pg of node db, which may run in this deploy"; runs["shop/web/app/create"] != w || runs["shop/db/schema/create"] != w || len(runs) != 2 {
 		t.Errorf("reruns %v", runs)
 	}
 	var lines []string
 	for _, c := range plan.Clusters(old, next, preds(plan.PredictCannot)) {
 		lines = append(lines, c.Summary...)
 	}
-	want := "web/app: unchanged in the plan, but runs: reads output pg of node db, which may change"
+	want := "web/app: unchanged in the plan, but may run: reads output pg of node db, which may run in this deploy"
 	if !slices.Contains(lines, want) {
 		t.Errorf("summaries:\n%s\nwant %q", strings.Join(lines, "\n"), want)
 	}
@@ -158,7 +158,7 @@ func TestDiff_SubscriberOfChangingStep_MayRun(t *testing.T) {
 	for _, nd := range plan.Diff(old, next) {
 		for _, d := range nd.Steps {
 			if d.Instance == "worker" && (d.Change != plan.ChangeRun || !strings.Contains(d.Reason, "subscribes to ") ||
-				!strings.HasSuffix(d.Reason, "which runs: refreshes (reload) if it reports a change")) {
+				!strings.HasSuffix(d.Reason, " in this deploy: refreshes (reload) if it reports a change")) {
 				t.Errorf("worker: %s %q", d.Change, d.Reason)
 			}
 		}

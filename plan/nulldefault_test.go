@@ -42,7 +42,7 @@ template "t" {
 		return plan.Compile(plan.CompileInput{
 			Service: &plan.Service{Name: "s", Module: mod.Name, Version: mod.Version, Template: "t", Inputs: inputs},
 			Module:  mod, Modules: map[string]*plan.Module{mod.Ref(): mod},
-			Nodes:   []*plan.Node{{Name: "a1"}}, Generation: 1,
+			Nodes: []*plan.Node{{Name: "a1"}}, Generation: 1,
 		})
 	}
 	if _, viol := compile(nil); len(viol) != 1 || viol[0].Message == "" {

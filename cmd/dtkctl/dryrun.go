@@ -86,7 +86,7 @@ func dryRun(ctx context.Context, cl *api.Client, out *Output, name string, timeo
 			for _, r := range op.Results {
 				p := r.Prediction
 				if why := st.Runs[r.StepID]; why != "" && p == plan.PredictUnchangedPlan {
-					p = "would run: " + why
+					p = "may run: " + why
 				}
 				rows = append(rows, []string{r.Node, stepName(r), r.Action, p})
 			}

@@ -125,7 +125,7 @@ func TestThousands(t *testing.T) {
 // that reads an output that changes shows and counts as one that runs.
 func TestServiceDeployDryRun_SortedRowsAndReruns(t *testing.T) {
 	f := newFake(t)
-	why := "reads output pg of node db, which changes"
+	why := "reads output pg of node db, which runs in this deploy"
 	results := []plan.Report{
 		{Node: "n2", StepID: "shop/web/app/create", Action: "create", Prediction: plan.PredictUnchangedPlan},
 		{Node: "n1", StepID: "shop/db/pg/create", Action: "create", Prediction: plan.PredictChange},
@@ -147,8 +147,8 @@ func TestServiceDeployDryRun_SortedRowsAndReruns(t *testing.T) {
 	r.check(t, 0)
 	want := `NODE  STEP        ACTION  PREDICTION
 n1    db/pg       create  would change
-n1    db/schema   create  would run: ` + why + `
-n2    web/app     create  would run: ` + why + `
+n1    db/schema   create  may run: ` + why + `
+n2    web/app     create  may run: ` + why + `
 n2    web/worker  create  unchanged (not run)
 
 3 would change, 0 no change, 1 unchanged in the plan, 0 cannot predict

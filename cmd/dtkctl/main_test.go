@@ -621,7 +621,7 @@ func TestPrintPlan_FullValuesWrappedAndAligned(t *testing.T) {
 					{Name: "peers", Value: []byte(strings.ReplaceAll(addrs, ",", ",\n      ")), Old: []byte("[\n  \"127.0.32.2\"\n]"), Source: "input peers (operator)"},
 					{Name: "port", Value: []byte(`5432`), Source: "default"},
 				}},
-			{Instance: "schema", Component: "migrate", Action: "create", Change: plan.ChangeRun, Reason: "reads output pg of node db, which changes"},
+			{Instance: "schema", Component: "migrate", Action: "create", Change: plan.ChangeRun, Reason: "reads output pg of node db, which runs in this deploy"},
 		}},
 	}}
 	var buf bytes.Buffer
@@ -635,9 +635,9 @@ node db → a1
                  ["127.0.32.2","127.0.32.3",
                  "127.0.32.4","127.0.32.5"]
       port     = 5432                          ← default
-  ↻ schema (migrate)  create  [runs: reads output pg of node db, which changes]
+  ↻ schema (migrate)  create  [may run: reads output pg of node db, which runs in this deploy]
 
-0 to add, 1 to change, 1 to run, 0 to remove, 0 unchanged
+0 to add, 1 to change, 1 may run, 0 to remove, 0 unchanged
 `
 	if buf.String() != want {
 		t.Errorf("got:\n%s\nwant:\n%s", buf.String(), want)

@@ -231,7 +231,7 @@ type ServicePlanCmd struct {
 
 // Help is the detail of `service plan --help`.
 func (ServicePlanCmd) Help() string {
-	return `Shows, per node (by name), each step the next deploy would add (+), change (~), remove (-) or leave (=), with every attribute's value in full and where it comes from; a changed value as OLD → NEW, a sensitive one only as "(sensitive)". A step whose plan is unchanged but that reads an output of a step that runs is marked ↻ with why ("reads output pg of node db, which changes"): the deploy runs it once that output arrives. When a service above has staged changes that would change exports this one reads, the plan assumes them deployed (as "deploy --recursive" from there does) and marks those values "(pending change)". Exit 1 when the plan has violations (it cannot be deployed).
+	return `Shows, per node (by name), each step the next deploy would add (+), change (~), remove (-) or leave (=), with every attribute's value in full and where it comes from; a changed value as OLD → NEW, a sensitive one only as "(sensitive)". A step whose plan is unchanged but that reads an output of a step that runs, or subscribes to one, is marked ↻ with why ("reads output pg of node db, which runs in this deploy"): it may run, if the value it reads is new (only that run tells). When a service above has staged changes that would change exports this one reads, the plan assumes them deployed (as "deploy --recursive" from there does) and marks those values "(pending change)". Exit 1 when the plan has violations (it cannot be deployed).
 
 Examples:
   dtkctl service plan web
@@ -307,7 +307,7 @@ func printPlan(out *Output, name string, pv *api.PlanPreview) {
 				line += "  [asset changed]"
 			}
 			if st.Reason != "" {
-				line += "  [runs: " + st.Reason + "]"
+				line += "  [may run: " + st.Reason + "]"
 			}
 			if len(st.Waiting) > 0 {
 				line += "  [waits for " + strings.Join(st.Waiting, "; ") + "]"
@@ -333,7 +333,7 @@ func printPlan(out *Output, name string, pv *api.PlanPreview) {
 	}
 	run := ""
 	if n := counts[plan.ChangeRun]; n > 0 {
-		run = fmt.Sprintf(", %d to run", n) // unchanged, reading an output that changes
+		run = fmt.Sprintf(", %d may run", n) // unchanged, reading an output of a step that runs
 	}
 	out.Printf("\n%d to add, %d to change%s, %d to remove, %d unchanged\n",
 		counts[plan.ChangeAdd], counts[plan.ChangeChange], run, counts[plan.ChangeRemove], counts[plan.ChangeUnchanged])

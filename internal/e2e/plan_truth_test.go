@@ -83,7 +83,7 @@ func TestE2E_PlanTruth_ReaderOfChangingOutputAndSelectorByInput(t *testing.T) {
 
 	mustCtl(t, addr, "service", "set", "s", "version=2")
 	out := mustCtl(t, addr, "service", "plan", "s")
-	for _, want := range []string{"~ pg", "↻ app", "[runs: reads output pg of node db, which changes]", "0 to add, 1 to change, 1 to run, 0 to remove, 0 unchanged"} {
+	for _, want := range []string{"~ pg", "↻ app", "[may run: reads output pg of node db, which runs in this deploy]", "0 to add, 1 to change, 1 may run, 0 to remove, 0 unchanged"} {
 		if !strings.Contains(out, want) {
 			t.Fatalf("plan lacks %q:\n%s", want, out)
 		}
