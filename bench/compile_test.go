@@ -17,7 +17,7 @@ func BenchmarkCompileFleet(b *testing.B) {
 	for _, n := range []int{100, 1000, 5000} {
 		b.Run(fmt.Sprint(n), func(b *testing.B) {
 			dir := b.TempDir()
-			if err := FleetModule(dir, []int{n}); err != nil {
+			if err := FleetNodesModule(dir, []int{n}); err != nil {
 				b.Fatal(err)
 			}
 			mod, err := dsl.Load(dir)

@@ -15,14 +15,44 @@ import (
 
 // FleetModule writes module "benchfleet": one component whose create is
 // the bash one-liner `true`, and for each size N a template "fleetN" with
-// N node blocks, node nXXXXX on the agent labelled bench_id=XXXXX, each
-// with one instance of the component whose attribute follows the input
-// "gen" (so a changed input changes every node's slice).
+// one node_group of N agents (those labelled bench_id), each with one
+// instance of the component whose attribute follows the input "gen" (so a
+// changed input changes every node's slice).
 //
-// Node blocks, not a node_group (written before the DSL had node_group):
-// they exercise placing many node blocks. BenchmarkCompileFleet times
-// compiling them.
+// A node_group, not N node blocks (as before 2026-11-27): at 4,000 agents
+// node blocks made a 1.3 MB module that every agent downloads at once on
+// the first deploy, which measured the blob transfer, not the plan.
+// BenchmarkCompileFleet still times compiling many node blocks
+// (FleetNodesModule).
 func FleetModule(dir string, sizes []int) error {
+	var b strings.Builder
+	b.WriteString(`module {
+  name    = "benchfleet"
+  version = "1.0.0"
+}
+
+component "step" {
+  attribute "gen" {
+    type     = string
+    required = true
+  }
+  create {
+    inline = "true"
+  }
+}
+`)
+	for _, n := range sizes {
+		fmt.Fprintf(&b, "\ntemplate \"fleet%d\" {\n  input \"gen\" {\n    type    = string\n    default = \"0\"\n  }\n", n)
+		fmt.Fprintf(&b, "  node_group \"n\" {\n    count = %d\n    component \"step\" \"s\" {\n      gen = input.gen\n    }\n  }\n}\n", n)
+	}
+	return writeModule(dir, b.String())
+}
+
+// FleetNodesModule writes module "benchfleet" as the fleet benchmark did
+// before 2026-11-27: for each size N a template "fleetN" with N node
+// blocks, node nXXXXX on the agent labelled bench_id=XXXXX.
+// BenchmarkCompileFleet compiles it: placing many node blocks.
+func FleetNodesModule(dir string, sizes []int) error {
 	var b strings.Builder
 	b.WriteString(`module {
   name    = "benchfleet"
