@@ -278,7 +278,7 @@ func deployRun(cl *api.Client, fleet *SimFleet, svc, gen string, n int) (*runSam
 						tconv = time.Now()
 					}
 					if s.Name == svc && s.State == plan.StateFailed {
-						return nil, fmt.Errorf("service %s failed", svc)
+						return nil, fmt.Errorf("service %s failed%s", svc, firstFailure(ctx, cl, svc))
 					}
 				}
 			}
@@ -309,6 +309,23 @@ func deployRun(cl *api.Client, fleet *SimFleet, svc, gen string, n int) (*runSam
 		s.last = max(s.last, d)
 	}
 	return s, nil
+}
+
+// firstFailure is ": STEP on NODE: ERROR" for a failed step of svc, if
+// the status says one.
+func firstFailure(ctx context.Context, cl *api.Client, svc string) string {
+	st, _, err := cl.ServiceStatus(ctx, svc, 0, 0)
+	if err != nil {
+		return ""
+	}
+	for _, n := range st.Nodes {
+		for _, s := range n.Steps {
+			if s.State == plan.StepFailed {
+				return fmt.Sprintf(": %s on %s: %s %s", s.ID, n.Name, s.Error, s.Output)
+			}
+		}
+	}
+	return ""
 }
 
 func coordFootprint(c *Cluster, n int) CoordFootprint {
