@@ -33,27 +33,34 @@ func TestPuppet_DryRun_NamesResourcesOutOfSync(t *testing.T) {
 	dir := t.TempDir()
 	writeFiles(t, dir, map[string]string{"manifests/site.pp": siteManifest})
 	target := filepath.Join(t.TempDir(), "motd")
-	req := request(t, dir, plan.Action{Kind: "puppet", Manifest: "manifests/site.pp"},
-		map[string]any{"path": target, "greeting": "hi", "port": 8080})
+	res := dryRunAfterHandEdit(t, request(t, dir, plan.Action{Kind: "puppet", Manifest: "manifests/site.pp"},
+		map[string]any{"path": target, "greeting": "hi", "port": 8080}), target)
+	want := "/Stage[main]/Main/File[" + target + "]/content: current_value '{"
+	if len(res.Changes) != 1 || !strings.HasPrefix(res.Changes[0], want) || !strings.HasSuffix(res.Changes[0], "(noop)") {
+		t.Fatalf("changes = %q, want one line %q...(noop)", res.Changes, want)
+	}
+}
+
+// dryRunAfterHandEdit converges req, checks that a dry run then predicts
+// no change, edits target by hand and returns a dry run's result, having
+// checked that it is Changed and left the edit alone.
+func dryRunAfterHandEdit(t *testing.T, req Request, target string) Result {
+	t.Helper()
 	wantState(t, run(t, req), Changed)
 	dry := req
 	dry.DryRun = true
 	if res := run(t, dry); res.State != OK || len(res.Changes) != 0 {
-		t.Fatalf("dry run of a converged manifest: %s, changes %q", res.State, res.Changes)
+		t.Fatalf("dry run of a converged %s: %s, changes %q", req.Action.Kind, res.State, res.Changes)
 	}
-
 	if err := os.WriteFile(target, []byte("edited by hand\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	res := run(t, dry)
 	wantState(t, res, Changed)
-	want := "/Stage[main]/Main/File[" + target + "]/content: current_value '{"
-	if len(res.Changes) != 1 || !strings.HasPrefix(res.Changes[0], want) || !strings.HasSuffix(res.Changes[0], "(noop)") {
-		t.Fatalf("changes = %q, want one line %q...(noop)", res.Changes, want)
-	}
 	if got := readFile(t, target); got != "edited by hand\n" {
 		t.Fatalf("the dry run changed the file: %q", got)
 	}
+	return res
 }
 
 // Proves: a --check run after a hand edit is Changed, names the task that
@@ -64,24 +71,13 @@ func TestAnsible_DryRun_NamesChangedTasks(t *testing.T) {
 	dir := t.TempDir()
 	writeFiles(t, dir, map[string]string{"site.yml": sitePlaybook})
 	target := filepath.Join(t.TempDir(), "page")
-	req := request(t, dir, plan.Action{Kind: "ansible", Playbook: "site.yml"},
-		map[string]any{"path": target, "greeting": "hi", "http_port": 8080})
-	wantState(t, run(t, req), Changed)
-	if err := os.WriteFile(target, []byte("edited by hand\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	dry := req
-	dry.DryRun = true
-	res := run(t, dry)
-	wantState(t, res, Changed)
+	res := dryRunAfterHandEdit(t, request(t, dir, plan.Action{Kind: "ansible", Playbook: "site.yml"},
+		map[string]any{"path": target, "greeting": "hi", "http_port": 8080}), target)
 	if want := []string{"task [the page]: changed"}; !slices.Equal(res.Changes, want) {
 		t.Errorf("changes = %q, want %q", res.Changes, want)
 	}
 	if !strings.Contains(res.Output, "-edited by hand") || !strings.Contains(res.Output, "+hello hi on port 8080") {
 		t.Errorf("dry run output lacks the diff: %q", res.Output)
-	}
-	if got := readFile(t, target); got != "edited by hand\n" {
-		t.Fatalf("the dry run changed the file: %q", got)
 	}
 }
 
