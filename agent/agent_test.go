@@ -383,6 +383,7 @@ func TestAgent_Delete_RemovesScratchFolders(t *testing.T) {
 	}
 
 	one, two := f.step("one", "a", 1), f.step("two", "b", 1)
+	two.RefreshAction = "reload" // its refresh runs in a folder of its own
 	f.publish(one, two)
 	waitFor(t, "both steps reported ok", func() bool { return len(f.final("s/n/two/create")) == 1 })
 	if !exists("s_n_one_create") || !exists("s_n_two_create") {
@@ -407,8 +408,12 @@ func TestAgent_Delete_RemovesScratchFolders(t *testing.T) {
 		t.Fatalf("the removal followed a symbolic link: %v", err)
 	}
 
-	// two leaves the plan: undone, then its folders go; one's delete
-	// leaves it too: its folder goes with its record.
+	// two leaves the plan: undone, then its folders go, its refresh
+	// action's too; one's delete leaves it too: its folder goes with its
+	// record.
+	if err := os.MkdirAll(filepath.Join(steps, "s_n_two_create_reload"), 0o700); err != nil {
+		t.Fatal(err)
+	}
 	f.publish()
 	waitFor(t, "every scratch folder removed", func() bool {
 		entries, err := os.ReadDir(steps)

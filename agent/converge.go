@@ -138,12 +138,12 @@ func (a *Agent) forget(id string) {
 	a.mu.Unlock()
 	a.commit(nil, &recordChange{del: []string{id}})
 	if rec != nil {
-		a.dropScratch(&plan.Step{ID: id, Action: rec.Action})
+		a.dropScratch(&plan.Step{ID: id, Action: rec.Action, RefreshAction: rec.RefreshAction})
 	}
 }
 
 // dropScratch removes the scratch folders of a step that is gone (its
-// own, and its check's) with everything in them. It removes only entries
+// own, its check's and its refresh action's) with everything in them. It removes only entries
 // of the agent's steps folder and follows no symbolic link (os.Root).
 func (a *Agent) dropScratch(st *plan.Step) {
 	root, err := os.OpenRoot(filepath.Join(a.cfg.DataDir, "steps"))
@@ -151,9 +151,17 @@ func (a *Agent) dropScratch(st *plan.Step) {
 		return // no steps folder: nothing ran
 	}
 	defer root.Close()
-	check := *st
-	check.Action = "check"
-	for _, name := range []string{scratchName(st), scratchName(&check)} {
+	names := []string{scratchName(st)}
+	// The check's folder, and the refresh action's (subscribe) when it has
+	// one: each run in a folder of its own.
+	for _, action := range []string{"check", st.RefreshAction} {
+		if action != "" {
+			other := *st
+			other.Action = action
+			names = append(names, scratchName(&other))
+		}
+	}
+	for _, name := range names {
 		if name == "." || name == ".." || strings.ContainsAny(name, `/\`) {
 			continue
 		}
@@ -277,16 +285,20 @@ func (a *Agent) runStep(ctx context.Context, st *plan.Step, checks bool) (ran, o
 	if ok {
 		if st.Action == "delete" {
 			id := plan.StepID(st.Service, st.Node, st.Instance, "create")
+			created := &plan.Step{ID: id, Action: "create"}
+			if old := a.state.Steps[id]; old != nil {
+				created.RefreshAction = old.RefreshAction
+			}
 			delete(a.state.Steps, id)
 			change.del = append(change.del, id)
 			// The undone create's folders go (the delete's own keeps its
 			// log until its record is forgotten).
-			defer a.dropScratch(&plan.Step{ID: id, Action: "create"})
+			defer a.dropScratch(created)
 		}
 		rec := &stepRecord{
 			Digest: st.Digest, ReportedGeneration: st.Generation, Service: st.Service, Node: st.Node,
 			Instance: st.Instance, Action: st.Action, ModuleDigest: st.ModuleDigest, Undo: st.Undo,
-			Attributes: st.Attributes, Order: a.state.Seq, Force: st.Force,
+			Attributes: st.Attributes, Order: a.state.Seq, Force: st.Force, RefreshAction: st.RefreshAction,
 		}
 		a.state.Steps[st.ID] = rec
 		if rep.Changed {

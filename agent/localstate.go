@@ -59,6 +59,10 @@ type stepRecord struct {
 	// Written with the changed step's record, so that a crash between
 	// the two steps loses no refresh.
 	Refresh []string `json:"refresh,omitempty"`
+	// RefreshAction is the step's refresh action (subscribe) when it ran:
+	// that action runs in a scratch folder of its own, removed with the
+	// step's.
+	RefreshAction string `json:"refresh_action,omitempty"`
 }
 
 func loadState(path string) (*localState, error) {
