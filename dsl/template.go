@@ -45,8 +45,6 @@ type instInfo struct {
 	attrsOK bool             // the body holds attributes only
 }
 
-// selectableFacts are the facts a node or node_group may select by.
-var selectableFacts = plan.SelectableFacts
 
 func (l *loader) decodeTemplate(b *hcl.Block) *plan.Template {
 	t := &plan.Template{Name: b.Labels[0], Nodes: []*plan.TemplateNode{}, Pos: blockPos(b)}
@@ -124,10 +122,10 @@ func (l *loader) decodeNode(b *hcl.Block, ti *tmplInfo) *nodeInfo {
 			tn.Facts = l.stringMap(v, a, "facts", `{ os = "linux", arch = "amd64" }`)
 		}
 		for _, k := range append(keys(tn.Facts), constKeys(a.Expr)...) {
-			if contains(selectableFacts, k) {
+			if contains(plan.SelectableFacts, k) {
 				continue
 			}
-			detail := hint(k, selectableFacts, "", "a node is selected by the facts %s")
+			detail := hint(k, plan.SelectableFacts, "", "a node is selected by the facts %s")
 			if k == "labels" {
 				detail = "select by labels with labels = { ... }"
 			}

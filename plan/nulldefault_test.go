@@ -3,6 +3,7 @@ package plan_test
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/dtkhq/dtk/plan"
@@ -45,7 +46,7 @@ template "t" {
 			Nodes: []*plan.Node{{Name: "a1"}}, Generation: 1,
 		})
 	}
-	if _, viol := compile(nil); len(viol) != 1 || viol[0].Message == "" {
+	if _, viol := compile(nil); len(viol) != 1 || !strings.Contains(viol[0].Message, `input "must" is required`) {
 		t.Fatalf("must unset: violations %v, want one", viol)
 	}
 	p, viol := compile(map[string]string{"must": "x"})

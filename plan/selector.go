@@ -93,14 +93,17 @@ func (c *compiler) selectorOf(tn *TemplateNode) (*TemplateNode, []*Value) {
 	if tn.FactsExpr != nil {
 		if v, good := eval(tn.FactsExpr, "facts"); good {
 			m, err := StringMap(v)
-			for k := range m {
-				if err == nil && !slices.Contains(SelectableFacts, k) {
-					err = fmt.Errorf("%q is not a fact a node is selected by (%v)", k, SelectableFacts)
-				}
-			}
 			if err != nil {
 				c.violate(posPtr(tn.FactsExpr.Pos), "%s %q: facts must be a map of strings: %v", nodeKind(tn), tn.Name, err)
 				ok = false
+			}
+			// In key order: the same violation on every replica and run.
+			for _, k := range sortedKeys(m) {
+				if !slices.Contains(SelectableFacts, k) {
+					c.violate(posPtr(tn.FactsExpr.Pos), "%s %q: facts: %q is not a fact a node is selected by (%v)", nodeKind(tn), tn.Name, k, SelectableFacts)
+					ok = false
+					break
+				}
 			}
 			cp.Facts = m
 		}
