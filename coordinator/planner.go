@@ -97,6 +97,14 @@ var compileNeutral = map[MessageType]bool{
 	RolloutType: true, RolloutTickType: true, PlannedDeployType: true,
 }
 
+// compileIndex is the index of the last entry that changed what the
+// compiler reads, as this replica has applied it.
+func (s *State) compileIndex() uint64 {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.data.CompileIndex
+}
+
 // compileInputsChanged records that the running Apply changed something
 // the compiler reads.
 func (s *State) compileInputsChanged() { s.data.CompileIndex = s.at.index }
@@ -115,6 +123,12 @@ func (s *State) PlanDeploy(c DeployServiceCmd) PlannedDeployCmd {
 		return pc
 	}
 	pc.Generation = svc.Generation + 1
+	if !s.data.LeaderPlans {
+		// The first planned entry only turns planning on and is refused
+		// (plannedDeploy): no use compiling and shipping a plan with it.
+		s.mu.RUnlock()
+		return pc
+	}
 	in := s.compileInput(svc, pc.Generation, nil)
 	in.Modules, in.Outputs = maps.Clone(in.Modules), maps.Clone(in.Outputs)
 	s.mu.RUnlock()
@@ -129,7 +143,14 @@ func (s *Server) applyDeploy(c DeployServiceCmd) (any, error) {
 	// parts) in the same entry: it compiles in Apply, as it is rare.
 	if c.Restore == nil && s.raft.State() == raft.Leader && s.clusterHas(FeaturePlannedDeploy) {
 		for range planTries {
-			resp, err := s.apply(PlannedDeployType, s.State().PlanDeploy(c))
+			pc := s.State().PlanDeploy(c)
+			if pc.Plan != nil && s.State().compileIndex() != pc.CompileIndex {
+				// Already stale here: plan again without committing a
+				// plan the replicas would refuse.
+				s.metrics.deployPlans.With("stale").Inc()
+				continue
+			}
+			resp, err := s.apply(PlannedDeployType, pc)
 			if !errors.Is(err, ErrStalePlan) {
 				s.metrics.deployPlans.With("planned").Inc()
 				return resp, err
