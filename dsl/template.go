@@ -45,7 +45,6 @@ type instInfo struct {
 	attrsOK bool             // the body holds attributes only
 }
 
-
 func (l *loader) decodeTemplate(b *hcl.Block) *plan.Template {
 	t := &plan.Template{Name: b.Labels[0], Nodes: []*plan.TemplateNode{}, Pos: blockPos(b)}
 	ti := &tmplInfo{t: t, nodes: map[string]*nodeInfo{}, exports: map[string]*plan.Export{}, injects: map[string]*instInfo{}}
