@@ -119,6 +119,17 @@ template "gwuser" {
 // app (under net), web (under app) and db (under net).
 func recursiveHarness(t *testing.T) *fsmHarness {
 	t.Helper()
+	h := newHarness(t)
+	for _, e := range recursiveEntries(t) {
+		h.mustApply(e.typ, e.cmd)
+	}
+	return h
+}
+
+// recursiveEntries register n1, push recursiveModule and stage net, app,
+// web and db.
+func recursiveEntries(t *testing.T) []logEntry {
+	t.Helper()
 	dir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(dir, "main.hcl"), []byte(recursiveModule), 0o644); err != nil {
 		t.Fatal(err)
@@ -128,32 +139,39 @@ func recursiveHarness(t *testing.T) *fsmHarness {
 		t.Fatal(err)
 	}
 	m.Digest = "sha256:" + strings.Repeat("c", 64)
-	h := newHarness(t)
-	h.mustApply(RegisterNodeType, RegisterNodeCmd{Node: plan.Node{Name: "n1", Labels: map[string]string{"role": "a"}}, Time: 1})
-	h.mustApply(PutModuleType, PutModuleCmd{Module: *m})
-	for _, s := range []struct{ name, tmpl, parent string }{{"net", "net", ""}, {"app", "app", "net"}, {"web", "web", "app"}, {"db", "db", "net"}} {
-		h.mustApply(StageServiceType, StageServiceCmd{Name: s.name, Module: "rec", Version: "1.0.0", Template: s.tmpl, Parent: s.parent, Time: 2})
+	entries := []logEntry{
+		{RegisterNodeType, RegisterNodeCmd{Node: plan.Node{Name: "n1", Labels: map[string]string{"role": "a"}}, Time: 1}},
+		{PutModuleType, PutModuleCmd{Module: *m}},
 	}
-	return h
+	for _, s := range []struct{ name, tmpl, parent string }{{"net", "net", ""}, {"app", "app", "net"}, {"web", "web", "app"}, {"db", "db", "net"}} {
+		entries = append(entries, logEntry{StageServiceType, StageServiceCmd{Name: s.name, Module: "rec", Version: "1.0.0", Template: s.tmpl, Parent: s.parent, Time: 2}})
+	}
+	return entries
 }
 
 // reportSvc reports every step of a service's current plan in one batch:
 // ok, except the steps whose instance is in fail.
 func (h *fsmHarness) reportSvc(svc string, outputs map[string]json.RawMessage, fail ...string) {
 	h.t.Helper()
+	h.mustApply(ReportsType, svcReports(h.fsm.State(), svc, &h.seq, outputs, fail...))
+}
+
+// svcReports is a batch that reports every step of svc's current plan: ok,
+// except the steps whose instance is in fail. seq numbers the reports.
+func svcReports(st *State, svc string, seq *int, outputs map[string]json.RawMessage, fail ...string) ReportsCmd {
 	var rs []plan.Report
-	for _, np := range h.fsm.State().Service(svc).Plan.Nodes {
-		for _, st := range np.Steps {
-			h.seq++
-			r := plan.Report{ID: np.Agent + ":" + strconv.Itoa(h.seq), Node: np.Agent, Service: svc, StepID: st.ID, Action: st.Action,
-				Generation: st.Generation, Digest: st.Digest, State: plan.StepOK, Outputs: outputs}
-			if slices.Contains(fail, st.Instance) {
+	for _, np := range st.Service(svc).Plan.Nodes {
+		for _, step := range np.Steps {
+			*seq++
+			r := plan.Report{ID: np.Agent + ":" + strconv.Itoa(*seq), Node: np.Agent, Service: svc, StepID: step.ID, Action: step.Action,
+				Generation: step.Generation, Digest: step.Digest, State: plan.StepOK, Outputs: outputs}
+			if slices.Contains(fail, step.Instance) {
 				r.State, r.ExitCode = plan.StepFailed, 1
 			}
 			rs = append(rs, r)
 		}
 	}
-	h.mustApply(ReportsType, ReportsCmd{Time: 100 + int64(h.seq), Reports: rs})
+	return ReportsCmd{Time: 100 + int64(*seq), Reports: rs}
 }
 
 // deployAll deploys net, app, web and db and reports them converged.

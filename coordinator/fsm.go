@@ -70,6 +70,9 @@ const (
 	// A deploy the leader compiled (planner.go). Never sent with
 	// IgnoreUnknownFlag: a coordinator that skipped it would diverge.
 	PlannedDeployType
+	// A recompile the leader made (recompile.go). Never sent with
+	// IgnoreUnknownFlag.
+	RecompileType
 )
 
 // IgnoreUnknownFlag marks a command that an older coordinator which does not
@@ -406,6 +409,10 @@ func (f *FSM) Apply(l *raft.Log) any {
 		var c PlannedDeployCmd
 		mustDecode(buf, &c, t)
 		resp, keys = s.plannedDeploy(l.Index, &c)
+	case RecompileType:
+		var c RecompileCmd
+		mustDecode(buf, &c, t)
+		resp, keys = s.recompile(l.Index, &c)
 	case LeaderType:
 		var c LeaderCmd
 		mustDecode(buf, &c, t)
@@ -1129,12 +1136,12 @@ func (s *State) applyReports(idx uint64, c *ReportsCmd) (any, []string) {
 			continue
 		}
 		if !sameDone(old, &r) {
-			s.compileInputsChanged() // the compiler's Done
+			s.reportInputsChanged() // the compiler's Done
 		}
 		keepLastRun(&r, old)
 		if r.State == plan.StepOK && r.Action == "create" && r.Outputs != nil {
 			if !sameOutputs(s.data.Outputs[r.StepID], r.Outputs) {
-				s.compileInputsChanged()
+				s.reportInputsChanged()
 				recompile[r.Service] = true
 				for _, ch := range s.descendants(r.Service) {
 					recompile[ch] = true
@@ -1160,6 +1167,13 @@ func (s *State) applyReports(idx uint64, c *ReportsCmd) (any, []string) {
 		}
 	}
 	var keys []string
+	if s.data.LeaderRecompiles {
+		// The leader compiles them (recompile.go).
+		for name := range recompile {
+			s.mark(name)
+		}
+		clear(recompile)
+	}
 	for _, name := range s.parentsFirst(sortedKeys(recompile)) {
 		svc := s.data.Services[name]
 		if svc == nil || svc.Plan == nil || svc.State == plan.StateDeleting {
@@ -1180,27 +1194,31 @@ func (s *State) applyReports(idx uint64, c *ReportsCmd) (any, []string) {
 		touched[name] = true
 	}
 	for _, name := range sortedKeys(touched) {
-		svc := s.ownService(name)
-		if svc == nil {
-			continue
-		}
-		svc.ModifyIndex = idx
-		keys = append(keys, serviceKey(name))
-		s.advanceRollout(idx, svc, c.Time, &keys, false)
-		s.refreshState(svc)
-		switch {
-		case svc.State == plan.StateDeleting:
-			if !svc.DeleteRecursive && isDeletePlan(svc.Plan) && s.deleteDone(svc) {
-				s.removeService(idx, svc, &keys)
-			}
-		default:
-			keys = append(keys, s.dropFinishedDeletes(idx, svc)...)
-		}
-		if s.data.Services[name] != nil {
-			s.trackService(svc)
+		if svc := s.ownService(name); svc != nil {
+			s.serviceChanged(idx, svc, c.Time, &keys)
 		}
 	}
 	return applied, keys
+}
+
+// serviceChanged follows a change to svc's reports or plan: its rollout,
+// state, finished deletes. svc is owned by this Apply.
+func (s *State) serviceChanged(idx uint64, svc *plan.Service, now int64, keys *[]string) {
+	svc.ModifyIndex = idx
+	*keys = append(*keys, serviceKey(svc.Name))
+	s.advanceRollout(idx, svc, now, keys, false)
+	s.refreshState(svc)
+	switch {
+	case svc.State == plan.StateDeleting:
+		if !svc.DeleteRecursive && isDeletePlan(svc.Plan) && s.deleteDone(svc) {
+			s.removeService(idx, svc, keys)
+		}
+	default:
+		*keys = append(*keys, s.dropFinishedDeletes(idx, svc)...)
+	}
+	if s.data.Services[svc.Name] != nil {
+		s.trackService(svc)
+	}
 }
 
 // keepLastRun gives a skipped report the output, exit code and times of

@@ -32,6 +32,7 @@ type coordMetrics struct {
 	driftRepairs *metrics.Counter
 	deploys      *telemetry.HistogramVec
 	deployPlans  *telemetry.CounterVec
+	recompiles   *telemetry.CounterVec
 
 	// deploying tracks deploys this coordinator started as leader until
 	// they converge or fail (service name → generation).
@@ -65,6 +66,9 @@ func newCoordMetrics(s *Server) *coordMetrics {
 			telemetry.DurationBuckets, "result"),
 		deployPlans: reg.CounterVec("dtk_deploy_entries_total",
 			"Deploy entries this coordinator committed as leader, by how the plan was made (planned: on the leader; stale: a planned entry refused and planned again; in_apply: compiled in every replica's Apply).",
+			"plan"),
+		recompiles: reg.CounterVec("dtk_recompile_entries_total",
+			"Recompiles (a service's plan compiled again at the same generation after an output it reads arrived) this coordinator committed as leader, by how the plan was made (planned, stale, in_apply).",
 			"plan"),
 		deploying: map[string]uint64{},
 	}

@@ -33,7 +33,7 @@ const FeaturePlannedDeploy = "planned-deploy"
 
 // features are the capabilities this coordinator advertises (gossip tag
 // "features", comma-separated).
-var features = []string{FeaturePlannedDeploy}
+var features = []string{FeaturePlannedDeploy, FeaturePlannedRecompile}
 
 // planTries bounds the plans a deploy commits before it falls back to the
 // compile in Apply.
@@ -51,10 +51,13 @@ var compileFn = plan.Compile
 // Generation, or its violations, against the state as of CompileIndex.
 type PlannedDeployCmd struct {
 	DeployServiceCmd
-	Generation   uint64          `json:"generation"`
-	CompileIndex uint64          `json:"compile_index"`
-	Plan         *plan.Plan      `json:"plan,omitempty"`
-	Violations   plan.Violations `json:"violations,omitempty"`
+	Generation   uint64 `json:"generation"`
+	CompileIndex uint64 `json:"compile_index"`
+	// ShapeIndex, once leader recompiles are on, is the precondition
+	// instead of CompileIndex (recompile.go).
+	ShapeIndex uint64          `json:"shape_index,omitempty"`
+	Plan       *plan.Plan      `json:"plan,omitempty"`
+	Violations plan.Violations `json:"violations,omitempty"`
 }
 
 // plannedDeploy stores a planned deploy as deployService would have
@@ -70,7 +73,15 @@ func (s *State) plannedDeploy(idx uint64, c *PlannedDeployCmd) (any, []string) {
 		return fmt.Errorf("%w: planning on the leader starts at index %d", ErrStalePlan, idx), nil
 	}
 	return s.deployServiceWith(idx, &c.DeployServiceCmd, func(svc *plan.Service, gen uint64) (*plan.Plan, plan.Violations, error) {
-		if gen != c.Generation || s.data.CompileIndex != c.CompileIndex {
+		if s.data.LeaderRecompiles && c.ShapeIndex != 0 {
+			// Reports since the read are compiled in by a recompile.
+			if gen != c.Generation || s.data.ShapeIndex != c.ShapeIndex {
+				return nil, nil, fmt.Errorf("%w: service %q was planned at index %d (generation %d); the compiler's inputs changed at %d", ErrStalePlan, svc.Name, c.ShapeIndex, c.Generation, s.data.ShapeIndex)
+			}
+			if s.data.CompileIndex != c.CompileIndex {
+				s.mark(svc.Name)
+			}
+		} else if gen != c.Generation || s.data.CompileIndex != c.CompileIndex {
 			return nil, nil, fmt.Errorf("%w: service %q was planned at index %d (generation %d); the compiler's inputs changed at %d", ErrStalePlan, svc.Name, c.CompileIndex, c.Generation, s.data.CompileIndex)
 		}
 		if len(c.Violations) > 0 {
@@ -94,7 +105,7 @@ var compileNeutral = map[MessageType]bool{
 	CoordinatorsType: true, LeaderType: true, AuditType: true, DataKeyType: true,
 	CreateTokenType: true, DeleteTokenType: true, PendingType: true, PutCAType: true,
 	ACLBootstrapType: true, ACLPolicyType: true, ACLDeletePolicyType: true, ACLTokenType: true, ACLDeleteTokenType: true,
-	RolloutType: true, RolloutTickType: true, PlannedDeployType: true,
+	RolloutType: true, RolloutTickType: true, PlannedDeployType: true, RecompileType: true,
 }
 
 // compileIndex is the index of the last entry that changed what the
@@ -105,9 +116,29 @@ func (s *State) compileIndex() uint64 {
 	return s.data.CompileIndex
 }
 
+// stale reports whether the planned deploy pc is already stale here.
+func (s *State) stale(pc PlannedDeployCmd) bool {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if pc.ShapeIndex != 0 && s.data.LeaderRecompiles {
+		return s.data.ShapeIndex != pc.ShapeIndex
+	}
+	return s.data.CompileIndex != pc.CompileIndex
+}
+
 // compileInputsChanged records that the running Apply changed something
 // the compiler reads.
-func (s *State) compileInputsChanged() { s.data.CompileIndex = s.at.index }
+func (s *State) compileInputsChanged() {
+	s.data.CompileIndex = s.at.index
+	if s.data.LeaderRecompiles {
+		s.data.ShapeIndex = s.at.index
+	}
+}
+
+// reportInputsChanged records that a report changed something the
+// compiler reads (a converged digest, an output): it moves CompileIndex but
+// not ShapeIndex.
+func (s *State) reportInputsChanged() { s.data.CompileIndex = s.at.index }
 
 // PlanDeploy compiles the deploy c asks for against the state as it is:
 // the entry that commits it. The compiler's input is taken under the read
@@ -117,6 +148,9 @@ func (s *State) compileInputsChanged() { s.data.CompileIndex = s.at.index }
 func (s *State) PlanDeploy(c DeployServiceCmd) PlannedDeployCmd {
 	s.mu.RLock()
 	pc := PlannedDeployCmd{DeployServiceCmd: c, CompileIndex: s.data.CompileIndex}
+	if s.data.LeaderRecompiles {
+		pc.ShapeIndex = s.data.ShapeIndex
+	}
 	svc := s.data.Services[c.Name]
 	if svc == nil || svc.State == plan.StateDeleting {
 		s.mu.RUnlock()
@@ -144,7 +178,7 @@ func (s *Server) applyDeploy(c DeployServiceCmd) (any, error) {
 	if c.Restore == nil && s.raft.State() == raft.Leader && s.clusterHas(FeaturePlannedDeploy) {
 		for range planTries {
 			pc := s.State().PlanDeploy(c)
-			if pc.Plan != nil && s.State().compileIndex() != pc.CompileIndex {
+			if pc.Plan != nil && s.State().stale(pc) {
 				// Already stale here: plan again without committing a
 				// plan the replicas would refuse.
 				s.metrics.deployPlans.With("stale").Inc()
@@ -172,7 +206,7 @@ func (s *Server) clusterHas(feature string) bool {
 	if f.Error() != nil {
 		return false
 	}
-	has := map[string]bool{s.cfg.Name: slices.Contains(features, feature)}
+	has := map[string]bool{s.cfg.Name: slices.Contains(*s.features.Load(), feature)}
 	if p := s.getPeers(); p != nil {
 		for _, m := range p.Peers() {
 			if m.Name != s.cfg.Name {

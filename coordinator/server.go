@@ -95,10 +95,13 @@ type Peers interface {
 
 // Server is one coordinator: Raft, the FSM, the blob store and the HTTP API.
 type Server struct {
-	cfg   Config
-	log   *slog.Logger
-	fsm   *FSM
-	blobs *BlobStore
+	cfg Config
+	// features are the capabilities it advertises (planner.go); a test
+	// changes them to play an older version.
+	features atomic.Pointer[[]string]
+	log      *slog.Logger
+	fsm      *FSM
+	blobs    *BlobStore
 
 	raft      *raft.Raft
 	transport raft.Transport
@@ -178,6 +181,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.metrics = newCoordMetrics(s)
 	s.trust.Store(cfg.ModuleTrust)
+	s.features.Store(&features)
 	return s, nil
 }
 
@@ -199,13 +203,14 @@ func (s *Server) Start() error {
 	}
 	s.batcher = newReportBatcher(s)
 	s.opBatcher = newOpResultsBatcher(s)
-	s.wg.Add(6)
+	s.wg.Add(7)
 	go func() { defer s.wg.Done(); s.batcher.run(s.stop) }()
 	go func() { defer s.wg.Done(); s.opBatcher.run(s.stop) }()
 	go func() { defer s.wg.Done(); s.blobSyncLoop() }()
 	go func() { defer s.wg.Done(); s.maintain() }()
 	go func() { defer s.wg.Done(); s.auditLoop() }()
 	go func() { defer s.wg.Done(); s.leaderLoop() }()
+	go func() { defer s.wg.Done(); s.recompileLoop() }()
 	ln, err := net.Listen("tcp", s.cfg.HTTPAddr)
 	if err != nil {
 		s.shutdownRaft()
@@ -373,7 +378,7 @@ func (s *Server) Tags() map[string]string {
 	tags := map[string]string{
 		gossip.TagRole: gossip.RoleCoordinator, gossip.TagHTTP: s.HTTPAddr(),
 		gossip.TagRaft: s.raftAddr, gossip.TagVersion: s.cfg.Version,
-		gossip.TagFeatures: strings.Join(features, ","),
+		gossip.TagFeatures: strings.Join(*s.features.Load(), ","),
 	}
 	if s.cfg.ReadReplica {
 		tags[gossip.TagReplica] = "1"

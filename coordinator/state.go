@@ -26,6 +26,9 @@ type State struct {
 	at applyAt
 	// slices indexes what each agent runs (sliceindex.go).
 	slices *sliceIndex
+	// marks are the services to compile again, with the index of the
+	// entry that marked them (recompile.go). Not in snapshots.
+	marks map[string]uint64
 }
 
 // stateData is the serialized form of State (snapshots).
@@ -75,6 +78,13 @@ type stateData struct {
 	// LeaderPlans: the log holds a planned deploy, from which on every
 	// replica's CompileIndex is the same (planner.go).
 	LeaderPlans bool `json:"leader_plans,omitempty"`
+	// ShapeIndex is CompileIndex without the changes reports make (a
+	// step's converged digest, its outputs): a recompile or planned deploy
+	// read before it is stale (recompile.go). LeaderRecompiles: the log
+	// holds a RecompileType entry, from which on ShapeIndex is the same on
+	// every replica and reports mark services instead of recompiling them.
+	ShapeIndex       uint64 `json:"shape_index,omitempty"`
+	LeaderRecompiles bool   `json:"leader_recompiles,omitempty"`
 }
 
 func newStateData() stateData {
