@@ -14,7 +14,8 @@ import (
 // forgetNode drops a node and everything kept for it (its indexes and
 // report sequence), and takes it out of every plan: a live service is
 // compiled again without it (a node block moves to another matching agent,
-// a node group shrinks), and a service being deleted stops waiting for it.
+// a node group shrinks) — by the leader once leader recompiles are on, in
+// Apply before — and a service being deleted stops waiting for it.
 // Watchers of the node (its long-polls) wake and find it gone.
 func (s *State) forgetNode(idx uint64, name string) []string {
 	if n := s.data.Nodes[name]; n != nil && n.Incarnation != "" {
@@ -32,7 +33,13 @@ func (s *State) forgetNode(idx uint64, name string) []string {
 		}
 		svc = s.ownService(svcName)
 		var next *plan.Plan
-		if svc.State != plan.StateDeleting {
+		switch {
+		case svc.State == plan.StateDeleting:
+		case s.data.LeaderRecompiles:
+			// The node's part goes now; the leader places its blocks
+			// again (recompile.go).
+			s.mark(svcName)
+		default:
 			if p, viol := s.compile(svc, svc.Generation); viol == nil {
 				next = withoutAgent(withRemovals(svc.Plan, p, svc.Generation), name)
 			}

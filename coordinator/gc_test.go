@@ -359,3 +359,32 @@ func TestCluster_NodeStatus_UnlistedRecentNodeStaysUp(t *testing.T) {
 		t.Fatalf("a node registered a moment ago and not yet in the pool is %s", st)
 	}
 }
+
+// Once leader recompiles are on, collecting a node compiles nothing in
+// Apply: the node's part goes at once and the service is marked; the
+// leader's recompile moves the db block to db2.
+func TestFSM_RemoveNode_LeaderPlacesTheBlocksAgain(t *testing.T) {
+	h := groupHarness(t)
+	h.startRecompiles()
+	commitMarked(t, h)
+	h.mustApply(DeployServiceType, DeployServiceCmd{Name: "g"})
+	h.reportAll("g", "db1", "w1", "w2")
+	h.mustApply(NodeStatusType, NodeStatusCmd{Time: 11, Updates: []NodeStatusUpdate{{Name: "db1", Status: plan.NodeDown}}})
+	swapCompile(t, noCompile(t))
+	h.mustApply(RemoveNodeType, RemoveNodeCmd{Name: "db1", Time: 12, Collect: true, DownBefore: 1000})
+	got := agentsOf(h, "g")
+	if _, ok := got["db1"]; ok {
+		t.Fatalf("db1 still in the plan once collected: %v", got)
+	}
+	if _, ok := got["db2"]; ok {
+		t.Fatalf("db placed again in Apply: %v", got)
+	}
+	if names, _ := h.fsm.State().marked(); !slices.Contains(names, "g") {
+		t.Fatalf("g not marked for the leader: %v", names)
+	}
+	swapCompile(t, plan.Compile)
+	commitMarked(t, h)
+	if _, ok := agentsOf(h, "g")["db2"]; !ok {
+		t.Fatalf("db should move to db2 with the leader's recompile: %v", agentsOf(h, "g"))
+	}
+}
