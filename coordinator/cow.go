@@ -126,5 +126,6 @@ func (d *stateData) shallowCopy() stateData {
 	c.Generations = maps.Clone(d.Generations)
 	c.Events.Entries = slices.Clip(d.Events.Entries)
 	c.Recursive = maps.Clone(d.Recursive)
+	c.Recompile = maps.Clone(d.Recompile)
 	return c
 }

@@ -1095,6 +1095,7 @@ func (s *State) removeService(idx uint64, svc *plan.Service, keys *[]string) *pl
 	svc.ModifyIndex = idx
 	delete(s.data.Services, svc.Name)
 	delete(s.data.Recursive, svc.Name) // its last recursive deploy (cascade.go)
+	delete(s.data.Recompile, svc.Name) // a pending recompile (recompile.go)
 	*keys = append(*keys, serviceKey(svc.Name))
 	// A parent deleted recursively goes once its last child is gone.
 	if p := s.data.Services[svc.Parent]; p != nil && p.DeleteRecursive && len(s.children(p.Name)) == 0 {
@@ -1168,9 +1169,13 @@ func (s *State) applyReports(idx uint64, c *ReportsCmd) (any, []string) {
 	}
 	var keys []string
 	if s.data.LeaderRecompiles {
-		// The leader compiles them (recompile.go).
+		// The leader compiles them (recompile.go); until then they are
+		// not converged.
 		for name := range recompile {
-			s.mark(name)
+			if svc := s.data.Services[name]; svc != nil && svc.Plan != nil && svc.State != plan.StateDeleting {
+				s.mark(name)
+				touched[name] = true
+			}
 		}
 		clear(recompile)
 	}
@@ -1341,6 +1346,10 @@ func sortedKeys[V any](m map[string]V) []string {
 // its steps.
 func (s *State) refreshState(svc *plan.Service) {
 	svc.State = deriveState(svc.State, s.statusLocked(svc))
+	if svc.State == plan.StateConverged && s.pendingRecompile(svc.Name) {
+		// What it runs may still change (recompile.go).
+		svc.State = plan.StateDeploying
+	}
 	// A rollout that stopped (failed without a revert, or aborted) leaves
 	// the nodes it did not reach on the old plan: the deploy failed.
 	if r := svc.Rollout; r != nil && r.Generation == svc.Generation && svc.State == plan.StateDeploying &&

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"sort"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -21,16 +20,21 @@ import (
 // report batch's Apply, on every replica, under the write lock — and during
 // a rollout a batch converges steps every few milliseconds. Now, once every
 // coordinator can apply RecompileType (FeaturePlannedRecompile), the FSM
-// only marks the services to recompile (State.marks, on every replica, not
-// in the snapshot) and the leader's recompileLoop compiles them, parents
-// first, and commits each plan with a precondition:
+// only marks the services to recompile (stateData.Recompile: service →
+// index of the entry that marked it, replicated like the rest of the
+// state), and the leader's recompileLoop compiles them, parents first, and
+// commits the changed plans and the marks it has dealt with in one entry:
 //
+//   - A marked service is not converged (refreshState): what it runs may
+//     still change, so `deploy --wait` and the converged event wait for the
+//     recompile, as they did when it ran in the report's Apply.
 //   - ShapeIndex is CompileIndex without the report-driven changes (a
 //     step's converged digest, its outputs). A recompile read before a
 //     report is still accepted: that report marked the service again (at a
-//     later index than the read), so the leader compiles it once more. Any
-//     other change the compiler reads (a deploy, a module, a node, another
-//     plan stored) makes it stale, and the leader compiles it again.
+//     later index than the read), so the mark stays and the leader compiles
+//     it once more. Any other change the compiler reads (a deploy, a
+//     module, a node, another plan stored) makes it stale, and the leader
+//     compiles it again.
 //   - After planTries stale tries the leader commits the recompile to run in
 //     Apply, which cannot be stale, so a recompile always lands.
 //
@@ -49,11 +53,14 @@ const FeaturePlannedRecompile = "planned-recompile"
 // RecompileCmd holds services' plans compiled again at their generations,
 // parents first, as the leader compiled them against the state as of
 // ShapeIndex (a child against its parent's new plan, as the FSM's own
-// recompile did in one entry). InApply asks the FSM to compile them (the
-// fallback after stale tries). An entry without services only turns leader
-// recompiles on.
+// recompile did in one entry), and the marked services it compiled (Done,
+// as of Index: their marks go unless a later entry set them again).
+// InApply asks the FSM to compile Done (the fallback after stale tries).
+// An entry with neither only turns leader recompiles on.
 type RecompileCmd struct {
 	Services   []RecompiledService `json:"services,omitempty"`
+	Done       []string            `json:"done,omitempty"`
+	Index      uint64              `json:"index,omitempty"`
 	ShapeIndex uint64              `json:"shape_index,omitempty"`
 	InApply    bool                `json:"in_apply,omitempty"`
 	Time       int64               `json:"time,omitempty"`
@@ -73,21 +80,28 @@ var errRecompileStarts = errors.New("leader recompiles start here")
 // recompile applies a RecompileCmd.
 func (s *State) recompile(idx uint64, c *RecompileCmd) (any, []string) {
 	if !s.data.LeaderRecompiles {
+		// Until now reports recompiled in Apply: nothing is left to do.
 		s.data.LeaderRecompiles = true
 		s.data.ShapeIndex = idx
 		s.compileInputsChanged()
-		// Everything that was due is compiled again under the new rule.
-		for name := range s.data.Services {
-			s.mark(name)
-		}
 		return fmt.Errorf("%w: %w at index %d", ErrStalePlan, errRecompileStarts, idx), nil
 	}
 	if !c.InApply && s.data.ShapeIndex != c.ShapeIndex {
 		return fmt.Errorf("%w: recompiled at index %d; the compiler's inputs changed at %d", ErrStalePlan, c.ShapeIndex, s.data.ShapeIndex), nil
 	}
 	s.setAt(c.Time, "", "")
+	services := c.Services
+	if c.InApply {
+		services = nil
+		for _, name := range c.Done {
+			if svc := s.data.Services[name]; svc != nil {
+				services = append(services, RecompiledService{Name: name, Generation: svc.Generation})
+			}
+		}
+	}
 	var keys []string
-	for _, r := range c.Services {
+	changed := map[string]bool{}
+	for _, r := range services {
 		svc := s.data.Services[r.Name]
 		if svc == nil || svc.Plan == nil || svc.State == plan.StateDeleting || svc.Generation != r.Generation {
 			continue // gone, going, or deployed since (with every output)
@@ -105,21 +119,40 @@ func (s *State) recompile(idx uint64, c *RecompileCmd) (any, []string) {
 		}
 		svc = s.ownService(svc.Name)
 		keys = append(keys, s.setPlan(idx, svc, p)...)
-		s.serviceChanged(idx, svc, c.Time, &keys)
+		changed[svc.Name] = true
+	}
+	upTo := c.Index
+	if c.InApply {
+		upTo = idx
+	}
+	for _, name := range c.Done {
+		if at, ok := s.data.Recompile[name]; ok && at <= upTo {
+			delete(s.data.Recompile, name)
+			changed[name] = true
+		}
+	}
+	for _, name := range sortedKeys(changed) {
+		if svc := s.ownService(name); svc != nil {
+			s.serviceChanged(idx, svc, c.Time, &keys)
+		}
 	}
 	return nil, keys
 }
 
-// mark records that name is to be compiled again (by the leader), at the
-// running entry's index. Marks are not replicated state: every replica
-// keeps them so that a new leader starts from its own, and a new leader
-// marks every service anyway.
+// mark records, in the running Apply, that name is to be compiled again
+// (by the leader). A marked service is not converged.
 func (s *State) mark(name string) {
-	if s.marks == nil {
-		s.marks = map[string]uint64{}
+	if s.data.Recompile == nil {
+		s.data.Recompile = map[string]uint64{}
 	}
-	s.marks[name] = s.at.index
+	s.data.Recompile[name] = s.at.index
 	s.at.keys = append(s.at.keys, recompileKey)
+}
+
+// pendingRecompile reports whether svc waits for a recompile.
+func (s *State) pendingRecompile(name string) bool {
+	_, ok := s.data.Recompile[name]
+	return ok
 }
 
 // marked lists the services marked for a recompile, parents first, with
@@ -127,38 +160,8 @@ func (s *State) mark(name string) {
 func (s *State) marked() ([]string, uint64) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	names := make([]string, 0, len(s.marks))
-	for n := range s.marks {
-		names = append(names, n)
-	}
-	sort.Strings(names)
+	names := sortedKeys(s.data.Recompile)
 	return s.parentsFirst(names), s.data.Index
-}
-
-// unmark drops the marks of names unless an entry after index set them
-// again.
-func (s *State) unmark(names []string, index uint64) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, name := range names {
-		if s.marks[name] <= index {
-			delete(s.marks, name)
-		}
-	}
-}
-
-// markAll marks every service (a new leader: it cannot know what the old
-// one had left to do).
-func (s *State) markAll() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.marks == nil {
-		s.marks = map[string]uint64{}
-	}
-	for name := range s.data.Services {
-		s.marks[name] = s.data.Index
-	}
-	s.watch.notify(recompileKey)
 }
 
 // recompileKey is the watch key the FSM notifies when it marks a service.
@@ -227,15 +230,10 @@ func (s *State) PlanRecompile(names []string) (c RecompileCmd, index uint64) {
 // can apply RecompileType, it turns leader recompiles on and commits the
 // marked services' plans.
 func (s *Server) recompileLoop() {
-	wasLeader := false
 	for {
 		st := s.State()
 		ch, cancel := st.watch.wait(recompileKey)
 		leader := s.raft.State() == raft.Leader
-		if leader && !wasLeader {
-			st.markAll()
-		}
-		wasLeader = leader
 		wait := true
 		if leader && s.clusterHas(FeaturePlannedRecompile) {
 			if !st.leaderRecompiles() {
@@ -267,16 +265,11 @@ func (s *Server) recompileMarked(names []string) bool {
 	st := s.State()
 	for range planTries {
 		c, index := st.PlanRecompile(names)
-		if len(c.Services) == 0 {
-			st.unmark(names, index)
-			return true
-		}
-		c.Time = time.Now().UnixMilli()
+		c.Done, c.Index, c.Time = names, index, time.Now().UnixMilli()
 		_, err := s.apply(RecompileType, c)
 		switch {
 		case err == nil:
 			s.metrics.recompiles.With("planned").Add(len(c.Services))
-			st.unmark(names, index)
 			return true
 		case errors.Is(err, ErrStalePlan):
 			s.metrics.recompiles.With("stale").Add(len(c.Services))
@@ -286,28 +279,11 @@ func (s *Server) recompileMarked(names []string) bool {
 			return false // still marked: the next round tries again
 		}
 	}
-	_, index := st.marked()
-	c := RecompileCmd{InApply: true, Time: time.Now().UnixMilli()}
-	for _, name := range names {
-		c.Services = append(c.Services, RecompiledService{Name: name, Generation: st.serviceGeneration(name)})
-	}
 	s.log.Warn("recompile stale on every try; compiling in Apply", "services", len(names), "tries", planTries)
-	if _, err := s.apply(RecompileType, c); err != nil {
+	if _, err := s.apply(RecompileType, RecompileCmd{Done: names, InApply: true, Time: time.Now().UnixMilli()}); err != nil {
 		s.log.Warn("recompile in Apply not committed", "err", err)
 		return false
 	}
 	s.metrics.recompiles.With("in_apply").Add(len(names))
-	st.unmark(names, index)
 	return true
-}
-
-// serviceGeneration is name's current generation (0 when there is no such
-// service).
-func (s *State) serviceGeneration(name string) uint64 {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	if svc := s.data.Services[name]; svc != nil {
-		return svc.Generation
-	}
-	return 0
 }

@@ -29,14 +29,20 @@ func (h *fsmHarness) startRecompiles() {
 // hs. It returns the entry.
 func commitMarked(t *testing.T, leader *fsmHarness, hs ...*fsmHarness) RecompileCmd {
 	t.Helper()
-	names, _ := leader.fsm.State().marked()
-	c, index := leader.fsm.State().PlanRecompile(names)
-	if len(c.Services) > 0 {
+	c := planMarked(leader)
+	if len(c.Done) > 0 {
 		for _, h := range append([]*fsmHarness{leader}, hs...) {
 			h.mustApply(RecompileType, c)
 		}
 	}
-	leader.fsm.State().unmark(names, index)
+	return c
+}
+
+// planMarked is the entry the leader's loop commits for what is marked.
+func planMarked(leader *fsmHarness) RecompileCmd {
+	names, _ := leader.fsm.State().marked()
+	c, index := leader.fsm.State().PlanRecompile(names)
+	c.Done, c.Index = names, index
 	return c
 }
 
@@ -86,17 +92,27 @@ func TestFSM_Recompile_ReportMarksLeaderPlansReplicaStores(t *testing.T) {
 	if len(names) == 0 || names[0] != "net" || !containsStr(names, "a-gw") {
 		t.Fatalf("marked %v, want net first and a-gw", names)
 	}
+	// Every step of net has run, but its plan may still change: it is not
+	// converged until the leader's recompile (deploy --wait waits for it).
+	if st := follower.fsm.State().Service("net").State; st != plan.StateDeploying {
+		t.Fatalf("net is %s while its recompile is pending, want deploying", st)
+	}
 
 	swapCompile(t, plan.Compile) // the leader compiles
-	names, _ = leader.fsm.State().marked()
-	c, index := leader.fsm.State().PlanRecompile(names)
+	c := planMarked(leader)
 	if len(c.Services) != 2 || c.Services[0].Name != "net" || c.Services[1].Name != "a-gw" {
 		t.Fatalf("the leader's recompile: %+v, want net then a-gw", c.Services)
 	}
 	leader.mustApply(RecompileType, c)
-	leader.fsm.State().unmark(names, index)
 	swapCompile(t, noCompile(t)) // the replica does not
+	woken, cancel := follower.fsm.State().watch.wait(nodeKey("n1"))
+	defer cancel()
 	follower.mustApply(RecompileType, c)
+	select {
+	case <-woken:
+	default:
+		t.Fatal("the recompile did not wake n1's plan long-polls")
+	}
 	for _, h := range []*fsmHarness{leader, follower} {
 		if got := gwInput(h); got != `"gw-2"` {
 			t.Fatalf("a-gw's input = %s after the leader's recompile", got)
@@ -108,8 +124,11 @@ func TestFSM_Recompile_ReportMarksLeaderPlansReplicaStores(t *testing.T) {
 			t.Fatalf("a-gw stale after its recompile: %v", h.fsm.State().Service("a-gw").Stale)
 		}
 	}
-	if names, _ := leader.fsm.State().marked(); len(names) != 0 {
+	if names, _ := follower.fsm.State().marked(); len(names) != 0 {
 		t.Fatalf("still marked after the recompiles: %v", names)
+	}
+	if st := follower.fsm.State().Service("net").State; st != plan.StateConverged {
+		t.Fatalf("net is %s after its recompile, want converged", st)
 	}
 	if a, b := snapshotBytes(t, leader.fsm), snapshotBytes(t, follower.fsm); !bytes.Equal(a, b) {
 		t.Fatalf("leader and replica differ:\n%s\n%s", a, b)
@@ -126,8 +145,7 @@ func TestFSM_Recompile_StaleOnlyWhenTheShapeChanged(t *testing.T) {
 	h.startRecompiles()
 	commitMarked(t, h)
 	h.reportSvc("net", map[string]json.RawMessage{"v": json.RawMessage(`"gw-2"`)})
-	names, _ := h.fsm.State().marked()
-	c, index := h.fsm.State().PlanRecompile(names)
+	c := planMarked(h)
 	if len(c.Services) != 2 {
 		t.Fatalf("recompile after a new output: %+v", c.Services)
 	}
@@ -139,15 +157,13 @@ func TestFSM_Recompile_StaleOnlyWhenTheShapeChanged(t *testing.T) {
 		t.Fatal("a new output did not move CompileIndex")
 	}
 	h.mustApply(RecompileType, c)
-	h.fsm.State().unmark(names, index)
 	if got := gwInput(h); got != `"gw-2"` {
 		t.Fatalf("a-gw's input = %s, want the read's gw-2", got)
 	}
 	if names, _ := h.fsm.State().marked(); !containsStr(names, "a-gw") || !containsStr(names, "net") {
 		t.Fatalf("unmarked though a later report marked them again: %v", names)
 	}
-	names, _ = h.fsm.State().marked()
-	c, _ = h.fsm.State().PlanRecompile(names)
+	c = planMarked(h)
 	if len(c.Services) != 2 || !bytes.Contains(mustJSON(t, c.Services[1].Plan), []byte("gw-3")) {
 		t.Fatal("the next recompile does not carry the later output")
 	}
@@ -161,8 +177,7 @@ func TestFSM_Recompile_StaleOnlyWhenTheShapeChanged(t *testing.T) {
 	}
 	// The fallback compiles in Apply and cannot be stale.
 	st := h.fsm.State()
-	h.mustApply(RecompileType, RecompileCmd{InApply: true, Services: []RecompiledService{
-		{Name: "net", Generation: st.serviceGeneration("net")}, {Name: "a-gw", Generation: st.serviceGeneration("a-gw")}}})
+	h.mustApply(RecompileType, RecompileCmd{InApply: true, Done: []string{"net", "a-gw"}})
 	if got := gwInput(h); got != `"gw-3"` {
 		t.Fatalf("a-gw's input = %s after the in-Apply fallback", got)
 	}
@@ -309,10 +324,6 @@ func TestCluster_Recompile_LeaderLoopOnlyOnceEveryCoordinatorHasIt(t *testing.T)
 		}
 		return true
 	})
-	waitCond(t, "the services marked at the start to be done", func() bool {
-		names, _ := l.State().marked()
-		return len(names) == 0
-	})
 	planned := l.metrics.recompiles.With("planned").Get()
 	newOutput("gw-3")
 	// The leader compiles net (whose gw export is the output) and a-gw,
@@ -323,4 +334,15 @@ func TestCluster_Recompile_LeaderLoopOnlyOnceEveryCoordinatorHasIt(t *testing.T)
 	if got := l.metrics.recompiles.With("planned").Get(); got != planned+2 {
 		t.Fatalf("dtk_recompile_entries_total{plan=planned} = %d, want %d", got, planned+2)
 	}
+}
+
+// serviceGeneration is name's current generation (0 when there is no such
+// service).
+func (s *State) serviceGeneration(name string) uint64 {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if svc := s.data.Services[name]; svc != nil {
+		return svc.Generation
+	}
+	return 0
 }

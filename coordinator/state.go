@@ -26,9 +26,6 @@ type State struct {
 	at applyAt
 	// slices indexes what each agent runs (sliceindex.go).
 	slices *sliceIndex
-	// marks are the services to compile again, with the index of the
-	// entry that marked them (recompile.go). Not in snapshots.
-	marks map[string]uint64
 }
 
 // stateData is the serialized form of State (snapshots).
@@ -85,6 +82,9 @@ type stateData struct {
 	// every replica and reports mark services instead of recompiling them.
 	ShapeIndex       uint64 `json:"shape_index,omitempty"`
 	LeaderRecompiles bool   `json:"leader_recompiles,omitempty"`
+	// Recompile holds the services the leader is to compile again, with
+	// the index of the entry that marked them (recompile.go).
+	Recompile map[string]uint64 `json:"recompile,omitempty"`
 }
 
 func newStateData() stateData {
@@ -102,6 +102,7 @@ func newStateData() stateData {
 		History:      map[string][]*api.HistoryRecord{},
 		Recursive:    map[string]*api.RecursiveDeploy{},
 		Generations:  map[string][]*GenerationRecord{},
+		Recompile:    map[string]uint64{},
 		Trust:        newTrustData(),
 		ACL:          aclData{Policies: map[string]*api.ACLPolicy{}, Tokens: map[string]*api.ACLToken{}},
 	}
