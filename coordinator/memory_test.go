@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/binary"
+	"fmt"
 	"io"
 	"net/http/httptest"
 	"runtime"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/dtkhq/dtk/internal/tlsutil"
+	"github.com/dtkhq/dtk/plan"
 )
 
 // Each connected agent holds two long-polls (plan and ops); what each one
@@ -104,5 +106,52 @@ func TestServer_HTTP2Settings_SmallHeaderTable(t *testing.T) {
 			}
 		}
 		t.Fatal("the server's SETTINGS do not bound the header table (the default is 4 KiB)")
+	}
+}
+
+// A service deployed many times keeps one plan, not one per kept
+// generation: with one node per agent, ten plans were most of what the
+// fleet's state cost per agent. Reverting, by hand or automatically, still
+// works from what is kept.
+func TestRollout_KeptGenerations_HoldOnlyTheirConfigurationPastTheNewestConverged(t *testing.T) {
+	h := rolloutHarness(t, 3, nil)
+	for g := 2; g <= 12; g++ {
+		h.redeploy(fmt.Sprintf("g%d", g), nil, int64(10*g))
+		for _, a := range []string{"w1", "w2", "w3"} {
+			h.reportSlice(a, plan.StepOK, int64(10*g+1))
+		}
+	}
+	st := h.fsm.State()
+	recs := st.data.Generations["s"]
+	if len(recs) != maxGenerations {
+		t.Fatalf("%d records kept", len(recs))
+	}
+	svc := st.Service("s")
+	for i, g := range recs {
+		switch {
+		case i == len(recs)-1:
+			if g.Plan != svc.Plan {
+				t.Fatalf("the current generation's record does not share the service's plan")
+			}
+		case g.Plan != nil:
+			t.Fatalf("generation %d (converged %v) keeps its whole plan", g.Generation, g.Converged)
+		}
+	}
+	// A deploy that does not converge: the newest converged keeps its
+	// plan, for a rollout's automatic revert.
+	h.redeploy("g13", &plan.RolloutOverride{AllAtOnce: true}, 200)
+	recs = h.fsm.State().data.Generations["s"]
+	if p := recs[len(recs)-2]; !p.Converged || p.Plan == nil {
+		t.Fatalf("the newest converged generation (%d) lost its plan", p.Generation)
+	}
+	for _, g := range recs[:len(recs)-2] {
+		if g.Plan != nil {
+			t.Fatalf("generation %d keeps its whole plan", g.Generation)
+		}
+	}
+	// A revert to an older generation compiles its configuration.
+	h.mustApply(RevertServiceType, RevertServiceCmd{Name: "s", To: 5, Time: 210})
+	if m := h.sliceMsg("w1"); m != "g5" {
+		t.Fatalf("after reverting to generation 5 the slice says %q", m)
 	}
 }
