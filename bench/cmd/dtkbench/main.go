@@ -405,6 +405,7 @@ func oursCPU() float64 {
 // <date>-memory.md and .json to out.
 func runMemory(lg *log.Logger, bin, work, agentDir, prefix, out string, sizes, svc []int, gens, runs int) error {
 	var all []*bench.MemoryResult
+	var failed []string
 	started := time.Now()
 	for r := 1; r <= runs; r++ {
 		lg.Printf("memory: run %d of %d", r, runs)
@@ -414,14 +415,23 @@ func runMemory(lg *log.Logger, bin, work, agentDir, prefix, out string, sizes, s
 			ProfileDir: filepath.Join(work, fmt.Sprintf("memory-%d", r), "profiles"), Log: lg,
 		})
 		if err != nil {
-			return fmt.Errorf("run %d: %w", r, err)
+			// A lost run does not lose the others: the report names it.
+			lg.Printf("memory: run %d: %v", r, err)
+			failed = append(failed, fmt.Sprintf("run %d failed: %v", r, err))
+			continue
 		}
 		all = append(all, res)
+	}
+	if len(all) == 0 {
+		return fmt.Errorf("every run failed: %s", strings.Join(failed, "; "))
 	}
 	base := filepath.Join(out, started.Format("2006-01-02")+"-memory")
 	var b strings.Builder
 	fmt.Fprintf(&b, "# Coordinator memory per connected agent (%s)\n\n`dtkbench %s`, version %s, load average at the end %s.\n",
 		started.Format("2006-01-02 15:04 MST"), strings.Join(os.Args[1:], " "), strings.TrimSpace(out1("git", "describe", "--tags", "--always", "--dirty")), bench.LoadAvg())
+	for _, f := range failed {
+		fmt.Fprintf(&b, "\n%s (not counted).\n", f)
+	}
 	bench.WriteMemory(&b, all)
 	if err := os.WriteFile(base+".md", []byte(b.String()), 0o644); err != nil {
 		return err
