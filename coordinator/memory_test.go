@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/binary"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http/httptest"
@@ -153,5 +154,109 @@ func TestRollout_KeptGenerations_HoldOnlyTheirConfigurationPastTheNewestConverge
 	h.mustApply(RevertServiceType, RevertServiceCmd{Name: "s", To: 5, Time: 210})
 	if m := h.sliceMsg("w1"); m != "g5" {
 		t.Fatalf("after reverting to generation 5 the slice says %q", m)
+	}
+}
+
+// liveHeap is the heap in use after a collection.
+func liveHeap() uint64 {
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms.HeapAlloc
+}
+
+// BenchmarkState_MemoryPerNode measures what the state keeps per node
+// (docs/performance.md, "Memory per connected agent"): a registered node,
+// then a fleet service with a step on every node, deployed and converged
+// 10 times (the generations the state keeps). Not a timing: run with
+// -benchtime=1x.
+func BenchmarkState_MemoryPerNode(b *testing.B) {
+	const n = 1000
+	for range b.N {
+		h := newHarness(b)
+		base := liveHeap()
+		for i := 1; i <= n; i++ {
+			name := fmt.Sprintf("sim-%05d", i)
+			h.mustApply(RegisterNodeType, RegisterNodeCmd{Node: plan.Node{Name: name, Status: plan.NodeUp,
+				Incarnation: fmt.Sprintf("%016x", i), Labels: map[string]string{"role": "web", "bench_id": fmt.Sprintf("%05d", i)},
+				Facts: plan.Facts{Hostname: name, OS: "linux", Arch: "amd64", Address: "127.0.0.1", CPUs: 2, MemoryBytes: 1 << 30, AgentVersion: "bench"}}, Time: 1})
+		}
+		nodes := liveHeap()
+		h.mustApply(PutModuleType, PutModuleCmd{Module: rolloutModule(nil)})
+		h.mustApply(StageServiceType, StageServiceCmd{Name: "s", Module: "g", Version: "1.0.0", Template: "t", Time: 2})
+		for g := 1; g <= maxGenerations; g++ {
+			h.redeploy(fmt.Sprintf("generation %d", g), &plan.RolloutOverride{AllAtOnce: true}, int64(10*g))
+			var reps []plan.Report
+			for i := 1; i <= n; i++ {
+				agent := fmt.Sprintf("sim-%05d", i)
+				for _, st := range h.fsm.State().Slice(agent).Steps {
+					h.seq++
+					reps = append(reps, plan.Report{ID: fmt.Sprintf("%s:%d", agent, h.seq), Node: agent, Service: "s", StepID: st.ID,
+						Action: st.Action, Generation: st.Generation, Digest: st.Digest, State: plan.StepOK})
+				}
+			}
+			h.mustApply(ReportsType, ReportsCmd{Reports: reps, Time: int64(10*g + 1)})
+		}
+		if st := h.fsm.State().Service("s"); st.State != plan.StateConverged || st.Generation != maxGenerations {
+			b.Fatalf("service %s at generation %d", st.State, st.Generation)
+		}
+		svc := liveHeap()
+		b.ReportMetric(float64(nodes-base)/n, "B/node")
+		b.ReportMetric(float64(svc-nodes)/n, "B/service-node")
+		runtime.KeepAlive(h)
+	}
+}
+
+// A deploy's history record stays within its bound however many nodes the
+// plan has: the nodes that do not fit are counted, those with changes kept
+// first.
+func TestFSM_History_LargeFleetDiffBounded(t *testing.T) {
+	const n = 400
+	h := rolloutHarness(t, n, nil)
+	h.redeploy("two", &plan.RolloutOverride{AllAtOnce: true}, 10)
+	hist, _ := h.fsm.State().History("s")
+	r := hist[0]
+	if r.Generation != 2 {
+		t.Fatalf("newest record is generation %d", r.Generation)
+	}
+	b, _ := json.Marshal(r.Diff)
+	if len(b) > maxHistoryDiffBytes || !r.DiffTruncated {
+		t.Fatalf("diff of %d nodes: %d bytes encoded (bound %d), truncated %v", n, len(b), maxHistoryDiffBytes, r.DiffTruncated)
+	}
+	if len(r.Diff)+r.DiffNodesOmitted != n || r.DiffNodesOmitted == 0 {
+		t.Fatalf("%d nodes listed and %d omitted, of %d", len(r.Diff), r.DiffNodesOmitted, n)
+	}
+	for _, nd := range r.Diff {
+		if len(nd.Steps) == 0 || nd.Steps[0].Change != plan.ChangeChange {
+			t.Fatalf("node %s listed without its change: %+v", nd.Name, nd.Steps)
+		}
+	}
+}
+
+func TestHistoryDiff_BoundNodes_ChangedFirstInOrder(t *testing.T) {
+	var d []plan.NodeDiff
+	for i := range 2000 {
+		c := plan.ChangeUnchanged
+		if i%2 == 1 {
+			c = plan.ChangeChange
+		}
+		d = append(d, plan.NodeDiff{Name: fmt.Sprintf("n%04d", i), Agent: fmt.Sprintf("a%04d", i),
+			Steps: []plan.StepDiff{{ID: "s.x.create", Instance: "x", Change: c}}})
+	}
+	out, omitted := boundNodes(d)
+	if len(out)+omitted != len(d) || omitted == 0 {
+		t.Fatalf("%d kept, %d omitted", len(out), omitted)
+	}
+	for i, nd := range out {
+		if nd.Steps[0].Change != plan.ChangeChange {
+			t.Fatalf("an unchanged node (%s) kept while changed ones were left out", nd.Name)
+		}
+		if i > 0 && out[i-1].Name >= nd.Name {
+			t.Fatalf("order lost: %s after %s", nd.Name, out[i-1].Name)
+		}
+	}
+	small := d[:10]
+	if out, omitted := boundNodes(small); len(out) != 10 || omitted != 0 {
+		t.Fatalf("a small diff was cut: %d kept, %d omitted", len(out), omitted)
 	}
 }
