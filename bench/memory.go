@@ -270,34 +270,15 @@ func goroutines(c *Cluster, co *Coord) (int, error) {
 	return strconv.Atoi(strings.TrimSpace(v))
 }
 
-// memPoint forces a GC on the coordinator (the heap profile's gc=1), saves
-// its heap profile and reads its MemStats and RSS.
-func memPoint(c *Cluster, co *Coord, dir, phase string, agents, svcNodes int) (MemPoint, error) {
-	p := MemPoint{Phase: phase, Agents: agents, ServiceNodes: svcNodes}
-	polls, err := PlanPolls(c.Coords)
+// memStats forces a GC on the coordinator and reads its runtime.MemStats
+// (the heap profile's text form ends with them; Stack is StackInuse).
+func memStats(c *Cluster, co *Coord) (map[string]int64, error) {
+	b, err := operatorGet(c, co, "/debug/pprof/heap?gc=1&debug=1")
 	if err != nil {
-		return p, err
-	}
-	p.PlanPolls = int(polls)
-	p.Profile = filepath.Join(dir, fmt.Sprintf("heap-%s-%05d-%05d.pb.gz", phase, agents, svcNodes))
-	b, err := operatorGet(c, co, "/debug/pprof/heap?gc=1")
-	if err != nil {
-		return p, err
-	}
-	f, err := os.Create(p.Profile)
-	if err == nil {
-		_, err = io.Copy(f, b)
-		f.Close()
-	}
-	b.Close()
-	if err != nil {
-		return p, err
-	}
-	b, err = operatorGet(c, co, "/debug/pprof/heap?gc=1&debug=1")
-	if err != nil {
-		return p, err
+		return nil, err
 	}
 	defer b.Close()
+	out := map[string]int64{}
 	sc := bufio.NewScanner(b)
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
 	for sc.Scan() {
@@ -311,20 +292,55 @@ func memPoint(c *Cluster, co *Coord, dir, phase string, agents, svcNodes int) (M
 		}
 		v, _, _ = strings.Cut(v, " ")
 		n, _ := strconv.ParseInt(v, 10, 64)
-		switch k {
-		case "HeapAlloc":
-			p.HeapAllocKiB = n / 1024
-		case "HeapInuse":
-			p.HeapInuseKiB = n / 1024
-		case "Stack":
-			p.StackInuseKiB = n / 1024
-		case "Sys":
-			p.SysKiB = n / 1024
-		}
+		out[k] = n
 	}
-	if err := sc.Err(); err != nil {
+	return out, sc.Err()
+}
+
+// memPoint forces a GC on the coordinator (the heap profile's gc=1), saves
+// its heap profile and reads its MemStats and RSS.
+func memPoint(c *Cluster, co *Coord, dir, phase string, agents, svcNodes int) (MemPoint, error) {
+	p := MemPoint{Phase: phase, Agents: agents, ServiceNodes: svcNodes}
+	polls, err := PlanPolls(c.Coords)
+	if err != nil {
 		return p, err
 	}
+	p.PlanPolls = int(polls)
+	p.Profile = filepath.Join(dir, fmt.Sprintf("heap-%s-%05d-%05d.pb.gz", phase, agents, svcNodes))
+	// A collection halves a goroutine's stack at most once, and only if
+	// it uses under a quarter of it: the stacks that TLS handshakes and
+	// first requests grew take a few collections to come down, which a
+	// coordinator's runtime gives them within minutes (it collects at
+	// least every 2 minutes). Collect until the stacks stop shrinking.
+	prevStack := int64(-1)
+	for range 8 {
+		ms, err := memStats(c, co)
+		if err != nil {
+			return p, err
+		}
+		if ms["Stack"] == prevStack {
+			break
+		}
+		prevStack = ms["Stack"]
+	}
+	b, err := operatorGet(c, co, "/debug/pprof/heap?gc=1")
+	if err != nil {
+		return p, err
+	}
+	f, err := os.Create(p.Profile)
+	if err == nil {
+		_, err = io.Copy(f, b)
+		f.Close()
+	}
+	b.Close()
+	if err != nil {
+		return p, err
+	}
+	ms, err := memStats(c, co)
+	if err != nil {
+		return p, err
+	}
+	p.HeapAllocKiB, p.HeapInuseKiB, p.StackInuseKiB, p.SysKiB = ms["HeapAlloc"]/1024, ms["HeapInuse"]/1024, ms["Stack"]/1024, ms["Sys"]/1024
 	if p.Goroutines, err = goroutines(c, co); err != nil {
 		return p, err
 	}

@@ -407,8 +407,13 @@ func runMemory(lg *log.Logger, bin, work, agentDir, prefix, out string, sizes, s
 	var all []*bench.MemoryResult
 	var failed []string
 	started := time.Now()
-	for r := 1; r <= runs; r++ {
-		lg.Printf("memory: run %d of %d", r, runs)
+	if err := os.MkdirAll(out, 0o755); err != nil {
+		return err
+	}
+	// A failed run (another process's cleanup stopping the coordinator,
+	// say) is retried, up to two more runs in all.
+	for r := 1; len(all) < runs && r <= runs+2; r++ {
+		lg.Printf("memory: run %d (%d of %d wanted)", r, len(all)+1, runs)
 		res, err := bench.RunMemory(bench.MemoryConfig{
 			Bin: bin, WorkDir: filepath.Join(work, fmt.Sprintf("memory-%d", r)), AgentDir: filepath.Join(agentDir, fmt.Sprint(r)),
 			Prefix: prefix, Sizes: sizes, ServiceSizes: svc, Generations: gens,
@@ -417,7 +422,7 @@ func runMemory(lg *log.Logger, bin, work, agentDir, prefix, out string, sizes, s
 		if err != nil {
 			// A lost run does not lose the others: the report names it.
 			lg.Printf("memory: run %d: %v", r, err)
-			failed = append(failed, fmt.Sprintf("run %d failed: %v", r, err))
+			failed = append(failed, fmt.Sprintf("run %d failed and was repeated: %v", r, err))
 			continue
 		}
 		all = append(all, res)
