@@ -31,6 +31,9 @@ type MemoryConfig struct {
 	// Generations deployed of the service at each service size (the state
 	// keeps up to 10).
 	Generations int
+	// Linger, when set, adds a last point that long after the agents
+	// left: whether what the connections held is let go later.
+	Linger time.Duration
 	// ProfileDir receives heap profiles (pprof, gzipped protobuf) of the
 	// coordinator at each point.
 	ProfileDir string
@@ -180,7 +183,12 @@ func RunMemory(cfg MemoryConfig) (*MemoryResult, error) {
 	if err != nil {
 		return res, err
 	}
-	return res, point("disconnected", 0, last)
+	if err := point("disconnected", 0, last); err != nil || cfg.Linger == 0 {
+		return res, err
+	}
+	cfg.Log.Printf("memory: waiting %s", cfg.Linger)
+	time.Sleep(cfg.Linger)
+	return res, point("later", 0, last)
 }
 
 // waitPolls waits until the coordinators count n plan long-polls.

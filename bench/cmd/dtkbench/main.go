@@ -71,6 +71,7 @@ func main() {
 		memPrefix   = flag.String("memory-prefix", "127.0.206", "with -memory: loopback prefix of the coordinator")
 		memSvc      = flag.String("memory-service-sizes", "", "with -memory: node counts of the fleet service, deployed with the largest fleet connected (default: -sizes)")
 		memGens     = flag.Int("memory-generations", 10, "with -memory: deploys of the service at each size (the state keeps 10 generations)")
+		memLinger   = flag.Duration("memory-linger", 0, "with -memory: measure once more this long after the agents left")
 	)
 	flag.Parse()
 	lg := log.New(os.Stderr, "dtkbench ", log.Ltime)
@@ -140,7 +141,7 @@ func main() {
 				lg.Fatal(err)
 			}
 		}
-		if err := runMemory(lg, agentBin, *workDir, *agentDir, *memPrefix, *out, sizes, svc, *memGens, *runs); err != nil {
+		if err := runMemory(lg, agentBin, *workDir, *agentDir, *memPrefix, *out, sizes, svc, *memGens, *memLinger, *runs); err != nil {
 			lg.Fatal(err)
 		}
 		return
@@ -403,7 +404,7 @@ func oursCPU() float64 {
 
 // runMemory runs the memory-per-agent measurement runs times and writes
 // <date>-memory.md and .json to out.
-func runMemory(lg *log.Logger, bin, work, agentDir, prefix, out string, sizes, svc []int, gens, runs int) error {
+func runMemory(lg *log.Logger, bin, work, agentDir, prefix, out string, sizes, svc []int, gens int, linger time.Duration, runs int) error {
 	var all []*bench.MemoryResult
 	var failed []string
 	started := time.Now()
@@ -416,7 +417,7 @@ func runMemory(lg *log.Logger, bin, work, agentDir, prefix, out string, sizes, s
 		lg.Printf("memory: run %d (%d of %d wanted)", r, len(all)+1, runs)
 		res, err := bench.RunMemory(bench.MemoryConfig{
 			Bin: bin, WorkDir: filepath.Join(work, fmt.Sprintf("memory-%d", r)), AgentDir: filepath.Join(agentDir, fmt.Sprint(r)),
-			Prefix: prefix, Sizes: sizes, ServiceSizes: svc, Generations: gens,
+			Prefix: prefix, Sizes: sizes, ServiceSizes: svc, Generations: gens, Linger: linger,
 			ProfileDir: filepath.Join(work, fmt.Sprintf("memory-%d", r), "profiles"), Log: lg,
 		})
 		if err != nil {
