@@ -29,6 +29,7 @@ type SimAgent struct {
 	Index int
 	Name  string
 	Agent *agent.Agent
+	http  *http.Client
 
 	// recv is when a plan answer past the fleet's threshold was read and
 	// decoded (Unix ns); ran is when the first step of the wanted
@@ -125,7 +126,8 @@ func (f *SimFleet) Grow(n int, timeout time.Duration) error {
 			addrs[j] = f.Addrs[(i+j)%len(f.Addrs)]
 		}
 		base := f.PKI.HTTP(stores[i-start]).Transport
-		cl := &api.Client{Addrs: func() []string { return addrs }, HTTP: &http.Client{Transport: &hookRT{base: base, f: f, a: sa}}, Secure: f.PKI.Secure()}
+		sa.http = &http.Client{Transport: &hookRT{base: base, f: f, a: sa}}
+		cl := &api.Client{Addrs: func() []string { return addrs }, HTTP: sa.http, Secure: f.PKI.Secure()}
 		a, err := agent.New(agent.Config{
 			Name: sa.Name, DataDir: filepath.Join(f.Dir, sa.Name), Labels: f.Labels(i),
 			Address: "127.0.0.1", Version: "bench", Client: cl, Logger: f.log,
@@ -191,13 +193,13 @@ func unixNano(n int64) time.Time {
 	return time.Unix(0, n)
 }
 
-// Stop stops every agent.
+// Stop stops every agent and closes its connections.
 func (f *SimFleet) Stop() {
 	f.cancel()
 	var wg sync.WaitGroup
 	for _, a := range f.Agents() {
 		wg.Add(1)
-		go func() { defer wg.Done(); a.Agent.Shutdown() }()
+		go func() { defer wg.Done(); a.Agent.Shutdown(); a.http.CloseIdleConnections() }()
 	}
 	wg.Wait()
 	f.logf.Close()
@@ -238,6 +240,13 @@ func (h *hookRT) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 	}}
 	return resp, nil
+}
+
+// CloseIdleConnections closes the base transport's idle connections.
+func (h *hookRT) CloseIdleConnections() {
+	if c, ok := h.base.(interface{ CloseIdleConnections() }); ok {
+		c.CloseIdleConnections()
+	}
 }
 
 type hookBody struct {

@@ -2,6 +2,7 @@ package coordinator
 
 import (
 	"cmp"
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
@@ -327,19 +328,12 @@ func (s *State) waitOpKnown(done <-chan struct{}, id string) bool {
 }
 
 // waitDone closes its channel after wait or when the client goes away.
+// It starts no goroutine: thousands of agents' long-polls wait at once,
+// and a goroutine each (its stack, at least 2 KiB and usually more) was a
+// large part of what a connected agent costs the coordinator
+// (docs/performance.md, "Memory per connected agent"). The timer and the
+// request's cancellation close the channel themselves.
 func waitDone(r *http.Request, wait time.Duration) (<-chan struct{}, func()) {
-	done := make(chan struct{})
-	stop := make(chan struct{})
-	go func() {
-		t := time.NewTimer(wait)
-		defer t.Stop()
-		select {
-		case <-t.C:
-		case <-r.Context().Done():
-		case <-stop:
-			return
-		}
-		close(done)
-	}()
-	return done, func() { close(stop) }
+	ctx, cancel := context.WithTimeout(r.Context(), wait)
+	return ctx.Done(), cancel
 }

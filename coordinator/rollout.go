@@ -272,7 +272,7 @@ func (s *State) startRollout(idx uint64, svc *plan.Service, from *plan.Plan, str
 	if r.MaxParallel <= 0 {
 		r.MaxParallel = n
 	}
-	if g := s.lastConverged(svc.Name, svc.Generation); g != nil {
+	if g := s.lastConverged(svc.Name, svc.Generation); g != nil && g.Plan != nil {
 		r.RevertTo = g.Plan
 	}
 	r.Order = rolloutOrder(svc.Plan, clusters, r.Canaries)
@@ -709,7 +709,7 @@ func (s *State) noteGeneration(svc *plan.Service) {
 		cp.Plan, cp.Converged = svc.Plan, last.Converged || conv
 		out := slices.Clone(recs)
 		out[n-1] = &cp
-		s.data.Generations[svc.Name] = out
+		s.data.Generations[svc.Name] = keepPlans(out)
 		return
 	}
 	rec := &GenerationRecord{
@@ -733,14 +733,44 @@ func (s *State) noteGeneration(svc *plan.Service) {
 	if keep != nil && !slices.ContainsFunc(out, func(g *GenerationRecord) bool { return g.Converged }) {
 		out = append([]*GenerationRecord{keep}, out...)
 	}
-	s.data.Generations[svc.Name] = append(out, rec)
+	s.data.Generations[svc.Name] = keepPlans(append(out, rec))
 }
 
-// lastConverged is svc's newest converged generation up to gen.
+// keepPlans leaves a plan only on the records that are read for one: the
+// newest (the current generation's, the same plan as the service's) and
+// the newest converged (a rollout's RevertTo: what an automatic revert
+// deploys again). A revert to any other kept generation compiles its
+// configuration again (revertService), so their plans — a whole plan
+// each, for up to 10 generations of every service — were kept for
+// nothing: with one node per agent, 10 plans were most of the state a
+// fleet costs per agent (docs/performance.md, "Memory per connected
+// agent"). recs is the caller's new slice: stripped records are copies.
+func keepPlans(recs []*GenerationRecord) []*GenerationRecord {
+	conv := -1
+	for i := len(recs) - 1; i >= 0; i-- {
+		if recs[i].Converged {
+			conv = i
+			break
+		}
+	}
+	for i, g := range recs {
+		if i == len(recs)-1 || i == conv || g.Plan == nil {
+			continue
+		}
+		cp := *g
+		cp.Plan = nil
+		recs[i] = &cp
+	}
+	return recs
+}
+
+// lastConverged is svc's newest converged generation up to gen. Only the
+// newest converged record keeps its plan (keepPlans): one before it has
+// its configuration alone.
 func (s *State) lastConverged(name string, gen uint64) *GenerationRecord {
 	recs := s.data.Generations[name]
 	for i := len(recs) - 1; i >= 0; i-- {
-		if recs[i].Converged && recs[i].Generation <= gen && recs[i].Plan != nil {
+		if recs[i].Converged && recs[i].Generation <= gen {
 			return recs[i]
 		}
 	}

@@ -223,12 +223,19 @@ func (s *Server) Start() error {
 	// The timeouts are per request (per stream with HTTP/2); the requests
 	// that take long by design extend theirs (extendDeadlines).
 	t := s.cfg.HTTPTimeouts
+	// hpackTableSize bounds each connection's HPACK tables (4 KiB each
+	// way by default), which every connected agent keeps for as long as
+	// it stays connected. A long-poll's headers change with each request
+	// (its ?index, the answer's index and date) and would fill them with
+	// entries never used again.
+	const hpackTableSize = 512
 	s.httpSrv = &http.Server{
 		Handler: s.Handler(), ErrorLog: httpErrorLog(s.log), MaxHeaderBytes: 2 << 20,
 		ReadHeaderTimeout: t.ReadHeader, ReadTimeout: t.Read, WriteTimeout: t.Write, IdleTimeout: t.Idle,
 		// Clients that stop answering PINGs (frozen, cut off) are
 		// dropped, also in the middle of a download without a deadline.
-		HTTP2: &http.HTTP2Config{SendPingTimeout: serverPingInterval, PingTimeout: serverPingTimeout},
+		HTTP2: &http.HTTP2Config{SendPingTimeout: serverPingInterval, PingTimeout: serverPingTimeout,
+			MaxDecoderHeaderTableSize: hpackTableSize, MaxEncoderHeaderTableSize: hpackTableSize},
 	}
 	serveLn := ln
 	if s.cfg.TLS != nil {

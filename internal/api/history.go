@@ -62,9 +62,12 @@ type HistoryRecord struct {
 	// sensitive values redacted. Unchanged steps are listed without their
 	// attributes; a changed step lists only the attributes that changed.
 	// DiffTruncated says the attribute values were left out because the
-	// diff was too large to keep.
-	Diff          []plan.NodeDiff `json:"diff"`
-	DiffTruncated bool            `json:"diff_truncated,omitempty"`
+	// diff was too large to keep; DiffNodesOmitted counts the nodes left
+	// out when even that was too large (those with changes are kept
+	// first).
+	Diff             []plan.NodeDiff `json:"diff"`
+	DiffTruncated    bool            `json:"diff_truncated,omitempty"`
+	DiffNodesOmitted int             `json:"diff_nodes_omitted,omitempty"`
 	// Op is the operation's ID (exec, dry-run, cancel) and Action the
 	// custom action an exec ran.
 	Op     string `json:"op,omitempty"`

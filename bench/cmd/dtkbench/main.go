@@ -13,6 +13,7 @@
 package main
 
 import (
+	"encoding/json"
 	"flag"
 	"fmt"
 	"log"
@@ -66,6 +67,11 @@ func main() {
 		opCalls     = flag.Int("op-calls", 2000, "with -acl-compare: GET /v1/services/NAME calls per operator-read measurement")
 		opParallel  = flag.Int("op-parallel", 8, "with -acl-compare: operator reads at a time in the parallel measurement")
 		aclTokens   = flag.Int("acl-tokens", 10000, "with -acl-compare: tokens in the state for the second operator-read measurement (at most 10,000; 0: skip)")
+		memory      = flag.Bool("memory", false, "only measure one coordinator's memory per connected agent (heap, stacks and RSS after a GC) with -sizes agents idle-polling, then a fleet service of -memory-service-sizes nodes; -runs runs; writes <date>-memory.md")
+		memPrefix   = flag.String("memory-prefix", "127.0.206", "with -memory: loopback prefix of the coordinator")
+		memSvc      = flag.String("memory-service-sizes", "", "with -memory: node counts of the fleet service, deployed with the largest fleet connected (default: -sizes)")
+		memGens     = flag.Int("memory-generations", 10, "with -memory: deploys of the service at each size (the state keeps 10 generations)")
+		memLinger   = flag.Duration("memory-linger", 0, "with -memory: measure once more this long after the agents left")
 	)
 	flag.Parse()
 	lg := log.New(os.Stderr, "dtkbench ", log.Ltime)
@@ -125,6 +131,21 @@ func main() {
 		defer pprof.StopCPUProfile()
 	}
 
+	if *memory {
+		if !set["sizes"] {
+			sizes = []int{500, 1000, 2000}
+		}
+		svc := sizes
+		if *memSvc != "" {
+			if svc, err = ints(*memSvc); err != nil {
+				lg.Fatal(err)
+			}
+		}
+		if err := runMemory(lg, agentBin, *workDir, *agentDir, *memPrefix, *out, sizes, svc, *memGens, *memLinger, *runs); err != nil {
+			lg.Fatal(err)
+		}
+		return
+	}
 	mode := map[bool]string{false: "full", true: "quick"}[*quick]
 	if *tlsCompare {
 		mode = "tls-cost"
@@ -379,4 +400,53 @@ func oursCPU() float64 {
 	syscall.Getrusage(syscall.RUSAGE_CHILDREN, &kids)
 	tv := func(t syscall.Timeval) float64 { return float64(t.Sec) + float64(t.Usec)/1e6 }
 	return tv(self.Utime) + tv(self.Stime) + tv(kids.Utime) + tv(kids.Stime)
+}
+
+// runMemory runs the memory-per-agent measurement runs times and writes
+// <date>-memory.md and .json to out.
+func runMemory(lg *log.Logger, bin, work, agentDir, prefix, out string, sizes, svc []int, gens int, linger time.Duration, runs int) error {
+	var all []*bench.MemoryResult
+	var failed []string
+	started := time.Now()
+	if err := os.MkdirAll(out, 0o755); err != nil {
+		return err
+	}
+	// A failed run (another process's cleanup stopping the coordinator,
+	// say) is retried, up to two more runs in all.
+	for r := 1; len(all) < runs && r <= runs+2; r++ {
+		lg.Printf("memory: run %d (%d of %d wanted)", r, len(all)+1, runs)
+		res, err := bench.RunMemory(bench.MemoryConfig{
+			Bin: bin, WorkDir: filepath.Join(work, fmt.Sprintf("memory-%d", r)), AgentDir: filepath.Join(agentDir, fmt.Sprint(r)),
+			Prefix: prefix, Sizes: sizes, ServiceSizes: svc, Generations: gens, Linger: linger,
+			ProfileDir: filepath.Join(work, fmt.Sprintf("memory-%d", r), "profiles"), Log: lg,
+		})
+		if err != nil {
+			// A lost run does not lose the others: the report names it.
+			lg.Printf("memory: run %d: %v", r, err)
+			failed = append(failed, fmt.Sprintf("run %d failed and was repeated: %v", r, err))
+			continue
+		}
+		all = append(all, res)
+	}
+	if len(all) == 0 {
+		return fmt.Errorf("every run failed: %s", strings.Join(failed, "; "))
+	}
+	base := filepath.Join(out, started.Format("2006-01-02")+"-memory")
+	var b strings.Builder
+	fmt.Fprintf(&b, "# Coordinator memory per connected agent (%s)\n\n`dtkbench %s`, version %s, load average at the end %s.\n",
+		started.Format("2006-01-02 15:04 MST"), strings.Join(os.Args[1:], " "), strings.TrimSpace(out1("git", "describe", "--tags", "--always", "--dirty")), bench.LoadAvg())
+	for _, f := range failed {
+		fmt.Fprintf(&b, "\n%s (not counted).\n", f)
+	}
+	bench.WriteMemory(&b, all)
+	if err := os.WriteFile(base+".md", []byte(b.String()), 0o644); err != nil {
+		return err
+	}
+	j, _ := json.MarshalIndent(all, "", "  ")
+	if err := os.WriteFile(base+".json", j, 0o644); err != nil {
+		return err
+	}
+	lg.Printf("wrote %s.md and .json", base)
+	fmt.Print(b.String())
+	return nil
 }
