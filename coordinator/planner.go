@@ -33,7 +33,7 @@ const FeaturePlannedDeploy = "planned-deploy"
 
 // features are the capabilities this coordinator advertises (gossip tag
 // "features", comma-separated).
-var features = []string{FeaturePlannedDeploy}
+var features = []string{FeaturePlannedDeploy, FeatureReportBatches}
 
 // planTries bounds the plans a deploy commits before it falls back to the
 // compile in Apply.
