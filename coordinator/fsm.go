@@ -1322,7 +1322,7 @@ func sortedKeys[V any](m map[string]V) []string {
 // refreshState sets a deploying, converged or failed service's state from
 // its steps.
 func (s *State) refreshState(svc *plan.Service) {
-	svc.State = deriveState(svc.State, s.statusLocked(svc))
+	svc.State = s.deriveState(svc.State, svc)
 	// A rollout that stopped (failed without a revert, or aborted) leaves
 	// the nodes it did not reach on the old plan: the deploy failed.
 	if r := svc.Rollout; r != nil && r.Generation == svc.Generation && svc.State == plan.StateDeploying &&
