@@ -112,10 +112,14 @@ type WritePathResult struct {
 	// start; BenchCPUSeconds is this process's (the clients, and the
 	// simulated agents long-polling meanwhile), MachineCPUSeconds every
 	// process's on the machine, other engineers' work included.
-	CoordCPU          []float64 `json:"coordinator_cpu_seconds_each"`
-	Leader            string    `json:"leader"`
-	BenchCPUSeconds   float64   `json:"bench_process_cpu_seconds"`
-	MachineCPUSeconds float64   `json:"machine_cpu_seconds"`
+	CoordCPU []float64 `json:"coordinator_cpu_seconds_each"`
+	Leader   string    `json:"leader"`
+	// LeaderEnd is the leader at the window's end: another one means
+	// the leader was lost in the window (on a starved machine, missed
+	// heartbeats), and the figure measures the election.
+	LeaderEnd         string  `json:"leader_end"`
+	BenchCPUSeconds   float64 `json:"bench_process_cpu_seconds"`
+	MachineCPUSeconds float64 `json:"machine_cpu_seconds"`
 
 	lat, first []float64
 }
@@ -442,6 +446,7 @@ func writePath(c *Cluster, svc string, n int, warm, dur time.Duration, profile s
 		bench0, bench1 time.Duration
 		mach0, mach1   float64
 		leader         string
+		leaderEnd      string
 		window         sync.WaitGroup
 	)
 	window.Add(1)
@@ -488,6 +493,9 @@ func writePath(c *Cluster, svc string, n int, warm, dur time.Duration, profile s
 		cpu1, each1 = coordCPUEach(c)
 		bench1, mach1 = selfCPU(), machineCPU()
 		idx1 = leaderIdx()
+		if l, err := c.Leader(); err == nil {
+			leaderEnd = l.Name
+		}
 	}()
 	addrs := c.Addrs()
 	for i := 0; i < n; i++ {
@@ -568,7 +576,7 @@ func writePath(c *Cluster, svc string, n int, warm, dur time.Duration, profile s
 			wp.CoordCPU = append(wp.CoordCPU, (each1[i] - each0[i]).Seconds())
 		}
 	}
-	wp.Leader = leader
+	wp.Leader, wp.LeaderEnd = leader, leaderEnd
 	wp.BenchCPUSeconds = (bench1 - bench0).Seconds()
 	wp.MachineCPUSeconds = mach1 - mach0
 	wp.lat, wp.first = lat, firsts

@@ -272,6 +272,9 @@ func (r *Results) Markdown() string {
 			p("\nCPU in the measured window (seconds): coordinators %s (leader %s); this process (the clients and the simulated agents) %.1f; the whole machine %.1f of %.0f available.\n",
 				fmtSeconds(w.CoordCPU), w.Leader, w.BenchCPUSeconds, w.MachineCPUSeconds, w.Seconds*float64(r.Machine.Cores))
 		}
+		if w.LeaderEnd != w.Leader {
+			p("\n**The leader changed in the measured window** (%s at its start, %q at its end): the figure measures an election, not the write path.\n", w.Leader, w.LeaderEnd)
+		}
 		p("\nConnection set-up: %d failed requests before a client's first answer; %d clients never answered, %d answered only after the measured window began.\n", w.ConnectErrors, w.FailedClients, w.LateClients)
 		if w.FirstError != "" {
 			p("\nFirst error: %s\n", w.FirstError)
