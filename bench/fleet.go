@@ -105,6 +105,9 @@ type WritePathResult struct {
 	// LateClients got their first one only after the measured window
 	// began, so the warm-up was too short for them.
 	ConnectErrors int64 `json:"connect_errors"`
+	// ConnectedAtATime is WritePathConnect: the clients were connected
+	// beforehand, that many at a time (0: on their first report).
+	ConnectedAtATime int `json:"connected_at_a_time,omitempty"`
 	FailedClients int   `json:"failed_clients"`
 	LateClients   int   `json:"late_clients"`
 	// CoordCPU is each coordinator's CPU time in the measured window
@@ -149,6 +152,14 @@ type FleetConfig struct {
 	// with TLS, 1,000 clients connecting at once take a few seconds to
 	// get through their handshakes on two cores.
 	WritePathWarm time.Duration
+	// WritePathConnect, when positive, connects the write path's clients
+	// before it starts, that many at a time (each a GET /v1/status on its
+	// own connection), so that the warm-up and the window measure writes
+	// on open connections, as agents send their reports on the connection
+	// they poll on; 0 starts every client at once, connecting on its first
+	// report (the TLS handshakes of 1,000 clients then land on the
+	// coordinators together).
+	WritePathConnect int
 	// CoordProfile, when set, is where CPU profiles taken over the write
 	// path's measured window go: PREFIX-<coordinator>.cpu for each
 	// coordinator (GET /debug/pprof/profile with the operator's
@@ -260,7 +271,7 @@ func RunFleet(cfg FleetConfig) (*FleetResults, error) {
 		if n == cfg.WritePathSize && cfg.WritePathDur > 0 {
 			warm := cmp.Or(cfg.WritePathWarm, 2*time.Second)
 			cfg.Log.Printf("write path: %d clients for %s after %s", n, cfg.WritePathDur, warm)
-			wp, err := writePath(cfg.Cluster, svc, n, warm, cfg.WritePathDur, cfg.CoordProfile, cfg.Log)
+			wp, err := writePath(cfg.Cluster, svc, n, warm, cfg.WritePathDur, cfg.WritePathConnect, cfg.CoordProfile, cfg.Log)
 			if err != nil {
 				return res, fmt.Errorf("write path: %w", err)
 			}
@@ -383,7 +394,7 @@ func coordFootprint(c *Cluster, n int) CoordFootprint {
 // per request (the report an agent sends when a step finishes: the same
 // step, digest and generation as the fleet's), for warm-up plus dur, and
 // counts the reports acknowledged (committed) inside the measured window.
-func writePath(c *Cluster, svc string, n int, warm, dur time.Duration, profile string, lg *log.Logger) (*WritePathResult, error) {
+func writePath(c *Cluster, svc string, n int, warm, dur time.Duration, connect int, profile string, lg *log.Logger) (*WritePathResult, error) {
 	cl := c.Client()
 	reports := make([]plan.Report, n)
 	for i := 1; i <= n; i++ {
@@ -414,6 +425,18 @@ func writePath(c *Cluster, svc string, n int, warm, dur time.Duration, profile s
 	stores, err := c.PKI.NodeStores(names)
 	if err != nil {
 		return nil, fmt.Errorf("node certificates: %w", err)
+	}
+	addrs := c.Addrs()
+	clients := make([]*api.Client, n)
+	for i := range clients {
+		clients[i] = c.PKI.Client(stores[i], addrs[i%len(addrs)])
+	}
+	if connect > 0 {
+		t := time.Now()
+		if err := connectAll(clients, connect); err != nil {
+			return nil, err
+		}
+		lg.Printf("write path: %d clients connected, %d at a time, in %s", n, connect, time.Since(t).Round(time.Millisecond))
 	}
 	start := time.Now()
 	from, to := start.Add(warm), start.Add(warm+dur)
@@ -497,13 +520,11 @@ func writePath(c *Cluster, svc string, n int, warm, dur time.Duration, profile s
 			leaderEnd = l.Name
 		}
 	}()
-	addrs := c.Addrs()
 	for i := 0; i < n; i++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			a := addrs[i%len(addrs)]
-			wc := c.PKI.Client(stores[i], a)
+			wc := clients[i]
 			r := reports[i]
 			var mine []float64
 			var first float64
@@ -577,10 +598,41 @@ func writePath(c *Cluster, svc string, n int, warm, dur time.Duration, profile s
 		}
 	}
 	wp.Leader, wp.LeaderEnd = leader, leaderEnd
+	wp.ConnectedAtATime = connect
 	wp.BenchCPUSeconds = (bench1 - bench0).Seconds()
 	wp.MachineCPUSeconds = mach1 - mach0
 	wp.lat, wp.first = lat, firsts
 	return wp, nil
+}
+
+// connectAll opens each client's connection (GET /v1/status), at most
+// parallel at a time, retrying a failed one for up to a minute.
+func connectAll(clients []*api.Client, parallel int) error {
+	sem := make(chan struct{}, parallel)
+	errs := make(chan error, len(clients))
+	for _, cl := range clients {
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem }()
+			deadline := time.Now().Add(time.Minute)
+			for {
+				ctx, cancel := ctxT(10 * time.Second)
+				_, err := cl.Status(ctx)
+				cancel()
+				if err == nil || time.Now().After(deadline) {
+					errs <- err
+					return
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+		}()
+	}
+	for range clients {
+		if err := <-errs; err != nil {
+			return fmt.Errorf("connect the write path's clients: %w", err)
+		}
+	}
+	return nil
 }
 
 // coordCPU is the CPU time the cluster's coordinators have used.

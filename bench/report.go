@@ -267,7 +267,12 @@ func (r *Results) Markdown() string {
 		p("\n## 6. Write path\n\n%d concurrent API clients (one per simulated node, each its own connection pool, spread over the 3 coordinators), each posting one step report per request and waiting for the acknowledgement (= committed), for %.0f s after a %.0f s warm-up.\n\n", w.Clients, w.Seconds, w.WarmSeconds)
 		p("| reports committed/s | requests | request latency | Raft entries | reports per entry | errors |\n| --- | --- | --- | --- | --- | --- |\n")
 		p("| **%.0f** | %d | %s | %d | %.1f | %d |\n", w.ReportsPerSec, w.Reports, w.Latency.String(), w.RaftEntries, w.ReportsPerEntry, w.Errors)
-		p("\nThe coordinators used %.1f CPU-seconds in the measured window: %.0f CPU-ms per 1,000 reports committed. Each client's first request (it opens the connection; all %d clients start at once): %s.\n", w.CoordCPUSeconds, w.CoordCPUMsPer1k, w.Clients, w.FirstRequest.String())
+		p("\nThe coordinators used %.1f CPU-seconds in the measured window: %.0f CPU-ms per 1,000 reports committed. ", w.CoordCPUSeconds, w.CoordCPUMsPer1k)
+		if w.ConnectedAtATime > 0 {
+			p("The clients were connected before the start, %d at a time; each one's first report: %s.\n", w.ConnectedAtATime, w.FirstRequest.String())
+		} else {
+			p("Each client's first request (it opens the connection; all %d clients start at once): %s.\n", w.Clients, w.FirstRequest.String())
+		}
 		if len(w.CoordCPU) > 0 {
 			p("\nCPU in the measured window (seconds): coordinators %s (leader %s); this process (the clients and the simulated agents) %.1f; the whole machine %.1f of %.0f available.\n",
 				fmtSeconds(w.CoordCPU), w.Leader, w.BenchCPUSeconds, w.MachineCPUSeconds, w.Seconds*float64(r.Machine.Cores))

@@ -61,6 +61,7 @@ func main() {
 		insecure    = flag.Bool("insecure", false, "run every cluster with --insecure (plain HTTP, no client certificates, unencrypted gossip) instead of the secure default")
 		tlsCompare  = flag.Bool("tls-compare", false, "only compare a secure and an insecure cluster: propagation (-sizes) and the write path at 1,000 agents, -rounds rounds of each, alternating")
 		rounds      = flag.Int("rounds", 2, "with -tls-compare: rounds of one secure and one insecure cluster")
+		wpConnect   = flag.Int("write-path-connect", 0, "connect the write path's clients before it starts, this many at a time (0: every client connects on its first report, all at once)")
 		wpWarm      = flag.Duration("write-path-warm", 0, "unmeasured start of the write path (default 2s; with -tls-compare 5s, past the clients' TLS handshakes)")
 		connProbes  = flag.Int("conn-probes", 200, "with -tls-compare: new connections timed per round")
 		noACL       = flag.Bool("no-acl", false, "run secure clusters without access control (ACLs are on by default, as shipped for production; -insecure clusters never have them)")
@@ -153,6 +154,9 @@ func main() {
 	res.Settings["failover runs (kill -9 / SIGSTOP)"] = fmt.Sprintf("%d / %d", *killRuns, *freezeRuns)
 	res.Settings["write-path period"] = wpDur.String()
 	res.Settings["write-path warm-up"] = map[bool]string{true: "2s", false: wpWarm.String()}[*wpWarm == 0]
+	if *wpConnect > 0 {
+		res.Settings["write-path clients connected before the start"] = fmt.Sprintf("%d at a time", *wpConnect)
+	}
 	res.Settings["Raft timers"] = "shipped defaults (coordinators run without --fast; heartbeat and election timeouts 1 s, commit timeout 50 ms)"
 	res.Settings["simulated agents' data dirs"] = *agentDir + " (" + res.Machine.AgentDirFS + ")"
 	res.Settings["security"] = map[bool]string{
@@ -259,7 +263,7 @@ func main() {
 			loadNote("fleet")
 			fr, err := bench.RunFleet(bench.FleetConfig{
 				Cluster: c, AgentDir: *agentDir, WorkDir: filepath.Join(*workDir, "fleet-work"), Sizes: sizes, BashSizes: bsizes,
-				Runs: *runs, Warmups: *warmups, WritePathSize: 1000, WritePathDur: *wpDur, WritePathWarm: *wpWarm, CoordProfile: *coordProf, Log: lg,
+				Runs: *runs, Warmups: *warmups, WritePathSize: 1000, WritePathDur: *wpDur, WritePathWarm: *wpWarm, WritePathConnect: *wpConnect, CoordProfile: *coordProf, Log: lg,
 			})
 			if err != nil {
 				res.Errors = append(res.Errors, "fleet: "+err.Error())
