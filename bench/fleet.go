@@ -105,11 +105,11 @@ type WritePathResult struct {
 	// LateClients got their first one only after the measured window
 	// began, so the warm-up was too short for them.
 	ConnectErrors int64 `json:"connect_errors"`
+	FailedClients int   `json:"failed_clients"`
+	LateClients   int   `json:"late_clients"`
 	// ConnectedAtATime is WritePathConnect: the clients were connected
 	// beforehand, that many at a time (0: on their first report).
 	ConnectedAtATime int `json:"connected_at_a_time,omitempty"`
-	FailedClients    int `json:"failed_clients"`
-	LateClients      int `json:"late_clients"`
 	// CoordCPU is each coordinator's CPU time in the measured window
 	// (seconds, in the cluster's order), Leader the leader's name at its
 	// start; BenchCPUSeconds is this process's (the clients, and the
