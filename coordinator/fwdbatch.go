@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/dtkhq/dtk/internal/api"
@@ -62,7 +63,23 @@ type reportForwarder struct {
 	maxBytes int64
 	// window is batchWindow (tests lengthen it).
 	window time.Duration
+	// leader caches what the gossip pool says of the leader (reportLeader).
+	leader atomic.Pointer[leaderInfo]
 }
+
+// leaderInfo is what the gossip pool says of the leader at Raft address
+// raft, as of until minus leaderInfoTTL.
+type leaderInfo struct {
+	raft    string
+	http    string
+	batches bool
+	until   time.Time
+}
+
+// leaderInfoTTL bounds how long reportLeader trusts what it read of a
+// leader that is still the leader (a restarted leader is a new leader;
+// this covers one whose tags change in place).
+const leaderInfoTTL = time.Second
 
 func newReportForwarder(s *Server) *reportForwarder {
 	return &reportForwarder{in: make(chan *batchReq, 1024), send: s.sendReports, maxBytes: s.cfg.Limits.ReportBodyBytes, window: batchWindow}
@@ -191,16 +208,36 @@ func failBatch(batch []*batchReq, err error) {
 // leaderBatchesReports reports whether this coordinator follows a leader
 // that takes batches of reports from followers.
 func (s *Server) leaderBatchesReports() bool {
+	_, batches := s.reportLeader()
+	return batches
+}
+
+// reportLeader is the leader's HTTP address ("" when unknown) and whether
+// it takes batches of reports. Every report a follower receives asks, and
+// the gossip pool lists every agent too: it is read once per leader (and
+// per leaderInfoTTL), not per report.
+func (s *Server) reportLeader() (httpAddr string, batches bool) {
 	leaderRaft, _ := s.raft.LeaderWithID()
 	if leaderRaft == "" {
-		return false
+		return "", false
 	}
+	now := time.Now()
+	if li := s.forwarder.leader.Load(); li != nil && li.raft == string(leaderRaft) && now.Before(li.until) {
+		return li.http, li.batches
+	}
+	li := &leaderInfo{raft: string(leaderRaft), until: now.Add(leaderInfoTTL)}
 	for _, p := range s.coordinators() {
-		if p.RaftAddr == string(leaderRaft) {
-			return slices.Contains(strings.Split(p.Features, ","), FeatureReportBatches)
+		if p.RaftAddr == li.raft {
+			li.http, li.batches = p.HTTPAddr, slices.Contains(strings.Split(p.Features, ","), FeatureReportBatches)
 		}
 	}
-	return false
+	if li.http == "" {
+		// Not in the pool yet: the replicated directory may know it
+		// (leaderHTTP), but not its features; ask again next time.
+		return s.leaderHTTP(), false
+	}
+	s.forwarder.leader.Store(li)
+	return li.http, li.batches
 }
 
 // batchedHere reports whether a write that reached this follower is
@@ -235,7 +272,7 @@ func (s *Server) sendReports(ctx context.Context, reports []plan.Report) (uint64
 			return idx, err
 		}
 		var err error
-		if leader := s.leaderHTTP(); leader != "" {
+		if leader, _ := s.reportLeader(); leader != "" {
 			var idx uint64
 			idx, err = s.postReports(ctx, leader, body)
 			if err == nil {

@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/dtkhq/dtk/internal/api"
+	"github.com/dtkhq/dtk/internal/gossip"
 	"github.com/dtkhq/dtk/plan"
 )
 
@@ -239,5 +241,42 @@ func TestReportForwarder_FailureReachesEveryRequest(t *testing.T) {
 		if res := <-r.done; res.err == nil || !strings.Contains(res.err.Error(), "no") {
 			t.Fatalf("%s: %+v, want the leader's refusal", r.reports[0].ID, res)
 		}
+	}
+}
+
+// countingPeers counts how often the gossip pool is listed.
+type countingPeers struct {
+	pool Peers
+	n    atomic.Int64
+}
+
+func (c *countingPeers) Peers() []gossip.Peer {
+	c.n.Add(1)
+	return c.pool.Peers()
+}
+
+func (c *countingPeers) Join(addrs []string) (int, error) { return c.pool.Join(addrs) }
+
+// A follower does not list the gossip pool (every agent is a member) for
+// each report it receives to find the leader and its features.
+func TestCluster_Reports_FollowerListsPoolOncePerLeader(t *testing.T) {
+	c := newTestCluster(t, 3)
+	l := c.leader()
+	var f *Server
+	for _, s := range c.servers {
+		if s != l {
+			f = s
+			break
+		}
+	}
+	cp := &countingPeers{pool: c.peers}
+	f.SetPeers(cp)
+	waitCond(t, "the follower to know the leader's features", f.leaderBatchesReports)
+	before := cp.n.Load()
+	const n = 100
+	postReportsConcurrently(t, f, "pool", n)
+	// maintain lists the pool once a second on its own.
+	if listed := cp.n.Load() - before; listed >= n/4 {
+		t.Fatalf("the follower listed the gossip pool %d times for %d reports", listed, n)
 	}
 }
