@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -343,4 +344,40 @@ func (c *Cluster) Stop() {
 // ctxT is a context with a timeout, for one API call.
 func ctxT(d time.Duration) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.Background(), d)
+}
+
+// cpuProfile takes a CPU profile of co over d (GET /debug/pprof/profile,
+// an operator route: the operator's certificate and, with ACLs, its
+// token) and writes it to file.
+func (c *Cluster) cpuProfile(co *Coord, d time.Duration, file string) error {
+	ctx, cancel := ctxT(d + 30*time.Second)
+	defer cancel()
+	u := fmt.Sprintf("%s://%s/debug/pprof/profile?seconds=%d", c.PKI.scheme(), co.HTTP, int(d.Seconds()))
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return err
+	}
+	if c.Token != "" {
+		req.Header.Set(api.TokenHeader, c.Token)
+	}
+	hc := c.PKI.HTTP(c.PKI.operatorStore())
+	defer hc.CloseIdleConnections()
+	resp, err := hc.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		return fmt.Errorf("%s: %s", resp.Status, b)
+	}
+	f, err := os.Create(file)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }

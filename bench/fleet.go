@@ -5,7 +5,9 @@ import (
 	"context"
 	"fmt"
 	"log"
+	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -97,6 +99,30 @@ type WritePathResult struct {
 	FirstRequest Summary `json:"first_request"`
 	// FirstError is the first failed request's error, if any.
 	FirstError string `json:"first_error,omitempty"`
+	// ConnectErrors are failed requests of clients that had not yet had
+	// an answer (connection set-up: dial and TLS handshake timeouts);
+	// Errors counts them too. FailedClients never got an answer;
+	// LateClients got their first one only after the measured window
+	// began, so the warm-up was too short for them.
+	ConnectErrors int64 `json:"connect_errors"`
+	FailedClients int   `json:"failed_clients"`
+	LateClients   int   `json:"late_clients"`
+	// ConnectedAtATime is WritePathConnect: the clients were connected
+	// beforehand, that many at a time (0: on their first report).
+	ConnectedAtATime int `json:"connected_at_a_time,omitempty"`
+	// CoordCPU is each coordinator's CPU time in the measured window
+	// (seconds, in the cluster's order), Leader the leader's name at its
+	// start; BenchCPUSeconds is this process's (the clients, and the
+	// simulated agents long-polling meanwhile), MachineCPUSeconds every
+	// process's on the machine, other engineers' work included.
+	CoordCPU []float64 `json:"coordinator_cpu_seconds_each"`
+	Leader   string    `json:"leader"`
+	// LeaderEnd is the leader at the window's end: another one means
+	// the leader was lost in the window (on a starved machine, missed
+	// heartbeats), and the figure measures the election.
+	LeaderEnd         string  `json:"leader_end"`
+	BenchCPUSeconds   float64 `json:"bench_process_cpu_seconds"`
+	MachineCPUSeconds float64 `json:"machine_cpu_seconds"`
 
 	lat, first []float64
 }
@@ -125,7 +151,21 @@ type FleetConfig struct {
 	// WritePathWarm is the write path's unmeasured start (default 2 s):
 	// with TLS, 1,000 clients connecting at once take a few seconds to
 	// get through their handshakes on two cores.
-	WritePathWarm  time.Duration
+	WritePathWarm time.Duration
+	// WritePathConnect, when positive, connects the write path's clients
+	// before it starts, that many at a time (each a GET /v1/status on its
+	// own connection), so that the warm-up and the window measure writes
+	// on open connections, as agents send their reports on the connection
+	// they poll on; 0 starts every client at once, connecting on its first
+	// report (the TLS handshakes of 1,000 clients then land on the
+	// coordinators together).
+	WritePathConnect int
+	// CoordProfile, when set, is where CPU profiles taken over the write
+	// path's measured window go: PREFIX-<coordinator>.cpu for each
+	// coordinator (GET /debug/pprof/profile with the operator's
+	// certificate and token; the leader's name ends in -leader) and
+	// PREFIX-bench.cpu for this process (unless it is profiled already).
+	CoordProfile   string
 	RegisterPerSec int
 	Log            *log.Logger
 }
@@ -231,7 +271,7 @@ func RunFleet(cfg FleetConfig) (*FleetResults, error) {
 		if n == cfg.WritePathSize && cfg.WritePathDur > 0 {
 			warm := cmp.Or(cfg.WritePathWarm, 2*time.Second)
 			cfg.Log.Printf("write path: %d clients for %s after %s", n, cfg.WritePathDur, warm)
-			wp, err := writePath(cfg.Cluster, svc, n, warm, cfg.WritePathDur)
+			wp, err := writePath(cfg.Cluster, svc, n, warm, cfg.WritePathDur, cfg.WritePathConnect, cfg.CoordProfile, cfg.Log)
 			if err != nil {
 				return res, fmt.Errorf("write path: %w", err)
 			}
@@ -354,7 +394,7 @@ func coordFootprint(c *Cluster, n int) CoordFootprint {
 // per request (the report an agent sends when a step finishes: the same
 // step, digest and generation as the fleet's), for warm-up plus dur, and
 // counts the reports acknowledged (committed) inside the measured window.
-func writePath(c *Cluster, svc string, n int, warm, dur time.Duration) (*WritePathResult, error) {
+func writePath(c *Cluster, svc string, n int, warm, dur time.Duration, connect int, profile string, lg *log.Logger) (*WritePathResult, error) {
 	cl := c.Client()
 	reports := make([]plan.Report, n)
 	for i := 1; i <= n; i++ {
@@ -386,6 +426,18 @@ func writePath(c *Cluster, svc string, n int, warm, dur time.Duration) (*WritePa
 	if err != nil {
 		return nil, fmt.Errorf("node certificates: %w", err)
 	}
+	addrs := c.Addrs()
+	clients := make([]*api.Client, n)
+	for i := range clients {
+		clients[i] = c.PKI.Client(stores[i], addrs[i%len(addrs)])
+	}
+	if connect > 0 {
+		t := time.Now()
+		if err := connectAll(clients, connect); err != nil {
+			return nil, err
+		}
+		lg.Printf("write path: %d clients connected, %d at a time, in %s", n, connect, time.Since(t).Round(time.Millisecond))
+	}
 	start := time.Now()
 	from, to := start.Add(warm), start.Add(warm+dur)
 	var (
@@ -395,6 +447,9 @@ func writePath(c *Cluster, svc string, n int, warm, dur time.Duration) (*WritePa
 		firstErr  string
 		count     atomic.Int64
 		errs      atomic.Int64
+		connErrs  atomic.Int64
+		failed    int
+		late      int
 		idx0      uint64
 		idx1      uint64
 		cpu0      time.Duration
@@ -409,24 +464,71 @@ func writePath(c *Cluster, svc string, n int, warm, dur time.Duration) (*WritePa
 			return 0
 		}
 	)
+	var (
+		each0, each1   []time.Duration
+		bench0, bench1 time.Duration
+		mach0, mach1   float64
+		leader         string
+		leaderEnd      string
+		window         sync.WaitGroup
+	)
+	window.Add(1)
 	go func() {
+		defer window.Done()
 		time.Sleep(time.Until(from))
-		cpu0 = coordCPU(c)
+		cpu0, each0 = coordCPUEach(c)
+		bench0, mach0 = selfCPU(), machineCPU()
 		idx0 = leaderIdx()
+		if l, err := c.Leader(); err == nil {
+			leader = l.Name
+		}
+		if profile != "" {
+			for _, co := range c.Coords {
+				name := co.Name
+				if name == leader {
+					name += "-leader"
+				}
+				window.Add(1)
+				go func() {
+					defer window.Done()
+					if err := c.cpuProfile(co, dur, profile+"-"+name+".cpu"); err != nil {
+						lg.Printf("write path: CPU profile of %s: %v", co.Name, err)
+					}
+				}()
+			}
+			// This process too, unless -cpuprofile already profiles it.
+			if f, err := os.Create(profile + "-bench.cpu"); err == nil {
+				if pprof.StartCPUProfile(f) == nil {
+					window.Add(1)
+					go func() {
+						defer window.Done()
+						time.Sleep(time.Until(to))
+						pprof.StopCPUProfile()
+						f.Close()
+					}()
+				} else {
+					f.Close()
+					os.Remove(f.Name())
+				}
+			}
+		}
 		time.Sleep(time.Until(to))
-		cpu1 = coordCPU(c)
+		cpu1, each1 = coordCPUEach(c)
+		bench1, mach1 = selfCPU(), machineCPU()
 		idx1 = leaderIdx()
+		if l, err := c.Leader(); err == nil {
+			leaderEnd = l.Name
+		}
 	}()
-	addrs := c.Addrs()
 	for i := 0; i < n; i++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			a := addrs[i%len(addrs)]
-			wc := c.PKI.Client(stores[i], a)
+			wc := clients[i]
 			r := reports[i]
 			var mine []float64
 			var first float64
+			var answered time.Time
 			for seq := 1; ; seq++ {
 				t := time.Now()
 				if t.After(to) {
@@ -443,11 +545,17 @@ func writePath(c *Cluster, svc string, n int, warm, dur time.Duration) (*WritePa
 						firstErr = err.Error()
 						mu.Unlock()
 					}
+					if answered.IsZero() {
+						connErrs.Add(1)
+					}
 					time.Sleep(50 * time.Millisecond)
 					continue
 				}
 				if seq == 1 {
 					first = Ms(done.Sub(t))[0]
+				}
+				if answered.IsZero() {
+					answered = done
 				}
 				if done.After(from) && !done.After(to) {
 					count.Add(1)
@@ -459,11 +567,17 @@ func writePath(c *Cluster, svc string, n int, warm, dur time.Duration) (*WritePa
 			if first > 0 {
 				firsts = append(firsts, first)
 			}
+			switch {
+			case answered.IsZero():
+				failed++
+			case answered.After(from):
+				late++
+			}
 			mu.Unlock()
 		}()
 	}
 	wg.Wait()
-	time.Sleep(100 * time.Millisecond)
+	window.Wait()
 	wp := &WritePathResult{
 		Clients: n, ReportsPerReq: 1, Seconds: dur.Seconds(), WarmSeconds: warm.Seconds(), Reports: count.Load(),
 		ReportsPerSec: float64(count.Load()) / dur.Seconds(), Latency: Summarize("ms", lat), Errors: errs.Load(),
@@ -477,17 +591,72 @@ func writePath(c *Cluster, svc string, n int, warm, dur time.Duration) (*WritePa
 		wp.CoordCPUMsPer1k = 1e6 * wp.CoordCPUSeconds / float64(wp.Reports)
 	}
 	wp.FirstRequest, wp.FirstError = Summarize("ms", firsts), firstErr
+	wp.ConnectErrors, wp.FailedClients, wp.LateClients = connErrs.Load(), failed, late
+	for i := range each1 {
+		if i < len(each0) {
+			wp.CoordCPU = append(wp.CoordCPU, (each1[i] - each0[i]).Seconds())
+		}
+	}
+	wp.Leader, wp.LeaderEnd = leader, leaderEnd
+	wp.ConnectedAtATime = connect
+	wp.BenchCPUSeconds = (bench1 - bench0).Seconds()
+	wp.MachineCPUSeconds = mach1 - mach0
 	wp.lat, wp.first = lat, firsts
 	return wp, nil
 }
 
-// coordCPU is the CPU time the cluster's coordinators have used.
-func coordCPU(c *Cluster) time.Duration {
-	var t time.Duration
-	for _, co := range c.Coords {
-		if st, err := ReadProcStats(co.PID()); err == nil {
-			t += st.CPU
+// connectAll opens each client's connection (GET /v1/status), at most
+// parallel at a time, retrying a failed one for up to a minute.
+func connectAll(clients []*api.Client, parallel int) error {
+	sem := make(chan struct{}, parallel)
+	errs := make(chan error, len(clients))
+	for _, cl := range clients {
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem }()
+			deadline := time.Now().Add(time.Minute)
+			for {
+				ctx, cancel := ctxT(10 * time.Second)
+				_, err := cl.Status(ctx)
+				cancel()
+				if err == nil || time.Now().After(deadline) {
+					errs <- err
+					return
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+		}()
+	}
+	for range clients {
+		if err := <-errs; err != nil {
+			return fmt.Errorf("connect the write path's clients: %w", err)
 		}
 	}
+	return nil
+}
+
+// coordCPU is the CPU time the cluster's coordinators have used.
+func coordCPU(c *Cluster) time.Duration {
+	t, _ := coordCPUEach(c)
 	return t
+}
+
+// coordCPUEach is coordCPU, in all and for each coordinator.
+func coordCPUEach(c *Cluster) (time.Duration, []time.Duration) {
+	var t time.Duration
+	each := make([]time.Duration, len(c.Coords))
+	for i, co := range c.Coords {
+		if st, err := ReadProcStats(co.PID()); err == nil {
+			t += st.CPU
+			each[i] = st.CPU
+		}
+	}
+	return t, each
+}
+
+// machineCPU is the CPU time every process on the machine has used
+// (seconds; /proc/stat, not idle, not iowait).
+func machineCPU() float64 {
+	idle, total := procStat()
+	return float64(total-idle) / float64(clkTck)
 }

@@ -267,7 +267,20 @@ func (r *Results) Markdown() string {
 		p("\n## 6. Write path\n\n%d concurrent API clients (one per simulated node, each its own connection pool, spread over the 3 coordinators), each posting one step report per request and waiting for the acknowledgement (= committed), for %.0f s after a %.0f s warm-up.\n\n", w.Clients, w.Seconds, w.WarmSeconds)
 		p("| reports committed/s | requests | request latency | Raft entries | reports per entry | errors |\n| --- | --- | --- | --- | --- | --- |\n")
 		p("| **%.0f** | %d | %s | %d | %.1f | %d |\n", w.ReportsPerSec, w.Reports, w.Latency.String(), w.RaftEntries, w.ReportsPerEntry, w.Errors)
-		p("\nThe coordinators used %.1f CPU-seconds in the measured window: %.0f CPU-ms per 1,000 reports committed. Each client's first request (it opens the connection; all %d clients start at once): %s.\n", w.CoordCPUSeconds, w.CoordCPUMsPer1k, w.Clients, w.FirstRequest.String())
+		p("\nThe coordinators used %.1f CPU-seconds in the measured window: %.0f CPU-ms per 1,000 reports committed. ", w.CoordCPUSeconds, w.CoordCPUMsPer1k)
+		if w.ConnectedAtATime > 0 {
+			p("The clients were connected before the start, %d at a time; each one's first report: %s.\n", w.ConnectedAtATime, w.FirstRequest.String())
+		} else {
+			p("Each client's first request (it opens the connection; all %d clients start at once): %s.\n", w.Clients, w.FirstRequest.String())
+		}
+		if len(w.CoordCPU) > 0 {
+			p("\nCPU in the measured window (seconds): coordinators %s (leader %s); this process (the clients and the simulated agents) %.1f; the whole machine %.1f of %.0f available.\n",
+				fmtSeconds(w.CoordCPU), w.Leader, w.BenchCPUSeconds, w.MachineCPUSeconds, w.Seconds*float64(r.Machine.Cores))
+		}
+		if w.LeaderEnd != w.Leader {
+			p("\n**The leader changed in the measured window** (%s at its start, %q at its end): the figure measures an election, not the write path.\n", w.Leader, w.LeaderEnd)
+		}
+		p("\nConnection set-up: %d failed requests before a client's first answer; %d clients never answered, %d answered only after the measured window began.\n", w.ConnectErrors, w.FailedClients, w.LateClients)
 		if w.FirstError != "" {
 			p("\nFirst error: %s\n", w.FirstError)
 		}
@@ -323,4 +336,13 @@ func sortedKeys[V any](m map[string]V) []string {
 		}
 	}
 	return out
+}
+
+// fmtSeconds lists seconds with one decimal: "1.2 + 3.4 + 0.5".
+func fmtSeconds(xs []float64) string {
+	parts := make([]string, len(xs))
+	for i, x := range xs {
+		parts[i] = fmt.Sprintf("%.1f", x)
+	}
+	return strings.Join(parts, " + ")
 }

@@ -24,7 +24,10 @@ type reportBatcher struct {
 
 type batchReq struct {
 	reports []plan.Report
-	done    chan batchResult
+	// size is the request's body size (a follower's batches are bounded
+	// by it: fwdbatch.go).
+	size int64
+	done chan batchResult
 }
 
 type batchResult struct {

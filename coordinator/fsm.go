@@ -1345,7 +1345,7 @@ func sortedKeys[V any](m map[string]V) []string {
 // refreshState sets a deploying, converged or failed service's state from
 // its steps.
 func (s *State) refreshState(svc *plan.Service) {
-	svc.State = deriveState(svc.State, s.statusLocked(svc))
+	svc.State = s.deriveState(svc.State, svc)
 	if svc.State == plan.StateConverged && s.pendingRecompile(svc.Name) {
 		// What it runs may still change (recompile.go).
 		svc.State = plan.StateDeploying

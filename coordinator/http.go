@@ -92,7 +92,7 @@ func (s *Server) Handler() http.Handler {
 	route("DELETE /v1/nodes/{name}", accessOperator, need(acl.KindNode, W), s.removeNode)
 	route("POST /v1/nodes/{name}/labels", accessOperator, need(acl.KindNode, W), s.setNodeLabels)
 	route("GET /v1/nodes/{name}/plan", accessNodeRead, need(acl.KindNode, R), s.nodePlan)
-	route("POST /v1/nodes/{name}/reports", accessNodeWrite, nil, s.nodeReports)
+	route(reportsRoute, accessNodeWrite, nil, s.nodeReports)
 	route("GET /v1/nodes/{name}/trust", accessNodeRead, need(acl.KindOperator, W), s.nodeTrust)
 	route("POST /v1/nodes/{name}/renew", accessNodeWrite, nil, s.renewNode)
 	route("POST /v1/enroll", accessPublic, nil, s.enroll)
@@ -112,6 +112,7 @@ func (s *Server) Handler() http.Handler {
 		return []acl.Need{{Kind: acl.KindOperator, Level: W}, {Kind: acl.KindACL, Level: W}}
 	}, s.operatorSnapshotRestore)
 	route("PUT /v1/operator/cluster-ca", accessServer, nil, s.putClusterCA)
+	route(forwardedReportsRoute, accessServer, nil, s.forwardedReports)
 	route("GET /v1/operator/keyring", accessOperator, need(acl.KindOperator, W), s.keyringList)
 	route("POST /v1/operator/keyring/{op}", accessOperator, need(acl.KindOperator, W), s.keyringChange)
 	route("POST /v1/acl/bootstrap", accessBootstrap, nil, s.aclBootstrap)
@@ -331,7 +332,7 @@ func (s *Server) wrap(a access, nf needFunc, body bodyClass, h handlerFunc) http
 			return
 		}
 		if r.Method != http.MethodGet && r.Method != http.MethodHead && !strings.HasPrefix(r.URL.Path, "/v1/agent/") &&
-			s.raft.State() != raftLeader && s.getPeers() != nil && s.forward(w, r) {
+			s.raft.State() != raftLeader && s.getPeers() != nil && !s.batchedHere(r) && s.forward(w, r) {
 			return // recorded by the coordinator that ran it
 		}
 		if !audited(r, a) {
@@ -913,7 +914,17 @@ func (s *Server) nodeReports(w http.ResponseWriter, r *http.Request) error {
 		}
 	}
 	s.cutReports(req.Reports)
-	n, index, err := s.batcher.submit(r.Context(), req.Reports)
+	var (
+		n     int
+		index uint64
+		err   error
+	)
+	if s.raft.State() != raftLeader && s.getPeers() != nil {
+		// wrap let it through: the leader takes a follower's batches.
+		n, index, err = s.forwarder.submit(r.Context(), req.Reports, r.ContentLength)
+	} else {
+		n, index, err = s.batcher.submit(r.Context(), req.Reports)
+	}
 	if err != nil {
 		return err
 	}

@@ -22,16 +22,23 @@ const (
 	maxBundleBody   = 64 << 30
 	maxSnapshotBody = 2 << 30
 	forwardBuffer   = 4 << 20
+	// fwdBatchBodyFactor bounds a follower's batch of reports (only
+	// coordinators send one): its requests' bodies add up to at most
+	// limits.report_body_bytes, and encoding their reports again can grow
+	// them (escaped HTML characters and replaced invalid UTF-8 take up to
+	// 6 bytes for 1).
+	fwdBatchBodyFactor = 8
 )
 
 // bodyClass is which bound a route's request body has.
 type bodyClass int
 
 const (
-	bodyJSON    bodyClass = iota // limits.json_body_bytes
-	bodyModule                   // limits.module_packed_bytes
-	bodyReports                  // limits.report_body_bytes
-	bodyOwn                      // the handler bounds it (bundles, snapshots)
+	bodyJSON        bodyClass = iota // limits.json_body_bytes
+	bodyModule                       // limits.module_packed_bytes
+	bodyReports                      // limits.report_body_bytes
+	bodyReportBatch                  // a follower's batch: fwdBatchBodyFactor × limits.report_body_bytes
+	bodyOwn                          // the handler bounds it (bundles, snapshots)
 )
 
 // bodyClassOf is the body bound of a route, by its pattern.
@@ -43,6 +50,8 @@ func bodyClassOf(pattern string) bodyClass {
 		return bodyReports
 	case "POST /v1/bundles", "PUT /v1/operator/snapshot":
 		return bodyOwn
+	case forwardedReportsRoute:
+		return bodyReportBatch
 	}
 	return bodyJSON
 }
@@ -55,6 +64,8 @@ func (s *Server) bodyLimit(c bodyClass) (int64, string, string) {
 		return s.cfg.Limits.ModulePackedBytes, limits.KeyModulePackedBytes, "module archive"
 	case bodyReports:
 		return s.cfg.Limits.ReportBodyBytes, limits.KeyReportBodyBytes, "report batch"
+	case bodyReportBatch:
+		return fwdBatchBodyFactor * s.cfg.Limits.ReportBodyBytes, limits.KeyReportBodyBytes, "forwarded report batch"
 	case bodyJSON:
 		return s.cfg.Limits.JSONBodyBytes, limits.KeyJSONBodyBytes, "request body"
 	}

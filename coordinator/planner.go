@@ -33,7 +33,7 @@ const FeaturePlannedDeploy = "planned-deploy"
 
 // features are the capabilities this coordinator advertises (gossip tag
 // "features", comma-separated).
-var features = []string{FeaturePlannedDeploy, FeaturePlannedRecompile}
+var features = []string{FeaturePlannedDeploy, FeaturePlannedRecompile, FeatureReportBatches}
 
 // planTries bounds the plans a deploy commits before it falls back to the
 // compile in Apply.

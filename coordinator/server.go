@@ -108,6 +108,7 @@ type Server struct {
 	closers   []func() error
 	raftAddr  string
 	batcher   *reportBatcher
+	forwarder *reportForwarder
 	opBatcher *opResultsBatcher
 	// lastBlobGC is when maintain last collected blobs (gc.go).
 	lastBlobGC time.Time
@@ -202,9 +203,11 @@ func (s *Server) Start() error {
 		return err
 	}
 	s.batcher = newReportBatcher(s)
+	s.forwarder = newReportForwarder(s)
 	s.opBatcher = newOpResultsBatcher(s)
 	s.wg.Add(7)
 	go func() { defer s.wg.Done(); s.batcher.run(s.stop) }()
+	go func() { defer s.wg.Done(); s.forwarder.run(s.stop) }()
 	go func() { defer s.wg.Done(); s.opBatcher.run(s.stop) }()
 	go func() { defer s.wg.Done(); s.blobSyncLoop() }()
 	go func() { defer s.wg.Done(); s.maintain() }()

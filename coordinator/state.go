@@ -429,7 +429,7 @@ func stepStatus(step *plan.Step, r *plan.Report) api.StepStatus {
 		ID: step.ID, Component: step.Component, Instance: step.Instance,
 		Action: step.Action, State: plan.StepPending, DependsOn: step.DependsOn, Waiting: step.Waiting,
 	}
-	if r != nil && r.Digest == step.Digest && r.Generation >= step.Generation {
+	if reportCounts(step, r) {
 		ss.State = r.State
 		ss.ExitCode = r.ExitCode
 		ss.DurationMs = r.DurationMs
@@ -443,22 +443,39 @@ func stepStatus(step *plan.Step, r *plan.Report) api.StepStatus {
 	return ss
 }
 
-// deriveState computes a deployed service's state from its step states.
-func deriveState(base string, st *api.ServiceStatus) string {
+// reportCounts says whether r is the report of step as planned now (the
+// same digest, this generation or later); otherwise the step is pending.
+func reportCounts(step *plan.Step, r *plan.Report) bool {
+	return r != nil && r.Digest == step.Digest && r.Generation >= step.Generation
+}
+
+// deriveState computes a deployed service's state from its step states,
+// as statusLocked shows them, without building the status: every report
+// batch asks it of each service it touches, on every replica.
+func (s *State) deriveState(base string, svc *plan.Service) string {
 	if base != plan.StateDeploying && base != plan.StateDeleting &&
 		base != plan.StateConverged && base != plan.StateFailed {
 		return base
 	}
 	failed, done := false, true
-	for _, n := range st.Nodes {
+	var nodes []*plan.NodePlan
+	if svc.Plan != nil {
+		nodes = svc.Plan.Nodes
+	}
+	for _, np := range nodes {
 		// A node group member that is down is reported (its node shows
 		// down, its steps pending), not waited for; a node block is.
-		downMember := n.Status == plan.NodeDown && strings.Contains(n.TemplateNode, "[")
-		for _, s := range n.Steps {
-			if downMember && s.State != plan.StepFailed {
+		n := s.data.Nodes[np.Agent]
+		downMember := n != nil && n.Status == plan.NodeDown && strings.Contains(np.Name, "[")
+		for _, step := range np.Steps {
+			state := plan.StepPending
+			if r := s.data.Reports[step.ID]; reportCounts(step, r) {
+				state = r.State
+			}
+			if downMember && state != plan.StepFailed {
 				continue
 			}
-			switch s.State {
+			switch state {
 			case plan.StepFailed:
 				failed = true
 			case plan.StepOK, plan.StepSkipped:

@@ -56,10 +56,13 @@ func main() {
 		replicas    = flag.Int("read-replicas", 0, "start this many read-replica coordinators (--read-replica) next to the 3 voters for figures 1–3; simulated agents then poll the replicas")
 		only        = flag.String("only", "", "comma-separated figures to run: local,fleet,failover,idle (default all)")
 		cpuprofile  = flag.String("cpuprofile", "", "write a CPU profile of this process (simulated agents, clients) to this file")
+		coordProf   = flag.String("coord-cpuprofile", "", "write CPU profiles over the write path's measured window: PREFIX-<coordinator>.cpu for each coordinator (GET /debug/pprof/profile as the operator; the leader's name ends in -leader) and PREFIX-bench.cpu for this process (unless -cpuprofile is given)")
+		prefix      = flag.String("prefix", "127.0.201", "loopback /24 of the fleet cluster (figures 1–3 and 6): coordinators on PREFIX.1–3, read replicas on PREFIX.11 onwards; another one lets two benchmarks run side by side (with their own -agent-dir)")
 		keep        = flag.Bool("keep", false, "keep the work folder (logs of every process)")
 		insecure    = flag.Bool("insecure", false, "run every cluster with --insecure (plain HTTP, no client certificates, unencrypted gossip) instead of the secure default")
 		tlsCompare  = flag.Bool("tls-compare", false, "only compare a secure and an insecure cluster: propagation (-sizes) and the write path at 1,000 agents, -rounds rounds of each, alternating")
 		rounds      = flag.Int("rounds", 2, "with -tls-compare: rounds of one secure and one insecure cluster")
+		wpConnect   = flag.Int("write-path-connect", 0, "connect the write path's clients before it starts, this many at a time (0: every client connects on its first report, all at once)")
 		wpWarm      = flag.Duration("write-path-warm", 0, "unmeasured start of the write path (default 2s; with -tls-compare 5s, past the clients' TLS handshakes)")
 		connProbes  = flag.Int("conn-probes", 200, "with -tls-compare: new connections timed per round")
 		noACL       = flag.Bool("no-acl", false, "run secure clusters without access control (ACLs are on by default, as shipped for production; -insecure clusters never have them)")
@@ -171,6 +174,10 @@ func main() {
 	res.Settings["idle period"] = idle.String()
 	res.Settings["failover runs (kill -9 / SIGSTOP)"] = fmt.Sprintf("%d / %d", *killRuns, *freezeRuns)
 	res.Settings["write-path period"] = wpDur.String()
+	res.Settings["write-path warm-up"] = map[bool]string{true: "2s", false: wpWarm.String()}[*wpWarm == 0]
+	if *wpConnect > 0 {
+		res.Settings["write-path clients connected before the start"] = fmt.Sprintf("%d at a time", *wpConnect)
+	}
 	res.Settings["Raft timers"] = "shipped defaults (coordinators run without --fast; heartbeat and election timeouts 1 s, commit timeout 50 ms)"
 	res.Settings["simulated agents' data dirs"] = *agentDir + " (" + res.Machine.AgentDirFS + ")"
 	res.Settings["security"] = map[bool]string{
@@ -251,7 +258,7 @@ func main() {
 	var coordFoot []bench.CoordFootprint
 	if want("local") || want("fleet") {
 		lg.Printf("starting the 3-coordinator cluster")
-		c, err := bench.StartClusterACL(agentBin, filepath.Join(*workDir, "fleet"), "127.0.201", 3, *insecure, !*insecure && !*noACL)
+		c, err := bench.StartClusterACL(agentBin, filepath.Join(*workDir, "fleet"), *prefix, 3, *insecure, !*insecure && !*noACL)
 		if err != nil {
 			lg.Fatalf("cluster: %v", err)
 		}
@@ -261,7 +268,7 @@ func main() {
 				c.Stop()
 				lg.Fatalf("read replicas: %v", err)
 			}
-			notes = append(notes, fmt.Sprintf("%d read-replica coordinators (--read-replica, non-voters, %s.11 onwards) ran next to the 3 voters; the simulated agents polled them (the voters served operator calls and forwarded writes)", *replicas, "127.0.201"))
+			notes = append(notes, fmt.Sprintf("%d read-replica coordinators (--read-replica, non-voters, %s.11 onwards) ran next to the 3 voters; the simulated agents polled them (the voters served operator calls and forwarded writes)", *replicas, *prefix))
 		}
 		if want("local") {
 			loadNote("local")
@@ -277,7 +284,7 @@ func main() {
 			loadNote("fleet")
 			fr, err := bench.RunFleet(bench.FleetConfig{
 				Cluster: c, AgentDir: *agentDir, WorkDir: filepath.Join(*workDir, "fleet-work"), Sizes: sizes, BashSizes: bsizes,
-				Runs: *runs, Warmups: *warmups, WritePathSize: 1000, WritePathDur: *wpDur, WritePathWarm: *wpWarm, Log: lg,
+				Runs: *runs, Warmups: *warmups, WritePathSize: 1000, WritePathDur: *wpDur, WritePathWarm: *wpWarm, WritePathConnect: *wpConnect, CoordProfile: *coordProf, Log: lg,
 			})
 			if err != nil {
 				res.Errors = append(res.Errors, "fleet: "+err.Error())
