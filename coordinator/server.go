@@ -205,15 +205,13 @@ func (s *Server) Start() error {
 	s.batcher = newReportBatcher(s)
 	s.forwarder = newReportForwarder(s)
 	s.opBatcher = newOpResultsBatcher(s)
-	s.wg.Add(7)
-	go func() { defer s.wg.Done(); s.batcher.run(s.stop) }()
-	go func() { defer s.wg.Done(); s.forwarder.run(s.stop) }()
-	go func() { defer s.wg.Done(); s.opBatcher.run(s.stop) }()
-	go func() { defer s.wg.Done(); s.blobSyncLoop() }()
-	go func() { defer s.wg.Done(); s.maintain() }()
-	go func() { defer s.wg.Done(); s.auditLoop() }()
-	go func() { defer s.wg.Done(); s.leaderLoop() }()
-	go func() { defer s.wg.Done(); s.recompileLoop() }()
+	for _, loop := range []func(){
+		func() { s.batcher.run(s.stop) }, func() { s.forwarder.run(s.stop) }, func() { s.opBatcher.run(s.stop) },
+		s.blobSyncLoop, s.maintain, s.auditLoop, s.leaderLoop, s.recompileLoop,
+	} {
+		s.wg.Add(1)
+		go func() { defer s.wg.Done(); loop() }()
+	}
 	ln, err := net.Listen("tcp", s.cfg.HTTPAddr)
 	if err != nil {
 		s.shutdownRaft()
