@@ -57,6 +57,7 @@ func main() {
 	}
 	results := make([]*bench.FootprintResult, len(builds))
 	var wg sync.WaitGroup
+	var started []*bench.IdleBench
 	for i, b := range builds {
 		if i > 0 {
 			time.Sleep(*stagger)
@@ -64,8 +65,13 @@ func main() {
 		log.Printf("%s: starting %s on %s.x", b.label, b.bin, b.prefix)
 		ib, err := bench.StartIdle(b.bin, filepath.Join(dir, b.label), b.prefix, *insecure, !*insecure)
 		if err != nil {
+			// The clusters already started would outlive this process.
+			for _, s := range started {
+				s.Stop()
+			}
 			log.Fatalf("%s: %v", b.label, err)
 		}
+		started = append(started, ib)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
