@@ -7,9 +7,10 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
+
+	"github.com/dtkhq/dtk/internal/lazyre"
 )
 
 // Ansible runs a playbook shipped in the module, or a role from the
@@ -37,7 +38,7 @@ func init() { Register(Ansible{}) }
 func (Ansible) Kind() string { return "ansible" }
 
 // AnsibleRoleRE is the form of a role name an action may run.
-var AnsibleRoleRE = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]*$`)
+var AnsibleRoleRE = lazyre.New(`^[A-Za-z0-9_][A-Za-z0-9_.-]*$`)
 
 // ansibleStatsPlugin is the callback that writes the stats file.
 const ansibleStatsPlugin = `# Written by dtk: records the play stats as JSON for the dtk agent.
@@ -270,7 +271,7 @@ type recapScanner struct {
 	inRecap bool
 }
 
-var recapChanged = regexp.MustCompile(`\bchanged=(\d+)`)
+var recapChanged = lazyre.New(`\bchanged=(\d+)`)
 
 func (r *recapScanner) Write(p []byte) (int, error) {
 	if r.lines.fn == nil {
@@ -284,7 +285,7 @@ func (r *recapScanner) line(line string) {
 	case strings.HasPrefix(line, "PLAY RECAP"):
 		r.inRecap = true
 	case r.inRecap:
-		if m := recapChanged.FindStringSubmatch(line); m != nil {
+		if m := recapChanged.Get().FindStringSubmatch(line); m != nil {
 			n, _ := strconv.Atoi(m[1])
 			r.counts = append(r.counts, n)
 		}

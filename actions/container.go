@@ -16,11 +16,12 @@ import (
 	"os/exec"
 	"path"
 	"path/filepath"
-	"regexp"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
+
+	"github.com/dtkhq/dtk/internal/lazyre"
 )
 
 // Container runs, replaces or removes one container with podman or docker.
@@ -74,8 +75,8 @@ type containerSpec struct {
 var containerSettings = []string{"image", "image_archive", "name", "command", "env", "ports", "volumes", "restart", "network", "stop_timeout"}
 
 var (
-	containerNameRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]*$`)
-	nameUnsafe      = regexp.MustCompile(`[^a-zA-Z0-9_.-]+`)
+	containerNameRE = lazyre.New(`^[a-zA-Z0-9][a-zA-Z0-9_.-]*$`)
+	nameUnsafe      = lazyre.New(`[^a-zA-Z0-9_.-]+`)
 )
 
 // defaultContainerName is "dtk-SERVICE-NODE-INSTANCE", from the step ID
@@ -85,7 +86,7 @@ func defaultContainerName(stepID string) string {
 	if i := strings.LastIndexByte(base, '/'); i >= 0 {
 		base = base[:i]
 	}
-	return "dtk-" + strings.Trim(nameUnsafe.ReplaceAllString(base, "-"), "-")
+	return "dtk-" + strings.Trim(nameUnsafe.Get().ReplaceAllString(base, "-"), "-")
 }
 
 // parseContainerSpec reads the settings from req's attributes. It names
@@ -126,7 +127,7 @@ func parseContainerSpec(req Request) (spec containerSpec, notes []string, err er
 				if isNull(ev) {
 					continue // unset, as for every kind
 				}
-				if !envName.MatchString(ek) {
+				if !validEnvName(ek) {
 					return spec, nil, fmt.Errorf("container setting env: invalid variable name %q", ek)
 				}
 				v := EnvValue(ev)
@@ -230,11 +231,11 @@ func podmanSettings(req Request, e *engine) error {
 	return nil
 }
 
-var defaultUlimitsRE = regexp.MustCompile(`(?m)^\s*default_ulimits\s*=`)
+var defaultUlimitsRE = lazyre.New(`(?m)^\s*default_ulimits\s*=`)
 
 func setsDefaultUlimits(file string) bool {
 	b, err := os.ReadFile(file)
-	return err == nil && defaultUlimitsRE.Match(b)
+	return err == nil && defaultUlimitsRE.Get().Match(b)
 }
 
 // cmd is a command of the engine.

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"regexp"
 	"strings"
 )
 
@@ -14,7 +13,10 @@ import (
 // reserved.
 const ChangedKey = "_changed"
 
-var outputKey = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_.-]*$`)
+// validOutputKey reports whether k can name an output: letters, digits,
+// '_', '.' and '-', starting with a letter or '_' (the rule
+// `^[A-Za-z_][A-Za-z0-9_.-]*$`; checked by hand, as validEnvName).
+func validOutputKey(k string) bool { return validIdent(k, "_.-") }
 
 // parseOutputs reads an outputs file: a JSON object, or lines of
 // key=value (blank lines and lines starting with # are skipped; a later
@@ -53,7 +55,7 @@ func parseOutputs(b []byte) (map[string]string, *bool, error) {
 	}
 	var changed *bool
 	for k, v := range out {
-		if !outputKey.MatchString(k) {
+		if !validOutputKey(k) {
 			return nil, nil, fmt.Errorf("invalid output name %q: names are letters, digits, _, . and -, not starting with a digit", k)
 		}
 		if !strings.HasPrefix(k, "_") {

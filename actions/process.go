@@ -10,7 +10,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -48,7 +47,30 @@ var (
 	ErrCancelled = errors.New("cancelled")
 )
 
-var envName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+// validEnvName reports whether k can be an environment variable's name:
+// letters, digits and '_', not starting with a digit (the rule
+// `^[A-Za-z_][A-Za-z0-9_]*$`). Checked by hand: every step with
+// attributes checks their names, and a compiled expression would stay in
+// the agent's heap for good (internal/lazyre).
+func validEnvName(k string) bool { return validIdent(k, "_") }
+
+// validIdent reports whether k is a letter or '_' followed by letters,
+// digits, '_' and the bytes of more.
+func validIdent(k, more string) bool {
+	if k == "" {
+		return false
+	}
+	for i := 0; i < len(k); i++ {
+		c := k[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c == '_':
+		case i > 0 && (c >= '0' && c <= '9' || strings.IndexByte(more, c) >= 0):
+		default:
+			return false
+		}
+	}
+	return true
+}
 
 // Env builds the environment of an asset: the agent's own, every
 // attribute under its own name (strings as is, other values as JSON), and
@@ -71,7 +93,7 @@ func Env(req Request, attrFile string) []string {
 		})
 	}
 	for k, raw := range req.Attributes {
-		if !envName.MatchString(k) || unset[k] {
+		if !validEnvName(k) || unset[k] {
 			continue
 		}
 		env = append(env, k+"="+EnvValue(raw))

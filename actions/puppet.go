@@ -9,11 +9,12 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/dtkhq/dtk/internal/lazyre"
 )
 
 // Puppet applies a manifest, or a class from Puppet modules shipped in the
@@ -36,7 +37,7 @@ func init() { Register(Puppet{}) }
 func (Puppet) Kind() string { return "puppet" }
 
 // PuppetClassRE is the form of a class name an action may apply.
-var PuppetClassRE = regexp.MustCompile(`^(::)?[a-z][a-z0-9_]*(::[a-z][a-z0-9_]*)*$`)
+var PuppetClassRE = lazyre.New(`^(::)?[a-z][a-z0-9_]*(::[a-z][a-z0-9_]*)*$`)
 
 // Run applies the manifest or class.
 func (Puppet) Run(ctx context.Context, req Request) Result {
@@ -163,12 +164,12 @@ func puppetNoise(line string) bool {
 	return puppetNoiseRE.MatchString(line) && !strings.Contains(line, "custom fact")
 }
 
-var puppetNoiseRE = regexp.MustCompile(`^(Warning|Error): Facter: |^Warning: The current (total number|size) of facts|^Warning: .*\bdeprecated\b`)
+var puppetNoiseRE = lazyre.New(`^(Warning|Error): Facter: |^Warning: The current (total number|size) of facts|^Warning: .*\bdeprecated\b`)
 
 // puppetParam finds the class parameter a Puppet error names:
 // "Class[Ntp]: parameter 'servers' expects an Array value, got String",
 // "expects a value for parameter 'path'", "has no parameter named 'x'".
-var puppetParam = regexp.MustCompile(`\bparameter (?:named )?'([a-z_][a-z0-9_]*)'`)
+var puppetParam = lazyre.New(`\bparameter (?:named )?'([a-z_][a-z0-9_]*)'`)
 
 // paramScanner collects the parameters Error lines name, in order.
 type paramScanner struct {
@@ -180,7 +181,7 @@ func (p *paramScanner) line(line string) {
 	if !strings.HasPrefix(line, "Error: ") {
 		return
 	}
-	for _, m := range puppetParam.FindAllStringSubmatch(line, -1) {
+	for _, m := range puppetParam.Get().FindAllStringSubmatch(line, -1) {
 		if !slices.Contains(p.params, m[1]) {
 			p.params = append(p.params, m[1])
 		}
@@ -256,7 +257,7 @@ func writeClassManifest(path, class string, attrs map[string]json.RawMessage) er
 		if v == "undef" {
 			continue // the class's default applies
 		}
-		if !envName.MatchString(k) {
+		if !validEnvName(k) {
 			return fmt.Errorf("attribute %q cannot be a puppet class parameter", k)
 		}
 		fmt.Fprintf(&b, "  %s => %s,\n", k, v)

@@ -9,6 +9,8 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/dtkhq/dtk/internal/api"
@@ -81,10 +83,10 @@ func StartClusterACL(bin, dir, prefix string, n int, insecure, aclOn bool) (*Clu
 		var join []string
 		for j := 1; j <= n; j++ {
 			if j != i {
-				join = append(join, fmt.Sprintf("%s.%d:7946", prefix, j))
+				join = append(join, hostAddr(prefix, j)+":7946")
 			}
 		}
-		co, err := c.startCoord(fmt.Sprintf("coord-%d", i), fmt.Sprintf("%s.%d", prefix, i), join,
+		co, err := c.startCoord(fmt.Sprintf("coord-%d", i), hostAddr(prefix, i), join,
 			"--bootstrap-expect", fmt.Sprint(n))
 		if err != nil {
 			c.Stop()
@@ -145,7 +147,7 @@ func (c *Cluster) startCoord(name, ip string, join []string, extra ...string) (*
 // serves (knows the leader and holds the state). Agents prefer them.
 func (c *Cluster) AddReadReplicas(n int) error {
 	for i := 1; i <= n; i++ {
-		co, err := c.startCoord(fmt.Sprintf("replica-%d", i), fmt.Sprintf("%s.%d", c.Prefix, 10+i),
+		co, err := c.startCoord(fmt.Sprintf("replica-%d", i), hostAddr(c.Prefix, 10+i),
 			[]string{c.Coords[0].Serf}, "--read-replica")
 		if err != nil {
 			return err
@@ -380,4 +382,18 @@ func (c *Cluster) cpuProfile(co *Coord, d time.Duration, file string) error {
 		return err
 	}
 	return f.Close()
+}
+
+// hostAddr is host n of a cluster's loopback prefix: prefix.n for a prefix
+// of three octets ("127.0.201" → 127.0.201.n), or the prefix's last octet
+// plus n for one of four ("127.0.208.100" → 127.0.208.(100+n)), so that
+// several clusters can share one /24.
+func hostAddr(prefix string, n int) string {
+	if strings.Count(prefix, ".") == 3 {
+		i := strings.LastIndexByte(prefix, '.')
+		if base, err := strconv.Atoi(prefix[i+1:]); err == nil {
+			return prefix[:i+1] + strconv.Itoa(base+n)
+		}
+	}
+	return prefix + "." + strconv.Itoa(n)
 }

@@ -63,7 +63,7 @@ func RunFailover(cfg FailoverConfig) (*FailoverResult, error) {
 	defer c.Stop()
 	res := &FailoverResult{Coordinators: 3, Agents: cfg.Agents}
 	for i := 1; i <= cfg.Agents; i++ {
-		if _, err := c.AddAgent(fmt.Sprintf("fo-agent-%d", i), fmt.Sprintf("%s.%d", cfg.Prefix, 10+i), map[string]string{"bench_idle": fmt.Sprint(i)}); err != nil {
+		if _, err := c.AddAgent(fmt.Sprintf("fo-agent-%d", i), hostAddr(cfg.Prefix, 10+i), map[string]string{"bench_idle": fmt.Sprint(i)}); err != nil {
 			return nil, err
 		}
 	}

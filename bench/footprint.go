@@ -70,7 +70,7 @@ func StartIdle(bin, dir, prefix string, insecure, aclOn bool) (*IdleBench, error
 	ib := &IdleBench{c: c, at: map[*Proc]ProcStats{}}
 	fail := func(err error) (*IdleBench, error) { c.Stop(); return nil, err }
 	for i := 1; i <= 3; i++ {
-		if _, err := c.AddAgent(fmt.Sprintf("idle-agent-%d", i), fmt.Sprintf("%s.%d", prefix, 10+i), map[string]string{"bench_idle": fmt.Sprint(i)}); err != nil {
+		if _, err := c.AddAgent(fmt.Sprintf("idle-agent-%d", i), hostAddr(prefix, 10+i), map[string]string{"bench_idle": fmt.Sprint(i)}); err != nil {
 			return fail(err)
 		}
 	}

@@ -6,7 +6,6 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"regexp"
 	"sort"
 	"strings"
 	"time"
@@ -16,6 +15,8 @@ import (
 	"github.com/zclconf/go-cty/cty"
 	"github.com/zclconf/go-cty/cty/convert"
 
+	"github.com/dtkhq/dtk/internal/lazyre"
+	"github.com/dtkhq/dtk/internal/names"
 	"github.com/dtkhq/dtk/plan"
 )
 
@@ -53,13 +54,13 @@ func ActionKinds() []string { return keys(actionKinds) }
 
 var (
 	// puppetClassRE is the form of a Puppet class name.
-	puppetClassRE = regexp.MustCompile(`^(::)?[a-z][a-z0-9_]*(::[a-z][a-z0-9_]*)*$`)
+	puppetClassRE = lazyre.New(`^(::)?[a-z][a-z0-9_]*(::[a-z][a-z0-9_]*)*$`)
 	// ansibleRoleRE is the form of an Ansible role name.
-	ansibleRoleRE = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]*$`)
+	ansibleRoleRE = lazyre.New(`^[A-Za-z0-9_][A-Za-z0-9_.-]*$`)
 	// puppetParamRE is the form of a Puppet class parameter name;
 	// ansibleVarRE that of an Ansible variable name.
-	puppetParamRE = regexp.MustCompile(`^[a-z_][a-z0-9_]*$`)
-	ansibleVarRE  = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+	puppetParamRE = lazyre.New(`^[a-z_][a-z0-9_]*$`)
+	ansibleVarRE  = lazyre.New(`^[A-Za-z_][A-Za-z0-9_]*$`)
 )
 
 // actionSchema accepts every setting of every kind; which ones a block may
@@ -184,9 +185,6 @@ func (l *loader) decodeAction(b *hcl.Block) *plan.Action {
 	return act
 }
 
-// accountRE is the form of a user or group name an action may run as.
-var accountRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_.-]{0,63}\$?$`)
-
 // decodeAccount reads the user or group setting a into dst.
 func (l *loader) decodeAccount(act *plan.Action, a *hcl.Attribute, dst *string) bool {
 	s, ok := l.stringValue(a)
@@ -201,7 +199,7 @@ func (l *loader) decodeAccount(act *plan.Action, a *hcl.Attribute, dst *string) 
 		l.errorf(startRange(a.Expr.Range()), fmt.Sprintf("empty %s name", a.Name),
 			"leave %s out to run as the agent's step_%s (root unless its configuration names another)", a.Name, a.Name)
 		return false
-	case !accountRE.MatchString(s):
+	case !names.ValidAccount(s):
 		l.errorf(startRange(a.Expr.Range()), fmt.Sprintf("invalid %s name %q", a.Name, s),
 			"%s names an account of the node, e.g. \"www-data\": letters, digits, '_', '.' and '-', not starting with a digit or '-'", a.Name)
 		return false

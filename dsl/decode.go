@@ -3,7 +3,6 @@ package dsl
 import (
 	"bytes"
 	"fmt"
-	"regexp"
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/ext/typeexpr"
@@ -12,17 +11,18 @@ import (
 	"github.com/zclconf/go-cty/cty/convert"
 	ctyjson "github.com/zclconf/go-cty/cty/json"
 
+	"github.com/dtkhq/dtk/internal/lazyre"
 	"github.com/dtkhq/dtk/plan"
 )
 
 var (
 	// nameRE is the form of module, component, template, node and instance
 	// names.
-	nameRE = regexp.MustCompile(`^[a-z][a-z0-9_-]*$`)
+	nameRE = lazyre.New(`^[a-z][a-z0-9_-]*$`)
 	// attrNameRE is the form of component attribute and template input
 	// names: no dash, so that they can be referenced (input.NAME) and passed
 	// to scripts as environment variables.
-	attrNameRE = regexp.MustCompile(`^[a-z][a-z0-9_]*$`)
+	attrNameRE = lazyre.New(`^[a-z][a-z0-9_]*$`)
 )
 
 // actionNames are the action blocks of a component.
@@ -258,7 +258,7 @@ func (l *loader) decode(bodies []*hclsyntax.Body) *plan.Module {
 }
 
 // checkName reports a name that does not match re.
-func (l *loader) checkName(rng hcl.Range, what, name string, re *regexp.Regexp) {
+func (l *loader) checkName(rng hcl.Range, what, name string, re *lazyre.Regexp) {
 	if !l.checkNameSize(rng, what, name) {
 		return
 	}

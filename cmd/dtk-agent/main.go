@@ -114,10 +114,32 @@ func run(args []string, stdout, stderr io.Writer) int {
 		kctx.BindTo(ctx, (*context.Context)(nil))
 		kctx.Bind(log, level, handler, flagsSet(kctx), globals{LogLevel: c.LogLevel, LogFormat: c.LogFormat})
 		kctx.BindTo(stdout, (*io.Writer)(nil))
-		code = exitFor(stderr, kctx.Run())
+		var later runLater
+		kctx.Bind(&later)
+		if parsed != nil {
+			parsed(parser)
+		}
+		err = kctx.Run()
+		if err == nil && later.fn != nil {
+			// The command tree that kong built from the cli struct's tags
+			// (~200 KB of heap) has done its work: let it go before the
+			// daemon runs for months with it in every agent's heap.
+			parser, kctx = nil, nil
+			err = later.fn()
+		}
+		code = exitFor(stderr, err)
 	}()
 	return code
 }
+
+// runLater is the long-running part of a command (run), which its Run
+// method leaves here rather than doing itself, so that it runs once the
+// parser is gone.
+type runLater struct{ fn func() error }
+
+// parsed, when set (tests), is given the parser once the arguments are
+// parsed.
+var parsed func(*kong.Kong)
 
 // exitFor prints err and maps it to the exit code: 0 success, 1 the
 // operation failed, 2 bad usage or bad input.

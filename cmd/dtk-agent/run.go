@@ -208,7 +208,14 @@ type runCmd struct {
 	runFlags `embed:""`
 }
 
-func (r *runCmd) Run(ctx context.Context, log *slog.Logger, level *slog.LevelVar, lh *logging.Handler, s set, g globals) error {
+// Run leaves the daemon's whole life to later (runLater), to be run once
+// the command-line parser is gone.
+func (r *runCmd) Run(ctx context.Context, log *slog.Logger, level *slog.LevelVar, lh *logging.Handler, s set, g globals, later *runLater) error {
+	later.fn = func() error { return r.run(ctx, log, level, lh, s, g) }
+	return nil
+}
+
+func (r *runCmd) run(ctx context.Context, log *slog.Logger, level *slog.LevelVar, lh *logging.Handler, s set, g globals) error {
 	o := r.overrides(s, g)
 	cfg, err := config.Resolve(r.Config, o)
 	if err != nil {

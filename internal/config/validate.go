@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net"
 	"path/filepath"
-	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -13,14 +12,6 @@ import (
 	"unicode"
 
 	"github.com/dtkhq/dtk/internal/names"
-)
-
-var (
-	// labelKeyRE keeps label keys usable in templates (labels = { k = "v" })
-	// and on the command line (--label k=v).
-	labelKeyRE = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_.-]{0,62}$`)
-	// accountRE is the form of a user or group name (as in action blocks).
-	accountRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_.-]{0,63}\$?$`)
 )
 
 // Limits on durations.
@@ -82,7 +73,7 @@ func (c *Config) Validate() error {
 		v := c.Labels[k]
 		r := o.key(k)
 		switch {
-		case !labelKeyRE.MatchString(k):
+		case !names.ValidLabelKey(k):
 			add(c.fieldError(FieldLabels, &r, "label key %q is not valid: use at most 63 letters, digits, '.', '_' and '-', starting with a letter", k))
 		case len(v) > maxLabelValueSize:
 			add(c.fieldError(FieldLabels, &r, "label %q: the value is longer than %d bytes", k, maxLabelValueSize))
@@ -114,7 +105,7 @@ func (c *Config) Validate() error {
 		add(c.fieldError(FieldReconcileInterval, nil, "%s is too short: use at least %s", c.ReconcileInterval, minReconcile))
 	}
 	for _, f := range []struct{ name, v, what string }{{FieldStepUser, c.StepUser, "user"}, {FieldStepGroup, c.StepGroup, "group"}} {
-		if f.v != "" && !accountRE.MatchString(f.v) {
+		if f.v != "" && !names.ValidAccount(f.v) {
 			add(c.fieldError(f.name, nil, "%q is not a %s name: letters, digits, '_', '.' and '-', not starting with a digit or '-' (leave it out to run steps as the agent's own user)", f.v, f.what))
 		}
 	}
