@@ -91,9 +91,14 @@ func BenchmarkState_PlanDeploy_5000Nodes(b *testing.B) { benchPlan(b, 5000) }
 
 func benchPlan(b *testing.B, n int) {
 	h := groupHarnessOf(b, n)
+	h.startPlanning() // before it, PlanDeploy compiles nothing
 	b.ResetTimer()
 	for b.Loop() {
-		if _, err := Encode(PlannedDeployType, h.fsm.State().PlanDeploy(DeployServiceCmd{Name: "g"})); err != nil {
+		pc := h.fsm.State().PlanDeploy(DeployServiceCmd{Name: "g"})
+		if pc.Plan == nil {
+			b.Fatal("no plan")
+		}
+		if _, err := Encode(PlannedDeployType, pc); err != nil {
 			b.Fatal(err)
 		}
 	}
