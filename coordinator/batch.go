@@ -45,9 +45,13 @@ func (b *reportBatcher) submit(ctx context.Context, reports []plan.Report) (int,
 	if len(reports) == 0 {
 		return 0, b.s.State().Index(), nil
 	}
-	req := &batchReq{reports: reports, done: make(chan batchResult, 1)}
+	return queueAndWait(ctx, b.in, &batchReq{reports: reports, done: make(chan batchResult, 1)})
+}
+
+// queueAndWait queues req on in and waits for its batch's answer.
+func queueAndWait(ctx context.Context, in chan<- *batchReq, req *batchReq) (int, uint64, error) {
 	select {
-	case b.in <- req:
+	case in <- req:
 	case <-ctx.Done():
 		return 0, 0, ctx.Err()
 	}
@@ -61,56 +65,86 @@ func (b *reportBatcher) submit(ctx context.Context, reports []plan.Report) (int,
 	}
 }
 
-func (b *reportBatcher) run(stop <-chan struct{}) {
-	for {
-		var first *batchReq
+// gather adds to the batch started by first what arrives on in within
+// window, while fits accepts it (batchMax reports at most). It returns the
+// batch, its report count, the request that did not fit (nil if none),
+// and whether stop closed meanwhile (the batch is then failed).
+func gather(in <-chan *batchReq, stop <-chan struct{}, first *batchReq, window time.Duration, fits func(n int, r *batchReq) bool) (batch []*batchReq, n int, next *batchReq, stopped bool) {
+	batch, n = []*batchReq{first}, len(first.reports)
+	timer := time.NewTimer(window)
+	defer timer.Stop()
+	for n < batchMax {
 		select {
-		case <-stop:
-			return
-		case first = <-b.in:
-		}
-		batch := []*batchReq{first}
-		n := len(first.reports)
-		timer := time.NewTimer(batchWindow)
-	collect:
-		for n < batchMax {
-			select {
-			case r := <-b.in:
-				batch = append(batch, r)
-				n += len(r.reports)
-			case <-timer.C:
-				break collect
-			case <-stop:
-				timer.Stop()
-				b.fail(batch, ErrNotLeader)
-				return
+		case r := <-in:
+			if n+len(r.reports) > batchMax || !fits(n, r) {
+				return batch, n, r, false
 			}
+			batch = append(batch, r)
+			n += len(r.reports)
+		case <-timer.C:
+			return batch, n, nil, false
+		case <-stop:
+			failBatch(batch, ErrNotLeader)
+			return nil, 0, nil, true
 		}
-		timer.Stop()
-		b.commit(batch, n)
 	}
+	return batch, n, nil, false
 }
 
-func (b *reportBatcher) commit(batch []*batchReq, n int) {
+// reportsOf is every report of batch (n of them), in order.
+func reportsOf(batch []*batchReq, n int) []plan.Report {
 	all := make([]plan.Report, 0, n)
 	for _, r := range batch {
 		all = append(all, r.reports...)
 	}
-	start := time.Now()
-	_, err := b.s.apply(ReportsType, ReportsCmd{Reports: all, Time: time.Now().UnixMilli()})
-	if err != nil {
-		b.fail(batch, err)
-		return
-	}
-	b.s.observeBatch(all, time.Since(start))
-	idx := b.s.State().Index()
+	return all
+}
+
+// answerBatch tells every request of batch that it committed at idx.
+func answerBatch(batch []*batchReq, idx uint64) {
 	for _, r := range batch {
 		r.done <- batchResult{applied: len(r.reports), index: idx}
 	}
 }
 
-func (b *reportBatcher) fail(batch []*batchReq, err error) {
+// failBatch answers every request of batch with err.
+func failBatch(batch []*batchReq, err error) {
 	for _, r := range batch {
 		r.done <- batchResult{err: err}
 	}
+}
+
+func (b *reportBatcher) run(stop <-chan struct{}) {
+	var next *batchReq // the request that did not fit the last batch
+	for {
+		first := next
+		if first == nil {
+			select {
+			case <-stop:
+				return
+			case first = <-b.in:
+			}
+		}
+		batch, n, rest, stopped := gather(b.in, stop, first, batchWindow, func(int, *batchReq) bool { return true })
+		if stopped {
+			if rest != nil {
+				failBatch([]*batchReq{rest}, ErrNotLeader)
+			}
+			return
+		}
+		next = rest
+		b.commit(batch, n)
+	}
+}
+
+func (b *reportBatcher) commit(batch []*batchReq, n int) {
+	all := reportsOf(batch, n)
+	start := time.Now()
+	_, err := b.s.apply(ReportsType, ReportsCmd{Reports: all, Time: time.Now().UnixMilli()})
+	if err != nil {
+		failBatch(batch, err)
+		return
+	}
+	b.s.observeBatch(all, time.Since(start))
+	answerBatch(batch, b.s.State().Index())
 }

@@ -12,36 +12,17 @@ import (
 // statusDerived is the service state as the status shows it: what
 // deriveState must agree with (it skips building the status).
 func statusDerived(base string, st *api.ServiceStatus) string {
-	if base != plan.StateDeploying && base != plan.StateDeleting && base != plan.StateConverged && base != plan.StateFailed {
+	if !derivable(base) {
 		return base
 	}
-	failed, done := false, true
+	var t stepTally
 	for _, n := range st.Nodes {
 		downMember := n.Status == plan.NodeDown && strings.Contains(n.TemplateNode, "[")
 		for _, s := range n.Steps {
-			if downMember && s.State != plan.StepFailed {
-				continue
-			}
-			switch s.State {
-			case plan.StepFailed:
-				failed = true
-			case plan.StepOK, plan.StepSkipped:
-			default:
-				done = false
-			}
+			t.add(s.State, downMember)
 		}
 	}
-	switch {
-	case failed:
-		return plan.StateFailed
-	case done && base == plan.StateDeleting:
-		return plan.StateDeleting
-	case done:
-		return plan.StateConverged
-	case base == plan.StateDeleting:
-		return plan.StateDeleting
-	}
-	return plan.StateDeploying
+	return t.state(base)
 }
 
 // groupDeployed is a harness with service "g" deployed on n group

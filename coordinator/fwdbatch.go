@@ -92,20 +92,7 @@ func (f *reportForwarder) submit(ctx context.Context, reports []plan.Report, siz
 	if size < 0 || size > f.maxBytes {
 		size = f.maxBytes
 	}
-	req := &batchReq{reports: reports, size: size, done: make(chan batchResult, 1)}
-	select {
-	case f.in <- req:
-	case <-ctx.Done():
-		return 0, 0, ctx.Err()
-	}
-	select {
-	case r := <-req.done:
-		return r.applied, r.index, r.err
-	case <-ctx.Done():
-		// The batch may still commit; the agent resends and the resend is
-		// recognized by its report IDs.
-		return 0, 0, ctx.Err()
-	}
+	return queueAndWait(ctx, f.in, &batchReq{reports: reports, size: size, done: make(chan batchResult, 1)})
 }
 
 // run gathers batches until stop closes, with at most fwdInFlight at the
@@ -136,30 +123,19 @@ func (f *reportForwarder) run(stop <-chan struct{}) {
 				return
 			}
 		}
-		batch := []*batchReq{first}
-		n, size := len(first.reports), first.size
-		timer := time.NewTimer(f.window)
-	collect:
-		for n < batchMax {
-			select {
-			case r := <-f.in:
-				if n+len(r.reports) > batchMax || size+r.size > f.maxBytes {
-					next = r
-					break collect
-				}
-				batch = append(batch, r)
-				n += len(r.reports)
-				size += r.size
-			case <-timer.C:
-				break collect
-			case <-stop:
-				timer.Stop()
-				failBatch(batch, ErrNotLeader)
-				f.drain(next)
-				return
+		size := first.size
+		batch, n, rest, stopped := gather(f.in, stop, first, f.window, func(_ int, r *batchReq) bool {
+			if size+r.size > f.maxBytes {
+				return false
 			}
+			size += r.size
+			return true
+		})
+		if stopped {
+			f.drain(rest)
+			return
 		}
-		timer.Stop()
+		next = rest
 		flushing.Add(1)
 		go func() {
 			defer func() { <-slots; flushing.Done() }()
@@ -184,25 +160,12 @@ func (f *reportForwarder) drain(next *batchReq) {
 }
 
 func (f *reportForwarder) flush(ctx context.Context, batch []*batchReq, n int) {
-	all := make([]plan.Report, 0, n)
-	for _, r := range batch {
-		all = append(all, r.reports...)
-	}
-	idx, err := f.send(ctx, all)
+	idx, err := f.send(ctx, reportsOf(batch, n))
 	if err != nil {
 		failBatch(batch, err)
 		return
 	}
-	for _, r := range batch {
-		r.done <- batchResult{applied: len(r.reports), index: idx}
-	}
-}
-
-// failBatch answers every request of batch with err.
-func failBatch(batch []*batchReq, err error) {
-	for _, r := range batch {
-		r.done <- batchResult{err: err}
-	}
+	answerBatch(batch, idx)
 }
 
 // leaderBatchesReports reports whether this coordinator follows a leader

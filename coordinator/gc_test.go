@@ -379,7 +379,7 @@ func TestFSM_RemoveNode_LeaderPlacesTheBlocksAgain(t *testing.T) {
 	if _, ok := got["db2"]; ok {
 		t.Fatalf("db placed again in Apply: %v", got)
 	}
-	if names, _ := h.fsm.State().marked(); !slices.Contains(names, "g") {
+	if names := h.fsm.State().marked(); !slices.Contains(names, "g") {
 		t.Fatalf("g not marked for the leader: %v", names)
 	}
 	swapCompile(t, plan.Compile)

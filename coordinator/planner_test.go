@@ -31,9 +31,12 @@ func noCompile(t *testing.T) func(plan.CompileInput) (*plan.Plan, plan.Violation
 
 // startPlanning applies the first planned entry, which only starts
 // planning on the leader (CompileIndex) and is refused as stale.
-func (h *fsmHarness) startPlanning() {
+func (h *fsmHarness) startPlanning() { h.t.Helper(); h.startPlanningFor("s") }
+
+// startPlanningFor is startPlanning with a deploy of service name.
+func (h *fsmHarness) startPlanningFor(name string) {
 	h.t.Helper()
-	if err, _ := h.apply(PlannedDeployType, h.fsm.State().PlanDeploy(DeployServiceCmd{Name: "s"})).(error); !errors.Is(err, ErrStalePlan) {
+	if err, _ := h.apply(PlannedDeployType, h.fsm.State().PlanDeploy(DeployServiceCmd{Name: name})).(error); !errors.Is(err, ErrStalePlan) {
 		h.t.Fatalf("the first planned entry: %v, want ErrStalePlan", err)
 	}
 	if !h.fsm.State().data.LeaderPlans {

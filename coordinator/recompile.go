@@ -155,13 +155,11 @@ func (s *State) pendingRecompile(name string) bool {
 	return ok
 }
 
-// marked lists the services marked for a recompile, parents first, with
-// the index of the last entry applied.
-func (s *State) marked() ([]string, uint64) {
+// marked lists the services marked for a recompile, parents first.
+func (s *State) marked() []string {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	names := sortedKeys(s.data.Recompile)
-	return s.parentsFirst(names), s.data.Index
+	return s.parentsFirst(sortedKeys(s.data.Recompile))
 }
 
 // recompileKey is the watch key the FSM notifies when it marks a service.
@@ -174,20 +172,20 @@ func (s *State) leaderRecompiles() bool {
 	return s.data.LeaderRecompiles
 }
 
-// PlanRecompile compiles the services names (parents first) again at
-// their generations against the state as it is, each against its
-// ancestors' new plans. The command holds those whose plan changes: none
-// when a service is gone, being deleted, has no plan, does not compile (as
-// before, a recompile with violations is dropped: the plan stays), or
-// compiles to the plan it has. index is the last entry the read saw.
-func (s *State) PlanRecompile(names []string) (c RecompileCmd, index uint64) {
+// PlanRecompile compiles the marked services names (parents first) again
+// at their generations against the state as it is, each against its
+// ancestors' new plans: the entry that deals with their marks. It holds
+// the plans that change: none when a service is gone, being deleted, has
+// no plan, does not compile (as before, a recompile with violations is
+// dropped: the plan stays), or compiles to the plan it has.
+func (s *State) PlanRecompile(names []string) (c RecompileCmd) {
 	type job struct {
 		in   plan.CompileInput
 		prev *plan.Plan
 	}
 	var jobs []job
 	s.mu.RLock()
-	index, c.ShapeIndex = s.data.Index, s.data.ShapeIndex
+	c.Done, c.Index, c.ShapeIndex = names, s.data.Index, s.data.ShapeIndex
 	var modules map[string]*plan.Module
 	var outputs map[string]map[string]json.RawMessage
 	for _, name := range names {
@@ -223,7 +221,7 @@ func (s *State) PlanRecompile(names []string) (c RecompileCmd, index uint64) {
 		recompiled[cp.Name] = &cp
 		c.Services = append(c.Services, RecompiledService{Name: cp.Name, Generation: j.in.Generation, Plan: p})
 	}
-	return c, index
+	return c
 }
 
 // recompileLoop runs until shutdown: on the leader, once every coordinator
@@ -233,16 +231,18 @@ func (s *Server) recompileLoop() {
 	for {
 		st := s.State()
 		ch, cancel := st.watch.wait(recompileKey)
-		leader := s.raft.State() == raft.Leader
 		wait := true
-		if leader && s.clusterHas(FeaturePlannedRecompile) {
-			if !st.leaderRecompiles() {
-				_, err := s.apply(RecompileType, RecompileCmd{Time: time.Now().UnixMilli()})
-				if !errors.Is(err, errRecompileStarts) {
-					s.log.Warn("turning leader recompiles on", "err", err)
-				}
-			} else if names, _ := st.marked(); len(names) > 0 {
+		switch {
+		case s.raft.State() != raft.Leader:
+		case st.leaderRecompiles():
+			if names := st.marked(); len(names) > 0 {
 				wait = !s.recompileMarked(names)
+			}
+		case s.clusterHas(FeaturePlannedRecompile):
+			// Once on, it stays on: the feature is checked only until then.
+			_, err := s.apply(RecompileType, RecompileCmd{Time: time.Now().UnixMilli()})
+			if !errors.Is(err, errRecompileStarts) {
+				s.log.Warn("turning leader recompiles on", "err", err)
 			}
 		}
 		if wait {
@@ -264,8 +264,8 @@ func (s *Server) recompileLoop() {
 func (s *Server) recompileMarked(names []string) bool {
 	st := s.State()
 	for range planTries {
-		c, index := st.PlanRecompile(names)
-		c.Done, c.Index, c.Time = names, index, time.Now().UnixMilli()
+		c := st.PlanRecompile(names)
+		c.Time = time.Now().UnixMilli()
 		_, err := s.apply(RecompileType, c)
 		switch {
 		case err == nil:

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -40,10 +41,7 @@ func commitMarked(t *testing.T, leader *fsmHarness, hs ...*fsmHarness) Recompile
 
 // planMarked is the entry the leader's loop commits for what is marked.
 func planMarked(leader *fsmHarness) RecompileCmd {
-	names, _ := leader.fsm.State().marked()
-	c, index := leader.fsm.State().PlanRecompile(names)
-	c.Done, c.Index = names, index
-	return c
+	return leader.fsm.State().PlanRecompile(leader.fsm.State().marked())
 }
 
 func gwInput(h *fsmHarness) string {
@@ -88,8 +86,8 @@ func TestFSM_Recompile_ReportMarksLeaderPlansReplicaStores(t *testing.T) {
 			t.Fatalf("a-gw's input = %s right after the report: it recompiled in Apply", got)
 		}
 	}
-	names, _ := follower.fsm.State().marked()
-	if len(names) == 0 || names[0] != "net" || !containsStr(names, "a-gw") {
+	names := follower.fsm.State().marked()
+	if len(names) == 0 || names[0] != "net" || !slices.Contains(names, "a-gw") {
 		t.Fatalf("marked %v, want net first and a-gw", names)
 	}
 	// Every step of net has run, but its plan may still change: it is not
@@ -124,7 +122,7 @@ func TestFSM_Recompile_ReportMarksLeaderPlansReplicaStores(t *testing.T) {
 			t.Fatalf("a-gw stale after its recompile: %v", h.fsm.State().Service("a-gw").Stale)
 		}
 	}
-	if names, _ := follower.fsm.State().marked(); len(names) != 0 {
+	if names := follower.fsm.State().marked(); len(names) != 0 {
 		t.Fatalf("still marked after the recompiles: %v", names)
 	}
 	if st := follower.fsm.State().Service("net").State; st != plan.StateConverged {
@@ -160,7 +158,7 @@ func TestFSM_Recompile_StaleOnlyWhenTheShapeChanged(t *testing.T) {
 	if got := gwInput(h); got != `"gw-2"` {
 		t.Fatalf("a-gw's input = %s, want the read's gw-2", got)
 	}
-	if names, _ := h.fsm.State().marked(); !containsStr(names, "a-gw") || !containsStr(names, "net") {
+	if names := h.fsm.State().marked(); !slices.Contains(names, "a-gw") || !slices.Contains(names, "net") {
 		t.Fatalf("unmarked though a later report marked them again: %v", names)
 	}
 	c = planMarked(h)
@@ -192,7 +190,7 @@ func TestFSM_Recompile_StaleOnlyWhenTheShapeChanged(t *testing.T) {
 // the report is compiled in.
 func TestFSM_Recompile_PlannedDeployLandsDuringReports(t *testing.T) {
 	h := recompileHarness(t)
-	h.startPlanning2("a-gw")
+	h.startPlanningFor("a-gw")
 	h.startRecompiles()
 	commitMarked(t, h)
 	gen := h.fsm.State().Service("a-gw").Generation
@@ -210,7 +208,7 @@ func TestFSM_Recompile_PlannedDeployLandsDuringReports(t *testing.T) {
 	if got := gwInput(h); got != `"gw-1"` {
 		t.Fatalf("a-gw's input = %s: the deploy was read before gw-6", got)
 	}
-	if names, _ := h.fsm.State().marked(); !containsStr(names, "a-gw") {
+	if names := h.fsm.State().marked(); !slices.Contains(names, "a-gw") {
 		t.Fatalf("the deploy that missed a report did not mark a-gw: %v", names)
 	}
 	commitMarked(t, h)
@@ -223,24 +221,6 @@ func TestFSM_Recompile_PlannedDeployLandsDuringReports(t *testing.T) {
 	if err, _ := h.apply(PlannedDeployType, pc).(error); !errors.Is(err, ErrStalePlan) {
 		t.Fatalf("a planned deploy read before a node registered: %v, want ErrStalePlan", err)
 	}
-}
-
-// startPlanning2 applies the first planned entry (for service name), which
-// only starts planning on the leader.
-func (h *fsmHarness) startPlanning2(name string) {
-	h.t.Helper()
-	if err, _ := h.apply(PlannedDeployType, h.fsm.State().PlanDeploy(DeployServiceCmd{Name: name})).(error); !errors.Is(err, ErrStalePlan) {
-		h.t.Fatalf("the first planned entry: %v, want ErrStalePlan", err)
-	}
-}
-
-func containsStr(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 func mustJSON(t *testing.T, v any) []byte {
@@ -334,15 +314,4 @@ func TestCluster_Recompile_LeaderLoopOnlyOnceEveryCoordinatorHasIt(t *testing.T)
 	if got := l.metrics.recompiles.With("planned").Get(); got != planned+2 {
 		t.Fatalf("dtk_recompile_entries_total{plan=planned} = %d, want %d", got, planned+2)
 	}
-}
-
-// serviceGeneration is name's current generation (0 when there is no such
-// service).
-func (s *State) serviceGeneration(name string) uint64 {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	if svc := s.data.Services[name]; svc != nil {
-		return svc.Generation
-	}
-	return 0
 }

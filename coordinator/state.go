@@ -453,11 +453,10 @@ func reportCounts(step *plan.Step, r *plan.Report) bool {
 // as statusLocked shows them, without building the status: every report
 // batch asks it of each service it touches, on every replica.
 func (s *State) deriveState(base string, svc *plan.Service) string {
-	if base != plan.StateDeploying && base != plan.StateDeleting &&
-		base != plan.StateConverged && base != plan.StateFailed {
+	if !derivable(base) {
 		return base
 	}
-	failed, done := false, true
+	var t stepTally
 	var nodes []*plan.NodePlan
 	if svc.Plan != nil {
 		nodes = svc.Plan.Nodes
@@ -472,24 +471,44 @@ func (s *State) deriveState(base string, svc *plan.Service) string {
 			if r := s.data.Reports[step.ID]; reportCounts(step, r) {
 				state = r.State
 			}
-			if downMember && state != plan.StepFailed {
-				continue
-			}
-			switch state {
-			case plan.StepFailed:
-				failed = true
-			case plan.StepOK, plan.StepSkipped:
-			default:
-				done = false
-			}
+			t.add(state, downMember)
 		}
 	}
+	return t.state(base)
+}
+
+// derivable says whether a service in state base takes its state from its
+// steps.
+func derivable(base string) bool {
+	return base == plan.StateDeploying || base == plan.StateDeleting || base == plan.StateConverged || base == plan.StateFailed
+}
+
+// stepTally gathers a service's step states into its state.
+type stepTally struct{ failed, pending bool }
+
+// add counts a step in state; a down node group member's steps count only
+// when they failed.
+func (t *stepTally) add(state string, downMember bool) {
+	if downMember && state != plan.StepFailed {
+		return
+	}
+	switch state {
+	case plan.StepFailed:
+		t.failed = true
+	case plan.StepOK, plan.StepSkipped:
+	default:
+		t.pending = true
+	}
+}
+
+// state is the service state the steps give, from base.
+func (t stepTally) state(base string) string {
 	switch {
-	case failed:
+	case t.failed:
 		return plan.StateFailed
-	case done && base == plan.StateDeleting:
+	case !t.pending && base == plan.StateDeleting:
 		return plan.StateDeleting // the FSM removes the service
-	case done:
+	case !t.pending:
 		return plan.StateConverged
 	case base == plan.StateDeleting:
 		return plan.StateDeleting
