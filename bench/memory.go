@@ -203,21 +203,7 @@ func waitPolls(c *Cluster, n int64) error {
 // of input.count agents (those labelled bench_id), each with one step
 // whose attribute follows the input "gen".
 func MemoryModule(dir string) error {
-	return writeModule(dir, `module {
-  name    = "benchmem"
-  version = "1.0.0"
-}
-
-component "step" {
-  attribute "gen" {
-    type     = string
-    required = true
-  }
-  create {
-    inline = "true"
-  }
-}
-
+	return writeModule(dir, stepModuleHeader("benchmem")+`
 template "fleet" {
   input "gen" {
     type    = string

@@ -26,8 +26,19 @@ import (
 // (FleetNodesModule).
 func FleetModule(dir string, sizes []int) error {
 	var b strings.Builder
-	b.WriteString(`module {
-  name    = "benchfleet"
+	b.WriteString(stepModuleHeader("benchfleet"))
+	for _, n := range sizes {
+		fmt.Fprintf(&b, "\ntemplate \"fleet%d\" {\n  input \"gen\" {\n    type    = string\n    default = \"0\"\n  }\n", n)
+		fmt.Fprintf(&b, "  node_group \"n\" {\n    count = %d\n    component \"step\" \"s\" {\n      gen = input.gen\n    }\n  }\n}\n", n)
+	}
+	return writeModule(dir, b.String())
+}
+
+// stepModuleHeader is module name's header and its one component "step",
+// whose attribute "gen" a deploy changes.
+func stepModuleHeader(name string) string {
+	return `module {
+  name    = "` + name + `"
   version = "1.0.0"
 }
 
@@ -40,12 +51,7 @@ component "step" {
     inline = "true"
   }
 }
-`)
-	for _, n := range sizes {
-		fmt.Fprintf(&b, "\ntemplate \"fleet%d\" {\n  input \"gen\" {\n    type    = string\n    default = \"0\"\n  }\n", n)
-		fmt.Fprintf(&b, "  node_group \"n\" {\n    count = %d\n    component \"step\" \"s\" {\n      gen = input.gen\n    }\n  }\n}\n", n)
-	}
-	return writeModule(dir, b.String())
+`
 }
 
 // FleetNodesModule writes module "benchfleet" as the fleet benchmark did
@@ -54,21 +60,7 @@ component "step" {
 // BenchmarkCompileFleet compiles it: placing many node blocks.
 func FleetNodesModule(dir string, sizes []int) error {
 	var b strings.Builder
-	b.WriteString(`module {
-  name    = "benchfleet"
-  version = "1.0.0"
-}
-
-component "step" {
-  attribute "gen" {
-    type     = string
-    required = true
-  }
-  create {
-    inline = "true"
-  }
-}
-`)
+	b.WriteString(stepModuleHeader("benchfleet"))
 	for _, n := range sizes {
 		fmt.Fprintf(&b, "\ntemplate \"fleet%d\" {\n  input \"gen\" {\n    type    = string\n    default = \"0\"\n  }\n", n)
 		for i := 1; i <= n; i++ {
