@@ -125,19 +125,8 @@ func TestE2E_Assets_PublishedAssetsUnchanged(t *testing.T) {
 			needTool(t, path, pkg)
 		}
 	}
-	if os.Geteuid() != 0 {
-		t.Skip("podman here runs as root only, and the ntp class sets owner root: run as root")
-	}
-	root := t.TempDir()
-	pm := newPodman(t, root)
-	moduleDir := filepath.Join(root, "module")
-	ref := assetsModule(t, moduleDir, pm)
 	const service = "shop"
-	t.Cleanup(func() {
-		for name := range pm.dtkContainers(service) {
-			pm.run("rm", "-f", "-t", "0", name)
-		}
-	})
+	root, pm, moduleDir, ref := assetsSetup(t, service)
 	data := filepath.Join(root, "data")
 	for _, d := range []string{"time", "app", "edge"} {
 		if err := os.MkdirAll(filepath.Join(data, d), 0o755); err != nil {

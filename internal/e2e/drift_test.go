@@ -16,6 +16,27 @@ import (
 // modules ntp and stdlib are not shipped: the node has them where Debian's
 // packages put them. It returns the image reference (removed from local
 // storage at cleanup).
+// assetsSetup skips unless root (podman here runs as root only, and the
+// ntp class sets owner root), and makes a work folder, its podman, the
+// assets module in root/module (and its image: ref), and the cleanup of
+// service's containers.
+func assetsSetup(t *testing.T, service string) (root string, pm *podman, moduleDir, ref string) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("podman here runs as root only, and the ntp class sets owner root: run as root")
+	}
+	root = t.TempDir()
+	pm = newPodman(t, root)
+	moduleDir = filepath.Join(root, "module")
+	ref = assetsModule(t, moduleDir, pm)
+	t.Cleanup(func() {
+		for name := range pm.dtkContainers(service) {
+			pm.run("rm", "-f", "-t", "0", name)
+		}
+	})
+	return root, pm, moduleDir, ref
+}
+
 func assetsModule(t *testing.T, dir string, pm *podman) string {
 	t.Helper()
 	if out, err := exec.Command("cp", "-r", "testdata/assets/.", dir).CombinedOutput(); err != nil {
@@ -49,19 +70,8 @@ func TestE2E_Drift_NoopCheckRepairsPuppetAndContainer(t *testing.T) {
 			needTool(t, "/usr/share/puppet/modules/"+m+"/manifests/init.pp", "puppet-module-puppetlabs-"+m)
 		}
 	}
-	if os.Geteuid() != 0 {
-		t.Skip("podman here runs as root only, and the ntp class sets owner root: run as root")
-	}
-	root := t.TempDir()
-	pm := newPodman(t, root)
-	moduleDir := filepath.Join(root, "module")
-	ref := assetsModule(t, moduleDir, pm)
 	const service = "drift"
-	t.Cleanup(func() {
-		for name := range pm.dtkContainers(service) {
-			pm.run("rm", "-f", "-t", "0", name)
-		}
-	})
+	root, pm, moduleDir, ref := assetsSetup(t, service)
 
 	const coordIP, agentIP = "127.0.1.20", "127.0.1.21"
 	addr := coordIP + ":7070"
