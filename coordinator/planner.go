@@ -73,16 +73,12 @@ func (s *State) plannedDeploy(idx uint64, c *PlannedDeployCmd) (any, []string) {
 		return fmt.Errorf("%w: planning on the leader starts at index %d", ErrStalePlan, idx), nil
 	}
 	return s.deployServiceWith(idx, &c.DeployServiceCmd, func(svc *plan.Service, gen uint64) (*plan.Plan, plan.Violations, error) {
-		if s.data.LeaderRecompiles && c.ShapeIndex != 0 {
-			// Reports since the read are compiled in by a recompile.
-			if gen != c.Generation || s.data.ShapeIndex != c.ShapeIndex {
-				return nil, nil, fmt.Errorf("%w: service %q was planned at index %d (generation %d); the compiler's inputs changed at %d", ErrStalePlan, svc.Name, c.ShapeIndex, c.Generation, s.data.ShapeIndex)
-			}
-			if s.data.CompileIndex != c.CompileIndex {
-				s.mark(svc.Name)
-			}
-		} else if gen != c.Generation || s.data.CompileIndex != c.CompileIndex {
-			return nil, nil, fmt.Errorf("%w: service %q was planned at index %d (generation %d); the compiler's inputs changed at %d", ErrStalePlan, svc.Name, c.CompileIndex, c.Generation, s.data.CompileIndex)
+		if at, now, stale := s.staleLocked(c); stale || gen != c.Generation {
+			return nil, nil, fmt.Errorf("%w: service %q was planned at index %d (generation %d); the compiler's inputs changed at %d", ErrStalePlan, svc.Name, at, c.Generation, now)
+		}
+		if s.data.CompileIndex != c.CompileIndex {
+			// Only reports moved since the read: a recompile takes them in.
+			s.mark(svc.Name)
 		}
 		if len(c.Violations) > 0 {
 			return nil, c.Violations, nil
@@ -120,10 +116,19 @@ func (s *State) compileIndex() uint64 {
 func (s *State) stale(pc PlannedDeployCmd) bool {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
+	_, _, stale := s.staleLocked(&pc)
+	return stale
+}
+
+// staleLocked is the planned deploy's precondition: ShapeIndex once leader
+// recompiles are on (reports since the read are then compiled in by a
+// recompile), CompileIndex before. It returns the index the plan was read
+// at and the state's.
+func (s *State) staleLocked(pc *PlannedDeployCmd) (at, now uint64, stale bool) {
 	if pc.ShapeIndex != 0 && s.data.LeaderRecompiles {
-		return s.data.ShapeIndex != pc.ShapeIndex
+		return pc.ShapeIndex, s.data.ShapeIndex, s.data.ShapeIndex != pc.ShapeIndex
 	}
-	return s.data.CompileIndex != pc.CompileIndex
+	return pc.CompileIndex, s.data.CompileIndex, s.data.CompileIndex != pc.CompileIndex
 }
 
 // compileInputsChanged records that the running Apply changed something
