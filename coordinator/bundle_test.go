@@ -301,13 +301,7 @@ func TestCluster_BundleImportThroughFollower(t *testing.T) {
 	b := exportFrom(t, src, "a@1.0.0")
 	c := newTestCluster(t, 3)
 	l := c.leader()
-	var f *Server
-	for _, s := range c.servers {
-		if s != l {
-			f = s
-			break
-		}
-	}
+	f := c.follower(l)
 	resp, err := api.NewClient(f.HTTPAddr()).ImportBundle(context.Background(), bytes.NewReader(b))
 	if err != nil {
 		t.Fatal(err)

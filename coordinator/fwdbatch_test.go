@@ -66,13 +66,7 @@ func postReportsConcurrently(t *testing.T, s *Server, prefix string, n int) {
 func TestCluster_Reports_FollowerBatchesToLeader(t *testing.T) {
 	c := newTestCluster(t, 3)
 	l := c.leader()
-	var f *Server
-	for _, s := range c.servers {
-		if s != l {
-			f = s
-			break
-		}
-	}
+	f := c.follower(l)
 	waitCond(t, "the follower to know the leader's features", f.leaderBatchesReports)
 	const n = 40
 	postReportsConcurrently(t, f, "via", n)
@@ -107,13 +101,7 @@ func TestCluster_Reports_OlderLeaderGetsEachRequest(t *testing.T) {
 		}
 	}
 	c.peers.mu.Unlock()
-	var f *Server
-	for _, s := range c.servers {
-		if s != l {
-			f = s
-			break
-		}
-	}
+	f := c.follower(l)
 	if f.leaderBatchesReports() {
 		t.Fatal("the follower believes the leader takes batches")
 	}
@@ -262,13 +250,7 @@ func (c *countingPeers) Join(addrs []string) (int, error) { return c.pool.Join(a
 func TestCluster_Reports_FollowerListsPoolOncePerLeader(t *testing.T) {
 	c := newTestCluster(t, 3)
 	l := c.leader()
-	var f *Server
-	for _, s := range c.servers {
-		if s != l {
-			f = s
-			break
-		}
-	}
+	f := c.follower(l)
 	cp := &countingPeers{pool: c.peers}
 	f.SetPeers(cp)
 	waitCond(t, "the follower to know the leader's features", f.leaderBatchesReports)

@@ -128,6 +128,17 @@ func (c *testCluster) leader(except ...*Server) *Server {
 	return found
 }
 
+// follower is a server other than l.
+func (c *testCluster) follower(l *Server) *Server {
+	for _, s := range c.servers {
+		if s != l {
+			return s
+		}
+	}
+	c.t.Fatal("no follower")
+	return nil
+}
+
 func (c *testCluster) index(s *Server) int {
 	for i, x := range c.servers {
 		if x == s {
@@ -292,12 +303,7 @@ func TestCluster_SnapshotSaveRestore_IntoFreshCluster(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Save through a follower: it is answered by the leader.
-	var follower *Server
-	for _, s := range src.servers {
-		if s != l {
-			follower = s
-		}
-	}
+	follower := src.follower(l)
 	var snap bytes.Buffer
 	if _, err := api.NewClient(follower.HTTPAddr()).SnapshotSave(ctx, &snap); err != nil {
 		t.Fatal(err)

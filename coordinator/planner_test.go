@@ -269,12 +269,7 @@ func TestCluster_PlannedDeploy_OnlyOnceEveryCoordinatorHasTheFeature(t *testing.
 		t.Fatal("every coordinator advertises planned-deploy, and clusterHas says no")
 	}
 	startPlanning(t, l)
-	var other string
-	for _, s := range c.servers {
-		if s != l {
-			other = s.cfg.Name
-		}
-	}
+	other := c.follower(l).cfg.Name
 	setFeatures := func(f string) {
 		c.peers.mu.Lock()
 		defer c.peers.mu.Unlock()

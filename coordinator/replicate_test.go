@@ -27,13 +27,7 @@ func hangingAddr(t *testing.T) string {
 func TestReplicate_PushWithHungFollower_QuorumSuffices(t *testing.T) {
 	c := newTestCluster(t, 3)
 	l := c.leader()
-	var hung *Server
-	for _, s := range c.servers {
-		if s != l {
-			hung = s
-			break
-		}
-	}
+	hung := c.follower(l)
 	// Gossip still calls it alive, but its HTTP address answers nothing.
 	c.peers.mu.Lock()
 	for i := range c.peers.peers {
